@@ -1,0 +1,266 @@
+//! Frame bodies: how records are laid out inside an (uncompressed) payload.
+//!
+//! ```text
+//! Put     key_len u32 ‖ key ‖ value
+//! Delete  key
+//! Raw     bytes
+//! Batch   count u32 ‖ count × (type u8 ‖ body_len u32 ‖ body)   type ∈ {Put, Delete, Raw}
+//! Padding zeros (ignored)
+//! ```
+
+use super::{DecodeError, FrameKind};
+use crate::Record;
+
+/// Bytes of a batch entry's own header: type u8 and body length u32.
+const ENTRY_HEADER_LEN: usize = 5;
+
+/// The decoded body of a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Body<'a> {
+    /// One record.
+    Record(Record<'a>),
+    /// An atomic batch of one or more records, in LSN order.
+    Batch(BatchRecords<'a>),
+    /// Padding: no record.
+    Padding,
+}
+
+impl<'a> Body<'a> {
+    /// Parses an uncompressed body of the given kind. Use it directly on the
+    /// decompressed bytes of a compressed frame.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::MalformedBody`] when the bytes do not have the layout
+    /// the kind requires. A batch is checked whole before it is returned, so
+    /// iterating it never fails.
+    pub fn parse(kind: FrameKind, bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        match kind {
+            FrameKind::Padding => Ok(Self::Padding),
+            FrameKind::Batch => BatchRecords::parse(bytes).map(Self::Batch),
+            FrameKind::Put | FrameKind::Delete | FrameKind::Raw => {
+                parse_record(kind, bytes).map(Self::Record)
+            }
+        }
+    }
+
+    /// How many records (and LSNs) the body holds.
+    #[must_use]
+    pub fn record_count(&self) -> u32 {
+        match self {
+            Self::Record(_) => 1,
+            Self::Batch(batch) => batch.remaining,
+            Self::Padding => 0,
+        }
+    }
+
+    /// The records of the body, in LSN order.
+    #[must_use]
+    pub fn records(&self) -> Records<'a> {
+        match self {
+            Self::Record(record) => Records(RecordsInner::One(Some(*record))),
+            Self::Batch(batch) => Records(RecordsInner::Batch(batch.clone())),
+            Self::Padding => Records(RecordsInner::One(None)),
+        }
+    }
+}
+
+/// The records of a frame body, in LSN order.
+#[derive(Debug, Clone)]
+pub struct Records<'a>(RecordsInner<'a>);
+
+#[derive(Debug, Clone)]
+enum RecordsInner<'a> {
+    One(Option<Record<'a>>),
+    Batch(BatchRecords<'a>),
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Record<'a>;
+
+    fn next(&mut self) -> Option<Record<'a>> {
+        match &mut self.0 {
+            RecordsInner::One(record) => record.take(),
+            RecordsInner::Batch(batch) => batch.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = match &self.0 {
+            RecordsInner::One(record) => usize::from(record.is_some()),
+            RecordsInner::Batch(batch) => batch.remaining as usize,
+        };
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Records<'_> {}
+
+/// The records of a batch, checked whole at parse time, yielded in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRecords<'a> {
+    remaining: u32,
+    entries: &'a [u8],
+}
+
+impl<'a> BatchRecords<'a> {
+    fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let (count, entries) = split_u32(bytes).ok_or(malformed("batch shorter than its count"))?;
+        if count == 0 {
+            return Err(malformed("batch of zero records"));
+        }
+        // Walk every entry once so that iteration cannot fail later. Each
+        // entry takes at least ENTRY_HEADER_LEN bytes, so the loop is bounded
+        // by the payload, whatever the count says.
+        let mut rest = entries;
+        let mut seen: u32 = 0;
+        while !rest.is_empty() {
+            let (_, after) = split_entry(rest)?;
+            rest = after;
+            seen = seen.checked_add(1).ok_or(malformed("batch count overflows"))?;
+            if seen > count {
+                return Err(malformed("batch holds more entries than its count"));
+            }
+        }
+        if seen != count {
+            return Err(malformed("batch holds fewer entries than its count"));
+        }
+        Ok(Self { remaining: count, entries })
+    }
+
+    /// How many records are left.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.remaining as usize
+    }
+
+    /// Whether no record is left.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.remaining == 0
+    }
+}
+
+impl<'a> Iterator for BatchRecords<'a> {
+    type Item = Record<'a>;
+
+    fn next(&mut self) -> Option<Record<'a>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        // Checked in `parse`; an error here cannot happen, and ends the
+        // iteration rather than panicking.
+        let Ok((record, rest)) = split_entry(self.entries) else {
+            self.remaining = 0;
+            return None;
+        };
+        self.entries = rest;
+        self.remaining -= 1;
+        Some(record)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.len(), Some(self.len()))
+    }
+}
+
+impl ExactSizeIterator for BatchRecords<'_> {}
+
+const fn malformed(reason: &'static str) -> DecodeError {
+    DecodeError::MalformedBody { reason }
+}
+
+fn split_u32(bytes: &[u8]) -> Option<(u32, &[u8])> {
+    let (head, rest) = bytes.split_first_chunk::<4>()?;
+    Some((u32::from_le_bytes(*head), rest))
+}
+
+/// Splits one batch entry off the front of `bytes`.
+fn split_entry(bytes: &[u8]) -> Result<(Record<'_>, &[u8]), DecodeError> {
+    let (&tag, rest) = bytes.split_first().ok_or(malformed("batch entry header cut short"))?;
+    let (len, rest) = split_u32(rest).ok_or(malformed("batch entry header cut short"))?;
+    let len = usize::try_from(len).map_err(|_| malformed("batch entry longer than the batch"))?;
+    if len > rest.len() {
+        return Err(malformed("batch entry longer than the batch"));
+    }
+    let (body, rest) = rest.split_at(len);
+    let kind = match FrameKind::from_code(tag) {
+        Some(kind @ (FrameKind::Put | FrameKind::Delete | FrameKind::Raw)) => kind,
+        _ => return Err(malformed("batch entry of an invalid type")),
+    };
+    Ok((parse_record(kind, body)?, rest))
+}
+
+fn parse_record(kind: FrameKind, bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
+    match kind {
+        FrameKind::Put => {
+            let (key_len, rest) = split_u32(bytes).ok_or(malformed("put shorter than its key length"))?;
+            let key_len =
+                usize::try_from(key_len).map_err(|_| malformed("put key longer than the record"))?;
+            if key_len > rest.len() {
+                return Err(malformed("put key longer than the record"));
+            }
+            let (key, value) = rest.split_at(key_len);
+            Ok(Record::put(key, value))
+        }
+        FrameKind::Delete => Ok(Record::delete(bytes)),
+        FrameKind::Raw => Ok(Record::raw(bytes)),
+        FrameKind::Batch | FrameKind::Padding => Err(malformed("not a single-record kind")),
+    }
+}
+
+/// The frame kind that stores `record` alone.
+pub(super) const fn record_kind(record: &Record<'_>) -> FrameKind {
+    match record {
+        Record::Put { .. } => FrameKind::Put,
+        Record::Delete { .. } => FrameKind::Delete,
+        Record::Raw(_) => FrameKind::Raw,
+    }
+}
+
+/// Length of the body of `record` stored alone.
+pub(super) const fn record_body_len(record: &Record<'_>) -> u64 {
+    match record {
+        Record::Put { key, value } => 4 + key.len() as u64 + value.len() as u64,
+        Record::Delete { key } => key.len() as u64,
+        Record::Raw(payload) => payload.len() as u64,
+    }
+}
+
+/// Length of the body of a batch of `records`.
+pub(super) fn batch_body_len(records: &[Record<'_>]) -> u64 {
+    records.iter().fold(4, |acc, r| acc.saturating_add(ENTRY_HEADER_LEN as u64 + record_body_len(r)))
+}
+
+/// Writes the body of `record` into `out`, which is exactly
+/// `record_body_len(record)` long (checked by the caller).
+pub(super) fn write_record_body(record: &Record<'_>, out: &mut [u8]) {
+    match record {
+        Record::Put { key, value } => {
+            let (len, rest) = out.split_at_mut(4);
+            // Fits: the caller bounded the whole payload by MAX_PAYLOAD_LEN.
+            len.copy_from_slice(&(key.len() as u32).to_le_bytes());
+            let (k, v) = rest.split_at_mut(key.len());
+            k.copy_from_slice(key);
+            v.copy_from_slice(value);
+        }
+        Record::Delete { key: bytes } | Record::Raw(bytes) => out.copy_from_slice(bytes),
+    }
+}
+
+/// Writes the body of a batch into `out`, which is exactly
+/// `batch_body_len(records)` long (checked by the caller).
+pub(super) fn write_batch_body(records: &[Record<'_>], out: &mut [u8]) {
+    let (count, mut rest) = out.split_at_mut(4);
+    count.copy_from_slice(&(records.len() as u32).to_le_bytes());
+    for record in records {
+        let len = record_body_len(record) as usize;
+        let (entry, after) = core::mem::take(&mut rest).split_at_mut(ENTRY_HEADER_LEN + len);
+        let (head, body) = entry.split_at_mut(ENTRY_HEADER_LEN);
+        head[0] = record_kind(record).code();
+        head[1..].copy_from_slice(&(len as u32).to_le_bytes());
+        write_record_body(record, body);
+        rest = after;
+    }
+}

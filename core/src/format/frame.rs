@@ -1,0 +1,441 @@
+//! Record frames: encode into and decode from byte slices.
+
+use super::body::{self, Body, Records};
+use super::frame_offsets as off;
+use super::{
+    Compression, DecodeError, EncodeError, FRAME_HEADER_LEN, FrameKind, MAX_PAYLOAD_LEN, kind_byte, le_u16,
+    le_u32, parse_kind_byte, uniform_fill,
+};
+use crate::Record;
+use crate::crc::crc32c_append;
+
+/// The CRC state after the epoch: every frame check starts here.
+fn epoch_crc(epoch: u64) -> u32 {
+    crc32c_append(0, &epoch.to_le_bytes())
+}
+
+/// A checked frame header: the frame's kind, length and LSN offset.
+///
+/// Decoding a header checks the kind complement and the 16-bit header check,
+/// so that the length can be trusted enough to bound a read (it is still
+/// checked against the segment end). The payload is checked afterwards with
+/// [`FrameHeader::verify_payload`] or, in pieces, with
+/// [`FrameHeader::payload_check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FrameHeader {
+    kind: FrameKind,
+    compression: Compression,
+    payload_len: u32,
+    lsn_offset: u32,
+    stored_crc: u32,
+    /// CRC32C of the epoch and header bytes 4..16: where the payload check
+    /// continues from.
+    prefix_crc: u32,
+}
+
+impl FrameHeader {
+    /// Decodes and checks the frame header at the start of `bytes` for a
+    /// segment of epoch `epoch`. Only the first [`FRAME_HEADER_LEN`] bytes are
+    /// read.
+    ///
+    /// # Errors
+    ///
+    /// - [`DecodeError::Truncated`]: fewer than 16 bytes;
+    /// - [`DecodeError::Blank`]: 16 identical bytes (erased or zeroed space);
+    /// - [`DecodeError::BadHeader`]: the complement or header check fails;
+    /// - [`DecodeError::UnknownKind`]: a kind byte v1 does not define;
+    /// - [`DecodeError::LengthOutOfBounds`]: a length above [`MAX_PAYLOAD_LEN`].
+    pub fn decode(bytes: &[u8], epoch: u64) -> Result<Self, DecodeError> {
+        let Some(h) = bytes.first_chunk::<FRAME_HEADER_LEN>() else {
+            return Err(DecodeError::Truncated {
+                needed: FRAME_HEADER_LEN as u64,
+                available: bytes.len() as u64,
+            });
+        };
+        if let Some(fill) = uniform_fill(h) {
+            return Err(DecodeError::Blank { fill });
+        }
+        let kind = h[off::KIND];
+        if kind != !h[off::KIND_INV] {
+            return Err(DecodeError::BadHeader);
+        }
+        let check_crc = crc32c_append(epoch_crc(epoch), &h[off::LEN.start..off::HEADER_CHECK.start]);
+        if le_u16(h, off::HEADER_CHECK) != check_crc as u16 {
+            return Err(DecodeError::BadHeader);
+        }
+        let (kind, compression) = parse_kind_byte(kind).ok_or(DecodeError::UnknownKind { byte: kind })?;
+        let payload_len = le_u32(h, off::LEN);
+        if payload_len > MAX_PAYLOAD_LEN {
+            return Err(DecodeError::LengthOutOfBounds {
+                frame_len: FRAME_HEADER_LEN as u64 + u64::from(payload_len),
+                available: FRAME_HEADER_LEN as u64 + u64::from(MAX_PAYLOAD_LEN),
+            });
+        }
+        Ok(Self {
+            kind,
+            compression,
+            payload_len,
+            lsn_offset: le_u32(h, off::LSN_OFFSET),
+            stored_crc: le_u32(h, off::CRC),
+            prefix_crc: crc32c_append(check_crc, &h[off::HEADER_CHECK]),
+        })
+    }
+
+    /// What the frame holds.
+    #[must_use]
+    pub const fn kind(&self) -> FrameKind {
+        self.kind
+    }
+
+    /// How the payload is compressed.
+    #[must_use]
+    pub const fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// The payload length in bytes.
+    #[must_use]
+    pub const fn payload_len(&self) -> u32 {
+        self.payload_len
+    }
+
+    /// The whole frame's length in bytes, header included (below 2 GiB).
+    #[must_use]
+    pub const fn frame_len(&self) -> usize {
+        FRAME_HEADER_LEN + self.payload_len as usize
+    }
+
+    /// The frame's first LSN minus the segment's base LSN. A padding frame
+    /// carries the offset of the next record.
+    #[must_use]
+    pub const fn lsn_offset(&self) -> u32 {
+        self.lsn_offset
+    }
+
+    /// Checks the whole payload at once.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::Truncated`] when `payload` is not exactly
+    /// [`payload_len`](Self::payload_len) long; [`DecodeError::BadChecksum`]
+    /// when the CRC does not match.
+    pub fn verify_payload(&self, payload: &[u8]) -> Result<(), DecodeError> {
+        if payload.len() as u64 != u64::from(self.payload_len) {
+            return Err(DecodeError::Truncated {
+                needed: u64::from(self.payload_len),
+                available: payload.len() as u64,
+            });
+        }
+        let mut check = self.payload_check();
+        check.update(payload);
+        check.finish()
+    }
+
+    /// Starts a payload check that takes the payload in pieces, for readers
+    /// that stream a large frame through a small buffer.
+    #[must_use]
+    pub const fn payload_check(&self) -> PayloadCheck {
+        PayloadCheck { crc: self.prefix_crc, stored: self.stored_crc, left: self.payload_len as u64 }
+    }
+}
+
+/// A frame payload check in progress; see [`FrameHeader::payload_check`].
+#[derive(Debug, Clone)]
+pub struct PayloadCheck {
+    crc: u32,
+    stored: u32,
+    left: u64,
+}
+
+impl PayloadCheck {
+    /// Feeds the next piece of the payload. Bytes beyond the payload length
+    /// make [`finish`](Self::finish) fail.
+    pub fn update(&mut self, piece: &[u8]) {
+        self.crc = crc32c_append(self.crc, piece);
+        self.left = self.left.wrapping_sub(piece.len() as u64);
+    }
+
+    /// Ends the check.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::Truncated`] when the pieces did not add up to the
+    /// payload length; [`DecodeError::BadChecksum`] when the CRC does not
+    /// match.
+    pub fn finish(self) -> Result<(), DecodeError> {
+        if self.left != 0 {
+            return Err(DecodeError::Truncated { needed: 0, available: self.left });
+        }
+        if self.crc != self.stored {
+            return Err(DecodeError::BadChecksum { stored: self.stored, computed: self.crc });
+        }
+        Ok(())
+    }
+}
+
+/// A checked frame borrowed from a byte slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    header: FrameHeader,
+    payload: &'a [u8],
+}
+
+/// Decodes and checks the whole frame at the start of `bytes`, the bytes from
+/// the frame's offset to the end of the segment, for a segment of epoch
+/// `epoch`.
+///
+/// # Errors
+///
+/// Those of [`FrameHeader::decode`], then
+/// [`DecodeError::LengthOutOfBounds`] when the frame runs past `bytes`, and
+/// [`DecodeError::BadChecksum`] when the CRC does not match.
+///
+/// ```
+/// use nori_wal_core::{format, Record};
+/// let mut buf = [0u8; 64];
+/// let n = format::encode_record(&mut buf, 1, 0, &Record::put(b"k", b"v")).unwrap();
+/// let frame = format::decode_frame(&buf[..n], 1).unwrap();
+/// assert_eq!(frame.len(), n);
+/// assert_eq!(frame.records().unwrap().next(), Some(Record::put(b"k", b"v")));
+/// // The same bytes under another epoch never validate.
+/// assert!(format::decode_frame(&buf[..n], 2).is_err());
+/// ```
+pub fn decode_frame(bytes: &[u8], epoch: u64) -> Result<Frame<'_>, DecodeError> {
+    let header = FrameHeader::decode(bytes, epoch)?;
+    let Some(payload) = bytes.get(FRAME_HEADER_LEN..header.frame_len()) else {
+        return Err(DecodeError::LengthOutOfBounds {
+            frame_len: header.frame_len() as u64,
+            available: bytes.len() as u64,
+        });
+    };
+    header.verify_payload(payload)?;
+    Ok(Frame { header, payload })
+}
+
+impl<'a> Frame<'a> {
+    /// The frame's header.
+    #[must_use]
+    pub const fn header(&self) -> &FrameHeader {
+        &self.header
+    }
+
+    /// The whole frame's length in bytes: where the next frame starts.
+    #[must_use]
+    #[allow(clippy::len_without_is_empty, reason = "a frame is never empty: it has a 16-byte header")]
+    pub const fn len(&self) -> usize {
+        self.header.frame_len()
+    }
+
+    /// The payload as stored (compressed or not).
+    #[must_use]
+    pub const fn payload(&self) -> &'a [u8] {
+        self.payload
+    }
+
+    /// For a compressed frame: the codec, the uncompressed length and the
+    /// compressed bytes. `Ok(None)` for an uncompressed frame.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::MalformedBody`] when the payload is too short to hold
+    /// the uncompressed length, or the length exceeds the maximum.
+    pub fn compressed(&self) -> Result<Option<Compressed<'a>>, DecodeError> {
+        if self.header.compression == Compression::None {
+            return Ok(None);
+        }
+        let Some((len, data)) = self.payload.split_first_chunk::<4>() else {
+            return Err(DecodeError::MalformedBody { reason: "compressed payload shorter than its length" });
+        };
+        let len = u32::from_le_bytes(*len);
+        if len > MAX_PAYLOAD_LEN {
+            return Err(DecodeError::MalformedBody { reason: "uncompressed length above the maximum" });
+        }
+        Ok(Some(Compressed { codec: self.header.compression, uncompressed_len: len, data }))
+    }
+
+    /// The decoded body of an uncompressed frame.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::Compressed`] for a compressed frame;
+    /// [`DecodeError::MalformedBody`] when the payload's layout is invalid.
+    pub fn body(&self) -> Result<Body<'a>, DecodeError> {
+        if self.header.compression != Compression::None {
+            return Err(DecodeError::Compressed { codec: self.header.compression });
+        }
+        Body::parse(self.header.kind, self.payload)
+    }
+
+    /// The records of an uncompressed frame, in LSN order (none for padding).
+    ///
+    /// # Errors
+    ///
+    /// As [`body`](Self::body).
+    pub fn records(&self) -> Result<Records<'a>, DecodeError> {
+        self.body().map(|body| body.records())
+    }
+}
+
+/// The payload of a compressed frame, split into its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compressed<'a> {
+    /// The codec.
+    pub codec: Compression,
+    /// The length of the body once decompressed: at most
+    /// [`MAX_PAYLOAD_LEN`], so a decompressor can be bounded by it.
+    pub uncompressed_len: u32,
+    /// The compressed bytes.
+    pub data: &'a [u8],
+}
+
+/// Length of the frame that stores `record` alone.
+#[must_use]
+pub const fn record_frame_len(record: &Record<'_>) -> u64 {
+    FRAME_HEADER_LEN as u64 + body::record_body_len(record)
+}
+
+/// Length of the frame that stores `records` as one batch.
+#[must_use]
+pub fn batch_frame_len(records: &[Record<'_>]) -> u64 {
+    (FRAME_HEADER_LEN as u64).saturating_add(body::batch_body_len(records))
+}
+
+/// Encodes `record` alone as a frame at the start of `out`, for a segment of
+/// epoch `epoch`, at LSN offset `lsn_offset` from the segment's base LSN.
+/// Returns the frame length.
+///
+/// # Errors
+///
+/// [`EncodeError::PayloadTooLarge`] or [`EncodeError::BufferTooSmall`];
+/// `out` is left unchanged past what the call reports.
+pub fn encode_record(
+    out: &mut [u8],
+    epoch: u64,
+    lsn_offset: u32,
+    record: &Record<'_>,
+) -> Result<usize, EncodeError> {
+    let kind = body::record_kind(record);
+    encode_with(out, epoch, lsn_offset, kind, Compression::None, body::record_body_len(record), |b| {
+        body::write_record_body(record, b);
+    })
+}
+
+/// Encodes `records` as one atomic batch frame (LSNs `lsn_offset ..
+/// lsn_offset + records.len()`). Returns the frame length.
+///
+/// # Errors
+///
+/// [`EncodeError::EmptyBatch`], [`EncodeError::LsnOverflow`],
+/// [`EncodeError::PayloadTooLarge`] or [`EncodeError::BufferTooSmall`].
+pub fn encode_batch(
+    out: &mut [u8],
+    epoch: u64,
+    lsn_offset: u32,
+    records: &[Record<'_>],
+) -> Result<usize, EncodeError> {
+    if records.is_empty() {
+        return Err(EncodeError::EmptyBatch);
+    }
+    let count = u32::try_from(records.len()).map_err(|_| EncodeError::LsnOverflow)?;
+    lsn_offset.checked_add(count - 1).ok_or(EncodeError::LsnOverflow)?;
+    encode_with(
+        out,
+        epoch,
+        lsn_offset,
+        FrameKind::Batch,
+        Compression::None,
+        body::batch_body_len(records),
+        |b| {
+            body::write_batch_body(records, b);
+        },
+    )
+}
+
+/// Encodes a padding frame of exactly `frame_len` bytes (at least
+/// [`FRAME_HEADER_LEN`]) carrying the LSN offset of the next record.
+///
+/// # Errors
+///
+/// [`EncodeError::PaddingTooShort`], [`EncodeError::PayloadTooLarge`] or
+/// [`EncodeError::BufferTooSmall`].
+pub fn encode_padding(
+    out: &mut [u8],
+    epoch: u64,
+    lsn_offset: u32,
+    frame_len: usize,
+) -> Result<usize, EncodeError> {
+    let Some(body_len) = frame_len.checked_sub(FRAME_HEADER_LEN) else {
+        return Err(EncodeError::PaddingTooShort { len: frame_len as u64 });
+    };
+    encode_with(out, epoch, lsn_offset, FrameKind::Padding, Compression::None, body_len as u64, |b| b.fill(0))
+}
+
+/// Encodes a frame whose payload the caller has compressed: `compressed` is
+/// the codec's output for an uncompressed body of `uncompressed_len` bytes
+/// and kind `kind` (a single-record kind or [`FrameKind::Batch`]);
+/// `record_count` is the number of records in that body.
+///
+/// # Errors
+///
+/// [`EncodeError::InvalidUncompressedLen`], [`EncodeError::EmptyBatch`] for
+/// a zero count or a padding kind, [`EncodeError::LsnOverflow`],
+/// [`EncodeError::PayloadTooLarge`] or [`EncodeError::BufferTooSmall`].
+#[allow(clippy::too_many_arguments, reason = "mirrors the frame fields one to one")]
+pub fn encode_compressed(
+    out: &mut [u8],
+    epoch: u64,
+    lsn_offset: u32,
+    kind: FrameKind,
+    codec: Compression,
+    uncompressed_len: u32,
+    record_count: u32,
+    compressed: &[u8],
+) -> Result<usize, EncodeError> {
+    if uncompressed_len > MAX_PAYLOAD_LEN {
+        return Err(EncodeError::InvalidUncompressedLen);
+    }
+    if record_count == 0 || kind == FrameKind::Padding {
+        return Err(EncodeError::EmptyBatch);
+    }
+    lsn_offset.checked_add(record_count - 1).ok_or(EncodeError::LsnOverflow)?;
+    let body_len = 4 + compressed.len() as u64;
+    encode_with(out, epoch, lsn_offset, kind, codec, body_len, |b| {
+        let (len, data) = b.split_at_mut(4);
+        len.copy_from_slice(&uncompressed_len.to_le_bytes());
+        data.copy_from_slice(compressed);
+    })
+}
+
+/// Checks sizes, writes the payload with `write_payload`, then the header
+/// and the CRC. `write_payload` gets a slice of exactly `payload_len` bytes.
+fn encode_with(
+    out: &mut [u8],
+    epoch: u64,
+    lsn_offset: u32,
+    kind: FrameKind,
+    compression: Compression,
+    payload_len: u64,
+    write_payload: impl FnOnce(&mut [u8]),
+) -> Result<usize, EncodeError> {
+    if payload_len > u64::from(MAX_PAYLOAD_LEN) {
+        return Err(EncodeError::PayloadTooLarge { len: payload_len, max: u64::from(MAX_PAYLOAD_LEN) });
+    }
+    let frame_len = FRAME_HEADER_LEN + payload_len as usize;
+    let Some(frame) = out.get_mut(..frame_len) else {
+        return Err(EncodeError::BufferTooSmall { needed: frame_len as u64, available: out.len() as u64 });
+    };
+    let (h, payload) = frame.split_at_mut(FRAME_HEADER_LEN);
+    write_payload(payload);
+    h[off::LEN].copy_from_slice(&(payload_len as u32).to_le_bytes());
+    h[off::LSN_OFFSET].copy_from_slice(&lsn_offset.to_le_bytes());
+    let kind = kind_byte(kind, compression);
+    h[off::KIND] = kind;
+    h[off::KIND_INV] = !kind;
+    let check_crc = crc32c_append(epoch_crc(epoch), &h[off::LEN.start..off::HEADER_CHECK.start]);
+    h[off::HEADER_CHECK].copy_from_slice(&(check_crc as u16).to_le_bytes());
+    let prefix_crc = crc32c_append(check_crc, &h[off::HEADER_CHECK]);
+    let crc = crc32c_append(prefix_crc, payload);
+    h[off::CRC].copy_from_slice(&crc.to_le_bytes());
+    Ok(frame_len)
+}

@@ -1,0 +1,267 @@
+//! Format v1: segment headers and record frames, encoded into and decoded
+//! from caller-provided byte slices. No I/O, no allocation.
+//!
+//! `FORMAT.md` at the root of the repository is the specification; the
+//! diagrams and offsets below are derived from it.
+//!
+//! # Segment header (48 bytes, at offset 0 of every segment)
+//!
+//! ```text
+//!  0       8       10      12              16                      24
+//!  +-------+-------+-------+---------------+-----------------------+
+//!  | magic "NORIWAL\0"     |ver u16|len u16| flags u32     | epoch u64             |
+//!  +-----------------------+-------+-------+---------------+-----------------------+
+//!  24                      32                      40      44      48
+//!  | base_lsn u64          | segment_size u64      |pu u32 |crc u32|
+//!  +-----------------------+-----------------------+-------+-------+
+//! ```
+//!
+//! # Record frame (16-byte header, then the payload)
+//!
+//! ```text
+//!  0        4        8        12   13   14     16
+//!  +--------+--------+--------+----+----+------+-------------------+
+//!  | crc    | len    | lsn_off|kind|!kind| hchk | payload (len B)   |
+//!  +--------+--------+--------+----+----+------+-------------------+
+//!  crc  = CRC32C(epoch_le64 ‖ bytes 4..16 ‖ payload)
+//!  hchk = low 16 bits of CRC32C(epoch_le64 ‖ bytes 4..14)
+//! ```
+//!
+//! # Example
+//!
+//! ```
+//! use nori_wal_core::format::{self, Frame, SegmentHeader};
+//! use nori_wal_core::Record;
+//!
+//! let header = SegmentHeader::new(7, 1000, 64 * 1024, 8).unwrap();
+//! let mut segment = [0xFFu8; 256];
+//! let mut at = header.encode(&mut segment).unwrap();
+//! at = header.frames_offset() as usize; // frames start at a program-unit boundary
+//!
+//! at += format::encode_record(&mut segment[at..], header.epoch, 0, &Record::put(b"k", b"v")).unwrap();
+//! at += format::encode_batch(&mut segment[at..], header.epoch, 1, &[Record::delete(b"k"), Record::raw(b"x")]).unwrap();
+//!
+//! // Read it back.
+//! let header = SegmentHeader::decode(&segment).unwrap();
+//! let mut pos = header.frames_offset() as usize;
+//! let mut seen = Vec::new();
+//! loop {
+//!     match format::decode_frame(&segment[pos..], header.epoch) {
+//!         Ok(frame) => {
+//!             let mut lsn = header.base_lsn + u64::from(frame.header().lsn_offset());
+//!             for record in frame.records().unwrap() {
+//!                 seen.push((lsn, format!("{record:?}")));
+//!                 lsn += 1;
+//!             }
+//!             pos += frame.len();
+//!         }
+//!         Err(e) if e.is_blank() => break, // erased space: the end of what was written
+//!         Err(e) => panic!("damaged: {e}"),
+//!     }
+//! }
+//! assert_eq!(seen.len(), 3);
+//! assert_eq!(seen[2], (1002, r#"Raw("x")"#.to_string()));
+//! ```
+
+mod body;
+mod error;
+mod frame;
+mod segment_header;
+
+pub use body::{BatchRecords, Body, Records};
+pub use error::{DecodeError, EncodeError};
+pub use frame::{
+    Compressed, Frame, FrameHeader, PayloadCheck, batch_frame_len, decode_frame, encode_batch,
+    encode_compressed, encode_padding, encode_record, record_frame_len,
+};
+pub use segment_header::SegmentHeader;
+
+use core::fmt;
+
+/// The format version this crate writes and the newest it reads.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// The segment magic: the first 8 bytes of every segment.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"NORIWAL\0";
+
+/// Length of a v1 segment header.
+pub const SEGMENT_HEADER_LEN: usize = 48;
+
+/// The largest header length any version may declare; bounds what a reader
+/// reads before it can check a header.
+pub const MAX_SEGMENT_HEADER_LEN: usize = 256;
+
+/// Length of a record frame header.
+pub const FRAME_HEADER_LEN: usize = 16;
+
+/// The largest payload of one frame: a frame (header and payload) is always
+/// shorter than 2 GiB, so its length fits a `usize` on 32-bit targets too.
+pub const MAX_PAYLOAD_LEN: u32 = (1 << 31) - 1 - FRAME_HEADER_LEN as u32;
+
+/// Byte offsets of the segment header fields (see the diagram above).
+pub mod segment_offsets {
+    use core::ops::Range;
+    /// `magic`: [`SEGMENT_MAGIC`](super::SEGMENT_MAGIC).
+    pub const MAGIC: Range<usize> = 0..8;
+    /// `version`: u16, the format version.
+    pub const VERSION: Range<usize> = 8..10;
+    /// `header_len`: u16, the length of this header including its CRC.
+    pub const HEADER_LEN: Range<usize> = 10..12;
+    /// `flags`: u32, zero in v1.
+    pub const FLAGS: Range<usize> = 12..16;
+    /// `epoch`: u64, the segment epoch (never zero).
+    pub const EPOCH: Range<usize> = 16..24;
+    /// `base_lsn`: u64, the LSN of the segment's first record.
+    pub const BASE_LSN: Range<usize> = 24..32;
+    /// `segment_size`: u64, the size of the segment in bytes.
+    pub const SEGMENT_SIZE: Range<usize> = 32..40;
+    /// `program_unit`: u32, the program unit the segment was written with.
+    pub const PROGRAM_UNIT: Range<usize> = 40..44;
+    /// `crc`: u32, CRC32C of bytes `0..header_len - 4`.
+    pub const CRC: Range<usize> = 44..48;
+}
+
+/// Byte offsets of the record frame header fields (see the diagram above).
+pub mod frame_offsets {
+    use core::ops::Range;
+    /// `crc`: u32, CRC32C of the epoch, header bytes 4..16 and the payload.
+    pub const CRC: Range<usize> = 0..4;
+    /// `len`: u32, the payload length.
+    pub const LEN: Range<usize> = 4..8;
+    /// `lsn_offset`: u32, the frame's first LSN minus the segment's base LSN.
+    pub const LSN_OFFSET: Range<usize> = 8..12;
+    /// `kind`: u8, record type, compression and reserved bits.
+    pub const KIND: usize = 12;
+    /// `kind_inv`: u8, the bitwise complement of `kind`.
+    pub const KIND_INV: usize = 13;
+    /// `header_check`: u16, low half of CRC32C(epoch ‖ bytes 4..14).
+    pub const HEADER_CHECK: Range<usize> = 14..16;
+}
+
+/// What a frame holds: bits 0–3 of the kind byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum FrameKind {
+    /// One [`Record::Put`](crate::Record::Put).
+    Put,
+    /// One [`Record::Delete`](crate::Record::Delete).
+    Delete,
+    /// One [`Record::Raw`](crate::Record::Raw).
+    Raw,
+    /// An atomic batch of one or more records.
+    Batch,
+    /// Filler up to a program-unit boundary; holds no record.
+    Padding,
+}
+
+impl FrameKind {
+    const fn code(self) -> u8 {
+        match self {
+            Self::Put => 1,
+            Self::Delete => 2,
+            Self::Raw => 3,
+            Self::Batch => 4,
+            Self::Padding => 5,
+        }
+    }
+
+    const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Self::Put),
+            2 => Some(Self::Delete),
+            3 => Some(Self::Raw),
+            4 => Some(Self::Batch),
+            5 => Some(Self::Padding),
+            _ => None,
+        }
+    }
+}
+
+/// How a frame's payload is compressed: bits 4–5 of the kind byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Compression {
+    /// Stored as is.
+    None,
+    /// LZ4 block format.
+    Lz4,
+    /// Zstandard frame format.
+    Zstd,
+}
+
+impl Compression {
+    const fn code(self) -> u8 {
+        match self {
+            Self::None => 0,
+            Self::Lz4 => 1,
+            Self::Zstd => 2,
+        }
+    }
+
+    const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Self::None),
+            1 => Some(Self::Lz4),
+            2 => Some(Self::Zstd),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::None => "no compression",
+            Self::Lz4 => "LZ4",
+            Self::Zstd => "Zstd",
+        })
+    }
+}
+
+/// Packs a kind byte: type in bits 0–3, compression in bits 4–5, bits 6–7 zero.
+const fn kind_byte(kind: FrameKind, compression: Compression) -> u8 {
+    kind.code() | (compression.code() << 4)
+}
+
+/// Unpacks a kind byte; `None` for anything format v1 does not define.
+const fn parse_kind_byte(byte: u8) -> Option<(FrameKind, Compression)> {
+    if byte & 0b1100_0000 != 0 {
+        return None;
+    }
+    let Some(kind) = FrameKind::from_code(byte & 0x0F) else {
+        return None;
+    };
+    let Some(compression) = Compression::from_code((byte >> 4) & 0b11) else {
+        return None;
+    };
+    if matches!(kind, FrameKind::Padding) && !matches!(compression, Compression::None) {
+        return None;
+    }
+    Some((kind, compression))
+}
+
+/// `Some(b)` when every byte of `bytes` is `b` (and `bytes` is not empty).
+fn uniform_fill(bytes: &[u8]) -> Option<u8> {
+    let (&first, rest) = bytes.split_first()?;
+    rest.iter().all(|&b| b == first).then_some(first)
+}
+
+fn le_u16(bytes: &[u8], at: core::ops::Range<usize>) -> u16 {
+    let mut raw = [0u8; 2];
+    raw.copy_from_slice(&bytes[at]);
+    u16::from_le_bytes(raw)
+}
+
+fn le_u32(bytes: &[u8], at: core::ops::Range<usize>) -> u32 {
+    let mut raw = [0u8; 4];
+    raw.copy_from_slice(&bytes[at]);
+    u32::from_le_bytes(raw)
+}
+
+fn le_u64(bytes: &[u8], at: core::ops::Range<usize>) -> u64 {
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(&bytes[at]);
+    u64::from_le_bytes(raw)
+}

@@ -1,0 +1,16 @@
+//! nori-wal: a write-ahead log with one on-disk format for NOR flash, raw
+//! partitions and directories of segment files.
+//!
+//! The file WAL (segments, fsync policies, group commit, recovery) is not
+//! implemented yet. Today this crate offers the format v1 codec of
+//! [`nori_wal_core`], with the hardware-accelerated CRC32C enabled.
+//!
+//! ```
+//! use nori_wal::{format, Record};
+//! let mut buf = [0u8; 64];
+//! let n = format::encode_record(&mut buf, 1, 0, &Record::delete(b"user:42")).unwrap();
+//! assert_eq!(format::decode_frame(&buf[..n], 1).unwrap().len(), n);
+//! ```
+#![forbid(unsafe_code)]
+
+pub use nori_wal_core::{Bytes, DecodeError, EncodeError, Geometry, GeometryError, Lsn, Record, crc, format};

@@ -1,0 +1,63 @@
+//! Shared helpers of the nori-wal integration tests and benchmarks.
+
+use std::path::PathBuf;
+
+/// The directory of checked-in fixtures.
+#[must_use]
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Lowercase hex of `bytes`, wrapped at 32 bytes (64 digits) per line.
+#[must_use]
+pub fn to_hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2 + bytes.len() / 32 + 1);
+    for (i, chunk) in bytes.chunks(32).enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        for b in chunk {
+            out.push_str(&format!("{b:02x}"));
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// Parses hex, ignoring whitespace and `#` comments to the end of a line.
+///
+/// # Errors
+///
+/// A message naming the first character that is not a hex digit, or an odd
+/// number of digits.
+pub fn from_hex(text: &str) -> Result<Vec<u8>, String> {
+    let digits: Vec<u8> = text
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or(""))
+        .flat_map(|line| line.bytes().filter(|b| !b.is_ascii_whitespace()))
+        .collect();
+    if !digits.len().is_multiple_of(2) {
+        return Err(format!("odd number of hex digits: {}", digits.len()));
+    }
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let s = std::str::from_utf8(pair).map_err(|e| e.to_string())?;
+            u8::from_str_radix(s, 16).map_err(|_| format!("not a hex byte: {s:?}"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(from_hex(&to_hex(&bytes)).unwrap(), bytes);
+        assert_eq!(from_hex("# comment\n0a ff # trailing\n").unwrap(), vec![0x0a, 0xff]);
+        assert!(from_hex("0").is_err());
+        assert!(from_hex("zz").is_err());
+    }
+}
