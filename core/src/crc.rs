@@ -143,3 +143,42 @@ mod hardware {
         crc32c::crc32c_append(crc, data)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Check values from RFC 3720 (iSCSI), appendix B.4, plus the catalogue
+    /// check value. They run under every table feature in CI.
+    #[test]
+    fn known_vectors() {
+        let ascending: [u8; 32] = core::array::from_fn(|i| i as u8);
+        let descending: [u8; 32] = core::array::from_fn(|i| 31 - i as u8);
+        let cases: [(&[u8], u32); 5] = [
+            (b"123456789", 0xE306_9283),
+            (&[0u8; 32], 0x8A91_36AA),
+            (&[0xFFu8; 32], 0x62A8_AB43),
+            (&ascending, 0x46DD_794E),
+            (&descending, 0x113F_DB5C),
+        ];
+        for (data, expected) in cases {
+            assert_eq!(crc32c(data), expected);
+            assert_eq!(portable::crc32c_append(0, data), expected);
+            for split in 0..=data.len() {
+                let (a, b) = data.split_at(split);
+                assert_eq!(crc32c_append(crc32c(a), b), expected);
+                assert_eq!(portable::crc32c_append(portable::crc32c_append(0, a), b), expected);
+            }
+        }
+        assert_eq!(crc32c(&[]), 0);
+    }
+
+    #[test]
+    fn implementation_matches_features() {
+        let implementation = implementation();
+        #[cfg(not(feature = "std"))]
+        assert_eq!(implementation, portable::IMPLEMENTATION);
+        #[cfg(feature = "std")]
+        assert!(implementation == Implementation::Hardware || implementation == portable::IMPLEMENTATION);
+    }
+}
