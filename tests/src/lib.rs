@@ -1,5 +1,7 @@
 //! Shared helpers of the nori-wal integration tests and benchmarks.
 
+pub mod bench;
+
 use std::path::PathBuf;
 
 /// The directory of checked-in fixtures.

@@ -405,7 +405,8 @@ fn newer_format_versions_are_refused_clearly() {
 
 #[test]
 fn impossible_segment_header_fields_are_refused_under_a_valid_crc() {
-    let cases: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 6] = [
+    type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: [(&str, Edit); 6] = [
         ("version", Box::new(|b| b[8..10].copy_from_slice(&0u16.to_le_bytes()))),
         ("flags", Box::new(|b| b[12] = 1)),
         ("epoch", Box::new(|b| b[16..24].fill(0))),
