@@ -100,6 +100,7 @@ impl fmt::Debug for Record<'_> {
 /// Shows bytes as a quoted string when they are printable UTF-8 and as hex
 /// otherwise; long values are cut with their length shown.
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Bytes<'a>(pub &'a [u8]);
 
 /// How many bytes [`Bytes`] shows before cutting.

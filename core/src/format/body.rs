@@ -16,6 +16,7 @@ const ENTRY_HEADER_LEN: usize = 5;
 
 /// The decoded body of a frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Body<'a> {
     /// One record.
@@ -68,9 +69,11 @@ impl<'a> Body<'a> {
 
 /// The records of a frame body, in LSN order.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Records<'a>(RecordsInner<'a>);
 
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 enum RecordsInner<'a> {
     One(Option<Record<'a>>),
     Batch(BatchRecords<'a>),
@@ -99,6 +102,7 @@ impl ExactSizeIterator for Records<'_> {}
 
 /// The records of a batch, checked whole at parse time, yielded in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BatchRecords<'a> {
     remaining: u32,
     entries: &'a [u8],

@@ -142,6 +142,7 @@ impl FrameHeader {
 
 /// A frame payload check in progress; see [`FrameHeader::payload_check`].
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PayloadCheck {
     crc: u32,
     stored: u32,
@@ -176,6 +177,7 @@ impl PayloadCheck {
 
 /// A checked frame borrowed from a byte slice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Frame<'a> {
     header: FrameHeader,
     payload: &'a [u8],
@@ -279,6 +281,7 @@ impl<'a> Frame<'a> {
 
 /// The payload of a compressed frame, split into its parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Compressed<'a> {
     /// The codec.
     pub codec: Compression,
