@@ -3,7 +3,8 @@
 
 use nori_wal_core::format::{
     self, Body, Compression, DecodeError, EncodeError, FRAME_HEADER_LEN, FrameHeader, FrameKind,
-    MAX_PAYLOAD_LEN, SEGMENT_HEADER_LEN, SegmentHeader, frame_offsets, segment_offsets,
+    MARK_PAYLOAD_LEN, MAX_PAYLOAD_LEN, Mark, SEGMENT_HEADER_LEN, SegmentHeader, frame_offsets,
+    segment_offsets,
 };
 use nori_wal_core::{Record, crc};
 
@@ -235,6 +236,32 @@ fn padding_frames() {
 }
 
 #[test]
+fn mark_frames() {
+    let mark = Mark { durable_end: 1234, log_start: 1000 };
+    let mut buf = [0u8; 64];
+    let n = format::encode_mark(&mut buf, 8, 17, mark).unwrap();
+    assert_eq!(n, FRAME_HEADER_LEN + MARK_PAYLOAD_LEN);
+    let frame = format::decode_frame(&buf[..n], 8).unwrap();
+    assert_eq!(frame.header().kind(), FrameKind::Mark);
+    assert_eq!(frame.header().lsn_offset(), 17);
+    let body = frame.body().unwrap();
+    assert_eq!(body, Body::Mark(mark));
+    assert_eq!(body.record_count(), 0);
+    assert_eq!(frame.records().unwrap().count(), 0);
+    for len in [0, 8, 15, 17, 32] {
+        let payload = vec![1u8; len];
+        assert!(
+            matches!(Body::parse(FrameKind::Mark, &payload), Err(DecodeError::MalformedBody { .. })),
+            "{len}"
+        );
+    }
+    assert_eq!(
+        format::encode_compressed(&mut buf, 2, 0, FrameKind::Mark, Compression::Lz4, 16, 1, b""),
+        Err(EncodeError::EmptyBatch)
+    );
+}
+
+#[test]
 fn compressed_frames_are_marked_and_bounded() {
     let mut buf = [0u8; 64];
     let n = format::encode_compressed(&mut buf, 2, 0, FrameKind::Batch, Compression::Lz4, 1000, 3, b"opaque")
@@ -291,8 +318,8 @@ fn undefined_kind_bytes_are_refused_even_under_valid_checks() {
             Err(e) => assert_eq!(e, DecodeError::UnknownKind { byte: kind }),
         }
     }
-    // 5 types uncompressed, 4 record types × 2 codecs compressed.
-    assert_eq!(valid, 5 + 4 * 2);
+    // 6 types uncompressed, 4 record-bearing types × 2 codecs compressed.
+    assert_eq!(valid, 6 + 4 * 2);
 }
 
 #[test]

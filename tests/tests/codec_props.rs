@@ -138,7 +138,7 @@ proptest! {
         if let Ok(header) = FrameHeader::decode(&data, epoch) {
             prop_assert!(header.frame_len() >= 16);
         }
-        for kind in [FrameKind::Put, FrameKind::Delete, FrameKind::Raw, FrameKind::Batch, FrameKind::Padding] {
+        for kind in [FrameKind::Put, FrameKind::Delete, FrameKind::Raw, FrameKind::Batch, FrameKind::Padding, FrameKind::Mark] {
             if let Ok(body) = Body::parse(kind, &data) {
                 let records = body.records();
                 let expected = records.len();

@@ -11,7 +11,7 @@
 use std::fs;
 
 use nori_wal_core::Record;
-use nori_wal_core::format::{self, Body, Compression, FrameKind, SegmentHeader};
+use nori_wal_core::format::{self, Body, Compression, FrameKind, Mark, SegmentHeader};
 use nori_wal_tests::{fixtures_dir, from_hex, to_hex};
 
 struct Case {
@@ -138,6 +138,20 @@ const CASES: &[Case] = &[
             let f = format::decode_frame(b, 3).unwrap();
             assert_eq!((f.header().kind(), f.len()), (FrameKind::Padding, 40));
             assert!(f.payload().iter().all(|&x| x == 0));
+        },
+    },
+    Case {
+        name: "frame-mark",
+        about: "mark: durable_end 0x1122334455667788, log_start 0x0102030405060708, epoch 3, next LSN offset 6",
+        encode: || {
+            let mark = Mark { durable_end: 0x1122_3344_5566_7788, log_start: 0x0102_0304_0506_0708 };
+            frame(32, |b| format::encode_mark(b, 3, 6, mark).unwrap())
+        },
+        check: |b| {
+            let f = format::decode_frame(b, 3).unwrap();
+            assert_eq!((f.header().kind(), f.header().lsn_offset()), (FrameKind::Mark, 6));
+            let mark = Mark { durable_end: 0x1122_3344_5566_7788, log_start: 0x0102_0304_0506_0708 };
+            assert_eq!(f.body().unwrap(), Body::Mark(mark));
         },
     },
     Case {

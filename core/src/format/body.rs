@@ -6,6 +6,7 @@
 //! Raw     bytes
 //! Batch   count u32 ‖ count × (type u8 ‖ body_len u32 ‖ body)   type ∈ {Put, Delete, Raw}
 //! Padding zeros (ignored)
+//! Mark    durable_end u64 ‖ log_start u64
 //! ```
 
 use super::{DecodeError, FrameKind};
@@ -25,6 +26,47 @@ pub enum Body<'a> {
     Batch(BatchRecords<'a>),
     /// Padding: no record.
     Padding,
+    /// Log metadata: no record.
+    Mark(Mark),
+}
+
+/// Length of a mark frame's payload.
+pub const MARK_PAYLOAD_LEN: usize = 16;
+
+/// Log metadata written by a log between records; takes no LSN.
+///
+/// A writer puts a mark at the start of every segment and, after a sync
+/// completes, ahead of the next records, so that recovery knows which LSNs
+/// were already durable (damage below `durable_end` is never a torn tail)
+/// and where the log starts after a reclaim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Mark {
+    /// Every LSN below this one was durable when the mark was written.
+    pub durable_end: u64,
+    /// The first LSN the log retains; everything below it is reclaimed.
+    pub log_start: u64,
+}
+
+impl Mark {
+    pub(super) fn to_bytes(self) -> [u8; MARK_PAYLOAD_LEN] {
+        let mut out = [0u8; MARK_PAYLOAD_LEN];
+        out[..8].copy_from_slice(&self.durable_end.to_le_bytes());
+        out[8..].copy_from_slice(&self.log_start.to_le_bytes());
+        out
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let Ok(bytes) = <&[u8; MARK_PAYLOAD_LEN]>::try_from(bytes) else {
+            return Err(malformed("mark payload is not 16 bytes"));
+        };
+        let (durable_end, log_start) = bytes.split_at(8);
+        let mut a = [0u8; 8];
+        let mut b = [0u8; 8];
+        a.copy_from_slice(durable_end);
+        b.copy_from_slice(log_start);
+        Ok(Self { durable_end: u64::from_le_bytes(a), log_start: u64::from_le_bytes(b) })
+    }
 }
 
 impl<'a> Body<'a> {
@@ -39,6 +81,7 @@ impl<'a> Body<'a> {
     pub fn parse(kind: FrameKind, bytes: &'a [u8]) -> Result<Self, DecodeError> {
         match kind {
             FrameKind::Padding => Ok(Self::Padding),
+            FrameKind::Mark => Mark::parse(bytes).map(Self::Mark),
             FrameKind::Batch => BatchRecords::parse(bytes).map(Self::Batch),
             FrameKind::Put | FrameKind::Delete | FrameKind::Raw => {
                 parse_record(kind, bytes).map(Self::Record)
@@ -52,7 +95,7 @@ impl<'a> Body<'a> {
         match self {
             Self::Record(_) => 1,
             Self::Batch(batch) => batch.remaining,
-            Self::Padding => 0,
+            Self::Padding | Self::Mark(_) => 0,
         }
     }
 
@@ -62,7 +105,7 @@ impl<'a> Body<'a> {
         match self {
             Self::Record(record) => Records(RecordsInner::One(Some(*record))),
             Self::Batch(batch) => Records(RecordsInner::Batch(batch.clone())),
-            Self::Padding => Records(RecordsInner::One(None)),
+            Self::Padding | Self::Mark(_) => Records(RecordsInner::One(None)),
         }
     }
 }
@@ -210,7 +253,7 @@ fn parse_record(kind: FrameKind, bytes: &[u8]) -> Result<Record<'_>, DecodeError
         }
         FrameKind::Delete => Ok(Record::delete(bytes)),
         FrameKind::Raw => Ok(Record::raw(bytes)),
-        FrameKind::Batch | FrameKind::Padding => Err(malformed("not a single-record kind")),
+        FrameKind::Batch | FrameKind::Padding | FrameKind::Mark => Err(malformed("not a single-record kind")),
     }
 }
 

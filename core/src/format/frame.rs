@@ -1,6 +1,6 @@
 //! Record frames: encode into and decode from byte slices.
 
-use super::body::{self, Body, Records};
+use super::body::{self, Body, MARK_PAYLOAD_LEN, Mark, Records};
 use super::frame_offsets as off;
 use super::{
     Compression, DecodeError, EncodeError, FRAME_HEADER_LEN, FrameKind, MAX_PAYLOAD_LEN, kind_byte, le_u16,
@@ -374,6 +374,19 @@ pub fn encode_padding(
     encode_with(out, epoch, lsn_offset, FrameKind::Padding, Compression::None, body_len as u64, |b| b.fill(0))
 }
 
+/// Encodes a mark frame (log metadata, no record) carrying the LSN offset of
+/// the next record. Returns the frame length (32).
+///
+/// # Errors
+///
+/// [`EncodeError::BufferTooSmall`].
+pub fn encode_mark(out: &mut [u8], epoch: u64, lsn_offset: u32, mark: Mark) -> Result<usize, EncodeError> {
+    let bytes = mark.to_bytes();
+    encode_with(out, epoch, lsn_offset, FrameKind::Mark, Compression::None, MARK_PAYLOAD_LEN as u64, |b| {
+        b.copy_from_slice(&bytes);
+    })
+}
+
 /// Encodes a frame whose payload the caller has compressed: `compressed` is
 /// the codec's output for an uncompressed body of `uncompressed_len` bytes
 /// and kind `kind` (a single-record kind or [`FrameKind::Batch`]);
@@ -398,7 +411,7 @@ pub fn encode_compressed(
     if uncompressed_len > MAX_PAYLOAD_LEN {
         return Err(EncodeError::InvalidUncompressedLen);
     }
-    if record_count == 0 || kind == FrameKind::Padding {
+    if record_count == 0 || matches!(kind, FrameKind::Padding | FrameKind::Mark) {
         return Err(EncodeError::EmptyBatch);
     }
     lsn_offset.checked_add(record_count - 1).ok_or(EncodeError::LsnOverflow)?;

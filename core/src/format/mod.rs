@@ -68,11 +68,11 @@ mod error;
 mod frame;
 mod segment_header;
 
-pub use body::{BatchRecords, Body, Records};
+pub use body::{BatchRecords, Body, MARK_PAYLOAD_LEN, Mark, Records};
 pub use error::{DecodeError, EncodeError};
 pub use frame::{
     Compressed, Frame, FrameHeader, PayloadCheck, batch_frame_len, decode_frame, encode_batch,
-    encode_compressed, encode_padding, encode_record, record_frame_len,
+    encode_compressed, encode_mark, encode_padding, encode_record, record_frame_len,
 };
 pub use segment_header::SegmentHeader;
 
@@ -153,6 +153,9 @@ pub enum FrameKind {
     Batch,
     /// Filler up to a program-unit boundary; holds no record.
     Padding,
+    /// Log metadata: how far the log was durable and where it starts
+    /// ([`Mark`]); holds no record.
+    Mark,
 }
 
 impl FrameKind {
@@ -163,6 +166,7 @@ impl FrameKind {
             Self::Raw => 3,
             Self::Batch => 4,
             Self::Padding => 5,
+            Self::Mark => 6,
         }
     }
 
@@ -173,6 +177,7 @@ impl FrameKind {
             3 => Some(Self::Raw),
             4 => Some(Self::Batch),
             5 => Some(Self::Padding),
+            6 => Some(Self::Mark),
             _ => None,
         }
     }
@@ -236,7 +241,7 @@ const fn parse_kind_byte(byte: u8) -> Option<(FrameKind, Compression)> {
     let Some(compression) = Compression::from_code((byte >> 4) & 0b11) else {
         return None;
     };
-    if matches!(kind, FrameKind::Padding) && !matches!(compression, Compression::None) {
+    if matches!(kind, FrameKind::Padding | FrameKind::Mark) && !matches!(compression, Compression::None) {
         return None;
     }
     Some((kind, compression))
