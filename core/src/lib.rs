@@ -42,12 +42,16 @@
 extern crate std;
 
 pub mod crc;
+mod device;
 pub mod format;
 pub mod geometry;
+mod ram;
 mod record;
 
+pub use device::{AccessError, BlockDevice, DeviceError, DeviceErrorKind, Op, check_access};
 pub use format::{DecodeError, EncodeError};
 pub use geometry::{Geometry, GeometryError};
+pub use ram::RamDevice;
 pub use record::{Bytes, Record};
 
 /// A log sequence number: the position of a record in the log, counted from

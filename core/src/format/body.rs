@@ -280,34 +280,27 @@ pub(super) fn batch_body_len(records: &[Record<'_>]) -> u64 {
     records.iter().fold(4, |acc, r| acc.saturating_add(ENTRY_HEADER_LEN as u64 + record_body_len(r)))
 }
 
-/// Writes the body of `record` into `out`, which is exactly
-/// `record_body_len(record)` long (checked by the caller).
-pub(super) fn write_record_body(record: &Record<'_>, out: &mut [u8]) {
+/// Feeds the body of `record` stored alone to `f`, piece by piece.
+pub(super) fn record_pieces(record: &Record<'_>, f: &mut dyn FnMut(&[u8])) {
     match record {
         Record::Put { key, value } => {
-            let (len, rest) = out.split_at_mut(4);
             // Fits: the caller bounded the whole payload by MAX_PAYLOAD_LEN.
-            len.copy_from_slice(&(key.len() as u32).to_le_bytes());
-            let (k, v) = rest.split_at_mut(key.len());
-            k.copy_from_slice(key);
-            v.copy_from_slice(value);
+            f(&(key.len() as u32).to_le_bytes());
+            f(key);
+            f(value);
         }
-        Record::Delete { key: bytes } | Record::Raw(bytes) => out.copy_from_slice(bytes),
+        Record::Delete { key: bytes } | Record::Raw(bytes) => f(bytes),
     }
 }
 
-/// Writes the body of a batch into `out`, which is exactly
-/// `batch_body_len(records)` long (checked by the caller).
-pub(super) fn write_batch_body(records: &[Record<'_>], out: &mut [u8]) {
-    let (count, mut rest) = out.split_at_mut(4);
-    count.copy_from_slice(&(records.len() as u32).to_le_bytes());
+/// Feeds the body of a batch of `records` to `f`, piece by piece.
+pub(super) fn batch_pieces(records: &[Record<'_>], f: &mut dyn FnMut(&[u8])) {
+    f(&(records.len() as u32).to_le_bytes());
     for record in records {
-        let len = record_body_len(record) as usize;
-        let (entry, after) = core::mem::take(&mut rest).split_at_mut(ENTRY_HEADER_LEN + len);
-        let (head, body) = entry.split_at_mut(ENTRY_HEADER_LEN);
+        let mut head = [0u8; ENTRY_HEADER_LEN];
         head[0] = record_kind(record).code();
-        head[1..].copy_from_slice(&(len as u32).to_le_bytes());
-        write_record_body(record, body);
-        rest = after;
+        head[1..].copy_from_slice(&(record_body_len(record) as u32).to_le_bytes());
+        f(&head);
+        record_pieces(record, f);
     }
 }

@@ -304,6 +304,213 @@ pub fn batch_frame_len(records: &[Record<'_>]) -> u64 {
     (FRAME_HEADER_LEN as u64).saturating_add(body::batch_body_len(records))
 }
 
+/// A frame ready to be written: its sealed 16-byte header and the source
+/// of its payload, which is streamed rather than copied into one buffer.
+///
+/// A log's append path uses it to program a frame of any size through a
+/// small write buffer; the `encode_*` functions write it into a slice.
+///
+/// ```
+/// use nori_wal_core::{format, Record};
+///
+/// let record = Record::put(b"k", b"value");
+/// let frame = format::EncodedFrame::record(1, 0, &record).unwrap();
+/// let mut bytes = Vec::new();
+/// bytes.extend_from_slice(frame.header());
+/// frame.for_each_payload_piece(|piece| bytes.extend_from_slice(piece));
+/// assert_eq!(bytes.len(), frame.len());
+/// assert!(format::decode_frame(&bytes, 1).is_ok());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct EncodedFrame<'a> {
+    header: [u8; FRAME_HEADER_LEN],
+    payload_len: u32,
+    source: Source<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Source<'a> {
+    Record(&'a Record<'a>),
+    Batch(&'a [Record<'a>]),
+    Zeros,
+    Mark([u8; MARK_PAYLOAD_LEN]),
+    Compressed([u8; 4], &'a [u8]),
+}
+
+/// Zeros to feed padding from.
+static ZEROS: [u8; 256] = [0; 256];
+
+impl<'a> Source<'a> {
+    fn feed(&self, payload_len: u32, f: &mut dyn FnMut(&[u8])) {
+        match self {
+            Self::Record(record) => body::record_pieces(record, f),
+            Self::Batch(records) => body::batch_pieces(records, f),
+            Self::Zeros => {
+                let mut left = payload_len as usize;
+                while left > 0 {
+                    let n = left.min(ZEROS.len());
+                    f(&ZEROS[..n]);
+                    left -= n;
+                }
+            }
+            Self::Mark(bytes) => f(bytes),
+            Self::Compressed(len, data) => {
+                f(len);
+                f(data);
+            }
+        }
+    }
+}
+
+impl<'a> EncodedFrame<'a> {
+    /// Seals the header of a frame whose payload `source` feeds, of
+    /// `payload_len` bytes (checked by [`checked_len`]).
+    fn seal(
+        epoch: u64,
+        lsn_offset: u32,
+        kind: FrameKind,
+        compression: Compression,
+        payload_len: u32,
+        source: Source<'a>,
+    ) -> Self {
+        let mut h = [0u8; FRAME_HEADER_LEN];
+        h[off::LEN].copy_from_slice(&payload_len.to_le_bytes());
+        h[off::LSN_OFFSET].copy_from_slice(&lsn_offset.to_le_bytes());
+        let kind = kind_byte(kind, compression);
+        h[off::KIND] = kind;
+        h[off::KIND_INV] = !kind;
+        let check_crc = crc32c_append(epoch_crc(epoch), &h[off::LEN.start..off::HEADER_CHECK.start]);
+        h[off::HEADER_CHECK].copy_from_slice(&(check_crc as u16).to_le_bytes());
+        let mut crc = crc32c_append(check_crc, &h[off::HEADER_CHECK]);
+        source.feed(payload_len, &mut |piece| crc = crc32c_append(crc, piece));
+        h[off::CRC].copy_from_slice(&crc.to_le_bytes());
+        Self { header: h, payload_len, source }
+    }
+
+    /// The frame that stores `record` alone, for a segment of epoch `epoch`,
+    /// at LSN offset `lsn_offset` from the segment's base LSN.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::PayloadTooLarge`].
+    pub fn record(epoch: u64, lsn_offset: u32, record: &'a Record<'a>) -> Result<Self, EncodeError> {
+        let kind = body::record_kind(record);
+        let len = checked_len(body::record_body_len(record))?;
+        Ok(Self::seal(epoch, lsn_offset, kind, Compression::None, len, Source::Record(record)))
+    }
+
+    /// The frame that stores `records` as one atomic batch (LSN offsets
+    /// `lsn_offset .. lsn_offset + records.len()`).
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::EmptyBatch`], [`EncodeError::LsnOverflow`] or
+    /// [`EncodeError::PayloadTooLarge`].
+    pub fn batch(epoch: u64, lsn_offset: u32, records: &'a [Record<'a>]) -> Result<Self, EncodeError> {
+        if records.is_empty() {
+            return Err(EncodeError::EmptyBatch);
+        }
+        let count = u32::try_from(records.len()).map_err(|_| EncodeError::LsnOverflow)?;
+        lsn_offset.checked_add(count - 1).ok_or(EncodeError::LsnOverflow)?;
+        let len = checked_len(body::batch_body_len(records))?;
+        Ok(Self::seal(epoch, lsn_offset, FrameKind::Batch, Compression::None, len, Source::Batch(records)))
+    }
+
+    /// A padding frame of exactly `frame_len` bytes (at least
+    /// [`FRAME_HEADER_LEN`]) carrying the LSN offset of the next record.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::PaddingTooShort`] or [`EncodeError::PayloadTooLarge`].
+    pub fn padding(epoch: u64, lsn_offset: u32, frame_len: usize) -> Result<Self, EncodeError> {
+        let Some(body_len) = frame_len.checked_sub(FRAME_HEADER_LEN) else {
+            return Err(EncodeError::PaddingTooShort { len: frame_len as u64 });
+        };
+        let len = checked_len(body_len as u64)?;
+        Ok(Self::seal(epoch, lsn_offset, FrameKind::Padding, Compression::None, len, Source::Zeros))
+    }
+
+    /// A mark frame carrying the LSN offset of the next record.
+    #[must_use]
+    pub fn mark(epoch: u64, lsn_offset: u32, mark: Mark) -> Self {
+        let source = Source::Mark(mark.to_bytes());
+        Self::seal(epoch, lsn_offset, FrameKind::Mark, Compression::None, MARK_PAYLOAD_LEN as u32, source)
+    }
+
+    /// A frame whose payload the caller has compressed; see
+    /// [`encode_compressed`].
+    ///
+    /// # Errors
+    ///
+    /// As [`encode_compressed`], but for the buffer size.
+    pub fn compressed(
+        epoch: u64,
+        lsn_offset: u32,
+        kind: FrameKind,
+        codec: Compression,
+        uncompressed_len: u32,
+        record_count: u32,
+        compressed: &'a [u8],
+    ) -> Result<Self, EncodeError> {
+        if uncompressed_len > MAX_PAYLOAD_LEN {
+            return Err(EncodeError::InvalidUncompressedLen);
+        }
+        if record_count == 0 || matches!(kind, FrameKind::Padding | FrameKind::Mark) {
+            return Err(EncodeError::EmptyBatch);
+        }
+        lsn_offset.checked_add(record_count - 1).ok_or(EncodeError::LsnOverflow)?;
+        let source = Source::Compressed(uncompressed_len.to_le_bytes(), compressed);
+        let len = checked_len(4 + compressed.len() as u64)?;
+        Ok(Self::seal(epoch, lsn_offset, kind, codec, len, source))
+    }
+
+    /// The sealed frame header.
+    #[must_use]
+    pub const fn header(&self) -> &[u8; FRAME_HEADER_LEN] {
+        &self.header
+    }
+
+    /// The whole frame's length, header included.
+    #[must_use]
+    #[allow(clippy::len_without_is_empty, reason = "a frame is never empty: it has a 16-byte header")]
+    pub const fn len(&self) -> usize {
+        FRAME_HEADER_LEN + self.payload_len as usize
+    }
+
+    /// Feeds the payload to `f`, piece by piece, in order.
+    pub fn for_each_payload_piece(&self, mut f: impl FnMut(&[u8])) {
+        self.source.feed(self.payload_len, &mut f);
+    }
+
+    /// Writes the whole frame at the start of `out`. Returns its length.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::BufferTooSmall`]; `out` is then left unchanged.
+    pub fn write_to(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let len = self.len();
+        let Some(frame) = out.get_mut(..len) else {
+            return Err(EncodeError::BufferTooSmall { needed: len as u64, available: out.len() as u64 });
+        };
+        let (h, mut rest) = frame.split_at_mut(FRAME_HEADER_LEN);
+        h.copy_from_slice(&self.header);
+        self.for_each_payload_piece(|piece| {
+            let (dst, after) = core::mem::take(&mut rest).split_at_mut(piece.len());
+            dst.copy_from_slice(piece);
+            rest = after;
+        });
+        Ok(len)
+    }
+}
+
+/// A payload length, if the format allows it.
+fn checked_len(payload_len: u64) -> Result<u32, EncodeError> {
+    if payload_len > u64::from(MAX_PAYLOAD_LEN) {
+        return Err(EncodeError::PayloadTooLarge { len: payload_len, max: u64::from(MAX_PAYLOAD_LEN) });
+    }
+    Ok(payload_len as u32)
+}
+
 /// Encodes `record` alone as a frame at the start of `out`, for a segment of
 /// epoch `epoch`, at LSN offset `lsn_offset` from the segment's base LSN.
 /// Returns the frame length.
@@ -311,17 +518,14 @@ pub fn batch_frame_len(records: &[Record<'_>]) -> u64 {
 /// # Errors
 ///
 /// [`EncodeError::PayloadTooLarge`] or [`EncodeError::BufferTooSmall`];
-/// `out` is left unchanged past what the call reports.
+/// `out` is left unchanged on error.
 pub fn encode_record(
     out: &mut [u8],
     epoch: u64,
     lsn_offset: u32,
     record: &Record<'_>,
 ) -> Result<usize, EncodeError> {
-    let kind = body::record_kind(record);
-    encode_with(out, epoch, lsn_offset, kind, Compression::None, body::record_body_len(record), |b| {
-        body::write_record_body(record, b);
-    })
+    EncodedFrame::record(epoch, lsn_offset, record)?.write_to(out)
 }
 
 /// Encodes `records` as one atomic batch frame (LSNs `lsn_offset ..
@@ -337,22 +541,7 @@ pub fn encode_batch(
     lsn_offset: u32,
     records: &[Record<'_>],
 ) -> Result<usize, EncodeError> {
-    if records.is_empty() {
-        return Err(EncodeError::EmptyBatch);
-    }
-    let count = u32::try_from(records.len()).map_err(|_| EncodeError::LsnOverflow)?;
-    lsn_offset.checked_add(count - 1).ok_or(EncodeError::LsnOverflow)?;
-    encode_with(
-        out,
-        epoch,
-        lsn_offset,
-        FrameKind::Batch,
-        Compression::None,
-        body::batch_body_len(records),
-        |b| {
-            body::write_batch_body(records, b);
-        },
-    )
+    EncodedFrame::batch(epoch, lsn_offset, records)?.write_to(out)
 }
 
 /// Encodes a padding frame of exactly `frame_len` bytes (at least
@@ -368,10 +557,7 @@ pub fn encode_padding(
     lsn_offset: u32,
     frame_len: usize,
 ) -> Result<usize, EncodeError> {
-    let Some(body_len) = frame_len.checked_sub(FRAME_HEADER_LEN) else {
-        return Err(EncodeError::PaddingTooShort { len: frame_len as u64 });
-    };
-    encode_with(out, epoch, lsn_offset, FrameKind::Padding, Compression::None, body_len as u64, |b| b.fill(0))
+    EncodedFrame::padding(epoch, lsn_offset, frame_len)?.write_to(out)
 }
 
 /// Encodes a mark frame (log metadata, no record) carrying the LSN offset of
@@ -381,10 +567,7 @@ pub fn encode_padding(
 ///
 /// [`EncodeError::BufferTooSmall`].
 pub fn encode_mark(out: &mut [u8], epoch: u64, lsn_offset: u32, mark: Mark) -> Result<usize, EncodeError> {
-    let bytes = mark.to_bytes();
-    encode_with(out, epoch, lsn_offset, FrameKind::Mark, Compression::None, MARK_PAYLOAD_LEN as u64, |b| {
-        b.copy_from_slice(&bytes);
-    })
+    EncodedFrame::mark(epoch, lsn_offset, mark).write_to(out)
 }
 
 /// Encodes a frame whose payload the caller has compressed: `compressed` is
@@ -395,7 +578,7 @@ pub fn encode_mark(out: &mut [u8], epoch: u64, lsn_offset: u32, mark: Mark) -> R
 /// # Errors
 ///
 /// [`EncodeError::InvalidUncompressedLen`], [`EncodeError::EmptyBatch`] for
-/// a zero count or a padding kind, [`EncodeError::LsnOverflow`],
+/// a zero count or a padding or mark kind, [`EncodeError::LsnOverflow`],
 /// [`EncodeError::PayloadTooLarge`] or [`EncodeError::BufferTooSmall`].
 #[allow(clippy::too_many_arguments, reason = "mirrors the frame fields one to one")]
 pub fn encode_compressed(
@@ -408,50 +591,6 @@ pub fn encode_compressed(
     record_count: u32,
     compressed: &[u8],
 ) -> Result<usize, EncodeError> {
-    if uncompressed_len > MAX_PAYLOAD_LEN {
-        return Err(EncodeError::InvalidUncompressedLen);
-    }
-    if record_count == 0 || matches!(kind, FrameKind::Padding | FrameKind::Mark) {
-        return Err(EncodeError::EmptyBatch);
-    }
-    lsn_offset.checked_add(record_count - 1).ok_or(EncodeError::LsnOverflow)?;
-    let body_len = 4 + compressed.len() as u64;
-    encode_with(out, epoch, lsn_offset, kind, codec, body_len, |b| {
-        let (len, data) = b.split_at_mut(4);
-        len.copy_from_slice(&uncompressed_len.to_le_bytes());
-        data.copy_from_slice(compressed);
-    })
-}
-
-/// Checks sizes, writes the payload with `write_payload`, then the header
-/// and the CRC. `write_payload` gets a slice of exactly `payload_len` bytes.
-fn encode_with(
-    out: &mut [u8],
-    epoch: u64,
-    lsn_offset: u32,
-    kind: FrameKind,
-    compression: Compression,
-    payload_len: u64,
-    write_payload: impl FnOnce(&mut [u8]),
-) -> Result<usize, EncodeError> {
-    if payload_len > u64::from(MAX_PAYLOAD_LEN) {
-        return Err(EncodeError::PayloadTooLarge { len: payload_len, max: u64::from(MAX_PAYLOAD_LEN) });
-    }
-    let frame_len = FRAME_HEADER_LEN + payload_len as usize;
-    let Some(frame) = out.get_mut(..frame_len) else {
-        return Err(EncodeError::BufferTooSmall { needed: frame_len as u64, available: out.len() as u64 });
-    };
-    let (h, payload) = frame.split_at_mut(FRAME_HEADER_LEN);
-    write_payload(payload);
-    h[off::LEN].copy_from_slice(&(payload_len as u32).to_le_bytes());
-    h[off::LSN_OFFSET].copy_from_slice(&lsn_offset.to_le_bytes());
-    let kind = kind_byte(kind, compression);
-    h[off::KIND] = kind;
-    h[off::KIND_INV] = !kind;
-    let check_crc = crc32c_append(epoch_crc(epoch), &h[off::LEN.start..off::HEADER_CHECK.start]);
-    h[off::HEADER_CHECK].copy_from_slice(&(check_crc as u16).to_le_bytes());
-    let prefix_crc = crc32c_append(check_crc, &h[off::HEADER_CHECK]);
-    let crc = crc32c_append(prefix_crc, payload);
-    h[off::CRC].copy_from_slice(&crc.to_le_bytes());
-    Ok(frame_len)
+    EncodedFrame::compressed(epoch, lsn_offset, kind, codec, uncompressed_len, record_count, compressed)?
+        .write_to(out)
 }

@@ -1,0 +1,210 @@
+//! The block device: a linear byte region with a geometry.
+
+use core::fmt;
+
+use crate::Geometry;
+
+/// What kind of failure a device error is, so that the log can react
+/// without knowing the device's own error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum DeviceErrorKind {
+    /// The medium failed the operation (I/O error, bad sector, timeout).
+    Io,
+    /// The access lies outside the device.
+    OutOfBounds,
+    /// The offset or length is not aligned to the unit the operation needs.
+    Misaligned,
+    /// A program would write a unit that is not blank, on a medium that
+    /// programs each unit once between erases.
+    NotErased,
+    /// The medium is full or out of space.
+    Full,
+    /// Anything else.
+    Other,
+}
+
+/// An error of a [`BlockDevice`].
+pub trait DeviceError: fmt::Debug + fmt::Display {
+    /// What kind of failure this is.
+    fn kind(&self) -> DeviceErrorKind;
+}
+
+/// A device access that breaks the device's geometry, found before the
+/// device is called. Devices may use it as their own error for such calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AccessError {
+    /// The operation.
+    pub op: Op,
+    /// Start of the access.
+    pub offset: u64,
+    /// Length of the access.
+    pub len: u64,
+    /// Why it is refused.
+    pub kind: DeviceErrorKind,
+}
+
+/// A device operation, for error reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Op {
+    /// [`BlockDevice::read`].
+    Read,
+    /// [`BlockDevice::program`].
+    Program,
+    /// [`BlockDevice::erase`].
+    Erase,
+    /// [`BlockDevice::sync`].
+    Sync,
+}
+
+impl fmt::Display for AccessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let why = match self.kind {
+            DeviceErrorKind::OutOfBounds => "lies outside the device",
+            DeviceErrorKind::Misaligned => "is not aligned to the device's unit for it",
+            _ => "is refused",
+        };
+        write!(f, "{:?} of {} bytes at offset {} {why}", self.op, self.len, self.offset)
+    }
+}
+
+impl DeviceError for AccessError {
+    fn kind(&self) -> DeviceErrorKind {
+        self.kind
+    }
+}
+
+impl core::error::Error for AccessError {}
+
+/// Checks that an access of `len` bytes at `offset` lies inside a device of
+/// `capacity` bytes and is aligned to the unit `op` needs under `geometry`
+/// (read unit, program unit, erase unit; a sync has no range).
+///
+/// # Errors
+///
+/// [`AccessError`] naming the violation.
+pub const fn check_access(
+    geometry: &Geometry,
+    capacity: u64,
+    op: Op,
+    offset: u64,
+    len: u64,
+) -> Result<(), AccessError> {
+    let unit = match op {
+        Op::Read => geometry.read_unit(),
+        Op::Program => geometry.program_unit(),
+        Op::Erase => geometry.erase_unit(),
+        Op::Sync => return Ok(()),
+    } as u64;
+    let end = match offset.checked_add(len) {
+        Some(end) => end,
+        None => return Err(AccessError { op, offset, len, kind: DeviceErrorKind::OutOfBounds }),
+    };
+    if end > capacity {
+        return Err(AccessError { op, offset, len, kind: DeviceErrorKind::OutOfBounds });
+    }
+    if !offset.is_multiple_of(unit) || !len.is_multiple_of(unit) {
+        return Err(AccessError { op, offset, len, kind: DeviceErrorKind::Misaligned });
+    }
+    Ok(())
+}
+
+/// A linear byte region with a [`Geometry`]: the medium a log runs on.
+///
+/// All calls block. Offsets and lengths must be aligned to the unit of the
+/// operation and lie inside [`capacity`](Self::capacity); an implementation
+/// must return an error (of kind [`DeviceErrorKind::Misaligned`] or
+/// [`DeviceErrorKind::OutOfBounds`]) for a call that is not, never panic.
+/// [`check_access`] does that check.
+///
+/// # What a power cut leaves behind
+///
+/// The log relies on exactly these promises, and the tests simulate a
+/// medium that gives no more:
+///
+/// - [`read`](Self::read) changes nothing on the medium.
+/// - [`program`](Self::program): until the next successful
+///   [`sync`](Self::sync), a power cut may leave any subset of the
+///   programmed units persisted, in any order, and the unit being written
+///   at the cut may hold any mix of old and new bytes (on flash: undefined
+///   bytes).
+/// - [`erase`](Self::erase): a cut erase leaves the units it covers
+///   undefined; they may even read back as they were before.
+/// - [`sync`](Self::sync): when it returns `Ok`, every earlier program and
+///   erase is durable. When it returns an error, nothing about the earlier
+///   writes is known, and a later `Ok` does not make them durable.
+pub trait BlockDevice {
+    /// The device's error.
+    type Error: DeviceError;
+
+    /// The device's geometry.
+    fn geometry(&self) -> Geometry;
+
+    /// The device's size in bytes.
+    fn capacity(&self) -> u64;
+
+    /// Reads `buf.len()` bytes at `offset` (both aligned to the read unit).
+    ///
+    /// # Errors
+    ///
+    /// The device's error; a read that fails must never be taken for data.
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Self::Error>;
+
+    /// Programs `data` at `offset` (both aligned to the program unit). On a
+    /// medium with an erase value, the units must be erased first.
+    ///
+    /// # Errors
+    ///
+    /// The device's error. After an error, the units covered hold unknown
+    /// bytes.
+    fn program(&mut self, offset: u64, data: &[u8]) -> Result<(), Self::Error>;
+
+    /// Erases `len` bytes at `offset` (both aligned to the erase unit): they
+    /// then read as the erase value. A no-op that returns `Ok` on media
+    /// without an erase value.
+    ///
+    /// # Errors
+    ///
+    /// The device's error. After an error, the units covered are undefined.
+    fn erase(&mut self, offset: u64, len: u64) -> Result<(), Self::Error>;
+
+    /// The durability barrier: returns `Ok` once every earlier program and
+    /// erase is durable.
+    ///
+    /// # Errors
+    ///
+    /// The device's error. Earlier writes may or may not be durable.
+    fn sync(&mut self) -> Result<(), Self::Error>;
+}
+
+impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
+    type Error = T::Error;
+
+    fn geometry(&self) -> Geometry {
+        (**self).geometry()
+    }
+
+    fn capacity(&self) -> u64 {
+        (**self).capacity()
+    }
+
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Self::Error> {
+        (**self).read(offset, buf)
+    }
+
+    fn program(&mut self, offset: u64, data: &[u8]) -> Result<(), Self::Error> {
+        (**self).program(offset, data)
+    }
+
+    fn erase(&mut self, offset: u64, len: u64) -> Result<(), Self::Error> {
+        (**self).erase(offset, len)
+    }
+
+    fn sync(&mut self) -> Result<(), Self::Error> {
+        (**self).sync()
+    }
+}
