@@ -22,7 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let batch = [Record::put(b"a", b"1"), Record::put(b"b", b"2"), Record::raw(&[0xde, 0xad, 0xbe, 0xef])];
     at += format::encode_batch(&mut segment[at..], header.epoch, lsn_offset, &batch)?;
-    println!("wrote {} bytes of frames after a {}-byte header region", at - 48, header.frames_offset());
+    println!(
+        "wrote {} bytes of frames after a {}-byte header region",
+        at - header.frames_offset() as usize,
+        header.frames_offset()
+    );
 
     println!("\nreading back:");
     read_all(&segment)?;

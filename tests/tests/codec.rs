@@ -372,9 +372,14 @@ fn segment_header_round_trip_and_layout() {
     assert_eq!(header.encode(&mut buf), Ok(SEGMENT_HEADER_LEN));
     assert_eq!(&buf[segment_offsets::MAGIC], b"NORIWAL\0");
     assert_eq!(SegmentHeader::decode(&buf), Ok(header));
-    assert_eq!(header.frames_offset(), 48);
-    assert_eq!(SegmentHeader::new(1, 0, 4096, 1).unwrap().frames_offset(), 48);
+    assert_eq!(header.frames_offset(), 64);
+    assert_eq!(SegmentHeader::new(1, 0, 4096, 1).unwrap().frames_offset(), 56);
+    assert_eq!(SegmentHeader::new(1, 0, 4096, 8).unwrap().frames_offset(), 56);
     assert_eq!(SegmentHeader::new(1, 0, 4096, 32).unwrap().frames_offset(), 64);
+    let with_start = header.with_log_start(40).unwrap();
+    with_start.encode(&mut buf).unwrap();
+    assert_eq!(SegmentHeader::decode(&buf).unwrap().log_start, 40);
+    assert_eq!(header.log_start, 42);
     assert_eq!(SegmentHeader::new(1, 0, 1 << 16, 4096).unwrap().frames_offset(), 4096);
 }
 
@@ -388,12 +393,16 @@ fn segment_header_field_checks() {
     assert_eq!(invalid(SegmentHeader::new(1, 0, 4096, 24)), "program_unit");
     assert_eq!(invalid(SegmentHeader::new(1, 0, 4096, 1 << 17)), "program_unit");
     assert_eq!(invalid(SegmentHeader::new(1, 0, 4008, 16)), "segment_size");
-    assert_eq!(invalid(SegmentHeader::new(1, 0, 48, 16)), "segment_size");
-    assert!(SegmentHeader::new(1, 0, 64, 16).is_ok());
+    assert_eq!(invalid(SegmentHeader::new(1, 0, 64, 16)), "segment_size");
+    assert!(SegmentHeader::new(1, 0, 80, 16).is_ok());
+    assert_eq!(invalid(SegmentHeader::new(1, 5, 4096, 16).unwrap().with_log_start(6)), "log_start");
     // Public fields are checked again when encoding.
     let mut bad = SegmentHeader::new(1, 0, 4096, 16).unwrap();
     bad.epoch = 0;
-    assert_eq!(bad.encode(&mut [0; 48]), Err(EncodeError::InvalidSegmentHeader { field: "epoch" }));
+    assert_eq!(
+        bad.encode(&mut [0; SEGMENT_HEADER_LEN]),
+        Err(EncodeError::InvalidSegmentHeader { field: "epoch" })
+    );
 }
 
 fn sealed_header(edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
@@ -426,19 +435,20 @@ fn newer_format_versions_are_refused_clearly() {
     let mut torn = sealed_header(|_| {});
     torn[8..].fill(0xFF);
     assert!(matches!(SegmentHeader::decode(&torn), Err(DecodeError::InvalidSegmentHeader { .. })));
-    torn[10..12].copy_from_slice(&48u16.to_le_bytes());
+    torn[10..12].copy_from_slice(&(SEGMENT_HEADER_LEN as u16).to_le_bytes());
     assert!(matches!(SegmentHeader::decode(&torn), Err(DecodeError::BadSegmentChecksum { .. })));
 }
 
 #[test]
 fn impossible_segment_header_fields_are_refused_under_a_valid_crc() {
     type Edit = Box<dyn Fn(&mut Vec<u8>)>;
-    let cases: [(&str, Edit); 6] = [
+    let cases: [(&str, Edit); 7] = [
         ("version", Box::new(|b| b[8..10].copy_from_slice(&0u16.to_le_bytes()))),
         ("flags", Box::new(|b| b[12] = 1)),
         ("epoch", Box::new(|b| b[16..24].fill(0))),
-        ("segment_size", Box::new(|b| b[32..40].copy_from_slice(&4001u64.to_le_bytes()))),
-        ("program_unit", Box::new(|b| b[40..44].copy_from_slice(&3u32.to_le_bytes()))),
+        ("log_start", Box::new(|b| b[32..40].copy_from_slice(&1u64.to_le_bytes()))),
+        ("segment_size", Box::new(|b| b[40..48].copy_from_slice(&4001u64.to_le_bytes()))),
+        ("program_unit", Box::new(|b| b[48..52].copy_from_slice(&3u32.to_le_bytes()))),
         ("header_len", Box::new(|b| b[10..12].copy_from_slice(&20u16.to_le_bytes()))),
     ];
     for (field, edit) in cases {

@@ -50,15 +50,18 @@ const CASES: &[Case] = &[
     Case {
         name: "segment-header-pu1",
         about: "segment header: epoch 1, base LSN 0, 4096-byte segment, program unit 1",
-        encode: || frame(48, |b| SegmentHeader::new(1, 0, 4096, 1).unwrap().encode(b).unwrap()),
+        encode: || frame(56, |b| SegmentHeader::new(1, 0, 4096, 1).unwrap().encode(b).unwrap()),
         check: |b| assert_eq!(SegmentHeader::decode(b), Ok(SegmentHeader::new(1, 0, 4096, 1).unwrap())),
     },
     Case {
         name: "segment-header-pu256",
-        about: "segment header: epoch 0x0102030405060708, base LSN 0x1122334455667788, 1 MiB, program unit 256",
+        about: "segment header: epoch 0x0102030405060708, base LSN 0x1122334455667788, \
+                log start 0x1122334455660000, 1 MiB, program unit 256",
         encode: || {
-            frame(48, |b| {
+            frame(56, |b| {
                 SegmentHeader::new(0x0102_0304_0506_0708, 0x1122_3344_5566_7788, 1 << 20, 256)
+                    .unwrap()
+                    .with_log_start(0x1122_3344_5566_0000)
                     .unwrap()
                     .encode(b)
                     .unwrap()

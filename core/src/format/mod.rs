@@ -4,16 +4,16 @@
 //! `FORMAT.md` at the root of the repository is the specification; the
 //! diagrams and offsets below are derived from it.
 //!
-//! # Segment header (48 bytes, at offset 0 of every segment)
+//! # Segment header (56 bytes, at offset 0 of every segment)
 //!
 //! ```text
-//!  0       8       10      12              16                      24
-//!  +-------+-------+-------+---------------+-----------------------+
-//!  | magic "NORIWAL\0"     |ver u16|len u16| flags u32     | epoch u64             |
-//!  +-----------------------+-------+-------+---------------+-----------------------+
-//!  24                      32                      40      44      48
-//!  | base_lsn u64          | segment_size u64      |pu u32 |crc u32|
-//!  +-----------------------+-----------------------+-------+-------+
+//!  0               8       10      12      16              24              32
+//!  +---------------+-------+-------+-------+---------------+---------------+
+//!  | magic         |version|hdr_len| flags | epoch         | base_lsn      |
+//!  +---------------+-------+-------+-------+---------------+---------------+
+//!  32              40              48      52      56
+//!  | log_start     | segment_size  | pu    | crc   |
+//!  +---------------+---------------+-------+-------+
 //! ```
 //!
 //! # Record frame (16-byte header, then the payload)
@@ -85,7 +85,7 @@ pub const FORMAT_VERSION: u16 = 1;
 pub const SEGMENT_MAGIC: [u8; 8] = *b"NORIWAL\0";
 
 /// Length of a v1 segment header.
-pub const SEGMENT_HEADER_LEN: usize = 48;
+pub const SEGMENT_HEADER_LEN: usize = 56;
 
 /// The largest header length any version may declare; bounds what a reader
 /// reads before it can check a header.
@@ -113,12 +113,14 @@ pub mod segment_offsets {
     pub const EPOCH: Range<usize> = 16..24;
     /// `base_lsn`: u64, the LSN of the segment's first record.
     pub const BASE_LSN: Range<usize> = 24..32;
+    /// `log_start`: u64, the log's first retained LSN when the segment was started.
+    pub const LOG_START: Range<usize> = 32..40;
     /// `segment_size`: u64, the size of the segment in bytes.
-    pub const SEGMENT_SIZE: Range<usize> = 32..40;
+    pub const SEGMENT_SIZE: Range<usize> = 40..48;
     /// `program_unit`: u32, the program unit the segment was written with.
-    pub const PROGRAM_UNIT: Range<usize> = 40..44;
+    pub const PROGRAM_UNIT: Range<usize> = 48..52;
     /// `crc`: u32, CRC32C of bytes `0..header_len - 4`.
-    pub const CRC: Range<usize> = 44..48;
+    pub const CRC: Range<usize> = 52..56;
 }
 
 /// Byte offsets of the record frame header fields (see the diagram above).

@@ -18,7 +18,7 @@ use crate::geometry::MAX_PROGRAM_UNIT;
 /// use nori_wal_core::format::SegmentHeader;
 ///
 /// let header = SegmentHeader::new(3, 500, 1 << 20, 256).unwrap();
-/// let mut buf = [0u8; 48];
+/// let mut buf = [0u8; 56];
 /// header.encode(&mut buf).unwrap();
 /// assert_eq!(SegmentHeader::decode(&buf), Ok(header));
 /// // Frames start at the first program-unit boundary after the header.
@@ -31,6 +31,11 @@ pub struct SegmentHeader {
     pub epoch: u64,
     /// The LSN of the segment's first record.
     pub base_lsn: u64,
+    /// The log's first retained LSN when the segment was started: segments
+    /// wholly below it were reclaimed. Defaults to `base_lsn` in
+    /// [`SegmentHeader::new`]; a log sets it with
+    /// [`with_log_start`](Self::with_log_start).
+    pub log_start: u64,
     /// The size of the segment in bytes, header included.
     pub segment_size: u64,
     /// The program unit the segment is written with.
@@ -52,7 +57,21 @@ impl SegmentHeader {
         segment_size: u64,
         program_unit: u32,
     ) -> Result<Self, EncodeError> {
-        let header = Self { epoch, base_lsn, segment_size, program_unit };
+        let header = Self { epoch, base_lsn, log_start: base_lsn, segment_size, program_unit };
+        match header.invalid_field() {
+            None => Ok(header),
+            Some(field) => Err(EncodeError::InvalidSegmentHeader { field }),
+        }
+    }
+
+    /// The same header with `log_start` set.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::InvalidSegmentHeader`] when `log_start` is above
+    /// `base_lsn`: the log cannot start after the segment's first record.
+    pub const fn with_log_start(self, log_start: u64) -> Result<Self, EncodeError> {
+        let header = Self { log_start, ..self };
         match header.invalid_field() {
             None => Ok(header),
             Some(field) => Err(EncodeError::InvalidSegmentHeader { field }),
@@ -63,6 +82,9 @@ impl SegmentHeader {
     const fn invalid_field(&self) -> Option<&'static str> {
         if self.epoch == 0 {
             return Some("epoch");
+        }
+        if self.log_start > self.base_lsn {
+            return Some("log_start");
         }
         if !self.program_unit.is_power_of_two() || self.program_unit > MAX_PROGRAM_UNIT {
             return Some("program_unit");
@@ -106,6 +128,7 @@ impl SegmentHeader {
         h[off::FLAGS].copy_from_slice(&0u32.to_le_bytes());
         h[off::EPOCH].copy_from_slice(&self.epoch.to_le_bytes());
         h[off::BASE_LSN].copy_from_slice(&self.base_lsn.to_le_bytes());
+        h[off::LOG_START].copy_from_slice(&self.log_start.to_le_bytes());
         h[off::SEGMENT_SIZE].copy_from_slice(&self.segment_size.to_le_bytes());
         h[off::PROGRAM_UNIT].copy_from_slice(&self.program_unit.to_le_bytes());
         let crc = crc32c(&h[..off::CRC.start]);
@@ -168,6 +191,7 @@ impl SegmentHeader {
         let header = Self {
             epoch: le_u64(h, off::EPOCH),
             base_lsn: le_u64(h, off::BASE_LSN),
+            log_start: le_u64(h, off::LOG_START),
             segment_size: le_u64(h, off::SEGMENT_SIZE),
             program_unit: le_u32(h, off::PROGRAM_UNIT),
         };
