@@ -47,6 +47,7 @@ pub mod format;
 pub mod geometry;
 mod ram;
 mod record;
+pub mod ring;
 
 pub use device::{AccessError, BlockDevice, DeviceError, DeviceErrorKind, Op, check_access};
 pub use format::{DecodeError, EncodeError};

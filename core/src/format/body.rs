@@ -224,7 +224,7 @@ fn split_u32(bytes: &[u8]) -> Option<(u32, &[u8])> {
 }
 
 /// Splits one batch entry off the front of `bytes`.
-fn split_entry(bytes: &[u8]) -> Result<(Record<'_>, &[u8]), DecodeError> {
+pub(crate) fn split_entry(bytes: &[u8]) -> Result<(Record<'_>, &[u8]), DecodeError> {
     let (&tag, rest) = bytes.split_first().ok_or(malformed("batch entry header cut short"))?;
     let (len, rest) = split_u32(rest).ok_or(malformed("batch entry header cut short"))?;
     let len = usize::try_from(len).map_err(|_| malformed("batch entry longer than the batch"))?;

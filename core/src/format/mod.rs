@@ -63,7 +63,7 @@
 //! assert_eq!(seen[2], (1002, r#"Raw("x")"#.to_string()));
 //! ```
 
-mod body;
+pub(crate) mod body;
 mod error;
 mod frame;
 mod segment_header;

@@ -1,0 +1,163 @@
+//! Errors of the ring log.
+
+use core::fmt;
+
+use super::config::ConfigError;
+use crate::Lsn;
+use crate::device::{AccessError, DeviceError};
+use crate::format::{DecodeError, EncodeError};
+
+/// Where damage was found, and what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Corruption {
+    /// The segment slot (0-based index of the segment on the device).
+    pub slot: u32,
+    /// Offset of the damage within the device.
+    pub offset: u64,
+    /// The LSN expected there.
+    pub lsn: Lsn,
+    /// What is wrong.
+    pub damage: Damage,
+}
+
+/// What is wrong at a [`Corruption`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Damage {
+    /// A frame that does not decode.
+    Frame(DecodeError),
+    /// A valid frame with another LSN than the one expected there
+    /// (misdirected write, or records missing before it).
+    LsnMismatch {
+        /// The LSN the frame carries.
+        found: Lsn,
+    },
+    /// A segment that should hold records is missing or its header is
+    /// damaged.
+    MissingSegment,
+    /// A frame kind this log does not write (a compressed batch).
+    Unsupported,
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "segment {} at device offset {}, expected LSN {}: ", self.slot, self.offset, self.lsn)?;
+        match self.damage {
+            Damage::Frame(e) => write!(f, "{e}"),
+            Damage::LsnMismatch { found } => write!(f, "found a frame of LSN {found} instead"),
+            Damage::MissingSegment => {
+                f.write_str("the segment holding it is missing or its header is damaged")
+            }
+            Damage::Unsupported => f.write_str("a compressed batch, which the ring log does not read"),
+        }
+    }
+}
+
+/// An error of a [`RingLog`](super::RingLog).
+#[derive(Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Error<E> {
+    /// The device failed.
+    Device(E),
+    /// A device call would break the geometry: a bug in the log or the
+    /// device, caught before the call.
+    Access(AccessError),
+    /// The configuration does not fit the device.
+    Config(ConfigError),
+    /// Every segment is in use and the policy is [`FullPolicy::Error`](super::FullPolicy::Error):
+    /// reclaim with `truncate_before`. Nothing was written.
+    Full,
+    /// The record or batch does not fit in a segment.
+    RecordTooLarge {
+        /// Frame length needed.
+        len: u64,
+        /// The largest frame a segment takes.
+        max: u64,
+    },
+    /// A record could not be encoded.
+    Encode(EncodeError),
+    /// A device write or sync failed earlier: nothing more is acknowledged
+    /// until the log is reopened, which recovers what is durable.
+    Poisoned,
+    /// Damage in the durable region, refused by the recovery mode (or found
+    /// while reading after open).
+    Corrupt(Corruption),
+    /// The device holds a segment of a format version this crate cannot read.
+    UnsupportedVersion {
+        /// The version found.
+        found: u16,
+    },
+    /// An erased segment does not read back blank: the erase failed.
+    EraseFailed {
+        /// The segment slot.
+        slot: u32,
+    },
+    /// A caller buffer is too small for a record.
+    BufferTooSmall {
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes available.
+        available: u64,
+    },
+    /// An internal invariant does not hold: a bug in nori-wal, reported
+    /// instead of a panic. The log is poisoned.
+    Internal(&'static str),
+    /// The LSN asked for is outside the log.
+    LsnOutOfRange {
+        /// The LSN asked for.
+        lsn: Lsn,
+        /// The log's first LSN.
+        first: Lsn,
+        /// The LSN the next append gets.
+        next: Lsn,
+    },
+}
+
+impl<E: fmt::Display> fmt::Display for Error<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Device(e) => write!(f, "device error: {e}"),
+            Self::Access(e) => write!(f, "refused device access (a bug): {e}"),
+            Self::Config(e) => write!(f, "configuration: {e}"),
+            Self::Full => f.write_str("the log is full: reclaim segments with truncate_before, or use FullPolicy::OverwriteOldest"),
+            Self::RecordTooLarge { len, max } => {
+                write!(f, "record too large: a {len}-byte frame, a segment takes at most {max}; use larger segments")
+            }
+            Self::Encode(e) => write!(f, "{e}"),
+            Self::Poisoned => f.write_str(
+                "the log is poisoned by an earlier write or sync failure: reopen it to recover what is durable",
+            ),
+            Self::Corrupt(c) => write!(f, "corrupt log: {c}"),
+            Self::UnsupportedVersion { found } => write!(
+                f,
+                "the device holds format version {found}; this nori-wal reads up to {}: upgrade it",
+                crate::format::FORMAT_VERSION
+            ),
+            Self::EraseFailed { slot } => write!(f, "segment {slot} does not read back blank after an erase"),
+            Self::BufferTooSmall { needed, available } => {
+                write!(f, "buffer too small: {needed} bytes needed, {available} given")
+            }
+            Self::Internal(what) => write!(f, "internal error (a bug in nori-wal, please report it): {what}"),
+            Self::LsnOutOfRange { lsn, first, next } => {
+                write!(f, "LSN {lsn} is outside the log, which holds LSNs {first} to {next} (exclusive)")
+            }
+        }
+    }
+}
+
+impl<E: DeviceError> core::error::Error for Error<E> {}
+
+impl<E> From<ConfigError> for Error<E> {
+    fn from(e: ConfigError) -> Self {
+        Self::Config(e)
+    }
+}
+
+impl<E> From<EncodeError> for Error<E> {
+    fn from(e: EncodeError) -> Self {
+        Self::Encode(e)
+    }
+}

@@ -1,0 +1,291 @@
+//! Reading the log from an LSN.
+
+use super::error::{Corruption, Damage, Error};
+use super::layout::Seg;
+use super::scan::Reader;
+use super::window::{Overlay, Window};
+use super::{RecoveryMode, RingLog};
+use crate::device::BlockDevice;
+use crate::format::{Body, Compression, FRAME_HEADER_LEN, FrameKind, body::split_entry};
+use crate::{Lsn, Record};
+
+/// A record read back, with its LSN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Entry<'a> {
+    /// The record's LSN.
+    pub lsn: Lsn,
+    /// The record, borrowing the iterator's buffer.
+    pub record: Record<'a>,
+}
+
+/// The frame whose records are being returned.
+#[derive(Debug, Clone, Copy)]
+struct Current {
+    pos: u64,
+    len: u64,
+    kind: FrameKind,
+    /// LSN of the next record of the frame.
+    lsn: Lsn,
+    /// Records of the frame not yet returned.
+    left: u32,
+    /// Offset in the payload of the next batch entry.
+    entry_at: usize,
+}
+
+/// Reads records in LSN order from a [`RingLog`]; see
+/// [`RingLog::iter_from`]. Not a `std` iterator: each record borrows the
+/// iterator's buffer until the next call.
+pub struct Iter<'r, 'b, D: BlockDevice> {
+    log: &'r mut RingLog<'b, D>,
+    window: Window<'r>,
+    seg: Seg,
+    /// The LSN at which the current segment ends (the next one's base);
+    /// `None` for the newest.
+    seg_end: Option<Lsn>,
+    pos: u64,
+    /// The next LSN to return.
+    lsn: Lsn,
+    current: Option<Current>,
+}
+
+impl<D: BlockDevice> core::fmt::Debug for Iter<'_, '_, D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Iter").field("lsn", &self.lsn).field("pos", &self.pos).finish_non_exhaustive()
+    }
+}
+
+type Result<T, E> = core::result::Result<T, Error<E>>;
+
+impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
+    pub(crate) fn new(log: &'r mut RingLog<'b, D>, lsn: Lsn, buffer: &'r mut [u8]) -> Result<Self, D::Error> {
+        let (first, next) = (log.state.log_start, log.state.next_lsn);
+        if lsn < first || lsn > next {
+            return Err(Error::LsnOutOfRange { lsn, first, next });
+        }
+        let unit = log.device.geometry().io_unit() as usize;
+        let min = super::MIN_BUFFER_LEN.max(2 * unit);
+        if buffer.len() < min || !buffer.len().is_multiple_of(unit) {
+            return Err(Error::Config(super::ConfigError::BadBuffer {
+                len: buffer.len(),
+                unit: unit as u32,
+                min,
+            }));
+        }
+        let mut iter = Self {
+            log,
+            window: Window::new(buffer),
+            seg: Seg { slot: 0, abs: 0, epoch: 0, base_lsn: 0, log_start: 0 },
+            seg_end: None,
+            pos: 0,
+            lsn,
+            current: None,
+        };
+        if lsn < next {
+            iter.seek(lsn)?;
+        }
+        Ok(iter)
+    }
+
+    fn reader(&mut self) -> Reader<'_, 'r, D> {
+        let log = &mut *self.log;
+        let overlay = match log.state.active {
+            Some(a) => Overlay {
+                start: a.seg.abs + a.buf_start,
+                bytes: &log.buffer[..(a.pos - a.buf_start) as usize],
+            },
+            None => Overlay::NONE,
+        };
+        Reader { device: &mut log.device, overlay, window: &mut self.window, layout: log.layout }
+    }
+
+    /// Positions the iterator at the segment that holds `lsn`.
+    fn seek(&mut self, lsn: Lsn) -> Result<(), D::Error> {
+        let Some(oldest) = self.log.state.oldest else {
+            return Err(Error::Internal("records without a segment"));
+        };
+        let slots = self.log.layout.slots;
+        let count = (self.log.state.newest + slots - oldest) % slots + 1;
+        // Bases increase in ring order from the oldest: binary search.
+        let (mut lo, mut hi) = (0, count - 1);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            let slot = (oldest + mid) % slots;
+            if self.segment(slot)?.base_lsn <= lsn { lo = mid } else { hi = mid - 1 }
+        }
+        self.enter((oldest + lo) % slots)
+    }
+
+    /// The header of a segment the log holds, as a [`Seg`].
+    fn segment(&mut self, slot: u32) -> Result<Seg, D::Error> {
+        if let Some(active) = self.log.state.active.filter(|a| a.seg.slot == slot) {
+            return Ok(active.seg);
+        }
+        let layout = self.log.layout;
+        let probe = Seg { slot, abs: layout.offset(slot), epoch: 0, base_lsn: 0, log_start: 0 };
+        let len = layout.header_read_len().min(layout.segment_size);
+        let mut reader = self.reader();
+        let bytes = reader.bytes(&probe, 0, len)?;
+        let header = crate::format::SegmentHeader::decode(bytes).map_err(|e| {
+            Error::Corrupt(Corruption { slot, offset: probe.abs, lsn: 0, damage: Damage::Frame(e) })
+        })?;
+        Ok(Seg { epoch: header.epoch, base_lsn: header.base_lsn, log_start: header.log_start, ..probe })
+    }
+
+    fn enter(&mut self, slot: u32) -> Result<(), D::Error> {
+        self.seg = self.segment(slot)?;
+        self.pos = self.log.layout.frames_offset;
+        self.seg_end = if slot == self.log.state.newest {
+            None
+        } else {
+            Some(self.segment(self.log.layout.next(slot))?.base_lsn)
+        };
+        self.current = None;
+        Ok(())
+    }
+
+    /// The next record, or `None` past the last one appended.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] for damage found while reading (in
+    /// [`RecoveryMode::SkipDamaged`] damaged records are skipped instead),
+    /// [`Error::BufferTooSmall`] for a frame larger than the buffer, or a
+    /// device error.
+    pub fn try_next(&mut self) -> Result<Option<Entry<'_>>, D::Error> {
+        loop {
+            if self.lsn >= self.log.state.next_lsn {
+                return Ok(None);
+            }
+            if let Some(current) = self.current.filter(|c| c.left > 0) {
+                let entry_at = self.next_entry_at(&current)?;
+                self.current =
+                    Some(Current { lsn: current.lsn + 1, left: current.left - 1, entry_at, ..current });
+                if current.lsn < self.lsn {
+                    continue;
+                }
+                self.lsn = current.lsn + 1;
+                let record = self.record_at(&current)?;
+                return Ok(Some(Entry { lsn: current.lsn, record }));
+            }
+            if self.seg_end == Some(self.lsn) {
+                let next = self.log.layout.next(self.seg.slot);
+                self.enter(next)?;
+                continue;
+            }
+            self.advance()?;
+        }
+    }
+
+    /// Reads the frame at the current position and makes it current.
+    fn advance(&mut self) -> Result<(), D::Error> {
+        let seg = self.seg;
+        let pos = self.pos;
+        let found = match self.reader().frame_at(&seg, pos)? {
+            Ok(found) => found,
+            Err(damage) => return self.damaged(damage),
+        };
+        let len = found.header.frame_len() as u64;
+        if found.count > 0 && found.lsn + u64::from(found.count) <= self.lsn {
+            // Entirely before the LSN asked for.
+        } else if found.count > 0 {
+            if found.lsn > self.lsn {
+                return self.damaged(Damage::LsnMismatch { found: found.lsn });
+            }
+            if found.header.compression() != Compression::None {
+                return self.damaged(Damage::Unsupported);
+            }
+            if len > self.window.max_span(u64::from(self.log.layout.read_unit)) {
+                return Err(Error::BufferTooSmall { needed: len, available: self.window.max_span(1) });
+            }
+            let entry_at = if found.header.kind() == FrameKind::Batch { 4 } else { 0 };
+            self.current = Some(Current {
+                pos,
+                len,
+                kind: found.header.kind(),
+                lsn: found.lsn,
+                left: found.count,
+                entry_at,
+            });
+        }
+        self.pos = pos + len;
+        Ok(())
+    }
+
+    /// Damage at the current position: an error, or in `SkipDamaged` a jump
+    /// to the next valid frame.
+    fn damaged(&mut self, damage: Damage) -> Result<(), D::Error> {
+        let corruption =
+            Corruption { slot: self.seg.slot, offset: self.seg.abs + self.pos, lsn: self.lsn, damage };
+        if self.log.config.recovery != RecoveryMode::SkipDamaged {
+            return Err(Error::Corrupt(corruption));
+        }
+        let seg = self.seg;
+        let (from, lsn) = (self.pos, self.lsn);
+        match self.reader().next_valid(&seg, from, lsn)? {
+            Some((pos, found_lsn)) if self.seg_end.is_none_or(|end| found_lsn < end) => {
+                self.pos = pos;
+                self.lsn = found_lsn;
+            }
+            _ => match self.seg_end {
+                Some(end) => self.lsn = end,
+                None => self.lsn = self.log.state.next_lsn,
+            },
+        }
+        Ok(())
+    }
+
+    /// Where the entry after the current one of a batch starts.
+    fn next_entry_at(&mut self, current: &Current) -> Result<usize, D::Error> {
+        if current.kind != FrameKind::Batch {
+            return Ok(0);
+        }
+        let seg = self.seg;
+        let malformed = self.malformed(current);
+        let mut reader = self.reader();
+        let frame = reader.bytes(&seg, current.pos, current.len)?;
+        let payload = &frame[FRAME_HEADER_LEN..];
+        match payload.get(current.entry_at..).map(split_entry) {
+            Some(Ok((_, rest))) => Ok(payload.len() - rest.len()),
+            _ => Err(malformed),
+        }
+    }
+
+    /// The record of `current` at its entry offset, borrowed from the window.
+    fn record_at(&mut self, current: &Current) -> Result<Record<'_>, D::Error> {
+        let seg = self.seg;
+        let end = seg.abs + self.log.layout.segment_size;
+        let malformed = self.malformed(current);
+        let overlay = match self.log.state.active {
+            Some(a) => Overlay {
+                start: a.seg.abs + a.buf_start,
+                bytes: &self.log.buffer[..(a.pos - a.buf_start) as usize],
+            },
+            None => Overlay::NONE,
+        };
+        let frame =
+            self.window.get(&mut self.log.device, overlay, seg.abs + current.pos, current.len, end)?;
+        let payload = &frame[FRAME_HEADER_LEN..];
+        let record = match current.kind {
+            FrameKind::Batch => payload
+                .get(current.entry_at..)
+                .map(split_entry)
+                .and_then(core::result::Result::ok)
+                .map(|(r, _)| r),
+            kind => match Body::parse(kind, payload) {
+                Ok(Body::Record(record)) => Some(record),
+                _ => None,
+            },
+        };
+        record.ok_or(malformed)
+    }
+
+    fn malformed(&self, current: &Current) -> Error<D::Error> {
+        Error::Corrupt(Corruption {
+            slot: self.seg.slot,
+            offset: self.seg.abs + current.pos,
+            lsn: current.lsn,
+            damage: Damage::Frame(crate::DecodeError::MalformedBody { reason: "record layout" }),
+        })
+    }
+}

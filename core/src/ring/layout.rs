@@ -1,0 +1,105 @@
+//! How a device is cut into segments.
+
+use super::config::{ConfigError, RingConfig};
+use crate::Geometry;
+use crate::Lsn;
+use crate::format::{FRAME_HEADER_LEN, MARK_PAYLOAD_LEN, SEGMENT_HEADER_LEN};
+
+/// Length of a mark frame.
+pub(crate) const MARK_FRAME_LEN: u64 = (FRAME_HEADER_LEN + MARK_PAYLOAD_LEN) as u64;
+
+/// The smallest buffer a ring log takes, whatever the geometry.
+pub const MIN_BUFFER_LEN: usize = 512;
+
+/// The segments of a device, derived once from the geometry and the
+/// configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layout {
+    pub(crate) segment_size: u64,
+    pub(crate) slots: u32,
+    pub(crate) program_unit: u32,
+    pub(crate) read_unit: u32,
+    pub(crate) erase_value: Option<u8>,
+    pub(crate) frames_offset: u64,
+}
+
+impl Layout {
+    pub(crate) fn new(
+        geometry: Geometry,
+        capacity: u64,
+        config: &RingConfig,
+        buffer_len: usize,
+    ) -> Result<Self, ConfigError> {
+        let segment_size = config.segment_size;
+        let erase_unit = geometry.erase_unit();
+        if segment_size == 0 || !segment_size.is_multiple_of(u64::from(erase_unit)) {
+            return Err(ConfigError::SegmentNotAligned { segment_size, erase_unit });
+        }
+        let pu = u64::from(geometry.program_unit());
+        let frames_offset = (SEGMENT_HEADER_LEN as u64).div_ceil(pu) * pu;
+        let layout = Self {
+            segment_size,
+            slots: 0,
+            program_unit: geometry.program_unit(),
+            read_unit: geometry.read_unit(),
+            erase_value: geometry.erase_value(),
+            frames_offset,
+        };
+        // Room for the first mark, the tail reserve and a 64-byte frame.
+        let min = frames_offset + MARK_FRAME_LEN + layout.tail_reserve() + 64;
+        let min = min.div_ceil(u64::from(erase_unit)) * u64::from(erase_unit);
+        if segment_size < min {
+            return Err(ConfigError::SegmentTooSmall { segment_size, min });
+        }
+        let segments = capacity / segment_size;
+        if segments < 2 {
+            return Err(ConfigError::TooFewSegments { segments });
+        }
+        let unit = geometry.io_unit();
+        let min_buffer = MIN_BUFFER_LEN.max(2 * unit as usize);
+        if buffer_len < min_buffer || !buffer_len.is_multiple_of(unit as usize) {
+            return Err(ConfigError::BadBuffer { len: buffer_len, unit, min: min_buffer });
+        }
+        Ok(Self { slots: u32::try_from(segments).unwrap_or(u32::MAX), ..layout })
+    }
+
+    /// Bytes kept free at the end of the active segment after every frame:
+    /// room for a mark and the padding of a final sync.
+    pub(crate) const fn tail_reserve(&self) -> u64 {
+        MARK_FRAME_LEN + FRAME_HEADER_LEN as u64 + self.program_unit as u64
+    }
+
+    /// The largest frame a segment takes.
+    pub(crate) const fn max_frame_len(&self) -> u64 {
+        self.segment_size - self.frames_offset - 2 * MARK_FRAME_LEN - self.tail_reserve()
+    }
+
+    pub(crate) const fn offset(&self, slot: u32) -> u64 {
+        slot as u64 * self.segment_size
+    }
+
+    pub(crate) const fn next(&self, slot: u32) -> u32 {
+        if slot + 1 == self.slots { 0 } else { slot + 1 }
+    }
+
+    pub(crate) const fn prev(&self, slot: u32) -> u32 {
+        if slot == 0 { self.slots - 1 } else { slot - 1 }
+    }
+
+    /// Length of a read covering a segment header, in whole read units.
+    pub(crate) const fn header_read_len(&self) -> u64 {
+        let unit = self.read_unit as u64;
+        (crate::format::MAX_SEGMENT_HEADER_LEN as u64).div_ceil(unit) * unit
+    }
+}
+
+/// A segment being read: where it is and what its header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seg {
+    pub(crate) slot: u32,
+    /// Device offset of the segment.
+    pub(crate) abs: u64,
+    pub(crate) epoch: u64,
+    pub(crate) base_lsn: Lsn,
+    pub(crate) log_start: Lsn,
+}

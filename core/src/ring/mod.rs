@@ -1,0 +1,605 @@
+//! The ring log: a write-ahead log over a ring of fixed-size segments on one
+//! [`BlockDevice`], for raw partitions and flash.
+//!
+//! The device is cut into `capacity / segment_size` segments, used in order
+//! and reused in a ring. Each segment holds a header and frames in format v1
+//! (`FORMAT.md`). One segment is always kept free, so that the next one can
+//! be prepared (erased) without touching the log.
+//!
+//! # Memory
+//!
+//! The log owns no heap memory. The caller gives one buffer at
+//! [`RingLog::open`]: it is the write buffer (frames are gathered there and
+//! programmed in whole buffers) and recovery's read window. It must be a
+//! multiple of the device's read and program units and at least
+//! [`MIN_BUFFER_LEN`] bytes and two units. Beyond it the log keeps a fixed
+//! ~150 bytes of state. Iteration reads through a second buffer the caller
+//! gives to [`RingLog::iter_from`]; a record must fit in it.
+//!
+//! # Durability
+//!
+//! [`RingLog::append`] buffers; [`RingLog::sync`] programs what is buffered
+//! (padding the last program unit) and calls the device's sync. A record is
+//! durable once a sync that followed its append returned `Ok`. A failed
+//! program or sync poisons the log (invariant I7): every later call returns
+//! [`Error::Poisoned`] until the log is reopened.
+//!
+//! After each completed sync, the next frame written is preceded by a mark
+//! recording how far the log was durable; recovery uses it to tell damage in
+//! the durable region from a tail that was in flight at a crash.
+//!
+//! # Recovery decisions
+//!
+//! [`RingLog::open`] reads every segment header, walks back from the newest
+//! segment (highest epoch) through adjacent slots of decreasing epoch until
+//! it reaches the log's start (`log_start`, from the newest header and
+//! marks), then reads every frame of those segments. Each case below is a
+//! [`RecoveryCase`] and has a test:
+//!
+//! | case | what recovery finds | `TolerateTornTail` | `PointInTime` | `SkipDamaged` | `Strict` |
+//! |---|---|---|---|---|---|
+//! | `Empty` | no valid segment header | empty log | empty log | empty log | empty log |
+//! | `Clean` | the newest segment ends in blank (or never-written) space | keep all | keep all | keep all | keep all |
+//! | `TornTail` | the newest segment ends in a torn frame; nothing valid after it | cut it | cut it | cut it | error |
+//! | `InFlight` | damage in the newest segment, valid frames after it, no mark says they were durable | cut from the damage | cut | cut | error |
+//! | `DurableDamage` | damage in the newest segment below a later mark's durable point | error | cut, report | skip the damaged records, report | error |
+//! | `DamagedSegment` | damage in an older (sealed, synced) segment | error | cut there: drop everything after | skip the damaged records, report | error |
+//! | `MissingSegment` | a segment between the log's start and the newest is missing or its header damaged | error | cut before the gap | keep what follows the gap, report | error |
+//!
+//! Whatever the mode, a segment of a newer format version is an error, a
+//! read error is an error (never taken for the end of the log), and no
+//! record is returned that was not appended.
+//!
+//! After a cut, the next append starts a new segment: bytes after the cut are
+//! never overwritten in place, so a frame left there can never reappear.
+//!
+//! # Example
+//!
+//! ```
+//! use nori_wal_core::ring::{RingConfig, RingLog};
+//! use nori_wal_core::{Geometry, RamDevice, Record};
+//!
+//! let geometry = Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap();
+//! let mut flash = RamDevice::new([0xFFu8; 4 * 4096], geometry).unwrap();
+//! let mut buffer = [0u8; 512];
+//!
+//! let (mut log, info) = RingLog::open(&mut flash, RingConfig::new(4096), &mut buffer).unwrap();
+//! assert_eq!(info.records, 0);
+//! let lsn = log.append(&Record::put(b"boot", b"42")).unwrap();
+//! log.sync().unwrap();
+//! assert_eq!(log.durable_lsn(), Some(lsn));
+//! drop(log);
+//!
+//! // Reopen: the record is recovered.
+//! let (mut log, info) = RingLog::open(&mut flash, RingConfig::new(4096), &mut buffer).unwrap();
+//! assert_eq!(info.records, 1);
+//! let mut read_buf = [0u8; 512];
+//! let mut iter = log.iter_from(0, &mut read_buf).unwrap();
+//! let entry = iter.try_next().unwrap().unwrap();
+//! assert_eq!((entry.lsn, entry.record), (0, Record::put(b"boot", b"42")));
+//! ```
+
+mod config;
+mod error;
+mod iter;
+mod layout;
+mod recovery;
+mod scan;
+mod window;
+
+pub use config::{ConfigError, FullPolicy, RecoveryMode, RingConfig};
+pub use error::{Corruption, Damage, Error};
+pub use iter::{Entry, Iter};
+pub use layout::MIN_BUFFER_LEN;
+pub use recovery::{RecoveryCase, RecoveryInfo};
+
+use core::ops::Range;
+
+use crate::device::{BlockDevice, Op, check_access};
+use crate::format::{EncodedFrame, FRAME_HEADER_LEN, Mark, SegmentHeader};
+use crate::{Lsn, Record};
+use layout::{Layout, MARK_FRAME_LEN, Seg};
+use scan::Reader;
+use window::{Overlay, Window};
+
+/// The segment being appended to.
+#[derive(Debug, Clone, Copy)]
+struct Active {
+    seg: Seg,
+    /// Segment offset of the next frame.
+    pos: u64,
+    /// Segment offset of `buffer[0]`, a multiple of the program unit.
+    buf_start: u64,
+    /// `durable_end` recorded by the last mark written in this segment.
+    marked_durable: Lsn,
+}
+
+/// The log's state, apart from the device and the buffer.
+#[derive(Debug, Clone, Copy)]
+struct State {
+    /// Slot of the oldest segment the log holds; `None` for an empty device.
+    oldest: Option<u32>,
+    /// Slot of the newest segment (sealed or active).
+    newest: u32,
+    active: Option<Active>,
+    /// Highest epoch on the device: the next segment takes the one after.
+    max_epoch: u64,
+    next_lsn: Lsn,
+    /// LSNs below this are durable.
+    durable_end: Lsn,
+    /// The first LSN the log holds.
+    log_start: Lsn,
+    poisoned: bool,
+}
+
+/// A write-ahead log over a ring of segments on a [`BlockDevice`]. See the
+/// [module docs](self).
+pub struct RingLog<'b, D: BlockDevice> {
+    device: D,
+    layout: Layout,
+    config: RingConfig,
+    buffer: &'b mut [u8],
+    state: State,
+}
+
+impl<D: BlockDevice> core::fmt::Debug for RingLog<'_, D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RingLog")
+            .field("config", &self.config)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+type Result<T, E> = core::result::Result<T, Error<E>>;
+
+impl<'b, D: BlockDevice> RingLog<'b, D> {
+    /// Opens the log on `device`, recovering what it holds as
+    /// `config.recovery` says, with `buffer` as its write buffer.
+    ///
+    /// A device without a valid segment opens as an empty log; nothing is
+    /// written until the first append.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the configuration, device and buffer do not fit;
+    /// [`Error::Corrupt`] when the recovery mode refuses damage;
+    /// [`Error::UnsupportedVersion`]; [`Error::Device`] when a read fails.
+    pub fn open(
+        mut device: D,
+        config: RingConfig,
+        buffer: &'b mut [u8],
+    ) -> Result<(Self, RecoveryInfo), D::Error> {
+        let layout = Layout::new(device.geometry(), device.capacity(), &config, buffer.len())?;
+        let (state, info) = recovery::recover(&mut device, layout, config.recovery, buffer)?;
+        let mut log = Self { device, layout, config, buffer, state };
+        if let Some(active) = log.state.active {
+            // Continuing in place: the buffer starts at the unit boundary `pos`.
+            debug_assert_eq!(active.pos, active.buf_start);
+        }
+        log.device.sync().map_err(Error::Device)?;
+        Ok((log, info))
+    }
+
+    /// The LSN the next append gets.
+    #[must_use]
+    pub const fn next_lsn(&self) -> Lsn {
+        self.state.next_lsn
+    }
+
+    /// The first LSN the log holds (records below it were reclaimed).
+    #[must_use]
+    pub const fn first_lsn(&self) -> Lsn {
+        self.state.log_start
+    }
+
+    /// The highest durable LSN, or `None` when no record is durable.
+    #[must_use]
+    pub const fn durable_lsn(&self) -> Option<Lsn> {
+        if self.state.durable_end > self.state.log_start { Some(self.state.durable_end - 1) } else { None }
+    }
+
+    /// Whether a failed write or sync poisoned the log.
+    #[must_use]
+    pub const fn is_poisoned(&self) -> bool {
+        self.state.poisoned
+    }
+
+    /// The number of segments on the device.
+    #[must_use]
+    pub const fn segments(&self) -> u32 {
+        self.layout.slots
+    }
+
+    /// The largest frame (record plus 16 bytes, a put plus 20) a segment takes.
+    #[must_use]
+    pub const fn max_frame_len(&self) -> u64 {
+        self.layout.max_frame_len()
+    }
+
+    /// Gives the device back.
+    pub fn into_device(self) -> D {
+        self.device
+    }
+
+    /// Appends `record`; returns its LSN. The record is durable after the
+    /// next successful [`sync`](Self::sync).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`], [`Error::RecordTooLarge`], [`Error::Full`], or a
+    /// device error (which poisons the log).
+    pub fn append(&mut self, record: &Record<'_>) -> Result<Lsn, D::Error> {
+        self.check_usable()?;
+        let lsn = self.state.next_lsn;
+        let frame_len = crate::format::record_frame_len(record);
+        let active = self.reserve(frame_len, 1)?;
+        let frame = EncodedFrame::record(active.seg.epoch, lsn_offset(&active, lsn), record)?;
+        self.write_frame(&frame)?;
+        self.state.next_lsn += 1;
+        Ok(lsn)
+    }
+
+    /// Appends `records` as one atomic batch: after a crash, all of them or
+    /// none are recovered. Returns their LSNs.
+    ///
+    /// # Errors
+    ///
+    /// As [`append`](Self::append), and [`Error::Encode`] for an empty batch.
+    pub fn append_batch(&mut self, records: &[Record<'_>]) -> Result<Range<Lsn>, D::Error> {
+        self.check_usable()?;
+        if records.is_empty() {
+            return Err(Error::Encode(crate::EncodeError::EmptyBatch));
+        }
+        let count =
+            u32::try_from(records.len()).map_err(|_| Error::Encode(crate::EncodeError::LsnOverflow))?;
+        let first = self.state.next_lsn;
+        let active = self.reserve(crate::format::batch_frame_len(records), count)?;
+        let frame = EncodedFrame::batch(active.seg.epoch, lsn_offset(&active, first), records)?;
+        self.write_frame(&frame)?;
+        self.state.next_lsn += u64::from(count);
+        Ok(first..self.state.next_lsn)
+    }
+
+    /// Makes every appended record durable: programs the buffer (padding
+    /// the last program unit) and syncs the device.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`], or the device's error, which poisons the log:
+    /// nothing appended since the last successful sync is acknowledged.
+    pub fn sync(&mut self) -> Result<(), D::Error> {
+        self.check_usable()?;
+        if self.state.durable_end == self.state.next_lsn && !self.has_unsynced_bytes() {
+            return Ok(());
+        }
+        self.flush_padded()?;
+        self.device_sync()?;
+        self.state.durable_end = self.state.next_lsn;
+        Ok(())
+    }
+
+    /// Reclaims the segments that hold only records below `lsn`, durably: a
+    /// crash afterwards never brings them back, and never loses a record at
+    /// or above `lsn`. Records below `lsn` are no longer returned.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LsnOutOfRange`] when `lsn` is above [`next_lsn`](Self::next_lsn);
+    /// [`Error::Poisoned`]; a device error.
+    pub fn truncate_before(&mut self, lsn: Lsn) -> Result<(), D::Error> {
+        self.check_usable()?;
+        let next = self.state.next_lsn;
+        if lsn > next {
+            return Err(Error::LsnOutOfRange { lsn, first: self.state.log_start, next });
+        }
+        if lsn <= self.state.log_start {
+            return Ok(());
+        }
+        self.state.log_start = lsn;
+        // Make the new start durable before any reclaimed slot is reused:
+        // in a mark of the active segment, or in the header of a new one.
+        match self.state.active {
+            Some(active)
+                if active.pos + MARK_FRAME_LEN + self.layout.tail_reserve() <= self.layout.segment_size =>
+            {
+                self.write_mark()?;
+            }
+            Some(_) => self.seal_active()?,
+            None => {}
+        }
+        if self.state.active.is_none() {
+            self.start_segment()?;
+        }
+        self.sync_now()?;
+        // The segments wholly below the new start are free from now on.
+        self.state.oldest = self.first_retained()?;
+        Ok(())
+    }
+
+    /// Iterates over the records from `lsn` on, reading through `buffer`
+    /// (a multiple of the read unit; each record's frame must fit in it).
+    /// Records appended but not yet synced are included.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LsnOutOfRange`] when `lsn` is below the first LSN or above
+    /// the next one; [`Error::Config`] for a buffer of the wrong size.
+    pub fn iter_from<'r>(&'r mut self, lsn: Lsn, buffer: &'r mut [u8]) -> Result<Iter<'r, 'b, D>, D::Error> {
+        iter::Iter::new(self, lsn, buffer)
+    }
+
+    fn check_usable(&self) -> Result<(), D::Error> {
+        if self.state.poisoned { Err(Error::Poisoned) } else { Ok(()) }
+    }
+
+    fn has_unsynced_bytes(&self) -> bool {
+        self.state.active.is_some_and(|a| a.pos > a.buf_start)
+    }
+
+    /// Makes sure the active segment has room for a frame of `frame_len`
+    /// bytes holding `count` LSNs (and the mark that must precede it),
+    /// rotating when it has not. Returns the active segment.
+    fn reserve(&mut self, frame_len: u64, count: u32) -> Result<Active, D::Error> {
+        let max = self.layout.max_frame_len();
+        if frame_len > max {
+            return Err(Error::RecordTooLarge { len: frame_len, max });
+        }
+        loop {
+            let Some(active) = self.state.active else {
+                self.start_segment()?;
+                continue;
+            };
+            let mark_len = if active.marked_durable < self.state.durable_end { MARK_FRAME_LEN } else { 0 };
+            let fits =
+                active.pos + mark_len + frame_len + self.layout.tail_reserve() <= self.layout.segment_size;
+            let offset_fits =
+                (self.state.next_lsn - active.seg.base_lsn + u64::from(count)) <= u64::from(u32::MAX);
+            if fits && offset_fits {
+                if mark_len > 0 {
+                    self.write_mark()?;
+                }
+                return self.state.active.ok_or(Error::Internal("no active segment after a mark"));
+            }
+            self.seal_active()?;
+        }
+    }
+
+    /// Writes a mark of the current durable point and start.
+    fn write_mark(&mut self) -> Result<(), D::Error> {
+        let Some(active) = self.state.active else { return Ok(()) };
+        let mark = Mark { durable_end: self.state.durable_end, log_start: self.state.log_start };
+        let frame = EncodedFrame::mark(active.seg.epoch, lsn_offset(&active, self.state.next_lsn), mark);
+        self.write_frame(&frame)?;
+        if let Some(active) = self.state.active.as_mut() {
+            active.marked_durable = self.state.durable_end;
+        }
+        Ok(())
+    }
+
+    /// Copies a frame into the write buffer, programming the buffer each
+    /// time it fills.
+    fn write_frame(&mut self, frame: &EncodedFrame<'_>) -> Result<(), D::Error> {
+        self.write_bytes(frame.header())?;
+        let mut result = Ok(());
+        frame.for_each_payload_piece(|piece| {
+            if result.is_ok() {
+                result = self.write_bytes(piece);
+            }
+        });
+        result
+    }
+
+    fn write_bytes(&mut self, mut bytes: &[u8]) -> Result<(), D::Error> {
+        let Some(mut active) = self.state.active else {
+            self.state.poisoned = true;
+            return Err(Error::Internal("write without an active segment"));
+        };
+        while !bytes.is_empty() {
+            let at = (active.pos - active.buf_start) as usize;
+            let n = bytes.len().min(self.buffer.len() - at);
+            self.buffer[at..at + n].copy_from_slice(&bytes[..n]);
+            active.pos += n as u64;
+            bytes = &bytes[n..];
+            if at + n == self.buffer.len() {
+                let len = self.buffer.len();
+                self.program(active.seg.abs + active.buf_start, len)?;
+                active.buf_start += len as u64;
+            }
+        }
+        self.state.active = Some(active);
+        Ok(())
+    }
+
+    /// Programs `buffer[..len]` at device offset `at`; a failure poisons.
+    fn program(&mut self, at: u64, len: usize) -> Result<(), D::Error> {
+        let result =
+            check_access(&self.device.geometry(), self.device.capacity(), Op::Program, at, len as u64)
+                .map_err(Error::Access)
+                .and_then(|()| self.device.program(at, &self.buffer[..len]).map_err(Error::Device));
+        if result.is_err() {
+            self.state.poisoned = true;
+        }
+        result
+    }
+
+    fn device_sync(&mut self) -> Result<(), D::Error> {
+        let result = self.device.sync().map_err(Error::Device);
+        if result.is_err() {
+            self.state.poisoned = true;
+        }
+        result
+    }
+
+    /// Programs everything buffered, padding to the next program-unit
+    /// boundary first, so that no unit is ever programmed twice.
+    fn flush_padded(&mut self) -> Result<(), D::Error> {
+        let Some(active) = self.state.active else { return Ok(()) };
+        let pu = u64::from(self.layout.program_unit);
+        let partial = active.pos % pu;
+        if partial != 0 {
+            let mut pad = pu - partial;
+            while pad < FRAME_HEADER_LEN as u64 {
+                pad += pu;
+            }
+            let frame = EncodedFrame::padding(
+                active.seg.epoch,
+                lsn_offset(&active, self.state.next_lsn),
+                pad as usize,
+            )?;
+            self.write_frame(&frame)?;
+        }
+        let Some(mut active) = self.state.active else {
+            self.state.poisoned = true;
+            return Err(Error::Internal("flush without an active segment"));
+        };
+        let len = (active.pos - active.buf_start) as usize;
+        if len > 0 {
+            self.program(active.seg.abs + active.buf_start, len)?;
+            active.buf_start = active.pos;
+            self.state.active = Some(active);
+        }
+        Ok(())
+    }
+
+    /// Flushes and syncs; the durable point moves to every appended record.
+    fn sync_now(&mut self) -> Result<(), D::Error> {
+        self.flush_padded()?;
+        self.device_sync()?;
+        self.state.durable_end = self.state.next_lsn;
+        Ok(())
+    }
+
+    /// Ends the active segment: everything in it becomes durable, so that
+    /// every segment but the newest is always whole on the medium.
+    fn seal_active(&mut self) -> Result<(), D::Error> {
+        self.sync_now()?;
+        self.state.active = None;
+        Ok(())
+    }
+
+    /// The oldest segment that still holds LSNs at or above the log's
+    /// start; the newest is always kept. Needs an empty write buffer.
+    fn first_retained(&mut self) -> Result<Option<u32>, D::Error> {
+        let Some(mut oldest) = self.state.oldest else { return Ok(None) };
+        while oldest != self.state.newest {
+            let after = self.layout.next(oldest);
+            if self.read_header(after)?.base_lsn > self.state.log_start {
+                break;
+            }
+            oldest = after;
+        }
+        Ok(Some(oldest))
+    }
+
+    /// Starts a segment in the free slot after the newest, dropping the
+    /// oldest segment first when the ring would have no free slot left.
+    /// Called with no active segment (so an empty write buffer).
+    fn start_segment(&mut self) -> Result<(), D::Error> {
+        if self.state.active.is_some() {
+            self.state.poisoned = true;
+            return Err(Error::Internal("start_segment with an active segment"));
+        }
+        let (slot, mut oldest) = match self.first_retained()? {
+            None => (0, 0),
+            Some(oldest) => {
+                let slot = self.layout.next(self.state.newest);
+                // The newest is wholly below the start: the new segment is alone.
+                let alone = oldest == self.state.newest && self.state.next_lsn <= self.state.log_start;
+                (slot, if alone { slot } else { oldest })
+            }
+        };
+        let mut log_start = self.state.log_start;
+        if oldest != slot && self.layout.next(slot) == oldest {
+            // Taking this slot would leave none free.
+            match self.config.when_full {
+                FullPolicy::Error => return Err(Error::Full),
+                FullPolicy::OverwriteOldest => {
+                    let after = self.layout.next(oldest);
+                    let end =
+                        if after == slot { self.state.next_lsn } else { self.read_header(after)?.base_lsn };
+                    log_start = log_start.max(end);
+                    oldest = after;
+                }
+            }
+        }
+        self.prepare_slot(slot)?;
+        let epoch = self.state.max_epoch + 1;
+        let base_lsn = self.state.next_lsn;
+        let header = SegmentHeader::new(epoch, base_lsn, self.layout.segment_size, self.layout.program_unit)?
+            .with_log_start(log_start)?;
+        let seg = Seg { slot, abs: self.layout.offset(slot), epoch, base_lsn, log_start };
+        let frames_offset = self.layout.frames_offset as usize;
+        self.buffer[..frames_offset].fill(0);
+        header.encode(&mut self.buffer[..frames_offset])?;
+        self.state.active = Some(Active {
+            seg,
+            pos: frames_offset as u64,
+            buf_start: 0,
+            marked_durable: self.state.durable_end,
+        });
+        self.state.max_epoch = epoch;
+        self.state.newest = slot;
+        self.state.oldest = Some(oldest);
+        self.state.log_start = log_start;
+        // Every segment opens with a mark.
+        let mark = Mark { durable_end: self.state.durable_end, log_start };
+        let frame = EncodedFrame::mark(epoch, 0, mark);
+        self.write_frame(&frame)
+    }
+
+    /// Erases a slot (on media that need it) and checks that it reads back
+    /// blank, so that no unit is programmed that is not erased.
+    fn prepare_slot(&mut self, slot: u32) -> Result<(), D::Error> {
+        let Some(erased) = self.layout.erase_value else { return Ok(()) };
+        let abs = self.layout.offset(slot);
+        let size = self.layout.segment_size;
+        let checked = check_access(&self.device.geometry(), self.device.capacity(), Op::Erase, abs, size);
+        if let Err(e) = checked {
+            self.state.poisoned = true;
+            return Err(Error::Access(e));
+        }
+        if let Err(e) = self.device.erase(abs, size) {
+            self.state.poisoned = true;
+            return Err(Error::Device(e));
+        }
+        let mut at = 0;
+        while at < size {
+            let n = (size - at).min(self.buffer.len() as u64) as usize;
+            self.device.read(abs + at, &mut self.buffer[..n]).map_err(Error::Device)?;
+            if self.buffer[..n].iter().any(|&b| b != erased) {
+                self.state.poisoned = true;
+                return Err(Error::EraseFailed { slot });
+            }
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads the header of a sealed segment the log holds, through the write
+    /// buffer, which must hold nothing unwritten.
+    fn read_header(&mut self, slot: u32) -> Result<SegmentHeader, D::Error> {
+        if self.has_unsynced_bytes() {
+            self.state.poisoned = true;
+            return Err(Error::Internal("header read with a non-empty write buffer"));
+        }
+        let seg = Seg { slot, abs: self.layout.offset(slot), epoch: 0, base_lsn: 0, log_start: 0 };
+        let mut window = Window::new(&mut *self.buffer);
+        let mut reader = Reader {
+            device: &mut self.device,
+            overlay: Overlay::NONE,
+            window: &mut window,
+            layout: self.layout,
+        };
+        let len = self.layout.header_read_len().min(self.layout.segment_size);
+        let bytes = reader.bytes(&seg, 0, len)?;
+        SegmentHeader::decode(bytes).map_err(|e| {
+            Error::Corrupt(Corruption { slot, offset: seg.abs, lsn: 0, damage: Damage::Frame(e) })
+        })
+    }
+}
+
+/// The LSN offset of `lsn` in the active segment (checked by `reserve`).
+fn lsn_offset(active: &Active, lsn: Lsn) -> u32 {
+    (lsn - active.seg.base_lsn) as u32
+}

@@ -1,0 +1,492 @@
+//! Recovery: from the bytes on a device to the log's state, by the decision
+//! table in the module docs.
+
+use super::error::{Corruption, Damage, Error};
+use super::layout::{Layout, Seg};
+use super::scan::Reader;
+use super::window::{Overlay, Window};
+use super::{Active, RecoveryMode, State};
+use crate::Lsn;
+use crate::device::BlockDevice;
+use crate::format::{DecodeError, SegmentHeader};
+
+/// Which row of the recovery decision table applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum RecoveryCase {
+    /// No valid segment: an empty log.
+    Empty,
+    /// The log ends in blank or never-written space.
+    Clean,
+    /// The newest segment ends in a torn frame, cut.
+    TornTail,
+    /// Damage in the newest segment with valid frames after it that were
+    /// never durable: cut from the damage.
+    InFlight,
+    /// Damage in the newest segment's durable region.
+    DurableDamage,
+    /// Damage in an older segment (always durable).
+    DamagedSegment,
+    /// A segment between the log's start and the newest is missing.
+    MissingSegment,
+}
+
+/// What recovery found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct RecoveryInfo {
+    /// Records the log holds after recovery.
+    pub records: u64,
+    /// The first LSN the log holds, if any record.
+    pub first_lsn: Option<Lsn>,
+    /// The last LSN the log holds, if any record.
+    pub last_lsn: Option<Lsn>,
+    /// Segments the log holds.
+    pub segments: u32,
+    /// Bytes after the cut point that held frames (or parts of frames)
+    /// written under the newest epoch and were discarded.
+    pub bytes_discarded: u64,
+    /// Whether a torn or in-flight tail was cut.
+    pub torn_tail: bool,
+    /// Records skipped or dropped because of damage (`SkipDamaged`,
+    /// `PointInTime`); 0 when nothing durable was lost.
+    pub records_lost: u64,
+    /// The first damage found in the durable region, if any.
+    pub corruption: Option<Corruption>,
+    /// The decision taken.
+    pub case: RecoveryCase,
+}
+
+type Result<T, E> = core::result::Result<T, Error<E>>;
+
+/// Where the scan of one segment stopped.
+#[derive(Debug, Clone, Copy)]
+struct Stop {
+    /// Segment offset of the stop.
+    pos: u64,
+    /// The LSN expected there.
+    lsn: Lsn,
+    /// Why it stopped; `None` when it reached the LSN it was told to stop at.
+    damage: Option<Damage>,
+    /// Highest `log_start` in the marks read before the stop.
+    log_start: Lsn,
+}
+
+/// What lies after a stop in the newest segment.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ahead {
+    /// The first valid frame after the stop: its position and LSN.
+    first_valid: Option<(u64, Lsn)>,
+    /// The highest `durable_end` among the valid marks after the stop.
+    durable_claim: Option<Lsn>,
+    /// End of the furthest valid frame after the stop.
+    furthest_end: Option<u64>,
+    /// Whether every byte from the stop to the segment end is the erase value.
+    blank_to_end: bool,
+}
+
+struct Recovery<'a, 'w, D: BlockDevice> {
+    reader: Reader<'a, 'w, D>,
+    layout: Layout,
+    mode: RecoveryMode,
+    max_epoch: u64,
+    info: RecoveryInfo,
+}
+
+/// Recovers the log on `device`, reading through `buffer`.
+pub(crate) fn recover<D: BlockDevice>(
+    device: &mut D,
+    layout: Layout,
+    mode: RecoveryMode,
+    buffer: &mut [u8],
+) -> Result<(State, RecoveryInfo), D::Error> {
+    let mut window = Window::new(buffer);
+    let reader = Reader { device, overlay: Overlay::NONE, window: &mut window, layout };
+    let info = RecoveryInfo {
+        records: 0,
+        first_lsn: None,
+        last_lsn: None,
+        segments: 0,
+        bytes_discarded: 0,
+        torn_tail: false,
+        records_lost: 0,
+        corruption: None,
+        case: RecoveryCase::Clean,
+    };
+    let mut recovery = Recovery { reader, layout, mode, max_epoch: 0, info };
+    recovery.run()
+}
+
+impl<D: BlockDevice> Recovery<'_, '_, D> {
+    fn run(&mut self) -> Result<(State, RecoveryInfo), D::Error> {
+        // The newest valid header, and the highest epoch anywhere.
+        let mut head: Option<Seg> = None;
+        for slot in 0..self.layout.slots {
+            if let Some(seg) = self.header(slot)? {
+                self.max_epoch = self.max_epoch.max(seg.epoch);
+                if head.is_none_or(|h| seg.epoch > h.epoch) {
+                    head = Some(seg);
+                }
+            }
+        }
+        let Some(mut head) = head else {
+            self.info.case = RecoveryCase::Empty;
+            return Ok((self.empty_state(), self.info));
+        };
+        // Re-headed at most once per slot (point-in-time cuts before gaps).
+        for _ in 0..=self.layout.slots {
+            match self.recover_from(head)? {
+                Outcome::Done(state) => return Ok((state, self.info)),
+                Outcome::Rehead(seg) => head = seg,
+            }
+        }
+        Err(Error::Internal("recovery did not settle"))
+    }
+
+    fn empty_state(&self) -> State {
+        State {
+            oldest: None,
+            newest: 0,
+            active: None,
+            max_epoch: self.max_epoch,
+            next_lsn: 0,
+            durable_end: 0,
+            log_start: 0,
+            poisoned: false,
+        }
+    }
+
+    /// Reads the header of `slot`: `None` for anything but a valid v1 header.
+    fn header(&mut self, slot: u32) -> Result<Option<Seg>, D::Error> {
+        let abs = self.layout.offset(slot);
+        let probe = Seg { slot, abs, epoch: 0, base_lsn: 0, log_start: 0 };
+        let len = self.layout.header_read_len().min(self.layout.segment_size);
+        let bytes = self.reader.bytes(&probe, 0, len)?;
+        match SegmentHeader::decode(bytes) {
+            Ok(h) => {
+                if h.segment_size != self.layout.segment_size || h.program_unit != self.layout.program_unit {
+                    return Err(Error::Config(super::ConfigError::LayoutMismatch {
+                        found_segment_size: h.segment_size,
+                        found_program_unit: h.program_unit,
+                    }));
+                }
+                Ok(Some(Seg { slot, abs, epoch: h.epoch, base_lsn: h.base_lsn, log_start: h.log_start }))
+            }
+            Err(DecodeError::UnsupportedVersion { found, .. }) => Err(Error::UnsupportedVersion { found }),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn recover_from(&mut self, head: Seg) -> Result<Outcome, D::Error> {
+        // The head segment first: its marks may move the log's start.
+        let head_stop = self.scan(&head, self.layout.frames_offset, head.base_lsn, None)?;
+        let log_start = head.log_start.max(head_stop.log_start).min(head_stop.lsn);
+        // Walk back to the segment that holds the log's start.
+        let mut oldest = head;
+        while oldest.base_lsn > log_start {
+            let slot = self.layout.prev(oldest.slot);
+            let prev = if slot == head.slot { None } else { self.header(slot)? };
+            match prev {
+                Some(p) if p.epoch < oldest.epoch && p.base_lsn <= oldest.base_lsn => {
+                    oldest = p;
+                }
+                _ => {
+                    // A gap above the log's start.
+                    let corruption = Corruption {
+                        slot,
+                        offset: self.layout.offset(slot),
+                        lsn: log_start,
+                        damage: Damage::MissingSegment,
+                    };
+                    match self.mode {
+                        RecoveryMode::TolerateTornTail | RecoveryMode::Strict => {
+                            return Err(Error::Corrupt(corruption));
+                        }
+                        RecoveryMode::PointInTime => {
+                            // Keep the log before the gap: the newest valid segment below it.
+                            self.note(RecoveryCase::MissingSegment, corruption);
+                            return self.rehead_before(slot, head);
+                        }
+                        RecoveryMode::SkipDamaged => {
+                            self.note(RecoveryCase::MissingSegment, corruption);
+                            self.info.records_lost += oldest.base_lsn - log_start;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let first_lsn = log_start.max(oldest.base_lsn);
+        // The older segments, oldest first: each must reach the next one's base.
+        let mut seg = oldest;
+        while seg.slot != head.slot {
+            let next = match self.header(self.layout.next(seg.slot))? {
+                Some(next) => next,
+                None => return Err(Error::Internal("segment vanished during recovery")),
+            };
+            let mut pos = self.layout.frames_offset;
+            let mut lsn = seg.base_lsn;
+            loop {
+                let stop = self.scan(&seg, pos, lsn, Some(next.base_lsn))?;
+                let Some(damage) = stop.damage else { break };
+                let corruption =
+                    Corruption { slot: seg.slot, offset: seg.abs + stop.pos, lsn: stop.lsn, damage };
+                match self.mode {
+                    RecoveryMode::TolerateTornTail | RecoveryMode::Strict => {
+                        return Err(Error::Corrupt(corruption));
+                    }
+                    RecoveryMode::PointInTime => {
+                        self.note(RecoveryCase::DamagedSegment, corruption);
+                        self.info.records_lost += head_stop.lsn.saturating_sub(stop.lsn);
+                        let state = self.finish(oldest, first_lsn, seg, stop.pos, stop.lsn, false)?;
+                        return Ok(Outcome::Done(state));
+                    }
+                    RecoveryMode::SkipDamaged => {
+                        self.note(RecoveryCase::DamagedSegment, corruption);
+                        let ahead = self.look_ahead(&seg, stop.pos, stop.lsn)?;
+                        match ahead.first_valid {
+                            Some((p, l)) if l < next.base_lsn => {
+                                self.info.records_lost += l - stop.lsn;
+                                pos = p;
+                                lsn = l;
+                            }
+                            _ => {
+                                self.info.records_lost += next.base_lsn - stop.lsn;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            seg = next;
+        }
+        // The newest segment: how does it end?
+        let mut stop = head_stop;
+        loop {
+            let Some(damage) = stop.damage else {
+                return Err(Error::Internal("the newest segment stopped without a cause"));
+            };
+            let ahead = self.look_ahead(&head, stop.pos, stop.lsn)?;
+            let case = self.classify(&damage, &ahead, stop.lsn);
+            let corruption =
+                Corruption { slot: head.slot, offset: head.abs + stop.pos, lsn: stop.lsn, damage };
+            match (case, self.mode) {
+                (RecoveryCase::Clean, _) => {
+                    // Append in place only at a unit boundary followed by
+                    // erased space (flash: no unit programmed twice), or, on
+                    // media without erase, by nothing of this epoch.
+                    let aligned = stop.pos.is_multiple_of(u64::from(self.layout.program_unit));
+                    let free = match self.layout.erase_value {
+                        Some(_) => ahead.blank_to_end,
+                        None => ahead.furthest_end.is_none() && ahead.first_valid.is_none(),
+                    };
+                    let state = self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, aligned && free)?;
+                    return Ok(Outcome::Done(state));
+                }
+                (RecoveryCase::TornTail | RecoveryCase::InFlight, RecoveryMode::Strict) => {
+                    return Err(Error::Corrupt(corruption));
+                }
+                (RecoveryCase::TornTail | RecoveryCase::InFlight, _) => {
+                    self.info.case = case;
+                    self.info.torn_tail = true;
+                    self.info.bytes_discarded = discarded(&damage, &ahead, stop.pos);
+                    let state = self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, false)?;
+                    return Ok(Outcome::Done(state));
+                }
+                (_, RecoveryMode::TolerateTornTail | RecoveryMode::Strict) => {
+                    return Err(Error::Corrupt(corruption));
+                }
+                (_, RecoveryMode::PointInTime) => {
+                    self.note(RecoveryCase::DurableDamage, corruption);
+                    self.info.records_lost +=
+                        ahead.durable_claim.unwrap_or(stop.lsn).saturating_sub(stop.lsn);
+                    self.info.bytes_discarded = discarded(&damage, &ahead, stop.pos);
+                    let state = self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, false)?;
+                    return Ok(Outcome::Done(state));
+                }
+                (_, _) => {
+                    // Skip to the next valid frame and go on from there.
+                    self.note(RecoveryCase::DurableDamage, corruption);
+                    let Some((p, l)) = ahead.first_valid.filter(|&(_, l)| l >= stop.lsn) else {
+                        return Err(Error::Internal("durable damage without a later frame"));
+                    };
+                    self.info.records_lost += l - stop.lsn;
+                    stop = self.scan(&head, p, l, None)?;
+                }
+            }
+        }
+    }
+
+    /// Records the first corruption and the case it led to.
+    fn note(&mut self, case: RecoveryCase, corruption: Corruption) {
+        if self.info.corruption.is_none() {
+            self.info.corruption = Some(corruption);
+            self.info.case = case;
+        }
+    }
+
+    /// Point-in-time before a gap at `gap`: the log is what precedes it.
+    fn rehead_before(&mut self, gap: u32, head: Seg) -> Result<Outcome, D::Error> {
+        let mut slot = self.layout.prev(gap);
+        while slot != head.slot {
+            if let Some(seg) = self.header(slot)?
+                && seg.epoch < head.epoch
+            {
+                return Ok(Outcome::Rehead(seg));
+            }
+            slot = self.layout.prev(slot);
+        }
+        // Nothing before the gap: the log is empty.
+        Ok(Outcome::Done(self.empty_state()))
+    }
+
+    /// The decision-table row for damage in the newest segment.
+    fn classify(&self, damage: &Damage, ahead: &Ahead, lsn: Lsn) -> RecoveryCase {
+        if ahead.durable_claim.is_some_and(|claim| claim > lsn) {
+            return RecoveryCase::DurableDamage;
+        }
+        if ahead.first_valid.is_some() {
+            return RecoveryCase::InFlight;
+        }
+        let never_written = match damage {
+            // The end of the segment.
+            Damage::Frame(DecodeError::Truncated { .. }) => true,
+            // Blank: erased flash, or any uniform fill where there is no erase.
+            Damage::Frame(DecodeError::Blank { fill }) => match self.layout.erase_value {
+                Some(erased) => *fill == erased,
+                None => true,
+            },
+            // A header that does not check on a medium without erase is
+            // older data (or a torn header): it was never part of this epoch.
+            Damage::Frame(DecodeError::BadHeader) => self.layout.erase_value.is_none(),
+            _ => false,
+        };
+        if never_written { RecoveryCase::Clean } else { RecoveryCase::TornTail }
+    }
+
+    /// Builds the final state: the log from `oldest` to `newest`, ending at
+    /// `pos`/`next_lsn` in `newest`.
+    fn finish(
+        &mut self,
+        oldest: Seg,
+        first_lsn: Lsn,
+        newest: Seg,
+        pos: u64,
+        next_lsn: Lsn,
+        in_place: bool,
+    ) -> Result<State, D::Error> {
+        let slots = self.layout.slots;
+        let segments = (newest.slot + slots - oldest.slot) % slots + 1;
+        let first_lsn = first_lsn.min(next_lsn);
+        let held = next_lsn - first_lsn;
+        self.info.records = held.saturating_sub(if self.mode == RecoveryMode::SkipDamaged {
+            self.info.records_lost
+        } else {
+            0
+        });
+        self.info.first_lsn = (held > 0).then_some(first_lsn);
+        self.info.last_lsn = (held > 0).then(|| next_lsn - 1);
+        self.info.segments = segments;
+        let active =
+            in_place.then_some(Active { seg: newest, pos, buf_start: pos, marked_durable: next_lsn });
+        Ok(State {
+            oldest: Some(oldest.slot),
+            newest: newest.slot,
+            active,
+            max_epoch: self.max_epoch,
+            next_lsn,
+            durable_end: next_lsn,
+            log_start: first_lsn,
+            poisoned: false,
+        })
+    }
+
+    /// Walks the frames of `seg` from `pos`, expecting `lsn`, until damage or
+    /// until `stop_at` is reached.
+    fn scan(
+        &mut self,
+        seg: &Seg,
+        mut pos: u64,
+        mut lsn: Lsn,
+        stop_at: Option<Lsn>,
+    ) -> Result<Stop, D::Error> {
+        let mut log_start = 0;
+        loop {
+            if stop_at == Some(lsn) {
+                return Ok(Stop { pos, lsn, damage: None, log_start });
+            }
+            let found = match self.reader.frame_at(seg, pos)? {
+                Ok(found) => found,
+                Err(damage) => return Ok(Stop { pos, lsn, damage: Some(damage), log_start }),
+            };
+            let end = found.lsn.saturating_add(u64::from(found.count));
+            if found.lsn != lsn || stop_at.is_some_and(|s| end > s) {
+                return Ok(Stop {
+                    pos,
+                    lsn,
+                    damage: Some(Damage::LsnMismatch { found: found.lsn }),
+                    log_start,
+                });
+            }
+            if let Some(mark) = found.mark {
+                log_start = log_start.max(mark.log_start);
+            }
+            lsn = end;
+            pos += found.header.frame_len() as u64;
+        }
+    }
+
+    /// Looks at every offset after a stop in a segment for valid frames of
+    /// its epoch.
+    fn look_ahead(&mut self, seg: &Seg, stop: u64, lsn: Lsn) -> Result<Ahead, D::Error> {
+        let size = self.layout.segment_size;
+        let mut ahead = Ahead { blank_to_end: true, ..Ahead::default() };
+        let erased = self.layout.erase_value;
+        // Is everything from the stop to the end blank?
+        let mut at = stop;
+        let span = self.reader.window.max_span(u64::from(self.layout.read_unit)).max(1);
+        while at < size && ahead.blank_to_end {
+            let n = (size - at).min(span);
+            let bytes = self.reader.bytes(seg, at, n)?;
+            ahead.blank_to_end = match erased {
+                Some(e) => bytes.iter().all(|&b| b == e),
+                None => false,
+            };
+            at += n;
+        }
+        if ahead.blank_to_end {
+            return Ok(ahead);
+        }
+        self.reader.scan_ahead(seg, stop, |q, found| {
+            if found.lsn >= lsn && ahead.first_valid.is_none() && found.count > 0 {
+                ahead.first_valid = Some((q, found.lsn));
+            }
+            if let Some(mark) = found.mark {
+                ahead.durable_claim = Some(ahead.durable_claim.unwrap_or(0).max(mark.durable_end));
+                if ahead.first_valid.is_none() && mark.durable_end > lsn {
+                    // A mark past the damage: records resume at its LSN offset.
+                    ahead.first_valid = Some((q, found.lsn));
+                }
+            }
+            ahead.furthest_end = Some(q + found.header.frame_len() as u64);
+            true
+        })?;
+        Ok(ahead)
+    }
+}
+
+enum Outcome {
+    Done(State),
+    Rehead(Seg),
+}
+
+/// Bytes after a cut that held frames of the current epoch.
+fn discarded(damage: &Damage, ahead: &Ahead, pos: u64) -> u64 {
+    let torn_header_end = match damage {
+        Damage::Frame(DecodeError::BadChecksum { .. } | DecodeError::LengthOutOfBounds { .. }) => pos + 1,
+        _ => pos,
+    };
+    ahead.furthest_end.unwrap_or(torn_header_end).max(torn_header_end) - pos
+}

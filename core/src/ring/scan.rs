@@ -1,0 +1,180 @@
+//! Walking the frames of one segment: the one reader that recovery and
+//! iteration share.
+
+use super::Error;
+use super::error::Damage;
+use super::layout::{Layout, Seg};
+use super::window::{Overlay, Window};
+use crate::Lsn;
+use crate::device::BlockDevice;
+use crate::format::{Body, Compression, DecodeError, FRAME_HEADER_LEN, FrameHeader, FrameKind, Mark};
+
+/// A checked frame found at a position.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Found {
+    pub(crate) header: FrameHeader,
+    /// The frame's first LSN.
+    pub(crate) lsn: Lsn,
+    /// Records (and LSNs) it holds.
+    pub(crate) count: u32,
+    /// The mark it carries, for a mark frame.
+    pub(crate) mark: Option<Mark>,
+}
+
+/// The device, the overlay and the window, borrowed together for reading.
+pub(crate) struct Reader<'a, 'w, D> {
+    pub(crate) device: &'a mut D,
+    pub(crate) overlay: Overlay<'a>,
+    pub(crate) window: &'a mut Window<'w>,
+    pub(crate) layout: Layout,
+}
+
+impl<D: BlockDevice> Reader<'_, '_, D> {
+    /// The bytes `[pos, pos + len)` of segment `seg`.
+    pub(crate) fn bytes(&mut self, seg: &Seg, pos: u64, len: u64) -> Result<&[u8], Error<D::Error>> {
+        let end = seg.abs + self.layout.segment_size;
+        self.window.get(self.device, self.overlay, seg.abs + pos, len, end)
+    }
+
+    /// Decodes and checks the frame at `pos` of `seg`.
+    pub(crate) fn frame_at(&mut self, seg: &Seg, pos: u64) -> Result<Result<Found, Damage>, Error<D::Error>> {
+        let seg_size = self.layout.segment_size;
+        let left = seg_size.saturating_sub(pos);
+        if left < FRAME_HEADER_LEN as u64 {
+            let truncated = DecodeError::Truncated { needed: FRAME_HEADER_LEN as u64, available: left };
+            return Ok(Err(Damage::Frame(truncated)));
+        }
+        let header = match FrameHeader::decode(self.bytes(seg, pos, FRAME_HEADER_LEN as u64)?, seg.epoch) {
+            Ok(header) => header,
+            Err(e) => return Ok(Err(Damage::Frame(e))),
+        };
+        let frame_len = header.frame_len() as u64;
+        if frame_len > left {
+            return Ok(Err(Damage::Frame(DecodeError::LengthOutOfBounds { frame_len, available: left })));
+        }
+        let span = self.window.max_span(u64::from(self.layout.read_unit));
+        let (count, mark) = if frame_len <= span {
+            let frame = self.bytes(seg, pos, frame_len)?;
+            let payload = &frame[FRAME_HEADER_LEN..];
+            if let Err(e) = header.verify_payload(payload) {
+                return Ok(Err(Damage::Frame(e)));
+            }
+            match count_records(&header, payload) {
+                Ok(found) => found,
+                Err(damage) => return Ok(Err(damage)),
+            }
+        } else {
+            // Too large for the window: check the payload in pieces.
+            let mut check = header.payload_check();
+            let mut first = [0u8; 4];
+            let mut at = pos + FRAME_HEADER_LEN as u64;
+            let end = pos + frame_len;
+            while at < end {
+                let n = (end - at).min(span);
+                let piece = self.bytes(seg, at, n)?;
+                if at == pos + FRAME_HEADER_LEN as u64 {
+                    let k = piece.len().min(4);
+                    first[..k].copy_from_slice(&piece[..k]);
+                }
+                check.update(piece);
+                at += n;
+            }
+            if let Err(e) = check.finish() {
+                return Ok(Err(Damage::Frame(e)));
+            }
+            match (header.kind(), header.compression()) {
+                (FrameKind::Batch, Compression::None) => (u32::from_le_bytes(first), None),
+                (FrameKind::Batch, _) => return Ok(Err(Damage::Unsupported)),
+                (FrameKind::Put | FrameKind::Delete | FrameKind::Raw, _) => (1, None),
+                (FrameKind::Padding, _) => (0, None),
+                // A mark is 32 bytes: always within the window.
+                _ => return Ok(Err(Damage::Unsupported)),
+            }
+        };
+        if count == 0 && matches!(header.kind(), FrameKind::Batch) {
+            return Ok(Err(Damage::Frame(DecodeError::MalformedBody { reason: "batch of zero records" })));
+        }
+        let lsn = seg.base_lsn.saturating_add(u64::from(header.lsn_offset()));
+        Ok(Ok(Found { header, lsn, count, mark }))
+    }
+}
+
+impl<D: BlockDevice> Reader<'_, '_, D> {
+    /// Visits every valid frame of `seg`'s epoch that starts after `from`,
+    /// trying every byte offset (frames found are stepped over whole), until
+    /// `visit` returns `false`. Bounded by the segment: at most one header
+    /// check per byte.
+    pub(crate) fn scan_ahead(
+        &mut self,
+        seg: &Seg,
+        from: u64,
+        mut visit: impl FnMut(u64, &Found) -> bool,
+    ) -> Result<(), Error<D::Error>> {
+        let size = self.layout.segment_size;
+        let header_len = FRAME_HEADER_LEN as u64;
+        let mut q = from + 1;
+        while q + header_len <= size {
+            let h = self.bytes(seg, q, header_len)?;
+            if let Some(&fill) = h.first().filter(|&&f| h.iter().all(|&b| b == f)) {
+                // A uniform run: no frame header lies wholly inside it.
+                let mut end = q + header_len;
+                while end < size && self.bytes(seg, end, 1)?[0] == fill {
+                    end += 1;
+                }
+                q = (end + 1).saturating_sub(header_len).max(q + 1);
+                continue;
+            }
+            if FrameHeader::decode(h, seg.epoch).is_err() {
+                q += 1;
+                continue;
+            }
+            match self.frame_at(seg, q)? {
+                Ok(found) => {
+                    if !visit(q, &found) {
+                        return Ok(());
+                    }
+                    q += found.header.frame_len() as u64;
+                }
+                Err(_) => q += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// The first frame after `from` holding records at or above `lsn`.
+    pub(crate) fn next_valid(
+        &mut self,
+        seg: &Seg,
+        from: u64,
+        lsn: Lsn,
+    ) -> Result<Option<(u64, Lsn)>, Error<D::Error>> {
+        let mut first = None;
+        self.scan_ahead(seg, from, |q, found| {
+            if found.count > 0 && found.lsn >= lsn {
+                first = Some((q, found.lsn));
+                false
+            } else {
+                true
+            }
+        })?;
+        Ok(first)
+    }
+}
+
+/// Records held by a checked, uncompressed frame, and its mark if any.
+fn count_records(header: &FrameHeader, payload: &[u8]) -> Result<(u32, Option<Mark>), Damage> {
+    match (header.kind(), header.compression()) {
+        (FrameKind::Put | FrameKind::Delete | FrameKind::Raw, _) => Ok((1, None)),
+        (FrameKind::Batch, Compression::None) => match Body::parse(FrameKind::Batch, payload) {
+            Ok(body) => Ok((body.record_count(), None)),
+            Err(e) => Err(Damage::Frame(e)),
+        },
+        (FrameKind::Batch, _) => Err(Damage::Unsupported),
+        (FrameKind::Padding, _) => Ok((0, None)),
+        (FrameKind::Mark, _) => match Body::parse(FrameKind::Mark, payload) {
+            Ok(Body::Mark(mark)) => Ok((0, Some(mark))),
+            Ok(_) => Err(Damage::Unsupported),
+            Err(e) => Err(Damage::Frame(e)),
+        },
+    }
+}
