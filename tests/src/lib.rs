@@ -1,6 +1,8 @@
 //! Shared helpers of the nori-wal integration tests and benchmarks.
 
 pub mod bench;
+pub mod crash;
+pub mod sim;
 
 use std::path::PathBuf;
 

@@ -217,6 +217,12 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
         self.layout.max_frame_len()
     }
 
+    /// The device.
+    #[must_use]
+    pub const fn device(&self) -> &D {
+        &self.device
+    }
+
     /// Gives the device back.
     pub fn into_device(self) -> D {
         self.device

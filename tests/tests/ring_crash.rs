@@ -1,0 +1,158 @@
+//! The exhaustive crash sweep of the ring log: a recorded workload of
+//! appends, batches, syncs, reclaims and ring wrap-arounds, cut by a power
+//! failure at every device operation (F1, F2, F3, F10) and, on flash, at
+//! every byte of every program (F9); after each, recovery is checked for
+//! I1, I2, I3, I5, I6 and F16.
+
+use nori_wal_core::Geometry;
+use nori_wal_core::ring::FullPolicy;
+use nori_wal_tests::crash::{Setup, check_recovery, record_run};
+use nori_wal_tests::sim::{Crash, Cut, TraceOp, rng};
+
+/// Operations per recorded workload.
+const STEPS: usize = 250;
+
+fn ram(policy: FullPolicy) -> Setup {
+    Setup {
+        geometry: Geometry::try_new(1, 4, 1024, None, true).unwrap(),
+        capacity: 6 * 1024,
+        segment_size: 1024,
+        policy,
+        buffer: 512,
+    }
+}
+
+fn disk(policy: FullPolicy) -> Setup {
+    Setup {
+        geometry: Geometry::block(512).unwrap(),
+        capacity: 5 * 4096,
+        segment_size: 4096,
+        policy,
+        buffer: 1024,
+    }
+}
+
+fn flash(policy: FullPolicy, program_unit: u32) -> Setup {
+    Setup {
+        geometry: Geometry::try_new(1, program_unit, 1024, Some(0xFF), false).unwrap(),
+        capacity: 6 * 2048,
+        segment_size: 2048,
+        policy,
+        buffer: 512,
+    }
+}
+
+/// Cuts the run at every operation in every applicable way; returns the
+/// number of crash points checked.
+fn sweep(name: &str, setup: &Setup, seed: u64, steps: usize, every_byte: bool) -> usize {
+    let run = record_run(setup, seed, steps);
+    let crash = Crash::new(&run.base, setup.geometry, &run.trace);
+    let mut rng = rng(seed ^ 0xC0FFEE);
+    let mut points = 0;
+    let pu = setup.geometry.program_unit() as usize;
+    for at in 0..=run.trace.len() {
+        let mut cuts = vec![Cut::DropUnsynced, Cut::RandomSubset, Cut::RandomSubset];
+        match run.trace.get(at) {
+            Some(TraceOp::Program { data, .. }) => {
+                cuts.push(Cut::MixedSectors);
+                for granularity in [512, 4096] {
+                    cuts.push(Cut::Torn { n: data.len() / 2 + 1, granularity, garbage: 0 });
+                }
+                if every_byte {
+                    // The unit being programmed holds random bytes, or is still erased.
+                    cuts.extend((0..data.len()).map(|n| Cut::Torn {
+                        n,
+                        granularity: 1,
+                        garbage: pu - n % pu,
+                    }));
+                    cuts.extend((0..data.len()).map(|n| Cut::Torn { n, granularity: 1, garbage: 0 }));
+                } else {
+                    cuts.push(Cut::Torn { n: data.len() / 3, granularity: 1, garbage: 1 });
+                }
+            }
+            Some(TraceOp::Erase { .. }) => cuts.extend([Cut::EraseCut, Cut::EraseCut]),
+            Some(TraceOp::Sync) => {
+                // F2, all subsets when few writes are pending.
+                let pending = crash.pending(at);
+                if pending <= 6 {
+                    cuts.extend((0..1u64 << pending).map(Cut::Subset));
+                }
+            }
+            None => {}
+        }
+        for cut in cuts {
+            let image = crash.image(at, cut, &mut rng);
+            let context = format!("{name} seed {seed} op {at}/{} {cut:?}", run.trace.len());
+            check_recovery(setup, &run, at, image, &context);
+            points += 1;
+        }
+    }
+    points
+}
+
+#[test]
+fn crash_sweep_ram_ring() {
+    let mut points = 0;
+    for seed in 0..3 {
+        points += sweep("ram/full-error", &ram(FullPolicy::Error), seed, STEPS, false);
+        points += sweep("ram/overwrite", &ram(FullPolicy::OverwriteOldest), seed, STEPS, false);
+    }
+    println!("ram ring: {points} crash points checked");
+    assert!(points > 1000);
+}
+
+#[test]
+fn crash_sweep_disk_ring() {
+    let mut points = 0;
+    for seed in 10..12 {
+        points += sweep("disk/full-error", &disk(FullPolicy::Error), seed, STEPS, false);
+        points += sweep("disk/overwrite", &disk(FullPolicy::OverwriteOldest), seed, STEPS, false);
+    }
+    println!("disk ring (512-byte sectors): {points} crash points checked");
+    assert!(points > 1000);
+}
+
+#[test]
+fn crash_sweep_flash_every_byte() {
+    let mut points = 0;
+    for (seed, pu) in [(20, 8), (21, 16)] {
+        points += sweep("flash/overwrite", &flash(FullPolicy::OverwriteOldest, pu), seed, 60, true);
+        points += sweep("flash/full-error", &flash(FullPolicy::Error, pu), seed + 100, 60, true);
+    }
+    println!("flash ring (program-once, cut at every byte of every program): {points} crash points checked");
+    assert!(points > 1000);
+}
+
+#[test]
+fn workloads_wrap_the_ring_and_reclaim() {
+    for setup in [
+        ram(FullPolicy::Error),
+        ram(FullPolicy::OverwriteOldest),
+        disk(FullPolicy::Error),
+        flash(FullPolicy::OverwriteOldest, 8),
+    ] {
+        let run = record_run(&setup, 1, STEPS);
+        let segments = setup.capacity as u64 / setup.segment_size;
+        let headers = run
+            .trace
+            .iter()
+            .filter(|op| matches!(op, TraceOp::Program { offset, .. } if offset % setup.segment_size == 0))
+            .count() as u64;
+        let syncs = run.trace.iter().filter(|op| **op == TraceOp::Sync).count();
+        let last = run.checkpoints.last().unwrap();
+        println!(
+            "{:?}: {} ops, {} syncs, {} records, {} segments started on {} slots, log now {}..{}",
+            setup.policy,
+            run.trace.len(),
+            syncs,
+            run.records.len(),
+            headers,
+            segments,
+            last.first,
+            last.acked
+        );
+        // More segments started than there are slots: the ring wrapped.
+        assert!(headers > segments, "the workload must wrap the ring");
+        assert!(last.first > 0, "the workload must reclaim or overwrite");
+    }
+}
