@@ -135,6 +135,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             self.info.case = RecoveryCase::Empty;
             return Ok((self.empty_state(), self.info));
         };
+        self.check_damaged_successor(&head)?;
         // Re-headed at most once per slot (point-in-time cuts before gaps).
         for _ in 0..=self.layout.slots {
             match self.recover_from(head)? {
@@ -315,6 +316,48 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     self.info.records_lost += l - stop.lsn;
                     stop = self.scan(&head, p, l, None)?;
                 }
+            }
+        }
+    }
+
+    /// A damaged header in the slot after the newest valid segment hides a
+    /// newer segment. It was durable if that slot still holds a mark of the
+    /// next epoch saying records of it were synced: then its loss is damage
+    /// in the durable region (the header of the newest segment), not a
+    /// rotation that a power cut interrupted.
+    fn check_damaged_successor(&mut self, head: &Seg) -> Result<(), D::Error> {
+        let slot = self.layout.next(head.slot);
+        if slot == head.slot {
+            return Ok(());
+        }
+        let abs = self.layout.offset(slot);
+        let probe = Seg { slot, abs, epoch: 0, base_lsn: 0, log_start: 0 };
+        let len = self.layout.header_read_len().min(self.layout.segment_size);
+        let header = SegmentHeader::decode(self.reader.bytes(&probe, 0, len)?);
+        if !matches!(
+            header,
+            Err(DecodeError::BadSegmentChecksum { .. } | DecodeError::InvalidSegmentHeader { .. })
+        ) {
+            return Ok(());
+        }
+        // Its records would start where the newest valid segment ends.
+        let head_end = self.scan(head, self.layout.frames_offset, head.base_lsn, None)?.lsn;
+        let hidden = Seg { epoch: self.max_epoch + 1, base_lsn: head_end, ..probe };
+        let mut synced = false;
+        self.reader.scan_ahead(&hidden, self.layout.frames_offset - 1, |_, found| {
+            synced |= found.mark.is_some_and(|m| m.durable_end > head_end);
+            !synced
+        })?;
+        if !synced {
+            return Ok(());
+        }
+        let corruption = Corruption { slot, offset: abs, lsn: head_end, damage: Damage::MissingSegment };
+        match self.mode {
+            RecoveryMode::TolerateTornTail | RecoveryMode::Strict => Err(Error::Corrupt(corruption)),
+            RecoveryMode::PointInTime | RecoveryMode::SkipDamaged => {
+                // The records of the hidden segment are lost; count unknown.
+                self.note(RecoveryCase::MissingSegment, corruption);
+                Ok(())
             }
         }
     }

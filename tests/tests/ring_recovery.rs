@@ -1,0 +1,325 @@
+//! Every row of the ring log's recovery decision table, under every mode.
+
+use nori_wal_core::format::{self, FrameKind, SegmentHeader};
+use nori_wal_core::ring::{Damage, Error, RecoveryCase, RecoveryInfo, RecoveryMode, RingConfig, RingLog};
+use nori_wal_core::{Geometry, Lsn, RamDevice, Record};
+
+const SEGMENT: u64 = 2048;
+const SLOTS: usize = 6;
+const MODES: [RecoveryMode; 4] = [
+    RecoveryMode::TolerateTornTail,
+    RecoveryMode::PointInTime,
+    RecoveryMode::SkipDamaged,
+    RecoveryMode::Strict,
+];
+
+fn geometry() -> Geometry {
+    Geometry::try_new(1, 8, 1024, Some(0xFF), false).unwrap()
+}
+
+fn payload(lsn: Lsn) -> Vec<u8> {
+    format!("record {lsn:04} ........................").into_bytes()
+}
+
+/// Runs `f` on a log over a fresh flash image; returns the image.
+fn build(f: impl FnOnce(&mut RingLog<'_, &mut RamDevice<Vec<u8>>>)) -> Vec<u8> {
+    let mut device = RamDevice::new(vec![0xFF; SLOTS * SEGMENT as usize], geometry()).unwrap();
+    let mut buffer = [0u8; 512];
+    {
+        let (mut log, _) = RingLog::open(&mut device, RingConfig::new(SEGMENT), &mut buffer).unwrap();
+        f(&mut log);
+    }
+    device.into_inner()
+}
+
+fn append(log: &mut RingLog<'_, &mut RamDevice<Vec<u8>>>, n: u64) {
+    for _ in 0..n {
+        let lsn = log.next_lsn();
+        assert_eq!(log.append(&Record::raw(&payload(lsn))).unwrap(), lsn);
+    }
+}
+
+type Opened = Result<(RecoveryInfo, Vec<Lsn>), Error<nori_wal_core::AccessError>>;
+
+/// Opens `image` in `mode`; on success, reads every record back, checking
+/// each against what was appended at its LSN.
+fn open(image: &[u8], mode: RecoveryMode) -> Opened {
+    let mut device = RamDevice::new(image.to_vec(), geometry()).unwrap();
+    let mut buffer = [0u8; 512];
+    let (mut log, info) = RingLog::open(&mut device, RingConfig::new(SEGMENT).recovery(mode), &mut buffer)?;
+    let mut lsns = Vec::new();
+    let mut read = [0u8; 512];
+    let mut iter = log.iter_from(log.first_lsn(), &mut read).unwrap();
+    while let Some(entry) = iter.try_next().unwrap() {
+        assert_eq!(entry.record, Record::raw(&payload(entry.lsn)), "garbled record at {}", entry.lsn);
+        lsns.push(entry.lsn);
+    }
+    Ok((info, lsns))
+}
+
+/// The frames of the segment in `slot`: (offset, first LSN, kind).
+fn frames(image: &[u8], slot: usize) -> Vec<(usize, Lsn, FrameKind)> {
+    let seg = &image[slot * SEGMENT as usize..(slot + 1) * SEGMENT as usize];
+    let header = SegmentHeader::decode(seg).unwrap();
+    let mut pos = header.frames_offset() as usize;
+    let mut out = Vec::new();
+    while let Ok(frame) = format::decode_frame(&seg[pos..], header.epoch) {
+        let lsn = header.base_lsn + u64::from(frame.header().lsn_offset());
+        out.push((slot * SEGMENT as usize + pos, lsn, frame.header().kind()));
+        pos += frame.len();
+    }
+    out
+}
+
+/// Offset of the frame holding `lsn` in `slot`.
+fn frame_of(image: &[u8], slot: usize, lsn: Lsn) -> usize {
+    frames(image, slot).into_iter().find(|&(_, l, k)| l == lsn && k == FrameKind::Raw).unwrap().0
+}
+
+fn range(from: Lsn, to: Lsn) -> Vec<Lsn> {
+    (from..to).collect()
+}
+
+fn corrupt_err(result: &Opened) -> Damage {
+    match result {
+        Err(Error::Corrupt(c)) => c.damage,
+        other => panic!("expected a corruption error, got {other:?}"),
+    }
+}
+
+#[test]
+fn empty() {
+    let image = vec![0xFF; SLOTS * SEGMENT as usize];
+    for mode in MODES {
+        let (info, lsns) = open(&image, mode).unwrap();
+        assert_eq!((info.case, info.records, lsns.len()), (RecoveryCase::Empty, 0, 0));
+    }
+}
+
+#[test]
+fn clean() {
+    let image = build(|log| {
+        append(log, 10);
+        log.sync().unwrap();
+    });
+    for mode in MODES {
+        let (info, lsns) = open(&image, mode).unwrap();
+        assert_eq!(info.case, RecoveryCase::Clean, "{mode:?}");
+        assert!(!info.torn_tail && info.corruption.is_none());
+        assert_eq!((info.records, info.first_lsn, info.last_lsn), (10, Some(0), Some(9)));
+        assert_eq!(lsns, range(0, 10));
+    }
+}
+
+#[test]
+fn torn_tail() {
+    let mut image = build(|log| {
+        append(log, 10);
+        log.sync().unwrap();
+        append(log, 1);
+        log.sync().unwrap();
+    });
+    // The last frame lost its second half to erased bytes.
+    let at = frame_of(&image, 0, 10);
+    image[at + 20..at + 56].fill(0xFF);
+    for mode in MODES {
+        let result = open(&image, mode);
+        if mode == RecoveryMode::Strict {
+            assert!(matches!(corrupt_err(&result), Damage::Frame(_)));
+            continue;
+        }
+        let (info, lsns) = result.unwrap();
+        assert_eq!(info.case, RecoveryCase::TornTail, "{mode:?}");
+        assert!(info.torn_tail && info.corruption.is_none() && info.bytes_discarded > 0);
+        assert_eq!(lsns, range(0, 10));
+    }
+}
+
+#[test]
+fn in_flight() {
+    // 10 durable records, then three more whose first frame is lost while
+    // the next two reached the medium (writes persisted out of order).
+    let mut image = build(|log| {
+        append(log, 10);
+        log.sync().unwrap();
+        append(log, 3);
+        log.sync().unwrap();
+    });
+    let at = frame_of(&image, 0, 10);
+    image[at + 3] ^= 0x10;
+    for mode in MODES {
+        let result = open(&image, mode);
+        if mode == RecoveryMode::Strict {
+            corrupt_err(&result);
+            continue;
+        }
+        let (info, lsns) = result.unwrap();
+        assert_eq!(info.case, RecoveryCase::InFlight, "{mode:?}");
+        assert!(info.torn_tail && info.corruption.is_none());
+        assert_eq!(lsns, range(0, 10));
+    }
+}
+
+#[test]
+fn durable_damage_in_the_newest_segment() {
+    // A mark written after the sync of records 0..15 says they were durable.
+    let mut image = build(|log| {
+        append(log, 10);
+        log.sync().unwrap();
+        append(log, 5);
+        log.sync().unwrap();
+        append(log, 1);
+        log.sync().unwrap();
+    });
+    let at = frame_of(&image, 0, 12);
+    image[at + 30] ^= 0x01;
+    for mode in MODES {
+        let result = open(&image, mode);
+        match mode {
+            RecoveryMode::TolerateTornTail | RecoveryMode::Strict => {
+                assert!(matches!(corrupt_err(&result), Damage::Frame(_)), "{mode:?}");
+            }
+            RecoveryMode::PointInTime => {
+                let (info, lsns) = result.unwrap();
+                assert_eq!(info.case, RecoveryCase::DurableDamage);
+                assert_eq!(info.corruption.unwrap().lsn, 12);
+                assert_eq!(lsns, range(0, 12));
+            }
+            _ => {
+                let (info, lsns) = result.unwrap();
+                assert_eq!(info.case, RecoveryCase::DurableDamage);
+                assert_eq!(info.records_lost, 1);
+                let mut expected = range(0, 12);
+                expected.extend(13..16);
+                assert_eq!(lsns, expected);
+            }
+        }
+    }
+}
+
+/// Appends and syncs records one at a time until at least `segments`
+/// segments are in use; returns the image and each segment's base LSN.
+fn filled(segments: usize) -> (Vec<u8>, Vec<Lsn>) {
+    let image = build(|log| {
+        let mut n = 0;
+        loop {
+            append(log, 1);
+            log.sync().unwrap();
+            n += 1;
+            if n > 12 * (segments + 2) {
+                break;
+            }
+        }
+    });
+    let bases: Vec<Lsn> = (0..SLOTS)
+        .filter_map(|slot| SegmentHeader::decode(&image[slot * SEGMENT as usize..]).ok().map(|h| h.base_lsn))
+        .collect();
+    assert!(bases.len() >= segments, "only {} segments", bases.len());
+    (image, bases)
+}
+
+#[test]
+fn damaged_older_segment() {
+    let (mut image, bases) = filled(3);
+    let next = open(&image, RecoveryMode::Strict).unwrap().1.len() as Lsn;
+    let victim = bases[0] + 3;
+    let at = frame_of(&image, 0, victim);
+    image[at + 25] ^= 0x80;
+    for mode in MODES {
+        let result = open(&image, mode);
+        match mode {
+            RecoveryMode::TolerateTornTail | RecoveryMode::Strict => {
+                let err = corrupt_err(&result);
+                assert!(matches!(err, Damage::Frame(_)), "{mode:?}");
+            }
+            RecoveryMode::PointInTime => {
+                let (info, lsns) = result.unwrap();
+                assert_eq!(info.case, RecoveryCase::DamagedSegment);
+                assert_eq!(lsns, range(0, victim));
+                assert_eq!(info.records, victim);
+            }
+            _ => {
+                let (info, lsns) = result.unwrap();
+                assert_eq!(info.case, RecoveryCase::DamagedSegment);
+                assert_eq!(info.records_lost, 1);
+                let mut expected = range(0, victim);
+                expected.extend(victim + 1..next);
+                assert_eq!(lsns, expected);
+            }
+        }
+    }
+}
+
+#[test]
+fn missing_middle_segment() {
+    let (mut image, bases) = filled(3);
+    let next = open(&image, RecoveryMode::Strict).unwrap().1.len() as Lsn;
+    // Destroy the header of the second segment.
+    image[SEGMENT as usize + 20] ^= 0x04;
+    for mode in MODES {
+        let result = open(&image, mode);
+        match mode {
+            RecoveryMode::TolerateTornTail | RecoveryMode::Strict => {
+                assert_eq!(corrupt_err(&result), Damage::MissingSegment, "{mode:?}");
+            }
+            RecoveryMode::PointInTime => {
+                let (info, lsns) = result.unwrap();
+                assert_eq!(info.case, RecoveryCase::MissingSegment);
+                assert_eq!(lsns, range(0, bases[1]), "the log before the gap");
+            }
+            _ => {
+                let (info, lsns) = result.unwrap();
+                assert_eq!(info.case, RecoveryCase::MissingSegment);
+                assert_eq!(lsns, range(bases[2], next), "the log after the gap");
+                assert_eq!(info.records_lost, bases[2]);
+            }
+        }
+    }
+}
+
+#[test]
+fn damaged_header_of_the_newest_segment() {
+    let (mut image, bases) = filled(3);
+    let newest = bases.len() - 1;
+    image[newest * SEGMENT as usize + 17] ^= 0x20;
+    for mode in MODES {
+        let result = open(&image, mode);
+        match mode {
+            RecoveryMode::TolerateTornTail | RecoveryMode::Strict => {
+                assert_eq!(corrupt_err(&result), Damage::MissingSegment, "{mode:?}");
+            }
+            _ => {
+                let (info, lsns) = result.unwrap();
+                assert_eq!(info.case, RecoveryCase::MissingSegment, "{mode:?}");
+                assert_eq!(lsns, range(0, bases[newest]));
+            }
+        }
+    }
+}
+
+#[test]
+fn newer_format_version_is_refused_in_every_mode() {
+    let mut image = build(|log| {
+        append(log, 3);
+        log.sync().unwrap();
+    });
+    // A v2 header with a valid checksum.
+    image[8] = 2;
+    let crc = nori_wal_core::crc::crc32c(&image[..52]);
+    image[52..56].copy_from_slice(&crc.to_le_bytes());
+    for mode in MODES {
+        assert!(matches!(open(&image, mode), Err(Error::UnsupportedVersion { found: 2 })), "{mode:?}");
+    }
+}
+
+#[test]
+fn recovery_twice_gives_the_same_result_in_every_mode() {
+    let (mut image, _) = filled(3);
+    let at = frame_of(&image, 1, frames(&image, 1)[3].1);
+    image[at + 30] ^= 0x02;
+    for mode in MODES {
+        let first = open(&image, mode).map(|(i, l)| (i, l));
+        let second = open(&image, mode);
+        assert_eq!(format!("{first:?}"), format!("{second:?}"), "{mode:?}");
+    }
+}
