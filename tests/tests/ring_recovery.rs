@@ -318,7 +318,7 @@ fn recovery_twice_gives_the_same_result_in_every_mode() {
     let at = frame_of(&image, 1, frames(&image, 1)[3].1);
     image[at + 30] ^= 0x02;
     for mode in MODES {
-        let first = open(&image, mode).map(|(i, l)| (i, l));
+        let first = open(&image, mode);
         let second = open(&image, mode);
         assert_eq!(format!("{first:?}"), format!("{second:?}"), "{mode:?}");
     }
