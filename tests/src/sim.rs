@@ -80,6 +80,7 @@ pub struct Faults {
 #[derive(Debug, Clone)]
 pub struct SimDevice {
     geometry: Geometry,
+    base: Vec<u8>,
     image: Vec<u8>,
     durable: Vec<u8>,
     trace: Vec<TraceOp>,
@@ -97,6 +98,7 @@ impl SimDevice {
     pub fn new(image: Vec<u8>, geometry: Geometry) -> Self {
         Self {
             geometry,
+            base: image.clone(),
             durable: image.clone(),
             image,
             trace: Vec::new(),
@@ -136,6 +138,18 @@ impl SimDevice {
     #[must_use]
     pub fn trace(&self) -> &[TraceOp] {
         &self.trace
+    }
+
+    /// The image the device started from.
+    #[must_use]
+    pub fn base(&self) -> &[u8] {
+        &self.base
+    }
+
+    /// The image after a power cut now, as `cut` says.
+    #[must_use]
+    pub fn crash_image(&self, cut: Cut, rng: &mut SmallRng) -> Vec<u8> {
+        Crash::new(&self.base, self.geometry, &self.trace).image(self.trace.len(), cut, rng)
     }
 
     fn apply(&mut self, op: &TraceOp) {
