@@ -192,7 +192,7 @@ fn full_device_is_an_error_that_loses_nothing_and_clears_after_reclaim() {
     }
     log.sync().unwrap();
     let next = log.next_lsn();
-    drop(log);
+    let _ = log.into_device();
     let lsns = recovered(device.image().to_vec(), flash(), RecoveryMode::Strict).unwrap();
     assert_eq!(*lsns.last().unwrap(), next - 1);
     assert!(lsns[0] <= full_at / 2 && lsns.windows(2).all(|w| w[1] == w[0] + 1));
