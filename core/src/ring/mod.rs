@@ -302,20 +302,20 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
         if lsn <= self.state.log_start {
             return Ok(());
         }
+        let previous = self.state.log_start;
         self.state.log_start = lsn;
-        // Make the new start durable before any reclaimed slot is reused:
-        // in a mark of the active segment, or in the header of a new one.
-        match self.state.active {
-            Some(active)
-                if active.pos + MARK_FRAME_LEN + self.layout.tail_reserve() <= self.layout.segment_size =>
-            {
-                self.write_mark()?;
-            }
-            Some(_) => self.seal_active()?,
-            None => {}
-        }
-        if self.state.active.is_none() {
-            self.start_segment()?;
+        // Make the new start durable before any reclaimed slot is reused: in
+        // a mark of the active segment, or in the header of a new segment.
+        let size = self.layout.segment_size;
+        let recorded = match self.state.active {
+            Some(active) if active.pos + self.layout.tail_reserve() <= size => self.write_mark(),
+            Some(_) => self.seal_active().and_then(|()| self.start_segment()),
+            None => self.start_segment(),
+        };
+        if let Err(e) = recorded {
+            // Nothing was written (`Full`), or the log is poisoned.
+            self.state.log_start = previous;
+            return Err(e);
         }
         self.sync_now()?;
         // The segments wholly below the new start are free from now on.
