@@ -2,8 +2,9 @@
 //! partitions and directories of segment files.
 //!
 //! The file WAL (segments, fsync policies, group commit, recovery) is not
-//! implemented yet. Today this crate offers the format v1 codec of
-//! [`nori_wal_core`], with the hardware-accelerated CRC32C enabled.
+//! implemented yet. Today this crate offers what [`nori_wal_core`] has —
+//! the format v1 codec and the [`ring`] log over any [`BlockDevice`] — with
+//! the hardware-accelerated CRC32C enabled.
 //!
 //! ```
 //! use nori_wal::{format, Record};
@@ -13,4 +14,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub use nori_wal_core::{Bytes, DecodeError, EncodeError, Geometry, GeometryError, Lsn, Record, crc, format};
+pub use nori_wal_core::{
+    BlockDevice, Bytes, DecodeError, DeviceError, DeviceErrorKind, EncodeError, Geometry, GeometryError, Lsn,
+    RamDevice, Record, crc, format, ring,
+};

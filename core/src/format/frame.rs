@@ -14,6 +14,42 @@ fn epoch_crc(epoch: u64) -> u32 {
     crc32c_append(0, &epoch.to_le_bytes())
 }
 
+/// A segment epoch prepared for checking many frames: the CRC of the epoch,
+/// computed once instead of once per frame.
+///
+/// ```
+/// use nori_wal_core::format::{EpochKey, FrameHeader};
+/// let key = EpochKey::new(7);
+/// assert_eq!(key.epoch(), 7);
+/// assert!(FrameHeader::decode_with(&[0xFF; 16], &key).is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct EpochKey {
+    epoch: u64,
+    crc: u32,
+}
+
+impl EpochKey {
+    /// The key of `epoch`.
+    #[must_use]
+    pub fn new(epoch: u64) -> Self {
+        Self { epoch, crc: epoch_crc(epoch) }
+    }
+
+    /// The epoch.
+    #[must_use]
+    pub const fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
+impl From<u64> for EpochKey {
+    fn from(epoch: u64) -> Self {
+        Self::new(epoch)
+    }
+}
+
 /// A checked frame header: the frame's kind, length and LSN offset.
 ///
 /// Decoding a header checks the kind complement and the 16-bit header check,
@@ -47,20 +83,31 @@ impl FrameHeader {
     /// - [`DecodeError::UnknownKind`]: a kind byte v1 does not define;
     /// - [`DecodeError::LengthOutOfBounds`]: a length above [`MAX_PAYLOAD_LEN`].
     pub fn decode(bytes: &[u8], epoch: u64) -> Result<Self, DecodeError> {
+        Self::decode_with(bytes, &EpochKey::new(epoch))
+    }
+
+    /// [`decode`](Self::decode) with the epoch's CRC computed once, for
+    /// readers that check many frames of one segment.
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Self::decode).
+    pub fn decode_with(bytes: &[u8], key: &EpochKey) -> Result<Self, DecodeError> {
         let Some(h) = bytes.first_chunk::<FRAME_HEADER_LEN>() else {
             return Err(DecodeError::Truncated {
                 needed: FRAME_HEADER_LEN as u64,
                 available: bytes.len() as u64,
             });
         };
-        if let Some(fill) = uniform_fill(h) {
-            return Err(DecodeError::Blank { fill });
-        }
         let kind = h[off::KIND];
         if kind != !h[off::KIND_INV] {
-            return Err(DecodeError::BadHeader);
+            // Uniform bytes always land here (no byte equals its complement).
+            return Err(match uniform_fill(h) {
+                Some(fill) => DecodeError::Blank { fill },
+                None => DecodeError::BadHeader,
+            });
         }
-        let check_crc = crc32c_append(epoch_crc(epoch), &h[off::LEN.start..off::HEADER_CHECK.start]);
+        let check_crc = crc32c_append(key.crc, &h[off::LEN.start..off::HEADER_CHECK.start]);
         if le_u16(h, off::HEADER_CHECK) != check_crc as u16 {
             return Err(DecodeError::BadHeader);
         }
@@ -366,7 +413,7 @@ impl<'a> EncodedFrame<'a> {
     /// Seals the header of a frame whose payload `source` feeds, of
     /// `payload_len` bytes (checked by [`checked_len`]).
     fn seal(
-        epoch: u64,
+        key: EpochKey,
         lsn_offset: u32,
         kind: FrameKind,
         compression: Compression,
@@ -379,7 +426,7 @@ impl<'a> EncodedFrame<'a> {
         let kind = kind_byte(kind, compression);
         h[off::KIND] = kind;
         h[off::KIND_INV] = !kind;
-        let check_crc = crc32c_append(epoch_crc(epoch), &h[off::LEN.start..off::HEADER_CHECK.start]);
+        let check_crc = crc32c_append(key.crc, &h[off::LEN.start..off::HEADER_CHECK.start]);
         h[off::HEADER_CHECK].copy_from_slice(&(check_crc as u16).to_le_bytes());
         let mut crc = crc32c_append(check_crc, &h[off::HEADER_CHECK]);
         source.feed(payload_len, &mut |piece| crc = crc32c_append(crc, piece));
@@ -393,10 +440,14 @@ impl<'a> EncodedFrame<'a> {
     /// # Errors
     ///
     /// [`EncodeError::PayloadTooLarge`].
-    pub fn record(epoch: u64, lsn_offset: u32, record: &'a Record<'a>) -> Result<Self, EncodeError> {
+    pub fn record(
+        epoch: impl Into<EpochKey>,
+        lsn_offset: u32,
+        record: &'a Record<'a>,
+    ) -> Result<Self, EncodeError> {
         let kind = body::record_kind(record);
         let len = checked_len(body::record_body_len(record))?;
-        Ok(Self::seal(epoch, lsn_offset, kind, Compression::None, len, Source::Record(record)))
+        Ok(Self::seal(epoch.into(), lsn_offset, kind, Compression::None, len, Source::Record(record)))
     }
 
     /// The frame that stores `records` as one atomic batch (LSN offsets
@@ -406,14 +457,25 @@ impl<'a> EncodedFrame<'a> {
     ///
     /// [`EncodeError::EmptyBatch`], [`EncodeError::LsnOverflow`] or
     /// [`EncodeError::PayloadTooLarge`].
-    pub fn batch(epoch: u64, lsn_offset: u32, records: &'a [Record<'a>]) -> Result<Self, EncodeError> {
+    pub fn batch(
+        epoch: impl Into<EpochKey>,
+        lsn_offset: u32,
+        records: &'a [Record<'a>],
+    ) -> Result<Self, EncodeError> {
         if records.is_empty() {
             return Err(EncodeError::EmptyBatch);
         }
         let count = u32::try_from(records.len()).map_err(|_| EncodeError::LsnOverflow)?;
         lsn_offset.checked_add(count - 1).ok_or(EncodeError::LsnOverflow)?;
         let len = checked_len(body::batch_body_len(records))?;
-        Ok(Self::seal(epoch, lsn_offset, FrameKind::Batch, Compression::None, len, Source::Batch(records)))
+        Ok(Self::seal(
+            epoch.into(),
+            lsn_offset,
+            FrameKind::Batch,
+            Compression::None,
+            len,
+            Source::Batch(records),
+        ))
     }
 
     /// A padding frame of exactly `frame_len` bytes (at least
@@ -422,19 +484,30 @@ impl<'a> EncodedFrame<'a> {
     /// # Errors
     ///
     /// [`EncodeError::PaddingTooShort`] or [`EncodeError::PayloadTooLarge`].
-    pub fn padding(epoch: u64, lsn_offset: u32, frame_len: usize) -> Result<Self, EncodeError> {
+    pub fn padding(
+        epoch: impl Into<EpochKey>,
+        lsn_offset: u32,
+        frame_len: usize,
+    ) -> Result<Self, EncodeError> {
         let Some(body_len) = frame_len.checked_sub(FRAME_HEADER_LEN) else {
             return Err(EncodeError::PaddingTooShort { len: frame_len as u64 });
         };
         let len = checked_len(body_len as u64)?;
-        Ok(Self::seal(epoch, lsn_offset, FrameKind::Padding, Compression::None, len, Source::Zeros))
+        Ok(Self::seal(epoch.into(), lsn_offset, FrameKind::Padding, Compression::None, len, Source::Zeros))
     }
 
     /// A mark frame carrying the LSN offset of the next record.
     #[must_use]
-    pub fn mark(epoch: u64, lsn_offset: u32, mark: Mark) -> Self {
+    pub fn mark(epoch: impl Into<EpochKey>, lsn_offset: u32, mark: Mark) -> Self {
         let source = Source::Mark(mark.to_bytes());
-        Self::seal(epoch, lsn_offset, FrameKind::Mark, Compression::None, MARK_PAYLOAD_LEN as u32, source)
+        Self::seal(
+            epoch.into(),
+            lsn_offset,
+            FrameKind::Mark,
+            Compression::None,
+            MARK_PAYLOAD_LEN as u32,
+            source,
+        )
     }
 
     /// A frame whose payload the caller has compressed; see
@@ -444,7 +517,7 @@ impl<'a> EncodedFrame<'a> {
     ///
     /// As [`encode_compressed`], but for the buffer size.
     pub fn compressed(
-        epoch: u64,
+        epoch: impl Into<EpochKey>,
         lsn_offset: u32,
         kind: FrameKind,
         codec: Compression,
@@ -461,7 +534,7 @@ impl<'a> EncodedFrame<'a> {
         lsn_offset.checked_add(record_count - 1).ok_or(EncodeError::LsnOverflow)?;
         let source = Source::Compressed(uncompressed_len.to_le_bytes(), compressed);
         let len = checked_len(4 + compressed.len() as u64)?;
-        Ok(Self::seal(epoch, lsn_offset, kind, codec, len, source))
+        Ok(Self::seal(epoch.into(), lsn_offset, kind, codec, len, source))
     }
 
     /// The sealed frame header.

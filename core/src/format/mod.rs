@@ -71,8 +71,8 @@ mod segment_header;
 pub use body::{BatchRecords, Body, MARK_PAYLOAD_LEN, Mark, Records};
 pub use error::{DecodeError, EncodeError};
 pub use frame::{
-    Compressed, EncodedFrame, Frame, FrameHeader, PayloadCheck, batch_frame_len, decode_frame, encode_batch,
-    encode_compressed, encode_mark, encode_padding, encode_record, record_frame_len,
+    Compressed, EncodedFrame, EpochKey, Frame, FrameHeader, PayloadCheck, batch_frame_len, decode_frame,
+    encode_batch, encode_compressed, encode_mark, encode_padding, encode_record, record_frame_len,
 };
 pub use segment_header::SegmentHeader;
 

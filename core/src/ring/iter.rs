@@ -75,7 +75,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
         let mut iter = Self {
             log,
             window: Window::new(buffer),
-            seg: Seg { slot: 0, abs: 0, epoch: 0, base_lsn: 0, log_start: 0 },
+            seg: Seg::probe(0, 0),
             seg_end: None,
             pos: 0,
             lsn,
@@ -122,14 +122,14 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
             return Ok(active.seg);
         }
         let layout = self.log.layout;
-        let probe = Seg { slot, abs: layout.offset(slot), epoch: 0, base_lsn: 0, log_start: 0 };
+        let probe = Seg::probe(slot, layout.offset(slot));
         let len = layout.header_read_len().min(layout.segment_size);
         let mut reader = self.reader();
         let bytes = reader.bytes(&probe, 0, len)?;
         let header = crate::format::SegmentHeader::decode(bytes).map_err(|e| {
             Error::Corrupt(Corruption { slot, offset: probe.abs, lsn: 0, damage: Damage::Frame(e) })
         })?;
-        Ok(Seg { epoch: header.epoch, base_lsn: header.base_lsn, log_start: header.log_start, ..probe })
+        Ok(Seg::new(slot, probe.abs, header.epoch, header.base_lsn, header.log_start))
     }
 
     fn enter(&mut self, slot: u32) -> Result<(), D::Error> {

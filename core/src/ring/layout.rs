@@ -3,7 +3,7 @@
 use super::config::{ConfigError, RingConfig};
 use crate::Geometry;
 use crate::Lsn;
-use crate::format::{FRAME_HEADER_LEN, MARK_PAYLOAD_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{EpochKey, FRAME_HEADER_LEN, MARK_PAYLOAD_LEN, SEGMENT_HEADER_LEN};
 
 /// Length of a mark frame.
 pub(crate) const MARK_FRAME_LEN: u64 = (FRAME_HEADER_LEN + MARK_PAYLOAD_LEN) as u64;
@@ -99,7 +99,23 @@ pub(crate) struct Seg {
     pub(crate) slot: u32,
     /// Device offset of the segment.
     pub(crate) abs: u64,
-    pub(crate) epoch: u64,
+    /// The segment's epoch, prepared for checking frames.
+    pub(crate) key: EpochKey,
     pub(crate) base_lsn: Lsn,
     pub(crate) log_start: Lsn,
+}
+
+impl Seg {
+    pub(crate) fn new(slot: u32, abs: u64, epoch: u64, base_lsn: Lsn, log_start: Lsn) -> Self {
+        Self { slot, abs, key: EpochKey::new(epoch), base_lsn, log_start }
+    }
+
+    /// A segment whose header is yet to be read.
+    pub(crate) fn probe(slot: u32, abs: u64) -> Self {
+        Self::new(slot, abs, 0, 0, 0)
+    }
+
+    pub(crate) const fn epoch(&self) -> u64 {
+        self.key.epoch()
+    }
 }

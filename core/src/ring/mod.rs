@@ -240,7 +240,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
         let lsn = self.state.next_lsn;
         let frame_len = crate::format::record_frame_len(record);
         let active = self.reserve(frame_len, 1)?;
-        let frame = EncodedFrame::record(active.seg.epoch, lsn_offset(&active, lsn), record)?;
+        let frame = EncodedFrame::record(active.seg.key, lsn_offset(&active, lsn), record)?;
         self.write_frame(&frame)?;
         self.state.next_lsn += 1;
         Ok(lsn)
@@ -261,7 +261,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
             u32::try_from(records.len()).map_err(|_| Error::Encode(crate::EncodeError::LsnOverflow))?;
         let first = self.state.next_lsn;
         let active = self.reserve(crate::format::batch_frame_len(records), count)?;
-        let frame = EncodedFrame::batch(active.seg.epoch, lsn_offset(&active, first), records)?;
+        let frame = EncodedFrame::batch(active.seg.key, lsn_offset(&active, first), records)?;
         self.write_frame(&frame)?;
         self.state.next_lsn += u64::from(count);
         Ok(first..self.state.next_lsn)
@@ -375,7 +375,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     fn write_mark(&mut self) -> Result<(), D::Error> {
         let Some(active) = self.state.active else { return Ok(()) };
         let mark = Mark { durable_end: self.state.durable_end, log_start: self.state.log_start };
-        let frame = EncodedFrame::mark(active.seg.epoch, lsn_offset(&active, self.state.next_lsn), mark);
+        let frame = EncodedFrame::mark(active.seg.key, lsn_offset(&active, self.state.next_lsn), mark);
         self.write_frame(&frame)?;
         if let Some(active) = self.state.active.as_mut() {
             active.marked_durable = self.state.durable_end;
@@ -449,7 +449,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
                 pad += pu;
             }
             let frame = EncodedFrame::padding(
-                active.seg.epoch,
+                active.seg.key,
                 lsn_offset(&active, self.state.next_lsn),
                 pad as usize,
             )?;
@@ -534,7 +534,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
         let base_lsn = self.state.next_lsn;
         let header = SegmentHeader::new(epoch, base_lsn, self.layout.segment_size, self.layout.program_unit)?
             .with_log_start(log_start)?;
-        let seg = Seg { slot, abs: self.layout.offset(slot), epoch, base_lsn, log_start };
+        let seg = Seg::new(slot, self.layout.offset(slot), epoch, base_lsn, log_start);
         let frames_offset = self.layout.frames_offset as usize;
         self.buffer[..frames_offset].fill(0);
         header.encode(&mut self.buffer[..frames_offset])?;
@@ -550,7 +550,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
         self.state.log_start = log_start;
         // Every segment opens with a mark.
         let mark = Mark { durable_end: self.state.durable_end, log_start };
-        let frame = EncodedFrame::mark(epoch, 0, mark);
+        let frame = EncodedFrame::mark(seg.key, 0, mark);
         self.write_frame(&frame)
     }
 
@@ -589,7 +589,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
             self.state.poisoned = true;
             return Err(Error::Internal("header read with a non-empty write buffer"));
         }
-        let seg = Seg { slot, abs: self.layout.offset(slot), epoch: 0, base_lsn: 0, log_start: 0 };
+        let seg = Seg::probe(slot, self.layout.offset(slot));
         let mut window = Window::new(&mut *self.buffer);
         let mut reader = Reader {
             device: &mut self.device,

@@ -85,6 +85,8 @@ struct Ahead {
     furthest_end: Option<u64>,
     /// Whether every byte from the stop to the segment end is the erase value.
     blank_to_end: bool,
+    /// On erased media, the end of the last byte that is not erased.
+    last_written: Option<u64>,
 }
 
 struct Recovery<'a, 'w, D: BlockDevice> {
@@ -125,8 +127,8 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         let mut head: Option<Seg> = None;
         for slot in 0..self.layout.slots {
             if let Some(seg) = self.header(slot)? {
-                self.max_epoch = self.max_epoch.max(seg.epoch);
-                if head.is_none_or(|h| seg.epoch > h.epoch) {
+                self.max_epoch = self.max_epoch.max(seg.epoch());
+                if head.is_none_or(|h| seg.epoch() > h.epoch()) {
                     head = Some(seg);
                 }
             }
@@ -162,7 +164,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     /// Reads the header of `slot`: `None` for anything but a valid v1 header.
     fn header(&mut self, slot: u32) -> Result<Option<Seg>, D::Error> {
         let abs = self.layout.offset(slot);
-        let probe = Seg { slot, abs, epoch: 0, base_lsn: 0, log_start: 0 };
+        let probe = Seg::probe(slot, abs);
         let len = self.layout.header_read_len().min(self.layout.segment_size);
         let bytes = self.reader.bytes(&probe, 0, len)?;
         match SegmentHeader::decode(bytes) {
@@ -173,7 +175,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                         found_program_unit: h.program_unit,
                     }));
                 }
-                Ok(Some(Seg { slot, abs, epoch: h.epoch, base_lsn: h.base_lsn, log_start: h.log_start }))
+                Ok(Some(Seg::new(slot, abs, h.epoch, h.base_lsn, h.log_start)))
             }
             Err(DecodeError::UnsupportedVersion { found, .. }) => Err(Error::UnsupportedVersion { found }),
             Err(_) => Ok(None),
@@ -190,7 +192,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             let slot = self.layout.prev(oldest.slot);
             let prev = if slot == head.slot { None } else { self.header(slot)? };
             match prev {
-                Some(p) if p.epoch < oldest.epoch && p.base_lsn <= oldest.base_lsn => {
+                Some(p) if p.epoch() < oldest.epoch() && p.base_lsn <= oldest.base_lsn => {
                     oldest = p;
                 }
                 _ => {
@@ -292,7 +294,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 (RecoveryCase::TornTail | RecoveryCase::InFlight, _) => {
                     self.info.case = case;
                     self.info.torn_tail = true;
-                    self.info.bytes_discarded = discarded(&damage, &ahead, stop.pos);
+                    self.info.bytes_discarded = discarded(&ahead, stop.pos);
                     let state = self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, false)?;
                     return Ok(Outcome::Done(state));
                 }
@@ -303,7 +305,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     self.note(RecoveryCase::DurableDamage, corruption);
                     self.info.records_lost +=
                         ahead.durable_claim.unwrap_or(stop.lsn).saturating_sub(stop.lsn);
-                    self.info.bytes_discarded = discarded(&damage, &ahead, stop.pos);
+                    self.info.bytes_discarded = discarded(&ahead, stop.pos);
                     let state = self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, false)?;
                     return Ok(Outcome::Done(state));
                 }
@@ -331,7 +333,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             return Ok(());
         }
         let abs = self.layout.offset(slot);
-        let probe = Seg { slot, abs, epoch: 0, base_lsn: 0, log_start: 0 };
+        let probe = Seg::probe(slot, abs);
         let len = self.layout.header_read_len().min(self.layout.segment_size);
         let header = SegmentHeader::decode(self.reader.bytes(&probe, 0, len)?);
         // A valid header (an older lap) or blank space hides nothing.
@@ -340,7 +342,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         }
         // Its records would start where the newest valid segment ends.
         let head_end = self.scan(head, self.layout.frames_offset, head.base_lsn, None)?.lsn;
-        let hidden = Seg { epoch: self.max_epoch + 1, base_lsn: head_end, ..probe };
+        let hidden = Seg::new(slot, abs, self.max_epoch + 1, head_end, 0);
         let mut synced = false;
         self.reader.scan_ahead(&hidden, self.layout.frames_offset - 1, |_, found| {
             synced |= found.mark.is_some_and(|m| m.durable_end > head_end);
@@ -373,7 +375,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         let mut slot = self.layout.prev(gap);
         while slot != head.slot {
             if let Some(seg) = self.header(slot)?
-                && seg.epoch < head.epoch
+                && seg.epoch() < head.epoch()
             {
                 return Ok(Outcome::Rehead(seg));
             }
@@ -485,17 +487,24 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         let size = self.layout.segment_size;
         let mut ahead = Ahead { blank_to_end: true, ..Ahead::default() };
         let erased = self.layout.erase_value;
-        // Is everything from the stop to the end blank?
+        // Is everything from the stop to the end blank? On erased media,
+        // where does the last programmed byte lie?
         let mut at = stop;
         let span = self.reader.window.max_span(u64::from(self.layout.read_unit)).max(1);
-        while at < size && ahead.blank_to_end {
+        ahead.blank_to_end = erased.is_some();
+        while at < size {
             let n = (size - at).min(span);
             let bytes = self.reader.bytes(seg, at, n)?;
-            ahead.blank_to_end = match erased {
-                Some(e) => bytes.iter().all(|&b| b == e),
-                None => false,
-            };
+            if let Some(e) = erased
+                && let Some(last) = bytes.iter().rposition(|&b| b != e)
+            {
+                ahead.blank_to_end = false;
+                ahead.last_written = Some(at + last as u64 + 1);
+            }
             at += n;
+            if erased.is_none() {
+                break;
+            }
         }
         if ahead.blank_to_end {
             return Ok(ahead);
@@ -523,11 +532,8 @@ enum Outcome {
     Rehead(Seg),
 }
 
-/// Bytes after a cut that held frames of the current epoch.
-fn discarded(damage: &Damage, ahead: &Ahead, pos: u64) -> u64 {
-    let torn_header_end = match damage {
-        Damage::Frame(DecodeError::BadChecksum { .. } | DecodeError::LengthOutOfBounds { .. }) => pos + 1,
-        _ => pos,
-    };
-    ahead.furthest_end.unwrap_or(torn_header_end).max(torn_header_end) - pos
+/// Bytes after a cut that were written: up to the last programmed byte on
+/// erased media, else up to the end of the last frame of the epoch found.
+fn discarded(ahead: &Ahead, pos: u64) -> u64 {
+    ahead.last_written.max(ahead.furthest_end).map_or(0, |end| end.saturating_sub(pos))
 }

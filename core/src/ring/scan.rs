@@ -44,7 +44,8 @@ impl<D: BlockDevice> Reader<'_, '_, D> {
             let truncated = DecodeError::Truncated { needed: FRAME_HEADER_LEN as u64, available: left };
             return Ok(Err(Damage::Frame(truncated)));
         }
-        let header = match FrameHeader::decode(self.bytes(seg, pos, FRAME_HEADER_LEN as u64)?, seg.epoch) {
+        let key = seg.key;
+        let header = match FrameHeader::decode_with(self.bytes(seg, pos, FRAME_HEADER_LEN as u64)?, &key) {
             Ok(header) => header,
             Err(e) => return Ok(Err(Damage::Frame(e))),
         };
@@ -112,6 +113,7 @@ impl<D: BlockDevice> Reader<'_, '_, D> {
     ) -> Result<(), Error<D::Error>> {
         let size = self.layout.segment_size;
         let header_len = FRAME_HEADER_LEN as u64;
+        let key = seg.key;
         let mut q = from + 1;
         while q + header_len <= size {
             let h = self.bytes(seg, q, header_len)?;
@@ -124,7 +126,7 @@ impl<D: BlockDevice> Reader<'_, '_, D> {
                 q = (end + 1).saturating_sub(header_len).max(q + 1);
                 continue;
             }
-            if FrameHeader::decode(h, seg.epoch).is_err() {
+            if FrameHeader::decode_with(h, &key).is_err() {
                 q += 1;
                 continue;
             }
