@@ -13,7 +13,8 @@
 //! programmed in whole buffers) and recovery's read window. It must be a
 //! multiple of the device's read and program units and at least
 //! [`MIN_BUFFER_LEN`] bytes and two units. Beyond it the log keeps a fixed
-//! ~150 bytes of state. Iteration reads through a second buffer the caller
+//! state of under 200 bytes on 64-bit targets (less on 32-bit ones), plus
+//! the device handle. Iteration reads through a second buffer the caller
 //! gives to [`RingLog::iter_from`]; a record must fit in it.
 //!
 //! # Durability

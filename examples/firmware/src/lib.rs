@@ -81,6 +81,16 @@ mod tests {
     extern crate std;
     use super::*;
 
+    /// The RAM the module docs of `ring` promise: the caller's buffers plus
+    /// a fixed amount of state.
+    #[test]
+    fn log_state_is_small_and_fixed() {
+        let size = core::mem::size_of::<RingLog<'static, RamDevice<&'static mut [u8]>>>();
+        let device = core::mem::size_of::<RamDevice<&'static mut [u8]>>();
+        std::println!("RingLog state: {} bytes (of which {device} the device handle)", size);
+        assert!(size - device <= 200, "{size}");
+    }
+
     #[test]
     fn journal_survives_a_reboot() {
         let mut flash = std::vec![0xFFu8; 4 * 128 * 1024];
