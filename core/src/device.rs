@@ -179,6 +179,15 @@ pub trait BlockDevice {
     ///
     /// The device's error. Earlier writes may or may not be durable.
     fn sync(&mut self) -> Result<(), Self::Error>;
+
+    /// The bytes `[offset, offset + len)` as they would be read, borrowed in
+    /// place, for devices that hold their contents in memory (RAM, a memory
+    /// map). `None` when the device cannot, or the range is out of bounds;
+    /// the reader then uses [`read`](Self::read). The default returns `None`.
+    fn bytes_in_place(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        let _ = (offset, len);
+        None
+    }
 }
 
 impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
@@ -206,5 +215,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
 
     fn sync(&mut self) -> Result<(), Self::Error> {
         (**self).sync()
+    }
+
+    fn bytes_in_place(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        (**self).bytes_in_place(offset, len)
     }
 }

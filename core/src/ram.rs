@@ -112,4 +112,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> BlockDevice for RamDevice<B> {
     fn sync(&mut self) -> Result<(), AccessError> {
         Ok(())
     }
+
+    fn bytes_in_place(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        self.bytes.as_ref().get(start..end)
+    }
 }

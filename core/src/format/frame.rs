@@ -65,9 +65,10 @@ pub struct FrameHeader {
     payload_len: u32,
     lsn_offset: u32,
     stored_crc: u32,
-    /// CRC32C of the epoch and header bytes 4..16: where the payload check
-    /// continues from.
-    prefix_crc: u32,
+    /// CRC32C of the epoch and header bytes 4..14 (the header check's CRC).
+    check_crc: u32,
+    /// Header bytes 14..16, where the frame CRC continues.
+    check_bytes: [u8; 2],
 }
 
 impl FrameHeader {
@@ -125,7 +126,8 @@ impl FrameHeader {
             payload_len,
             lsn_offset: le_u32(h, off::LSN_OFFSET),
             stored_crc: le_u32(h, off::CRC),
-            prefix_crc: crc32c_append(check_crc, &h[off::HEADER_CHECK]),
+            check_crc,
+            check_bytes: [h[off::HEADER_CHECK.start], h[off::HEADER_CHECK.start + 1]],
         })
     }
 
@@ -179,11 +181,33 @@ impl FrameHeader {
         check.finish()
     }
 
+    /// Checks a whole frame held in one slice (header included, exactly
+    /// [`frame_len`](Self::frame_len) bytes): one CRC pass over bytes 14 on.
+    ///
+    /// # Errors
+    ///
+    /// As [`verify_payload`](Self::verify_payload).
+    pub fn verify_frame(&self, frame: &[u8]) -> Result<(), DecodeError> {
+        if frame.len() != self.frame_len() {
+            return Err(DecodeError::Truncated {
+                needed: self.frame_len() as u64,
+                available: frame.len() as u64,
+            });
+        }
+        let computed =
+            crc32c_append(self.check_crc, frame.get(off::HEADER_CHECK.start..).unwrap_or_default());
+        if computed != self.stored_crc {
+            return Err(DecodeError::BadChecksum { stored: self.stored_crc, computed });
+        }
+        Ok(())
+    }
+
     /// Starts a payload check that takes the payload in pieces, for readers
     /// that stream a large frame through a small buffer.
     #[must_use]
-    pub const fn payload_check(&self) -> PayloadCheck {
-        PayloadCheck { crc: self.prefix_crc, stored: self.stored_crc, left: self.payload_len as u64 }
+    pub fn payload_check(&self) -> PayloadCheck {
+        let crc = crc32c_append(self.check_crc, &self.check_bytes);
+        PayloadCheck { crc, stored: self.stored_crc, left: self.payload_len as u64 }
     }
 }
 
@@ -258,7 +282,7 @@ pub fn decode_frame(bytes: &[u8], epoch: u64) -> Result<Frame<'_>, DecodeError> 
             available: bytes.len() as u64,
         });
     };
-    header.verify_payload(payload)?;
+    header.verify_frame(&bytes[..header.frame_len()])?;
     Ok(Frame { header, payload })
 }
 

@@ -33,7 +33,15 @@ impl<D: BlockDevice> Reader<'_, '_, D> {
     /// The bytes `[pos, pos + len)` of segment `seg`.
     pub(crate) fn bytes(&mut self, seg: &Seg, pos: u64, len: u64) -> Result<&[u8], Error<D::Error>> {
         let end = seg.abs + self.layout.segment_size;
-        self.window.get(self.device, self.overlay, seg.abs + pos, len, end)
+        let at = seg.abs + pos;
+        // Borrow in place when the device holds its bytes in memory and the
+        // unwritten buffer does not cover the range.
+        let overlay_end = self.overlay.start + self.overlay.bytes.len() as u64;
+        let clear = self.overlay.bytes.is_empty() || at + len <= self.overlay.start || at >= overlay_end;
+        if clear && at + len <= end && self.device.bytes_in_place(at, len).is_some() {
+            return Ok(self.device.bytes_in_place(at, len).unwrap_or_default());
+        }
+        self.window.get(self.device, self.overlay, at, len, end)
     }
 
     /// Decodes and checks the frame at `pos` of `seg`.
@@ -56,10 +64,10 @@ impl<D: BlockDevice> Reader<'_, '_, D> {
         let span = self.window.max_span(u64::from(self.layout.read_unit));
         let (count, mark) = if frame_len <= span {
             let frame = self.bytes(seg, pos, frame_len)?;
-            let payload = &frame[FRAME_HEADER_LEN..];
-            if let Err(e) = header.verify_payload(payload) {
+            if let Err(e) = header.verify_frame(frame) {
                 return Ok(Err(Damage::Frame(e)));
             }
+            let payload = &frame[FRAME_HEADER_LEN..];
             match count_records(&header, payload) {
                 Ok(found) => found,
                 Err(damage) => return Ok(Err(damage)),
