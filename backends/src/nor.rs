@@ -3,7 +3,9 @@
 use core::fmt;
 
 use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind};
-use nori_wal_core::{AccessError, BlockDevice, DeviceError, DeviceErrorKind, Geometry, GeometryError, Op, check_access};
+use nori_wal_core::{
+    AccessError, BlockDevice, DeviceError, DeviceErrorKind, Geometry, GeometryError, Op, check_access,
+};
 
 /// Any [`NorFlash`] as a [`BlockDevice`], honouring its `READ_SIZE`,
 /// `WRITE_SIZE` and `ERASE_SIZE`.
@@ -120,7 +122,8 @@ impl<F: NorFlash> BlockDevice for NorFlashDevice<F> {
     }
 
     fn erase(&mut self, offset: u64, len: u64) -> Result<(), Self::Error> {
-        check_access(&self.geometry, self.capacity(), Op::Erase, offset, len).map_err(NorDeviceError::Access)?;
+        check_access(&self.geometry, self.capacity(), Op::Erase, offset, len)
+            .map_err(NorDeviceError::Access)?;
         let from = Self::offset(offset)?;
         let to = Self::offset(offset + len)?;
         self.flash.erase(from, to).map_err(NorDeviceError::Flash)
@@ -154,7 +157,10 @@ impl<E: fmt::Debug> fmt::Display for NorDeviceError<E> {
             Self::Flash(e) => write!(f, "flash driver error: {e:?}"),
             Self::Access(e) => write!(f, "{e}"),
             Self::NotErased { offset } => {
-                write!(f, "refused to program flash at offset {offset}: it is not erased (a unit is programmed once)")
+                write!(
+                    f,
+                    "refused to program flash at offset {offset}: it is not erased (a unit is programmed once)"
+                )
             }
         }
     }

@@ -247,7 +247,9 @@ fn logical_sector_size(rdev: u64) -> io::Result<u32> {
             dev_minor(rdev)
         ))?,
     };
-    text.trim().parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("bad {path}: {text:?}")))
+    text.trim()
+        .parse()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("bad {path}: {text:?}")))
 }
 
 /// glibc's encoding of device numbers.
@@ -271,7 +273,8 @@ impl BlockDevice for RawDevice {
     }
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), RawError> {
-        check_access(&self.geometry, self.capacity, Op::Read, offset, buf.len() as u64).map_err(|e| self.access(e))?;
+        check_access(&self.geometry, self.capacity, Op::Read, offset, buf.len() as u64)
+            .map_err(|e| self.access(e))?;
         self.read_direct(offset, buf).map_err(|e| self.io(e))
     }
 
@@ -374,7 +377,9 @@ impl fmt::Display for RawError {
                 "{path} is {size} bytes, not a non-zero multiple of its {sector}-byte sectors; \
                  an image file must be created at its final size"
             ),
-            RawErrorKind::BadSectorSize { sector } => write!(f, "{path} has {sector}-byte sectors, which are not supported"),
+            RawErrorKind::BadSectorSize { sector } => {
+                write!(f, "{path} has {sector}-byte sectors, which are not supported")
+            }
         }
     }
 }

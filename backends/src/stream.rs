@@ -63,7 +63,8 @@ impl<S: Read + Write + Seek> BlockDevice for StreamDevice<S> {
     }
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Self::Error> {
-        check_access(&self.geometry, self.capacity, Op::Read, offset, buf.len() as u64).map_err(StreamError::Access)?;
+        check_access(&self.geometry, self.capacity, Op::Read, offset, buf.len() as u64)
+            .map_err(StreamError::Access)?;
         self.seek(offset)?;
         self.stream.read_exact(buf).map_err(|e| match e {
             ReadExactError::UnexpectedEof => StreamError::UnexpectedEof { offset },
@@ -117,7 +118,10 @@ impl<E: fmt::Debug> fmt::Display for StreamError<E> {
             Self::Io(e) => write!(f, "stream error: {e:?}"),
             Self::Access(e) => write!(f, "{e}"),
             Self::UnexpectedEof { offset } => {
-                write!(f, "the stream ended in a read at offset {offset}: it is shorter than the device capacity")
+                write!(
+                    f,
+                    "the stream ended in a read at offset {offset}: it is shorter than the device capacity"
+                )
             }
             Self::ShortSeek { wanted, got } => write!(f, "seek to {wanted} reached {got}"),
         }

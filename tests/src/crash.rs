@@ -3,11 +3,70 @@
 //! invariants I1, I2, I3, I5, I6 and F16 after a power cut at any point.
 
 use nori_wal_core::ring::{Error, FullPolicy, RecoveryMode, RingConfig, RingLog};
-use nori_wal_core::{Geometry, Lsn, Record};
+use nori_wal_core::{BlockDevice, Geometry, Lsn, Record};
 use rand::Rng;
 use rand::rngs::SmallRng;
 
-use crate::sim::{SimDevice, TraceOp};
+use crate::nor::{SimNorDevice, SimNorFlash};
+use crate::sim::{Crash, Cut, SimDevice, TraceOp};
+
+/// A simulated medium the crash harness can run on: built from an image,
+/// recording its writes, counting programs of units that were not blank.
+pub trait Medium: BlockDevice + Sized {
+    /// The medium holding `image`.
+    fn from_image(image: Vec<u8>, geometry: Geometry) -> Self;
+    /// The current contents.
+    fn image(&self) -> &[u8];
+    /// Every write so far.
+    fn trace(&self) -> &[TraceOp];
+    /// Programs refused because the unit was not blank (I5 violations).
+    fn violations(&self) -> u64;
+    /// Whether writes can persist out of order until a sync (disks, caches);
+    /// NOR flash writes are durable when they return.
+    const REORDERS: bool;
+}
+
+impl Medium for SimDevice {
+    const REORDERS: bool = true;
+
+    fn from_image(image: Vec<u8>, geometry: Geometry) -> Self {
+        Self::new(image, geometry)
+    }
+
+    fn image(&self) -> &[u8] {
+        SimDevice::image(self)
+    }
+
+    fn trace(&self) -> &[TraceOp] {
+        SimDevice::trace(self)
+    }
+
+    fn violations(&self) -> u64 {
+        self.program_twice_attempts
+    }
+}
+
+impl<const R: usize, const W: usize, const E: usize> Medium for SimNorDevice<R, W, E> {
+    const REORDERS: bool = false;
+
+    fn from_image(image: Vec<u8>, geometry: Geometry) -> Self {
+        let erased = geometry.erase_value().expect("a flash geometry");
+        assert_eq!(geometry, SimNorFlash::<R, W, E>::geometry(erased), "geometry of the simulated flash");
+        Self::new(SimNorFlash::from_image(image, erased), erased).expect("flash geometry")
+    }
+
+    fn image(&self) -> &[u8] {
+        self.flash().image()
+    }
+
+    fn trace(&self) -> &[TraceOp] {
+        self.flash().trace()
+    }
+
+    fn violations(&self) -> u64 {
+        self.flash().program_twice_attempts
+    }
+}
 
 /// An owned record of the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,10 +205,11 @@ impl Setup {
 ///
 /// On any error of the log: the run has no injected faults.
 #[must_use]
-pub fn record_run(setup: &Setup, seed: u64, steps: usize) -> Run {
+pub fn record_run<M: Medium>(setup: &Setup, seed: u64, steps: usize) -> Run {
     let mut rng = crate::sim::rng(seed);
-    let mut device = SimDevice::blank(setup.capacity, setup.geometry);
-    let base = device.image().to_vec();
+    let blank = vec![setup.geometry.erase_value().unwrap_or(0); setup.capacity];
+    let mut device = M::from_image(blank, setup.geometry);
+    let base = Medium::image(&device).to_vec();
     let mut records = Vec::new();
     let mut checkpoints = Vec::new();
     let mut buffer = vec![0u8; setup.buffer];
@@ -216,11 +276,11 @@ pub fn record_run(setup: &Setup, seed: u64, steps: usize) -> Run {
             truncate_asked: asked,
         });
     }
-    assert_eq!(device.program_twice_attempts, 0, "seed {seed}: a unit was programmed twice");
+    assert_eq!(device.violations(), 0, "seed {seed}: a unit was programmed twice");
     Run { base, trace: device.trace().to_vec(), records, checkpoints }
 }
 
-fn log_trace_len(log: &RingLog<'_, &mut SimDevice>) -> usize {
+fn log_trace_len<M: Medium>(log: &RingLog<'_, &mut M>) -> usize {
     log.device().trace().len()
 }
 
@@ -243,9 +303,18 @@ pub struct Recovered {
 /// # Panics
 ///
 /// When an invariant does not hold; `context` names the case.
-pub fn check_recovery(setup: &Setup, run: &Run, at: usize, image: Vec<u8>, context: &str) -> Recovered {
+pub fn check_recovery<M: Medium>(
+    setup: &Setup,
+    run: &Run,
+    at: usize,
+    image: Vec<u8>,
+    context: &str,
+) -> Recovered
+where
+    M::Error: std::fmt::Display,
+{
     let known = run.known_at(at);
-    let mut device = SimDevice::new(image, setup.geometry);
+    let mut device = M::from_image(image, setup.geometry);
     let mut buffer = vec![0u8; setup.buffer];
     let mut read_buf = vec![0u8; setup.buffer.max(1024)];
     let config = setup.config(RecoveryMode::TolerateTornTail);
@@ -295,7 +364,7 @@ pub fn check_recovery(setup: &Setup, run: &Run, at: usize, image: Vec<u8>, conte
             Err(e) => panic!("{context}: sync after recovery: {e}"),
         }
     }
-    assert_eq!(device.program_twice_attempts, 0, "{context}: a unit was programmed twice after recovery");
+    assert_eq!(device.violations(), 0, "{context}: a unit was programmed twice after recovery");
     let (mut log, info) = RingLog::open(&mut device, config, &mut buffer)
         .unwrap_or_else(|e| panic!("{context}: reopen after appending: {e}"));
     assert!(info.corruption.is_none(), "{context}: {info:?}");
@@ -320,7 +389,10 @@ pub fn check_recovery(setup: &Setup, run: &Run, at: usize, image: Vec<u8>, conte
     first_pass
 }
 
-fn read_all(log: &mut RingLog<'_, &mut SimDevice>, buf: &mut [u8], run: &Run, context: &str) -> Recovered {
+fn read_all<M: Medium>(log: &mut RingLog<'_, &mut M>, buf: &mut [u8], run: &Run, context: &str) -> Recovered
+where
+    M::Error: std::fmt::Display,
+{
     let (first, next) = (log.first_lsn(), log.next_lsn());
     let mut records = Vec::new();
     let mut iter = log.iter_from(first, buf).unwrap();
@@ -339,4 +411,60 @@ fn read_all(log: &mut RingLog<'_, &mut SimDevice>, buf: &mut [u8], run: &Run, co
     }
     assert_eq!(expected, next, "{context}: iteration ended early");
     Recovered { range: (first, next), records }
+}
+
+/// Records a run on `M`, then cuts it at every operation in every
+/// applicable way and checks each recovery; returns the number of crash
+/// points checked. With `every_byte`, every byte of every program is a cut
+/// point (the unit being written left random or still erased).
+pub fn sweep<M: Medium>(name: &str, setup: &Setup, seed: u64, steps: usize, every_byte: bool) -> usize
+where
+    M::Error: std::fmt::Display,
+{
+    let run = record_run::<M>(setup, seed, steps);
+    let crash = Crash::new(&run.base, setup.geometry, &run.trace);
+    let mut rng = crate::sim::rng(seed ^ 0xC0FFEE);
+    let mut points = 0;
+    let pu = setup.geometry.program_unit() as usize;
+    for at in 0..=run.trace.len() {
+        let mut cuts = vec![Cut::DropUnsynced, Cut::RandomSubset, Cut::RandomSubset];
+        match run.trace.get(at) {
+            Some(TraceOp::Program { data, .. }) => {
+                cuts.push(Cut::MixedSectors);
+                for granularity in [512, 4096] {
+                    cuts.push(Cut::Torn { n: data.len() / 2 + 1, granularity, garbage: 0 });
+                }
+                if every_byte {
+                    // The unit being programmed holds random bytes, or is still erased.
+                    cuts.extend((0..data.len()).map(|n| Cut::Torn {
+                        n,
+                        granularity: 1,
+                        garbage: pu - n % pu,
+                    }));
+                    cuts.extend((0..data.len()).map(|n| Cut::Torn { n, granularity: 1, garbage: 0 }));
+                } else {
+                    cuts.push(Cut::Torn { n: data.len() / 3, granularity: 1, garbage: 1 });
+                }
+            }
+            Some(TraceOp::Erase { .. }) => cuts.extend([Cut::EraseCut, Cut::EraseCut]),
+            // Without reordering, the state at a sync is the state before
+            // the next write, which that write's cuts already cover.
+            Some(TraceOp::Sync) if !M::REORDERS => continue,
+            Some(TraceOp::Sync) => {
+                // F2, all subsets when few writes are pending.
+                let pending = crash.pending(at);
+                if pending <= 6 {
+                    cuts.extend((0..1u64 << pending).map(Cut::Subset));
+                }
+            }
+            None => {}
+        }
+        for cut in cuts {
+            let image = crash.image(at, cut, &mut rng);
+            let context = format!("{name} seed {seed} op {at}/{} {cut:?}", run.trace.len());
+            check_recovery::<M>(setup, &run, at, image, &context);
+            points += 1;
+        }
+    }
+    points
 }

@@ -6,8 +6,8 @@
 
 use nori_wal_core::Geometry;
 use nori_wal_core::ring::FullPolicy;
-use nori_wal_tests::crash::{Setup, check_recovery, record_run};
-use nori_wal_tests::sim::{Crash, Cut, TraceOp, rng};
+use nori_wal_tests::crash::{Setup, record_run, sweep};
+use nori_wal_tests::sim::{SimDevice, TraceOp};
 
 /// Operations per recorded workload.
 const STEPS: usize = 250;
@@ -42,60 +42,12 @@ fn flash(policy: FullPolicy, program_unit: u32) -> Setup {
     }
 }
 
-/// Cuts the run at every operation in every applicable way; returns the
-/// number of crash points checked.
-fn sweep(name: &str, setup: &Setup, seed: u64, steps: usize, every_byte: bool) -> usize {
-    let run = record_run(setup, seed, steps);
-    let crash = Crash::new(&run.base, setup.geometry, &run.trace);
-    let mut rng = rng(seed ^ 0xC0FFEE);
-    let mut points = 0;
-    let pu = setup.geometry.program_unit() as usize;
-    for at in 0..=run.trace.len() {
-        let mut cuts = vec![Cut::DropUnsynced, Cut::RandomSubset, Cut::RandomSubset];
-        match run.trace.get(at) {
-            Some(TraceOp::Program { data, .. }) => {
-                cuts.push(Cut::MixedSectors);
-                for granularity in [512, 4096] {
-                    cuts.push(Cut::Torn { n: data.len() / 2 + 1, granularity, garbage: 0 });
-                }
-                if every_byte {
-                    // The unit being programmed holds random bytes, or is still erased.
-                    cuts.extend((0..data.len()).map(|n| Cut::Torn {
-                        n,
-                        granularity: 1,
-                        garbage: pu - n % pu,
-                    }));
-                    cuts.extend((0..data.len()).map(|n| Cut::Torn { n, granularity: 1, garbage: 0 }));
-                } else {
-                    cuts.push(Cut::Torn { n: data.len() / 3, granularity: 1, garbage: 1 });
-                }
-            }
-            Some(TraceOp::Erase { .. }) => cuts.extend([Cut::EraseCut, Cut::EraseCut]),
-            Some(TraceOp::Sync) => {
-                // F2, all subsets when few writes are pending.
-                let pending = crash.pending(at);
-                if pending <= 6 {
-                    cuts.extend((0..1u64 << pending).map(Cut::Subset));
-                }
-            }
-            None => {}
-        }
-        for cut in cuts {
-            let image = crash.image(at, cut, &mut rng);
-            let context = format!("{name} seed {seed} op {at}/{} {cut:?}", run.trace.len());
-            check_recovery(setup, &run, at, image, &context);
-            points += 1;
-        }
-    }
-    points
-}
-
 #[test]
 fn crash_sweep_ram_ring() {
     let mut points = 0;
     for seed in 0..3 {
-        points += sweep("ram/full-error", &ram(FullPolicy::Error), seed, STEPS, false);
-        points += sweep("ram/overwrite", &ram(FullPolicy::OverwriteOldest), seed, STEPS, false);
+        points += sweep::<SimDevice>("ram/full-error", &ram(FullPolicy::Error), seed, STEPS, false);
+        points += sweep::<SimDevice>("ram/overwrite", &ram(FullPolicy::OverwriteOldest), seed, STEPS, false);
     }
     println!("ram ring: {points} crash points checked");
     assert!(points > 1000);
@@ -105,8 +57,9 @@ fn crash_sweep_ram_ring() {
 fn crash_sweep_disk_ring() {
     let mut points = 0;
     for seed in 10..12 {
-        points += sweep("disk/full-error", &disk(FullPolicy::Error), seed, STEPS, false);
-        points += sweep("disk/overwrite", &disk(FullPolicy::OverwriteOldest), seed, STEPS, false);
+        points += sweep::<SimDevice>("disk/full-error", &disk(FullPolicy::Error), seed, STEPS, false);
+        points +=
+            sweep::<SimDevice>("disk/overwrite", &disk(FullPolicy::OverwriteOldest), seed, STEPS, false);
     }
     println!("disk ring (512-byte sectors): {points} crash points checked");
     assert!(points > 1000);
@@ -116,8 +69,9 @@ fn crash_sweep_disk_ring() {
 fn crash_sweep_flash_every_byte() {
     let mut points = 0;
     for (seed, pu) in [(20, 8), (21, 16)] {
-        points += sweep("flash/overwrite", &flash(FullPolicy::OverwriteOldest, pu), seed, 60, true);
-        points += sweep("flash/full-error", &flash(FullPolicy::Error, pu), seed + 100, 60, true);
+        points +=
+            sweep::<SimDevice>("flash/overwrite", &flash(FullPolicy::OverwriteOldest, pu), seed, 60, true);
+        points += sweep::<SimDevice>("flash/full-error", &flash(FullPolicy::Error, pu), seed + 100, 60, true);
     }
     println!("flash ring (program-once, cut at every byte of every program): {points} crash points checked");
     assert!(points > 1000);
@@ -131,7 +85,7 @@ fn workloads_wrap_the_ring_and_reclaim() {
         disk(FullPolicy::Error),
         flash(FullPolicy::OverwriteOldest, 8),
     ] {
-        let run = record_run(&setup, 1, STEPS);
+        let run = record_run::<SimDevice>(&setup, 1, STEPS);
         let segments = setup.capacity as u64 / setup.segment_size;
         let headers = run
             .trace
