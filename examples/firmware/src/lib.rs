@@ -1,24 +1,32 @@
-//! A firmware event journal: the ring log over a flash region, with no
-//! allocator and no `std`. CI builds this crate for `thumbv7em-none-eabihf`
-//! to prove that the core's log is usable on a Cortex-M.
-//!
-//! The flash here is a [`RamDevice`] with the geometry of an STM32H7 bank
-//! (32-byte program units written once, 128 KiB sectors); a real firmware
-//! passes its `embedded-storage` flash driver through an adapter instead.
+//! A firmware event journal: the ring log over a NOR flash region, with no
+//! allocator and no `std`. The same code runs in the `firmware` binary (a
+//! `#![no_main]` Cortex-M image, built for `thumbv7em-none-eabihf` in CI) and
+//! on the host over the simulated flash, where its tests cut the power.
 #![no_std]
 #![forbid(unsafe_code)]
 
 use nori_wal_core::ring::{Error, FullPolicy, RecoveryInfo, RingConfig, RingLog};
-use nori_wal_core::{AccessError, Geometry, RamDevice, Record};
+use nori_wal_core::{BlockDevice, Geometry, Lsn, Record};
 
-/// The flash geometry: read bytes, program 32-byte words once, erase 128 KiB.
-pub const FLASH: Geometry = match Geometry::try_new(1, 32, 128 * 1024, Some(0xFF), false) {
+/// The flash of an STM32H7 bank: read bytes, program 32-byte words once,
+/// erase 128 KiB sectors.
+pub const STM32H7_FLASH: Geometry = match Geometry::try_new(1, 32, 128 * 1024, Some(0xFF), false) {
     Ok(geometry) => geometry,
     Err(_) => panic!("invalid flash geometry"),
 };
 
-/// One 128 KiB sector per segment: the journal keeps the newest events.
-pub const CONFIG: RingConfig = RingConfig::new(128 * 1024).when_full(FullPolicy::OverwriteOldest);
+/// An SPI NOR flash: read bytes, program 32 bytes, erase 4 KiB sectors.
+pub const SPI_NOR_FLASH: Geometry = match Geometry::try_new(1, 32, 4096, Some(0xFF), false) {
+    Ok(geometry) => geometry,
+    Err(_) => panic!("invalid flash geometry"),
+};
+
+/// The journal keeps the newest events: one erase unit per segment, the
+/// oldest segment dropped when the flash is full.
+#[must_use]
+pub const fn config(geometry: Geometry) -> RingConfig {
+    RingConfig::new(geometry.erase_unit() as u64).when_full(FullPolicy::OverwriteOldest)
+}
 
 /// An event the firmware logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,59 +56,76 @@ impl Event {
     }
 }
 
-/// Opens the journal on `flash`, logs `events` durably, and returns the
-/// recovery report and the last event read back.
+/// What a boot of the journal did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Boot {
+    /// What recovery found.
+    pub recovered: RecoveryInfo,
+    /// The LSN after the last event logged and synced in this boot.
+    pub next_lsn: Lsn,
+    /// The last event read back.
+    pub last: Option<Event>,
+}
+
+/// One boot: opens the journal on `flash` (recovering what a power cut
+/// left), logs `events` with a sync after each (each is acknowledged when
+/// its sync returns), and reads the journal back.
+///
+/// `buffer` is the log's write buffer and `read` its read buffer: 1 KiB each
+/// is plenty for small events.
 ///
 /// # Errors
 ///
-/// Any error of the log.
-pub fn log_events(
-    flash: &mut [u8],
+/// Any error of the log (a power cut shows as a device error).
+pub fn boot<D: BlockDevice>(
+    flash: D,
+    geometry: Geometry,
+    buffer: &mut [u8],
+    read: &mut [u8],
     events: &[Event],
-) -> Result<(RecoveryInfo, Option<Event>), Error<AccessError>> {
-    let device = RamDevice::new(flash, FLASH).map_err(Error::Access)?;
-    // 1 KiB of RAM for the log's buffer, 1 KiB for reading back.
-    let mut buffer = [0u8; 1024];
-    let (mut journal, info) = RingLog::open(device, CONFIG, &mut buffer)?;
+    mut acknowledged: impl FnMut(Lsn),
+) -> Result<Boot, Error<D::Error>> {
+    let (mut journal, recovered) = RingLog::open(flash, config(geometry), buffer)?;
     for event in events {
-        journal.append(&Record::raw(&event.to_bytes()))?;
+        let lsn = journal.append(&Record::raw(&event.to_bytes()))?;
+        journal.sync()?;
+        acknowledged(lsn);
     }
-    journal.sync()?;
-    let mut last = None;
-    let mut read = [0u8; 1024];
+    let next_lsn = journal.next_lsn();
     let first = journal.first_lsn();
-    let mut iter = journal.iter_from(first, &mut read)?;
+    let mut last = None;
+    let mut iter = journal.iter_from(first, read)?;
     while let Some(entry) = iter.try_next()? {
         last = entry.record.raw_payload().and_then(Event::from_bytes);
     }
-    Ok((info, last))
+    Ok(Boot { recovered, next_lsn, last })
 }
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
+    use nori_wal_core::RamDevice;
+
     use super::*;
 
-    /// The RAM the module docs of `ring` promise: the caller's buffers plus
-    /// a fixed amount of state.
+    /// The fixed RAM the `ring` module docs promise on 64-bit targets; the
+    /// firmware binary checks its own target at compile time.
     #[test]
     fn log_state_is_small_and_fixed() {
         let size = core::mem::size_of::<RingLog<'static, RamDevice<&'static mut [u8]>>>();
         let device = core::mem::size_of::<RamDevice<&'static mut [u8]>>();
-        std::println!("RingLog state: {} bytes (of which {device} the device handle)", size);
         assert!(size - device <= 200, "{size}");
     }
 
     #[test]
-    fn journal_survives_a_reboot() {
-        let mut flash = std::vec![0xFFu8; 4 * 128 * 1024];
-        let boot1 = [Event { at_ms: 10, code: 1 }, Event { at_ms: 20, code: 7 }];
-        let (info, last) = log_events(&mut flash, &boot1).unwrap();
-        assert_eq!(info.records, 0);
-        assert_eq!(last, Some(boot1[1]));
-        // Reboot: the journal recovers both events and adds one.
-        let (info, last) = log_events(&mut flash, &[Event { at_ms: 5, code: 2 }]).unwrap();
-        assert_eq!(info.records, 2);
-        assert_eq!(last, Some(Event { at_ms: 5, code: 2 }));
+    fn events_round_trip_through_a_reboot() {
+        let mut flash = [0xFFu8; 4 * 4096];
+        let (mut buffer, mut read) = ([0u8; 1024], [0u8; 1024]);
+        let first = [Event { at_ms: 10, code: 1 }, Event { at_ms: 20, code: 7 }];
+        let device = RamDevice::new(&mut flash[..], SPI_NOR_FLASH).unwrap();
+        let booted = boot(device, SPI_NOR_FLASH, &mut buffer, &mut read, &first, |_| {}).unwrap();
+        assert_eq!((booted.recovered.records, booted.last), (0, Some(first[1])));
+        let device = RamDevice::new(&mut flash[..], SPI_NOR_FLASH).unwrap();
+        let booted = boot(device, SPI_NOR_FLASH, &mut buffer, &mut read, &[], |_| {}).unwrap();
+        assert_eq!((booted.recovered.records, booted.last), (2, Some(first[1])));
     }
 }
