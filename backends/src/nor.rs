@@ -132,6 +132,11 @@ impl<F: NorFlash> BlockDevice for NorFlashDevice<F> {
     fn sync(&mut self) -> Result<(), Self::Error> {
         Ok(())
     }
+
+    /// A `NorFlash` write or erase is done when it returns.
+    fn writes_persist_in_order(&self) -> bool {
+        true
+    }
 }
 
 /// An error of a [`NorFlashDevice`].

@@ -188,6 +188,16 @@ pub trait BlockDevice {
         let _ = (offset, len);
         None
     }
+
+    /// Whether every program and erase is durable, in the order issued, by
+    /// the time it returns, so that a power cut can only tear the operation
+    /// in progress (NOR flash through `embedded-storage`, RAM). The default
+    /// is `false`: writes may persist in any order until a sync (disks,
+    /// files, anything with a cache). A log on a device that keeps order
+    /// needs no record of how far it was durable.
+    fn writes_persist_in_order(&self) -> bool {
+        false
+    }
 }
 
 impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
@@ -219,5 +229,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
 
     fn bytes_in_place(&self, offset: u64, len: u64) -> Option<&[u8]> {
         (**self).bytes_in_place(offset, len)
+    }
+
+    fn writes_persist_in_order(&self) -> bool {
+        (**self).writes_persist_in_order()
     }
 }

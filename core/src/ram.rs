@@ -26,6 +26,7 @@ use crate::device::{AccessError, BlockDevice, DeviceErrorKind, Op, check_access}
 pub struct RamDevice<B> {
     bytes: B,
     geometry: Geometry,
+    in_order: bool,
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> RamDevice<B> {
@@ -41,7 +42,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RamDevice<B> {
         if !len.is_multiple_of(u64::from(geometry.erase_unit())) {
             return Err(AccessError { op: Op::Erase, offset: 0, len, kind: DeviceErrorKind::Misaligned });
         }
-        Ok(Self { bytes, geometry })
+        Ok(Self { bytes, geometry, in_order: false })
+    }
+
+    /// Declares that this RAM stands for a medium whose writes are durable
+    /// in order when they return (NOR flash), so that a log on it writes no
+    /// durable-point marks, exactly as on that medium. The default, `false`,
+    /// lays out the bytes as on a disk or a file.
+    #[must_use]
+    pub fn with_writes_in_order(mut self, in_order: bool) -> Self {
+        self.in_order = in_order;
+        self
     }
 
     /// The bytes of the device.
@@ -111,6 +122,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> BlockDevice for RamDevice<B> {
 
     fn sync(&mut self) -> Result<(), AccessError> {
         Ok(())
+    }
+
+    fn writes_persist_in_order(&self) -> bool {
+        self.in_order
     }
 
     fn bytes_in_place(&self, offset: u64, len: u64) -> Option<&[u8]> {

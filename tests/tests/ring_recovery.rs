@@ -160,6 +160,45 @@ fn in_flight() {
     }
 }
 
+/// On a device whose writes are durable in order (NOR flash), a valid frame
+/// after damage proves the damaged bytes had been written: the same image
+/// as `in_flight` is durable damage there, with no mark needed.
+#[test]
+fn valid_frames_after_damage_on_an_in_order_device_are_durable_damage() {
+    let mut device =
+        RamDevice::new(vec![0xFF; SLOTS * SEGMENT as usize], geometry()).unwrap().with_writes_in_order(true);
+    let mut buffer = [0u8; 512];
+    {
+        let (mut log, _) = RingLog::open(&mut device, RingConfig::new(SEGMENT), &mut buffer).unwrap();
+        append(&mut log, 10);
+        log.sync().unwrap();
+        append(&mut log, 3);
+        log.sync().unwrap();
+    }
+    let mut image = device.into_inner();
+    let at = frame_of(&image, 0, 10);
+    image[at + 3] ^= 0x10;
+    for mode in MODES {
+        let mut device = RamDevice::new(image.clone(), geometry()).unwrap().with_writes_in_order(true);
+        let config = RingConfig::new(SEGMENT).recovery(mode);
+        match (RingLog::open(&mut device, config, &mut buffer), mode) {
+            (Err(Error::Corrupt(c)), RecoveryMode::TolerateTornTail | RecoveryMode::Strict) => {
+                assert_eq!(c.lsn, 10)
+            }
+            (Ok((log, info)), RecoveryMode::PointInTime) => {
+                assert_eq!((info.case, log.next_lsn()), (RecoveryCase::DurableDamage, 10));
+            }
+            (Ok((log, info)), RecoveryMode::SkipDamaged) => {
+                assert_eq!(
+                    (info.case, info.records_lost, log.next_lsn()),
+                    (RecoveryCase::DurableDamage, 1, 13)
+                );
+            }
+            (other, mode) => panic!("{mode:?}: {:?}", other.map(|(_, info)| info)),
+        }
+    }
+}
+
 #[test]
 fn durable_damage_in_the_newest_segment() {
     // A mark written after the sync of records 0..15 says they were durable.

@@ -21,12 +21,15 @@ pub(crate) struct Layout {
     pub(crate) read_unit: u32,
     pub(crate) erase_value: Option<u8>,
     pub(crate) frames_offset: u64,
+    /// Whether the device keeps writes in order (no durable marks needed).
+    pub(crate) ordered: bool,
 }
 
 impl Layout {
     pub(crate) fn new(
         geometry: Geometry,
         capacity: u64,
+        ordered: bool,
         config: &RingConfig,
         buffer_len: usize,
     ) -> Result<Self, ConfigError> {
@@ -44,6 +47,7 @@ impl Layout {
             read_unit: geometry.read_unit(),
             erase_value: geometry.erase_value(),
             frames_offset,
+            ordered,
         };
         // Room for the first mark, the tail reserve and a 64-byte frame.
         let min = frames_offset + MARK_FRAME_LEN + layout.tail_reserve() + 64;

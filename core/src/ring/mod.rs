@@ -171,7 +171,8 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
         config: RingConfig,
         buffer: &'b mut [u8],
     ) -> Result<(Self, RecoveryInfo), D::Error> {
-        let layout = Layout::new(device.geometry(), device.capacity(), &config, buffer.len())?;
+        let ordered = device.writes_persist_in_order();
+        let layout = Layout::new(device.geometry(), device.capacity(), ordered, &config, buffer.len())?;
         let (state, info) = recovery::recover(&mut device, layout, config.recovery, buffer)?;
         let mut log = Self { device, layout, config, buffer, state };
         if let Some(active) = log.state.active {
@@ -357,7 +358,10 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
                 self.start_segment()?;
                 continue;
             };
-            let mark_len = if active.marked_durable < self.state.durable_end { MARK_FRAME_LEN } else { 0 };
+            // On a device that may reorder writes, the first frame after a
+            // completed sync is preceded by a mark of how far it got.
+            let needs_mark = !self.layout.ordered && active.marked_durable < self.state.durable_end;
+            let mark_len = if needs_mark { MARK_FRAME_LEN } else { 0 };
             let fits =
                 active.pos + mark_len + frame_len + self.layout.tail_reserve() <= self.layout.segment_size;
             let offset_fits =

@@ -390,6 +390,12 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         if ahead.durable_claim.is_some_and(|claim| claim > lsn) {
             return RecoveryCase::DurableDamage;
         }
+        // On a device that keeps writes in order, a valid frame after the
+        // damage was written after it, so the damaged bytes had been written
+        // whole: durable damage, never an interrupted write.
+        if self.layout.ordered && ahead.first_valid.is_some() {
+            return RecoveryCase::DurableDamage;
+        }
         if ahead.first_valid.is_some() {
             return RecoveryCase::InFlight;
         }
