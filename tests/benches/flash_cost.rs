@@ -99,9 +99,17 @@ fn sequential_storage(record: usize) -> (u64, u64) {
 }
 
 fn main() {
-    println!("Same records, each durable before the next, on a 64 KiB NOR flash (4-byte words, 4 KiB pages);");
-    println!("{} MiB of payload per run. Ideal erases per MiB programmed: {}.\n", PAYLOAD >> 20, (1 << 20) / 4096);
-    println!("| record | store | bytes programmed per payload byte | erases per MiB of payload | erases per MiB programmed |");
+    println!(
+        "Same records, each durable before the next, on a 64 KiB NOR flash (4-byte words, 4 KiB pages);"
+    );
+    println!(
+        "{} MiB of payload per run. Ideal erases per MiB programmed: {}.\n",
+        PAYLOAD >> 20,
+        (1 << 20) / 4096
+    );
+    println!(
+        "| record | store | bytes programmed per payload byte | erases per MiB of payload | erases per MiB programmed |"
+    );
     println!("|---:|---|---:|---:|---:|");
     for record in [16usize, 64, 256] {
         let mut runs = vec![

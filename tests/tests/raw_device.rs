@@ -12,6 +12,23 @@ use nori_wal_core::{BlockDevice, Lsn, Record};
 use nori_wal_tests::media::{ImageFile, loop_device};
 
 const TMP: &str = env!("CARGO_TARGET_TMPDIR");
+
+/// The loop device is shared by the tests of this binary: one at a time.
+static LOOP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Zeroes a device, so that a test starts from an empty log whatever ran on
+/// it before.
+fn wipe(path: &Path) {
+    let mut device = RawDevice::open(path, RawOptions::default().force(true)).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < device.capacity() {
+        let n = (device.capacity() - at).min(zeros.len() as u64) as usize;
+        device.program(at, &zeros[..n]).unwrap();
+        at += n as u64;
+    }
+    device.sync().unwrap();
+}
 const SEGMENT: u64 = 256 * 1024;
 
 fn payload(lsn: Lsn) -> Vec<u8> {
@@ -142,6 +159,8 @@ fn a_mounted_device_is_refused() {
 #[test]
 fn loop_block_device_round_trip() {
     let Some(device) = loop_device("loop_block_device_round_trip") else { return };
+    let _one_at_a_time = LOOP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    wipe(&device);
     let raw = RawDevice::open(&device, RawOptions::default().force(true)).unwrap();
     println!(
         "{}: {} bytes, {}-byte sectors",
@@ -233,5 +252,7 @@ fn crash_by_kill_on_an_image_file() {
 #[test]
 fn crash_by_kill_on_a_loop_block_device() {
     let Some(device) = loop_device("crash_by_kill_on_a_loop_block_device") else { return };
+    let _one_at_a_time = LOOP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    wipe(&device);
     crash_test_on(&device);
 }
