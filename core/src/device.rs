@@ -3,6 +3,7 @@
 use core::fmt;
 
 use crate::Geometry;
+use crate::align::is_aligned;
 
 /// What kind of failure a device error is, so that the log can react
 /// without knowing the device's own error type.
@@ -107,7 +108,7 @@ pub const fn check_access(
     if end > capacity {
         return Err(AccessError { op, offset, len, kind: DeviceErrorKind::OutOfBounds });
     }
-    if !offset.is_multiple_of(unit) || !len.is_multiple_of(unit) {
+    if !is_aligned(offset, unit) || !is_aligned(len, unit) {
         return Err(AccessError { op, offset, len, kind: DeviceErrorKind::Misaligned });
     }
     Ok(())

@@ -41,6 +41,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+mod align;
 pub mod crc;
 mod device;
 pub mod format;

@@ -39,7 +39,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RamDevice<B> {
     /// length is not a multiple of the erase unit.
     pub fn new(bytes: B, geometry: Geometry) -> Result<Self, AccessError> {
         let len = bytes.as_ref().len() as u64;
-        if !len.is_multiple_of(u64::from(geometry.erase_unit())) {
+        if !crate::align::is_aligned(len, u64::from(geometry.erase_unit())) {
             return Err(AccessError { op: Op::Erase, offset: 0, len, kind: DeviceErrorKind::Misaligned });
         }
         Ok(Self { bytes, geometry, in_order: false })

@@ -409,7 +409,7 @@ enum Source<'a> {
 }
 
 /// Zeros to feed padding from.
-static ZEROS: [u8; 256] = [0; 256];
+static ZEROS: [u8; 64] = [0; 64];
 
 impl<'a> Source<'a> {
     fn feed(&self, payload_len: u32, f: &mut dyn FnMut(&[u8])) {

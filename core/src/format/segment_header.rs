@@ -90,7 +90,8 @@ impl SegmentHeader {
             return Some("program_unit");
         }
         let min = self.frames_offset() + FRAME_HEADER_LEN as u64;
-        if self.segment_size < min || !self.segment_size.is_multiple_of(self.program_unit as u64) {
+        // The program unit is a power of two (checked above): a mask, not a division.
+        if self.segment_size < min || !crate::align::is_aligned(self.segment_size, self.program_unit as u64) {
             return Some("segment_size");
         }
         None
@@ -101,7 +102,7 @@ impl SegmentHeader {
     #[must_use]
     pub const fn frames_offset(&self) -> u64 {
         let unit = self.program_unit as u64;
-        (SEGMENT_HEADER_LEN as u64).div_ceil(unit) * unit
+        crate::align::align_up(SEGMENT_HEADER_LEN as u64, unit)
     }
 
     /// Encodes the header into the first [`SEGMENT_HEADER_LEN`] bytes of `out`.

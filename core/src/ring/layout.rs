@@ -3,6 +3,7 @@
 use super::config::{ConfigError, RingConfig};
 use crate::Geometry;
 use crate::Lsn;
+use crate::align::{align_up, div, is_aligned};
 use crate::format::{EpochKey, FRAME_HEADER_LEN, MARK_PAYLOAD_LEN, SEGMENT_HEADER_LEN};
 
 /// Length of a mark frame.
@@ -35,11 +36,11 @@ impl Layout {
     ) -> Result<Self, ConfigError> {
         let segment_size = config.segment_size;
         let erase_unit = geometry.erase_unit();
-        if segment_size == 0 || !segment_size.is_multiple_of(u64::from(erase_unit)) {
+        if segment_size == 0 || !is_aligned(segment_size, u64::from(erase_unit)) {
             return Err(ConfigError::SegmentNotAligned { segment_size, erase_unit });
         }
         let pu = u64::from(geometry.program_unit());
-        let frames_offset = (SEGMENT_HEADER_LEN as u64).div_ceil(pu) * pu;
+        let frames_offset = align_up(SEGMENT_HEADER_LEN as u64, pu);
         let layout = Self {
             segment_size,
             slots: 0,
@@ -51,11 +52,11 @@ impl Layout {
         };
         // Room for the first mark, the tail reserve and a 64-byte frame.
         let min = frames_offset + MARK_FRAME_LEN + layout.tail_reserve() + 64;
-        let min = min.div_ceil(u64::from(erase_unit)) * u64::from(erase_unit);
+        let min = align_up(min, u64::from(erase_unit));
         if segment_size < min {
             return Err(ConfigError::SegmentTooSmall { segment_size, min });
         }
-        let segments = capacity / segment_size;
+        let segments = div(capacity, segment_size);
         if segments < 2 {
             return Err(ConfigError::TooFewSegments { segments });
         }
@@ -93,7 +94,7 @@ impl Layout {
     /// Length of a read covering a segment header, in whole read units.
     pub(crate) const fn header_read_len(&self) -> u64 {
         let unit = self.read_unit as u64;
-        (crate::format::MAX_SEGMENT_HEADER_LEN as u64).div_ceil(unit) * unit
+        align_up(crate::format::MAX_SEGMENT_HEADER_LEN as u64, unit)
     }
 }
 

@@ -447,7 +447,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     fn flush_padded(&mut self) -> Result<(), D::Error> {
         let Some(active) = self.state.active else { return Ok(()) };
         let pu = u64::from(self.layout.program_unit);
-        let partial = active.pos % pu;
+        let partial = active.pos & (pu - 1);
         if partial != 0 {
             let mut pad = pu - partial;
             while pad < FRAME_HEADER_LEN as u64 {

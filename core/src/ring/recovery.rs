@@ -280,7 +280,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     // Append in place only at a unit boundary followed by
                     // erased space (flash: no unit programmed twice), or, on
                     // media without erase, by nothing of this epoch.
-                    let aligned = stop.pos.is_multiple_of(u64::from(self.layout.program_unit));
+                    let aligned = crate::align::is_aligned(stop.pos, u64::from(self.layout.program_unit));
                     let free = match self.layout.erase_value {
                         Some(_) => ahead.blank_to_end,
                         None => ahead.furthest_end.is_none() && ahead.first_valid.is_none(),

@@ -2,6 +2,7 @@
 //! with the log's unwritten write buffer laid over the device.
 
 use super::Error;
+use crate::align::{align_down, align_up};
 use crate::device::{BlockDevice, Op, check_access};
 
 /// Bytes of the active segment that are in the write buffer and not yet on
@@ -68,14 +69,14 @@ impl<'w> Window<'w> {
         limit: u64,
     ) -> Result<(), Error<D::Error>> {
         let unit = u64::from(device.geometry().read_unit());
-        let start = offset - offset % unit;
-        let need_end = end.div_ceil(unit) * unit;
-        let cap = self.buf.len() as u64 - self.buf.len() as u64 % unit;
+        let start = align_down(offset, unit);
+        let need_end = align_up(end, unit);
+        let cap = align_down(self.buf.len() as u64, unit);
         if need_end - start > cap {
             return Err(Error::BufferTooSmall { needed: need_end - start, available: cap });
         }
         // Read ahead as far as the buffer and the segment allow.
-        let limit_aligned = limit.div_ceil(unit) * unit;
+        let limit_aligned = align_up(limit, unit);
         let read_end = (start + cap).min(limit_aligned).max(need_end);
         let n = (read_end - start) as usize;
         self.len = 0;
