@@ -57,6 +57,17 @@ impl<D: BlockDevice> core::fmt::Debug for Iter<'_, '_, D> {
 
 type Result<T, E> = core::result::Result<T, Error<E>>;
 
+/// The bytes of the active segment still in the write buffer, to lay over
+/// what the device holds.
+fn unwritten(active: Option<super::Active>, buffer: &[u8]) -> Overlay<'_> {
+    match active {
+        Some(a) => {
+            Overlay { start: a.seg.abs + a.buf_start, bytes: &buffer[..(a.pos - a.buf_start) as usize] }
+        }
+        None => Overlay::NONE,
+    }
+}
+
 impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
     pub(crate) fn new(log: &'r mut RingLog<'b, D>, lsn: Lsn, buffer: &'r mut [u8]) -> Result<Self, D::Error> {
         let (first, next) = (log.state.log_start, log.state.next_lsn);
@@ -89,13 +100,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
 
     fn reader(&mut self) -> Reader<'_, 'r, D> {
         let log = &mut *self.log;
-        let overlay = match log.state.active {
-            Some(a) => Overlay {
-                start: a.seg.abs + a.buf_start,
-                bytes: &log.buffer[..(a.pos - a.buf_start) as usize],
-            },
-            None => Overlay::NONE,
-        };
+        let overlay = unwritten(log.state.active, log.buffer);
         Reader { device: &mut log.device, overlay, window: &mut self.window, layout: log.layout }
     }
 
@@ -256,13 +261,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
         let seg = self.seg;
         let end = seg.abs + self.log.layout.segment_size;
         let malformed = self.malformed(current);
-        let overlay = match self.log.state.active {
-            Some(a) => Overlay {
-                start: a.seg.abs + a.buf_start,
-                bytes: &self.log.buffer[..(a.pos - a.buf_start) as usize],
-            },
-            None => Overlay::NONE,
-        };
+        let overlay = unwritten(self.log.state.active, self.log.buffer);
         let frame =
             self.window.get(&mut self.log.device, overlay, seg.abs + current.pos, current.len, end)?;
         let payload = &frame[FRAME_HEADER_LEN..];
