@@ -8,6 +8,13 @@ pub mod sim;
 
 use std::path::PathBuf;
 
+/// Property-test cases: `PROPTEST_CASES` from the environment when set (for
+/// long runs), `default` otherwise (the CI run).
+#[must_use]
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 /// The directory of checked-in fixtures.
 #[must_use]
 pub fn fixtures_dir() -> PathBuf {

@@ -61,7 +61,7 @@ fn assert_decodes_only_to(bytes: &[u8], epoch: u64, original: &[u8]) -> Result<(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: nori_wal_tests::proptest_cases(512), ..ProptestConfig::default() })]
 
     #[test]
     fn record_round_trip(record in owned(300), epoch in 1..u64::MAX, lsn_offset in any::<u32>(), trailing in bytes(40)) {

@@ -159,7 +159,7 @@ fn device_ref<'a>(log: &'a RingLog<'_, &mut SimDevice>) -> &'a SimDevice {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: nori_wal_tests::proptest_cases(128), ..ProptestConfig::default() })]
 
     #[test]
     fn ring_log_matches_the_model_on_flash(steps in proptest::collection::vec(step(), 1..120), seed in any::<u64>(), overwrite in any::<bool>()) {

@@ -102,6 +102,9 @@ pub enum Error<E> {
         /// Bytes available.
         available: u64,
     },
+    /// The log's LSNs or segment epochs would pass 2^64 - 1: only a
+    /// device holding hostile or damaged values gets here.
+    Exhausted,
     /// An internal invariant does not hold: a bug in nori-wal, reported
     /// instead of a panic. The log is poisoned.
     Internal(&'static str),
@@ -140,6 +143,9 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
             Self::BufferTooSmall { needed, available } => {
                 write!(f, "buffer too small: {needed} bytes needed, {available} given")
             }
+            Self::Exhausted => f.write_str(
+                "the log's LSN or epoch counter is exhausted (the device holds values near 2^64); reformat it",
+            ),
             Self::Internal(what) => write!(f, "internal error (a bug in nori-wal, please report it): {what}"),
             Self::LsnOutOfRange { lsn, first, next } => {
                 write!(f, "LSN {lsn} is outside the log, which holds LSNs {first} to {next} (exclusive)")

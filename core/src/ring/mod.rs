@@ -240,11 +240,14 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     pub fn append(&mut self, record: &Record<'_>) -> Result<Lsn, D::Error> {
         self.check_usable()?;
         let lsn = self.state.next_lsn;
+        if lsn == Lsn::MAX {
+            return Err(Error::Exhausted);
+        }
         let frame_len = crate::format::record_frame_len(record);
         let active = self.reserve(frame_len, 1)?;
         let frame = EncodedFrame::record(active.seg.key, lsn_offset(&active, lsn), record)?;
         self.write_frame(&frame)?;
-        self.state.next_lsn += 1;
+        self.state.next_lsn = lsn + 1;
         Ok(lsn)
     }
 
@@ -262,6 +265,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
         let count =
             u32::try_from(records.len()).map_err(|_| Error::Encode(crate::EncodeError::LsnOverflow))?;
         let first = self.state.next_lsn;
+        first.checked_add(u64::from(count)).ok_or(Error::Exhausted)?;
         let active = self.reserve(crate::format::batch_frame_len(records), count)?;
         let frame = EncodedFrame::batch(active.seg.key, lsn_offset(&active, first), records)?;
         self.write_frame(&frame)?;
@@ -535,7 +539,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
             }
         }
         self.prepare_slot(slot)?;
-        let epoch = self.state.max_epoch + 1;
+        let epoch = self.state.max_epoch.checked_add(1).ok_or(Error::Exhausted)?;
         let base_lsn = self.state.next_lsn;
         let header = SegmentHeader::new(epoch, base_lsn, self.layout.segment_size, self.layout.program_unit)?
             .with_log_start(log_start)?;
