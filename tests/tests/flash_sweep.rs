@@ -1,6 +1,6 @@
 //! The power-cut sweep on NOR flash, through the `embedded-storage` adapter:
-//! program units of 1, 4, 8, 16 and 32 bytes, erase units of 4 KiB and
-//! 128 KiB, both full policies; the power is cut at every byte of every
+//! program units of 1, 4, 8, 16 and 32 bytes (and 64 to 256), erase units of
+//! 4 KiB and 128 KiB, both full policies, erase values 0xFF and 0x00; the power is cut at every byte of every
 //! program and inside every erase, and every recovery is checked (I1, I2,
 //! I3, I5, I6, F16, appending after recovery).
 
@@ -41,6 +41,16 @@ fn power_cut_sweep_small_erase_units() {
         + geometry::<32, 4096>(70, 5);
     println!("NOR flash, 4 KiB erase units: {points} crash points, none lost an acknowledged record");
     assert!(points > 10_000);
+}
+
+#[test]
+fn power_cut_sweep_large_program_units() {
+    // Program units up to 256 bytes (the write buffer holds two).
+    let points = geometry::<64, 4096>(40, 11) + geometry::<128, 4096>(40, 12) + geometry::<256, 4096>(30, 13);
+    println!(
+        "NOR flash, 64 to 256-byte program units: {points} crash points, none lost an acknowledged record"
+    );
+    assert!(points > 5_000);
 }
 
 #[test]
