@@ -105,6 +105,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
     }
 
     /// Positions the iterator at the segment that holds `lsn`.
+    #[inline(never)]
     fn seek(&mut self, lsn: Lsn) -> Result<(), D::Error> {
         let Some(oldest) = self.log.state.oldest else {
             return Err(Error::Internal("records without a segment"));
@@ -219,6 +220,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
 
     /// Damage at the current position: an error, or in `SkipDamaged` a jump
     /// to the next valid frame.
+    #[inline(never)]
     fn damaged(&mut self, damage: Damage) -> Result<(), D::Error> {
         let corruption =
             Corruption { slot: self.seg.slot, offset: self.seg.abs + self.pos, lsn: self.lsn, damage };

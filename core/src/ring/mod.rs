@@ -166,6 +166,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     /// [`Error::Config`] when the configuration, device and buffer do not fit;
     /// [`Error::Corrupt`] when the recovery mode refuses damage;
     /// [`Error::UnsupportedVersion`]; [`Error::Device`] when a read fails.
+    #[inline(never)]
     pub fn open(
         mut device: D,
         config: RingConfig,
@@ -299,6 +300,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     ///
     /// [`Error::LsnOutOfRange`] when `lsn` is above [`next_lsn`](Self::next_lsn);
     /// [`Error::Poisoned`]; a device error.
+    #[inline(never)]
     pub fn truncate_before(&mut self, lsn: Lsn) -> Result<(), D::Error> {
         self.check_usable()?;
         let next = self.state.next_lsn;
@@ -510,6 +512,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     /// Starts a segment in the free slot after the newest, dropping the
     /// oldest segment first when the ring would have no free slot left.
     /// Called with no active segment (so an empty write buffer).
+    #[inline(never)]
     fn start_segment(&mut self) -> Result<(), D::Error> {
         if self.state.active.is_some() {
             self.state.poisoned = true;
@@ -565,6 +568,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
 
     /// Erases a slot (on media that need it) and checks that it reads back
     /// blank, so that no unit is programmed that is not erased.
+    #[inline(never)]
     fn prepare_slot(&mut self, slot: u32) -> Result<(), D::Error> {
         let Some(erased) = self.layout.erase_value else { return Ok(()) };
         let abs = self.layout.offset(slot);
@@ -593,6 +597,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
 
     /// Reads the header of a sealed segment the log holds, through the write
     /// buffer, which must hold nothing unwritten.
+    #[inline(never)]
     fn read_header(&mut self, slot: u32) -> Result<SegmentHeader, D::Error> {
         if self.has_unsynced_bytes() {
             self.state.poisoned = true;

@@ -122,6 +122,7 @@ pub(crate) fn recover<D: BlockDevice>(
 }
 
 impl<D: BlockDevice> Recovery<'_, '_, D> {
+    #[inline(never)]
     fn run(&mut self) -> Result<(State, RecoveryInfo), D::Error> {
         // The newest valid header, and the highest epoch anywhere.
         let mut head: Option<Seg> = None;
@@ -182,6 +183,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         }
     }
 
+    #[inline(never)]
     fn recover_from(&mut self, head: Seg) -> Result<Outcome, D::Error> {
         // The head segment first: its marks may move the log's start.
         let head_stop = self.scan(&head, self.layout.frames_offset, head.base_lsn, None)?;
@@ -327,6 +329,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     /// next epoch saying records of it were synced: then its loss is damage
     /// in the durable region (the header of the newest segment), not a
     /// rotation that a power cut interrupted.
+    #[inline(never)]
     fn check_damaged_successor(&mut self, head: &Seg) -> Result<(), D::Error> {
         let slot = self.layout.next(head.slot);
         if slot == head.slot {
@@ -344,7 +347,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         let head_end = self.scan(head, self.layout.frames_offset, head.base_lsn, None)?.lsn;
         let hidden = Seg::new(slot, abs, self.max_epoch + 1, head_end, 0);
         let mut synced = false;
-        self.reader.scan_ahead(&hidden, self.layout.frames_offset - 1, |_, found| {
+        self.reader.scan_ahead(&hidden, self.layout.frames_offset - 1, &mut |_, found| {
             synced |= found.mark.is_some_and(|m| m.durable_end > head_end);
             !synced
         })?;
@@ -417,6 +420,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
 
     /// Builds the final state: the log from `oldest` to `newest`, ending at
     /// `pos`/`next_lsn` in `newest`.
+    #[inline(never)]
     fn finish(
         &mut self,
         oldest: Seg,
@@ -489,6 +493,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
 
     /// Looks at every offset after a stop in a segment for valid frames of
     /// its epoch.
+    #[inline(never)]
     fn look_ahead(&mut self, seg: &Seg, stop: u64, lsn: Lsn) -> Result<Ahead, D::Error> {
         let size = self.layout.segment_size;
         let mut ahead = Ahead { blank_to_end: true, ..Ahead::default() };
@@ -515,7 +520,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         if ahead.blank_to_end {
             return Ok(ahead);
         }
-        self.reader.scan_ahead(seg, stop, |q, found| {
+        self.reader.scan_ahead(seg, stop, &mut |q, found| {
             if found.lsn >= lsn && ahead.first_valid.is_none() && found.count > 0 {
                 ahead.first_valid = Some((q, found.lsn));
             }

@@ -113,11 +113,12 @@ impl<D: BlockDevice> Reader<'_, '_, D> {
     /// trying every byte offset (frames found are stepped over whole), until
     /// `visit` returns `false`. Bounded by the segment: at most one header
     /// check per byte.
+    #[inline(never)]
     pub(crate) fn scan_ahead(
         &mut self,
         seg: &Seg,
         from: u64,
-        mut visit: impl FnMut(u64, &Found) -> bool,
+        visit: &mut dyn FnMut(u64, &Found) -> bool,
     ) -> Result<(), Error<D::Error>> {
         let size = self.layout.segment_size;
         let header_len = FRAME_HEADER_LEN as u64;
@@ -159,7 +160,7 @@ impl<D: BlockDevice> Reader<'_, '_, D> {
         lsn: Lsn,
     ) -> Result<Option<(u64, Lsn)>, Error<D::Error>> {
         let mut first = None;
-        self.scan_ahead(seg, from, |q, found| {
+        self.scan_ahead(seg, from, &mut |q, found| {
             if found.count > 0 && found.lsn >= lsn {
                 first = Some((q, found.lsn));
                 false
