@@ -183,8 +183,9 @@ pub trait BlockDevice {
 
     /// The bytes `[offset, offset + len)` as they would be read, borrowed in
     /// place, for devices that hold their contents in memory (RAM, a memory
-    /// map). `None` when the device cannot, or the range is out of bounds;
-    /// the reader then uses [`read`](Self::read). The default returns `None`.
+    /// map). A device that lends any range lends every range inside its
+    /// capacity; `None` otherwise, and the reader then uses
+    /// [`read`](Self::read). The default returns `None`.
     fn bytes_in_place(&self, offset: u64, len: u64) -> Option<&[u8]> {
         let _ = (offset, len);
         None

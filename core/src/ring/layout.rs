@@ -24,6 +24,8 @@ pub(crate) struct Layout {
     pub(crate) frames_offset: u64,
     /// Whether the device keeps writes in order (no durable marks needed).
     pub(crate) ordered: bool,
+    /// Whether the device lends its bytes in place for reading.
+    pub(crate) in_place: bool,
 }
 
 impl Layout {
@@ -31,6 +33,7 @@ impl Layout {
         geometry: Geometry,
         capacity: u64,
         ordered: bool,
+        in_place: bool,
         config: &RingConfig,
         buffer_len: usize,
     ) -> Result<Self, ConfigError> {
@@ -49,6 +52,7 @@ impl Layout {
             erase_value: geometry.erase_value(),
             frames_offset,
             ordered,
+            in_place,
         };
         // Room for the first mark, the tail reserve and a 64-byte frame.
         let min = frames_offset + MARK_FRAME_LEN + layout.tail_reserve() + 64;

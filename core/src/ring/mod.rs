@@ -173,7 +173,10 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
         buffer: &'b mut [u8],
     ) -> Result<(Self, RecoveryInfo), D::Error> {
         let ordered = device.writes_persist_in_order();
-        let layout = Layout::new(device.geometry(), device.capacity(), ordered, &config, buffer.len())?;
+        // A device that lends its first byte lends them all (its contract).
+        let in_place = device.bytes_in_place(0, 1).is_some();
+        let layout =
+            Layout::new(device.geometry(), device.capacity(), ordered, in_place, &config, buffer.len())?;
         let (state, info) = recovery::recover(&mut device, layout, config.recovery, buffer)?;
         let mut log = Self { device, layout, config, buffer, state };
         if let Some(active) = log.state.active {

@@ -38,8 +38,8 @@ impl<D: BlockDevice> Reader<'_, '_, D> {
         // unwritten buffer does not cover the range.
         let overlay_end = self.overlay.start + self.overlay.bytes.len() as u64;
         let clear = self.overlay.bytes.is_empty() || at + len <= self.overlay.start || at >= overlay_end;
-        if clear && at + len <= end && self.device.bytes_in_place(at, len).is_some() {
-            return Ok(self.device.bytes_in_place(at, len).unwrap_or_default());
+        if clear && self.layout.in_place && at + len <= end {
+            return self.device.bytes_in_place(at, len).ok_or(Error::Internal("in-place read refused"));
         }
         self.window.get(self.device, self.overlay, at, len, end)
     }
