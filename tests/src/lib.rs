@@ -15,6 +15,13 @@ pub fn proptest_cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// How many seeds a crash sweep runs: `NORI_WAL_SWEEP_SEEDS` from the
+/// environment when set (for long runs), `default` otherwise (the CI run).
+#[must_use]
+pub fn sweep_seeds(default: u64) -> u64 {
+    std::env::var("NORI_WAL_SWEEP_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 /// The directory of checked-in fixtures.
 #[must_use]
 pub fn fixtures_dir() -> PathBuf {

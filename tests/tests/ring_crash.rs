@@ -45,7 +45,7 @@ fn flash(policy: FullPolicy, program_unit: u32) -> Setup {
 #[test]
 fn crash_sweep_ram_ring() {
     let mut points = 0;
-    for seed in 0..3 {
+    for seed in 0..nori_wal_tests::sweep_seeds(3) {
         points += sweep::<SimDevice>("ram/full-error", &ram(FullPolicy::Error), seed, STEPS, false);
         points += sweep::<SimDevice>("ram/overwrite", &ram(FullPolicy::OverwriteOldest), seed, STEPS, false);
     }
@@ -56,7 +56,7 @@ fn crash_sweep_ram_ring() {
 #[test]
 fn crash_sweep_disk_ring() {
     let mut points = 0;
-    for seed in 10..12 {
+    for seed in 10..10 + nori_wal_tests::sweep_seeds(2) {
         points += sweep::<SimDevice>("disk/full-error", &disk(FullPolicy::Error), seed, STEPS, false);
         points +=
             sweep::<SimDevice>("disk/overwrite", &disk(FullPolicy::OverwriteOldest), seed, STEPS, false);
@@ -68,7 +68,8 @@ fn crash_sweep_disk_ring() {
 #[test]
 fn crash_sweep_flash_every_byte() {
     let mut points = 0;
-    for (seed, pu) in [(20, 8), (21, 16)] {
+    let seeds = nori_wal_tests::sweep_seeds(1);
+    for (seed, pu) in (0..seeds).flat_map(|s| [(20 + 2 * s, 8), (21 + 2 * s, 16)]) {
         points +=
             sweep::<SimDevice>("flash/overwrite", &flash(FullPolicy::OverwriteOldest, pu), seed, 60, true);
         points += sweep::<SimDevice>("flash/full-error", &flash(FullPolicy::Error, pu), seed + 100, 60, true);
