@@ -35,10 +35,11 @@ pub const MARK_PAYLOAD_LEN: usize = 16;
 
 /// Log metadata written by a log between records; takes no LSN.
 ///
-/// A writer puts a mark at the start of every segment and, after a sync
-/// completes, ahead of the next records, so that recovery knows which LSNs
-/// were already durable (damage below `durable_end` is never a torn tail)
-/// and where the log starts after a reclaim.
+/// A writer puts a mark at the start of every segment and, on media that may
+/// reorder writes, after a sync completes ahead of the next records, so that
+/// recovery knows which LSNs were already durable (damage below
+/// `durable_end` is never a torn tail) and where the log starts after a
+/// reclaim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Mark {

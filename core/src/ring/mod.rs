@@ -25,9 +25,13 @@
 //! program or sync poisons the log (invariant I7): every later call returns
 //! [`Error::Poisoned`] until the log is reopened.
 //!
-//! After each completed sync, the next frame written is preceded by a mark
-//! recording how far the log was durable; recovery uses it to tell damage in
-//! the durable region from a tail that was in flight at a crash.
+//! On a device that may persist writes out of order until a sync (see
+//! [`BlockDevice::writes_persist_in_order`]), the first frame written after
+//! each completed sync is preceded by a mark recording how far the log was
+//! durable; recovery uses it to tell damage in the durable region from a
+//! tail that was in flight at a crash. On a device that keeps order (NOR
+//! flash), a valid frame after damage is proof enough, and no mark is
+//! written.
 //!
 //! # Recovery decisions
 //!
