@@ -4,7 +4,8 @@
 //! The file WAL (segments, fsync policies, group commit, recovery) is not
 //! implemented yet. Today this crate offers what [`nori_wal_core`] has —
 //! the format v1 codec and the [`ring`] log over any [`BlockDevice`] — with
-//! the hardware-accelerated CRC32C enabled.
+//! the hardware-accelerated CRC32C enabled, and the file-system layer the
+//! file WAL will run on ([`fs`]).
 //!
 //! ```
 //! use nori_wal::{format, Record};
@@ -13,6 +14,9 @@
 //! assert_eq!(format::decode_frame(&buf[..n], 1).unwrap().len(), n);
 //! ```
 #![forbid(unsafe_code)]
+
+#[cfg(unix)]
+pub mod fs;
 
 pub use nori_wal_core::{
     BlockDevice, Bytes, DecodeError, DeviceError, DeviceErrorKind, EncodeError, Geometry, GeometryError, Lsn,

@@ -5,6 +5,7 @@ pub mod crash;
 pub mod media;
 pub mod nor;
 pub mod sim;
+pub mod simfs;
 
 use std::path::PathBuf;
 
