@@ -18,13 +18,18 @@ fn setup<const R: usize, const W: usize, const E: usize>(policy: FullPolicy, era
     }
 }
 
-/// Sweeps one geometry; returns the crash points checked.
+/// Sweeps one geometry with byte reads; returns the crash points checked.
 fn geometry<const W: usize, const E: usize>(steps: usize, seed: u64) -> usize {
+    geometry_read::<1, W, E>(steps, seed)
+}
+
+/// Sweeps one geometry; returns the crash points checked.
+fn geometry_read<const R: usize, const W: usize, const E: usize>(steps: usize, seed: u64) -> usize {
     let mut points = 0;
     for (policy, erase_value) in [(FullPolicy::OverwriteOldest, 0xFF), (FullPolicy::Error, 0x00)] {
-        let name = format!("nor pu {W} erase {E} {policy:?} erased {erase_value:#04x}");
-        let n =
-            sweep::<SimNorDevice<1, W, E>>(&name, &setup::<1, W, E>(policy, erase_value), seed, steps, true);
+        let name = format!("nor read {R} pu {W} erase {E} {policy:?} erased {erase_value:#04x}");
+        let setup = setup::<R, W, E>(policy, erase_value);
+        let n = sweep::<SimNorDevice<R, W, E>>(&name, &setup, seed, steps, true);
         println!("{name}: {n} crash points");
         points += n;
     }
@@ -46,7 +51,11 @@ fn power_cut_sweep_small_erase_units() {
 #[test]
 fn power_cut_sweep_large_program_units() {
     // Program units up to 256 bytes (the write buffer holds two).
-    let points = geometry::<64, 4096>(40, 11) + geometry::<128, 4096>(40, 12) + geometry::<256, 4096>(30, 13);
+    let points = geometry::<64, 4096>(40, 11)
+        + geometry::<128, 4096>(40, 12)
+        + geometry::<256, 4096>(30, 13)
+        // Word reads, as some flash controllers require.
+        + geometry_read::<4, 16, 4096>(40, 14);
     println!(
         "NOR flash, 64 to 256-byte program units: {points} crash points, none lost an acknowledged record"
     );
