@@ -188,51 +188,70 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         // The head segment first: its marks may move the log's start.
         let head_stop = self.scan(&head, self.layout.frames_offset, head.base_lsn, None)?;
         let log_start = head.log_start.max(head_stop.log_start).min(head_stop.lsn);
-        // Walk back to the segment that holds the log's start.
+        let oldest = match self.walk_back(head, log_start)? {
+            Walk::Oldest(oldest) => oldest,
+            Walk::Settled(outcome) => return Ok(outcome),
+        };
+        let first_lsn = log_start.max(oldest.base_lsn);
+        if let Some(state) = self.check_older(oldest, head, first_lsn, head_stop.lsn)? {
+            return Ok(Outcome::Done(state));
+        }
+        self.settle_newest(oldest, first_lsn, head, head_stop).map(Outcome::Done)
+    }
+
+    /// Walks back from the head through adjacent slots of decreasing epoch to
+    /// the segment that holds `log_start`; a gap on the way is a missing
+    /// segment, handled as the mode says.
+    fn walk_back(&mut self, head: Seg, log_start: Lsn) -> Result<Walk, D::Error> {
         let mut oldest = head;
         while oldest.base_lsn > log_start {
             let slot = self.layout.prev(oldest.slot);
             let prev = if slot == head.slot { None } else { self.header(slot)? };
-            match prev {
-                Some(p) if p.epoch() < oldest.epoch() && p.base_lsn <= oldest.base_lsn => {
-                    oldest = p;
+            if let Some(p) = prev.filter(|p| p.epoch() < oldest.epoch() && p.base_lsn <= oldest.base_lsn) {
+                oldest = p;
+                continue;
+            }
+            let corruption = Corruption {
+                slot,
+                offset: self.layout.offset(slot),
+                lsn: log_start,
+                damage: Damage::MissingSegment,
+            };
+            match self.mode {
+                RecoveryMode::TolerateTornTail | RecoveryMode::Strict => {
+                    return Err(Error::Corrupt(corruption));
                 }
-                _ => {
-                    // A gap above the log's start.
-                    let corruption = Corruption {
-                        slot,
-                        offset: self.layout.offset(slot),
-                        lsn: log_start,
-                        damage: Damage::MissingSegment,
-                    };
-                    match self.mode {
-                        RecoveryMode::TolerateTornTail | RecoveryMode::Strict => {
-                            return Err(Error::Corrupt(corruption));
-                        }
-                        RecoveryMode::PointInTime => {
-                            // Keep the log before the gap: the newest valid segment below it.
-                            self.note(RecoveryCase::MissingSegment, corruption);
-                            return self.rehead_before(slot, head);
-                        }
-                        RecoveryMode::SkipDamaged => {
-                            self.note(RecoveryCase::MissingSegment, corruption);
-                            self.info.records_lost += oldest.base_lsn - log_start;
-                            break;
-                        }
-                    }
+                RecoveryMode::PointInTime => {
+                    // Keep the log before the gap: the newest valid segment below it.
+                    self.note(RecoveryCase::MissingSegment, corruption);
+                    return self.rehead_before(slot, head).map(Walk::Settled);
+                }
+                RecoveryMode::SkipDamaged => {
+                    self.note(RecoveryCase::MissingSegment, corruption);
+                    self.info.records_lost += oldest.base_lsn - log_start;
+                    break;
                 }
             }
         }
-        let first_lsn = log_start.max(oldest.base_lsn);
-        // The older segments, oldest first: each must reach the next one's base.
+        Ok(Walk::Oldest(oldest))
+    }
+
+    /// Reads the older segments, oldest first: each must reach the next one's
+    /// base LSN. Returns the final state when a point-in-time cut ends the
+    /// log in one of them.
+    fn check_older(
+        &mut self,
+        oldest: Seg,
+        head: Seg,
+        first_lsn: Lsn,
+        head_end: Lsn,
+    ) -> Result<Option<State>, D::Error> {
         let mut seg = oldest;
         while seg.slot != head.slot {
-            let next = match self.header(self.layout.next(seg.slot))? {
-                Some(next) => next,
-                None => return Err(Error::Internal("segment vanished during recovery")),
+            let Some(next) = self.header(self.layout.next(seg.slot))? else {
+                return Err(Error::Internal("segment vanished during recovery"));
             };
-            let mut pos = self.layout.frames_offset;
-            let mut lsn = seg.base_lsn;
+            let (mut pos, mut lsn) = (self.layout.frames_offset, seg.base_lsn);
             loop {
                 let stop = self.scan(&seg, pos, lsn, Some(next.base_lsn))?;
                 let Some(damage) = stop.damage else { break };
@@ -244,18 +263,15 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     }
                     RecoveryMode::PointInTime => {
                         self.note(RecoveryCase::DamagedSegment, corruption);
-                        self.info.records_lost += head_stop.lsn.saturating_sub(stop.lsn);
-                        let state = self.finish(oldest, first_lsn, seg, stop.pos, stop.lsn, false)?;
-                        return Ok(Outcome::Done(state));
+                        self.info.records_lost += head_end.saturating_sub(stop.lsn);
+                        return self.finish(oldest, first_lsn, seg, stop.pos, stop.lsn, false).map(Some);
                     }
                     RecoveryMode::SkipDamaged => {
                         self.note(RecoveryCase::DamagedSegment, corruption);
-                        let ahead = self.look_ahead(&seg, stop.pos, stop.lsn)?;
-                        match ahead.first_valid {
+                        match self.look_ahead(&seg, stop.pos, stop.lsn)?.first_valid {
                             Some((p, l)) if l < next.base_lsn => {
                                 self.info.records_lost += l - stop.lsn;
-                                pos = p;
-                                lsn = l;
+                                (pos, lsn) = (p, l);
                             }
                             _ => {
                                 self.info.records_lost += next.base_lsn - stop.lsn;
@@ -267,8 +283,17 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             }
             seg = next;
         }
-        // The newest segment: how does it end?
-        let mut stop = head_stop;
+        Ok(None)
+    }
+
+    /// Decides how the newest segment ends, from where its scan stopped.
+    fn settle_newest(
+        &mut self,
+        oldest: Seg,
+        first_lsn: Lsn,
+        head: Seg,
+        mut stop: Stop,
+    ) -> Result<State, D::Error> {
         loop {
             let Some(damage) = stop.damage else {
                 return Err(Error::Internal("the newest segment stopped without a cause"));
@@ -287,8 +312,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                         Some(_) => ahead.blank_to_end,
                         None => ahead.furthest_end.is_none() && ahead.first_valid.is_none(),
                     };
-                    let state = self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, aligned && free)?;
-                    return Ok(Outcome::Done(state));
+                    return self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, aligned && free);
                 }
                 (RecoveryCase::TornTail | RecoveryCase::InFlight, RecoveryMode::Strict) => {
                     return Err(Error::Corrupt(corruption));
@@ -297,9 +321,9 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     self.info.case = case;
                     self.info.torn_tail = true;
                     self.info.bytes_discarded = discarded(&ahead, stop.pos);
-                    let state = self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, false)?;
-                    return Ok(Outcome::Done(state));
+                    return self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, false);
                 }
+                // Durable damage from here on.
                 (_, RecoveryMode::TolerateTornTail | RecoveryMode::Strict) => {
                     return Err(Error::Corrupt(corruption));
                 }
@@ -308,8 +332,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     self.info.records_lost +=
                         ahead.durable_claim.unwrap_or(stop.lsn).saturating_sub(stop.lsn);
                     self.info.bytes_discarded = discarded(&ahead, stop.pos);
-                    let state = self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, false)?;
-                    return Ok(Outcome::Done(state));
+                    return self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, false);
                 }
                 (_, _) => {
                     // Skip to the next valid frame and go on from there.
@@ -541,6 +564,14 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
 enum Outcome {
     Done(State),
     Rehead(Seg),
+}
+
+/// Where the walk back from the head ended.
+enum Walk {
+    /// At the oldest segment of the log.
+    Oldest(Seg),
+    /// Recovery is settled otherwise (a point-in-time cut before a gap).
+    Settled(Outcome),
 }
 
 /// Bytes after a cut that were written: up to the last programmed byte on
