@@ -202,6 +202,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     /// Walks back from the head through adjacent slots of decreasing epoch to
     /// the segment that holds `log_start`; a gap on the way is a missing
     /// segment, handled as the mode says.
+    #[inline(always)] // called once: keeps recovery one function in the binary
     fn walk_back(&mut self, head: Seg, log_start: Lsn) -> Result<Walk, D::Error> {
         let mut oldest = head;
         while oldest.base_lsn > log_start {
@@ -239,6 +240,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     /// Reads the older segments, oldest first: each must reach the next one's
     /// base LSN. Returns the final state when a point-in-time cut ends the
     /// log in one of them.
+    #[inline(always)] // called once: keeps recovery one function in the binary
     fn check_older(
         &mut self,
         oldest: Seg,
@@ -287,6 +289,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     }
 
     /// Decides how the newest segment ends, from where its scan stopped.
+    #[inline(always)] // called once: keeps recovery one function in the binary
     fn settle_newest(
         &mut self,
         oldest: Seg,
