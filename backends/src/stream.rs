@@ -13,6 +13,23 @@ use nori_wal_core::{AccessError, BlockDevice, DeviceError, DeviceErrorKind, Geom
 /// size). [`sync`](BlockDevice::sync) flushes the stream; it is only as
 /// durable as the stream's `flush` promises. The device never changes the
 /// stream's length.
+///
+/// ```
+/// use nori_wal_backends::stream::StreamDevice;
+/// use nori_wal_core::ring::{RingConfig, RingLog};
+/// use nori_wal_core::{Geometry, Record};
+///
+/// # fn demo<S: embedded_io::Read + embedded_io::Write + embedded_io::Seek>(sd_card_file: S)
+/// # where S::Error: core::fmt::Debug {
+/// // The first 1 MiB of a file on an SD card, in 512-byte sectors.
+/// let geometry = Geometry::block(512).unwrap();
+/// let device = StreamDevice::new(sd_card_file, geometry, 1 << 20).unwrap();
+/// let mut buffer = [0u8; 1024];
+/// let (mut log, _) = RingLog::open(device, RingConfig::new(64 * 1024), &mut buffer).unwrap();
+/// log.append(&Record::raw(b"sensor: 21.5 C")).unwrap();
+/// log.sync().unwrap();
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct StreamDevice<S> {
     stream: S,

@@ -265,6 +265,16 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     /// # Errors
     ///
     /// As [`append`](Self::append), and [`Error::Encode`] for an empty batch.
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// let lsns = log.append_batch(&[Record::put(b"a", b"1"), Record::delete(b"b")]).unwrap();
+    /// assert_eq!(lsns, 0..2);
+    /// log.sync().unwrap();
+    /// ```
     pub fn append_batch(&mut self, records: &[Record<'_>]) -> Result<Range<Lsn>, D::Error> {
         self.check_usable()?;
         if records.is_empty() {
@@ -288,6 +298,17 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     ///
     /// [`Error::Poisoned`], or the device's error, which poisons the log:
     /// nothing appended since the last successful sync is acknowledged.
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// let lsn = log.append(&Record::raw(b"event")).unwrap();
+    /// assert_eq!(log.durable_lsn(), None);
+    /// log.sync().unwrap();
+    /// assert_eq!(log.durable_lsn(), Some(lsn));
+    /// ```
     pub fn sync(&mut self) -> Result<(), D::Error> {
         self.check_usable()?;
         if self.state.durable_end == self.state.next_lsn && !self.has_unsynced_bytes() {
@@ -308,6 +329,22 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     /// [`Error::LsnOutOfRange`] when `lsn` is above [`next_lsn`](Self::next_lsn);
     /// [`Error::Poisoned`]; a device error.
     #[inline(never)]
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// for i in 0..10u8 {
+    ///     log.append(&Record::raw(&[i])).unwrap();
+    /// }
+    /// // A checkpoint covers everything below LSN 6: reclaim it.
+    /// log.truncate_before(6).unwrap();
+    /// assert_eq!(log.first_lsn(), 6);
+    /// drop(log);
+    /// let (log, info) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// assert_eq!((log.first_lsn(), info.records), (6, 4));
+    /// ```
     pub fn truncate_before(&mut self, lsn: Lsn) -> Result<(), D::Error> {
         self.check_usable()?;
         let next = self.state.next_lsn;
@@ -346,6 +383,23 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     ///
     /// [`Error::LsnOutOfRange`] when `lsn` is below the first LSN or above
     /// the next one; [`Error::Config`] for a buffer of the wrong size.
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// for key in [&b"a"[..], b"b", b"c"] {
+    ///     log.append(&Record::put(key, b"v")).unwrap();
+    /// }
+    /// let mut read = [0u8; 1024];
+    /// let mut iter = log.iter_from(1, &mut read).unwrap();
+    /// let mut keys = Vec::new();
+    /// while let Some(entry) = iter.try_next().unwrap() {
+    ///     keys.push((entry.lsn, entry.record.key().unwrap().to_vec()));
+    /// }
+    /// assert_eq!(keys, [(1, b"b".to_vec()), (2, b"c".to_vec())]);
+    /// ```
     pub fn iter_from<'r>(&'r mut self, lsn: Lsn, buffer: &'r mut [u8]) -> Result<Iter<'r, 'b, D>, D::Error> {
         iter::Iter::new(self, lsn, buffer)
     }
