@@ -111,3 +111,100 @@ fn workloads_wrap_the_ring_and_reclaim() {
         assert!(last.first > 0, "the workload must reclaim or overwrite");
     }
 }
+
+/// F16 and I5 after a crash: the first writes after a recovery (a new
+/// segment started past a cut tail) are themselves cut at every operation,
+/// and the next recovery still holds every acknowledged record and nothing
+/// else.
+#[test]
+fn crash_during_the_first_writes_after_recovery() {
+    use nori_wal_core::ring::{RecoveryMode, RingLog};
+    use nori_wal_core::{Lsn, Record};
+    use nori_wal_tests::crash::Owned;
+    use nori_wal_tests::sim::{Crash, Cut, rng};
+
+    let mut points = 0;
+    for setup in [ram(FullPolicy::Error), flash(FullPolicy::OverwriteOldest, 8), disk(FullPolicy::Error)] {
+        let run = record_run::<SimDevice>(&setup, 7, STEPS);
+        let crash = Crash::new(&run.base, setup.geometry, &run.trace);
+        let mut rng = rng(7);
+        // Power cuts at a spread of points of the first run, each tearing a write.
+        for at in (0..run.trace.len()).step_by(9) {
+            let image = crash.image(at, Cut::Torn { n: 37, granularity: 1, garbage: 5 }, &mut rng);
+            let known = run.known_at(at);
+            // Second life: recover, append three records with a sync each.
+            let mut device = SimDevice::new(image.clone(), setup.geometry);
+            let mut buffer = vec![0u8; setup.buffer];
+            let config = setup.config(RecoveryMode::TolerateTornTail);
+            let mut acked_second: Vec<(Lsn, Owned)> = Vec::new();
+            let mut written_second: Vec<(Lsn, Owned)> = Vec::new();
+            let mut checkpoints = Vec::new();
+            let first_next;
+            {
+                let (mut log, _) = RingLog::open(&mut device, config, &mut buffer).unwrap();
+                first_next = log.next_lsn();
+                for i in 0..3u8 {
+                    let record = Owned::Raw(vec![0xA0 + i; 40]);
+                    match log.append(&record.as_record()) {
+                        Ok(lsn) => {
+                            written_second.push((lsn, record.clone()));
+                            if log.sync().is_ok() {
+                                acked_second.push((lsn, record));
+                                checkpoints.push((log.device().trace().len(), acked_second.len()));
+                            }
+                        }
+                        Err(nori_wal_core::ring::Error::Full) => break,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            let second = Crash::new(&image, setup.geometry, device.trace());
+            for cut_at in 0..=device.trace().len() {
+                for cut in
+                    [Cut::DropUnsynced, Cut::RandomSubset, Cut::Torn { n: 11, granularity: 1, garbage: 3 }]
+                {
+                    let image = second.image(cut_at, cut, &mut rng);
+                    let acked =
+                        checkpoints.iter().rev().find(|(len, _)| *len <= cut_at).map_or(0, |(_, n)| *n);
+                    let mut device = SimDevice::new(image, setup.geometry);
+                    let (mut log, info) = RingLog::open(&mut device, config, &mut buffer).unwrap();
+                    assert!(info.corruption.is_none(), "{info:?}");
+                    let mut read = vec![0u8; 1024];
+                    let first = log.first_lsn();
+                    let mut iter = log.iter_from(first, &mut read).unwrap();
+                    let mut seen = Vec::new();
+                    while let Some(entry) = iter.try_next().unwrap() {
+                        seen.push((entry.lsn, Owned::from_record(&entry.record)));
+                    }
+                    // Acknowledged in the first life, up to where it was cut.
+                    let next = seen.last().map_or(first, |(l, _)| l + 1);
+                    assert!(next >= known.acked.min(acked_second.first().map_or(Lsn::MAX, |(l, _)| *l)));
+                    // Acknowledged in the second life, and nothing else new.
+                    for (lsn, record) in &acked_second[..acked] {
+                        assert!(
+                            seen.iter().any(|(l, r)| l == lsn && r == record),
+                            "lost {lsn} after a second cut"
+                        );
+                    }
+                    // Below the first recovery's end, only first-life records;
+                    // from it on, only what the second life wrote: a record the
+                    // first recovery cut never comes back.
+                    for (lsn, record) in &seen {
+                        if *lsn < first_next {
+                            assert_eq!(run.records.get(*lsn as usize), Some(record), "phantom at {lsn}");
+                        } else {
+                            assert!(
+                                written_second.iter().any(|(l, r)| l == lsn && r == record),
+                                "resurrected {lsn}"
+                            );
+                        }
+                    }
+                    assert_eq!(device.program_twice_attempts, 0);
+                    points += 1;
+                }
+            }
+        }
+    }
+    println!("{points} crash points in the first writes after a recovery");
+    assert!(points > 500);
+}
