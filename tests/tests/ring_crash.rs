@@ -118,8 +118,8 @@ fn workloads_wrap_the_ring_and_reclaim() {
 /// else.
 #[test]
 fn crash_during_the_first_writes_after_recovery() {
-    use nori_wal_core::ring::{RecoveryMode, RingLog};
     use nori_wal_core::Lsn;
+    use nori_wal_core::ring::{RecoveryMode, RingLog};
     use nori_wal_tests::crash::Owned;
     use nori_wal_tests::sim::{Crash, Cut, rng};
 

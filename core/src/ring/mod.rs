@@ -298,6 +298,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     ///
     /// [`Error::Poisoned`], or the device's error, which poisons the log:
     /// nothing appended since the last successful sync is acknowledged.
+    ///
     /// ```
     /// # use nori_wal_core::ring::{RingConfig, RingLog};
     /// # use nori_wal_core::{Geometry, RamDevice, Record};
@@ -328,7 +329,6 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     ///
     /// [`Error::LsnOutOfRange`] when `lsn` is above [`next_lsn`](Self::next_lsn);
     /// [`Error::Poisoned`]; a device error.
-    #[inline(never)]
     /// ```
     /// # use nori_wal_core::ring::{RingConfig, RingLog};
     /// # use nori_wal_core::{Geometry, RamDevice, Record};
@@ -345,6 +345,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     /// let (log, info) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
     /// assert_eq!((log.first_lsn(), info.records), (6, 4));
     /// ```
+    #[inline(never)]
     pub fn truncate_before(&mut self, lsn: Lsn) -> Result<(), D::Error> {
         self.check_usable()?;
         let next = self.state.next_lsn;
