@@ -126,6 +126,18 @@ impl RawDevice {
         &self.path
     }
 
+    /// A handle that syncs this device from another thread, for group
+    /// commit with [`RingLog::flush`](nori_wal_core::ring::RingLog::flush):
+    /// the sync runs outside the lock that guards the log.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's, when the file cannot be duplicated.
+    pub fn sync_handle(&self) -> Result<RawSyncHandle, RawError> {
+        let file = self.file.try_clone().map_err(|e| self.io(e))?;
+        Ok(RawSyncHandle { file, path: self.path.clone() })
+    }
+
     fn bounce(&mut self, len: usize) -> &mut [u8] {
         &mut self.bounce[self.bounce_at..self.bounce_at + len]
     }
@@ -153,6 +165,26 @@ impl RawDevice {
         let mut head = std::vec![0u8; len];
         self.read_direct(0, &mut head)?;
         Ok(detect_signature(&head))
+    }
+}
+
+/// Syncs a [`RawDevice`] from another thread; see [`RawDevice::sync_handle`].
+#[derive(Debug)]
+pub struct RawSyncHandle {
+    file: File,
+    path: PathBuf,
+}
+
+impl RawSyncHandle {
+    /// `fdatasync` of the device: every write to it that completed before
+    /// this call is durable when it returns `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's; report it with
+    /// [`RingLog::sync_failed`](nori_wal_core::ring::RingLog::sync_failed).
+    pub fn sync(&self) -> Result<(), RawError> {
+        self.file.sync_data().map_err(|e| RawError { path: self.path.clone(), kind: RawErrorKind::Io(e) })
     }
 }
 

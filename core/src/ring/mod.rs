@@ -321,6 +321,57 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
         Ok(())
     }
 
+    /// Programs every appended record (padding the last program unit)
+    /// without waiting for the device to make them durable. Returns the LSN
+    /// below which records will be durable once a device sync started after
+    /// this call succeeds.
+    ///
+    /// With [`synced`](Self::synced) and [`sync_failed`](Self::sync_failed)
+    /// this splits [`sync`](Self::sync) for group commit: a caller flushes
+    /// under its lock, runs the device's sync outside it (through a handle
+    /// of its own, such as `RawDevice::sync_handle` of `nori-wal-backends`)
+    /// while other threads keep appending, then reports the outcome. Every
+    /// record appended before the flush is covered by that sync.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`], or a device error (which poisons the log).
+    ///
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{BlockDevice, Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// log.append(&Record::raw(b"a")).unwrap();
+    /// let end = log.flush().unwrap();
+    /// log.append(&Record::raw(b"b")).unwrap(); // goes on while the sync runs
+    /// // ... the device syncs here, outside the caller's lock ...
+    /// log.synced(end);
+    /// assert_eq!(log.durable_lsn(), Some(0));
+    /// ```
+    pub fn flush(&mut self) -> Result<Lsn, D::Error> {
+        self.check_usable()?;
+        self.flush_padded()?;
+        Ok(self.state.next_lsn)
+    }
+
+    /// Reports that a device sync started after [`flush`](Self::flush)
+    /// returned `end` succeeded: records below `end` are durable. Reporting
+    /// a sync that did not happen breaks the log's durability promises.
+    pub fn synced(&mut self, end: Lsn) {
+        if !self.state.poisoned {
+            self.state.durable_end = self.state.durable_end.max(end.min(self.state.next_lsn));
+        }
+    }
+
+    /// Reports that a device sync started after [`flush`](Self::flush)
+    /// failed: the log is poisoned (invariant I7), as after a failed
+    /// [`sync`](Self::sync).
+    pub fn sync_failed(&mut self) {
+        self.state.poisoned = true;
+    }
+
     /// Reclaims the segments that hold only records below `lsn`, durably: a
     /// crash afterwards never brings them back, and never loses a record at
     /// or above `lsn`. Records below `lsn` are no longer returned.
