@@ -7,12 +7,9 @@
 //! the hardware-accelerated CRC32C enabled, and the file-system layer the
 //! file WAL will run on ([`fs`]).
 //!
-//! ```
-//! use nori_wal::{format, Record};
-//! let mut buf = [0u8; 64];
-//! let n = format::encode_record(&mut buf, 1, 0, &Record::delete(b"user:42")).unwrap();
-//! assert_eq!(format::decode_frame(&buf[..n], 1).unwrap().len(), n);
-//! ```
+//! The repository's README follows.
+//!
+#![doc = include_str!("../../README.md")]
 #![forbid(unsafe_code)]
 
 #[cfg(unix)]
