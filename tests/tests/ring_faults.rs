@@ -253,3 +253,25 @@ fn records_too_large_are_refused_and_nothing_is_lost() {
     let mut iter = log.iter_from(lsn, &mut read).unwrap();
     assert_eq!(iter.try_next().unwrap().unwrap().record, Record::raw(&max));
 }
+
+#[test]
+fn a_buffer_larger_than_a_segment_works() {
+    let mut device = SimDevice::blank(6 * SEGMENT as usize, flash());
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut last = 0;
+    {
+        let config = RingConfig::new(SEGMENT).when_full(FullPolicy::OverwriteOldest);
+        let (mut log, _) = RingLog::open(&mut device, config, &mut buffer).unwrap();
+        for i in 0..300 {
+            last = append(&mut log).unwrap();
+            if i % 7 == 0 {
+                log.sync().unwrap();
+            }
+        }
+        log.sync().unwrap();
+    }
+    assert_eq!(device.program_twice_attempts, 0);
+    let lsns = recovered(device.image().to_vec(), flash(), RecoveryMode::Strict).unwrap();
+    assert_eq!(*lsns.last().unwrap(), last);
+    assert!(lsns.windows(2).all(|w| w[1] == w[0] + 1));
+}
