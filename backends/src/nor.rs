@@ -70,22 +70,25 @@ impl<F: NorFlash> NorFlashDevice<F> {
         u32::try_from(offset).map_err(|_| NorDeviceError::Access(out_of_bounds(Op::Read, offset, 0)))
     }
 
-    /// Fails unless `[offset, offset + len)` reads as erased.
+    /// Fails unless `[offset, offset + len)` reads as erased. Reads whole
+    /// read units (which may be wider than the program unit) around it.
     fn check_blank(&mut self, offset: u64, len: usize) -> Result<(), NorDeviceError<F::Error>> {
         let erased = self.geometry.erase_value().unwrap_or(0xFF);
-        let unit = F::READ_SIZE.max(1);
+        let unit = F::READ_SIZE.max(1) as u64;
         let mut chunk = [0u8; 256];
-        let step = (chunk.len() / unit).max(1) * unit;
-        let mut at = 0;
-        while at < len {
-            let n = (len - at).min(step).min(chunk.len());
-            // Whole read units: lengths are multiples of the program unit,
-            // itself a multiple of the read unit, or of 64 bytes.
-            let n = if n % unit == 0 { n } else { n.div_ceil(unit) * unit };
-            let buf = chunk.get_mut(..n).ok_or(NorDeviceError::Access(out_of_bounds(Op::Read, offset, 0)))?;
-            self.flash.read(Self::offset(offset + at as u64)?, buf).map_err(NorDeviceError::Flash)?;
-            if let Some(i) = buf.iter().take(len - at).position(|&b| b != erased) {
-                return Err(NorDeviceError::NotErased { offset: offset + (at + i) as u64 });
+        let step = (chunk.len() as u64 / unit).max(1) * unit;
+        let (start, end) = (offset - offset % unit, (offset + len as u64).div_ceil(unit) * unit);
+        let mut at = start;
+        while at < end {
+            let n = (end - at).min(step);
+            let buf =
+                chunk.get_mut(..n as usize).ok_or(NorDeviceError::Access(out_of_bounds(Op::Read, at, n)))?;
+            self.flash.read(Self::offset(at)?, buf).map_err(NorDeviceError::Flash)?;
+            // Only the bytes to be programmed must be blank.
+            let lo = offset.max(at);
+            let hi = (offset + len as u64).min(at + n);
+            if let Some(i) = buf[(lo - at) as usize..(hi - at) as usize].iter().position(|&b| b != erased) {
+                return Err(NorDeviceError::NotErased { offset: lo + i as u64 });
             }
             at += n;
         }

@@ -54,8 +54,10 @@ fn power_cut_sweep_large_program_units() {
     let points = geometry::<64, 4096>(40, 11)
         + geometry::<128, 4096>(40, 12)
         + geometry::<256, 4096>(30, 13)
-        // Word reads, as some flash controllers require.
-        + geometry_read::<4, 16, 4096>(40, 14);
+        // Word reads, as some flash controllers require, and reads wider
+        // than the program unit.
+        + geometry_read::<4, 16, 4096>(40, 14)
+        + geometry_read::<16, 8, 4096>(40, 15);
     println!(
         "NOR flash, 64 to 256-byte program units: {points} crash points, none lost an acknowledged record"
     );
