@@ -28,7 +28,7 @@ fn geometry_read<const R: usize, const W: usize, const E: usize>(steps: usize, s
     let mut points = 0;
     // Erased bytes read 0xFF on most NOR flash, 0x00 on some; 0xA5 stands
     // for any other value.
-    let erase_values = if seed % 5 == 0 { [0xFF, 0xA5] } else { [0xFF, 0x00] };
+    let erase_values = if seed.is_multiple_of(5) { [0xFF, 0xA5] } else { [0xFF, 0x00] };
     for (policy, erase_value) in
         [FullPolicy::OverwriteOldest, FullPolicy::Error].into_iter().zip(erase_values)
     {
