@@ -32,6 +32,16 @@ fn disk(policy: FullPolicy) -> Setup {
     }
 }
 
+fn disk_4k(policy: FullPolicy) -> Setup {
+    Setup {
+        geometry: Geometry::block(4096).unwrap(),
+        capacity: 5 * 16384,
+        segment_size: 16384,
+        policy,
+        buffer: 8192,
+    }
+}
+
 fn flash(policy: FullPolicy, program_unit: u32) -> Setup {
     Setup {
         geometry: Geometry::try_new(1, program_unit, 1024, Some(0xFF), false).unwrap(),
@@ -61,7 +71,12 @@ fn crash_sweep_disk_ring() {
         points +=
             sweep::<SimDevice>("disk/overwrite", &disk(FullPolicy::OverwriteOldest), seed, STEPS, false);
     }
-    println!("disk ring (512-byte sectors): {points} crash points checked");
+    for seed in 30..30 + nori_wal_tests::sweep_seeds(1) {
+        points += sweep::<SimDevice>("disk4k/full-error", &disk_4k(FullPolicy::Error), seed, STEPS, false);
+        points +=
+            sweep::<SimDevice>("disk4k/overwrite", &disk_4k(FullPolicy::OverwriteOldest), seed, STEPS, false);
+    }
+    println!("disk ring (512-byte and 4 KiB sectors): {points} crash points checked");
     assert!(points > 1000);
 }
 
