@@ -1,0 +1,136 @@
+//! The ring log's slots: which segments the log holds, starting a new one
+//! (erased and checked blank first), and reading their headers.
+
+use super::layout::Seg;
+use super::scan::Reader;
+use super::window::{Overlay, Window};
+use super::{Active, Corruption, Damage, Error, FullPolicy, RingLog};
+use crate::device::{BlockDevice, Op, check_access};
+use crate::format::{EncodedFrame, Mark, SegmentHeader};
+
+type Result<T, E> = core::result::Result<T, Error<E>>;
+
+impl<D: BlockDevice> RingLog<'_, D> {
+    /// The oldest segment that still holds LSNs at or above the log's
+    /// start; the newest is always kept. Needs an empty write buffer.
+    pub(super) fn first_retained(&mut self) -> Result<Option<u32>, D::Error> {
+        let Some(mut oldest) = self.state.oldest else { return Ok(None) };
+        while oldest != self.state.newest {
+            let after = self.layout.next(oldest);
+            if self.read_header(after)?.base_lsn > self.state.log_start {
+                break;
+            }
+            oldest = after;
+        }
+        Ok(Some(oldest))
+    }
+
+    /// Starts a segment in the free slot after the newest, dropping the
+    /// oldest segment first when the ring would have no free slot left.
+    /// Called with no active segment (so an empty write buffer).
+    #[inline(never)]
+    pub(super) fn start_segment(&mut self) -> Result<(), D::Error> {
+        if self.state.active.is_some() {
+            self.state.poisoned = true;
+            return Err(Error::Internal("start_segment with an active segment"));
+        }
+        let (slot, mut oldest) = match self.first_retained()? {
+            None => (0, 0),
+            Some(oldest) => {
+                let slot = self.layout.next(self.state.newest);
+                // The newest is wholly below the start: the new segment is alone.
+                let alone = oldest == self.state.newest && self.state.next_lsn <= self.state.log_start;
+                (slot, if alone { slot } else { oldest })
+            }
+        };
+        let mut log_start = self.state.log_start;
+        if oldest != slot && self.layout.next(slot) == oldest {
+            // Taking this slot would leave none free.
+            match self.config.when_full {
+                FullPolicy::Error => return Err(Error::Full),
+                FullPolicy::OverwriteOldest => {
+                    let after = self.layout.next(oldest);
+                    let end =
+                        if after == slot { self.state.next_lsn } else { self.read_header(after)?.base_lsn };
+                    log_start = log_start.max(end);
+                    oldest = after;
+                }
+            }
+        }
+        self.prepare_slot(slot)?;
+        let epoch = self.state.max_epoch.checked_add(1).ok_or(Error::Exhausted)?;
+        let base_lsn = self.state.next_lsn;
+        let header = SegmentHeader::new(epoch, base_lsn, self.layout.segment_size, self.layout.program_unit)?
+            .with_log_start(log_start)?;
+        let seg = Seg::new(slot, self.layout.offset(slot), epoch, base_lsn, log_start);
+        let frames_offset = self.layout.frames_offset as usize;
+        self.buffer[..frames_offset].fill(0);
+        header.encode(&mut self.buffer[..frames_offset])?;
+        self.state.active = Some(Active {
+            seg,
+            pos: frames_offset as u64,
+            buf_start: 0,
+            marked_durable: self.state.durable_end,
+        });
+        self.state.max_epoch = epoch;
+        self.state.newest = slot;
+        self.state.oldest = Some(oldest);
+        self.state.log_start = log_start;
+        // Every segment opens with a mark.
+        let mark = Mark { durable_end: self.state.durable_end, log_start };
+        let frame = EncodedFrame::mark(seg.key, 0, mark);
+        self.write_frame(&frame)
+    }
+
+    /// Erases a slot (on media that need it) and checks that it reads back
+    /// blank, so that no unit is programmed that is not erased.
+    #[inline(never)]
+    fn prepare_slot(&mut self, slot: u32) -> Result<(), D::Error> {
+        let Some(erased) = self.layout.erase_value else { return Ok(()) };
+        let abs = self.layout.offset(slot);
+        let size = self.layout.segment_size;
+        let checked = check_access(&self.device.geometry(), self.device.capacity(), Op::Erase, abs, size);
+        if let Err(e) = checked {
+            self.state.poisoned = true;
+            return Err(Error::Access(e));
+        }
+        if let Err(e) = self.device.erase(abs, size) {
+            self.state.poisoned = true;
+            return Err(Error::Device(e));
+        }
+        let mut at = 0;
+        while at < size {
+            let n = (size - at).min(self.buffer.len() as u64) as usize;
+            self.device.read(abs + at, &mut self.buffer[..n]).map_err(Error::Device)?;
+            if self.buffer[..n].iter().any(|&b| b != erased) {
+                self.state.poisoned = true;
+                return Err(Error::EraseFailed { slot });
+            }
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads the header of a sealed segment the log holds, through the write
+    /// buffer, which must hold nothing unwritten.
+    #[inline(never)]
+    fn read_header(&mut self, slot: u32) -> Result<SegmentHeader, D::Error> {
+        if self.has_unsynced_bytes() {
+            self.state.poisoned = true;
+            return Err(Error::Internal("header read with a non-empty write buffer"));
+        }
+        let seg = Seg::probe(slot, self.layout.offset(slot));
+        let mut window = Window::new(&mut *self.buffer);
+        let mut reader = Reader {
+            device: &mut self.device,
+            overlay: Overlay::NONE,
+            window: &mut window,
+            layout: self.layout,
+        };
+        let len = self.layout.header_read_len().min(self.layout.segment_size);
+        let bytes = reader.bytes(&seg, 0, len)?;
+        SegmentHeader::decode(bytes).map_err(|e| {
+            Error::Corrupt(Corruption { slot, offset: seg.abs, lsn: 0, damage: Damage::Frame(e) })
+        })
+    }
+}

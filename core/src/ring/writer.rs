@@ -1,0 +1,163 @@
+//! The ring log's writer: the write buffer, frames and marks, padding to the
+//! program unit, programs and syncs, and poisoning on failure.
+
+use super::layout::MARK_FRAME_LEN;
+use super::{Active, Error, RingLog, lsn_offset};
+use crate::device::{BlockDevice, Op, check_access};
+use crate::format::{EncodedFrame, FRAME_HEADER_LEN, Mark};
+
+type Result<T, E> = core::result::Result<T, Error<E>>;
+
+impl<D: BlockDevice> RingLog<'_, D> {
+    pub(super) fn check_usable(&self) -> Result<(), D::Error> {
+        if self.state.poisoned { Err(Error::Poisoned) } else { Ok(()) }
+    }
+
+    pub(super) fn has_unsynced_bytes(&self) -> bool {
+        self.state.active.is_some_and(|a| a.pos > a.buf_start)
+    }
+
+    /// Makes sure the active segment has room for a frame of `frame_len`
+    /// bytes holding `count` LSNs (and the mark that must precede it),
+    /// rotating when it has not. Returns the active segment.
+    pub(super) fn reserve(&mut self, frame_len: u64, count: u32) -> Result<Active, D::Error> {
+        let max = self.layout.max_frame_len();
+        if frame_len > max {
+            return Err(Error::RecordTooLarge { len: frame_len, max });
+        }
+        loop {
+            let Some(active) = self.state.active else {
+                self.start_segment()?;
+                continue;
+            };
+            // On a device that may reorder writes, the first frame after a
+            // completed sync is preceded by a mark of how far it got.
+            let needs_mark = !self.layout.ordered && active.marked_durable < self.state.durable_end;
+            let mark_len = if needs_mark { MARK_FRAME_LEN } else { 0 };
+            let fits =
+                active.pos + mark_len + frame_len + self.layout.tail_reserve() <= self.layout.segment_size;
+            let offset_fits =
+                (self.state.next_lsn - active.seg.base_lsn + u64::from(count)) <= u64::from(u32::MAX);
+            if fits && offset_fits {
+                if mark_len > 0 {
+                    self.write_mark()?;
+                }
+                return self.state.active.ok_or(Error::Internal("no active segment after a mark"));
+            }
+            self.seal_active()?;
+        }
+    }
+
+    /// Writes a mark of the current durable point and start.
+    pub(super) fn write_mark(&mut self) -> Result<(), D::Error> {
+        let Some(active) = self.state.active else { return Ok(()) };
+        let mark = Mark { durable_end: self.state.durable_end, log_start: self.state.log_start };
+        let frame = EncodedFrame::mark(active.seg.key, lsn_offset(&active, self.state.next_lsn), mark);
+        self.write_frame(&frame)?;
+        if let Some(active) = self.state.active.as_mut() {
+            active.marked_durable = self.state.durable_end;
+        }
+        Ok(())
+    }
+
+    /// Copies a frame into the write buffer, programming the buffer each
+    /// time it fills.
+    pub(super) fn write_frame(&mut self, frame: &EncodedFrame<'_>) -> Result<(), D::Error> {
+        self.write_bytes(frame.header())?;
+        let mut result = Ok(());
+        frame.for_each_payload_piece(|piece| {
+            if result.is_ok() {
+                result = self.write_bytes(piece);
+            }
+        });
+        result
+    }
+
+    fn write_bytes(&mut self, mut bytes: &[u8]) -> Result<(), D::Error> {
+        let Some(mut active) = self.state.active else {
+            self.state.poisoned = true;
+            return Err(Error::Internal("write without an active segment"));
+        };
+        while !bytes.is_empty() {
+            let at = (active.pos - active.buf_start) as usize;
+            let n = bytes.len().min(self.buffer.len() - at);
+            self.buffer[at..at + n].copy_from_slice(&bytes[..n]);
+            active.pos += n as u64;
+            bytes = &bytes[n..];
+            if at + n == self.buffer.len() {
+                let len = self.buffer.len();
+                self.program(active.seg.abs + active.buf_start, len)?;
+                active.buf_start += len as u64;
+            }
+        }
+        self.state.active = Some(active);
+        Ok(())
+    }
+
+    /// Programs `buffer[..len]` at device offset `at`; a failure poisons.
+    fn program(&mut self, at: u64, len: usize) -> Result<(), D::Error> {
+        let result =
+            check_access(&self.device.geometry(), self.device.capacity(), Op::Program, at, len as u64)
+                .map_err(Error::Access)
+                .and_then(|()| self.device.program(at, &self.buffer[..len]).map_err(Error::Device));
+        if result.is_err() {
+            self.state.poisoned = true;
+        }
+        result
+    }
+
+    pub(super) fn device_sync(&mut self) -> Result<(), D::Error> {
+        let result = self.device.sync().map_err(Error::Device);
+        if result.is_err() {
+            self.state.poisoned = true;
+        }
+        result
+    }
+
+    /// Programs everything buffered, padding to the next program-unit
+    /// boundary first, so that no unit is ever programmed twice.
+    pub(super) fn flush_padded(&mut self) -> Result<(), D::Error> {
+        let Some(active) = self.state.active else { return Ok(()) };
+        let pu = u64::from(self.layout.program_unit);
+        let partial = active.pos & (pu - 1);
+        if partial != 0 {
+            let mut pad = pu - partial;
+            while pad < FRAME_HEADER_LEN as u64 {
+                pad += pu;
+            }
+            let frame = EncodedFrame::padding(
+                active.seg.key,
+                lsn_offset(&active, self.state.next_lsn),
+                pad as usize,
+            )?;
+            self.write_frame(&frame)?;
+        }
+        let Some(mut active) = self.state.active else {
+            self.state.poisoned = true;
+            return Err(Error::Internal("flush without an active segment"));
+        };
+        let len = (active.pos - active.buf_start) as usize;
+        if len > 0 {
+            self.program(active.seg.abs + active.buf_start, len)?;
+            active.buf_start = active.pos;
+            self.state.active = Some(active);
+        }
+        Ok(())
+    }
+
+    /// Flushes and syncs; the durable point moves to every appended record.
+    pub(super) fn sync_now(&mut self) -> Result<(), D::Error> {
+        self.flush_padded()?;
+        self.device_sync()?;
+        self.state.durable_end = self.state.next_lsn;
+        Ok(())
+    }
+
+    /// Ends the active segment: everything in it becomes durable, so that
+    /// every segment but the newest is always whole on the medium.
+    pub(super) fn seal_active(&mut self) -> Result<(), D::Error> {
+        self.sync_now()?;
+        self.state.active = None;
+        Ok(())
+    }
+}
