@@ -468,3 +468,37 @@ where
     }
     points
 }
+
+/// Opens a log on `device` with `config`, reads every record back, and
+/// checks each one is the raw payload `payload(lsn)` that was appended at its
+/// LSN. Returns what recovery reported and the LSNs read.
+///
+/// # Errors
+///
+/// What opening or reading returns.
+///
+/// # Panics
+///
+/// When a record read back is not the one appended at its LSN.
+pub fn read_back_raw<D: BlockDevice>(
+    device: D,
+    config: RingConfig,
+    payload: impl Fn(Lsn) -> Vec<u8>,
+) -> Result<(nori_wal_core::ring::RecoveryInfo, Vec<Lsn>), Error<D::Error>> {
+    let mut buffer = [0u8; 512];
+    let (mut log, info) = RingLog::open(device, config, &mut buffer)?;
+    let mut read = [0u8; 512];
+    let first = log.first_lsn();
+    let mut iter = log.iter_from(first, &mut read)?;
+    let mut lsns = Vec::new();
+    while let Some(entry) = iter.try_next()? {
+        assert_eq!(
+            entry.record,
+            Record::raw(&payload(entry.lsn)),
+            "a damaged or misplaced record at {}",
+            entry.lsn
+        );
+        lsns.push(entry.lsn);
+    }
+    Ok((info, lsns))
+}

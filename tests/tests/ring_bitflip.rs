@@ -5,6 +5,7 @@
 use nori_wal_core::format::{self, Body, SegmentHeader};
 use nori_wal_core::ring::{Error, RecoveryMode, RingConfig, RingLog};
 use nori_wal_core::{Geometry, Lsn, RamDevice, Record};
+use nori_wal_tests::crash::read_back_raw;
 
 const SEGMENT: u64 = 1024;
 const SLOTS: usize = 8;
@@ -72,17 +73,8 @@ fn written(image: &[u8]) -> (Vec<(usize, usize)>, Lsn) {
 }
 
 fn open(image: &[u8], mode: RecoveryMode) -> Result<Vec<Lsn>, Error<nori_wal_core::AccessError>> {
-    let mut device = RamDevice::new(image.to_vec(), geometry()).unwrap();
-    let mut buffer = [0u8; 512];
-    let (mut log, _) = RingLog::open(&mut device, RingConfig::new(SEGMENT).recovery(mode), &mut buffer)?;
-    let mut read = [0u8; 512];
-    let mut iter = log.iter_from(log.first_lsn(), &mut read)?;
-    let mut lsns = Vec::new();
-    while let Some(entry) = iter.try_next()? {
-        assert_eq!(entry.record, Record::raw(&payload(entry.lsn)), "a damaged record was returned as data");
-        lsns.push(entry.lsn);
-    }
-    Ok(lsns)
+    let device = RamDevice::new(image.to_vec(), geometry()).unwrap();
+    read_back_raw(device, RingConfig::new(SEGMENT).recovery(mode), payload).map(|(_, lsns)| lsns)
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use nori_wal_core::ring::{Error, FullPolicy, RecoveryMode, RingConfig, RingLog};
 use nori_wal_core::{Geometry, Lsn, Record};
+use nori_wal_tests::crash::read_back_raw;
 use nori_wal_tests::sim::{Faults, SimDevice, SimError};
 
 const SEGMENT: u64 = 1024;
@@ -27,17 +28,8 @@ fn append(log: &mut RingLog<'_, &mut SimDevice>) -> Result<Lsn, Error<SimError>>
 
 /// Reopens an image and returns the LSNs read back (each checked).
 fn recovered(image: Vec<u8>, geometry: Geometry, mode: RecoveryMode) -> Result<Vec<Lsn>, Error<SimError>> {
-    let mut device = SimDevice::new(image, geometry);
-    let mut buffer = [0u8; 512];
-    let (mut log, _) = RingLog::open(&mut device, RingConfig::new(SEGMENT).recovery(mode), &mut buffer)?;
-    let mut read = [0u8; 512];
-    let mut iter = log.iter_from(log.first_lsn(), &mut read)?;
-    let mut lsns = Vec::new();
-    while let Some(entry) = iter.try_next()? {
-        assert_eq!(entry.record, Record::raw(&payload(entry.lsn)));
-        lsns.push(entry.lsn);
-    }
-    Ok(lsns)
+    let device = SimDevice::new(image, geometry);
+    read_back_raw(device, RingConfig::new(SEGMENT).recovery(mode), payload).map(|(_, lsns)| lsns)
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use nori_wal_core::format::{self, FrameKind, SegmentHeader};
 use nori_wal_core::ring::{Damage, Error, RecoveryCase, RecoveryInfo, RecoveryMode, RingConfig, RingLog};
 use nori_wal_core::{Geometry, Lsn, RamDevice, Record};
+use nori_wal_tests::crash::read_back_raw;
 
 const SEGMENT: u64 = 2048;
 const SLOTS: usize = 6;
@@ -44,17 +45,8 @@ type Opened = Result<(RecoveryInfo, Vec<Lsn>), Error<nori_wal_core::AccessError>
 /// Opens `image` in `mode`; on success, reads every record back, checking
 /// each against what was appended at its LSN.
 fn open(image: &[u8], mode: RecoveryMode) -> Opened {
-    let mut device = RamDevice::new(image.to_vec(), geometry()).unwrap();
-    let mut buffer = [0u8; 512];
-    let (mut log, info) = RingLog::open(&mut device, RingConfig::new(SEGMENT).recovery(mode), &mut buffer)?;
-    let mut lsns = Vec::new();
-    let mut read = [0u8; 512];
-    let mut iter = log.iter_from(log.first_lsn(), &mut read).unwrap();
-    while let Some(entry) = iter.try_next().unwrap() {
-        assert_eq!(entry.record, Record::raw(&payload(entry.lsn)), "garbled record at {}", entry.lsn);
-        lsns.push(entry.lsn);
-    }
-    Ok((info, lsns))
+    let device = RamDevice::new(image.to_vec(), geometry()).unwrap();
+    read_back_raw(device, RingConfig::new(SEGMENT).recovery(mode), payload)
 }
 
 /// The frames of the segment in `slot`: (offset, first LSN, kind).
