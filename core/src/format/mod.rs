@@ -35,8 +35,8 @@
 //!
 //! let header = SegmentHeader::new(7, 1000, 64 * 1024, 8).unwrap();
 //! let mut segment = [0xFFu8; 256];
-//! let mut at = header.encode(&mut segment).unwrap();
-//! at = header.frames_offset() as usize; // frames start at a program-unit boundary
+//! header.encode(&mut segment).unwrap();
+//! let mut at = header.frames_offset() as usize; // frames start at a program-unit boundary
 //!
 //! at += format::encode_record(&mut segment[at..], header.epoch, 0, &Record::put(b"k", b"v")).unwrap();
 //! at += format::encode_batch(&mut segment[at..], header.epoch, 1, &[Record::delete(b"k"), Record::raw(b"x")]).unwrap();

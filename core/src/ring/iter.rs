@@ -261,11 +261,8 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
     /// The record of `current` at its entry offset, borrowed from the window.
     fn record_at(&mut self, current: &Current) -> Result<Record<'_>, D::Error> {
         let seg = self.seg;
-        let end = seg.abs + self.log.layout.segment_size;
         let malformed = self.malformed(current);
-        let overlay = unwritten(self.log.state.active, self.log.buffer);
-        let frame =
-            self.window.get(&mut self.log.device, overlay, seg.abs + current.pos, current.len, end)?;
+        let frame = self.reader().into_bytes(&seg, current.pos, current.len)?;
         let payload = &frame[FRAME_HEADER_LEN..];
         let record = match current.kind {
             FrameKind::Batch => payload

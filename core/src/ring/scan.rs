@@ -29,9 +29,21 @@ pub(crate) struct Reader<'a, 'w, D> {
     pub(crate) layout: Layout,
 }
 
-impl<D: BlockDevice> Reader<'_, '_, D> {
+impl<'a, D: BlockDevice> Reader<'a, '_, D> {
     /// The bytes `[pos, pos + len)` of segment `seg`.
     pub(crate) fn bytes(&mut self, seg: &Seg, pos: u64, len: u64) -> Result<&[u8], Error<D::Error>> {
+        let reader = Reader {
+            device: &mut *self.device,
+            overlay: self.overlay,
+            window: &mut *self.window,
+            layout: self.layout,
+        };
+        reader.into_bytes(seg, pos, len)
+    }
+
+    /// [`bytes`](Self::bytes), borrowing for as long as the reader's own
+    /// borrows last (for records handed out of the iterator).
+    pub(crate) fn into_bytes(self, seg: &Seg, pos: u64, len: u64) -> Result<&'a [u8], Error<D::Error>> {
         let end = seg.abs + self.layout.segment_size;
         let at = seg.abs + pos;
         // Borrow in place when the device holds its bytes in memory and the
@@ -39,7 +51,8 @@ impl<D: BlockDevice> Reader<'_, '_, D> {
         let overlay_end = self.overlay.start + self.overlay.bytes.len() as u64;
         let clear = self.overlay.bytes.is_empty() || at + len <= self.overlay.start || at >= overlay_end;
         if clear && self.layout.in_place && at + len <= end {
-            return self.device.bytes_in_place(at, len).ok_or(Error::Internal("in-place read refused"));
+            let device: &'a D = self.device;
+            return device.bytes_in_place(at, len).ok_or(Error::Internal("in-place read refused"));
         }
         self.window.get(self.device, self.overlay, at, len, end)
     }
