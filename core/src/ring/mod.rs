@@ -90,6 +90,7 @@ mod iter;
 mod layout;
 mod recovery;
 mod scan;
+pub mod segment;
 mod slots;
 mod window;
 mod writer;

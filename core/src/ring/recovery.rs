@@ -4,6 +4,7 @@
 use super::error::{Corruption, Damage, Error};
 use super::layout::{Layout, Seg};
 use super::scan::Reader;
+use super::segment::{self, Stop};
 use super::window::{Overlay, Window};
 use super::{Active, RecoveryMode, State};
 use crate::Lsn;
@@ -60,34 +61,6 @@ pub struct RecoveryInfo {
 }
 
 type Result<T, E> = core::result::Result<T, Error<E>>;
-
-/// Where the scan of one segment stopped.
-#[derive(Debug, Clone, Copy)]
-struct Stop {
-    /// Segment offset of the stop.
-    pos: u64,
-    /// The LSN expected there.
-    lsn: Lsn,
-    /// Why it stopped; `None` when it reached the LSN it was told to stop at.
-    damage: Option<Damage>,
-    /// Highest `log_start` in the marks read before the stop.
-    log_start: Lsn,
-}
-
-/// What lies after a stop in the newest segment.
-#[derive(Debug, Clone, Copy, Default)]
-struct Ahead {
-    /// The first valid frame after the stop: its position and LSN.
-    first_valid: Option<(u64, Lsn)>,
-    /// The highest `durable_end` among the valid marks after the stop.
-    durable_claim: Option<Lsn>,
-    /// End of the furthest valid frame after the stop.
-    furthest_end: Option<u64>,
-    /// Whether every byte from the stop to the segment end is the erase value.
-    blank_to_end: bool,
-    /// On erased media, the end of the last byte that is not erased.
-    last_written: Option<u64>,
-}
 
 struct Recovery<'a, 'w, D: BlockDevice> {
     reader: Reader<'a, 'w, D>,
@@ -186,7 +159,8 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     #[inline(never)]
     fn recover_from(&mut self, head: Seg) -> Result<Outcome, D::Error> {
         // The head segment first: its marks may move the log's start.
-        let head_stop = self.scan(&head, self.layout.frames_offset, head.base_lsn, None)?;
+        let head_stop =
+            segment::scan(&mut self.reader, &head, self.layout.frames_offset, head.base_lsn, None)?;
         let log_start = head.log_start.max(head_stop.log_start).min(head_stop.lsn);
         let oldest = match self.walk_back(head, log_start)? {
             Walk::Oldest(oldest) => oldest,
@@ -255,7 +229,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             };
             let (mut pos, mut lsn) = (self.layout.frames_offset, seg.base_lsn);
             loop {
-                let stop = self.scan(&seg, pos, lsn, Some(next.base_lsn))?;
+                let stop = segment::scan(&mut self.reader, &seg, pos, lsn, Some(next.base_lsn))?;
                 let Some(damage) = stop.damage else { break };
                 let corruption =
                     Corruption { slot: seg.slot, offset: seg.abs + stop.pos, lsn: stop.lsn, damage };
@@ -270,7 +244,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     }
                     RecoveryMode::SkipDamaged => {
                         self.note(RecoveryCase::DamagedSegment, corruption);
-                        match self.look_ahead(&seg, stop.pos, stop.lsn)?.first_valid {
+                        match segment::look_ahead(&mut self.reader, &seg, stop.pos, stop.lsn)?.first_valid {
                             Some((p, l)) if l < next.base_lsn => {
                                 self.info.records_lost += l - stop.lsn;
                                 (pos, lsn) = (p, l);
@@ -301,8 +275,8 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             let Some(damage) = stop.damage else {
                 return Err(Error::Internal("the newest segment stopped without a cause"));
             };
-            let ahead = self.look_ahead(&head, stop.pos, stop.lsn)?;
-            let case = self.classify(&damage, &ahead, stop.lsn);
+            let ahead = segment::look_ahead(&mut self.reader, &head, stop.pos, stop.lsn)?;
+            let case = segment::classify(&self.layout, &damage, &ahead, stop.lsn);
             let corruption =
                 Corruption { slot: head.slot, offset: head.abs + stop.pos, lsn: stop.lsn, damage };
             match (case, self.mode) {
@@ -323,7 +297,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 (RecoveryCase::TornTail | RecoveryCase::InFlight, _) => {
                     self.info.case = case;
                     self.info.torn_tail = true;
-                    self.info.bytes_discarded = discarded(&ahead, stop.pos);
+                    self.info.bytes_discarded = ahead.written_after(stop.pos);
                     return self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, false);
                 }
                 // Durable damage from here on.
@@ -334,7 +308,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     self.note(RecoveryCase::DurableDamage, corruption);
                     self.info.records_lost +=
                         ahead.durable_claim.unwrap_or(stop.lsn).saturating_sub(stop.lsn);
-                    self.info.bytes_discarded = discarded(&ahead, stop.pos);
+                    self.info.bytes_discarded = ahead.written_after(stop.pos);
                     return self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, false);
                 }
                 (_, _) => {
@@ -344,7 +318,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                         return Err(Error::Internal("durable damage without a later frame"));
                     };
                     self.info.records_lost += l - stop.lsn;
-                    stop = self.scan(&head, p, l, None)?;
+                    stop = segment::scan(&mut self.reader, &head, p, l, None)?;
                 }
             }
         }
@@ -370,7 +344,8 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             return Ok(());
         }
         // Its records would start where the newest valid segment ends.
-        let head_end = self.scan(head, self.layout.frames_offset, head.base_lsn, None)?.lsn;
+        let head_end =
+            segment::scan(&mut self.reader, head, self.layout.frames_offset, head.base_lsn, None)?.lsn;
         let hidden = Seg::new(slot, abs, self.max_epoch + 1, head_end, 0);
         let mut synced = false;
         self.reader.scan_ahead(&hidden, self.layout.frames_offset - 1, &mut |_, found| {
@@ -414,36 +389,6 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         Ok(Outcome::Done(self.empty_state()))
     }
 
-    /// The decision-table row for damage in the newest segment.
-    fn classify(&self, damage: &Damage, ahead: &Ahead, lsn: Lsn) -> RecoveryCase {
-        if ahead.durable_claim.is_some_and(|claim| claim > lsn) {
-            return RecoveryCase::DurableDamage;
-        }
-        // On a device that keeps writes in order, a valid frame after the
-        // damage was written after it, so the damaged bytes had been written
-        // whole: durable damage, never an interrupted write.
-        if self.layout.ordered && ahead.first_valid.is_some() {
-            return RecoveryCase::DurableDamage;
-        }
-        if ahead.first_valid.is_some() {
-            return RecoveryCase::InFlight;
-        }
-        let never_written = match damage {
-            // The end of the segment.
-            Damage::Frame(DecodeError::Truncated { .. }) => true,
-            // Blank: erased flash, or any uniform fill where there is no erase.
-            Damage::Frame(DecodeError::Blank { fill }) => match self.layout.erase_value {
-                Some(erased) => *fill == erased,
-                None => true,
-            },
-            // A header that does not check on a medium without erase is
-            // older data (or a torn header): it was never part of this epoch.
-            Damage::Frame(DecodeError::BadHeader) => self.layout.erase_value.is_none(),
-            _ => false,
-        };
-        if never_written { RecoveryCase::Clean } else { RecoveryCase::TornTail }
-    }
-
     /// Builds the final state: the log from `oldest` to `newest`, ending at
     /// `pos`/`next_lsn` in `newest`.
     #[inline(never)]
@@ -481,87 +426,6 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             poisoned: false,
         })
     }
-
-    /// Walks the frames of `seg` from `pos`, expecting `lsn`, until damage or
-    /// until `stop_at` is reached.
-    fn scan(
-        &mut self,
-        seg: &Seg,
-        mut pos: u64,
-        mut lsn: Lsn,
-        stop_at: Option<Lsn>,
-    ) -> Result<Stop, D::Error> {
-        let mut log_start = 0;
-        loop {
-            if stop_at == Some(lsn) {
-                return Ok(Stop { pos, lsn, damage: None, log_start });
-            }
-            let found = match self.reader.frame_at(seg, pos)? {
-                Ok(found) => found,
-                Err(damage) => return Ok(Stop { pos, lsn, damage: Some(damage), log_start }),
-            };
-            let end = found.lsn.saturating_add(u64::from(found.count));
-            if found.lsn != lsn || stop_at.is_some_and(|s| end > s) {
-                return Ok(Stop {
-                    pos,
-                    lsn,
-                    damage: Some(Damage::LsnMismatch { found: found.lsn }),
-                    log_start,
-                });
-            }
-            if let Some(mark) = found.mark {
-                log_start = log_start.max(mark.log_start);
-            }
-            lsn = end;
-            pos += found.header.frame_len() as u64;
-        }
-    }
-
-    /// Looks at every offset after a stop in a segment for valid frames of
-    /// its epoch.
-    #[inline(never)]
-    fn look_ahead(&mut self, seg: &Seg, stop: u64, lsn: Lsn) -> Result<Ahead, D::Error> {
-        let size = self.layout.segment_size;
-        let mut ahead = Ahead { blank_to_end: true, ..Ahead::default() };
-        let erased = self.layout.erase_value;
-        // Is everything from the stop to the end blank? On erased media,
-        // where does the last programmed byte lie?
-        let mut at = stop;
-        let span = self.reader.window.max_span(u64::from(self.layout.read_unit)).max(1);
-        ahead.blank_to_end = erased.is_some();
-        while at < size {
-            let n = (size - at).min(span);
-            let bytes = self.reader.bytes(seg, at, n)?;
-            if let Some(e) = erased
-                && let Some(last) = bytes.iter().rposition(|&b| b != e)
-            {
-                ahead.blank_to_end = false;
-                ahead.last_written = Some(at + last as u64 + 1);
-            }
-            at += n;
-            if erased.is_none() {
-                break;
-            }
-        }
-        if ahead.blank_to_end {
-            return Ok(ahead);
-        }
-        self.reader.scan_ahead(seg, stop, &mut |q, found| {
-            if found.lsn >= lsn && ahead.first_valid.is_none() && found.count > 0 {
-                ahead.first_valid = Some((q, found.lsn));
-            }
-            if let Some(mark) = found.mark {
-                ahead.durable_claim = Some(ahead.durable_claim.unwrap_or(0).max(mark.durable_end));
-                if ahead.first_valid.is_none() && mark.durable_end > lsn {
-                    // A mark past the damage: records resume at its LSN offset.
-                    ahead.first_valid = Some((q, found.lsn));
-                }
-            }
-            ahead.furthest_end = Some(q + found.header.frame_len() as u64);
-            true
-        })?;
-        Ok(ahead)
-    }
 }
 
 enum Outcome {
@@ -575,10 +439,4 @@ enum Walk {
     Oldest(Seg),
     /// Recovery is settled otherwise (a point-in-time cut before a gap).
     Settled(Outcome),
-}
-
-/// Bytes after a cut that were written: up to the last programmed byte on
-/// erased media, else up to the end of the last frame of the epoch found.
-fn discarded(ahead: &Ahead, pos: u64) -> u64 {
-    ahead.last_written.max(ahead.furthest_end).map_or(0, |end| end.saturating_sub(pos))
 }

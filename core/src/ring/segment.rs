@@ -1,0 +1,420 @@
+//! The segment layer: walking the frames of one segment, looking at what
+//! lies after the point where they stop, and deciding how the segment ends.
+//! The ring log's recovery and [`SegmentReader`] (for a segment that is a
+//! device of its own, such as a segment file) share this code.
+
+use super::error::Error;
+use super::layout::{Layout, Seg};
+use super::recovery::RecoveryCase;
+use super::scan::Reader;
+use super::window::{Overlay, Window};
+use crate::Lsn;
+use crate::device::BlockDevice;
+use crate::format::{DecodeError, FrameHeader, SegmentHeader};
+
+pub use super::error::Damage;
+
+type Result<T, E> = core::result::Result<T, Error<E>>;
+
+/// Where a walk over the frames of a segment stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Stop {
+    /// Segment offset of the stop.
+    pub pos: u64,
+    /// The LSN expected there: every LSN below it was found.
+    pub lsn: Lsn,
+    /// Why the walk stopped; `None` when it reached the LSN it was told to
+    /// stop at.
+    pub damage: Option<Damage>,
+    /// The highest `log_start` among the marks walked over (0 if none).
+    pub log_start: Lsn,
+}
+
+/// What lies after a [`Stop`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct Ahead {
+    /// The first valid frame after the stop that holds records at or past
+    /// the stop's LSN (or a mark claiming such records durable): its
+    /// position and LSN.
+    pub first_valid: Option<(u64, Lsn)>,
+    /// The highest `durable_end` among the valid marks after the stop.
+    pub durable_claim: Option<Lsn>,
+    /// End of the furthest valid frame after the stop.
+    pub furthest_end: Option<u64>,
+    /// Whether every byte from the stop to the segment end is the erase value.
+    pub blank_to_end: bool,
+    /// On erased media, the end of the last byte that is not erased.
+    pub last_written: Option<u64>,
+}
+
+impl Ahead {
+    /// Bytes after a cut at `pos` that were written: up to the last
+    /// programmed byte on erased media, else up to the end of the last
+    /// frame of the epoch found.
+    #[must_use]
+    pub fn written_after(&self, pos: u64) -> u64 {
+        self.last_written.max(self.furthest_end).map_or(0, |end| end.saturating_sub(pos))
+    }
+}
+
+/// Walks the frames of `seg` from `pos`, expecting `lsn`, until damage or
+/// until `stop_at` is reached.
+pub(crate) fn scan<D: BlockDevice>(
+    reader: &mut Reader<'_, '_, D>,
+    seg: &Seg,
+    mut pos: u64,
+    mut lsn: Lsn,
+    stop_at: Option<Lsn>,
+) -> Result<Stop, D::Error> {
+    let mut log_start = 0;
+    loop {
+        if stop_at == Some(lsn) {
+            return Ok(Stop { pos, lsn, damage: None, log_start });
+        }
+        let found = match reader.frame_at(seg, pos)? {
+            Ok(found) => found,
+            Err(damage) => return Ok(Stop { pos, lsn, damage: Some(damage), log_start }),
+        };
+        let end = found.lsn.saturating_add(u64::from(found.count));
+        if found.lsn != lsn || stop_at.is_some_and(|s| end > s) {
+            let damage = Some(Damage::LsnMismatch { found: found.lsn });
+            return Ok(Stop { pos, lsn, damage, log_start });
+        }
+        if let Some(mark) = found.mark {
+            log_start = log_start.max(mark.log_start);
+        }
+        lsn = end;
+        pos += found.header.frame_len() as u64;
+    }
+}
+
+/// Looks at every offset after a stop at `stop` (expecting `lsn`) in `seg`
+/// for valid frames of its epoch.
+#[inline(never)]
+pub(crate) fn look_ahead<D: BlockDevice>(
+    reader: &mut Reader<'_, '_, D>,
+    seg: &Seg,
+    stop: u64,
+    lsn: Lsn,
+) -> Result<Ahead, D::Error> {
+    let layout = reader.layout;
+    let size = layout.segment_size;
+    let mut ahead = Ahead::default();
+    let erased = layout.erase_value;
+    // Is everything from the stop to the end blank? On erased media, where
+    // does the last programmed byte lie?
+    let mut at = stop;
+    let span = reader.window.max_span(u64::from(layout.read_unit)).max(1);
+    ahead.blank_to_end = erased.is_some();
+    while at < size {
+        let n = (size - at).min(span);
+        let bytes = reader.bytes(seg, at, n)?;
+        if let Some(e) = erased
+            && let Some(last) = bytes.iter().rposition(|&b| b != e)
+        {
+            ahead.blank_to_end = false;
+            ahead.last_written = Some(at + last as u64 + 1);
+        }
+        at += n;
+        if erased.is_none() {
+            break;
+        }
+    }
+    if ahead.blank_to_end {
+        return Ok(ahead);
+    }
+    reader.scan_ahead(seg, stop, &mut |q, found| {
+        if found.lsn >= lsn && ahead.first_valid.is_none() && found.count > 0 {
+            ahead.first_valid = Some((q, found.lsn));
+        }
+        if let Some(mark) = found.mark {
+            ahead.durable_claim = Some(ahead.durable_claim.unwrap_or(0).max(mark.durable_end));
+            if ahead.first_valid.is_none() && mark.durable_end > lsn {
+                // A mark past the damage: records resume at its LSN offset.
+                ahead.first_valid = Some((q, found.lsn));
+            }
+        }
+        ahead.furthest_end = Some(q + found.header.frame_len() as u64);
+        true
+    })?;
+    Ok(ahead)
+}
+
+/// The decision-table row for damage that stopped the walk of the newest
+/// segment at `lsn`, given what lies after it.
+pub(crate) fn classify(layout: &Layout, damage: &Damage, ahead: &Ahead, lsn: Lsn) -> RecoveryCase {
+    if ahead.durable_claim.is_some_and(|claim| claim > lsn) {
+        return RecoveryCase::DurableDamage;
+    }
+    // On a device that keeps writes in order, a valid frame after the damage
+    // was written after it, so the damaged bytes had been written whole:
+    // durable damage, never an interrupted write.
+    if layout.ordered && ahead.first_valid.is_some() {
+        return RecoveryCase::DurableDamage;
+    }
+    if ahead.first_valid.is_some() {
+        return RecoveryCase::InFlight;
+    }
+    let never_written = match damage {
+        // The end of the segment.
+        Damage::Frame(DecodeError::Truncated { .. }) => true,
+        // Blank: erased flash, or any uniform fill where there is no erase.
+        Damage::Frame(DecodeError::Blank { fill }) => match layout.erase_value {
+            Some(erased) => *fill == erased,
+            None => true,
+        },
+        // A header that does not check on a medium without erase is older
+        // data (or a torn header): it was never part of this epoch.
+        Damage::Frame(DecodeError::BadHeader) => layout.erase_value.is_none(),
+        _ => false,
+    };
+    if never_written { RecoveryCase::Clean } else { RecoveryCase::TornTail }
+}
+
+/// A checked frame, as [`SegmentReader::frame_at`] returns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct FrameInfo {
+    /// The frame's decoded header.
+    pub header: FrameHeader,
+    /// The frame's first LSN.
+    pub lsn: Lsn,
+    /// Records (and LSNs) it holds: 0 for padding and marks.
+    pub count: u32,
+}
+
+/// Why a device holds no readable segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// The header does not decode (blank, damaged or never written).
+    Invalid(DecodeError),
+    /// The segment was written by a newer format version.
+    UnsupportedVersion {
+        /// The version found.
+        found: u16,
+    },
+    /// The header's segment size differs from the device's size.
+    SizeMismatch {
+        /// The size the header gives.
+        header: u64,
+        /// The device's capacity.
+        device: u64,
+    },
+}
+
+/// One segment that is a whole device of its own (a segment file): reads
+/// its header, walks its frames, and says how it ends, with the same code as
+/// the ring log's recovery.
+///
+/// Reads go through the caller's buffer (a multiple of the read unit, at
+/// least [`MIN_BUFFER_LEN`](super::MIN_BUFFER_LEN) bytes): memory stays
+/// bounded whatever the segment's size.
+///
+/// ```
+/// use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
+/// use nori_wal_core::segment::{Classified, SegmentReader};
+/// use nori_wal_core::{Geometry, RamDevice, Record};
+///
+/// // A 4 KiB segment of epoch 7 whose records start at LSN 100.
+/// let mut bytes = vec![0u8; 4096];
+/// let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
+/// let mut at = header.encode(&mut bytes).unwrap();
+/// for (i, value) in [&b"a"[..], b"b"].into_iter().enumerate() {
+///     let record = Record::raw(value);
+///     let frame = EncodedFrame::record(EpochKey::new(7), i as u32, &record).unwrap();
+///     at += frame.write_to(&mut bytes[at..]).unwrap();
+/// }
+/// let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+/// let mut buffer = [0u8; 512];
+/// let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+/// let stop = segment.walk(None, None).unwrap();
+/// assert_eq!((stop.pos, stop.lsn), (at as u64, 102));
+/// let end = segment.classify_end(&stop).unwrap();
+/// assert!(matches!(end, Classified::Clean));
+/// ```
+pub struct SegmentReader<'d, 'w, D: BlockDevice> {
+    device: &'d mut D,
+    window: Window<'w>,
+    layout: Layout,
+    seg: Seg,
+    header: SegmentHeader,
+}
+
+impl<D: BlockDevice> core::fmt::Debug for SegmentReader<'_, '_, D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SegmentReader").field("header", &self.header).finish_non_exhaustive()
+    }
+}
+
+/// How the newest segment of a log ends, from [`SegmentReader::classify_end`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Classified {
+    /// The frames end in never-written space: nothing to cut.
+    Clean,
+    /// A torn frame ends the segment, with nothing valid after it.
+    TornTail {
+        /// Bytes after the stop that had been written.
+        discarded: u64,
+    },
+    /// Damage with valid frames after it that no mark claims durable: a
+    /// tail in flight at a crash, on a device that may reorder writes.
+    InFlight {
+        /// Bytes after the stop that had been written.
+        discarded: u64,
+    },
+    /// Damage in the durable region: a later mark claims records past it
+    /// durable, or (on a device that keeps write order) a valid frame
+    /// follows it.
+    DurableDamage {
+        /// What lies after the damage.
+        ahead: Ahead,
+    },
+}
+
+impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
+    /// Reads the segment header at offset 0 of `device`. `Ok(Err(_))` when
+    /// the device holds no readable segment. `ordered` says whether the
+    /// device keeps writes in order until a sync (see
+    /// [`BlockDevice::writes_persist_in_order`]); it decides how damage
+    /// followed by valid frames is classified.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a buffer of the wrong size; [`Error::Device`]
+    /// when a read fails.
+    pub fn open(
+        device: &'d mut D,
+        buffer: &'w mut [u8],
+        ordered: bool,
+    ) -> Result<core::result::Result<Self, HeaderError>, D::Error> {
+        let geometry = device.geometry();
+        let unit = geometry.io_unit();
+        let min = super::MIN_BUFFER_LEN.max(2 * unit as usize);
+        if buffer.len() < min || !buffer.len().is_multiple_of(unit as usize) {
+            return Err(Error::Config(super::ConfigError::BadBuffer { len: buffer.len(), unit, min }));
+        }
+        let capacity = device.capacity();
+        let in_place = device.bytes_in_place(0, 1).is_some();
+        let mut layout = Layout {
+            segment_size: capacity,
+            slots: 1,
+            program_unit: geometry.program_unit(),
+            read_unit: geometry.read_unit(),
+            erase_value: geometry.erase_value(),
+            frames_offset: 0,
+            ordered,
+            in_place,
+        };
+        let mut window = Window::new(buffer);
+        let probe = Seg::probe(0, 0);
+        let len = layout.header_read_len().min(capacity);
+        let decoded = {
+            let mut reader =
+                Reader { device: &mut *device, overlay: Overlay::NONE, window: &mut window, layout };
+            SegmentHeader::decode(reader.bytes(&probe, 0, len)?)
+        };
+        let header = match decoded {
+            Ok(h) => h,
+            Err(DecodeError::UnsupportedVersion { found, .. }) => {
+                return Ok(Err(HeaderError::UnsupportedVersion { found }));
+            }
+            Err(e) => return Ok(Err(HeaderError::Invalid(e))),
+        };
+        if header.segment_size != capacity {
+            return Ok(Err(HeaderError::SizeMismatch { header: header.segment_size, device: capacity }));
+        }
+        layout.frames_offset = header.frames_offset();
+        let seg = Seg::new(0, 0, header.epoch, header.base_lsn, header.log_start);
+        Ok(Ok(Self { device, window, layout, seg, header }))
+    }
+
+    /// The segment's header.
+    #[must_use]
+    pub const fn header(&self) -> &SegmentHeader {
+        &self.header
+    }
+
+    fn reader(&mut self) -> Reader<'_, 'w, D> {
+        Reader {
+            device: &mut *self.device,
+            overlay: Overlay::NONE,
+            window: &mut self.window,
+            layout: self.layout,
+        }
+    }
+
+    /// Walks the frames from `from` (a position and the LSN expected
+    /// there; the first frame when `None`) until damage, the end of the
+    /// segment, or the LSN `stop_at`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Device`] when a read fails.
+    pub fn walk(&mut self, from: Option<(u64, Lsn)>, stop_at: Option<Lsn>) -> Result<Stop, D::Error> {
+        let (pos, lsn) = from.unwrap_or((self.layout.frames_offset, self.seg.base_lsn));
+        let seg = self.seg;
+        scan(&mut self.reader(), &seg, pos, lsn, stop_at)
+    }
+
+    /// Looks at everything after `stop` for valid frames of this segment.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Device`] when a read fails.
+    pub fn look_ahead(&mut self, stop: &Stop) -> Result<Ahead, D::Error> {
+        let seg = self.seg;
+        look_ahead(&mut self.reader(), &seg, stop.pos, stop.lsn)
+    }
+
+    /// How the segment ends at `stop`, when it is the newest of its log:
+    /// the decision the ring log's recovery takes for its newest segment.
+    /// A stop without damage is [`Classified::Clean`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Device`] when a read fails.
+    pub fn classify_end(&mut self, stop: &Stop) -> Result<Classified, D::Error> {
+        let Some(damage) = stop.damage else { return Ok(Classified::Clean) };
+        let ahead = self.look_ahead(stop)?;
+        Ok(match classify(&self.layout, &damage, &ahead, stop.lsn) {
+            RecoveryCase::Clean => Classified::Clean,
+            RecoveryCase::TornTail => Classified::TornTail { discarded: ahead.written_after(stop.pos) },
+            RecoveryCase::InFlight => Classified::InFlight { discarded: ahead.written_after(stop.pos) },
+            _ => Classified::DurableDamage { ahead },
+        })
+    }
+
+    /// Decodes and checks the frame at `pos`; `Ok(Err(_))` for damage.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Device`] when a read fails.
+    pub fn frame_at(&mut self, pos: u64) -> Result<core::result::Result<FrameInfo, Damage>, D::Error> {
+        let seg = self.seg;
+        Ok(self.reader().frame_at(&seg, pos)?.map(|f| FrameInfo {
+            header: f.header,
+            lsn: f.lsn,
+            count: f.count,
+        }))
+    }
+
+    /// The bytes `[pos, pos + len)` of the segment, through the buffer
+    /// (or in place where the device lends them).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BufferTooSmall`] when the range does not fit the buffer;
+    /// [`Error::Device`] when a read fails.
+    pub fn bytes(&mut self, pos: u64, len: u64) -> Result<&[u8], D::Error> {
+        let seg = self.seg;
+        self.reader().into_bytes(&seg, pos, len)
+    }
+}
