@@ -1,11 +1,12 @@
 //! nori-wal: a write-ahead log with one on-disk format for NOR flash, raw
 //! partitions and directories of segment files.
 //!
-//! The file WAL (segments, fsync policies, group commit, recovery) is not
-//! implemented yet. Today this crate offers what [`nori_wal_core`] has —
-//! the format v1 codec and the [`ring`] log over any [`BlockDevice`] — with
-//! the hardware-accelerated CRC32C enabled, and the file-system layer the
-//! file WAL will run on ([`fs`]).
+//! [`Wal`] is the file WAL: a directory of segment files with fsync
+//! policies, group commit, rotation and crash recovery (see the [`wal`]
+//! module). The crate also offers what [`nori_wal_core`] has — the format v1
+//! codec and the [`ring`] log over any [`BlockDevice`] — with the
+//! hardware-accelerated CRC32C enabled, and the file-system layer the WAL
+//! runs on ([`fs`]).
 //!
 //! The repository's README follows.
 //!
@@ -14,6 +15,11 @@
 
 #[cfg(unix)]
 pub mod fs;
+#[cfg(unix)]
+pub mod wal;
+
+#[cfg(unix)]
+pub use wal::{Entry, Error, FsyncPolicy, Iter, RecoveryInfo, RecoveryMode, Wal, WalConfig};
 
 pub use nori_wal_core::{
     BlockDevice, Bytes, DecodeError, DeviceError, DeviceErrorKind, EncodeError, Geometry, GeometryError, Lsn,

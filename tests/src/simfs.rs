@@ -353,6 +353,24 @@ impl File for SimFile {
         Ok(())
     }
 
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        let mut state = self.lock();
+        let own = state.inodes[&self.id].current.len() as u64;
+        if len <= own {
+            return Ok(());
+        }
+        if let Some(capacity) = state.faults.capacity {
+            let used: u64 = state.inodes.values().map(|i| i.current.len() as u64).sum();
+            if len - own > capacity.saturating_sub(used) {
+                return Err(io::Error::new(io::ErrorKind::StorageFull, "no space left on device"));
+            }
+        }
+        let inode = state.inodes.get_mut(&self.id).expect("open inode");
+        inode.current.resize(len as usize, 0);
+        inode.pending.push((len, None));
+        Ok(())
+    }
+
     fn sync_data(&self) -> io::Result<()> {
         let mut state = self.lock();
         let n = state.syncs;

@@ -174,6 +174,16 @@ pub(crate) fn classify(layout: &Layout, damage: &Damage, ahead: &Ahead, lsn: Lsn
     if never_written { RecoveryCase::Clean } else { RecoveryCase::TornTail }
 }
 
+/// Checks a read buffer's length against the device's units.
+fn check_buffer<D: BlockDevice>(device: &D, len: usize) -> Result<(), D::Error> {
+    let unit = device.geometry().io_unit();
+    let min = super::MIN_BUFFER_LEN.max(2 * unit as usize);
+    if len < min || !len.is_multiple_of(unit as usize) {
+        return Err(Error::Config(super::ConfigError::BadBuffer { len, unit, min }));
+    }
+    Ok(())
+}
+
 /// A checked frame, as [`SegmentReader::frame_at`] returns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -236,7 +246,7 @@ pub enum HeaderError {
 /// let stop = segment.walk(None, None).unwrap();
 /// assert_eq!((stop.pos, stop.lsn), (at as u64, 102));
 /// let end = segment.classify_end(&stop).unwrap();
-/// assert!(matches!(end, Classified::Clean));
+/// assert!(matches!(end, Classified::Clean { free_after: true }));
 /// ```
 pub struct SegmentReader<'d, 'w, D: BlockDevice> {
     device: &'d mut D,
@@ -258,7 +268,12 @@ impl<D: BlockDevice> core::fmt::Debug for SegmentReader<'_, '_, D> {
 #[non_exhaustive]
 pub enum Classified {
     /// The frames end in never-written space: nothing to cut.
-    Clean,
+    Clean {
+        /// Whether appends may continue at the stop: everything after it
+        /// is erased (erased media), or holds nothing of this segment's
+        /// epoch (media without erase).
+        free_after: bool,
+    },
     /// A torn frame ends the segment, with nothing valid after it.
     TornTail {
         /// Bytes after the stop that had been written.
@@ -295,24 +310,9 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
         buffer: &'w mut [u8],
         ordered: bool,
     ) -> Result<core::result::Result<Self, HeaderError>, D::Error> {
-        let geometry = device.geometry();
-        let unit = geometry.io_unit();
-        let min = super::MIN_BUFFER_LEN.max(2 * unit as usize);
-        if buffer.len() < min || !buffer.len().is_multiple_of(unit as usize) {
-            return Err(Error::Config(super::ConfigError::BadBuffer { len: buffer.len(), unit, min }));
-        }
+        check_buffer(device, buffer.len())?;
         let capacity = device.capacity();
-        let in_place = device.bytes_in_place(0, 1).is_some();
-        let mut layout = Layout {
-            segment_size: capacity,
-            slots: 1,
-            program_unit: geometry.program_unit(),
-            read_unit: geometry.read_unit(),
-            erase_value: geometry.erase_value(),
-            frames_offset: 0,
-            ordered,
-            in_place,
-        };
+        let layout = Self::layout_of(device, ordered, 0);
         let mut window = Window::new(buffer);
         let probe = Seg::probe(0, 0);
         let len = layout.header_read_len().min(capacity);
@@ -331,9 +331,49 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
         if header.segment_size != capacity {
             return Ok(Err(HeaderError::SizeMismatch { header: header.segment_size, device: capacity }));
         }
-        layout.frames_offset = header.frames_offset();
+        let layout = Layout { frames_offset: header.frames_offset(), ..layout };
         let seg = Seg::new(0, 0, header.epoch, header.base_lsn, header.log_start);
         Ok(Ok(Self { device, window, layout, seg, header }))
+    }
+
+    /// A reader of a segment whose header is known (read before, or the one
+    /// a segment with a damaged header would have had); the device's bytes
+    /// at offset 0 are not read.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a buffer of the wrong size or a header whose
+    /// segment size is not the device's capacity.
+    pub fn with_header(
+        device: &'d mut D,
+        buffer: &'w mut [u8],
+        ordered: bool,
+        header: SegmentHeader,
+    ) -> Result<Self, D::Error> {
+        check_buffer(device, buffer.len())?;
+        if header.segment_size != device.capacity() {
+            return Err(Error::Config(super::ConfigError::LayoutMismatch {
+                found_segment_size: header.segment_size,
+                found_program_unit: header.program_unit,
+            }));
+        }
+        let layout = Self::layout_of(device, ordered, header.frames_offset());
+        let seg = Seg::new(0, 0, header.epoch, header.base_lsn, header.log_start);
+        Ok(Self { device, window: Window::new(buffer), layout, seg, header })
+    }
+
+    fn layout_of(device: &D, ordered: bool, frames_offset: u64) -> Layout {
+        let geometry = device.geometry();
+        Layout {
+            segment_size: device.capacity(),
+            slots: 1,
+            program_unit: geometry.program_unit(),
+            read_unit: geometry.read_unit(),
+            erase_value: geometry.erase_value(),
+            frames_offset,
+            ordered,
+            in_place: device.bytes_in_place(0, 1).is_some(),
+        }
     }
 
     /// The segment's header.
@@ -377,15 +417,21 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// How the segment ends at `stop`, when it is the newest of its log:
     /// the decision the ring log's recovery takes for its newest segment.
     /// A stop without damage is [`Classified::Clean`].
+    /// Stops at an erased-media position that is not a program-unit
+    /// boundary must not be appended at, whatever `free_after` says.
     ///
     /// # Errors
     ///
     /// [`Error::Device`] when a read fails.
     pub fn classify_end(&mut self, stop: &Stop) -> Result<Classified, D::Error> {
-        let Some(damage) = stop.damage else { return Ok(Classified::Clean) };
         let ahead = self.look_ahead(stop)?;
+        let free_after = match self.layout.erase_value {
+            Some(_) => ahead.blank_to_end,
+            None => ahead.furthest_end.is_none() && ahead.first_valid.is_none(),
+        };
+        let Some(damage) = stop.damage else { return Ok(Classified::Clean { free_after }) };
         Ok(match classify(&self.layout, &damage, &ahead, stop.lsn) {
-            RecoveryCase::Clean => Classified::Clean,
+            RecoveryCase::Clean => Classified::Clean { free_after },
             RecoveryCase::TornTail => Classified::TornTail { discarded: ahead.written_after(stop.pos) },
             RecoveryCase::InFlight => Classified::InFlight { discarded: ahead.written_after(stop.pos) },
             _ => Classified::DurableDamage { ahead },

@@ -132,6 +132,17 @@ pub trait File: Send + Sync + 'static {
     /// The operating system's.
     fn set_len(&self, len: u64) -> io::Result<()>;
 
+    /// Reserves disk space so that the file is at least `len` bytes long
+    /// and writes below `len` cannot fail for lack of space; the new bytes
+    /// read as zeros. Never shrinks the file. (`fallocate` where the file
+    /// system has it, else an extension with zeros.)
+    ///
+    /// # Errors
+    ///
+    /// The operating system's; `StorageFull` when the disk is full, in which
+    /// case the file's length is unchanged.
+    fn allocate(&self, len: u64) -> io::Result<()>;
+
     /// Makes the file's data (and the length needed to read it) durable:
     /// `fdatasync`.
     ///

@@ -78,6 +78,20 @@ impl File for StdFile {
         self.0.set_len(len)
     }
 
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        if self.0.metadata()?.len() >= len {
+            return Ok(());
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        match rustix::fs::fallocate(&self.0, rustix::fs::FallocateFlags::empty(), 0, len) {
+            Ok(()) => return Ok(()),
+            // The file system has no fallocate: extend with zeros below.
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.0.set_len(len)
+    }
+
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }

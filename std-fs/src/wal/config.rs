@@ -1,0 +1,136 @@
+//! How a [`Wal`](super::Wal) is set up.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use nori_wal_core::ring::RecoveryMode;
+
+/// When appended records are made durable (`fdatasync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FsyncPolicy {
+    /// Every append returns once its record is durable. Appends from many
+    /// threads share syncs (group commit).
+    Always,
+    /// Appends return at once; a background thread makes every record
+    /// durable within this window of its append, whether or not more
+    /// appends follow.
+    Batch(Duration),
+    /// The operating system writes the data back when it chooses; records
+    /// are durable only after [`Wal::sync`](super::Wal::sync) (and at
+    /// rotation and close).
+    Os,
+}
+
+/// The configuration of a [`Wal`](super::Wal).
+///
+/// ```
+/// use std::time::Duration;
+/// use nori_wal::{FsyncPolicy, WalConfig};
+///
+/// let config = WalConfig::new("/var/lib/app/wal")
+///     .segment_size(16 << 20)
+///     .fsync(FsyncPolicy::Batch(Duration::from_millis(2)))
+///     .max_segment_age(Some(Duration::from_secs(3600)));
+/// assert_eq!(config.segment_size, 16 << 20);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WalConfig {
+    /// The directory holding the segment files; created if missing.
+    pub dir: PathBuf,
+    /// The size of each segment file, preallocated when it is created.
+    /// Default 64 MiB.
+    pub segment_size: u64,
+    /// Rotate to a new segment when the active one holding records is
+    /// older than this, even when no appends come. Default `None`.
+    pub max_segment_age: Option<Duration>,
+    /// When records become durable. Default [`FsyncPolicy::Always`].
+    pub fsync: FsyncPolicy,
+    /// What recovery does with damage. Default
+    /// [`RecoveryMode::TolerateTornTail`].
+    pub recovery: RecoveryMode,
+    /// The largest record (or batch) accepted, in encoded bytes; also
+    /// bounded by the segment size. Default 16 MiB.
+    pub max_record_len: u64,
+    /// Reserve each segment's disk space when it is created (`fallocate`),
+    /// so that a full disk is met at rotation, never in the middle of a
+    /// segment. Default `true`.
+    pub preallocate: bool,
+    /// Appended bytes gathered before they are written to the file (a
+    /// sync writes them at once). Default 256 KiB.
+    pub write_buffer: usize,
+}
+
+impl Default for WalConfig {
+    /// A WAL in `./wal` with the defaults of each field.
+    fn default() -> Self {
+        Self::new("wal")
+    }
+}
+
+impl WalConfig {
+    /// The default configuration for a WAL in `dir`.
+    #[must_use]
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            segment_size: 64 << 20,
+            max_segment_age: None,
+            fsync: FsyncPolicy::Always,
+            recovery: RecoveryMode::TolerateTornTail,
+            max_record_len: 16 << 20,
+            preallocate: true,
+            write_buffer: 256 << 10,
+        }
+    }
+
+    /// Sets [`segment_size`](Self::segment_size).
+    #[must_use]
+    pub const fn segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size = bytes;
+        self
+    }
+
+    /// Sets [`max_segment_age`](Self::max_segment_age).
+    #[must_use]
+    pub const fn max_segment_age(mut self, age: Option<Duration>) -> Self {
+        self.max_segment_age = age;
+        self
+    }
+
+    /// Sets [`fsync`](Self::fsync).
+    #[must_use]
+    pub const fn fsync(mut self, policy: FsyncPolicy) -> Self {
+        self.fsync = policy;
+        self
+    }
+
+    /// Sets [`recovery`](Self::recovery).
+    #[must_use]
+    pub const fn recovery(mut self, mode: RecoveryMode) -> Self {
+        self.recovery = mode;
+        self
+    }
+
+    /// Sets [`max_record_len`](Self::max_record_len).
+    #[must_use]
+    pub const fn max_record_len(mut self, bytes: u64) -> Self {
+        self.max_record_len = bytes;
+        self
+    }
+
+    /// Sets [`preallocate`](Self::preallocate).
+    #[must_use]
+    pub const fn preallocate(mut self, on: bool) -> Self {
+        self.preallocate = on;
+        self
+    }
+
+    /// Sets [`write_buffer`](Self::write_buffer).
+    #[must_use]
+    pub const fn write_buffer(mut self, bytes: usize) -> Self {
+        self.write_buffer = bytes;
+        self
+    }
+}

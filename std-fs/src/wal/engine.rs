@@ -1,0 +1,875 @@
+//! The WAL's state, its append and sync paths, rotation and truncation.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nori_wal_core::format::{EncodedFrame, EpochKey, Mark, SegmentHeader, batch_frame_len, record_frame_len};
+use nori_wal_core::segment::SegmentReader;
+use nori_wal_core::{Lsn, Record};
+
+use super::config::{FsyncPolicy, WalConfig};
+use super::error::{ConfigError, Error};
+use super::iter::Iter;
+use super::recovery::{self, RecoveryInfo, SegMeta, Skip};
+use super::segment::{self, FileDevice, MARK_FRAME_LEN};
+use crate::fs::{File, Fs, Kind, OpenMode, StdFs};
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// Locks a mutex, ignoring poisoning by a panicked thread: the state each
+/// mutex guards is updated so that it is consistent at every await point.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The segment being appended to.
+struct Active<F> {
+    file: Arc<F>,
+    path: PathBuf,
+    key: EpochKey,
+    base: Lsn,
+    size: u64,
+    /// Offset of the next frame (buffered bytes included).
+    pos: u64,
+    /// Offset at which the write buffer's bytes belong.
+    written: u64,
+    /// `durable_end` recorded by the last mark (or implied by the header).
+    marked_durable: Lsn,
+    created: Instant,
+}
+
+/// State under the append lock.
+pub(crate) struct Inner<F> {
+    pub(crate) segments: Vec<SegMeta>,
+    active: Option<Active<F>>,
+    pub(crate) next_lsn: Lsn,
+    pub(crate) log_start: Lsn,
+    max_epoch: u64,
+    buf: Vec<u8>,
+    pub(crate) skips: Vec<Skip>,
+}
+
+/// Group-commit state.
+#[derive(Default)]
+struct SyncState {
+    /// A thread is syncing (or truncating): others wait for it.
+    busy: bool,
+    /// The failure that poisoned the WAL.
+    poisoned: Option<String>,
+}
+
+/// The background thread's orders.
+#[derive(Default)]
+struct Timer {
+    stop: bool,
+    /// When the oldest record not yet durable was appended (Batch).
+    dirty_since: Option<Instant>,
+}
+
+pub(crate) struct Shared<S: Fs> {
+    pub(crate) fs: S,
+    pub(crate) config: WalConfig,
+    pub(crate) inner: Mutex<Inner<S::File>>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    /// LSNs below this are durable.
+    durable_end: AtomicU64,
+    poisoned: AtomicBool,
+    timer: Mutex<Timer>,
+    timer_wake: Condvar,
+    dirty: AtomicBool,
+    /// Holds the directory's lock for the WAL's lifetime.
+    _lock: S::File,
+}
+
+/// A write-ahead log in a directory of segment files, usable from many
+/// threads (`Wal: Send + Sync`). See the [module docs](super) for the files,
+/// the durability policies and the recovery decisions.
+pub struct Wal<S: Fs = StdFs> {
+    shared: Arc<Shared<S>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl<S: Fs> std::fmt::Debug for Wal<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.shared.config.dir)
+            .field("durable_end", &self.shared.durable_end.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Wal<StdFs> {
+    /// Opens (creating if needed) the WAL in `config.dir`, recovering what
+    /// it holds as `config.recovery` says.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`], [`Error::NotADirectory`], [`Error::Locked`],
+    /// [`Error::ForeignFile`], [`Error::UnsupportedVersion`],
+    /// [`Error::Corrupt`] (as the recovery mode says), [`Error::Io`].
+    pub fn open(config: WalConfig) -> Result<(Self, RecoveryInfo)> {
+        Self::open_in(StdFs, config)
+    }
+}
+
+impl<S: Fs> Wal<S> {
+    /// [`Wal::open`] on the file system `fs`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Wal::open`].
+    pub fn open_in(fs: S, config: WalConfig) -> Result<(Self, RecoveryInfo)> {
+        check_config(&config)?;
+        let dir = config.dir.clone();
+        match fs.kind(&dir) {
+            Ok(Kind::Dir) => {}
+            Ok(_) => return Err(Error::NotADirectory { path: dir }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs.create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    fs.sync_dir(parent).map_err(|e| Error::io("sync", parent, e))?;
+                }
+            }
+            Err(e) => return Err(Error::io("open", &dir, e)),
+        }
+        let lock_path = dir.join(segment::LOCK_FILE);
+        let lock_file = match fs.open(&lock_path, OpenMode::CreateNew) {
+            Ok(f) => {
+                fs.sync_dir(&dir).map_err(|e| Error::io("sync", &dir, e))?;
+                f
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                fs.open(&lock_path, OpenMode::ReadWrite).map_err(|e| Error::io("open", &lock_path, e))?
+            }
+            Err(e) => return Err(Error::io("create", &lock_path, e)),
+        };
+        if !lock_file.try_lock().map_err(|e| Error::io("lock", &lock_path, e))? {
+            return Err(Error::Locked { dir });
+        }
+        let recovered = recovery::recover(&fs, &config)?;
+        let active = recovered.active.and_then(|(file, pos)| {
+            let meta = recovered.segments.last()?;
+            Some(Active {
+                file: Arc::new(file),
+                path: meta.path.clone(),
+                key: EpochKey::new(meta.epoch),
+                base: meta.base,
+                size: meta.size,
+                pos,
+                written: pos,
+                marked_durable: recovered.next_lsn,
+                created: Instant::now(),
+            })
+        });
+        let inner = Inner {
+            segments: recovered.segments,
+            active,
+            next_lsn: recovered.next_lsn,
+            log_start: recovered.log_start,
+            max_epoch: recovered.max_epoch,
+            buf: Vec::with_capacity(config.write_buffer.min(4 << 20)),
+            skips: recovered.skips,
+        };
+        let shared = Arc::new(Shared {
+            fs,
+            inner: Mutex::new(inner),
+            sync: Mutex::new(SyncState::default()),
+            synced: Condvar::new(),
+            durable_end: AtomicU64::new(recovered.next_lsn),
+            poisoned: AtomicBool::new(false),
+            timer: Mutex::new(Timer::default()),
+            timer_wake: Condvar::new(),
+            dirty: AtomicBool::new(false),
+            _lock: lock_file,
+            config,
+        });
+        let needs_worker =
+            matches!(shared.config.fsync, FsyncPolicy::Batch(_)) || shared.config.max_segment_age.is_some();
+        let worker = if needs_worker {
+            let shared = Arc::clone(&shared);
+            let handle = std::thread::Builder::new()
+                .name("nori-wal-sync".into())
+                .spawn(move || shared.background())
+                .map_err(|e| Error::io("start the sync thread for", &dir, e))?;
+            Some(handle)
+        } else {
+            None
+        };
+        Ok((Self { shared, worker }, recovered.info))
+    }
+
+    /// The configuration the WAL runs with.
+    #[must_use]
+    pub fn config(&self) -> &WalConfig {
+        &self.shared.config
+    }
+
+    /// Appends `record`; returns its LSN. Under [`FsyncPolicy::Always`] the
+    /// record is durable when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RecordTooLarge`]; [`Error::StorageFull`] when a new segment
+    /// cannot be allocated (nothing was appended); [`Error::Poisoned`]; an
+    /// I/O error, which poisons the WAL.
+    pub fn append(&self, record: &Record<'_>) -> Result<Lsn> {
+        let len = record_frame_len(record);
+        let lsn = self.shared.append_frame(len, 1, |key, off| EncodedFrame::record(key, off, record))?;
+        self.shared.after_append(lsn + 1)?;
+        Ok(lsn)
+    }
+
+    /// Appends `records` as one atomic batch: after a crash, all of them or
+    /// none are recovered. Returns their LSNs.
+    ///
+    /// # Errors
+    ///
+    /// As [`append`](Self::append), and [`Error::EmptyBatch`].
+    pub fn append_batch(&self, records: &[Record<'_>]) -> Result<Range<Lsn>> {
+        if records.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        let count = u32::try_from(records.len())
+            .map_err(|_| Error::RecordTooLarge { len: u64::MAX, max: self.shared.max_frame_len() })?;
+        let len = batch_frame_len(records);
+        let first =
+            self.shared.append_frame(len, count, |key, off| EncodedFrame::batch(key, off, records))?;
+        let end = first + u64::from(count);
+        self.shared.after_append(end)?;
+        Ok(first..end)
+    }
+
+    /// Makes every record appended so far durable.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`], or the I/O error that poisons the WAL.
+    pub fn sync(&self) -> Result<()> {
+        let end = lock(&self.shared.inner).next_lsn;
+        self.shared.sync_until(end)
+    }
+
+    /// Waits until `lsn` is durable, syncing if no sync is under way.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LsnOutOfRange`] for an LSN not yet appended; as
+    /// [`sync`](Self::sync).
+    pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+        let (first, next) = {
+            let inner = lock(&self.shared.inner);
+            (inner.log_start, inner.next_lsn)
+        };
+        if lsn >= next {
+            return Err(Error::LsnOutOfRange { lsn, first, next });
+        }
+        self.shared.sync_until(lsn + 1)
+    }
+
+    /// The highest durable LSN, or `None` when no record is durable.
+    #[must_use]
+    pub fn durable_lsn(&self) -> Option<Lsn> {
+        let end = self.shared.durable_end.load(Ordering::Acquire);
+        let start = lock(&self.shared.inner).log_start;
+        (end > start).then(|| end - 1)
+    }
+
+    /// The LSN the next append gets.
+    #[must_use]
+    pub fn next_lsn(&self) -> Lsn {
+        lock(&self.shared.inner).next_lsn
+    }
+
+    /// The first LSN the log holds.
+    #[must_use]
+    pub fn first_lsn(&self) -> Lsn {
+        lock(&self.shared.inner).log_start
+    }
+
+    /// The number of segment files.
+    #[must_use]
+    pub fn segment_count(&self) -> usize {
+        lock(&self.shared.inner).segments.len()
+    }
+
+    /// Whether a failed write or sync poisoned the WAL.
+    #[must_use]
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.poisoned.load(Ordering::Acquire)
+    }
+
+    /// The largest encoded record (or batch) accepted, in bytes.
+    #[must_use]
+    pub fn max_record_len(&self) -> u64 {
+        self.shared.max_frame_len()
+    }
+
+    /// Ends the active segment now (the next append starts a new file),
+    /// making everything in it durable. Does nothing when it holds no
+    /// record.
+    ///
+    /// # Errors
+    ///
+    /// As [`sync`](Self::sync).
+    pub fn rotate(&self) -> Result<()> {
+        let mut inner = lock(&self.shared.inner);
+        self.shared.check_poison()?;
+        self.shared.seal(&mut inner)
+    }
+
+    /// Iterates over the records from `lsn` on, across segments. Records
+    /// appended before this call are included (durable or not).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LsnOutOfRange`] when `lsn` is below the first LSN or above
+    /// the next one; an I/O error while writing out buffered records.
+    pub fn iter_from(&self, lsn: Lsn) -> Result<Iter<'_, S>> {
+        let snapshot = {
+            let mut inner = lock(&self.shared.inner);
+            self.shared.check_poison()?;
+            if lsn < inner.log_start || lsn > inner.next_lsn {
+                return Err(Error::LsnOutOfRange { lsn, first: inner.log_start, next: inner.next_lsn });
+            }
+            self.shared.flush(&mut inner)?;
+            let active_end = inner.active.as_ref().map(|a| a.pos);
+            (inner.segments.clone(), active_end, inner.next_lsn, inner.skips.clone())
+        };
+        let (segments, active_end, end, skips) = snapshot;
+        Ok(Iter::new(&self.shared.fs, segments, active_end, lsn, end, skips))
+    }
+
+    /// Iterates over every record the log holds.
+    ///
+    /// # Errors
+    ///
+    /// As [`iter_from`](Self::iter_from).
+    pub fn iter(&self) -> Result<Iter<'_, S>> {
+        self.iter_from(self.first_lsn())
+    }
+
+    /// Reclaims the records below `lsn`: they are no longer returned, and
+    /// the segment files holding only such records are deleted. Durable: a
+    /// crash afterwards never brings them back, nor loses a record at or
+    /// above `lsn` that was durable.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LsnOutOfRange`] when `lsn` is above the next LSN;
+    /// [`Error::Poisoned`]; an I/O error.
+    pub fn truncate_before(&self, lsn: Lsn) -> Result<()> {
+        self.shared.exclusive(|shared, inner| shared.truncate_before(inner, lsn))
+    }
+
+    /// Drops every record after `lsn`, durably; the next append gets
+    /// `lsn + 1`. For a Raft log whose suffix conflicts with the leader's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LsnOutOfRange`] when `lsn + 1` is below the first LSN or
+    /// `lsn` is not below the next LSN; [`Error::InsideBatch`] when `lsn`
+    /// and `lsn + 1` are in one batch; [`Error::Poisoned`]; an I/O error.
+    pub fn truncate_after(&self, lsn: Lsn) -> Result<()> {
+        self.shared.exclusive(|shared, inner| shared.truncate_after(inner, lsn))
+    }
+
+    /// Closes the WAL: writes out and syncs what is buffered, and stops the
+    /// background thread. Dropping the WAL does the same but cannot report
+    /// a failure.
+    ///
+    /// # Errors
+    ///
+    /// As [`sync`](Self::sync).
+    pub fn close(mut self) -> Result<()> {
+        self.stop_worker();
+        if self.is_poisoned() {
+            return Err(self.shared.poison_error());
+        }
+        self.sync()
+    }
+
+    fn stop_worker(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            lock(&self.shared.timer).stop = true;
+            self.shared.timer_wake.notify_all();
+            let _ = worker.join();
+        }
+    }
+}
+
+impl<S: Fs> Drop for Wal<S> {
+    fn drop(&mut self) {
+        self.stop_worker();
+        if !self.is_poisoned() {
+            // Best effort: `close` reports failures.
+            let _ = self.sync();
+        }
+    }
+}
+
+fn check_config(config: &WalConfig) -> Result<()> {
+    let size = config.segment_size;
+    if !(segment::MIN_SEGMENT..=segment::MAX_SEGMENT).contains(&size) {
+        return Err(ConfigError::SegmentSize {
+            given: size,
+            min: segment::MIN_SEGMENT,
+            max: segment::MAX_SEGMENT,
+        }
+        .into());
+    }
+    if config.max_record_len == 0 {
+        return Err(ConfigError::RecordLimit.into());
+    }
+    if config.fsync == FsyncPolicy::Batch(Duration::ZERO) {
+        return Err(ConfigError::BatchWindow.into());
+    }
+    Ok(())
+}
+
+impl<S: Fs> Shared<S> {
+    fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+
+    /// The largest frame a segment of the configured size takes, bounded by
+    /// the record limit.
+    fn max_frame_len(&self) -> u64 {
+        let room = self.config.segment_size - segment::frames_offset() - MARK_FRAME_LEN;
+        room.min(self.config.max_record_len)
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) { Err(self.poison_error()) } else { Ok(()) }
+    }
+
+    fn poison_error(&self) -> Error {
+        let cause = lock(&self.sync).poisoned.clone().unwrap_or_default();
+        Error::Poisoned { cause }
+    }
+
+    /// Poisons the WAL with `error`'s description and returns `error`.
+    fn poison(&self, error: Error) -> Error {
+        let mut sync = lock(&self.sync);
+        if sync.poisoned.is_none() {
+            sync.poisoned = Some(error.to_string());
+        }
+        self.poisoned.store(true, Ordering::Release);
+        drop(sync);
+        self.synced.notify_all();
+        error
+    }
+
+    /// Encodes a frame of `len` bytes holding `count` LSNs into the write
+    /// buffer; returns its first LSN.
+    fn append_frame<'r>(
+        &self,
+        len: u64,
+        count: u32,
+        encode: impl FnOnce(EpochKey, u32) -> std::result::Result<EncodedFrame<'r>, nori_wal_core::EncodeError>,
+    ) -> Result<Lsn> {
+        let max = self.max_frame_len();
+        if len > max {
+            return Err(Error::RecordTooLarge { len, max });
+        }
+        let mut inner = lock(&self.inner);
+        self.check_poison()?;
+        let lsn = inner.next_lsn;
+        lsn.checked_add(u64::from(count)).ok_or(Error::Exhausted)?;
+        let durable = self.durable_end.load(Ordering::Acquire);
+        self.reserve(&mut inner, len, count, durable)?;
+        let inner = &mut *inner;
+        let Some(active) = inner.active.as_mut() else {
+            return Err(self.poison(Error::Io {
+                op: "append to",
+                path: self.dir().to_path_buf(),
+                source: std::io::Error::other("no active segment after reserve (a bug)"),
+            }));
+        };
+        let frame = encode(active.key, (lsn - active.base) as u32).map_err(|e| Error::Io {
+            op: "encode a record for",
+            path: active.path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
+        })?;
+        let at = inner.buf.len();
+        inner.buf.resize(at + frame.len(), 0);
+        let _ = frame.write_to(&mut inner.buf[at..]);
+        active.pos += frame.len() as u64;
+        inner.next_lsn = lsn + u64::from(count);
+        if inner.buf.len() >= self.config.write_buffer {
+            self.flush(inner)?;
+        }
+        Ok(lsn)
+    }
+
+    /// What the policy asks after an append ending at `end`.
+    fn after_append(&self, end: Lsn) -> Result<()> {
+        match self.config.fsync {
+            FsyncPolicy::Always => self.sync_until(end),
+            FsyncPolicy::Batch(_) => {
+                if !self.dirty.swap(true, Ordering::AcqRel) {
+                    let mut timer = lock(&self.timer);
+                    timer.dirty_since.get_or_insert_with(Instant::now);
+                    drop(timer);
+                    self.timer_wake.notify_all();
+                }
+                Ok(())
+            }
+            FsyncPolicy::Os => Ok(()),
+        }
+    }
+
+    /// Makes room in the active segment for a frame of `len` bytes holding
+    /// `count` LSNs (and the mark that must precede it), rotating when there
+    /// is none.
+    fn reserve(&self, inner: &mut Inner<S::File>, len: u64, count: u32, durable: Lsn) -> Result<()> {
+        loop {
+            let Some(active) = inner.active.as_ref() else {
+                self.start_segment(inner)?;
+                continue;
+            };
+            let needs_mark = active.marked_durable < durable;
+            let mark_len = if needs_mark { MARK_FRAME_LEN } else { 0 };
+            let fits = active.pos + mark_len + len <= active.size;
+            let offset_fits = inner.next_lsn - active.base + u64::from(count) <= u64::from(u32::MAX);
+            if fits && offset_fits {
+                if needs_mark {
+                    self.write_mark(inner, durable);
+                }
+                return Ok(());
+            }
+            self.seal(inner)?;
+        }
+    }
+
+    /// Buffers a mark of the durable point and the log's start.
+    fn write_mark(&self, inner: &mut Inner<S::File>, durable: Lsn) {
+        let mark = Mark { durable_end: durable, log_start: inner.log_start };
+        let next = inner.next_lsn;
+        if let Some(active) = inner.active.as_mut() {
+            segment::encode_mark(&mut inner.buf, active.key, (next - active.base) as u32, mark);
+            active.pos += MARK_FRAME_LEN;
+            active.marked_durable = durable;
+        }
+    }
+
+    /// Writes the buffered bytes to the active file; a failure poisons.
+    pub(crate) fn flush(&self, inner: &mut Inner<S::File>) -> Result<()> {
+        if inner.buf.is_empty() {
+            return Ok(());
+        }
+        let Some(active) = inner.active.as_mut() else {
+            inner.buf.clear();
+            return Ok(());
+        };
+        if let Err(e) = active.file.write_all_at(&inner.buf, active.written) {
+            return Err(self.poison(Error::io("write", &active.path, e)));
+        }
+        active.written += inner.buf.len() as u64;
+        inner.buf.clear();
+        Ok(())
+    }
+
+    /// Ends the active segment: written and synced whole, so that every
+    /// segment but the newest is complete on the disk.
+    fn seal(&self, inner: &mut Inner<S::File>) -> Result<()> {
+        let Some(active) = inner.active.as_ref() else { return Ok(()) };
+        if active.pos == segment::frames_offset() && inner.next_lsn == active.base {
+            return Ok(());
+        }
+        self.flush(inner)?;
+        if let Some(active) = inner.active.take()
+            && let Err(e) = active.file.sync_data()
+        {
+            return Err(self.poison(Error::io("sync", &active.path, e)));
+        }
+        self.advance_durable(inner.next_lsn)
+    }
+
+    /// Records that LSNs below `end` are durable, unless the WAL is poisoned.
+    fn advance_durable(&self, end: Lsn) -> Result<()> {
+        let sync = lock(&self.sync);
+        if let Some(cause) = &sync.poisoned {
+            return Err(Error::Poisoned { cause: cause.clone() });
+        }
+        self.durable_end.fetch_max(end, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Creates the next segment file, starting at the next LSN.
+    fn start_segment(&self, inner: &mut Inner<S::File>) -> Result<()> {
+        let epoch = inner.max_epoch.checked_add(1).ok_or(Error::Exhausted)?;
+        let size = self.config.segment_size;
+        let header = SegmentHeader::new(epoch, inner.next_lsn, size, 1)
+            .and_then(|h| h.with_log_start(inner.log_start.min(inner.next_lsn)))
+            .map_err(|_| Error::Exhausted)?;
+        // A failure here (a full disk) leaves nothing behind and appends nothing.
+        let (file, path) = segment::create(&self.fs, self.dir(), &header, self.config.preallocate)?;
+        inner.max_epoch = epoch;
+        inner.segments.push(SegMeta { base: header.base_lsn, epoch, size, path: path.clone() });
+        inner.active = Some(Active {
+            file: Arc::new(file),
+            path,
+            key: EpochKey::new(epoch),
+            base: header.base_lsn,
+            size,
+            pos: segment::frames_offset(),
+            written: segment::frames_offset(),
+            marked_durable: self.durable_end.load(Ordering::Acquire),
+            created: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// Group commit: returns once every LSN below `end` is durable, leading
+    /// a sync when none is under way. The sync runs outside the append lock.
+    pub(crate) fn sync_until(&self, end: Lsn) -> Result<()> {
+        let mut sync = lock(&self.sync);
+        loop {
+            if let Some(cause) = &sync.poisoned {
+                return Err(Error::Poisoned { cause: cause.clone() });
+            }
+            if self.durable_end.load(Ordering::Acquire) >= end {
+                return Ok(());
+            }
+            if sync.busy {
+                sync = self.synced.wait(sync).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            sync.busy = true;
+            drop(sync);
+            let result = self.lead_sync();
+            sync = lock(&self.sync);
+            sync.busy = false;
+            if let Ok(flushed) = result
+                && sync.poisoned.is_none()
+            {
+                self.durable_end.fetch_max(flushed, Ordering::AcqRel);
+            }
+            self.synced.notify_all();
+            result?;
+        }
+    }
+
+    /// Writes out the buffer under the append lock, then syncs outside it.
+    /// Returns the LSN below which records are durable.
+    fn lead_sync(&self) -> Result<Lsn> {
+        let (file, flushed) = {
+            let mut inner = lock(&self.inner);
+            self.check_poison()?;
+            self.flush(&mut inner)?;
+            let file = inner.active.as_ref().map(|a| (Arc::clone(&a.file), a.path.clone()));
+            (file, inner.next_lsn)
+        };
+        if let Some((file, path)) = file
+            && let Err(e) = file.sync_data()
+        {
+            return Err(self.poison(Error::io("sync", &path, e)));
+        }
+        Ok(flushed)
+    }
+
+    /// Runs `op` under the append lock with no sync under way, so that the
+    /// durable point cannot move behind its back.
+    fn exclusive<T>(&self, op: impl FnOnce(&Self, &mut Inner<S::File>) -> Result<T>) -> Result<T> {
+        let mut sync = lock(&self.sync);
+        while sync.busy {
+            sync = self.synced.wait(sync).unwrap_or_else(PoisonError::into_inner);
+        }
+        sync.busy = true;
+        drop(sync);
+        let result = {
+            let mut inner = lock(&self.inner);
+            self.check_poison().and_then(|()| op(self, &mut inner))
+        };
+        lock(&self.sync).busy = false;
+        self.synced.notify_all();
+        result
+    }
+
+    fn truncate_before(&self, inner: &mut Inner<S::File>, lsn: Lsn) -> Result<()> {
+        let (first, next) = (inner.log_start, inner.next_lsn);
+        if lsn > next {
+            return Err(Error::LsnOutOfRange { lsn, first, next });
+        }
+        if lsn <= first {
+            return Ok(());
+        }
+        // Make the new start durable first: a mark in the active segment,
+        // or the header of a new one.
+        inner.log_start = lsn;
+        let fits = inner.active.as_ref().is_some_and(|a| a.pos + MARK_FRAME_LEN <= a.size);
+        let recorded = if fits {
+            let durable = self.durable_end.load(Ordering::Acquire);
+            self.write_mark(inner, durable);
+            Ok(())
+        } else {
+            self.seal(inner).and_then(|()| self.start_segment(inner))
+        };
+        if let Err(e) = recorded {
+            inner.log_start = first;
+            return Err(e);
+        }
+        self.flush(inner)?;
+        if let Some(active) = inner.active.as_ref()
+            && let Err(e) = active.file.sync_data()
+        {
+            return Err(self.poison(Error::io("sync", &active.path, e)));
+        }
+        self.advance_durable(inner.next_lsn)?;
+        // Then delete the files wholly below it, oldest first. A crash in
+        // between leaves files that recovery removes.
+        let keep_from = inner.segments.iter().rposition(|s| s.base <= lsn).unwrap_or(0);
+        let doomed: Vec<SegMeta> = inner.segments.drain(..keep_from).collect();
+        inner.skips.retain(|s| s.lsn >= lsn);
+        for seg in &doomed {
+            self.fs.remove(&seg.path).map_err(|e| Error::io("remove", &seg.path, e))?;
+        }
+        if !doomed.is_empty() {
+            self.fs.sync_dir(self.dir()).map_err(|e| Error::io("sync", self.dir(), e))?;
+        }
+        Ok(())
+    }
+
+    fn truncate_after(&self, inner: &mut Inner<S::File>, lsn: Lsn) -> Result<()> {
+        let (first, next) = (inner.log_start, inner.next_lsn);
+        let Some(keep) = lsn.checked_add(1).filter(|&k| k >= first && k <= next) else {
+            return Err(Error::LsnOutOfRange { lsn, first, next });
+        };
+        if keep == next {
+            return Ok(());
+        }
+        self.flush(inner)?;
+        // Files starting after the cut go, newest first, each durably, so
+        // that a crash leaves a log that is a prefix of this one.
+        while let Some(seg) = inner.segments.pop_if(|s| s.base >= keep) {
+            if inner.active.as_ref().is_some_and(|a| a.path == seg.path) {
+                inner.active = None;
+            }
+            self.fs.remove(&seg.path).map_err(|e| Error::io("remove", &seg.path, e))?;
+            self.fs.sync_dir(self.dir()).map_err(|e| Error::io("sync", self.dir(), e))?;
+        }
+        // The file holding the cut is cut at the frame of `keep`.
+        if let Some(seg) = inner.segments.last().cloned() {
+            let file = match inner.active.take() {
+                Some(active) => active.file,
+                None => Arc::new(
+                    self.fs
+                        .open(&seg.path, OpenMode::ReadWrite)
+                        .map_err(|e| Error::io("open", &seg.path, e))?,
+                ),
+            };
+            let pos = self.frame_of(&*file, &seg, keep, &inner.skips)?;
+            file.set_len(pos).map_err(|e| self.poison(Error::io("cut", &seg.path, e)))?;
+            file.sync_data().map_err(|e| self.poison(Error::io("sync", &seg.path, e)))?;
+        }
+        inner.skips.retain(|s| s.lsn < keep);
+        inner.next_lsn = keep;
+        inner.buf.clear();
+        let durable = self.durable_end.load(Ordering::Acquire).min(keep);
+        self.durable_end.store(durable, Ordering::Release);
+        Ok(())
+    }
+
+    /// The offset of the frame starting at `lsn` in the segment `seg`.
+    fn frame_of(&self, file: &S::File, seg: &SegMeta, lsn: Lsn, skips: &[Skip]) -> Result<u64> {
+        let mut device = FileDevice { file, capacity: seg.size };
+        let mut buffer = vec![0u8; 64 << 10];
+        let read_error = |e: nori_wal_core::ring::Error<segment::IoError>| {
+            Error::io("read", &seg.path, std::io::Error::other(e.to_string()))
+        };
+        let header = match SegmentReader::open(&mut device, &mut buffer, false).map_err(read_error)? {
+            Ok(reader) => *reader.header(),
+            Err(_) => {
+                let c = super::Corruption {
+                    path: seg.path.clone(),
+                    offset: 0,
+                    lsn,
+                    damage: nori_wal_core::segment::Damage::MissingSegment,
+                };
+                return Err(Error::Corrupt(c));
+            }
+        };
+        let mut device = FileDevice { file, capacity: seg.size };
+        let mut reader =
+            SegmentReader::with_header(&mut device, &mut buffer, false, header).map_err(read_error)?;
+        let mut from = None;
+        loop {
+            let stop = reader.walk(from, Some(lsn)).map_err(read_error)?;
+            match stop.damage {
+                None => return Ok(stop.pos),
+                Some(nori_wal_core::segment::Damage::LsnMismatch { found }) if found == stop.lsn => {
+                    return Err(Error::InsideBatch { lsn: lsn - 1 });
+                }
+                Some(damage) => match skips.iter().find(|s| s.base == seg.base && s.from == stop.pos) {
+                    Some(skip) if skip.lsn <= lsn => from = Some((skip.to, skip.lsn)),
+                    _ => {
+                        let c = super::Corruption {
+                            path: seg.path.clone(),
+                            offset: stop.pos,
+                            lsn: stop.lsn,
+                            damage,
+                        };
+                        return Err(Error::Corrupt(c));
+                    }
+                },
+            }
+        }
+    }
+
+    /// The background thread: syncs within the batch window and rotates
+    /// segments older than the age limit.
+    fn background(&self) {
+        let window = match self.config.fsync {
+            FsyncPolicy::Batch(window) => Some(window),
+            _ => None,
+        };
+        let age = self.config.max_segment_age;
+        let mut timer = lock(&self.timer);
+        loop {
+            if timer.stop {
+                return;
+            }
+            let now = Instant::now();
+            let sync_due = window.and_then(|w| timer.dirty_since.map(|t| t + w));
+            let rotate_due = age.and_then(|a| self.active_created().map(|t| t + a));
+            let next = [sync_due, rotate_due].into_iter().flatten().min();
+            let wait = next.map_or(Duration::from_secs(1), |t| t.saturating_duration_since(now));
+            if !wait.is_zero() {
+                timer = self.timer_wake.wait_timeout(timer, wait).unwrap_or_else(PoisonError::into_inner).0;
+                continue;
+            }
+            let do_sync = sync_due.is_some_and(|t| t <= now);
+            if do_sync {
+                timer.dirty_since = None;
+            }
+            drop(timer);
+            if do_sync {
+                self.dirty.store(false, Ordering::Release);
+                let end = lock(&self.inner).next_lsn;
+                // A failure poisons the WAL; appenders see it.
+                let _ = self.sync_until(end);
+            }
+            if rotate_due.is_some_and(|t| t <= now) {
+                let mut inner = lock(&self.inner);
+                let old =
+                    inner.active.as_ref().is_some_and(|a| age.is_some_and(|age| a.created.elapsed() >= age));
+                if old && !self.poisoned.load(Ordering::Acquire) {
+                    let _ = self.seal(&mut inner);
+                }
+            }
+            timer = lock(&self.timer);
+        }
+    }
+
+    /// When the active segment that holds records was created.
+    fn active_created(&self) -> Option<Instant> {
+        let inner = lock(&self.inner);
+        let active = inner.active.as_ref()?;
+        (inner.next_lsn > active.base).then_some(active.created)
+    }
+}

@@ -1,0 +1,234 @@
+//! Errors of the file WAL.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use nori_wal_core::Lsn;
+use nori_wal_core::segment::Damage;
+
+/// Damage found in a segment file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corruption {
+    /// The segment file.
+    pub path: PathBuf,
+    /// Offset of the damage in the file.
+    pub offset: u64,
+    /// The LSN expected there.
+    pub lsn: Lsn,
+    /// What is wrong.
+    pub damage: Damage,
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at offset {}, expected LSN {}: ", self.path.display(), self.offset, self.lsn)?;
+        match self.damage {
+            Damage::Frame(e) => write!(f, "{e}"),
+            Damage::LsnMismatch { found } => write!(f, "found a frame of LSN {found} instead"),
+            Damage::MissingSegment => {
+                f.write_str("the segment holding it is missing, or its header is damaged")
+            }
+            Damage::Unsupported => {
+                f.write_str("a frame kind this version does not read (a compressed batch)")
+            }
+            _ => f.write_str("damaged"),
+        }
+    }
+}
+
+/// A configuration the WAL cannot run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The segment size is outside the range the WAL takes.
+    SegmentSize {
+        /// The size given.
+        given: u64,
+        /// The smallest size taken.
+        min: u64,
+        /// The largest size taken.
+        max: u64,
+    },
+    /// `max_record_len` is 0.
+    RecordLimit,
+    /// A zero batch window.
+    BatchWindow,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::SegmentSize { given, min, max } => {
+                write!(f, "segment size {given} is outside the range {min} to {max} bytes")
+            }
+            Self::RecordLimit => f.write_str("max_record_len must be at least 1 byte"),
+            Self::BatchWindow => f.write_str("FsyncPolicy::Batch needs a window longer than zero"),
+        }
+    }
+}
+
+/// An error of the file WAL.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file-system call failed.
+    Io {
+        /// What the WAL was doing.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The disk is full. Nothing durable was lost and the failed call wrote
+    /// nothing; the WAL goes on once space is freed.
+    StorageFull {
+        /// The file that could not grow.
+        path: PathBuf,
+    },
+    /// The WAL path exists and is not a directory.
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Another `Wal`, in this process or another, has the directory open.
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A file in the WAL directory is not a segment of this WAL.
+    ForeignFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A segment was written by a newer format version.
+    UnsupportedVersion {
+        /// The segment file.
+        path: PathBuf,
+        /// The version found.
+        found: u16,
+    },
+    /// The configuration cannot be used.
+    Config(ConfigError),
+    /// A record or batch is larger than the limit.
+    RecordTooLarge {
+        /// Its encoded length.
+        len: u64,
+        /// The limit (`max_record_len`, or what a segment holds).
+        max: u64,
+    },
+    /// `append_batch` of no record.
+    EmptyBatch,
+    /// Damage in the durable region, refused by the recovery mode or met
+    /// while reading.
+    Corrupt(Corruption),
+    /// A write or sync failed earlier: nothing more is acknowledged until
+    /// the WAL is reopened, which recovers what is durable.
+    Poisoned {
+        /// The failure that poisoned the WAL.
+        cause: String,
+    },
+    /// The LSN asked for is outside the log.
+    LsnOutOfRange {
+        /// The LSN asked for.
+        lsn: Lsn,
+        /// The first LSN the log holds.
+        first: Lsn,
+        /// The LSN the next append gets.
+        next: Lsn,
+    },
+    /// `truncate_after` would split an atomic batch.
+    InsideBatch {
+        /// The LSN asked for.
+        lsn: Lsn,
+    },
+    /// The log's LSNs or epochs would pass 2^64 - 1 (hostile segment
+    /// headers).
+    Exhausted,
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        let path = path.into();
+        if is_storage_full(&source) { Self::StorageFull { path } } else { Self::Io { op, path, source } }
+    }
+
+    /// Whether this is [`Error::StorageFull`].
+    #[must_use]
+    pub const fn is_storage_full(&self) -> bool {
+        matches!(self, Self::StorageFull { .. })
+    }
+}
+
+/// ENOSPC or EDQUOT.
+pub(crate) fn is_storage_full(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io { op, path, source } => write!(f, "{op} {}: {source}", path.display()),
+            Self::StorageFull { path } => write!(
+                f,
+                "the disk holding {} is full: free space and retry (nothing durable was lost)",
+                path.display()
+            ),
+            Self::NotADirectory { path } => {
+                write!(f, "{} is not a directory: give the WAL a directory path", path.display())
+            }
+            Self::Locked { dir } => write!(
+                f,
+                "{} is in use by another WAL (in this or another process): close it first",
+                dir.display()
+            ),
+            Self::ForeignFile { path } => {
+                write!(f, "{} is not a segment of this WAL: move it out of the WAL directory", path.display())
+            }
+            Self::UnsupportedVersion { path, found } => write!(
+                f,
+                "{} is in format version {found}; this nori-wal reads up to {}: upgrade nori-wal",
+                path.display(),
+                nori_wal_core::format::FORMAT_VERSION
+            ),
+            Self::Config(e) => write!(f, "configuration: {e}"),
+            Self::RecordTooLarge { len, max } => write!(
+                f,
+                "record too large: {len} bytes encoded, the limit is {max}; raise max_record_len or segment_size"
+            ),
+            Self::EmptyBatch => f.write_str("a batch needs at least one record"),
+            Self::Corrupt(c) => write!(
+                f,
+                "corrupt log: {c}; open with another RecoveryMode to keep what precedes or follows it"
+            ),
+            Self::Poisoned { cause } => write!(
+                f,
+                "the WAL is poisoned by an earlier failure ({cause}): reopen it to recover what is durable"
+            ),
+            Self::LsnOutOfRange { lsn, first, next } => {
+                write!(f, "LSN {lsn} is outside the log, which holds LSNs {first} to {next} (exclusive)")
+            }
+            Self::InsideBatch { lsn } => write!(
+                f,
+                "LSN {lsn} and the next one belong to one atomic batch: truncate before or after the batch"
+            ),
+            Self::Exhausted => f.write_str("the log's LSN or epoch counter is exhausted"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Self::Config(e)
+    }
+}

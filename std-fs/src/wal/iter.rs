@@ -1,0 +1,229 @@
+//! Reading the log from an LSN, across segment files.
+
+use nori_wal_core::format::{Body, FRAME_HEADER_LEN, FrameHeader, FrameKind, decode_frame};
+use nori_wal_core::ring::Entry;
+use nori_wal_core::segment::Damage;
+use nori_wal_core::{DecodeError, Lsn};
+
+use super::error::{Corruption, Error};
+use super::recovery::{SegMeta, Skip};
+use super::segment;
+use crate::fs::{Fs, OpenMode, read_exact_at};
+
+/// The frame whose records are being returned, held in the buffer.
+#[derive(Debug, Clone, Copy)]
+struct Current {
+    kind: FrameKind,
+    len: usize,
+    /// LSN of the frame's first record.
+    first: Lsn,
+    count: u32,
+    /// Index of the next record to return.
+    next: u32,
+}
+
+/// Reads records in LSN order from a [`Wal`](super::Wal); see
+/// [`Wal::iter_from`](super::Wal::iter_from). Each record borrows the
+/// iterator's buffer until the next call.
+pub struct Iter<'w, S: Fs> {
+    fs: &'w S,
+    segments: Vec<SegMeta>,
+    /// Where the newest segment's written frames end, when it is active.
+    active_end: Option<u64>,
+    skips: Vec<Skip>,
+    /// Index in `segments` of the segment being read.
+    index: usize,
+    file: Option<S::File>,
+    pos: u64,
+    /// The LSN expected at `pos`.
+    at: Lsn,
+    /// The next LSN to return.
+    lsn: Lsn,
+    /// The LSN the log ended at when the iterator was made.
+    end: Lsn,
+    buf: Vec<u8>,
+    current: Option<Current>,
+}
+
+impl<S: Fs> std::fmt::Debug for Iter<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter").field("lsn", &self.lsn).field("end", &self.end).finish_non_exhaustive()
+    }
+}
+
+type Result<T> = std::result::Result<T, Error>;
+
+impl<'w, S: Fs> Iter<'w, S> {
+    pub(crate) fn new(
+        fs: &'w S,
+        segments: Vec<SegMeta>,
+        active_end: Option<u64>,
+        lsn: Lsn,
+        end: Lsn,
+        skips: Vec<Skip>,
+    ) -> Self {
+        // The segment holding `lsn`: a search by base LSN.
+        let index = segments.partition_point(|s| s.base <= lsn).saturating_sub(1);
+        let at = segments.get(index).map_or(lsn, |s| s.base);
+        Self {
+            fs,
+            segments,
+            active_end,
+            skips,
+            index,
+            file: None,
+            pos: segment::frames_offset(),
+            at,
+            lsn,
+            end,
+            buf: Vec::new(),
+            current: None,
+        }
+    }
+
+    /// The next record, or `None` at the end of the log as it was when the
+    /// iterator was made.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] for damage met on the way; [`Error::Io`]; a
+    /// segment reclaimed while the iterator read it gives
+    /// [`Error::LsnOutOfRange`].
+    pub fn try_next(&mut self) -> Result<Option<Entry<'_>>> {
+        loop {
+            if self.lsn >= self.end {
+                return Ok(None);
+            }
+            if let Some(cur) = self.current.as_mut()
+                && cur.next < cur.count
+            {
+                let index = cur.next;
+                cur.next += 1;
+                let lsn = cur.first + u64::from(index);
+                if lsn < self.lsn {
+                    continue;
+                }
+                let cur = *cur;
+                self.lsn = lsn + 1;
+                let payload = &self.buf[FRAME_HEADER_LEN..cur.len];
+                let record = Body::parse(cur.kind, payload)
+                    .ok()
+                    .and_then(|body| body.records().nth(index as usize))
+                    .ok_or_else(|| {
+                        self.corrupt(Damage::Frame(DecodeError::MalformedBody { reason: "record" }))
+                    })?;
+                return Ok(Some(Entry { lsn, record }));
+            }
+            self.current = None;
+            self.next_frame()?;
+        }
+    }
+
+    fn corrupt(&self, damage: Damage) -> Error {
+        let path = self.segments.get(self.index).map(|s| s.path.clone()).unwrap_or_default();
+        Error::Corrupt(Corruption { path, offset: self.pos, lsn: self.at, damage })
+    }
+
+    /// Loads the next frame holding records into the buffer.
+    fn next_frame(&mut self) -> Result<()> {
+        loop {
+            let Some(seg) = self.segments.get(self.index) else {
+                return Err(self.corrupt(Damage::MissingSegment));
+            };
+            let last = self.index + 1 == self.segments.len();
+            let seg_end = if last { None } else { self.segments.get(self.index + 1).map(|s| s.base) };
+            if seg_end.is_some_and(|e| self.at >= e) || last && self.active_end.is_some_and(|e| self.pos >= e)
+            {
+                if last {
+                    return Err(
+                        self.corrupt(Damage::Frame(DecodeError::Truncated { needed: 1, available: 0 }))
+                    );
+                }
+                // The next segment (after a skipped gap, LSNs jump).
+                self.index += 1;
+                self.file = None;
+                self.pos = segment::frames_offset();
+                self.at = self.segments[self.index].base;
+                self.lsn = self.lsn.max(self.at);
+                continue;
+            }
+            if self.file.is_none() {
+                let file = self.fs.open(&seg.path, OpenMode::Read).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        Error::LsnOutOfRange {
+                            lsn: self.lsn,
+                            first: self.segments.get(self.index + 1).map_or(self.end, |s| s.base),
+                            next: self.end,
+                        }
+                    } else {
+                        Error::io("open", &seg.path, e)
+                    }
+                })?;
+                self.file = Some(file);
+            }
+            let (epoch, size) = (seg.epoch, seg.size);
+            match self.load(epoch, size)? {
+                Ok(()) => return Ok(()),
+                Err(damage) => {
+                    let base = self.segments[self.index].base;
+                    match self.skips.iter().find(|s| s.base == base && s.from == self.pos) {
+                        Some(skip) => {
+                            self.pos = skip.to;
+                            self.at = skip.lsn;
+                            self.lsn = self.lsn.max(skip.lsn);
+                        }
+                        None => return Err(self.corrupt(damage)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads and checks the frame at `pos`; steps over padding and marks.
+    fn load(&mut self, epoch: u64, size: u64) -> Result<std::result::Result<(), Damage>> {
+        let Some(file) = self.file.as_ref() else { return Ok(Err(Damage::MissingSegment)) };
+        let header_len = FRAME_HEADER_LEN as u64;
+        if self.pos + header_len > size {
+            return Ok(Err(Damage::Frame(DecodeError::Truncated {
+                needed: header_len,
+                available: size - self.pos,
+            })));
+        }
+        let path = &self.segments[self.index].path;
+        self.buf.resize(FRAME_HEADER_LEN, 0);
+        read_exact_at(file, &mut self.buf, self.pos).map_err(|e| Error::io("read", path, e))?;
+        let header = match FrameHeader::decode(&self.buf, epoch) {
+            Ok(h) => h,
+            Err(e) => return Ok(Err(Damage::Frame(e))),
+        };
+        let len = header.frame_len();
+        if self.pos + len as u64 > size {
+            let available = size - self.pos;
+            return Ok(Err(Damage::Frame(DecodeError::LengthOutOfBounds {
+                frame_len: len as u64,
+                available,
+            })));
+        }
+        self.buf.resize(len, 0);
+        read_exact_at(file, &mut self.buf[FRAME_HEADER_LEN..], self.pos + header_len)
+            .map_err(|e| Error::io("read", path, e))?;
+        let frame = match decode_frame(&self.buf, epoch) {
+            Ok(frame) => frame,
+            Err(e) => return Ok(Err(Damage::Frame(e))),
+        };
+        let first = self.segments[self.index].base + u64::from(header.lsn_offset());
+        let count = match frame.body() {
+            Ok(body) => body.record_count(),
+            Err(e) => return Ok(Err(Damage::Frame(e))),
+        };
+        if count > 0 && first != self.at {
+            return Ok(Err(Damage::LsnMismatch { found: first }));
+        }
+        self.pos += len as u64;
+        if count > 0 {
+            self.at = first + u64::from(count);
+            self.current = Some(Current { kind: header.kind(), len, first, count, next: 0 });
+        }
+        Ok(Ok(()))
+    }
+}

@@ -1,0 +1,89 @@
+//! The file WAL: a directory of segment files, with fsync policies, group
+//! commit, rotation and crash recovery.
+//!
+//! # Files
+//!
+//! Each segment file is named by the LSN of its first record
+//! (`00000000000000000042.wal`), preallocated to the segment size, and holds
+//! the bytes of a ring-log segment of that size (format v1, `FORMAT.md`):
+//! a header with the segment's epoch, then frames. A `LOCK` file holds the
+//! exclusive lock. Nothing else may live in the directory.
+//!
+//! A segment file is created durably before any record goes into it (its
+//! header written and synced, the directory synced), and is synced whole
+//! before the next one is started, so every segment but the newest is
+//! complete on the disk. After each completed sync, the next frame written
+//! is preceded by a mark saying how far the log was durable; recovery uses
+//! it to tell damage in the durable region from a tail in flight at a crash.
+//!
+//! # Durability
+//!
+//! A record is durable once a sync that started after its append
+//! returned: under [`FsyncPolicy::Always`] before [`Wal::append`] returns;
+//! under [`FsyncPolicy::Batch`] within the window; under [`FsyncPolicy::Os`]
+//! at [`Wal::sync`], at rotation and at close. [`Wal::durable_lsn`] says how
+//! far, and [`Wal::wait_durable`] waits (syncing if needed). Appends from
+//! many threads share syncs, and a sync runs outside the append lock. A
+//! failed write or sync poisons the WAL: every waiter and every later call
+//! gets an error until it is reopened (invariant I7).
+//!
+//! # Recovery decisions
+//!
+//! [`Wal::open`] lists the segment files, reads the newest one's frames for
+//! the log's start (its header and marks), removes files wholly below the
+//! start (a reclaim a crash interrupted) and a newest file with no valid
+//! header and no frame (a rotation a crash interrupted), then reads every
+//! frame of the rest, oldest first, with a bounded buffer. Each case is a
+//! [`RecoveryCase`](nori_wal_core::ring::RecoveryCase) and has a test:
+//!
+//! | case | what recovery finds | `TolerateTornTail` | `PointInTime` | `SkipDamaged` | `Strict` |
+//! |---|---|---|---|---|---|
+//! | `Empty` | no segment file | empty log | empty log | empty log | empty log |
+//! | `Clean` | the newest segment ends in never-written space (zeros of the preallocation, or the end of the file) | keep all, append in place | same | same | same |
+//! | `TornTail` | the newest segment ends in a torn frame; nothing valid after it | cut it (`set_len`, sync) | cut | cut | error |
+//! | `InFlight` | damage in the newest segment, valid frames after it, no mark says they were durable | cut from the damage | cut | cut | error |
+//! | `DurableDamage` | damage in the newest segment below a later mark's durable point | error | cut, report | skip the damaged records, report | error |
+//! | `DamagedSegment` | damage in an older segment (always synced whole) | error | cut there: drop every later file | skip the damaged records, report | error |
+//! | `MissingSegment` | a gap in the LSNs between files, or a file whose header is damaged or out of epoch order | error | cut before the gap | keep what follows, report | error |
+//!
+//! Whatever the mode, a segment of a newer format version and a foreign file
+//! are errors, a read error is an error (never taken for the end of the
+//! log), and no record is returned that was not appended. After any cut
+//! appends go to a new segment file. Recovery's repairs are idempotent: a
+//! crash during them and a second recovery give the same log.
+//!
+//! # Example
+//!
+//! ```
+//! use nori_wal::{FsyncPolicy, Record, Wal, WalConfig};
+//!
+//! let dir = std::env::temp_dir().join(format!("nori-wal-doc-{}", std::process::id()));
+//! let config = WalConfig::new(&dir).segment_size(1 << 20).fsync(FsyncPolicy::Always);
+//! let (wal, info) = Wal::open(config.clone())?;
+//! assert_eq!(info.records, 0);
+//! let lsn = wal.append(&Record::put(b"user:42", b"alice"))?; // durable on return
+//! assert_eq!(wal.durable_lsn(), Some(lsn));
+//! drop(wal);
+//!
+//! let (wal, info) = Wal::open(config)?;
+//! assert_eq!(info.records, 1);
+//! let mut iter = wal.iter_from(0)?;
+//! let entry = iter.try_next()?.unwrap();
+//! assert_eq!((entry.lsn, entry.record), (0, Record::put(b"user:42", b"alice")));
+//! # drop(iter); drop(wal); std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod config;
+mod engine;
+mod error;
+mod iter;
+mod recovery;
+mod segment;
+
+pub use config::{FsyncPolicy, RecoveryMode, WalConfig};
+pub use engine::Wal;
+pub use error::{ConfigError, Corruption, Error};
+pub use iter::Iter;
+pub use nori_wal_core::ring::Entry;
+pub use recovery::RecoveryInfo;

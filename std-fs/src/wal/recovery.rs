@@ -1,0 +1,492 @@
+//! Recovery of a WAL directory: from the segment files to the log's state,
+//! by the decision table in the [module docs](super).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nori_wal_core::Lsn;
+use nori_wal_core::format::{DecodeError, SegmentHeader};
+use nori_wal_core::ring::RecoveryCase;
+use nori_wal_core::segment::{Classified, Damage, SegmentReader, Stop};
+
+use super::config::{RecoveryMode, WalConfig};
+use super::error::{Corruption, Error};
+use super::segment::{self, FileDevice, LOCK_FILE};
+use crate::fs::{File, Fs, OpenMode};
+
+/// What recovery found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryInfo {
+    /// Records the log holds after recovery.
+    pub records: u64,
+    /// The first LSN the log holds, if any record.
+    pub first_lsn: Option<Lsn>,
+    /// The last LSN the log holds, if any record.
+    pub last_lsn: Option<Lsn>,
+    /// Segment files the log holds.
+    pub segments: usize,
+    /// The decision taken (a row of the decision table).
+    pub case: RecoveryCase,
+    /// Whether a torn or in-flight tail was cut.
+    pub torn_tail: bool,
+    /// Bytes after the cut that held frames (or parts of frames) and were
+    /// discarded.
+    pub bytes_discarded: u64,
+    /// Records skipped or dropped because of damage (`SkipDamaged`,
+    /// `PointInTime`); a lower bound when whole segments were dropped.
+    pub records_lost: u64,
+    /// The first damage found in the durable region, if any.
+    pub corruption: Option<Corruption>,
+    /// Segment files removed: leftovers of a reclaim or a rotation that a
+    /// crash interrupted (they held no record of the log), or files dropped
+    /// by `PointInTime`.
+    pub segments_removed: usize,
+    /// Bytes of segment files read.
+    pub bytes_scanned: u64,
+    /// How long recovery took.
+    pub elapsed: Duration,
+}
+
+/// A segment of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SegMeta {
+    pub(crate) base: Lsn,
+    pub(crate) epoch: u64,
+    pub(crate) size: u64,
+    pub(crate) path: PathBuf,
+}
+
+/// Damage skipped by `SkipDamaged`: reading the segment of base `base`
+/// jumps from `from` to `to`, where LSN `lsn` resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Skip {
+    pub(crate) base: Lsn,
+    pub(crate) from: u64,
+    pub(crate) to: u64,
+    pub(crate) lsn: Lsn,
+}
+
+/// The log's state after recovery.
+pub(crate) struct Recovered<F> {
+    pub(crate) segments: Vec<SegMeta>,
+    /// The newest segment, when appends continue in it: its file and the
+    /// offset of the next frame.
+    pub(crate) active: Option<(F, u64)>,
+    pub(crate) next_lsn: Lsn,
+    pub(crate) log_start: Lsn,
+    pub(crate) max_epoch: u64,
+    pub(crate) skips: Vec<Skip>,
+    pub(crate) info: RecoveryInfo,
+}
+
+/// A segment file found in the directory.
+struct Found<F> {
+    base: Lsn,
+    path: PathBuf,
+    file: F,
+    header: Option<SegmentHeader>,
+}
+
+/// Read buffer of recovery: bounded, whatever the segment size.
+const READ_BUFFER: usize = 1 << 20;
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// The core's result over a segment file.
+type CoreResult<T> = std::result::Result<T, nori_wal_core::ring::Error<segment::IoError>>;
+
+struct Recovery<'a, S: Fs> {
+    fs: &'a S,
+    dir: &'a Path,
+    mode: RecoveryMode,
+    buffer: Vec<u8>,
+    info: RecoveryInfo,
+    max_epoch: u64,
+}
+
+/// Recovers the WAL in `config.dir`, repairing what the mode allows.
+pub(crate) fn recover<S: Fs>(fs: &S, config: &WalConfig) -> Result<Recovered<S::File>> {
+    let started = Instant::now();
+    let info = RecoveryInfo {
+        records: 0,
+        first_lsn: None,
+        last_lsn: None,
+        segments: 0,
+        case: RecoveryCase::Clean,
+        torn_tail: false,
+        bytes_discarded: 0,
+        records_lost: 0,
+        corruption: None,
+        segments_removed: 0,
+        bytes_scanned: 0,
+        elapsed: Duration::ZERO,
+    };
+    let mut recovery = Recovery {
+        fs,
+        dir: &config.dir,
+        mode: config.recovery,
+        buffer: vec![0; READ_BUFFER],
+        info,
+        max_epoch: 0,
+    };
+    let mut recovered = recovery.run()?;
+    recovered.info.elapsed = started.elapsed();
+    Ok(recovered)
+}
+
+impl<S: Fs> Recovery<'_, S> {
+    fn run(&mut self) -> Result<Recovered<S::File>> {
+        let mut found = self.list()?;
+        self.max_epoch = found.iter().filter_map(|f| f.header.map(|h| h.epoch)).max().unwrap_or(0);
+        // A newest file without a valid header is a rotation that a crash
+        // interrupted (segment files get no frame before their header is
+        // durable), unless frames follow: then its header was damaged.
+        while let Some(last) = found.pop_if(|f| f.header.is_none()) {
+            if self.holds_frames(&last)? {
+                let c = corruption(&last.path, 0, last.base, Damage::MissingSegment);
+                self.refuse_or_note(RecoveryCase::MissingSegment, c)?;
+                self.info.records_lost += 1;
+            }
+            self.remove(last)?;
+        }
+        let Some(newest) = found.last() else {
+            if self.info.corruption.is_none() {
+                self.info.case = RecoveryCase::Empty;
+            }
+            return Ok(self.finish(Vec::new(), None, 0, 0, Vec::new()));
+        };
+        // The log's start: the newest header's, or a later mark's.
+        let head_stop = self.walk(newest, None, None)?;
+        let header_start = newest.header.map_or(0, |h| h.log_start);
+        let log_start = header_start.max(head_stop.log_start).min(head_stop.lsn);
+        // Files wholly below the start are leftovers of a reclaim.
+        match found.iter().rposition(|f| f.header.is_some() && f.base <= log_start) {
+            Some(first) => {
+                for leftover in found.drain(..first).collect::<Vec<_>>() {
+                    self.remove(leftover)?;
+                }
+            }
+            None => {
+                // The segment holding the start is missing.
+                let c = corruption(&found[0].path, 0, log_start, Damage::MissingSegment);
+                self.refuse_or_note(RecoveryCase::MissingSegment, c)?;
+                if self.mode == RecoveryMode::PointInTime {
+                    // Nothing precedes the gap: an empty log.
+                    self.info.records_lost += head_stop.lsn.saturating_sub(log_start);
+                    for f in found.into_iter().rev() {
+                        self.remove(f)?;
+                    }
+                    return Ok(self.finish(Vec::new(), None, log_start, log_start, Vec::new()));
+                }
+                self.info.records_lost += found[0].base - log_start;
+            }
+        }
+        let found = self.drop_damaged_headers(found)?;
+        self.settle(found, log_start)
+    }
+
+    /// Lists the directory: segment files by base LSN, with their headers.
+    fn list(&mut self) -> Result<Vec<Found<S::File>>> {
+        let names = self.fs.list(self.dir).map_err(|e| Error::io("list", self.dir, e))?;
+        let mut found = Vec::new();
+        for name in names {
+            let path = self.dir.join(&name);
+            if name == LOCK_FILE {
+                continue;
+            }
+            let Some(base) = segment::parse_name(&name) else {
+                return Err(Error::ForeignFile { path });
+            };
+            let file = self.fs.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("open", &path, e))?;
+            let header = match segment::peek_header(&file).map_err(|e| Error::io("read", &path, e))? {
+                Ok(h) if h.base_lsn == base && h.log_start <= base && h.program_unit == 1 => {
+                    (segment::MIN_SEGMENT..=segment::MAX_SEGMENT).contains(&h.segment_size).then_some(h)
+                }
+                Err(DecodeError::UnsupportedVersion { found, .. }) => {
+                    return Err(Error::UnsupportedVersion { path, found });
+                }
+                _ => None,
+            };
+            found.push(Found { base, path, file, header });
+        }
+        found.sort_by_key(|f| f.base);
+        Ok(found)
+    }
+
+    /// Runs `op` on a reader of `f`'s segment under `header`.
+    fn with_reader<T>(
+        &mut self,
+        f: &Found<S::File>,
+        header: SegmentHeader,
+        op: impl FnOnce(&mut SegmentReader<'_, '_, FileDevice<'_, S::File>>) -> CoreResult<T>,
+    ) -> Result<T> {
+        let mut device = FileDevice { file: &f.file, capacity: header.segment_size };
+        SegmentReader::with_header(&mut device, &mut self.buffer, false, header)
+            .and_then(|mut reader| op(&mut reader))
+            .map_err(|e| read_error(&f.path, e))
+    }
+
+    /// Whether a file whose header is invalid holds frames of the epoch it
+    /// would have had (the one after the highest found).
+    fn holds_frames(&mut self, f: &Found<S::File>) -> Result<bool> {
+        let Some(epoch) = self.max_epoch.checked_add(1) else { return Ok(false) };
+        let size = f.file.size().map_err(|e| Error::io("size", &f.path, e))?;
+        if size <= segment::frames_offset() {
+            return Ok(false);
+        }
+        let Ok(header) = SegmentHeader::new(epoch, f.base, size.min(segment::MAX_SEGMENT), 1) else {
+            return Ok(false);
+        };
+        self.info.bytes_scanned += header.segment_size;
+        let stop = Stop { pos: segment::frames_offset() - 1, lsn: f.base, damage: None, log_start: 0 };
+        let ahead = self.with_reader(f, header, |reader| reader.look_ahead(&stop))?;
+        Ok(ahead.furthest_end.is_some())
+    }
+
+    /// Walks the frames of `f` from `from` until damage or `stop_at`.
+    fn walk(&mut self, f: &Found<S::File>, from: Option<(u64, Lsn)>, stop_at: Option<Lsn>) -> Result<Stop> {
+        let Some(header) = f.header else {
+            return Err(Error::Corrupt(corruption(&f.path, 0, f.base, Damage::MissingSegment)));
+        };
+        let stop = self.with_reader(f, header, |reader| reader.walk(from, stop_at))?;
+        self.info.bytes_scanned += stop.pos.saturating_sub(from.map_or(0, |(p, _)| p));
+        Ok(stop)
+    }
+
+    /// Handles files, other than the newest, whose header is damaged or
+    /// whose epoch is out of order: a missing segment.
+    fn drop_damaged_headers(&mut self, mut found: Vec<Found<S::File>>) -> Result<Vec<Found<S::File>>> {
+        let mut i = 0;
+        let mut epoch = 0;
+        while i < found.len() {
+            match found[i].header {
+                Some(h) if h.epoch > epoch => {
+                    epoch = h.epoch;
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let c = corruption(&found[i].path, 0, found[i].base, Damage::MissingSegment);
+            self.refuse_or_note(RecoveryCase::MissingSegment, c)?;
+            let end = found.get(i + 1).map(|f| f.base);
+            if self.mode == RecoveryMode::PointInTime {
+                // The log ends before the damaged file: drop it and all after.
+                let newest = found.last().map_or(0, |f| f.base);
+                self.info.records_lost += newest.saturating_sub(found[i].base).max(1);
+                while found.len() > i {
+                    if let Some(f) = found.pop() {
+                        self.remove(f)?;
+                    }
+                }
+                return Ok(found);
+            }
+            // SkipDamaged: its records are lost; the file stays as it is.
+            self.info.records_lost += end.map_or(1, |e| e.saturating_sub(found[i].base));
+            found.remove(i);
+        }
+        Ok(found)
+    }
+
+    /// Walks the retained segments, oldest first, and settles how the log
+    /// ends.
+    fn settle(&mut self, found: Vec<Found<S::File>>, log_start: Lsn) -> Result<Recovered<S::File>> {
+        let Some(last) = found.len().checked_sub(1) else {
+            return Ok(self.finish(Vec::new(), None, log_start, log_start, Vec::new()));
+        };
+        let mut skips = Vec::new();
+        for i in 0..last {
+            let next_base = found[i + 1].base;
+            let mut from = None;
+            loop {
+                let stop = self.walk(&found[i], from, Some(next_base))?;
+                let Some(damage) = stop.damage else { break };
+                let c = corruption(&found[i].path, stop.pos, stop.lsn, damage);
+                self.refuse_or_note(RecoveryCase::DamagedSegment, c)?;
+                if self.mode == RecoveryMode::PointInTime {
+                    self.info.records_lost += found[last].base.saturating_sub(stop.lsn);
+                    return self.cut_end(found, i, stop, log_start, Vec::new());
+                }
+                let header = found[i].header.unwrap_or(EMPTY_HEADER);
+                let ahead = self.with_reader(&found[i], header, |reader| reader.look_ahead(&stop))?;
+                match ahead.first_valid {
+                    Some((p, l)) if l < next_base && l >= stop.lsn => {
+                        self.info.records_lost += l - stop.lsn;
+                        skips.push(Skip { base: found[i].base, from: stop.pos, to: p, lsn: l });
+                        from = Some((p, l));
+                    }
+                    _ => {
+                        self.info.records_lost += next_base.saturating_sub(stop.lsn);
+                        break;
+                    }
+                }
+            }
+        }
+        self.settle_newest(found, log_start, skips)
+    }
+
+    /// Decides how the newest segment ends.
+    fn settle_newest(
+        &mut self,
+        mut found: Vec<Found<S::File>>,
+        log_start: Lsn,
+        mut skips: Vec<Skip>,
+    ) -> Result<Recovered<S::File>> {
+        let last = found.len() - 1;
+        let header = found[last].header.unwrap_or(EMPTY_HEADER);
+        let mut from = None;
+        loop {
+            let stop = self.walk(&found[last], from, None)?;
+            let classified = self.with_reader(&found[last], header, |reader| reader.classify_end(&stop))?;
+            let c =
+                corruption(&found[last].path, stop.pos, stop.lsn, stop.damage.unwrap_or(Damage::Unsupported));
+            match classified {
+                Classified::Clean { free_after: true } => {
+                    let segments = found.iter().map(meta_of).collect();
+                    let active = found.pop().map(|f| (f.file, stop.pos));
+                    return Ok(self.finish(segments, active, stop.lsn, log_start, skips));
+                }
+                Classified::Clean { free_after: false } => {
+                    return self.cut_end(found, last, stop, log_start, skips);
+                }
+                Classified::TornTail { discarded } | Classified::InFlight { discarded } => {
+                    if self.mode == RecoveryMode::Strict {
+                        return Err(Error::Corrupt(c));
+                    }
+                    if self.info.corruption.is_none() {
+                        self.info.case = if matches!(classified, Classified::TornTail { .. }) {
+                            RecoveryCase::TornTail
+                        } else {
+                            RecoveryCase::InFlight
+                        };
+                    }
+                    self.info.torn_tail = true;
+                    self.info.bytes_discarded = discarded;
+                    return self.cut_end(found, last, stop, log_start, skips);
+                }
+                Classified::DurableDamage { ahead } => {
+                    self.refuse_or_note(RecoveryCase::DurableDamage, c)?;
+                    let resume = ahead.first_valid.filter(|&(_, l)| l >= stop.lsn);
+                    match (self.mode, resume) {
+                        (RecoveryMode::SkipDamaged, Some((p, l))) => {
+                            self.info.records_lost += l - stop.lsn;
+                            skips.push(Skip { base: found[last].base, from: stop.pos, to: p, lsn: l });
+                            from = Some((p, l));
+                        }
+                        _ => {
+                            let claim = ahead.durable_claim.unwrap_or(stop.lsn);
+                            self.info.records_lost += claim.saturating_sub(stop.lsn);
+                            self.info.bytes_discarded = ahead.written_after(stop.pos);
+                            return self.cut_end(found, last, stop, log_start, skips);
+                        }
+                    }
+                }
+                _ => return Err(Error::Corrupt(c)),
+            }
+        }
+    }
+
+    /// The log ends at `stop` in `found[i]`: later files are removed (newest
+    /// first, each durably), the file is cut there with `set_len` (and
+    /// removed if nothing of the log is left in it), and appends go to a
+    /// new segment.
+    fn cut_end(
+        &mut self,
+        mut found: Vec<Found<S::File>>,
+        i: usize,
+        stop: Stop,
+        log_start: Lsn,
+        skips: Vec<Skip>,
+    ) -> Result<Recovered<S::File>> {
+        while found.len() > i + 1 {
+            if let Some(f) = found.pop() {
+                self.remove(f)?;
+            }
+        }
+        if let Some(f) = found.pop() {
+            if stop.lsn == f.base {
+                self.remove(f)?;
+            } else {
+                let size = f.file.size().map_err(|e| Error::io("size", &f.path, e))?;
+                if size > stop.pos {
+                    f.file.set_len(stop.pos).map_err(|e| Error::io("cut the tail of", &f.path, e))?;
+                    f.file.sync_data().map_err(|e| Error::io("sync", &f.path, e))?;
+                    self.fs.sync_dir(self.dir).map_err(|e| Error::io("sync", self.dir, e))?;
+                }
+                found.push(f);
+            }
+        }
+        let segments = found.iter().map(meta_of).collect();
+        Ok(self.finish(segments, None, stop.lsn, log_start, skips))
+    }
+
+    /// Removes a segment file durably.
+    fn remove(&mut self, f: Found<S::File>) -> Result<()> {
+        drop(f.file);
+        self.fs.remove(&f.path).map_err(|e| Error::io("remove", &f.path, e))?;
+        self.fs.sync_dir(self.dir).map_err(|e| Error::io("sync", self.dir, e))?;
+        self.info.segments_removed += 1;
+        Ok(())
+    }
+
+    /// Refuses damage in the modes that refuse it; else notes it.
+    fn refuse_or_note(&mut self, case: RecoveryCase, c: Corruption) -> Result<()> {
+        if matches!(self.mode, RecoveryMode::TolerateTornTail | RecoveryMode::Strict) {
+            return Err(Error::Corrupt(c));
+        }
+        if self.info.corruption.is_none() {
+            self.info.corruption = Some(c);
+            self.info.case = case;
+        }
+        Ok(())
+    }
+
+    fn finish(
+        &mut self,
+        segments: Vec<SegMeta>,
+        active: Option<(S::File, u64)>,
+        next_lsn: Lsn,
+        log_start: Lsn,
+        skips: Vec<Skip>,
+    ) -> Recovered<S::File> {
+        let log_start = log_start.min(next_lsn);
+        let held = next_lsn - log_start;
+        let lost = if self.mode == RecoveryMode::SkipDamaged { self.info.records_lost } else { 0 };
+        self.info.records = held.saturating_sub(lost);
+        self.info.first_lsn = (held > 0).then_some(log_start);
+        self.info.last_lsn = (held > 0).then(|| next_lsn - 1);
+        self.info.segments = segments.len();
+        Recovered {
+            segments,
+            active,
+            next_lsn,
+            log_start,
+            max_epoch: self.max_epoch,
+            skips,
+            info: self.info.clone(),
+        }
+    }
+}
+
+/// Stands in for a header where one was checked to exist.
+const EMPTY_HEADER: SegmentHeader = match SegmentHeader::new(1, 0, segment::MIN_SEGMENT, 1) {
+    Ok(h) => h,
+    Err(_) => panic!("a valid header"),
+};
+
+fn meta_of<F>(f: &Found<F>) -> SegMeta {
+    let h = f.header.unwrap_or(EMPTY_HEADER);
+    SegMeta { base: f.base, epoch: h.epoch, size: h.segment_size, path: f.path.clone() }
+}
+
+fn corruption(path: &Path, offset: u64, lsn: Lsn, damage: Damage) -> Corruption {
+    Corruption { path: path.to_path_buf(), offset, lsn, damage }
+}
+
+fn read_error(path: &Path, e: nori_wal_core::ring::Error<segment::IoError>) -> Error {
+    match e {
+        nori_wal_core::ring::Error::Device(e) => Error::io("read", path, e.0),
+        other => Error::io("read", path, std::io::Error::other(other.to_string())),
+    }
+}

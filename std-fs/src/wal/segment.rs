@@ -1,0 +1,171 @@
+//! Segment files: their names, their creation, and reading one through the
+//! core's segment layer.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nori_wal_core::format::{
+    EncodedFrame, EpochKey, MAX_SEGMENT_HEADER_LEN, Mark, SEGMENT_HEADER_LEN, SegmentHeader,
+};
+use nori_wal_core::{BlockDevice, DeviceError, DeviceErrorKind, Geometry, Lsn};
+
+use super::error::Error;
+use crate::fs::{File, Fs, OpenMode};
+
+/// The suffix of segment file names.
+const SUFFIX: &str = ".wal";
+/// Digits of the base LSN in a segment file name.
+const DIGITS: usize = 20;
+/// The lock file's name.
+pub(crate) const LOCK_FILE: &str = "LOCK";
+
+/// Length of a mark frame.
+pub(crate) const MARK_FRAME_LEN: u64 =
+    (nori_wal_core::format::FRAME_HEADER_LEN + nori_wal_core::format::MARK_PAYLOAD_LEN) as u64;
+
+/// The smallest and largest segment sizes taken.
+pub(crate) const MIN_SEGMENT: u64 = 4096;
+pub(crate) const MAX_SEGMENT: u64 = 1 << 40;
+
+/// The file name of the segment whose first LSN is `base`.
+pub(crate) fn file_name(base: Lsn) -> String {
+    format!("{base:0DIGITS$}{SUFFIX}")
+}
+
+/// The base LSN a segment file name gives, or `None` for any other name.
+pub(crate) fn parse_name(name: &OsStr) -> Option<Lsn> {
+    let name = name.to_str()?;
+    let digits = name.strip_suffix(SUFFIX)?;
+    if digits.len() != DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The geometry of a segment file: byte-addressed, no erase.
+pub(crate) fn file_geometry() -> Geometry {
+    // One byte units are always valid.
+    Geometry::block(1).unwrap_or_else(|_| unreachable!("1 is a power of two"))
+}
+
+/// The frame offset of a segment file.
+pub(crate) const fn frames_offset() -> u64 {
+    SEGMENT_HEADER_LEN as u64
+}
+
+/// An I/O error as a device error.
+#[derive(Debug)]
+pub(crate) struct IoError(pub(crate) io::Error);
+
+impl fmt::Display for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl DeviceError for IoError {
+    fn kind(&self) -> DeviceErrorKind {
+        DeviceErrorKind::Other
+    }
+}
+
+/// A segment file seen as a device of `capacity` bytes, for reading: bytes
+/// past the end of the file read as zeros (never written).
+pub(crate) struct FileDevice<'f, F: File> {
+    pub(crate) file: &'f F,
+    pub(crate) capacity: u64,
+}
+
+impl<F: File> BlockDevice for FileDevice<'_, F> {
+    type Error = IoError;
+
+    fn geometry(&self) -> Geometry {
+        file_geometry()
+    }
+
+    fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => {
+                    buf[done..].fill(0);
+                    break;
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(IoError(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn program(&mut self, offset: u64, data: &[u8]) -> Result<(), IoError> {
+        self.file.write_all_at(data, offset).map_err(IoError)
+    }
+
+    fn erase(&mut self, _offset: u64, _len: u64) -> Result<(), IoError> {
+        Err(IoError(io::Error::new(io::ErrorKind::Unsupported, "segment files are not erased")))
+    }
+
+    fn sync(&mut self) -> Result<(), IoError> {
+        self.file.sync_data().map_err(IoError)
+    }
+}
+
+/// Reads the first bytes of a segment file and decodes its header.
+pub(crate) fn peek_header<F: File>(
+    file: &F,
+) -> io::Result<Result<SegmentHeader, nori_wal_core::DecodeError>> {
+    let mut bytes = [0u8; MAX_SEGMENT_HEADER_LEN];
+    let mut device = FileDevice { file, capacity: MAX_SEGMENT_HEADER_LEN as u64 };
+    device.read(0, &mut bytes).map_err(|e| e.0)?;
+    Ok(SegmentHeader::decode(&bytes))
+}
+
+/// A new segment file, created durably: preallocated, its header written
+/// and synced, the directory synced. Nothing of it is left behind when
+/// creation fails.
+pub(crate) fn create<S: Fs>(
+    fs: &S,
+    dir: &Path,
+    header: &SegmentHeader,
+    preallocate: bool,
+) -> Result<(S::File, PathBuf), Error> {
+    let path = dir.join(file_name(header.base_lsn));
+    let file = fs.open(&path, OpenMode::CreateNew).map_err(|e| Error::io("create segment", &path, e))?;
+    let written = (|| {
+        if preallocate {
+            file.allocate(header.segment_size)?;
+        }
+        let mut bytes = [0u8; SEGMENT_HEADER_LEN];
+        header.encode(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
+        file.write_all_at(&bytes, 0)?;
+        file.sync_data()?;
+        fs.sync_dir(dir)
+    })();
+    match written {
+        Ok(()) => Ok((file, path)),
+        Err(e) => {
+            drop(file);
+            // Best effort: a file left here holds no record and recovery
+            // removes it.
+            let _ = fs.remove(&path).and_then(|()| fs.sync_dir(dir));
+            Err(Error::io("prepare segment", &path, e))
+        }
+    }
+}
+
+/// Appends a mark frame to `out`.
+pub(crate) fn encode_mark(out: &mut Vec<u8>, key: EpochKey, lsn_offset: u32, mark: Mark) {
+    let frame = EncodedFrame::mark(key, lsn_offset, mark);
+    let at = out.len();
+    out.resize(at + frame.len(), 0);
+    // The buffer was sized for the frame.
+    let _ = frame.write_to(&mut out[at..]);
+}
