@@ -6,6 +6,7 @@ pub mod media;
 pub mod nor;
 pub mod sim;
 pub mod simfs;
+pub mod walkit;
 
 use std::path::PathBuf;
 

@@ -22,6 +22,11 @@ pub struct FsFaults {
     pub fail_sync: Option<u64>,
     /// F13: the total size of all files may not exceed this many bytes.
     pub capacity: Option<u64>,
+    /// The process dies after this many changing operations (writes,
+    /// length changes, syncs, creations, removals, renames): each later one
+    /// fails and changes nothing, so that a crash can be taken at any point
+    /// inside a WAL operation.
+    pub halt_after: Option<u64>,
 }
 
 /// How a crash treats what was not synced.
@@ -61,6 +66,8 @@ struct State {
     locked: HashSet<u64>,
     faults: FsFaults,
     syncs: u64,
+    /// Changing operations done.
+    ops: u64,
     /// Directory syncs done, for tests that count them.
     pub dir_syncs: u64,
 }
@@ -69,6 +76,17 @@ struct State {
 #[derive(Debug, Clone, Default)]
 pub struct SimFs {
     state: Arc<Mutex<State>>,
+}
+
+impl State {
+    /// Counts a changing operation; fails once the process is dead.
+    fn tick(&mut self) -> io::Result<()> {
+        self.ops += 1;
+        match self.faults.halt_after {
+            Some(n) if self.ops > n => Err(io::Error::other("simulated crash: the process is gone")),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn not_found(path: &Path) -> io::Error {
@@ -93,6 +111,12 @@ impl SimFs {
     #[must_use]
     pub fn dir_syncs(&self) -> u64 {
         self.lock().dir_syncs
+    }
+
+    /// Changing operations so far (see [`FsFaults::halt_after`]).
+    #[must_use]
+    pub fn ops(&self) -> u64 {
+        self.lock().ops
     }
 
     /// Replaces the injected faults.
@@ -173,6 +197,7 @@ impl Fs for SimFs {
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.lock();
+        state.tick()?;
         for ancestor in dir.ancestors().collect::<Vec<_>>().into_iter().rev() {
             match state.entries.get(ancestor) {
                 Some(Entry::Dir) => {}
@@ -217,6 +242,7 @@ impl Fs for SimFs {
             }
             (Some(Entry::File(id)), _) => id,
             (None, OpenMode::CreateNew) => {
+                state.tick()?;
                 let id = state.next_inode;
                 state.next_inode += 1;
                 state.inodes.insert(id, Inode::default());
@@ -235,6 +261,7 @@ impl Fs for SimFs {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
+        state.tick()?;
         match state.entries.get(path) {
             Some(Entry::File(_)) => {
                 state.entries.remove(path);
@@ -246,6 +273,7 @@ impl Fs for SimFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut state = self.lock();
+        state.tick()?;
         let Some(entry @ Entry::File(_)) = state.entries.get(from).copied() else {
             return Err(not_found(from));
         };
@@ -256,6 +284,7 @@ impl Fs for SimFs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.lock();
+        state.tick()?;
         if state.entries.get(dir) != Some(&Entry::Dir) {
             return Err(not_found(dir));
         }
@@ -322,6 +351,7 @@ impl File for SimFile {
             return Err(io::Error::new(io::ErrorKind::PermissionDenied, "file opened read-only"));
         }
         let mut state = self.lock();
+        state.tick()?;
         let mut data = data;
         let mut full = false;
         if let Some(capacity) = state.faults.capacity {
@@ -347,6 +377,7 @@ impl File for SimFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut state = self.lock();
+        state.tick()?;
         let inode = state.inodes.get_mut(&self.id).expect("open inode");
         inode.current.resize(len as usize, 0);
         inode.pending.push((len, None));
@@ -355,6 +386,7 @@ impl File for SimFile {
 
     fn allocate(&self, len: u64) -> io::Result<()> {
         let mut state = self.lock();
+        state.tick()?;
         let own = state.inodes[&self.id].current.len() as u64;
         if len <= own {
             return Ok(());
@@ -373,6 +405,7 @@ impl File for SimFile {
 
     fn sync_data(&self) -> io::Result<()> {
         let mut state = self.lock();
+        state.tick()?;
         let n = state.syncs;
         state.syncs += 1;
         let fail = state.faults.fail_sync == Some(n);

@@ -58,7 +58,8 @@ pub(crate) struct SegMeta {
 }
 
 /// Damage skipped by `SkipDamaged`: reading the segment of base `base`
-/// jumps from `from` to `to`, where LSN `lsn` resumes.
+/// jumps from `from` to `to`, where LSN `lsn` resumes (`to` is `u64::MAX`
+/// when the rest of the segment is skipped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Skip {
     pub(crate) base: Lsn,
@@ -283,7 +284,11 @@ impl<S: Fs> Recovery<'_, S> {
                 return Ok(found);
             }
             // SkipDamaged: its records are lost; the file stays as it is.
-            self.info.records_lost += end.map_or(1, |e| e.saturating_sub(found[i].base));
+            // (Past the first file, the walk of the one before it meets the
+            // gap and counts them.)
+            if i == 0 {
+                self.info.records_lost += end.map_or(1, |e| e.saturating_sub(found[i].base));
+            }
             found.remove(i);
         }
         Ok(found)
@@ -302,14 +307,30 @@ impl<S: Fs> Recovery<'_, S> {
             loop {
                 let stop = self.walk(&found[i], from, Some(next_base))?;
                 let Some(damage) = stop.damage else { break };
-                let c = corruption(&found[i].path, stop.pos, stop.lsn, damage);
-                self.refuse_or_note(RecoveryCase::DamagedSegment, c)?;
+                let header = found[i].header.unwrap_or(EMPTY_HEADER);
+                let ahead = self.with_reader(&found[i], header, |reader| reader.look_ahead(&stop))?;
+                // A segment whose frames end cleanly short of the next one's
+                // base: the records between are in a segment that is gone.
+                let gap = ahead.first_valid.is_none()
+                    && ahead.furthest_end.is_none()
+                    && matches!(
+                        damage,
+                        Damage::Frame(DecodeError::Blank { .. } | DecodeError::Truncated { .. })
+                    );
+                let (case, c) = if gap {
+                    let next = &found[i + 1];
+                    (
+                        RecoveryCase::MissingSegment,
+                        corruption(&next.path, 0, stop.lsn, Damage::MissingSegment),
+                    )
+                } else {
+                    (RecoveryCase::DamagedSegment, corruption(&found[i].path, stop.pos, stop.lsn, damage))
+                };
+                self.refuse_or_note(case, c)?;
                 if self.mode == RecoveryMode::PointInTime {
                     self.info.records_lost += found[last].base.saturating_sub(stop.lsn);
                     return self.cut_end(found, i, stop, log_start, Vec::new());
                 }
-                let header = found[i].header.unwrap_or(EMPTY_HEADER);
-                let ahead = self.with_reader(&found[i], header, |reader| reader.look_ahead(&stop))?;
                 match ahead.first_valid {
                     Some((p, l)) if l < next_base && l >= stop.lsn => {
                         self.info.records_lost += l - stop.lsn;
@@ -317,7 +338,14 @@ impl<S: Fs> Recovery<'_, S> {
                         from = Some((p, l));
                     }
                     _ => {
+                        // Nothing more in this segment: on to the next one.
                         self.info.records_lost += next_base.saturating_sub(stop.lsn);
+                        skips.push(Skip {
+                            base: found[i].base,
+                            from: stop.pos,
+                            to: u64::MAX,
+                            lsn: next_base,
+                        });
                         break;
                     }
                 }

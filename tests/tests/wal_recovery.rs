@@ -1,0 +1,255 @@
+//! The file WAL's recovery decision table: every case of the table in
+//! `nori_wal::wal`, under every recovery mode, on real files.
+
+use std::path::Path;
+
+use nori_wal::format::record_frame_len;
+use nori_wal::ring::RecoveryCase;
+use nori_wal::{Error, FsyncPolicy, Record, RecoveryInfo, RecoveryMode, Wal, WalConfig};
+use nori_wal_tests::walkit::{Scratch, flip_bit, overwrite, read_all, segment_files};
+
+const MODES: [RecoveryMode; 4] = [
+    RecoveryMode::TolerateTornTail,
+    RecoveryMode::PointInTime,
+    RecoveryMode::SkipDamaged,
+    RecoveryMode::Strict,
+];
+
+/// Offset of the first frame in a segment file (after its 56-byte header).
+const FRAMES: u64 = 56;
+/// A mark frame: written before the first frame after each sync.
+const MARK: u64 = 32;
+
+fn config(dir: &Path, policy: FsyncPolicy) -> WalConfig {
+    WalConfig::new(dir).segment_size(4096).fsync(policy)
+}
+
+fn raw(i: usize) -> Vec<u8> {
+    format!("record-{i:04}-{}", "x".repeat(i % 13)).into_bytes()
+}
+
+/// Writes `n` raw records under `policy`, then closes the WAL.
+fn write(dir: &Path, n: usize, policy: FsyncPolicy) {
+    let (wal, _) = Wal::open(config(dir, policy)).unwrap();
+    for i in 0..n {
+        wal.append(&Record::raw(&raw(i))).unwrap();
+    }
+    wal.close().unwrap();
+}
+
+/// What a mode must do with a scenario: keep these LSNs, or refuse.
+#[derive(Debug, Clone)]
+enum Expect {
+    Keep { lsns: Vec<u64>, case: RecoveryCase },
+    Refuse,
+}
+
+fn keep(lsns: impl IntoIterator<Item = u64>, case: RecoveryCase) -> Expect {
+    Expect::Keep { lsns: lsns.into_iter().collect(), case }
+}
+
+/// Opens a copy of the scenario in `dir` under every mode and checks each
+/// against `expect` (one entry per mode of [`MODES`]).
+fn check_modes(name: &str, build: impl Fn(&Path), expect: [Expect; 4]) {
+    for (mode, expect) in MODES.into_iter().zip(expect) {
+        let scratch = Scratch::new(name);
+        let dir = scratch.wal();
+        build(&dir);
+        let opened = Wal::open(config(&dir, FsyncPolicy::Always).recovery(mode));
+        match (opened, &expect) {
+            (Ok((wal, info)), Expect::Keep { lsns, case }) => {
+                let got: Vec<u64> = read_all(&wal).into_iter().map(|(lsn, _)| lsn).collect();
+                assert_eq!(&got, lsns, "{name} under {mode:?}: {info:?}");
+                assert_eq!(info.case, *case, "{name} under {mode:?}: {info:?}");
+                assert_eq!(info.records, got.len() as u64, "{name} under {mode:?}");
+                // Whatever was kept, the log goes on and a reopen agrees.
+                let lsn = wal.append(&Record::raw(b"after")).unwrap();
+                assert_eq!(lsn, got.last().map_or(wal.first_lsn(), |l| l + 1), "{name} under {mode:?}");
+                drop(wal);
+                let (wal, again) = Wal::open(config(&dir, FsyncPolicy::Always).recovery(mode)).unwrap();
+                let mut expected = got.clone();
+                expected.push(lsn);
+                let reread: Vec<u64> = read_all(&wal).into_iter().map(|(lsn, _)| lsn).collect();
+                assert_eq!(reread, expected, "{name} under {mode:?} after reopen: {again:?}");
+                println!("{name:>22} {mode:?}: kept {} records, {:?}", got.len(), info.case);
+            }
+            (Err(Error::Corrupt(c)), Expect::Refuse) => {
+                println!("{name:>22} {mode:?}: refused: {c}");
+            }
+            (Ok((_, info)), Expect::Refuse) => {
+                panic!("{name} under {mode:?}: expected a refusal, got {info:?}")
+            }
+            (Err(e), _) => panic!("{name} under {mode:?}: unexpected error {e}"),
+        }
+    }
+}
+
+#[test]
+fn empty_directory_opens_as_an_empty_log() {
+    let expect = keep([], RecoveryCase::Empty);
+    check_modes("empty", |_| {}, [expect.clone(), expect.clone(), expect.clone(), expect]);
+}
+
+#[test]
+fn clean_log_is_kept_whole_and_appended_in_place() {
+    let expect = keep(0..5, RecoveryCase::Clean);
+    check_modes(
+        "clean",
+        |dir| write(dir, 5, FsyncPolicy::Always),
+        [expect.clone(), expect.clone(), expect.clone(), expect],
+    );
+    // In place: no new segment file for the next append.
+    let scratch = Scratch::new("clean-in-place");
+    write(&scratch.wal(), 5, FsyncPolicy::Always);
+    let (wal, _) = Wal::open(config(&scratch.wal(), FsyncPolicy::Always)).unwrap();
+    wal.append(&Record::raw(b"more")).unwrap();
+    assert_eq!(segment_files(&scratch.wal()).len(), 1);
+}
+
+#[test]
+fn torn_tail_is_cut_except_under_strict() {
+    // Three synced records; the last frame's final byte is torn.
+    let build = |dir: &Path| {
+        write(dir, 3, FsyncPolicy::Always);
+        let file = &segment_files(dir)[0];
+        let end = FRAMES + (0..3).map(|i| record_frame_len(&Record::raw(&raw(i)))).sum::<u64>() + 2 * MARK;
+        flip_bit(file, end - 1, 3);
+    };
+    let cut = keep(0..2, RecoveryCase::TornTail);
+    check_modes("torn-tail", build, [cut.clone(), cut.clone(), cut, Expect::Refuse]);
+}
+
+#[test]
+fn damage_followed_by_unsynced_frames_is_cut_as_in_flight() {
+    // Os policy, one sync at close: no mark says anything was durable.
+    let build = |dir: &Path| {
+        write(dir, 3, FsyncPolicy::Os);
+        let file = &segment_files(dir)[0];
+        let second = FRAMES + record_frame_len(&Record::raw(&raw(0)));
+        flip_bit(file, second + 20, 0);
+    };
+    let cut = keep(0..1, RecoveryCase::InFlight);
+    check_modes("in-flight", build, [cut.clone(), cut.clone(), cut, Expect::Refuse]);
+}
+
+#[test]
+fn damage_below_a_later_mark_is_durable_damage() {
+    // Every record synced: the marks before records 1 and 2 claim record 0
+    // durable, so its damage is not a torn tail.
+    let build = |dir: &Path| {
+        write(dir, 3, FsyncPolicy::Always);
+        flip_bit(&segment_files(dir)[0], FRAMES + 20, 5);
+    };
+    let pit = keep([], RecoveryCase::DurableDamage);
+    let skip = keep(1..3, RecoveryCase::DurableDamage);
+    check_modes("durable-damage", build, [Expect::Refuse, pit, skip, Expect::Refuse]);
+}
+
+/// Records 0..n over several 4 KiB segments.
+fn multi_segment(dir: &Path, n: usize) {
+    write(dir, n, FsyncPolicy::Os);
+    assert!(segment_files(dir).len() >= 3, "the scenario needs three segments");
+}
+
+/// The base LSN of a segment file, from its name.
+fn base(path: &Path) -> u64 {
+    path.file_stem().unwrap().to_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn damage_in_an_older_segment_is_a_damaged_segment() {
+    let n = 400;
+    let build = |dir: &Path| {
+        multi_segment(dir, n);
+        flip_bit(&segment_files(dir)[0], FRAMES + 20, 1);
+    };
+    let pit = keep([], RecoveryCase::DamagedSegment);
+    let skip = keep(1..n as u64, RecoveryCase::DamagedSegment);
+    check_modes("damaged-segment", build, [Expect::Refuse, pit, skip, Expect::Refuse]);
+}
+
+#[test]
+fn a_missing_middle_segment_is_reported_never_skipped_silently() {
+    let n = 400;
+    let scratch = Scratch::new("missing-probe");
+    multi_segment(&scratch.wal(), n);
+    let files = segment_files(&scratch.wal());
+    let (second, third) = (base(&files[1]), base(&files[2]));
+    let build = |dir: &Path| {
+        multi_segment(dir, n);
+        std::fs::remove_file(&segment_files(dir)[1]).unwrap();
+    };
+    let pit = keep(0..second, RecoveryCase::MissingSegment);
+    let skip = keep((0..second).chain(third..n as u64), RecoveryCase::MissingSegment);
+    check_modes("missing-segment", build, [Expect::Refuse, pit.clone(), skip.clone(), Expect::Refuse]);
+    // A damaged header in the middle is the same case.
+    let build = |dir: &Path| {
+        multi_segment(dir, n);
+        flip_bit(&segment_files(dir)[1], 20, 2);
+    };
+    check_modes("damaged-header", build, [Expect::Refuse, pit, skip, Expect::Refuse]);
+}
+
+#[test]
+fn an_interrupted_rotation_leaves_a_file_recovery_removes() {
+    for contents in [Vec::new(), vec![0u8; 4096], b"NORIWAL\0\x01\0torn".to_vec()] {
+        let scratch = Scratch::new("rotation");
+        let dir = scratch.wal();
+        write(&dir, 5, FsyncPolicy::Always);
+        std::fs::write(dir.join(format!("{:020}.wal", 5)), &contents).unwrap();
+        for mode in MODES {
+            let (wal, info): (_, RecoveryInfo) =
+                Wal::open(config(&dir, FsyncPolicy::Always).recovery(mode)).unwrap();
+            assert_eq!(read_all(&wal).len(), 5);
+            assert_eq!(info.case, RecoveryCase::Clean);
+            assert_eq!(info.segments_removed, 1, "{mode:?} {contents:?}");
+            assert_eq!(segment_files(&dir).len(), 1);
+            drop(wal);
+            std::fs::write(dir.join(format!("{:020}.wal", 5)), &contents).unwrap();
+        }
+    }
+}
+
+#[test]
+fn leftovers_of_an_interrupted_reclaim_are_removed() {
+    let scratch = Scratch::new("reclaim-leftover");
+    let dir = scratch.wal();
+    multi_segment(&dir, 400);
+    let first = segment_files(&dir)[0].clone();
+    let saved = std::fs::read(&first).unwrap();
+    let (wal, _) = Wal::open(config(&dir, FsyncPolicy::Always)).unwrap();
+    let start = base(&segment_files(&dir)[2]) + 1;
+    wal.truncate_before(start).unwrap();
+    assert_eq!(wal.first_lsn(), start);
+    drop(wal);
+    assert!(!first.exists());
+    // The crash came before the removal was durable: the file is back.
+    std::fs::write(&first, saved).unwrap();
+    for mode in MODES {
+        let (wal, info) = Wal::open(config(&dir, FsyncPolicy::Always).recovery(mode)).unwrap();
+        assert_eq!(wal.first_lsn(), start, "{mode:?}");
+        assert_eq!(read_all(&wal).first().map(|r| r.0), Some(start));
+        assert!(info.segments_removed <= 1 && info.case == RecoveryCase::Clean, "{info:?}");
+        assert!(!first.exists());
+    }
+}
+
+#[test]
+fn a_newer_format_version_is_refused_in_every_mode() {
+    for mode in MODES {
+        let scratch = Scratch::new("version");
+        let dir = scratch.wal();
+        write(&dir, 3, FsyncPolicy::Always);
+        let file = &segment_files(&dir)[0];
+        let mut header = std::fs::read(file).unwrap()[..56].to_vec();
+        header[8] = 2;
+        let crc = nori_wal::crc::crc32c(&header[..52]);
+        header[52..].copy_from_slice(&crc.to_le_bytes());
+        overwrite(file, 0, &header);
+        let err = Wal::open(config(&dir, FsyncPolicy::Always).recovery(mode)).unwrap_err();
+        assert!(matches!(err, Error::UnsupportedVersion { found: 2, .. }), "{err}");
+        assert!(err.to_string().contains("upgrade"), "{err}");
+        // Nothing was changed.
+        assert_eq!(&std::fs::read(file).unwrap()[..56], &header[..]);
+    }
+}
