@@ -79,6 +79,16 @@ pub struct SimFs {
 }
 
 impl State {
+    /// Bytes held by the files the directories name.
+    fn used(&self) -> u64 {
+        let live: BTreeSet<u64> = self
+            .entries
+            .values()
+            .filter_map(|e| if let Entry::File(id) = e { Some(*id) } else { None })
+            .collect();
+        live.iter().filter_map(|id| self.inodes.get(id)).map(|i| i.current.len() as u64).sum()
+    }
+
     /// Counts a changing operation; fails once the process is dead.
     fn tick(&mut self) -> io::Result<()> {
         self.ops += 1;
@@ -111,6 +121,25 @@ impl SimFs {
     #[must_use]
     pub fn dir_syncs(&self) -> u64 {
         self.lock().dir_syncs
+    }
+
+    /// The files of `dir` with their lengths and first bytes, for failure
+    /// reports.
+    #[must_use]
+    pub fn describe(&self, dir: &Path) -> String {
+        let state = self.lock();
+        let mut out = String::new();
+        for (path, entry) in &state.entries {
+            if path.parent() != Some(dir) {
+                continue;
+            }
+            if let Entry::File(id) = entry {
+                let data = &state.inodes[id].current;
+                let head: Vec<String> = data.iter().take(64).map(|b| format!("{b:02x}")).collect();
+                out.push_str(&format!("{} ({} bytes): {}\n", path.display(), data.len(), head.concat()));
+            }
+        }
+        out
     }
 
     /// Changing operations so far (see [`FsFaults::halt_after`]).
@@ -355,7 +384,7 @@ impl File for SimFile {
         let mut data = data;
         let mut full = false;
         if let Some(capacity) = state.faults.capacity {
-            let used: u64 = state.inodes.values().map(|i| i.current.len() as u64).sum();
+            let used = state.used();
             let own = state.inodes[&self.id].current.len() as u64;
             let growth = (offset + data.len() as u64).saturating_sub(own);
             let room = capacity.saturating_sub(used);
@@ -392,7 +421,7 @@ impl File for SimFile {
             return Ok(());
         }
         if let Some(capacity) = state.faults.capacity {
-            let used: u64 = state.inodes.values().map(|i| i.current.len() as u64).sum();
+            let used = state.used();
             if len - own > capacity.saturating_sub(used) {
                 return Err(io::Error::new(io::ErrorKind::StorageFull, "no space left on device"));
             }

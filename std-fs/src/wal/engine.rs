@@ -82,8 +82,11 @@ pub(crate) struct Shared<S: Fs> {
     timer: Mutex<Timer>,
     timer_wake: Condvar,
     dirty: AtomicBool,
-    /// Holds the directory's lock for the WAL's lifetime.
-    _lock: S::File,
+    /// Holds the directory's lock for the WAL's lifetime, and the log's
+    /// start when `truncate_after` removes the segments that recorded it.
+    lock_file: S::File,
+    /// Sequence of the last start written to the lock file.
+    start_seq: AtomicU64,
 }
 
 /// A write-ahead log in a directory of segment files, usable from many
@@ -151,7 +154,8 @@ impl<S: Fs> Wal<S> {
         if !lock_file.try_lock().map_err(|e| Error::io("lock", &lock_path, e))? {
             return Err(Error::Locked { dir });
         }
-        let recovered = recovery::recover(&fs, &config)?;
+        let start = segment::read_start(&lock_file).map_err(|e| Error::io("read", &lock_path, e))?;
+        let recovered = recovery::recover(&fs, &config, start.map_or(0, |(_, lsn)| lsn))?;
         let active = recovered.active.and_then(|(file, pos)| {
             let meta = recovered.segments.last()?;
             Some(Active {
@@ -185,7 +189,8 @@ impl<S: Fs> Wal<S> {
             timer: Mutex::new(Timer::default()),
             timer_wake: Condvar::new(),
             dirty: AtomicBool::new(false),
-            _lock: lock_file,
+            lock_file,
+            start_seq: AtomicU64::new(start.map_or(0, |(seq, _)| seq)),
             config,
         });
         let needs_worker =
@@ -703,16 +708,17 @@ impl<S: Fs> Shared<S> {
         // or the header of a new one.
         inner.log_start = lsn;
         let fits = inner.active.as_ref().is_some_and(|a| a.pos + MARK_FRAME_LEN <= a.size);
-        let recorded = if fits {
+        if fits {
             let durable = self.durable_end.load(Ordering::Acquire);
             self.write_mark(inner, durable);
-            Ok(())
         } else {
-            self.seal(inner).and_then(|()| self.start_segment(inner))
-        };
-        if let Err(e) = recorded {
-            inner.log_start = first;
-            return Err(e);
+            // No room for a mark (or no active segment, as after a full
+            // disk): the lock file keeps the start, and no space is needed.
+            if let Err(e) = self.seal(inner) {
+                inner.log_start = first;
+                return Err(e);
+            }
+            self.record_start(inner.log_start)?;
         }
         self.flush(inner)?;
         if let Some(active) = inner.active.as_ref()
@@ -744,26 +750,37 @@ impl<S: Fs> Shared<S> {
             return Ok(());
         }
         self.flush(inner)?;
-        // Files starting after the cut go, newest first, each durably, so
-        // that a crash leaves a log that is a prefix of this one.
-        while let Some(seg) = inner.segments.pop_if(|s| s.base >= keep) {
-            if inner.active.as_ref().is_some_and(|a| a.path == seg.path) {
-                inner.active = None;
+        // Where the cut falls, found before anything changes (it may fall
+        // inside a batch): the frame of `keep` in the last segment starting
+        // below it.
+        let cut = match inner.segments.iter().rposition(|s| s.base < keep) {
+            Some(i) => {
+                let seg = inner.segments[i].clone();
+                let file = match inner.active.as_ref().filter(|a| a.path == seg.path) {
+                    Some(active) => Arc::clone(&active.file),
+                    None => Arc::new(
+                        self.fs
+                            .open(&seg.path, OpenMode::ReadWrite)
+                            .map_err(|e| Error::io("open", &seg.path, e))?,
+                    ),
+                };
+                let pos = self.frame_of(&*file, &seg, keep, &inner.skips)?;
+                Some((seg, file, pos))
             }
-            self.fs.remove(&seg.path).map_err(|e| Error::io("remove", &seg.path, e))?;
-            self.fs.sync_dir(self.dir()).map_err(|e| Error::io("sync", self.dir(), e))?;
+            None => None,
+        };
+        // The files about to go may hold the only record of the log's start.
+        if inner.log_start > 0 {
+            self.record_start(inner.log_start)?;
         }
-        // The file holding the cut is cut at the frame of `keep`.
-        if let Some(seg) = inner.segments.last().cloned() {
-            let file = match inner.active.take() {
-                Some(active) => active.file,
-                None => Arc::new(
-                    self.fs
-                        .open(&seg.path, OpenMode::ReadWrite)
-                        .map_err(|e| Error::io("open", &seg.path, e))?,
-                ),
-            };
-            let pos = self.frame_of(&*file, &seg, keep, &inner.skips)?;
+        // Files starting at or after the cut go, newest first, each durably,
+        // so that a crash leaves a log that is a prefix of this one.
+        inner.active = None;
+        while let Some(seg) = inner.segments.pop_if(|s| s.base >= keep) {
+            self.fs.remove(&seg.path).map_err(|e| self.poison(Error::io("remove", &seg.path, e)))?;
+            self.fs.sync_dir(self.dir()).map_err(|e| self.poison(Error::io("sync", self.dir(), e)))?;
+        }
+        if let Some((seg, file, pos)) = cut {
             file.set_len(pos).map_err(|e| self.poison(Error::io("cut", &seg.path, e)))?;
             file.sync_data().map_err(|e| self.poison(Error::io("sync", &seg.path, e)))?;
         }
@@ -773,6 +790,14 @@ impl<S: Fs> Shared<S> {
         let durable = self.durable_end.load(Ordering::Acquire).min(keep);
         self.durable_end.store(durable, Ordering::Release);
         Ok(())
+    }
+
+    /// Records the log's start in the lock file, durably; a failure poisons.
+    fn record_start(&self, log_start: Lsn) -> Result<()> {
+        let seq = self.start_seq.fetch_add(1, Ordering::AcqRel) + 1;
+        segment::write_start(&self.lock_file, seq, log_start).map_err(|e| {
+            self.poison(Error::io("record the log start in", self.dir().join(segment::LOCK_FILE), e))
+        })
     }
 
     /// The offset of the frame starting at `lsn` in the segment `seg`.

@@ -104,10 +104,14 @@ struct Recovery<'a, S: Fs> {
     buffer: Vec<u8>,
     info: RecoveryInfo,
     max_epoch: u64,
+    known_start: Lsn,
 }
 
 /// Recovers the WAL in `config.dir`, repairing what the mode allows.
-pub(crate) fn recover<S: Fs>(fs: &S, config: &WalConfig) -> Result<Recovered<S::File>> {
+///
+/// `known_start` is the log's start recorded outside the segments (in the
+/// lock file), if any.
+pub(crate) fn recover<S: Fs>(fs: &S, config: &WalConfig, known_start: Lsn) -> Result<Recovered<S::File>> {
     let started = Instant::now();
     let info = RecoveryInfo {
         records: 0,
@@ -130,6 +134,7 @@ pub(crate) fn recover<S: Fs>(fs: &S, config: &WalConfig) -> Result<Recovered<S::
         buffer: vec![0; READ_BUFFER],
         info,
         max_epoch: 0,
+        known_start,
     };
     let mut recovered = recovery.run()?;
     recovered.info.elapsed = started.elapsed();
@@ -139,7 +144,8 @@ pub(crate) fn recover<S: Fs>(fs: &S, config: &WalConfig) -> Result<Recovered<S::
 impl<S: Fs> Recovery<'_, S> {
     fn run(&mut self) -> Result<Recovered<S::File>> {
         let mut found = self.list()?;
-        self.max_epoch = found.iter().filter_map(|f| f.header.map(|h| h.epoch)).max().unwrap_or(0);
+        self.max_epoch =
+            found.iter().filter_map(|f| f.header.map(|h| h.epoch)).max().unwrap_or_else(fresh_epochs);
         // A newest file without a valid header is a rotation that a crash
         // interrupted (segment files get no frame before their header is
         // durable), unless frames follow: then its header was damaged.
@@ -159,7 +165,7 @@ impl<S: Fs> Recovery<'_, S> {
         };
         // The log's start: the newest header's, or a later mark's.
         let head_stop = self.walk(newest, None, None)?;
-        let header_start = newest.header.map_or(0, |h| h.log_start);
+        let header_start = newest.header.map_or(0, |h| h.log_start).max(self.known_start);
         let log_start = header_start.max(head_stop.log_start).min(head_stop.lsn);
         // Files wholly below the start are leftovers of a reclaim.
         match found.iter().rposition(|f| f.header.is_some() && f.base <= log_start) {
@@ -495,6 +501,16 @@ impl<S: Fs> Recovery<'_, S> {
             info: self.info.clone(),
         }
     }
+}
+
+/// Where the epochs of a log without segments start: a number from the
+/// clock, so that blocks a file system hands back from an earlier log in
+/// the same place (deleted and created again) hold frames of other epochs
+/// and never validate (invariant I6). Leaves 2^63 epochs of room.
+fn fresh_epochs() -> u64 {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    (nanos as u64) >> 2
 }
 
 /// Stands in for a header where one was checked to exist.

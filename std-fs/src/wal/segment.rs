@@ -169,3 +169,41 @@ pub(crate) fn encode_mark(out: &mut Vec<u8>, key: EpochKey, lsn_offset: u32, mar
     // The buffer was sized for the frame.
     let _ = frame.write_to(&mut out[at..]);
 }
+
+/// The lock file also keeps the log's start for `truncate_after`, which may
+/// remove the segments whose marks recorded it: two 32-byte slots written in
+/// turn (a torn write spoils one), each `magic | sequence | log_start | crc`.
+const START_MAGIC: &[u8; 8] = b"NWSTART\0";
+const START_SLOT: usize = 32;
+
+/// The log's start recorded in the lock file, and its sequence number.
+pub(crate) fn read_start<F: File>(file: &F) -> io::Result<Option<(u64, Lsn)>> {
+    let mut bytes = [0u8; 2 * START_SLOT];
+    let mut device = FileDevice { file, capacity: bytes.len() as u64 };
+    device.read(0, &mut bytes).map_err(|e| e.0)?;
+    let best = bytes
+        .chunks_exact(START_SLOT)
+        .filter_map(|slot| {
+            let crc = u32::from_le_bytes(slot[24..28].try_into().ok()?);
+            if &slot[..8] != START_MAGIC || nori_wal_core::crc::crc32c(&slot[..24]) != crc {
+                return None;
+            }
+            let seq = u64::from_le_bytes(slot[8..16].try_into().ok()?);
+            let start = u64::from_le_bytes(slot[16..24].try_into().ok()?);
+            Some((seq, start))
+        })
+        .max();
+    Ok(best)
+}
+
+/// Records `log_start` in the lock file durably, as sequence `seq`.
+pub(crate) fn write_start<F: File>(file: &F, seq: u64, log_start: Lsn) -> io::Result<()> {
+    let mut slot = [0u8; START_SLOT];
+    slot[..8].copy_from_slice(START_MAGIC);
+    slot[8..16].copy_from_slice(&seq.to_le_bytes());
+    slot[16..24].copy_from_slice(&log_start.to_le_bytes());
+    let crc = nori_wal_core::crc::crc32c(&slot[..24]);
+    slot[24..28].copy_from_slice(&crc.to_le_bytes());
+    file.write_all_at(&slot, (seq % 2) * START_SLOT as u64)?;
+    file.sync_data()
+}
