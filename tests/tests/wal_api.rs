@@ -52,7 +52,8 @@ fn batches_are_atomic_and_lsns_contiguous_across_rotations() {
 #[test]
 fn batch_policy_makes_a_lone_append_durable_without_more_appends() {
     let scratch = Scratch::new("api-batch-timer");
-    let (wal, _) = Wal::open(small(&scratch.wal()).fsync(FsyncPolicy::Batch(Duration::from_millis(5)))).unwrap();
+    let (wal, _) =
+        Wal::open(small(&scratch.wal()).fsync(FsyncPolicy::Batch(Duration::from_millis(5)))).unwrap();
     let lsn = wal.append(&Record::raw(b"lonely")).unwrap();
     let start = Instant::now();
     while wal.durable_lsn() != Some(lsn) {
@@ -87,7 +88,8 @@ fn wait_durable_and_sync_cover_os_policy_appends() {
 #[test]
 fn age_rotation_fires_without_appends() {
     let scratch = Scratch::new("api-age");
-    let config = small(&scratch.wal()).max_segment_age(Some(Duration::from_millis(20))).fsync(FsyncPolicy::Os);
+    let config =
+        small(&scratch.wal()).max_segment_age(Some(Duration::from_millis(20))).fsync(FsyncPolicy::Os);
     let (wal, _) = Wal::open(config).unwrap();
     wal.append(&Record::raw(b"old")).unwrap();
     let start = Instant::now();

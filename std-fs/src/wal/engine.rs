@@ -154,6 +154,9 @@ impl<S: Fs> Wal<S> {
         if !lock_file.try_lock().map_err(|e| Error::io("lock", &lock_path, e))? {
             return Err(Error::Locked { dir });
         }
+        // Room for the log start it may keep, so that recording it needs no
+        // space later (a reclaim on a full disk).
+        lock_file.allocate(segment::START_LEN).map_err(|e| Error::io("prepare", &lock_path, e))?;
         let start = segment::read_start(&lock_file).map_err(|e| Error::io("read", &lock_path, e))?;
         let recovered = recovery::recover(&fs, &config, start.map_or(0, |(_, lsn)| lsn))?;
         let active = recovered.active.and_then(|(file, pos)| {

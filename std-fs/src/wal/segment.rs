@@ -175,6 +175,8 @@ pub(crate) fn encode_mark(out: &mut Vec<u8>, key: EpochKey, lsn_offset: u32, mar
 /// turn (a torn write spoils one), each `magic | sequence | log_start | crc`.
 const START_MAGIC: &[u8; 8] = b"NWSTART\0";
 const START_SLOT: usize = 32;
+/// Bytes of the lock file that keep the log's start.
+pub(crate) const START_LEN: u64 = 2 * START_SLOT as u64;
 
 /// The log's start recorded in the lock file, and its sequence number.
 pub(crate) fn read_start<F: File>(file: &F) -> io::Result<Option<(u64, Lsn)>> {
