@@ -141,9 +141,19 @@ impl<D: BlockDevice> Reader<'_, '_, D> {
             let h = self.bytes(seg, q, header_len)?;
             if let Some(&fill) = h.first().filter(|&&f| h.iter().all(|&b| b == f)) {
                 // A uniform run: no frame header lies wholly inside it.
+                // Find its end a window at a time.
                 let mut end = q + header_len;
-                while end < size && self.bytes(seg, end, 1)?[0] == fill {
-                    end += 1;
+                let span = self.window.max_span(u64::from(self.layout.read_unit)).max(1);
+                while end < size {
+                    let n = (size - end).min(span);
+                    let chunk = self.bytes(seg, end, n)?;
+                    match chunk.iter().position(|&b| b != fill) {
+                        Some(i) => {
+                            end += i as u64;
+                            break;
+                        }
+                        None => end += n,
+                    }
                 }
                 q = (end + 1).saturating_sub(header_len).max(q + 1);
                 continue;

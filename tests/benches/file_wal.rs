@@ -1,0 +1,260 @@
+//! The file WAL against its baselines, each measured in the same run on the
+//! same disk, with 128-byte records:
+//!
+//! - one writer, each append durable: `FsyncPolicy::Always` vs a raw loop of
+//!   `pwrite` + `fdatasync` on a preallocated file;
+//! - 64 threads, each append durable before it returns: nori-wal vs okaywal
+//!   0.3;
+//! - one writer, `FsyncPolicy::Os`: vs a `BufWriter` writing the same
+//!   payload bytes;
+//! - reopening and recovering a 1 GiB log with the page cache warm: vs
+//!   reading the same files with `read` into one buffer.
+//!
+//! `cargo bench -p nori-wal-tests --bench file_wal` (add `-- --quick` for a
+//! smoke run with small sizes). `NORI_WAL_BENCH_DIR` picks the directory
+//! (default: the system temporary directory).
+
+use std::fs::File;
+use std::hint::black_box;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use nori_wal::fs::{File as _, Fs, OpenMode, StdFs};
+use nori_wal::{FsyncPolicy, Record, Wal, WalConfig};
+use nori_wal_tests::bench::{Measurement, Settings, measure, print_table};
+
+const RECORD: usize = 128;
+
+fn bench_dir(name: &str) -> PathBuf {
+    let root = std::env::var("NORI_WAL_BENCH_DIR").map_or_else(|_| std::env::temp_dir(), PathBuf::from);
+    let dir = root.join(format!("nori-wal-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn main() {
+    let settings = Settings::from_args();
+    let quick = std::env::args().any(|a| a == "--quick");
+    println!(
+        "machine: {} cores; directory: {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        bench_dir("probe").display()
+    );
+    one_writer_always(settings);
+    one_writer_os(settings);
+    many_threads_always(settings, if quick { 8 } else { 64 });
+    recovery(if quick { 64 << 20 } else { 1 << 30 }, quick);
+}
+
+fn one_writer_always(settings: Settings) {
+    let payload = [0x5Au8; RECORD];
+    let dir = bench_dir("raw");
+    let path = dir.join("raw.log");
+    let file = StdFs.open(&path, OpenMode::CreateNew).unwrap();
+    let size = 256u64 << 20;
+    file.allocate(size).unwrap();
+    file.sync_data().unwrap();
+    let mut at = 0u64;
+    let baseline = measure("pwrite + fdatasync (raw)", settings, 1, RECORD as u64, || {
+        file.write_all_at(&payload, at).unwrap();
+        file.sync_data().unwrap();
+        at = (at + RECORD as u64) % size;
+    });
+    let wal_dir = bench_dir("always");
+    let (wal, _) =
+        Wal::open(WalConfig::new(&wal_dir).segment_size(256 << 20).fsync(FsyncPolicy::Always)).unwrap();
+    let ours = measure("nori-wal Always", settings, 1, RECORD as u64, || {
+        black_box(wal.append(&Record::raw(&payload)).unwrap());
+    });
+    print_table("One writer, every append durable (128 B)", &baseline, &[ours]);
+    drop(wal);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(wal_dir);
+}
+
+fn one_writer_os(settings: Settings) {
+    const PER_CALL: u64 = 10_000;
+    let payload = [0x5Au8; RECORD];
+    let dir = bench_dir("bufwriter");
+    let mut out = BufWriter::new(File::create(dir.join("plain.log")).unwrap());
+    let mut written = 0u64;
+    let baseline = measure("BufWriter (raw)", settings, PER_CALL, PER_CALL * RECORD as u64, || {
+        for _ in 0..PER_CALL {
+            out.write_all(black_box(&payload)).unwrap();
+        }
+        written += PER_CALL;
+        if written >= 4 << 20 {
+            // Keep the file from growing without bound.
+            out.flush().unwrap();
+            out.get_mut().set_len(0).unwrap();
+            out = BufWriter::new(File::create(dir.join("plain.log")).unwrap());
+            written = 0;
+        }
+    });
+    let wal_dir = bench_dir("os");
+    let (wal, _) = Wal::open(WalConfig::new(&wal_dir).segment_size(64 << 20).fsync(FsyncPolicy::Os)).unwrap();
+    let mut appended = 0u64;
+    let ours = measure("nori-wal Os", settings, PER_CALL, PER_CALL * RECORD as u64, || {
+        for _ in 0..PER_CALL {
+            black_box(wal.append(&Record::raw(black_box(&payload))).unwrap());
+        }
+        appended += PER_CALL;
+        if appended >= 400_000 {
+            // Reclaim, as a checkpointing user would.
+            wal.truncate_before(wal.next_lsn()).unwrap();
+            appended = 0;
+        }
+    });
+    print_table("One writer, Os policy (128 B)", &baseline, &[ours]);
+    drop(wal);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(wal_dir);
+}
+
+#[derive(Debug)]
+struct NoCheckpoints;
+
+impl okaywal::LogManager for NoCheckpoints {
+    fn recover(&mut self, _entry: &mut okaywal::Entry<'_>) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn checkpoint_to(
+        &mut self,
+        _last: okaywal::EntryId,
+        _entries: &mut okaywal::SegmentReader,
+        _wal: &okaywal::WriteAheadLog,
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn many_threads_always(settings: Settings, threads: usize) {
+    const PER_THREAD: u64 = 20;
+    let payload = [0x5Au8; RECORD];
+    let ops = threads as u64 * PER_THREAD;
+    let okay_dir = bench_dir("okaywal");
+    let okay = okaywal::WriteAheadLog::recover(&okay_dir, NoCheckpoints).unwrap();
+    let baseline =
+        measure(&format!("okaywal, {threads} threads"), settings, ops, ops * RECORD as u64, || {
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| {
+                        for _ in 0..PER_THREAD {
+                            let mut entry = okay.begin_entry().unwrap();
+                            entry.write_chunk(&payload).unwrap();
+                            entry.commit().unwrap();
+                        }
+                    });
+                }
+            });
+        });
+    drop(okay);
+    let wal_dir = bench_dir("threads");
+    let (wal, _) =
+        Wal::open(WalConfig::new(&wal_dir).segment_size(64 << 20).fsync(FsyncPolicy::Always)).unwrap();
+    let mut appended = 0u64;
+    let ours =
+        measure(&format!("nori-wal Always, {threads} threads"), settings, ops, ops * RECORD as u64, || {
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| {
+                        for _ in 0..PER_THREAD {
+                            black_box(wal.append(&Record::raw(&payload)).unwrap());
+                        }
+                    });
+                }
+            });
+            appended += ops;
+            if appended >= 200_000 {
+                wal.truncate_before(wal.next_lsn()).unwrap();
+                appended = 0;
+            }
+        });
+    print_table(
+        &format!("{threads} threads, every append durable before it returns (128 B)"),
+        &baseline,
+        &[ours],
+    );
+    drop(wal);
+    let _ = std::fs::remove_dir_all(okay_dir);
+    let _ = std::fs::remove_dir_all(wal_dir);
+}
+
+/// Writes `bytes` of 128-byte records, then times reopening (recovery)
+/// against reading the files with `read`, page cache warm.
+fn recovery(bytes: u64, quick: bool) {
+    let dir = bench_dir("recovery");
+    let config = WalConfig::new(&dir).segment_size(64 << 20).fsync(FsyncPolicy::Os);
+    let payload = [0x5Au8; RECORD];
+    {
+        let (wal, _) = Wal::open(config.clone()).unwrap();
+        let records = bytes / (RECORD as u64 + 16);
+        let batch: Vec<Record<'_>> = (0..64).map(|_| Record::raw(&payload)).collect();
+        for _ in 0..records / 64 {
+            wal.append_batch(&batch).unwrap();
+        }
+        wal.close().unwrap();
+    }
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    let total: u64 = files.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let rounds = if quick { 2 } else { 7 };
+    let read_rate = median(rounds, || read_files(&files));
+    let mut recovered = 0;
+    let recover_rate = median(rounds, || {
+        let t = Instant::now();
+        let (wal, info) = Wal::open(config.clone()).unwrap();
+        recovered = info.records;
+        let elapsed = t.elapsed().as_secs_f64();
+        drop(wal);
+        elapsed
+    });
+    let baseline = Measurement {
+        name: "read() the files".into(),
+        ops_per_sec: 1.0 / read_rate,
+        bytes_per_sec: total as f64 / read_rate,
+    };
+    let ours = Measurement {
+        name: format!("reopen + recover ({recovered} records)"),
+        ops_per_sec: 1.0 / recover_rate,
+        bytes_per_sec: total as f64 / recover_rate,
+    };
+    print_table(
+        &format!("Recovery of a {} MiB log, page cache warm (128 B records in batches of 64)", total >> 20),
+        &baseline,
+        &[ours],
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn read_files(files: &[PathBuf]) -> f64 {
+    let t = Instant::now();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut sum = 0u64;
+    for path in files {
+        let mut f = File::open(Path::new(path)).unwrap();
+        loop {
+            let n = f.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            sum = sum.wrapping_add(u64::from(buf[n - 1]));
+        }
+    }
+    black_box(sum);
+    t.elapsed().as_secs_f64()
+}
+
+/// The median of `rounds` timings (seconds).
+fn median(rounds: usize, mut run: impl FnMut() -> f64) -> f64 {
+    run();
+    let mut times: Vec<f64> = (0..rounds).map(|_| run()).collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
