@@ -37,15 +37,24 @@ fn bench_dir(name: &str) -> PathBuf {
 fn main() {
     let settings = Settings::from_args();
     let quick = std::env::args().any(|a| a == "--quick");
-    println!(
-        "machine: {} cores; directory: {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        bench_dir("probe").display()
-    );
-    one_writer_always(settings);
-    one_writer_os(settings);
-    many_threads_always(settings, if quick { 8 } else { 64 });
-    recovery(if quick { 64 << 20 } else { 1 << 30 }, quick);
+    // Names given on the command line pick sections: always, os, threads, recovery.
+    let picked: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let run = |name: &str| picked.is_empty() || picked.iter().any(|p| p == name);
+    let root = std::env::var("NORI_WAL_BENCH_DIR").map_or_else(|_| std::env::temp_dir(), PathBuf::from);
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    println!("machine: {cores} cores; directory: {}", root.display());
+    if run("always") {
+        one_writer_always(settings);
+    }
+    if run("os") {
+        one_writer_os(settings);
+    }
+    if run("threads") {
+        many_threads_always(settings, if quick { 8 } else { 64 });
+    }
+    if run("recovery") {
+        recovery(if quick { 64 << 20 } else { 1 << 30 }, quick);
+    }
 }
 
 fn one_writer_always(settings: Settings) {
@@ -178,6 +187,8 @@ fn many_threads_always(settings: Settings, threads: usize) {
         &baseline,
         &[ours],
     );
+    let stats = wal.stats();
+    println!("\nnori-wal: {:.1} records per fdatasync", stats.records as f64 / stats.syncs.max(1) as f64);
     drop(wal);
     let _ = std::fs::remove_dir_all(okay_dir);
     let _ = std::fs::remove_dir_all(wal_dir);

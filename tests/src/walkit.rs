@@ -16,9 +16,15 @@ impl Scratch {
     /// A new scratch directory whose name starts with `name`.
     #[must_use]
     pub fn new(name: &str) -> Self {
+        Self::under(&std::env::temp_dir(), name)
+    }
+
+    /// A new scratch directory in `root` whose name starts with `name`.
+    #[must_use]
+    pub fn under(root: &Path, name: &str) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("{name}-{}-{n}", std::process::id()));
+        let dir = root.join(format!("{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         Self(dir)
     }

@@ -51,6 +51,26 @@ pub(crate) struct Inner<F> {
     max_epoch: u64,
     buf: Vec<u8>,
     pub(crate) skips: Vec<Skip>,
+    /// Bytes written to segment files since open.
+    bytes_written: u64,
+    /// Segment files created since open.
+    segments_created: u64,
+    /// LSN at open, to count appends.
+    opened_at: Lsn,
+}
+
+/// What a [`Wal`] has done since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// LSNs appended (records, counting each record of a batch).
+    pub records: u64,
+    /// Bytes written to segment files (frames, marks and headers).
+    pub bytes_written: u64,
+    /// `fdatasync` calls on segment files.
+    pub syncs: u64,
+    /// Segment files created.
+    pub segments_created: u64,
 }
 
 /// Group-commit state.
@@ -58,6 +78,14 @@ pub(crate) struct Inner<F> {
 struct SyncState {
     /// A thread is syncing (or truncating): others wait for it.
     busy: bool,
+    /// Counts turns (syncs and exclusive operations); waiters of turn `t`
+    /// wait on `turns[t % 2]`.
+    turn: u64,
+    /// Once the running sync has flushed: the LSN below which it makes
+    /// records durable.
+    covered_end: Option<Lsn>,
+    /// Threads waiting for the turn after the running one.
+    next_waiters: usize,
     /// The failure that poisoned the WAL.
     poisoned: Option<String>,
 }
@@ -75,13 +103,15 @@ pub(crate) struct Shared<S: Fs> {
     pub(crate) config: WalConfig,
     pub(crate) inner: Mutex<Inner<S::File>>,
     sync: Mutex<SyncState>,
-    synced: Condvar,
+    /// The condition variables of even and odd turns.
+    turns: [Condvar; 2],
     /// LSNs below this are durable.
     durable_end: AtomicU64,
     poisoned: AtomicBool,
     timer: Mutex<Timer>,
     timer_wake: Condvar,
     dirty: AtomicBool,
+    syncs: AtomicU64,
     /// Holds the directory's lock for the WAL's lifetime, and the log's
     /// start when `truncate_after` removes the segments that recorded it.
     lock_file: S::File,
@@ -181,17 +211,21 @@ impl<S: Fs> Wal<S> {
             max_epoch: recovered.max_epoch,
             buf: Vec::with_capacity(config.write_buffer.min(4 << 20)),
             skips: recovered.skips,
+            bytes_written: 0,
+            segments_created: 0,
+            opened_at: recovered.next_lsn,
         };
         let shared = Arc::new(Shared {
             fs,
             inner: Mutex::new(inner),
             sync: Mutex::new(SyncState::default()),
-            synced: Condvar::new(),
+            turns: [Condvar::new(), Condvar::new()],
             durable_end: AtomicU64::new(recovered.next_lsn),
             poisoned: AtomicBool::new(false),
             timer: Mutex::new(Timer::default()),
             timer_wake: Condvar::new(),
             dirty: AtomicBool::new(false),
+            syncs: AtomicU64::new(0),
             lock_file,
             start_seq: AtomicU64::new(start.map_or(0, |(seq, _)| seq)),
             config,
@@ -303,6 +337,18 @@ impl<S: Fs> Wal<S> {
     #[must_use]
     pub fn segment_count(&self) -> usize {
         lock(&self.shared.inner).segments.len()
+    }
+
+    /// Counters of what the WAL has done since it was opened.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let inner = lock(&self.shared.inner);
+        Stats {
+            records: inner.next_lsn.saturating_sub(inner.opened_at),
+            bytes_written: inner.bytes_written,
+            syncs: self.shared.syncs.load(Ordering::Relaxed),
+            segments_created: inner.segments_created,
+        }
     }
 
     /// Whether a failed write or sync poisoned the WAL.
@@ -468,7 +514,9 @@ impl<S: Fs> Shared<S> {
         }
         self.poisoned.store(true, Ordering::Release);
         drop(sync);
-        self.synced.notify_all();
+        for cv in &self.turns {
+            cv.notify_all();
+        }
         error
     }
 
@@ -503,9 +551,9 @@ impl<S: Fs> Shared<S> {
             path: active.path.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
         })?;
-        let at = inner.buf.len();
-        inner.buf.resize(at + frame.len(), 0);
-        let _ = frame.write_to(&mut inner.buf[at..]);
+        let buf = &mut inner.buf;
+        buf.extend_from_slice(frame.header());
+        frame.for_each_payload_piece(|piece| buf.extend_from_slice(piece));
         active.pos += frame.len() as u64;
         inner.next_lsn = lsn + u64::from(count);
         if inner.buf.len() >= self.config.write_buffer {
@@ -578,6 +626,7 @@ impl<S: Fs> Shared<S> {
             return Err(self.poison(Error::io("write", &active.path, e)));
         }
         active.written += inner.buf.len() as u64;
+        inner.bytes_written += inner.buf.len() as u64;
         inner.buf.clear();
         Ok(())
     }
@@ -591,11 +640,17 @@ impl<S: Fs> Shared<S> {
         }
         self.flush(inner)?;
         if let Some(active) = inner.active.take()
-            && let Err(e) = active.file.sync_data()
+            && let Err(e) = self.count_sync(&*active.file)
         {
             return Err(self.poison(Error::io("sync", &active.path, e)));
         }
         self.advance_durable(inner.next_lsn)
+    }
+
+    /// `fdatasync`, counted.
+    fn count_sync(&self, file: &S::File) -> std::io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        file.sync_data()
     }
 
     /// Records that LSNs below `end` are durable, unless the WAL is poisoned.
@@ -618,6 +673,8 @@ impl<S: Fs> Shared<S> {
         // A failure here (a full disk) leaves nothing behind and appends nothing.
         let (file, path) = segment::create(&self.fs, self.dir(), &header, self.config.preallocate)?;
         inner.max_epoch = epoch;
+        inner.segments_created += 1;
+        inner.bytes_written += segment::frames_offset();
         inner.segments.push(SegMeta { base: header.base_lsn, epoch, size, path: path.clone() });
         inner.active = Some(Active {
             file: Arc::new(file),
@@ -635,6 +692,11 @@ impl<S: Fs> Shared<S> {
 
     /// Group commit: returns once every LSN below `end` is durable, leading
     /// a sync when none is under way. The sync runs outside the append lock.
+    ///
+    /// Waiters whose records the running sync covers wait on the condition
+    /// variable of its turn and are all released when it ends; the others
+    /// wait on the next turn's, and one of them is woken to lead it. So a
+    /// sync wakes each thread it made durable once, and one more.
     pub(crate) fn sync_until(&self, end: Lsn) -> Result<()> {
         let mut sync = lock(&self.sync);
         loop {
@@ -642,30 +704,81 @@ impl<S: Fs> Shared<S> {
                 return Err(Error::Poisoned { cause: cause.clone() });
             }
             if self.durable_end.load(Ordering::Acquire) >= end {
+                if !sync.busy && sync.next_waiters > 0 {
+                    // Woken to lead but not needed: pass the turn on.
+                    self.turns[(sync.turn & 1) as usize].notify_one();
+                }
                 return Ok(());
             }
             if sync.busy {
-                sync = self.synced.wait(sync).unwrap_or_else(PoisonError::into_inner);
+                let turn = sync.turn;
+                if sync.covered_end.is_none_or(|covered| covered >= end) {
+                    // The running turn covers this record (or has not
+                    // flushed yet): wait for it to end.
+                    while sync.turn == turn && sync.poisoned.is_none() {
+                        sync = self.turns[(turn & 1) as usize]
+                            .wait(sync)
+                            .unwrap_or_else(PoisonError::into_inner);
+                    }
+                } else {
+                    sync.next_waiters += 1;
+                    while sync.turn == turn && sync.poisoned.is_none() {
+                        let cv = &self.turns[((turn + 1) & 1) as usize];
+                        sync = cv.wait(sync).unwrap_or_else(PoisonError::into_inner);
+                    }
+                    // Wait for the election after the turn ends.
+                    while sync.busy && sync.turn == turn + 1 && sync.poisoned.is_none() {
+                        let cv = &self.turns[((turn + 1) & 1) as usize];
+                        sync = cv.wait(sync).unwrap_or_else(PoisonError::into_inner);
+                    }
+                    sync.next_waiters -= 1;
+                }
                 continue;
             }
             sync.busy = true;
+            sync.covered_end = None;
             drop(sync);
             let result = self.lead_sync();
             sync = lock(&self.sync);
-            sync.busy = false;
             if let Ok(flushed) = result
                 && sync.poisoned.is_none()
             {
                 self.durable_end.fetch_max(flushed, Ordering::AcqRel);
             }
-            self.synced.notify_all();
+            self.end_turn(&mut sync);
             result?;
+        }
+    }
+
+    /// Ends the running turn: releases its waiters and elects the next
+    /// leader among the others.
+    fn end_turn(&self, sync: &mut SyncState) {
+        let turn = sync.turn;
+        sync.busy = false;
+        sync.covered_end = None;
+        sync.turn += 1;
+        self.turns[(turn & 1) as usize].notify_all();
+        if sync.poisoned.is_some() {
+            self.turns[((turn + 1) & 1) as usize].notify_all();
+        } else if sync.next_waiters > 0 {
+            self.turns[((turn + 1) & 1) as usize].notify_one();
         }
     }
 
     /// Writes out the buffer under the append lock, then syncs outside it.
     /// Returns the LSN below which records are durable.
     fn lead_sync(&self) -> Result<Lsn> {
+        // Let threads that the last sync released append before this one
+        // flushes, while they keep coming (one yield when none do).
+        let mut seen = lock(&self.inner).next_lsn;
+        for _ in 0..16 {
+            std::thread::yield_now();
+            let now = lock(&self.inner).next_lsn;
+            if now == seen {
+                break;
+            }
+            seen = now;
+        }
         let (file, flushed) = {
             let mut inner = lock(&self.inner);
             self.check_poison()?;
@@ -673,8 +786,10 @@ impl<S: Fs> Shared<S> {
             let file = inner.active.as_ref().map(|a| (Arc::clone(&a.file), a.path.clone()));
             (file, inner.next_lsn)
         };
+        // Waiters arriving from here on know whether this sync covers them.
+        lock(&self.sync).covered_end = Some(flushed);
         if let Some((file, path)) = file
-            && let Err(e) = file.sync_data()
+            && let Err(e) = self.count_sync(&*file)
         {
             return Err(self.poison(Error::io("sync", &path, e)));
         }
@@ -686,16 +801,18 @@ impl<S: Fs> Shared<S> {
     fn exclusive<T>(&self, op: impl FnOnce(&Self, &mut Inner<S::File>) -> Result<T>) -> Result<T> {
         let mut sync = lock(&self.sync);
         while sync.busy {
-            sync = self.synced.wait(sync).unwrap_or_else(PoisonError::into_inner);
+            let turn = sync.turn;
+            sync = self.turns[(turn & 1) as usize].wait(sync).unwrap_or_else(PoisonError::into_inner);
         }
         sync.busy = true;
+        // Nothing this turn does makes a waiter's record durable.
+        sync.covered_end = Some(0);
         drop(sync);
         let result = {
             let mut inner = lock(&self.inner);
             self.check_poison().and_then(|()| op(self, &mut inner))
         };
-        lock(&self.sync).busy = false;
-        self.synced.notify_all();
+        self.end_turn(&mut lock(&self.sync));
         result
     }
 

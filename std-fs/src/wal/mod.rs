@@ -82,7 +82,7 @@ mod recovery;
 mod segment;
 
 pub use config::{FsyncPolicy, RecoveryMode, WalConfig};
-pub use engine::Wal;
+pub use engine::{Stats, Wal};
 pub use error::{ConfigError, Corruption, Error};
 pub use iter::Iter;
 pub use nori_wal_core::ring::Entry;
