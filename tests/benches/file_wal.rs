@@ -53,7 +53,7 @@ fn main() {
         many_threads_always(settings, if quick { 8 } else { 64 });
     }
     if run("recovery") {
-        recovery(if quick { 64 << 20 } else { 1 << 30 }, quick);
+        recovery(if quick { 64 << 20 } else { (1 << 30) + (64 << 20) }, quick);
     }
 }
 
@@ -102,21 +102,34 @@ fn one_writer_os(settings: Settings) {
             written = 0;
         }
     });
+    // Within one segment: 4 GiB segments, no rotation while measuring.
     let wal_dir = bench_dir("os");
+    let (wal, _) = Wal::open(WalConfig::new(&wal_dir).segment_size(4 << 30).fsync(FsyncPolicy::Os)).unwrap();
+    let within =
+        measure("nori-wal Os, within a segment", settings, PER_CALL, PER_CALL * RECORD as u64, || {
+            for _ in 0..PER_CALL {
+                black_box(wal.append(&Record::raw(black_box(&payload))).unwrap());
+            }
+        });
+    drop(wal);
+    let _ = std::fs::remove_dir_all(&wal_dir);
+    // With rotations: 64 MiB segments, each synced whole when it is sealed;
+    // what is durable is reclaimed as a checkpointing user would.
+    let wal_dir = bench_dir("os-rotating");
     let (wal, _) = Wal::open(WalConfig::new(&wal_dir).segment_size(64 << 20).fsync(FsyncPolicy::Os)).unwrap();
-    let mut appended = 0u64;
-    let ours = measure("nori-wal Os", settings, PER_CALL, PER_CALL * RECORD as u64, || {
-        for _ in 0..PER_CALL {
-            black_box(wal.append(&Record::raw(black_box(&payload))).unwrap());
-        }
-        appended += PER_CALL;
-        if appended >= 400_000 {
-            // Reclaim, as a checkpointing user would.
-            wal.truncate_before(wal.next_lsn()).unwrap();
-            appended = 0;
-        }
-    });
-    print_table("One writer, Os policy (128 B)", &baseline, &[ours]);
+    let rotating =
+        measure("nori-wal Os, 64 MiB segments", settings, PER_CALL, PER_CALL * RECORD as u64, || {
+            for _ in 0..PER_CALL {
+                black_box(wal.append(&Record::raw(black_box(&payload))).unwrap());
+            }
+            if let Some(durable) = wal.durable_lsn()
+                && durable + 1 > wal.first_lsn()
+            {
+                wal.truncate_before(durable + 1).unwrap();
+            }
+        });
+    let ours = [within, rotating];
+    print_table("One writer, Os policy (128 B)", &baseline, &ours);
     drop(wal);
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(wal_dir);

@@ -58,7 +58,7 @@ pub struct WalConfig {
     /// segment. Default `true`.
     pub preallocate: bool,
     /// Appended bytes gathered before they are written to the file (a
-    /// sync writes them at once). Default 256 KiB.
+    /// sync writes them at once). Default 64 KiB.
     pub write_buffer: usize,
 }
 
@@ -81,7 +81,7 @@ impl WalConfig {
             recovery: RecoveryMode::TolerateTornTail,
             max_record_len: 16 << 20,
             preallocate: true,
-            write_buffer: 256 << 10,
+            write_buffer: 64 << 10,
         }
     }
 

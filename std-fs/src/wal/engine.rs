@@ -410,7 +410,8 @@ impl<S: Fs> Wal<S> {
     /// Reclaims the records below `lsn`: they are no longer returned, and
     /// the segment files holding only such records are deleted. Durable: a
     /// crash afterwards never brings them back, nor loses a record at or
-    /// above `lsn` that was durable.
+    /// above `lsn` that was durable. Records below `lsn` not yet durable are
+    /// made durable first.
     ///
     /// # Errors
     ///
@@ -824,29 +825,22 @@ impl<S: Fs> Shared<S> {
         if lsn <= first {
             return Ok(());
         }
-        // Make the new start durable first: a mark in the active segment,
-        // or the header of a new one.
-        inner.log_start = lsn;
-        let fits = inner.active.as_ref().is_some_and(|a| a.pos + MARK_FRAME_LEN <= a.size);
-        if fits {
-            let durable = self.durable_end.load(Ordering::Acquire);
-            self.write_mark(inner, durable);
-        } else {
-            // No room for a mark (or no active segment, as after a full
-            // disk): the lock file keeps the start, and no space is needed.
-            if let Err(e) = self.seal(inner) {
-                inner.log_start = first;
-                return Err(e);
+        // The records below the new start are durable first, so that no
+        // crash can bring back a log that ends below its own start.
+        if self.durable_end.load(Ordering::Acquire) < lsn {
+            self.flush(inner)?;
+            if let Some(active) = inner.active.as_ref()
+                && let Err(e) = self.count_sync(&*active.file)
+            {
+                return Err(self.poison(Error::io("sync", &active.path, e)));
             }
-            self.record_start(inner.log_start)?;
+            self.advance_durable(inner.next_lsn)?;
         }
-        self.flush(inner)?;
-        if let Some(active) = inner.active.as_ref()
-            && let Err(e) = active.file.sync_data()
-        {
-            return Err(self.poison(Error::io("sync", &active.path, e)));
-        }
-        self.advance_durable(inner.next_lsn)?;
+        // Then the new start, in the lock file: a small write and sync that
+        // needs no room in a segment (a full disk) and leaves the active
+        // segment's unsynced data alone.
+        self.record_start(lsn)?;
+        inner.log_start = lsn;
         // Then delete the files wholly below it, oldest first. A crash in
         // between leaves files that recovery removes.
         let keep_from = inner.segments.iter().rposition(|s| s.base <= lsn).unwrap_or(0);
