@@ -85,51 +85,47 @@ fn one_writer_always(settings: Settings) {
 
 fn one_writer_os(settings: Settings) {
     const PER_CALL: u64 = 10_000;
+    const FILE: u64 = 64 << 20;
     let payload = [0x5Au8; RECORD];
+    // The baseline writes the payloads through a BufWriter into 64 MiB
+    // files, deleting all but the last two, as the WAL below rotates and
+    // reclaims; it never syncs.
     let dir = bench_dir("bufwriter");
-    let mut out = BufWriter::new(File::create(dir.join("plain.log")).unwrap());
-    let mut written = 0u64;
-    let baseline = measure("BufWriter (raw)", settings, PER_CALL, PER_CALL * RECORD as u64, || {
+    let mut n = 0u64;
+    let open = |n: u64| BufWriter::new(File::create(dir.join(format!("{n}.log"))).unwrap());
+    let mut out = open(n);
+    let mut in_file = 0u64;
+    let baseline = measure("BufWriter, 64 MiB files", settings, PER_CALL, PER_CALL * RECORD as u64, || {
         for _ in 0..PER_CALL {
             out.write_all(black_box(&payload)).unwrap();
         }
-        written += PER_CALL;
-        if written >= 4 << 20 {
-            // Keep the file from growing without bound.
+        in_file += PER_CALL * RECORD as u64;
+        if in_file >= FILE {
             out.flush().unwrap();
-            out.get_mut().set_len(0).unwrap();
-            out = BufWriter::new(File::create(dir.join("plain.log")).unwrap());
-            written = 0;
+            n += 1;
+            out = open(n);
+            in_file = 0;
+            if n >= 2 {
+                let _ = std::fs::remove_file(dir.join(format!("{}.log", n - 2)));
+            }
         }
     });
-    // Within one segment: 4 GiB segments, no rotation while measuring.
+    drop(out);
+    // The WAL: 64 MiB segments, each synced whole when it is sealed; what
+    // is durable is reclaimed as a checkpointing user would.
     let wal_dir = bench_dir("os");
-    let (wal, _) = Wal::open(WalConfig::new(&wal_dir).segment_size(4 << 30).fsync(FsyncPolicy::Os)).unwrap();
-    let within =
-        measure("nori-wal Os, within a segment", settings, PER_CALL, PER_CALL * RECORD as u64, || {
-            for _ in 0..PER_CALL {
-                black_box(wal.append(&Record::raw(black_box(&payload))).unwrap());
-            }
-        });
-    drop(wal);
-    let _ = std::fs::remove_dir_all(&wal_dir);
-    // With rotations: 64 MiB segments, each synced whole when it is sealed;
-    // what is durable is reclaimed as a checkpointing user would.
-    let wal_dir = bench_dir("os-rotating");
-    let (wal, _) = Wal::open(WalConfig::new(&wal_dir).segment_size(64 << 20).fsync(FsyncPolicy::Os)).unwrap();
-    let rotating =
-        measure("nori-wal Os, 64 MiB segments", settings, PER_CALL, PER_CALL * RECORD as u64, || {
-            for _ in 0..PER_CALL {
-                black_box(wal.append(&Record::raw(black_box(&payload))).unwrap());
-            }
-            if let Some(durable) = wal.durable_lsn()
-                && durable + 1 > wal.first_lsn()
-            {
-                wal.truncate_before(durable + 1).unwrap();
-            }
-        });
-    let ours = [within, rotating];
-    print_table("One writer, Os policy (128 B)", &baseline, &ours);
+    let (wal, _) = Wal::open(WalConfig::new(&wal_dir).segment_size(FILE).fsync(FsyncPolicy::Os)).unwrap();
+    let ours = measure("nori-wal Os, 64 MiB segments", settings, PER_CALL, PER_CALL * RECORD as u64, || {
+        for _ in 0..PER_CALL {
+            black_box(wal.append(&Record::raw(black_box(&payload))).unwrap());
+        }
+        if let Some(durable) = wal.durable_lsn()
+            && durable + 1 > wal.first_lsn()
+        {
+            wal.truncate_before(durable + 1).unwrap();
+        }
+    });
+    print_table("One writer, Os policy (128 B)", &baseline, &[ours]);
     drop(wal);
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(wal_dir);
