@@ -44,10 +44,16 @@ pub(crate) fn parse_name(name: &OsStr) -> Option<Lsn> {
     digits.parse().ok()
 }
 
-/// The geometry of a segment file: byte-addressed, no erase.
-pub(crate) fn file_geometry() -> Geometry {
-    // One byte units are always valid.
-    Geometry::block(1).unwrap_or_else(|_| unreachable!("1 is a power of two"))
+/// The geometry of a segment file: byte-addressed, no erase (checked at
+/// compile time).
+const FILE_GEOMETRY: Geometry = match Geometry::block(1) {
+    Ok(g) => g,
+    Err(_) => panic!("one-byte units are valid"),
+};
+
+/// The geometry of a segment file.
+pub(crate) const fn file_geometry() -> Geometry {
+    FILE_GEOMETRY
 }
 
 /// The frame offset of a segment file.
