@@ -13,7 +13,10 @@
 //! - after a failed sync nothing about the earlier writes is known, and a
 //!   later successful sync does not make them durable.
 
+mod mmap;
 mod std_fs;
+
+pub use mmap::Map;
 
 use std::ffi::OsString;
 use std::io;
@@ -151,6 +154,18 @@ pub trait File: Send + Sync + 'static {
     /// The operating system's; after an error, nothing is known about the
     /// writes since the last successful sync.
     fn sync_data(&self) -> io::Result<()>;
+
+    /// A read-only map of the file's first `len` bytes, where the file
+    /// system offers maps; `Ok(None)` where it does not (readers then use
+    /// [`read_at`](Self::read_at)).
+    ///
+    /// # Errors
+    ///
+    /// The operating system's.
+    fn map(&self, len: u64) -> io::Result<Option<Map>> {
+        let _ = len;
+        Ok(None)
+    }
 
     /// Takes an exclusive advisory lock on the file without waiting;
     /// `Ok(false)` when another holder has it. Released when the file is

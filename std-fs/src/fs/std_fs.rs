@@ -96,6 +96,10 @@ impl File for StdFile {
         self.0.sync_data()
     }
 
+    fn map(&self, len: u64) -> io::Result<Option<super::Map>> {
+        super::mmap::Map::new(&self.0, len)
+    }
+
     fn try_lock(&self) -> io::Result<bool> {
         match self.0.try_lock() {
             Ok(()) => Ok(true),

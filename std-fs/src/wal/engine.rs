@@ -383,19 +383,31 @@ impl<S: Fs> Wal<S> {
     ///
     /// [`Error::LsnOutOfRange`] when `lsn` is below the first LSN or above
     /// the next one; an I/O error while writing out buffered records.
-    pub fn iter_from(&self, lsn: Lsn) -> Result<Iter<'_, S>> {
-        let snapshot = {
-            let mut inner = lock(&self.shared.inner);
-            self.shared.check_poison()?;
-            if lsn < inner.log_start || lsn > inner.next_lsn {
-                return Err(Error::LsnOutOfRange { lsn, first: inner.log_start, next: inner.next_lsn });
-            }
-            self.shared.flush(&mut inner)?;
-            let active_end = inner.active.as_ref().map(|a| a.pos);
-            (inner.segments.clone(), active_end, inner.next_lsn, inner.skips.clone())
-        };
-        let (segments, active_end, end, skips) = snapshot;
-        Ok(Iter::new(&self.shared.fs, segments, active_end, lsn, end, skips))
+    pub fn iter_from(&self, lsn: Lsn) -> Result<Iter<S>> {
+        self.iter_at(Some(lsn))
+    }
+
+    /// An iterator from `lsn`, or from the first LSN when `None` (read
+    /// under the same lock as the snapshot).
+    fn iter_at(&self, lsn: Option<Lsn>) -> Result<Iter<S>> {
+        let mut inner = lock(&self.shared.inner);
+        self.shared.check_poison()?;
+        let lsn = lsn.unwrap_or(inner.log_start);
+        if lsn < inner.log_start || lsn > inner.next_lsn {
+            return Err(Error::LsnOutOfRange { lsn, first: inner.log_start, next: inner.next_lsn });
+        }
+        self.shared.flush(&mut inner)?;
+        let active_end = inner.active.as_ref().map(|a| a.pos);
+        // The files are opened under the lock: no reclaim can remove one
+        // between the snapshot and the open.
+        Iter::new(
+            &self.shared.fs,
+            inner.segments.clone(),
+            active_end,
+            lsn,
+            inner.next_lsn,
+            inner.skips.clone(),
+        )
     }
 
     /// Iterates over every record the log holds.
@@ -403,8 +415,8 @@ impl<S: Fs> Wal<S> {
     /// # Errors
     ///
     /// As [`iter_from`](Self::iter_from).
-    pub fn iter(&self) -> Result<Iter<'_, S>> {
-        self.iter_from(self.first_lsn())
+    pub fn iter(&self) -> Result<Iter<S>> {
+        self.iter_at(None)
     }
 
     /// Reclaims the records below `lsn`: they are no longer returned, and
@@ -895,8 +907,7 @@ impl<S: Fs> Shared<S> {
             self.fs.sync_dir(self.dir()).map_err(|e| self.poison(Error::io("sync", self.dir(), e)))?;
         }
         if let Some((seg, file, pos)) = cut {
-            file.set_len(pos).map_err(|e| self.poison(Error::io("cut", &seg.path, e)))?;
-            file.sync_data().map_err(|e| self.poison(Error::io("sync", &seg.path, e)))?;
+            self.write_cut_copy(&seg, &*file, pos).map_err(|e| self.poison(e))?;
         }
         inner.skips.retain(|s| s.lsn < keep);
         inner.next_lsn = keep;
@@ -904,6 +915,31 @@ impl<S: Fs> Shared<S> {
         let durable = self.durable_end.load(Ordering::Acquire).min(keep);
         self.durable_end.store(durable, Ordering::Release);
         Ok(())
+    }
+
+    /// Replaces the segment file `seg` by a copy of its first `pos` bytes:
+    /// written and synced under a temporary name, renamed over the file, the
+    /// directory synced. The file itself is never shrunk, so a reader's map
+    /// of it stays whole (and a crash leaves the old file or the new one).
+    fn write_cut_copy(&self, seg: &SegMeta, file: &S::File, pos: u64) -> Result<()> {
+        let tmp = segment::cut_name(&seg.path);
+        match self.fs.remove(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &tmp, e)),
+        }
+        let out = self.fs.open(&tmp, OpenMode::CreateNew).map_err(|e| Error::io("create", &tmp, e))?;
+        let mut buf = vec![0u8; (1 << 20).min(pos as usize)];
+        let mut at = 0;
+        while at < pos {
+            let n = ((pos - at) as usize).min(buf.len());
+            crate::fs::read_exact_at(file, &mut buf[..n], at).map_err(|e| Error::io("read", &seg.path, e))?;
+            out.write_all_at(&buf[..n], at).map_err(|e| Error::io("write", &tmp, e))?;
+            at += n as u64;
+        }
+        out.sync_data().map_err(|e| Error::io("sync", &tmp, e))?;
+        self.fs.rename(&tmp, &seg.path).map_err(|e| Error::io("rename", &tmp, e))?;
+        self.fs.sync_dir(self.dir()).map_err(|e| Error::io("sync", self.dir(), e))
     }
 
     /// Records the log's start in the lock file, durably; a failure poisons.

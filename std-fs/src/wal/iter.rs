@@ -8,12 +8,23 @@ use nori_wal_core::{DecodeError, Lsn};
 use super::error::{Corruption, Error};
 use super::recovery::{SegMeta, Skip};
 use super::segment;
-use crate::fs::{Fs, OpenMode, read_exact_at};
+use crate::fs::{File, Fs, Map, OpenMode, read_exact_at};
 
-/// The frame whose records are being returned, held in the buffer.
+/// Where the payload of the current frame is.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// In the segment's map, from this offset.
+    Map(usize),
+    /// In `buf`, after the frame header.
+    Buf,
+}
+
+/// The frame whose records are being returned.
 #[derive(Debug, Clone, Copy)]
 struct Current {
     kind: FrameKind,
+    source: Source,
+    /// Payload length.
     len: usize,
     /// LSN of the frame's first record.
     first: Lsn,
@@ -25,15 +36,19 @@ struct Current {
 /// Reads records in LSN order from a [`Wal`](super::Wal); see
 /// [`Wal::iter_from`](super::Wal::iter_from). Each record borrows the
 /// iterator's buffer until the next call.
-pub struct Iter<'w, S: Fs> {
-    fs: &'w S,
+pub struct Iter<S: Fs> {
     segments: Vec<SegMeta>,
+    /// The files of `segments[index..]`, opened when the iterator was made:
+    /// a segment reclaimed meanwhile stays readable.
+    files: std::collections::VecDeque<S::File>,
     /// Where the newest segment's written frames end, when it is active.
     active_end: Option<u64>,
     skips: Vec<Skip>,
     /// Index in `segments` of the segment being read.
     index: usize,
     file: Option<S::File>,
+    /// The map of the segment being read, where the file system maps.
+    map: Option<Map>,
     pos: u64,
     /// The LSN expected at `pos`.
     at: Lsn,
@@ -45,7 +60,7 @@ pub struct Iter<'w, S: Fs> {
     current: Option<Current>,
 }
 
-impl<S: Fs> std::fmt::Debug for Iter<'_, S> {
+impl<S: Fs> std::fmt::Debug for Iter<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Iter").field("lsn", &self.lsn).field("end", &self.end).finish_non_exhaustive()
     }
@@ -53,32 +68,40 @@ impl<S: Fs> std::fmt::Debug for Iter<'_, S> {
 
 type Result<T> = std::result::Result<T, Error>;
 
-impl<'w, S: Fs> Iter<'w, S> {
+impl<S: Fs> Iter<S> {
+    /// An iterator from `lsn` over `segments`, opening the files of those
+    /// that may hold it or what follows.
     pub(crate) fn new(
-        fs: &'w S,
+        fs: &S,
         segments: Vec<SegMeta>,
         active_end: Option<u64>,
         lsn: Lsn,
         end: Lsn,
         skips: Vec<Skip>,
-    ) -> Self {
+    ) -> Result<Self> {
         // The segment holding `lsn`: a search by base LSN.
         let index = segments.partition_point(|s| s.base <= lsn).saturating_sub(1);
         let at = segments.get(index).map_or(lsn, |s| s.base);
-        Self {
-            fs,
+        let files = segments
+            .iter()
+            .skip(index)
+            .map(|seg| fs.open(&seg.path, OpenMode::Read).map_err(|e| Error::io("open", &seg.path, e)))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            files,
             segments,
             active_end,
             skips,
             index,
             file: None,
+            map: None,
             pos: segment::frames_offset(),
             at,
             lsn,
             end,
             buf: Vec::new(),
             current: None,
-        }
+        })
     }
 
     /// The next record, or `None` at the end of the log as it was when the
@@ -86,9 +109,9 @@ impl<'w, S: Fs> Iter<'w, S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Corrupt`] for damage met on the way; [`Error::Io`]; a
-    /// segment reclaimed while the iterator read it gives
-    /// [`Error::LsnOutOfRange`].
+    /// [`Error::Corrupt`] for damage met on the way; [`Error::Io`]. Segments
+    /// reclaimed or truncated while the iterator lives stay readable to it:
+    /// it sees the log as it was when it was made.
     pub fn try_next(&mut self) -> Result<Option<Entry<'_>>> {
         loop {
             if self.lsn >= self.end {
@@ -105,7 +128,16 @@ impl<'w, S: Fs> Iter<'w, S> {
                 }
                 let cur = *cur;
                 self.lsn = lsn + 1;
-                let payload = &self.buf[FRAME_HEADER_LEN..cur.len];
+                let payload = match cur.source {
+                    Source::Map(start) => self
+                        .map
+                        .as_ref()
+                        .and_then(|m| m.bytes().get(start..start + cur.len))
+                        .unwrap_or_default(),
+                    Source::Buf => {
+                        self.buf.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + cur.len).unwrap_or_default()
+                    }
+                };
                 let record = Body::parse(cur.kind, payload)
                     .ok()
                     .and_then(|body| body.records().nth(index as usize))
@@ -142,23 +174,21 @@ impl<'w, S: Fs> Iter<'w, S> {
                 // The next segment (after a skipped gap, LSNs jump).
                 self.index += 1;
                 self.file = None;
+                self.map = None;
                 self.pos = segment::frames_offset();
                 self.at = self.segments[self.index].base;
                 self.lsn = self.lsn.max(self.at);
                 continue;
             }
             if self.file.is_none() {
-                let file = self.fs.open(&seg.path, OpenMode::Read).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        Error::LsnOutOfRange {
-                            lsn: self.lsn,
-                            first: self.segments.get(self.index + 1).map_or(self.end, |s| s.base),
-                            next: self.end,
-                        }
-                    } else {
-                        Error::io("open", &seg.path, e)
-                    }
-                })?;
+                let Some(file) = self.files.pop_front() else {
+                    return Err(self.corrupt(Damage::MissingSegment));
+                };
+                // Map what the reader may read: the written end of the
+                // active segment, or the whole of a sealed one.
+                let limit = if last { self.active_end.unwrap_or(seg.size) } else { seg.size };
+                let len = file.size().map_err(|e| Error::io("size", &seg.path, e))?.min(limit);
+                self.map = file.map(len).map_err(|e| Error::io("map", &seg.path, e))?;
                 self.file = Some(file);
             }
             let (epoch, size) = (seg.epoch, seg.size);
@@ -181,38 +211,61 @@ impl<'w, S: Fs> Iter<'w, S> {
 
     /// Reads and checks the frame at `pos`; steps over padding and marks.
     fn load(&mut self, epoch: u64, size: u64) -> Result<std::result::Result<(), Damage>> {
-        let Some(file) = self.file.as_ref() else { return Ok(Err(Damage::MissingSegment)) };
         let header_len = FRAME_HEADER_LEN as u64;
-        if self.pos + header_len > size {
-            return Ok(Err(Damage::Frame(DecodeError::Truncated {
-                needed: header_len,
-                available: size - self.pos,
-            })));
+        let available = size.saturating_sub(self.pos);
+        if available < header_len {
+            return Ok(Err(Damage::Frame(DecodeError::Truncated { needed: header_len, available })));
         }
         let path = &self.segments[self.index].path;
-        self.buf.resize(FRAME_HEADER_LEN, 0);
-        read_exact_at(file, &mut self.buf, self.pos).map_err(|e| Error::io("read", path, e))?;
-        let header = match FrameHeader::decode(&self.buf, epoch) {
-            Ok(h) => h,
-            Err(e) => return Ok(Err(Damage::Frame(e))),
+        let at = self.pos as usize;
+        // The frame's bytes: borrowed from the map, or read into `buf`.
+        let (frame, source): (&[u8], _) = match (&self.map, &self.file) {
+            (Some(map), _) if (map.bytes().len() as u64) >= self.pos + header_len => {
+                let bytes = &map.bytes()[at..];
+                let header = match FrameHeader::decode(&bytes[..FRAME_HEADER_LEN], epoch) {
+                    Ok(h) => h,
+                    Err(e) => return Ok(Err(Damage::Frame(e))),
+                };
+                let len = header.frame_len();
+                match bytes.get(..len) {
+                    Some(frame) => (frame, Source::Map(at + FRAME_HEADER_LEN)),
+                    None => {
+                        let frame_len = len as u64;
+                        let available = bytes.len() as u64;
+                        return Ok(Err(Damage::Frame(DecodeError::LengthOutOfBounds {
+                            frame_len,
+                            available,
+                        })));
+                    }
+                }
+            }
+            (_, Some(file)) => {
+                self.buf.resize(FRAME_HEADER_LEN, 0);
+                read_exact_at(file, &mut self.buf, self.pos).map_err(|e| Error::io("read", path, e))?;
+                let header = match FrameHeader::decode(&self.buf, epoch) {
+                    Ok(h) => h,
+                    Err(e) => return Ok(Err(Damage::Frame(e))),
+                };
+                let len = header.frame_len();
+                if len as u64 > available {
+                    let frame_len = len as u64;
+                    return Ok(Err(Damage::Frame(DecodeError::LengthOutOfBounds { frame_len, available })));
+                }
+                self.buf.resize(len, 0);
+                read_exact_at(file, &mut self.buf[FRAME_HEADER_LEN..], self.pos + header_len)
+                    .map_err(|e| Error::io("read", path, e))?;
+                (&self.buf[..], Source::Buf)
+            }
+            (_, None) => return Ok(Err(Damage::MissingSegment)),
         };
-        let len = header.frame_len();
-        if self.pos + len as u64 > size {
-            let available = size - self.pos;
-            return Ok(Err(Damage::Frame(DecodeError::LengthOutOfBounds {
-                frame_len: len as u64,
-                available,
-            })));
-        }
-        self.buf.resize(len, 0);
-        read_exact_at(file, &mut self.buf[FRAME_HEADER_LEN..], self.pos + header_len)
-            .map_err(|e| Error::io("read", path, e))?;
-        let frame = match decode_frame(&self.buf, epoch) {
+        let decoded = match decode_frame(frame, epoch) {
             Ok(frame) => frame,
             Err(e) => return Ok(Err(Damage::Frame(e))),
         };
+        let header = *decoded.header();
+        let len = decoded.len();
         let first = self.segments[self.index].base + u64::from(header.lsn_offset());
-        let count = match frame.body() {
+        let count = match decoded.body() {
             Ok(body) => body.record_count(),
             Err(e) => return Ok(Err(Damage::Frame(e))),
         };
@@ -222,7 +275,9 @@ impl<'w, S: Fs> Iter<'w, S> {
         self.pos += len as u64;
         if count > 0 {
             self.at = first + u64::from(count);
-            self.current = Some(Current { kind: header.kind(), len, first, count, next: 0 });
+            let payload_len = len - FRAME_HEADER_LEN;
+            self.current =
+                Some(Current { kind: header.kind(), source, len: payload_len, first, count, next: 0 });
         }
         Ok(Ok(()))
     }

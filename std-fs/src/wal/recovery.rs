@@ -202,6 +202,13 @@ impl<S: Fs> Recovery<'_, S> {
             if name == LOCK_FILE {
                 continue;
             }
+            if segment::is_cut_name(&name) {
+                // An interrupted `truncate_after`: the segment it copied is
+                // still whole under its own name.
+                self.fs.remove(&path).map_err(|e| Error::io("remove", &path, e))?;
+                self.fs.sync_dir(self.dir).map_err(|e| Error::io("sync", self.dir, e))?;
+                continue;
+            }
             let Some(base) = segment::parse_name(&name) else {
                 return Err(Error::ForeignFile { path });
             };

@@ -44,6 +44,23 @@ pub(crate) fn parse_name(name: &OsStr) -> Option<Lsn> {
     digits.parse().ok()
 }
 
+/// The suffix of a cut copy of a segment file that `truncate_after` writes
+/// before renaming it over the segment; one found at recovery is the
+/// leftover of an interrupted truncation.
+pub(crate) const CUT_SUFFIX: &str = ".cut";
+
+/// The name of the cut copy of the segment file `path`.
+pub(crate) fn cut_name(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(CUT_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// Whether `name` is a cut copy of a segment file.
+pub(crate) fn is_cut_name(name: &OsStr) -> bool {
+    name.to_str().and_then(|n| n.strip_suffix(CUT_SUFFIX)).is_some_and(|n| parse_name(n.as_ref()).is_some())
+}
+
 /// The geometry of a segment file: byte-addressed, no erase (checked at
 /// compile time).
 const FILE_GEOMETRY: Geometry = match Geometry::block(1) {
