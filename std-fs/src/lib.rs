@@ -21,7 +21,7 @@ pub mod fs;
 pub mod wal;
 
 #[cfg(unix)]
-pub use wal::{Entry, Error, FsyncPolicy, Iter, RecoveryInfo, RecoveryMode, Stats, Wal, WalConfig};
+pub use wal::{Codec, Entry, Error, FsyncPolicy, Iter, RecoveryInfo, RecoveryMode, Stats, Wal, WalConfig};
 
 pub use nori_wal_core::{
     BlockDevice, Bytes, DecodeError, DeviceError, DeviceErrorKind, EncodeError, Geometry, GeometryError, Lsn,

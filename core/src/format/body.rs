@@ -259,7 +259,8 @@ fn parse_record(kind: FrameKind, bytes: &[u8]) -> Result<Record<'_>, DecodeError
 }
 
 /// The frame kind that stores `record` alone.
-pub(super) const fn record_kind(record: &Record<'_>) -> FrameKind {
+#[must_use]
+pub const fn record_kind(record: &Record<'_>) -> FrameKind {
     match record {
         Record::Put { .. } => FrameKind::Put,
         Record::Delete { .. } => FrameKind::Delete,

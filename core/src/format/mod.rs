@@ -68,7 +68,10 @@ mod error;
 mod frame;
 mod segment_header;
 
-pub use body::{BatchRecords, Body, MARK_PAYLOAD_LEN, Mark, Records};
+#[cfg(feature = "lz4")]
+pub mod lz4;
+
+pub use body::{BatchRecords, Body, MARK_PAYLOAD_LEN, Mark, Records, record_kind};
 pub use error::{DecodeError, EncodeError};
 pub use frame::{
     Compressed, EncodedFrame, EpochKey, Frame, FrameHeader, PayloadCheck, batch_frame_len, decode_frame,

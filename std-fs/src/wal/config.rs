@@ -22,6 +22,22 @@ pub enum FsyncPolicy {
     Os,
 }
 
+/// How records are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Codec {
+    /// Records are stored as they are.
+    #[default]
+    None,
+    /// LZ4 (fast; always available).
+    Lz4,
+    /// Zstd at this level (smaller; needs the `zstd` feature).
+    Zstd {
+        /// The compression level, 1 (fast) to 22 (small); 3 is zstd's default.
+        level: i32,
+    },
+}
+
 /// The configuration of a [`Wal`](super::Wal).
 ///
 /// ```
@@ -60,6 +76,13 @@ pub struct WalConfig {
     /// Appended bytes gathered before they are written to the file (a
     /// sync writes them at once). Default 64 KiB.
     pub write_buffer: usize,
+    /// How single records are compressed (batches are stored as they are).
+    /// A record is stored compressed only when that makes it smaller; if
+    /// compressing fails it is stored plain. Default [`Codec::None`].
+    pub compression: Codec,
+    /// Records whose payload is shorter than this are never compressed.
+    /// Default 256 bytes.
+    pub compress_min: usize,
 }
 
 impl Default for WalConfig {
@@ -82,6 +105,8 @@ impl WalConfig {
             max_record_len: 16 << 20,
             preallocate: true,
             write_buffer: 64 << 10,
+            compression: Codec::None,
+            compress_min: 256,
         }
     }
 
@@ -124,6 +149,15 @@ impl WalConfig {
     #[must_use]
     pub const fn preallocate(mut self, on: bool) -> Self {
         self.preallocate = on;
+        self
+    }
+
+    /// Sets [`compression`](Self::compression) and
+    /// [`compress_min`](Self::compress_min).
+    #[must_use]
+    pub const fn compression(mut self, codec: Codec, min_len: usize) -> Self {
+        self.compression = codec;
+        self.compress_min = min_len;
         self
     }
 

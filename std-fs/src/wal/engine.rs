@@ -7,7 +7,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nori_wal_core::format::{EncodedFrame, EpochKey, Mark, SegmentHeader, batch_frame_len, record_frame_len};
+use nori_wal_core::format::{
+    EncodedFrame, EpochKey, FRAME_HEADER_LEN, Mark, SegmentHeader, batch_frame_len, record_frame_len,
+    record_kind,
+};
 use nori_wal_core::segment::SegmentReader;
 use nori_wal_core::{Lsn, Record};
 
@@ -261,7 +264,23 @@ impl<S: Fs> Wal<S> {
     /// I/O error, which poisons the WAL.
     pub fn append(&self, record: &Record<'_>) -> Result<Lsn> {
         let len = record_frame_len(record);
-        let lsn = self.shared.append_frame(len, 1, |key, off| EncodedFrame::record(key, off, record))?;
+        let config = &self.shared.config;
+        // Too large a record is refused below, compressible or not.
+        let packed = if len <= self.shared.max_frame_len() {
+            super::compress::compress(config.compression, config.compress_min, record)
+        } else {
+            None
+        };
+        let lsn = match packed {
+            Some(p) => {
+                let kind = record_kind(record);
+                let frame_len = (FRAME_HEADER_LEN + 4 + p.data.len()) as u64;
+                self.shared.append_frame(frame_len, 1, |key, off| {
+                    EncodedFrame::compressed(key, off, kind, p.codec, p.body_len, 1, &p.data)
+                })?
+            }
+            None => self.shared.append_frame(len, 1, |key, off| EncodedFrame::record(key, off, record))?,
+        };
         self.shared.after_append(lsn + 1)?;
         Ok(lsn)
     }
@@ -494,6 +513,9 @@ fn check_config(config: &WalConfig) -> Result<()> {
     }
     if config.fsync == FsyncPolicy::Batch(Duration::ZERO) {
         return Err(ConfigError::BatchWindow.into());
+    }
+    if matches!(config.compression, super::config::Codec::Zstd { .. }) && !cfg!(feature = "zstd") {
+        return Err(ConfigError::ZstdUnavailable.into());
     }
     Ok(())
 }

@@ -54,6 +54,8 @@ pub enum ConfigError {
     RecordLimit,
     /// A zero batch window.
     BatchWindow,
+    /// Zstd compression without the `zstd` feature.
+    ZstdUnavailable,
 }
 
 impl fmt::Display for ConfigError {
@@ -64,6 +66,9 @@ impl fmt::Display for ConfigError {
             }
             Self::RecordLimit => f.write_str("max_record_len must be at least 1 byte"),
             Self::BatchWindow => f.write_str("FsyncPolicy::Batch needs a window longer than zero"),
+            Self::ZstdUnavailable => {
+                f.write_str("Zstd compression needs nori-wal's `zstd` feature: enable it, or use LZ4")
+            }
         }
     }
 }

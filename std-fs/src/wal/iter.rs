@@ -7,7 +7,7 @@ use nori_wal_core::{DecodeError, Lsn};
 
 use super::error::{Corruption, Error};
 use super::recovery::{SegMeta, Skip};
-use super::segment;
+use super::{compress, segment};
 use crate::fs::{File, Fs, Map, OpenMode, read_exact_at};
 
 /// Where the payload of the current frame is.
@@ -17,6 +17,8 @@ enum Source {
     Map(usize),
     /// In `buf`, after the frame header.
     Buf,
+    /// In `plain`, decompressed.
+    Plain,
 }
 
 /// The frame whose records are being returned.
@@ -57,6 +59,8 @@ pub struct Iter<S: Fs> {
     /// The LSN the log ended at when the iterator was made.
     end: Lsn,
     buf: Vec<u8>,
+    /// The decompressed payload of the current frame.
+    plain: Vec<u8>,
     current: Option<Current>,
 }
 
@@ -100,6 +104,7 @@ impl<S: Fs> Iter<S> {
             lsn,
             end,
             buf: Vec::new(),
+            plain: Vec::new(),
             current: None,
         })
     }
@@ -137,6 +142,7 @@ impl<S: Fs> Iter<S> {
                     Source::Buf => {
                         self.buf.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + cur.len).unwrap_or_default()
                     }
+                    Source::Plain => &self.plain,
                 };
                 let record = Body::parse(cur.kind, payload)
                     .ok()
@@ -265,9 +271,28 @@ impl<S: Fs> Iter<S> {
         let header = *decoded.header();
         let len = decoded.len();
         let first = self.segments[self.index].base + u64::from(header.lsn_offset());
-        let count = match decoded.body() {
-            Ok(body) => body.record_count(),
+        let (count, source, payload_len) = match decoded.compressed() {
             Err(e) => return Ok(Err(Damage::Frame(e))),
+            Ok(None) => match decoded.body() {
+                Ok(body) => (body.record_count(), source, len - FRAME_HEADER_LEN),
+                Err(e) => return Ok(Err(Damage::Frame(e))),
+            },
+            Ok(Some(packed)) => {
+                // Bounded by the segment: a hostile length cannot make the
+                // reader allocate more than a segment holds.
+                let plain_len = packed.uncompressed_len as usize;
+                if plain_len as u64 > size {
+                    let reason = "uncompressed length above the segment size";
+                    return Ok(Err(Damage::Frame(DecodeError::MalformedBody { reason })));
+                }
+                if let Err(e) = compress::decompress(packed.codec, packed.data, plain_len, &mut self.plain) {
+                    return Ok(Err(Damage::Frame(e)));
+                }
+                match Body::parse(header.kind(), &self.plain) {
+                    Ok(body) => (body.record_count(), Source::Plain, plain_len),
+                    Err(e) => return Ok(Err(Damage::Frame(e))),
+                }
+            }
         };
         if count > 0 && first != self.at {
             return Ok(Err(Damage::LsnMismatch { found: first }));
@@ -275,7 +300,6 @@ impl<S: Fs> Iter<S> {
         self.pos += len as u64;
         if count > 0 {
             self.at = first + u64::from(count);
-            let payload_len = len - FRAME_HEADER_LEN;
             self.current =
                 Some(Current { kind: header.kind(), source, len: payload_len, first, count, next: 0 });
         }

@@ -74,6 +74,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod compress;
 mod config;
 mod engine;
 mod error;
@@ -81,7 +82,7 @@ mod iter;
 mod recovery;
 mod segment;
 
-pub use config::{FsyncPolicy, RecoveryMode, WalConfig};
+pub use config::{Codec, FsyncPolicy, RecoveryMode, WalConfig};
 pub use engine::{Stats, Wal};
 pub use error::{ConfigError, Corruption, Error};
 pub use iter::Iter;

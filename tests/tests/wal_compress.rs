@@ -1,0 +1,170 @@
+//! Compressed records in the file WAL: LZ4 and Zstd mixed with plain
+//! records in one log, records of every size, and hostile compressed frames
+//! that must give errors, never panics or unbounded allocations.
+
+use std::path::Path;
+
+use nori_wal::format::{Compression, EncodedFrame, EpochKey, FrameKind, SegmentHeader};
+use nori_wal::{Codec, Error, FsyncPolicy, Record, Wal, WalConfig};
+use nori_wal_tests::walkit::{Scratch, overwrite, read_all, segment_files, try_read_all};
+use rand::RngCore;
+
+fn text(i: usize) -> Vec<u8> {
+    format!("{{\"user\": {i}, \"name\": \"user number {i}\", \"tags\": [\"alpha\", \"beta\", \"gamma\"], \"note\": \"{}\"}}", "the quick brown fox ".repeat(i % 20 + 5)).into_bytes()
+}
+
+fn random(rng: &mut impl RngCore, len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    rng.fill_bytes(&mut v);
+    v
+}
+
+fn mixed_log(codec: Codec) -> (u64, u64) {
+    let scratch = Scratch::new("compress");
+    let config =
+        WalConfig::new(scratch.wal()).segment_size(1 << 20).fsync(FsyncPolicy::Os).compression(codec, 64);
+    let (wal, _) = Wal::open(config.clone()).unwrap();
+    let mut rng = nori_wal_tests::sim::rng(7);
+    let mut expected = Vec::new();
+    let mut plain_bytes = 0u64;
+    for i in 0..600 {
+        let v = match i % 3 {
+            0 => text(i),
+            1 => random(&mut rng, 300),
+            _ => format!("small {i}").into_bytes(),
+        };
+        plain_bytes += v.len() as u64;
+        let lsn = if i % 2 == 0 {
+            wal.append(&Record::raw(&v)).unwrap()
+        } else {
+            let key = format!("key:{i}").into_bytes();
+            let lsn = wal.append(&Record::put(&key, &v)).unwrap();
+            let mut p = key;
+            p.push(b'=');
+            p.extend_from_slice(&v);
+            expected.push((lsn, p));
+            continue;
+        };
+        expected.push((lsn, v));
+    }
+    assert!(read_all(&wal) == expected, "{codec:?} before reopen");
+    let written = wal.stats().bytes_written;
+    wal.close().unwrap();
+    // Any configuration reads any codec.
+    let (wal, info) = Wal::open(config.compression(Codec::None, 0)).unwrap();
+    assert_eq!(info.records, 600);
+    assert!(read_all(&wal) == expected, "{codec:?} after reopen");
+    (plain_bytes, written)
+}
+
+#[test]
+fn compressed_and_plain_records_mix_in_one_log() {
+    let (plain, none) = mixed_log(Codec::None);
+    let (_, lz4) = mixed_log(Codec::Lz4);
+    let (_, zstd) = mixed_log(Codec::Zstd { level: 3 });
+    println!(
+        "600 records, {plain} payload bytes: {none} bytes written plain, {lz4} with LZ4, {zstd} with Zstd"
+    );
+    assert!(lz4 < none * 3 / 4 && zstd < lz4, "compression did not pay: {none} {lz4} {zstd}");
+}
+
+#[test]
+fn records_of_every_size_round_trip_compressed() {
+    for codec in [Codec::Lz4, Codec::Zstd { level: 1 }] {
+        let scratch = Scratch::new("compress-sizes");
+        let config = WalConfig::new(scratch.wal())
+            .segment_size(256 << 10)
+            .fsync(FsyncPolicy::Os)
+            .compression(codec, 0);
+        let (wal, _) = Wal::open(config.clone()).unwrap();
+        let max = wal.max_record_len() as usize - 16;
+        let sizes: Vec<usize> = (0..600).chain([4096, 65_536, max]).collect();
+        for &n in &sizes {
+            let v: Vec<u8> = (0..n).map(|i| ((i / 7) % 251) as u8).collect();
+            wal.append(&Record::raw(&v)).unwrap();
+        }
+        drop(wal);
+        let (wal, _) = Wal::open(config).unwrap();
+        let got = read_all(&wal);
+        assert_eq!(got.len(), sizes.len());
+        for ((_, v), &n) in got.iter().zip(&sizes) {
+            assert!(
+                v.len() == n && v.iter().enumerate().all(|(i, b)| *b == ((i / 7) % 251) as u8),
+                "{codec:?} size {n}"
+            );
+        }
+    }
+}
+
+/// Builds a frame under a segment's epoch.
+type MakeFrame = dyn Fn(EpochKey) -> EncodedFrame<'static>;
+
+/// Writes `frame` after the last frame of the only segment of a one-record
+/// log in `dir`, at the LSN that follows.
+fn plant(dir: &Path, make: impl Fn(EpochKey) -> EncodedFrame<'static>) {
+    {
+        let (wal, _) =
+            Wal::open(WalConfig::new(dir).segment_size(64 << 10).fsync(FsyncPolicy::Always)).unwrap();
+        wal.append(&Record::raw(b"the one good record")).unwrap();
+    }
+    let file = &segment_files(dir)[0];
+    let bytes = std::fs::read(file).unwrap();
+    let header = SegmentHeader::decode(&bytes).unwrap();
+    let end = 56 + 16 + 19; // header, then one raw frame of 19 bytes
+    let frame = make(EpochKey::new(header.epoch));
+    let mut out = vec![0u8; frame.len()];
+    frame.write_to(&mut out).unwrap();
+    overwrite(file, end, &out);
+}
+
+#[test]
+fn hostile_compressed_frames_give_errors_not_panics() {
+    static GARBAGE: [u8; 64] = [0xA7; 64];
+    static SHORT: [u8; 3] = [0x10, b'a', 0];
+    let cases: Vec<(&str, Box<MakeFrame>)> = vec![
+        (
+            "garbage LZ4",
+            Box::new(|k| {
+                EncodedFrame::compressed(k, 1, FrameKind::Raw, Compression::Lz4, 500, 1, &GARBAGE).unwrap()
+            }),
+        ),
+        (
+            "garbage Zstd",
+            Box::new(|k| {
+                EncodedFrame::compressed(k, 1, FrameKind::Raw, Compression::Zstd, 500, 1, &GARBAGE).unwrap()
+            }),
+        ),
+        (
+            "length above the segment",
+            Box::new(|k| {
+                EncodedFrame::compressed(k, 1, FrameKind::Raw, Compression::Lz4, 2_000_000_000, 1, &GARBAGE)
+                    .unwrap()
+            }),
+        ),
+        (
+            "shorter than recorded",
+            Box::new(|k| {
+                EncodedFrame::compressed(k, 1, FrameKind::Raw, Compression::Lz4, 40, 1, &SHORT).unwrap()
+            }),
+        ),
+        (
+            "a put whose body is malformed",
+            Box::new(|k| {
+                EncodedFrame::compressed(k, 1, FrameKind::Put, Compression::Lz4, 1, 1, &SHORT[..2]).unwrap()
+            }),
+        ),
+    ];
+    for (name, make) in cases {
+        let scratch = Scratch::new("compress-hostile");
+        plant(&scratch.wal(), make);
+        // The frame's checksum is valid: recovery keeps it as a record.
+        let (wal, info) = Wal::open(WalConfig::new(scratch.wal()).segment_size(64 << 10)).unwrap();
+        assert_eq!(info.records, 2, "{name}");
+        let err = try_read_all(&wal).unwrap_err();
+        assert!(matches!(err, Error::Corrupt(_)), "{name}: {err}");
+        // The good record before it still reads.
+        let mut iter = wal.iter().unwrap();
+        assert_eq!(iter.try_next().unwrap().unwrap().record, Record::raw(b"the one good record"));
+        println!("{name}: {err}");
+    }
+}
