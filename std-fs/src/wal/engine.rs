@@ -184,8 +184,15 @@ impl<S: Fs> Wal<S> {
             }
             Err(e) => return Err(Error::io("create", &lock_path, e)),
         };
-        if !lock_file.try_lock().map_err(|e| Error::io("lock", &lock_path, e))? {
-            return Err(Error::Locked { dir });
+        // A process forked by another thread holds a copy of a closed
+        // WAL's lock until it execs: a held lock is tried again briefly.
+        let mut tries = 0;
+        while !lock_file.try_lock().map_err(|e| Error::io("lock", &lock_path, e))? {
+            tries += 1;
+            if tries == 10 {
+                return Err(Error::Locked { dir });
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
         // Room for the log start it may keep, so that recording it needs no
         // space later (a reclaim on a full disk).
