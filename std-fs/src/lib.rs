@@ -21,7 +21,19 @@ pub mod fs;
 pub mod wal;
 
 #[cfg(unix)]
-pub use wal::{Codec, Entry, Error, FsyncPolicy, Iter, RecoveryInfo, RecoveryMode, Stats, Wal, WalConfig};
+mod asynchronous;
+
+#[cfg(unix)]
+pub use asynchronous::{EntryBuf, Iter, RecordBuf, Wal};
+#[cfg(unix)]
+pub use wal::{Codec, Error, FsyncPolicy, RecoveryInfo, RecoveryMode, Stats, WalConfig};
+
+/// The blocking API: the same WAL without a runtime. Its iterator lends
+/// each record from its buffer or from a map of the segment (zero-copy).
+#[cfg(unix)]
+pub mod blocking {
+    pub use crate::wal::{Entry, Iter, Wal};
+}
 
 pub use nori_wal_core::{
     BlockDevice, Bytes, DecodeError, DeviceError, DeviceErrorKind, EncodeError, Geometry, GeometryError, Lsn,

@@ -20,8 +20,9 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use nori_wal::blocking::Wal;
 use nori_wal::fs::{File as _, Fs, OpenMode, StdFs};
-use nori_wal::{FsyncPolicy, Record, Wal, WalConfig};
+use nori_wal::{FsyncPolicy, Record, WalConfig};
 use nori_wal_tests::bench::{Measurement, Settings, measure, print_table};
 
 const RECORD: usize = 128;

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use nori_wal::Lsn;
+use nori_wal::blocking::Wal;
 use nori_wal::fs::Fs;
-use nori_wal::{Lsn, Wal};
 
 /// A fresh, empty scratch directory under the system temporary directory, removed
 /// when dropped.

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nori_wal::{Error, FsyncPolicy, Record, Wal, WalConfig};
+use nori_wal::blocking::Wal;
+use nori_wal::{Error, FsyncPolicy, Record, WalConfig};
 use nori_wal_tests::walkit::{Scratch, read_all, segment_files};
 
 fn small(dir: &Path) -> WalConfig {

@@ -4,8 +4,9 @@
 
 use std::path::Path;
 
+use nori_wal::blocking::Wal;
 use nori_wal::format::{Compression, EncodedFrame, EpochKey, FrameKind, SegmentHeader};
-use nori_wal::{Codec, Error, FsyncPolicy, Record, Wal, WalConfig};
+use nori_wal::{Codec, Error, FsyncPolicy, Record, WalConfig};
 use nori_wal_tests::walkit::{Scratch, overwrite, read_all, segment_files, try_read_all};
 use rand::RngCore;
 

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Mutex;
 
-use nori_wal::{Error, FsyncPolicy, Lsn, Record, RecoveryMode, Wal, WalConfig};
+use nori_wal::blocking::Wal;
+use nori_wal::{Error, FsyncPolicy, Lsn, Record, RecoveryMode, WalConfig};
 use nori_wal_tests::sim::rng;
 use nori_wal_tests::simfs::{FsCut, FsFaults, SimFs};
 use nori_wal_tests::sweep_seeds;

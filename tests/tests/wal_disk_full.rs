@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use nori_wal::{Error, FsyncPolicy, Record, Wal, WalConfig};
+use nori_wal::blocking::Wal;
+use nori_wal::{Error, FsyncPolicy, Record, WalConfig};
 use nori_wal_tests::walkit::{Scratch, read_all};
 
 /// The two tests share one small file system: one at a time.

@@ -2,8 +2,9 @@
 //! bytes a ring log's segment of the same size holds, so each reads the
 //! other's.
 
+use nori_wal::blocking::Wal;
 use nori_wal::ring::{RingConfig, RingLog};
-use nori_wal::{FsyncPolicy, Geometry, Lsn, RamDevice, Record, Wal, WalConfig};
+use nori_wal::{FsyncPolicy, Geometry, Lsn, RamDevice, Record, WalConfig};
 use nori_wal_tests::walkit::{Scratch, read_all, segment_files};
 
 const SEGMENT: u64 = 4096;

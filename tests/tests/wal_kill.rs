@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use nori_wal::{FsyncPolicy, Record, Wal, WalConfig};
+use nori_wal::blocking::Wal;
+use nori_wal::{FsyncPolicy, Record, WalConfig};
 use nori_wal_tests::walkit::{Scratch, read_all};
 use rand::Rng;
 

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use nori_wal::{Error, FsyncPolicy, Lsn, Record, Wal, WalConfig};
+use nori_wal::blocking::Wal;
+use nori_wal::{Error, FsyncPolicy, Lsn, Record, WalConfig};
 use nori_wal_tests::walkit::{Scratch, payload};
 
 fn value(lsn: Lsn) -> Vec<u8> {

@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
+use nori_wal::blocking::Wal;
 use nori_wal::format::record_frame_len;
 use nori_wal::ring::RecoveryCase;
-use nori_wal::{Error, FsyncPolicy, Record, RecoveryInfo, RecoveryMode, Wal, WalConfig};
+use nori_wal::{Error, FsyncPolicy, Record, RecoveryInfo, RecoveryMode, WalConfig};
 use nori_wal_tests::walkit::{Scratch, flip_bit, overwrite, read_all, segment_files};
 
 const MODES: [RecoveryMode; 4] = [

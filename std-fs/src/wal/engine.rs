@@ -115,6 +115,8 @@ pub(crate) struct Shared<S: Fs> {
     timer_wake: Condvar,
     dirty: AtomicBool,
     syncs: AtomicU64,
+    /// The durable end and whether the WAL is poisoned, for async waiters.
+    pub(crate) durable_tx: tokio::sync::watch::Sender<(Lsn, bool)>,
     /// Holds the directory's lock for the WAL's lifetime, and the log's
     /// start when `truncate_after` removes the segments that recorded it.
     lock_file: S::File,
@@ -236,6 +238,7 @@ impl<S: Fs> Wal<S> {
             timer_wake: Condvar::new(),
             dirty: AtomicBool::new(false),
             syncs: AtomicU64::new(0),
+            durable_tx: tokio::sync::watch::Sender::new((recovered.next_lsn, false)),
             lock_file,
             start_seq: AtomicU64::new(start.map_or(0, |(seq, _)| seq)),
             config,
@@ -253,6 +256,11 @@ impl<S: Fs> Wal<S> {
             None
         };
         Ok((Self { shared, worker }, recovered.info))
+    }
+
+    /// Its shared state, for the async API.
+    pub(crate) fn shared(&self) -> &Shared<S> {
+        &self.shared
     }
 
     /// The configuration the WAL runs with.
@@ -322,7 +330,9 @@ impl<S: Fs> Wal<S> {
         self.shared.sync_until(end)
     }
 
-    /// Waits until `lsn` is durable, syncing if no sync is under way.
+    /// Waits until `lsn` is durable. Under [`FsyncPolicy::Batch`] it waits
+    /// for the background sync, which comes within the window; under the
+    /// other policies it syncs if no sync is under way.
     ///
     /// # Errors
     ///
@@ -336,7 +346,10 @@ impl<S: Fs> Wal<S> {
         if lsn >= next {
             return Err(Error::LsnOutOfRange { lsn, first, next });
         }
-        self.shared.sync_until(lsn + 1)
+        match self.shared.config.fsync {
+            FsyncPolicy::Batch(_) => self.shared.wait_passive(lsn + 1),
+            _ => self.shared.sync_until(lsn + 1),
+        }
     }
 
     /// The highest durable LSN, or `None` when no record is durable.
@@ -556,9 +569,7 @@ impl<S: Fs> Shared<S> {
         }
         self.poisoned.store(true, Ordering::Release);
         drop(sync);
-        for cv in &self.turns {
-            cv.notify_all();
-        }
+        self.publish();
         error
     }
 
@@ -689,6 +700,21 @@ impl<S: Fs> Shared<S> {
         self.advance_durable(inner.next_lsn)
     }
 
+    /// Tells waiters (async ones through the watch channel, blocking ones
+    /// through the turn condition variables) that the durable end or the
+    /// poison changed.
+    fn publish(&self) {
+        let state = (self.durable_end.load(Ordering::Acquire), self.poisoned.load(Ordering::Acquire));
+        self.durable_tx.send_if_modified(|current| {
+            let changed = *current != state;
+            *current = state;
+            changed
+        });
+        for cv in &self.turns {
+            cv.notify_all();
+        }
+    }
+
     /// `fdatasync`, counted.
     fn count_sync(&self, file: &S::File) -> std::io::Result<()> {
         self.syncs.fetch_add(1, Ordering::Relaxed);
@@ -702,6 +728,8 @@ impl<S: Fs> Shared<S> {
             return Err(Error::Poisoned { cause: cause.clone() });
         }
         self.durable_end.fetch_max(end, Ordering::AcqRel);
+        drop(sync);
+        self.publish();
         Ok(())
     }
 
@@ -792,9 +820,32 @@ impl<S: Fs> Shared<S> {
         }
     }
 
+    /// Waits, without leading a sync, until every LSN below `end` is durable
+    /// (the batch timer, or another thread, syncs).
+    pub(crate) fn wait_passive(&self, end: Lsn) -> Result<()> {
+        let mut sync = lock(&self.sync);
+        loop {
+            if let Some(cause) = &sync.poisoned {
+                return Err(Error::Poisoned { cause: cause.clone() });
+            }
+            if self.durable_end.load(Ordering::Acquire) >= end {
+                return Ok(());
+            }
+            // Woken when a turn ends or the durable point moves otherwise.
+            let cv = &self.turns[(sync.turn & 1) as usize];
+            sync = cv.wait(sync).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
     /// Ends the running turn: releases its waiters and elects the next
     /// leader among the others.
     fn end_turn(&self, sync: &mut SyncState) {
+        let state = (self.durable_end.load(Ordering::Acquire), sync.poisoned.is_some());
+        self.durable_tx.send_if_modified(|current| {
+            let changed = *current != state;
+            *current = state;
+            changed
+        });
         let turn = sync.turn;
         sync.busy = false;
         sync.covered_end = None;
@@ -943,6 +994,7 @@ impl<S: Fs> Shared<S> {
         inner.buf.clear();
         let durable = self.durable_end.load(Ordering::Acquire).min(keep);
         self.durable_end.store(durable, Ordering::Release);
+        self.durable_tx.send_replace((durable, false));
         Ok(())
     }
 

@@ -55,7 +55,8 @@
 //! # Example
 //!
 //! ```
-//! use nori_wal::{FsyncPolicy, Record, Wal, WalConfig};
+//! use nori_wal::blocking::Wal;
+//! use nori_wal::{FsyncPolicy, Record, WalConfig};
 //!
 //! let dir = std::env::temp_dir().join(format!("nori-wal-doc-{}", std::process::id()));
 //! let config = WalConfig::new(&dir).segment_size(1 << 20).fsync(FsyncPolicy::Always);

@@ -1,0 +1,427 @@
+//! The async API: [`Wal`] with the seed's plain names, on tokio.
+//!
+//! Every call that touches the disk runs on tokio's blocking thread pool
+//! (`spawn_blocking`), so no executor thread waits for a read, a write or an
+//! `fdatasync`. An append under [`FsyncPolicy::Always`] runs the blocking
+//! append there (appends from many tasks share syncs, as threads do); under
+//! [`FsyncPolicy::Batch`] the append returns to the task at once and the
+//! task then awaits the background sync through a watch channel, holding no
+//! thread. Records are copied once to cross into the pool; entries read
+//! back are owned ([`EntryBuf`]).
+//!
+//! The async API needs a tokio runtime (any flavour). The blocking API,
+//! [`blocking::Wal`](crate::blocking::Wal), has the same powers without one.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::Arc;
+
+use nori_wal_core::{Lsn, Record};
+
+use crate::fs::{Fs, StdFs};
+use crate::wal::{self, Error, FsyncPolicy, RecoveryInfo, Stats, WalConfig};
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// A record that owns its bytes; [`RecordBuf::as_record`] borrows it as a
+/// [`Record`]. Its `Debug` output is [`Record`]'s (printable bytes as text).
+#[derive(Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RecordBuf {
+    /// A key set to a value.
+    Put {
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// A key removed.
+    Delete {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// Bytes with no structure the log knows of.
+    Raw(Vec<u8>),
+}
+
+impl RecordBuf {
+    /// The record, borrowing these bytes.
+    #[must_use]
+    pub fn as_record(&self) -> Record<'_> {
+        match self {
+            Self::Put { key, value } => Record::put(key, value),
+            Self::Delete { key } => Record::delete(key),
+            Self::Raw(payload) => Record::raw(payload),
+        }
+    }
+}
+
+impl From<&Record<'_>> for RecordBuf {
+    fn from(record: &Record<'_>) -> Self {
+        match (record.raw_payload(), record.key(), record.value()) {
+            (Some(payload), _, _) => Self::Raw(payload.to_vec()),
+            (None, Some(key), Some(value)) => Self::Put { key: key.to_vec(), value: value.to_vec() },
+            (None, Some(key), None) => Self::Delete { key: key.to_vec() },
+            (None, None, _) => Self::Raw(Vec::new()),
+        }
+    }
+}
+
+impl std::fmt::Debug for RecordBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_record().fmt(f)
+    }
+}
+
+/// A record read back, with its LSN, owning its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EntryBuf {
+    /// The record's LSN.
+    pub lsn: Lsn,
+    /// The record.
+    pub record: RecordBuf,
+}
+
+/// Runs `op` on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(op: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(op).await.map_err(|e| Error::Io {
+        op: "run",
+        path: std::path::PathBuf::new(),
+        source: std::io::Error::other(format!("a nori-wal task failed: {e}")),
+    })?
+}
+
+/// Drops the last handle of a WAL off the executor (closing it syncs).
+fn release<S: Fs>(wal: Arc<wal::Wal<S>>) {
+    if Arc::strong_count(&wal) == 1
+        && let Ok(runtime) = tokio::runtime::Handle::try_current()
+    {
+        drop(runtime.spawn_blocking(move || drop(wal)));
+    }
+}
+
+/// A write-ahead log in a directory of segment files, with an async API.
+/// See the [module docs](self) and, for the files, durability and recovery,
+/// [`crate::wal`].
+///
+/// ```
+/// use nori_wal::{Record, Wal, WalConfig};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = std::env::temp_dir().join(format!("nori-wal-async-doc-{}", std::process::id()));
+/// let (wal, info) = Wal::open(WalConfig::new(&dir)).await?;
+/// let lsn = wal.append(&Record::put(b"user:42", b"alice")).await?; // durable
+/// let mut iter = wal.iter();
+/// while let Some(entry) = iter.try_next().await? {
+///     println!("{} {:?}", entry.lsn, entry.record);
+/// }
+/// # assert_eq!(info.records, 0);
+/// # assert_eq!(lsn, 0);
+/// # wal.close().await?; std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Wal<S: Fs = StdFs> {
+    inner: Option<Arc<wal::Wal<S>>>,
+}
+
+impl<S: Fs> std::fmt::Debug for Wal<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal").field("inner", &self.inner).finish()
+    }
+}
+
+impl Wal<StdFs> {
+    /// Opens (creating if needed) the WAL in `config.dir`, recovering what
+    /// it holds as `config.recovery` says.
+    ///
+    /// # Errors
+    ///
+    /// As [`blocking::Wal::open`](crate::blocking::Wal::open).
+    pub async fn open(config: WalConfig) -> Result<(Self, RecoveryInfo)> {
+        Self::open_in(StdFs, config).await
+    }
+}
+
+impl<S: Fs> Wal<S> {
+    /// [`Wal::open`] on the file system `fs`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Wal::open`].
+    pub async fn open_in(fs: S, config: WalConfig) -> Result<(Self, RecoveryInfo)> {
+        let (wal, info) = blocking(move || wal::Wal::open_in(fs, config)).await?;
+        Ok((Self { inner: Some(Arc::new(wal)) }, info))
+    }
+
+    fn wal(&self) -> &Arc<wal::Wal<S>> {
+        // `inner` is taken only by `close` and `drop`, which consume `self`.
+        self.inner.as_ref().unwrap_or_else(|| unreachable!("a closed Wal is never used"))
+    }
+
+    /// The blocking API of the same WAL, for code that is not async.
+    #[must_use]
+    pub fn blocking(&self) -> &wal::Wal<S> {
+        self.wal()
+    }
+
+    /// Appends `record`; returns its LSN once the record is durable under
+    /// [`FsyncPolicy::Always`] and [`FsyncPolicy::Batch`], at once under
+    /// [`FsyncPolicy::Os`].
+    ///
+    /// # Errors
+    ///
+    /// As [`blocking::Wal::append`](crate::blocking::Wal::append).
+    pub async fn append(&self, record: &Record<'_>) -> Result<Lsn> {
+        let owned = RecordBuf::from(record);
+        let wal = Arc::clone(self.wal());
+        let lsn = blocking(move || wal.append(&owned.as_record())).await?;
+        self.settle(lsn + 1).await?;
+        Ok(lsn)
+    }
+
+    /// Appends `records` as one atomic batch; returns their LSNs, when
+    /// [`append`](Self::append) would.
+    ///
+    /// # Errors
+    ///
+    /// As [`blocking::Wal::append_batch`](crate::blocking::Wal::append_batch).
+    pub async fn append_batch(&self, records: &[Record<'_>]) -> Result<Range<Lsn>> {
+        let owned: Vec<RecordBuf> = records.iter().map(RecordBuf::from).collect();
+        let wal = Arc::clone(self.wal());
+        let range = blocking(move || {
+            let records: Vec<Record<'_>> = owned.iter().map(RecordBuf::as_record).collect();
+            wal.append_batch(&records)
+        })
+        .await?;
+        self.settle(range.end).await?;
+        Ok(range)
+    }
+
+    /// Under `Batch`, waits for the background sync to cover `end`.
+    async fn settle(&self, end: Lsn) -> Result<()> {
+        match self.wal().config().fsync {
+            FsyncPolicy::Batch(_) => self.durable(end).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits, holding no thread, until every LSN below `end` is durable.
+    async fn durable(&self, end: Lsn) -> Result<()> {
+        let mut rx = self.wal().shared().durable_tx.subscribe();
+        let state = *rx
+            .wait_for(|&(durable, poisoned)| poisoned || durable >= end)
+            .await
+            .map_err(|_| Error::Poisoned { cause: "the WAL was closed while an append waited".into() })?;
+        if state.1 {
+            return Err(Error::Poisoned { cause: "an earlier write or sync failed".into() });
+        }
+        Ok(())
+    }
+
+    /// Makes every record appended so far durable.
+    ///
+    /// # Errors
+    ///
+    /// As [`blocking::Wal::sync`](crate::blocking::Wal::sync).
+    pub async fn sync(&self) -> Result<()> {
+        let wal = Arc::clone(self.wal());
+        blocking(move || wal.sync()).await
+    }
+
+    /// Waits until `lsn` is durable (under `Batch`, for the background sync;
+    /// otherwise syncing if no sync is under way).
+    ///
+    /// # Errors
+    ///
+    /// As [`blocking::Wal::wait_durable`](crate::blocking::Wal::wait_durable).
+    pub async fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+        let next = self.next_lsn();
+        if lsn >= next {
+            return Err(Error::LsnOutOfRange { lsn, first: self.first_lsn(), next });
+        }
+        match self.wal().config().fsync {
+            FsyncPolicy::Batch(_) => self.durable(lsn + 1).await,
+            _ => {
+                let wal = Arc::clone(self.wal());
+                blocking(move || wal.wait_durable(lsn)).await
+            }
+        }
+    }
+
+    /// The highest durable LSN, or `None` when no record is durable.
+    #[must_use]
+    pub fn durable_lsn(&self) -> Option<Lsn> {
+        self.wal().durable_lsn()
+    }
+
+    /// The LSN the next append gets.
+    #[must_use]
+    pub fn next_lsn(&self) -> Lsn {
+        self.wal().next_lsn()
+    }
+
+    /// The first LSN the log holds.
+    #[must_use]
+    pub fn first_lsn(&self) -> Lsn {
+        self.wal().first_lsn()
+    }
+
+    /// Counters of what the WAL has done since it was opened.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.wal().stats()
+    }
+
+    /// Iterates over every record the log holds (as of the first call to
+    /// [`Iter::try_next`]).
+    #[must_use]
+    pub fn iter(&self) -> Iter<S> {
+        Iter::new(Arc::clone(self.wal()), None)
+    }
+
+    /// Iterates over the records from `lsn` on; an LSN outside the log is
+    /// reported by the first [`Iter::try_next`].
+    #[must_use]
+    pub fn iter_from(&self, lsn: Lsn) -> Iter<S> {
+        Iter::new(Arc::clone(self.wal()), Some(lsn))
+    }
+
+    /// Reclaims the records below `lsn`; see
+    /// [`blocking::Wal::truncate_before`](crate::blocking::Wal::truncate_before).
+    ///
+    /// # Errors
+    ///
+    /// As the blocking call.
+    pub async fn truncate_before(&self, lsn: Lsn) -> Result<()> {
+        let wal = Arc::clone(self.wal());
+        blocking(move || wal.truncate_before(lsn)).await
+    }
+
+    /// Drops every record after `lsn`; see
+    /// [`blocking::Wal::truncate_after`](crate::blocking::Wal::truncate_after).
+    ///
+    /// # Errors
+    ///
+    /// As the blocking call.
+    pub async fn truncate_after(&self, lsn: Lsn) -> Result<()> {
+        let wal = Arc::clone(self.wal());
+        blocking(move || wal.truncate_after(lsn)).await
+    }
+
+    /// Ends the active segment now; see
+    /// [`blocking::Wal::rotate`](crate::blocking::Wal::rotate).
+    ///
+    /// # Errors
+    ///
+    /// As the blocking call.
+    pub async fn rotate(&self) -> Result<()> {
+        let wal = Arc::clone(self.wal());
+        blocking(move || wal.rotate()).await
+    }
+
+    /// Closes the WAL: syncs what was appended and stops its background
+    /// thread. Iterators still reading keep the files they opened.
+    ///
+    /// # Errors
+    ///
+    /// As [`sync`](Self::sync).
+    pub async fn close(mut self) -> Result<()> {
+        let wal = self.inner.take().unwrap_or_else(|| unreachable!("close consumes the Wal"));
+        blocking(move || match Arc::try_unwrap(wal) {
+            Ok(wal) => wal.close(),
+            // Iterators hold it: sync now; the last one closes it.
+            Err(shared) => shared.sync(),
+        })
+        .await
+    }
+}
+
+impl<S: Fs> Drop for Wal<S> {
+    fn drop(&mut self) {
+        if let Some(wal) = self.inner.take() {
+            release(wal);
+        }
+    }
+}
+
+/// Reads records in LSN order from a [`Wal`], a batch at a time on the
+/// blocking pool.
+pub struct Iter<S: Fs = StdFs> {
+    wal: Option<Arc<wal::Wal<S>>>,
+    from: Option<Lsn>,
+    reader: Option<wal::Iter<S>>,
+    ready: VecDeque<EntryBuf>,
+    done: bool,
+}
+
+impl<S: Fs> std::fmt::Debug for Iter<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter").field("ready", &self.ready.len()).field("done", &self.done).finish()
+    }
+}
+
+/// Records read per trip to the blocking pool, and bytes.
+const BATCH_RECORDS: usize = 1024;
+const BATCH_BYTES: usize = 1 << 20;
+
+impl<S: Fs> Iter<S> {
+    fn new(wal: Arc<wal::Wal<S>>, from: Option<Lsn>) -> Self {
+        Self { wal: Some(wal), from, reader: None, ready: VecDeque::new(), done: false }
+    }
+
+    /// The next record, or `None` at the end of the log as it was when the
+    /// first record was read.
+    ///
+    /// # Errors
+    ///
+    /// As [`blocking::Iter::try_next`](crate::blocking::Iter::try_next), and
+    /// [`Error::LsnOutOfRange`] for an LSN outside the log.
+    pub async fn try_next(&mut self) -> Result<Option<EntryBuf>> {
+        if let Some(entry) = self.ready.pop_front() {
+            return Ok(Some(entry));
+        }
+        if self.done {
+            return Ok(None);
+        }
+        let Some(wal) = self.wal.as_ref().map(Arc::clone) else { return Ok(None) };
+        let (from, reader) = (self.from, self.reader.take());
+        let (reader, entries, done) = blocking(move || {
+            let mut reader = match (reader, from) {
+                (Some(reader), _) => reader,
+                (None, Some(lsn)) => wal.iter_from(lsn)?,
+                (None, None) => wal.iter()?,
+            };
+            let (mut entries, mut bytes) = (Vec::new(), 0);
+            while entries.len() < BATCH_RECORDS && bytes < BATCH_BYTES {
+                match reader.try_next()? {
+                    Some(entry) => {
+                        let record = RecordBuf::from(&entry.record);
+                        bytes += 16
+                            + match &record {
+                                RecordBuf::Put { key, value } => key.len() + value.len(),
+                                RecordBuf::Delete { key } | RecordBuf::Raw(key) => key.len(),
+                            };
+                        entries.push(EntryBuf { lsn: entry.lsn, record });
+                    }
+                    None => return Ok((reader, entries, true)),
+                }
+            }
+            Ok((reader, entries, false))
+        })
+        .await?;
+        self.reader = Some(reader);
+        self.done = done;
+        self.ready.extend(entries);
+        Ok(self.ready.pop_front())
+    }
+}
+
+impl<S: Fs> Drop for Iter<S> {
+    fn drop(&mut self) {
+        if let Some(wal) = self.wal.take() {
+            release(wal);
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The async API: the seed's verbs, many tasks, durability under each
+//! policy, poisoning seen by every waiting task, and an executor that keeps
+//! running while appends wait for their sync.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use nori_wal::{Error, FsyncPolicy, Record, RecordBuf, Wal, WalConfig};
+use nori_wal_tests::simfs::{FsFaults, SimFs};
+use nori_wal_tests::walkit::Scratch;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_append_and_every_record_is_durable_and_read_back() {
+    for policy in [FsyncPolicy::Always, FsyncPolicy::Batch(Duration::from_millis(2)), FsyncPolicy::Os] {
+        let scratch = Scratch::new("async-tasks");
+        let config = WalConfig::new(scratch.wal()).segment_size(64 << 10).fsync(policy);
+        let (wal, _) = Wal::open(config.clone()).await.unwrap();
+        let wal = Arc::new(wal);
+        let mut tasks = Vec::new();
+        for t in 0..16u32 {
+            let wal = Arc::clone(&wal);
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                for i in 0..40u32 {
+                    let value = format!("task {t} record {i}").into_bytes();
+                    let lsn = wal.append(&Record::raw(&value)).await.unwrap();
+                    if policy != FsyncPolicy::Os {
+                        assert!(
+                            wal.durable_lsn() >= Some(lsn),
+                            "{policy:?}: append resolved before it was durable"
+                        );
+                    }
+                    mine.push((lsn, value));
+                }
+                let batch = wal
+                    .append_batch(&[Record::put(b"k", &t.to_le_bytes()), Record::delete(b"k")])
+                    .await
+                    .unwrap();
+                assert_eq!(batch.end - batch.start, 2);
+                mine
+            }));
+        }
+        let mut expected = Vec::new();
+        for task in tasks {
+            expected.extend(task.await.unwrap());
+        }
+        wal.sync().await.unwrap();
+        let mut got = Vec::new();
+        let mut iter = wal.iter();
+        while let Some(entry) = iter.try_next().await.unwrap() {
+            if let RecordBuf::Raw(v) = entry.record {
+                got.push((entry.lsn, v));
+            }
+        }
+        expected.sort();
+        assert!(got == expected, "{policy:?}: {} of {} records read back", got.len(), expected.len());
+        let count = wal.next_lsn();
+        drop(iter);
+        Arc::try_unwrap(wal).unwrap().close().await.unwrap();
+        let (_, info) = Wal::open(config).await.unwrap();
+        assert_eq!(info.records, count, "{policy:?}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_executor_keeps_running_while_appends_wait_for_their_sync() {
+    // One executor thread. If an append blocked it while waiting for the
+    // batch window, the ticker below could not run meanwhile.
+    let scratch = Scratch::new("async-executor");
+    let window = Duration::from_millis(60);
+    let (wal, _) = Wal::open(WalConfig::new(scratch.wal()).fsync(FsyncPolicy::Batch(window))).await.unwrap();
+    let ticks = Arc::new(AtomicU64::new(0));
+    let ticker = {
+        let ticks = Arc::clone(&ticks);
+        tokio::spawn(async move {
+            loop {
+                ticks.fetch_add(1, Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let before = ticks.load(Ordering::Relaxed);
+    let lsn = wal.append(&Record::raw(b"waits for the window")).await.unwrap();
+    let during = ticks.load(Ordering::Relaxed) - before;
+    ticker.abort();
+    assert_eq!(wal.durable_lsn(), Some(lsn));
+    assert!(during > 100, "the executor ran only {during} times while an append waited {window:?}");
+    println!("the executor ran {during} times while an append waited for its batch sync");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sync_reaches_every_waiting_task() {
+    let mut poisoned = 0;
+    for n in [0u64, 2, 5] {
+        let fs = SimFs::new(FsFaults { fail_sync: Some(n), ..FsFaults::default() });
+        let config =
+            WalConfig::new("/wal").segment_size(64 << 10).fsync(FsyncPolicy::Batch(Duration::from_millis(1)));
+        let (wal, _) = Wal::open_in(fs, config).await.unwrap();
+        let wal = Arc::new(wal);
+        let mut tasks = Vec::new();
+        for t in 0..16u32 {
+            let wal = Arc::clone(&wal);
+            tasks.push(tokio::spawn(async move {
+                for i in 0..50u32 {
+                    if let Err(e) = wal.append(&Record::raw(format!("{t}/{i}").as_bytes())).await {
+                        return Some(e);
+                    }
+                }
+                None
+            }));
+        }
+        let mut failed = 0;
+        let all = tokio::time::timeout(Duration::from_secs(60), async {
+            for task in tasks {
+                if let Some(e) = task.await.unwrap() {
+                    assert!(matches!(e, Error::Poisoned { .. } | Error::Io { .. }), "{e}");
+                    failed += 1;
+                }
+            }
+        })
+        .await;
+        assert!(all.is_ok(), "fail_sync {n}: a task hung");
+        assert!(failed > 0, "fail_sync {n}: no task saw the failure");
+        // A failed data sync poisons (a failed sync of a new segment's
+        // header fails only the append that needed the segment).
+        if wal.blocking().is_poisoned() {
+            assert!(matches!(wal.append(&Record::raw(b"later")).await, Err(Error::Poisoned { .. })));
+            poisoned += 1;
+        }
+    }
+    assert!(poisoned >= 1, "no run poisoned the WAL");
+}
