@@ -225,6 +225,22 @@ fn split_u32(bytes: &[u8]) -> Option<(u32, &[u8])> {
 }
 
 /// Splits one batch entry off the front of `bytes`.
+/// The batch entry at byte `at` of a batch payload (the first is at
+/// [`BATCH_ENTRIES_AT`]) and the offset of the one after it: a cursor for
+/// readers that return a batch's records one call at a time.
+///
+/// # Errors
+///
+/// [`DecodeError::MalformedBody`] when no whole entry starts at `at`.
+pub fn batch_entry_at(payload: &[u8], at: usize) -> Result<(Record<'_>, usize), DecodeError> {
+    let bytes = payload.get(at..).ok_or(malformed("batch entry past the payload"))?;
+    let (record, rest) = split_entry(bytes)?;
+    Ok((record, payload.len() - rest.len()))
+}
+
+/// Where the first entry of a batch payload starts (after its count).
+pub const BATCH_ENTRIES_AT: usize = 4;
+
 pub(crate) fn split_entry(bytes: &[u8]) -> Result<(Record<'_>, &[u8]), DecodeError> {
     let (&tag, rest) = bytes.split_first().ok_or(malformed("batch entry header cut short"))?;
     let (len, rest) = split_u32(rest).ok_or(malformed("batch entry header cut short"))?;

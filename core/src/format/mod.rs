@@ -71,7 +71,9 @@ mod segment_header;
 #[cfg(feature = "lz4")]
 pub mod lz4;
 
-pub use body::{BatchRecords, Body, MARK_PAYLOAD_LEN, Mark, Records, record_kind};
+pub use body::{
+    BATCH_ENTRIES_AT, BatchRecords, Body, MARK_PAYLOAD_LEN, Mark, Records, batch_entry_at, record_kind,
+};
 pub use error::{DecodeError, EncodeError};
 pub use frame::{
     Compressed, EncodedFrame, EpochKey, Frame, FrameHeader, PayloadCheck, batch_frame_len, decode_frame,

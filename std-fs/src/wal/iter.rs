@@ -1,9 +1,11 @@
 //! Reading the log from an LSN, across segment files.
 
-use nori_wal_core::format::{Body, FRAME_HEADER_LEN, FrameHeader, FrameKind, decode_frame};
+use nori_wal_core::format::{
+    BATCH_ENTRIES_AT, Body, FRAME_HEADER_LEN, FrameHeader, FrameKind, batch_entry_at, decode_frame,
+};
 use nori_wal_core::ring::Entry;
 use nori_wal_core::segment::Damage;
-use nori_wal_core::{DecodeError, Lsn};
+use nori_wal_core::{DecodeError, Lsn, Record};
 
 use super::error::{Corruption, Error};
 use super::recovery::{SegMeta, Skip};
@@ -21,6 +23,22 @@ enum Source {
     Plain,
 }
 
+/// The record at `at` of a frame's payload (a batch entry, or the frame's
+/// one record), and the offset after it.
+fn parse_entry(
+    kind: FrameKind,
+    payload: &[u8],
+    at: usize,
+) -> std::result::Result<(Record<'_>, usize), DecodeError> {
+    if kind == FrameKind::Batch {
+        return batch_entry_at(payload, at);
+    }
+    match Body::parse(kind, payload)? {
+        Body::Record(record) => Ok((record, 0)),
+        _ => Err(DecodeError::MalformedBody { reason: "not a record" }),
+    }
+}
+
 /// The frame whose records are being returned.
 #[derive(Debug, Clone, Copy)]
 struct Current {
@@ -33,6 +51,8 @@ struct Current {
     count: u32,
     /// Index of the next record to return.
     next: u32,
+    /// For a batch, the payload offset of the next record's entry.
+    entry_at: usize,
 }
 
 /// Reads records in LSN order from a [`Wal`](super::Wal); see
@@ -118,43 +138,55 @@ impl<S: Fs> Iter<S> {
     /// reclaimed or truncated while the iterator lives stay readable to it:
     /// it sees the log as it was when it was made.
     pub fn try_next(&mut self) -> Result<Option<Entry<'_>>> {
+        // Find the next record to return: skip those below the LSN asked
+        // for, load frames as needed.
         loop {
             if self.lsn >= self.end {
                 return Ok(None);
             }
-            if let Some(cur) = self.current.as_mut()
-                && cur.next < cur.count
-            {
-                let index = cur.next;
-                cur.next += 1;
-                let lsn = cur.first + u64::from(index);
-                if lsn < self.lsn {
-                    continue;
-                }
-                let cur = *cur;
-                self.lsn = lsn + 1;
-                let payload = match cur.source {
-                    Source::Map(start) => self
-                        .map
-                        .as_ref()
-                        .and_then(|m| m.bytes().get(start..start + cur.len))
-                        .unwrap_or_default(),
-                    Source::Buf => {
-                        self.buf.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + cur.len).unwrap_or_default()
+            match self.current {
+                Some(cur) if cur.next < cur.count => {
+                    if cur.first + u64::from(cur.next) >= self.lsn {
+                        break;
                     }
-                    Source::Plain => &self.plain,
-                };
-                let record = Body::parse(cur.kind, payload)
-                    .ok()
-                    .and_then(|body| body.records().nth(index as usize))
-                    .ok_or_else(|| {
-                        self.corrupt(Damage::Frame(DecodeError::MalformedBody { reason: "record" }))
-                    })?;
-                return Ok(Some(Entry { lsn, record }));
+                    let entry_at = self.entry(&cur)?.1;
+                    self.current = Some(Current { next: cur.next + 1, entry_at, ..cur });
+                }
+                _ => {
+                    self.current = None;
+                    self.next_frame()?;
+                }
             }
-            self.current = None;
-            self.next_frame()?;
         }
+        let Some(cur) = self.current else { return Ok(None) };
+        let lsn = cur.first + u64::from(cur.next);
+        let payload = match cur.source {
+            Source::Map(start) => {
+                self.map.as_ref().and_then(|m| m.bytes().get(start..start + cur.len)).unwrap_or_default()
+            }
+            Source::Buf => self.buf.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + cur.len).unwrap_or_default(),
+            Source::Plain => &self.plain,
+        };
+        let Ok((record, entry_at)) = parse_entry(cur.kind, payload, cur.entry_at) else {
+            let damage = Damage::Frame(DecodeError::MalformedBody { reason: "batch entry" });
+            let path = self.segments.get(self.index).map(|s| s.path.clone()).unwrap_or_default();
+            return Err(Error::Corrupt(Corruption { path, offset: self.pos, lsn, damage }));
+        };
+        self.current = Some(Current { next: cur.next + 1, entry_at, ..cur });
+        self.lsn = lsn + 1;
+        Ok(Some(Entry { lsn, record }))
+    }
+
+    /// The record `cur` points at, and the offset of the entry after it.
+    fn entry(&self, cur: &Current) -> Result<(Record<'_>, usize)> {
+        let payload = match cur.source {
+            Source::Map(start) => {
+                self.map.as_ref().and_then(|m| m.bytes().get(start..start + cur.len)).unwrap_or_default()
+            }
+            Source::Buf => self.buf.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + cur.len).unwrap_or_default(),
+            Source::Plain => &self.plain,
+        };
+        parse_entry(cur.kind, payload, cur.entry_at).map_err(|e| self.corrupt(Damage::Frame(e)))
     }
 
     fn corrupt(&self, damage: Damage) -> Error {
@@ -300,8 +332,15 @@ impl<S: Fs> Iter<S> {
         self.pos += len as u64;
         if count > 0 {
             self.at = first + u64::from(count);
-            self.current =
-                Some(Current { kind: header.kind(), source, len: payload_len, first, count, next: 0 });
+            self.current = Some(Current {
+                kind: header.kind(),
+                source,
+                len: payload_len,
+                first,
+                count,
+                next: 0,
+                entry_at: BATCH_ENTRIES_AT,
+            });
         }
         Ok(Ok(()))
     }
