@@ -8,7 +8,13 @@
 //! - one writer, `FsyncPolicy::Os`: vs a `BufWriter` writing the same
 //!   payload bytes;
 //! - reopening and recovering a 1 GiB log with the page cache warm: vs
-//!   reading the same files with `read` into one buffer.
+//!   reading the same files with `read` into one buffer;
+//! - iterating a 1 GiB log through the maps, page cache warm: vs the same
+//!   `read` baseline;
+//! - 64 async tasks appending under `Batch`, each append resolving when
+//!   durable: vs 64 threads doing `append` + `wait_durable` with the
+//!   blocking API;
+//! - LZ4 and Zstd on a text-like and a random payload: ratio and speed.
 //!
 //! `cargo bench -p nori-wal-tests --bench file_wal` (add `-- --quick` for a
 //! smoke run with small sizes). `NORI_WAL_BENCH_DIR` picks the directory
@@ -55,6 +61,15 @@ fn main() {
     }
     if run("recovery") {
         recovery(if quick { 64 << 20 } else { (1 << 30) + (64 << 20) }, quick);
+    }
+    if run("iterate") {
+        iterate(if quick { 64 << 20 } else { (1 << 30) + (64 << 20) }, quick);
+    }
+    if run("async") {
+        async_batch(settings, if quick { 8 } else { 64 });
+    }
+    if run("compression") {
+        compression(settings);
     }
 }
 
@@ -278,4 +293,174 @@ fn median(rounds: usize, mut run: impl FnMut() -> f64) -> f64 {
     let mut times: Vec<f64> = (0..rounds).map(|_| run()).collect();
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
+}
+
+/// Writes a log of `bytes` of 128-byte records in batches of 64 into `dir`.
+fn write_log(dir: &Path, bytes: u64) -> Vec<PathBuf> {
+    let config = WalConfig::new(dir).segment_size(64 << 20).fsync(FsyncPolicy::Os);
+    let payload = [0x5Au8; RECORD];
+    let (wal, _) = Wal::open(config).unwrap();
+    let records = bytes / (RECORD as u64 + 16);
+    let batch: Vec<Record<'_>> = (0..64).map(|_| Record::raw(&payload)).collect();
+    for _ in 0..records / 64 {
+        wal.append_batch(&batch).unwrap();
+    }
+    wal.close().unwrap();
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect()
+}
+
+/// Iterates the whole log through the blocking API (records borrowed from
+/// the maps) against `read` of the same files.
+fn iterate(bytes: u64, quick: bool) {
+    let dir = bench_dir("iterate");
+    let files = write_log(&dir, bytes);
+    let total: u64 = files.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let (wal, _) = Wal::open(WalConfig::new(&dir).segment_size(64 << 20).fsync(FsyncPolicy::Os)).unwrap();
+    let rounds = if quick { 2 } else { 7 };
+    let read_time = median(rounds, || read_files(&files));
+    let mut count = 0u64;
+    let iter_time = median(rounds, || {
+        let t = Instant::now();
+        let mut iter = wal.iter().unwrap();
+        let mut n = 0u64;
+        let mut sum = 0u64;
+        while let Some(entry) = iter.try_next().unwrap() {
+            n += 1;
+            if let Some(p) = entry.record.raw_payload() {
+                sum = sum.wrapping_add(u64::from(p[0]));
+            }
+        }
+        black_box(sum);
+        count = n;
+        t.elapsed().as_secs_f64()
+    });
+    let baseline = Measurement {
+        name: "read() the files".into(),
+        ops_per_sec: 1.0 / read_time,
+        bytes_per_sec: total as f64 / read_time,
+    };
+    let ours = Measurement {
+        name: format!("iterate through the maps ({count} records)"),
+        ops_per_sec: count as f64 / iter_time,
+        bytes_per_sec: total as f64 / iter_time,
+    };
+    print_table(
+        &format!("Iterating a {} MiB log, page cache warm (128 B records)", total >> 20),
+        &baseline,
+        &[ours],
+    );
+    drop(wal);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// 64 writers under `Batch(1 ms)`, each append durable before the writer
+/// goes on: blocking threads (`append` + `wait_durable`) against async
+/// tasks (`append().await`).
+fn async_batch(settings: Settings, writers: usize) {
+    const PER_WRITER: u64 = 20;
+    let payload = [0x5Au8; RECORD];
+    let ops = writers as u64 * PER_WRITER;
+    let policy = FsyncPolicy::Batch(std::time::Duration::from_millis(1));
+    let dir = bench_dir("batch-blocking");
+    let (wal, _) = Wal::open(WalConfig::new(&dir).segment_size(64 << 20).fsync(policy)).unwrap();
+    let baseline =
+        measure(&format!("blocking, {writers} threads"), settings, ops, ops * RECORD as u64, || {
+            std::thread::scope(|s| {
+                for _ in 0..writers {
+                    s.spawn(|| {
+                        for _ in 0..PER_WRITER {
+                            let lsn = wal.append(&Record::raw(&payload)).unwrap();
+                            wal.wait_durable(lsn).unwrap();
+                        }
+                    });
+                }
+            });
+        });
+    drop(wal);
+    let adir = bench_dir("batch-async");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let wal = runtime
+        .block_on(nori_wal::Wal::open(WalConfig::new(&adir).segment_size(64 << 20).fsync(policy)))
+        .unwrap()
+        .0;
+    let wal = std::sync::Arc::new(wal);
+    let ours = measure(&format!("async, {writers} tasks"), settings, ops, ops * RECORD as u64, || {
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..writers)
+                .map(|_| {
+                    let wal = std::sync::Arc::clone(&wal);
+                    tokio::spawn(async move {
+                        for _ in 0..PER_WRITER {
+                            black_box(wal.append(&Record::raw(&[0x5Au8; RECORD])).await.unwrap());
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+    });
+    print_table(
+        &format!("{writers} writers under Batch(1 ms), each append durable before the next (128 B)"),
+        &baseline,
+        &[ours],
+    );
+    drop(wal);
+    drop(runtime);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(adir);
+}
+
+/// LZ4 and Zstd on 4 KiB of text-like and of random bytes: ratio, and
+/// speed of compression and decompression against a copy of the input.
+fn compression(settings: Settings) {
+    let text: Vec<u8> = (0..)
+        .map(|i| format!("{{\"id\": {i}, \"name\": \"user {i}\", \"email\": \"user{i}@example.com\", \"active\": {}}}\n", i % 3 == 0))
+        .flat_map(String::into_bytes)
+        .take(4096)
+        .collect();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let random: Vec<u8> = (0..4096)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    for (name, input) in [("text-like", &text), ("random", &random)] {
+        let len = input.len() as u64;
+        let mut copy = vec![0u8; input.len()];
+        let baseline = measure("memcpy", settings, 1, len, || {
+            copy.copy_from_slice(black_box(input));
+            black_box(&mut copy);
+        });
+        let mut packed = vec![0u8; nori_wal::format::lz4::max_compressed_len(input.len())];
+        let n = nori_wal::format::lz4::compress(input, &mut packed).unwrap();
+        let lz4_c =
+            measure(&format!("LZ4 compress (ratio {:.3})", n as f64 / len as f64), settings, 1, len, || {
+                black_box(nori_wal::format::lz4::compress(black_box(input), &mut packed));
+            });
+        let mut plain = vec![0u8; input.len()];
+        let lz4_d = measure("LZ4 decompress", settings, 1, len, || {
+            nori_wal::format::lz4::decompress(black_box(&packed[..n]), &mut plain).unwrap();
+        });
+        // Contexts reused, as the WAL keeps one per thread.
+        let mut compressor = zstd::bulk::Compressor::new(3).unwrap();
+        let mut decompressor = zstd::bulk::Decompressor::new().unwrap();
+        let z = compressor.compress(input).unwrap();
+        let ratio = z.len() as f64 / len as f64;
+        let zstd_c = measure(&format!("Zstd level 3 compress (ratio {ratio:.3})"), settings, 1, len, || {
+            black_box(compressor.compress(black_box(input)).unwrap());
+        });
+        let zstd_d = measure("Zstd decompress", settings, 1, len, || {
+            decompressor.decompress_to_buffer(black_box(&z), &mut plain[..]).unwrap();
+        });
+        print_table(&format!("Compression of 4 KiB, {name}"), &baseline, &[lz4_c, lz4_d, zstd_c, zstd_d]);
+    }
 }

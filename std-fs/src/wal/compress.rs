@@ -36,7 +36,7 @@ pub(crate) fn compress(codec: Codec, min_len: usize, record: &Record<'_>) -> Opt
             (Compression::Lz4, out)
         }
         #[cfg(feature = "zstd")]
-        Codec::Zstd { level } => (Compression::Zstd, zstd::bulk::compress(&body, level).ok()?),
+        Codec::Zstd { level } => (Compression::Zstd, zstd_compress(&body, level)?),
         _ => return None,
     };
     // Worth it only if the frame gets smaller (the length takes 4 bytes).
@@ -58,7 +58,7 @@ pub(crate) fn decompress(
     match codec {
         Compression::Lz4 => lz4::decompress(data, out),
         #[cfg(feature = "zstd")]
-        Compression::Zstd => match zstd::bulk::decompress_to_buffer(data, &mut out[..]) {
+        Compression::Zstd => match zstd_decompress(data, &mut out[..]) {
             Ok(n) if n == len => Ok(()),
             _ => {
                 Err(DecodeError::MalformedBody { reason: "invalid Zstd data, or not of its recorded length" })
@@ -66,4 +66,38 @@ pub(crate) fn decompress(
         },
         _ => Err(DecodeError::Compressed { codec }),
     }
+}
+
+#[cfg(feature = "zstd")]
+thread_local! {
+    /// Zstd contexts, kept per thread: making one costs more than
+    /// compressing a small record.
+    static ZSTD: std::cell::RefCell<(Option<(i32, zstd::bulk::Compressor<'static>)>, Option<zstd::bulk::Decompressor<'static>>)> =
+        const { std::cell::RefCell::new((None, None)) };
+}
+
+#[cfg(feature = "zstd")]
+fn zstd_compress(body: &[u8], level: i32) -> Option<Vec<u8>> {
+    ZSTD.with(|cell| {
+        let mut contexts = cell.try_borrow_mut().ok()?;
+        if contexts.0.as_ref().is_none_or(|(l, _)| *l != level) {
+            contexts.0 = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        let (_, compressor) = contexts.0.as_mut()?;
+        compressor.compress(body).ok()
+    })
+}
+
+#[cfg(feature = "zstd")]
+fn zstd_decompress(data: &[u8], out: &mut [u8]) -> std::io::Result<usize> {
+    ZSTD.with(|cell| {
+        let mut contexts = cell.try_borrow_mut().map_err(|_| std::io::Error::other("zstd context in use"))?;
+        if contexts.1.is_none() {
+            contexts.1 = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match contexts.1.as_mut() {
+            Some(decompressor) => decompressor.decompress_to_buffer(data, out),
+            None => Err(std::io::Error::other("no zstd context")),
+        }
+    })
 }
