@@ -68,22 +68,28 @@ pub(crate) fn decompress(
     }
 }
 
+/// Zstd contexts, kept per thread: making one costs more than compressing
+/// a small record.
+#[cfg(feature = "zstd")]
+#[derive(Default)]
+struct ZstdContexts {
+    compressor: Option<(i32, zstd::bulk::Compressor<'static>)>,
+    decompressor: Option<zstd::bulk::Decompressor<'static>>,
+}
+
 #[cfg(feature = "zstd")]
 thread_local! {
-    /// Zstd contexts, kept per thread: making one costs more than
-    /// compressing a small record.
-    static ZSTD: std::cell::RefCell<(Option<(i32, zstd::bulk::Compressor<'static>)>, Option<zstd::bulk::Decompressor<'static>>)> =
-        const { std::cell::RefCell::new((None, None)) };
+    static ZSTD: std::cell::RefCell<ZstdContexts> = std::cell::RefCell::new(ZstdContexts::default());
 }
 
 #[cfg(feature = "zstd")]
 fn zstd_compress(body: &[u8], level: i32) -> Option<Vec<u8>> {
     ZSTD.with(|cell| {
         let mut contexts = cell.try_borrow_mut().ok()?;
-        if contexts.0.as_ref().is_none_or(|(l, _)| *l != level) {
-            contexts.0 = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        if contexts.compressor.as_ref().is_none_or(|(l, _)| *l != level) {
+            contexts.compressor = Some((level, zstd::bulk::Compressor::new(level).ok()?));
         }
-        let (_, compressor) = contexts.0.as_mut()?;
+        let (_, compressor) = contexts.compressor.as_mut()?;
         compressor.compress(body).ok()
     })
 }
@@ -92,10 +98,10 @@ fn zstd_compress(body: &[u8], level: i32) -> Option<Vec<u8>> {
 fn zstd_decompress(data: &[u8], out: &mut [u8]) -> std::io::Result<usize> {
     ZSTD.with(|cell| {
         let mut contexts = cell.try_borrow_mut().map_err(|_| std::io::Error::other("zstd context in use"))?;
-        if contexts.1.is_none() {
-            contexts.1 = Some(zstd::bulk::Decompressor::new()?);
+        if contexts.decompressor.is_none() {
+            contexts.decompressor = Some(zstd::bulk::Decompressor::new()?);
         }
-        match contexts.1.as_mut() {
+        match contexts.decompressor.as_mut() {
             Some(decompressor) => decompressor.decompress_to_buffer(data, out),
             None => Err(std::io::Error::other("no zstd context")),
         }
