@@ -1,9 +1,12 @@
 //! nori-wal: a write-ahead log with one on-disk format for NOR flash, raw
 //! partitions and directories of segment files.
 //!
-//! [`Wal`] is the file WAL: a directory of segment files with fsync
-//! policies, group commit, rotation and crash recovery (see the [`wal`]
-//! module). The crate also offers what [`nori_wal_core`] has — the format v1
+//! [`Wal`] is the file WAL with an async API (on tokio) and
+//! [`blocking::Wal`] the same WAL without a runtime: a directory of segment
+//! files with fsync policies, group commit, size and age rotation, crash
+//! recovery, reads through memory maps and LZ4/Zstd compression (see the
+//! [`wal`] module for the files, the durability policies and the recovery
+//! decisions). The crate also offers what [`nori_wal_core`] has — the format v1
 //! codec and the [`ring`] log over any [`BlockDevice`] — with the
 //! hardware-accelerated CRC32C enabled, and the file-system layer the WAL
 //! runs on ([`fs`]).
