@@ -101,9 +101,18 @@ fn release<S: Fs>(wal: Arc<wal::Wal<S>>) {
     }
 }
 
-/// A write-ahead log in a directory of segment files, with an async API.
-/// See the [module docs](self) and, for the files, durability and recovery,
-/// [`crate::wal`].
+/// A write-ahead log in a directory of segment files, with an async API;
+/// for the files, durability and recovery, see [`crate::wal`].
+///
+/// Every call that touches the disk runs on tokio's blocking thread pool
+/// (`spawn_blocking`), so no executor thread waits for a read, a write or an
+/// `fdatasync`. An append under [`FsyncPolicy::Always`] runs the blocking
+/// append there (appends from many tasks share syncs, as threads do); under
+/// [`FsyncPolicy::Batch`] the task then awaits the background sync through a
+/// watch channel, holding no thread. Records are copied once to cross into
+/// the pool; entries read back are owned ([`EntryBuf`]). It needs a tokio
+/// runtime; [`blocking::Wal`](crate::blocking::Wal) has the same powers
+/// without one.
 ///
 /// ```
 /// use nori_wal::{Record, Wal, WalConfig};
