@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod crash;
+pub mod fuzzing;
 pub mod media;
 pub mod nor;
 pub mod sim;

@@ -48,6 +48,9 @@ pub struct Ahead {
     pub blank_to_end: bool,
     /// On erased media, the end of the last byte that is not erased.
     pub last_written: Option<u64>,
+    /// The highest LSN end (first LSN plus records) of the valid frames
+    /// after the stop.
+    pub reach: Option<Lsn>,
 }
 
 impl Ahead {
@@ -138,6 +141,8 @@ pub(crate) fn look_ahead<D: BlockDevice>(
             }
         }
         ahead.furthest_end = Some(q + found.header.frame_len() as u64);
+        let end = found.lsn.saturating_add(u64::from(found.count));
+        ahead.reach = Some(ahead.reach.map_or(end, |r| r.max(end)));
         true
     })?;
     Ok(ahead)

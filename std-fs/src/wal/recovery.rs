@@ -18,7 +18,10 @@ use crate::fs::{File, Fs, OpenMode};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RecoveryInfo {
-    /// Records the log holds after recovery.
+    /// Records the log holds after recovery. Under `SkipDamaged`, when
+    /// damage was skipped, the count of the records between the first and
+    /// the last LSN less [`records_lost`](Self::records_lost): an estimate
+    /// where whole segments were unreadable.
     pub records: u64,
     /// The first LSN the log holds, if any record.
     pub first_lsn: Option<Lsn>,
@@ -166,7 +169,17 @@ impl<S: Fs> Recovery<'_, S> {
         // The log's start: the newest header's, or a later mark's.
         let head_stop = self.walk(newest, None, None)?;
         let header_start = newest.header.map_or(0, |h| h.log_start).max(self.known_start);
-        let log_start = header_start.max(head_stop.log_start).min(head_stop.lsn);
+        // Bounded by the records the newest segment holds: by where this
+        // first walk stops or, past damage among reclaimed records (handled
+        // in `settle`), by the valid frames after it.
+        let mut log_start = header_start.max(head_stop.log_start);
+        if log_start > head_stop.lsn && head_stop.damage.is_some() {
+            let header = newest.header.unwrap_or(EMPTY_HEADER);
+            let ahead = self.with_reader(newest, header, |reader| reader.look_ahead(&head_stop))?;
+            log_start = log_start.min(ahead.reach.unwrap_or(head_stop.lsn).max(head_stop.lsn));
+        } else {
+            log_start = log_start.min(head_stop.lsn.max(newest.base));
+        }
         // Files wholly below the start are leftovers of a reclaim.
         match found.iter().rposition(|f| f.header.is_some() && f.base <= log_start) {
             Some(first) => {
@@ -322,6 +335,15 @@ impl<S: Fs> Recovery<'_, S> {
                 let Some(damage) = stop.damage else { break };
                 let header = found[i].header.unwrap_or(EMPTY_HEADER);
                 let ahead = self.with_reader(&found[i], header, |reader| reader.look_ahead(&stop))?;
+                // Damage among reclaimed records is no loss: read on from
+                // the next valid frame that still reaches the log's start.
+                if stop.lsn < log_start
+                    && let Some((p, l)) = ahead.first_valid.filter(|&(_, l)| l <= log_start && l < next_base)
+                {
+                    skips.push(Skip { base: found[i].base, from: stop.pos, to: p, lsn: l });
+                    from = Some((p, l));
+                    continue;
+                }
                 // A segment whose frames end cleanly short of the next one's
                 // base: the records between are in a segment that is gone.
                 let gap = ahead.first_valid.is_none()
@@ -342,7 +364,7 @@ impl<S: Fs> Recovery<'_, S> {
                 self.refuse_or_note(case, c)?;
                 if self.mode == RecoveryMode::PointInTime {
                     self.info.records_lost += found[last].base.saturating_sub(stop.lsn);
-                    return self.cut_end(found, i, stop, log_start, Vec::new());
+                    return self.cut_end(found, i, stop, log_start, skips);
                 }
                 match ahead.first_valid {
                     Some((p, l)) if l < next_base && l >= stop.lsn => {
@@ -379,6 +401,15 @@ impl<S: Fs> Recovery<'_, S> {
         let mut from = None;
         loop {
             let stop = self.walk(&found[last], from, None)?;
+            if stop.damage.is_some() && stop.lsn < log_start {
+                // Damage among reclaimed records is no loss (as above).
+                let ahead = self.with_reader(&found[last], header, |reader| reader.look_ahead(&stop))?;
+                if let Some((p, l)) = ahead.first_valid.filter(|&(_, l)| l <= log_start) {
+                    skips.push(Skip { base: found[last].base, from: stop.pos, to: p, lsn: l });
+                    from = Some((p, l));
+                    continue;
+                }
+            }
             let classified = self.with_reader(&found[last], header, |reader| reader.classify_end(&stop))?;
             let c =
                 corruption(&found[last].path, stop.pos, stop.lsn, stop.damage.unwrap_or(Damage::Unsupported));
