@@ -199,7 +199,7 @@ impl<S: Fs> Recovery<'_, S> {
                     }
                     return Ok(self.finish(Vec::new(), None, log_start, log_start, Vec::new()));
                 }
-                self.info.records_lost += found[0].base - log_start;
+                self.info.records_lost += found[0].base.saturating_sub(log_start);
             }
         }
         let found = self.drop_damaged_headers(found)?;
