@@ -27,6 +27,9 @@ pub struct FsFaults {
     /// fails and changes nothing, so that a crash can be taken at any point
     /// inside a WAL operation.
     pub halt_after: Option<u64>,
+    /// F7: reads that cover this byte of any file fail with EIO (a latent
+    /// sector error).
+    pub bad_byte: Option<u64>,
 }
 
 /// How a crash treats what was not synced.
@@ -368,6 +371,11 @@ impl Drop for SimFile {
 impl File for SimFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let state = self.lock();
+        if let Some(bad) = state.faults.bad_byte
+            && (offset..offset + buf.len() as u64).contains(&bad)
+        {
+            return Err(io::Error::other("injected EIO: latent sector error"));
+        }
         let data = &state.inodes[&self.id].current;
         let start = (offset as usize).min(data.len());
         let n = buf.len().min(data.len() - start);

@@ -26,6 +26,10 @@ pub(crate) struct Layout {
     pub(crate) ordered: bool,
     /// Whether the device lends its bytes in place for reading.
     pub(crate) in_place: bool,
+    /// Whether the space was never used before the segment (a new file):
+    /// then bytes that are neither blank nor a frame were written by this
+    /// segment (a torn or damaged frame), never left from an earlier use.
+    pub(crate) fresh: bool,
 }
 
 impl Layout {
@@ -53,6 +57,7 @@ impl Layout {
             frames_offset,
             ordered,
             in_place,
+            fresh: false,
         };
         // Room for the first mark, the tail reserve and a 64-byte frame.
         let min = frames_offset + MARK_FRAME_LEN + layout.tail_reserve() + 64;

@@ -172,8 +172,9 @@ pub(crate) fn classify(layout: &Layout, damage: &Damage, ahead: &Ahead, lsn: Lsn
             None => true,
         },
         // A header that does not check on a medium without erase is older
-        // data (or a torn header): it was never part of this epoch.
-        Damage::Frame(DecodeError::BadHeader) => layout.erase_value.is_none(),
+        // data (or a torn header): it was never part of this epoch. Where
+        // the space is fresh there is no older data: it is a torn tail.
+        Damage::Frame(DecodeError::BadHeader) => layout.erase_value.is_none() && !layout.fresh,
         _ => false,
     };
     if never_written { RecoveryCase::Clean } else { RecoveryCase::TornTail }
@@ -378,7 +379,18 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
             frames_offset,
             ordered,
             in_place: device.bytes_in_place(0, 1).is_some(),
+            fresh: false,
         }
+    }
+
+    /// Declares the segment's space fresh: never used before it (a newly
+    /// created, zero-filled file). Bytes after the frames that are neither
+    /// blank nor a frame are then a torn tail, not data left from an
+    /// earlier use, and [`classify_end`](Self::classify_end) says so.
+    #[must_use]
+    pub fn fresh(mut self) -> Self {
+        self.layout.fresh = true;
+        self
     }
 
     /// The segment's header.

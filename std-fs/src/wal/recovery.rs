@@ -250,7 +250,7 @@ impl<S: Fs> Recovery<'_, S> {
     ) -> Result<T> {
         let mut device = FileDevice { file: &f.file, capacity: header.segment_size };
         SegmentReader::with_header(&mut device, &mut self.buffer, false, header)
-            .and_then(|mut reader| op(&mut reader))
+            .and_then(|reader| op(&mut reader.fresh()))
             .map_err(|e| read_error(&f.path, e))
     }
 
