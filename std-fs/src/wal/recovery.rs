@@ -89,6 +89,8 @@ struct Found<F> {
     base: Lsn,
     path: PathBuf,
     file: F,
+    /// The file's length when listed.
+    len: u64,
     header: Option<SegmentHeader>,
 }
 
@@ -235,7 +237,8 @@ impl<S: Fs> Recovery<'_, S> {
                 }
                 _ => None,
             };
-            found.push(Found { base, path, file, header });
+            let len = file.size().map_err(|e| Error::io("size", &path, e))?;
+            found.push(Found { base, path, file, len, header });
         }
         found.sort_by_key(|f| f.base);
         Ok(found)
@@ -248,7 +251,12 @@ impl<S: Fs> Recovery<'_, S> {
         header: SegmentHeader,
         op: impl FnOnce(&mut SegmentReader<'_, '_, FileDevice<'_, S::File>>) -> CoreResult<T>,
     ) -> Result<T> {
-        let mut device = FileDevice { file: &f.file, capacity: header.segment_size };
+        // Bytes past the end of a file were never written: reading stops
+        // there, whatever the header claims (a hostile size cannot make
+        // recovery scan a terabyte of nothing).
+        let capacity = header.segment_size.min(f.len.max(segment::frames_offset()));
+        let header = SegmentHeader { segment_size: capacity, ..header };
+        let mut device = FileDevice { file: &f.file, capacity };
         SegmentReader::with_header(&mut device, &mut self.buffer, false, header)
             .and_then(|reader| op(&mut reader.fresh()))
             .map_err(|e| read_error(&f.path, e))
