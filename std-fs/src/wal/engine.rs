@@ -2,9 +2,8 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use nori_wal_core::format::{
@@ -19,6 +18,7 @@ use super::error::{ConfigError, Error};
 use super::iter::Iter;
 use super::recovery::{self, RecoveryInfo, SegMeta, Skip};
 use super::segment::{self, FileDevice, MARK_FRAME_LEN};
+use super::sync::{AtomicBool, AtomicU64, Condvar, JoinHandle, Mutex, MutexGuard};
 use crate::fs::{File, Fs, Kind, OpenMode, StdFs};
 
 type Result<T> = std::result::Result<T, Error>;
@@ -194,7 +194,7 @@ impl<S: Fs> Wal<S> {
             if tries == 10 {
                 return Err(Error::Locked { dir });
             }
-            std::thread::sleep(Duration::from_millis(5));
+            super::sync::sleep(Duration::from_millis(5));
         }
         // Room for the log start it may keep, so that recording it needs no
         // space later (a reclaim on a full disk).
@@ -247,9 +247,7 @@ impl<S: Fs> Wal<S> {
             matches!(shared.config.fsync, FsyncPolicy::Batch(_)) || shared.config.max_segment_age.is_some();
         let worker = if needs_worker {
             let shared = Arc::clone(&shared);
-            let handle = std::thread::Builder::new()
-                .name("nori-wal-sync".into())
-                .spawn(move || shared.background())
+            let handle = super::sync::spawn("nori-wal-sync", move || shared.background())
                 .map_err(|e| Error::io("start the sync thread for", &dir, e))?;
             Some(handle)
         } else {
@@ -865,7 +863,7 @@ impl<S: Fs> Shared<S> {
         // flushes, while they keep coming (one yield when none do).
         let mut seen = lock(&self.inner).next_lsn;
         for _ in 0..16 {
-            std::thread::yield_now();
+            super::sync::yield_now();
             let now = lock(&self.inner).next_lsn;
             if now == seen {
                 break;

@@ -82,6 +82,7 @@ mod error;
 mod iter;
 mod recovery;
 mod segment;
+mod sync;
 
 pub use config::{Codec, FsyncPolicy, RecoveryMode, WalConfig};
 pub use engine::{Stats, Wal};
