@@ -200,7 +200,7 @@ impl<S: Fs> Wal<S> {
         // space later (a reclaim on a full disk).
         lock_file.allocate(segment::START_LEN).map_err(|e| Error::io("prepare", &lock_path, e))?;
         let start = segment::read_start(&lock_file).map_err(|e| Error::io("read", &lock_path, e))?;
-        let recovered = recovery::recover(&fs, &config, start.map_or(0, |(_, lsn)| lsn))?;
+        let recovered = recovery::recover(&fs, &config, start.map_or(0, |(_, lsn)| lsn), false)?;
         let active = recovered.active.and_then(|(file, pos)| {
             let meta = recovered.segments.last()?;
             Some(Active {

@@ -110,13 +110,23 @@ struct Recovery<'a, S: Fs> {
     info: RecoveryInfo,
     max_epoch: u64,
     known_start: Lsn,
+    /// Decide, but change nothing on disk (inspection).
+    dry_run: bool,
 }
 
 /// Recovers the WAL in `config.dir`, repairing what the mode allows.
 ///
 /// `known_start` is the log's start recorded outside the segments (in the
 /// lock file), if any.
-pub(crate) fn recover<S: Fs>(fs: &S, config: &WalConfig, known_start: Lsn) -> Result<Recovered<S::File>> {
+///
+/// With `dry_run`, the decisions are the same but nothing on disk changes:
+/// files are opened read-only, and removals and cuts are only reported.
+pub(crate) fn recover<S: Fs>(
+    fs: &S,
+    config: &WalConfig,
+    known_start: Lsn,
+    dry_run: bool,
+) -> Result<Recovered<S::File>> {
     let started = Instant::now();
     let info = RecoveryInfo {
         records: 0,
@@ -140,6 +150,7 @@ pub(crate) fn recover<S: Fs>(fs: &S, config: &WalConfig, known_start: Lsn) -> Re
         info,
         max_epoch: 0,
         known_start,
+        dry_run,
     };
     let mut recovered = recovery.run()?;
     recovered.info.elapsed = started.elapsed();
@@ -220,14 +231,17 @@ impl<S: Fs> Recovery<'_, S> {
             if segment::is_cut_name(&name) {
                 // An interrupted `truncate_after`: the segment it copied is
                 // still whole under its own name.
-                self.fs.remove(&path).map_err(|e| Error::io("remove", &path, e))?;
-                self.fs.sync_dir(self.dir).map_err(|e| Error::io("sync", self.dir, e))?;
+                if !self.dry_run {
+                    self.fs.remove(&path).map_err(|e| Error::io("remove", &path, e))?;
+                    self.fs.sync_dir(self.dir).map_err(|e| Error::io("sync", self.dir, e))?;
+                }
                 continue;
             }
             let Some(base) = segment::parse_name(&name) else {
                 return Err(Error::ForeignFile { path });
             };
-            let file = self.fs.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("open", &path, e))?;
+            let mode = if self.dry_run { OpenMode::Read } else { OpenMode::ReadWrite };
+            let file = self.fs.open(&path, mode).map_err(|e| Error::io("open", &path, e))?;
             let header = match segment::peek_header(&file).map_err(|e| Error::io("read", &path, e))? {
                 Ok(h) if h.base_lsn == base && h.log_start <= base && h.program_unit == 1 => {
                     (segment::MIN_SEGMENT..=segment::MAX_SEGMENT).contains(&h.segment_size).then_some(h)
@@ -489,7 +503,7 @@ impl<S: Fs> Recovery<'_, S> {
                 self.remove(f)?;
             } else {
                 let size = f.file.size().map_err(|e| Error::io("size", &f.path, e))?;
-                if size > stop.pos {
+                if size > stop.pos && !self.dry_run {
                     f.file.set_len(stop.pos).map_err(|e| Error::io("cut the tail of", &f.path, e))?;
                     f.file.sync_data().map_err(|e| Error::io("sync", &f.path, e))?;
                     self.fs.sync_dir(self.dir).map_err(|e| Error::io("sync", self.dir, e))?;
@@ -504,8 +518,10 @@ impl<S: Fs> Recovery<'_, S> {
     /// Removes a segment file durably.
     fn remove(&mut self, f: Found<S::File>) -> Result<()> {
         drop(f.file);
-        self.fs.remove(&f.path).map_err(|e| Error::io("remove", &f.path, e))?;
-        self.fs.sync_dir(self.dir).map_err(|e| Error::io("sync", self.dir, e))?;
+        if !self.dry_run {
+            self.fs.remove(&f.path).map_err(|e| Error::io("remove", &f.path, e))?;
+            self.fs.sync_dir(self.dir).map_err(|e| Error::io("sync", self.dir, e))?;
+        }
         self.info.segments_removed += 1;
         Ok(())
     }

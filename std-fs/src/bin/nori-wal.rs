@@ -1,0 +1,561 @@
+//! `nori-wal`: inspect, verify, repair and follow nori-wal logs — a WAL
+//! directory, a raw-partition image, or a flash dump — and run the headline
+//! benchmark. `nori-wal --help` lists the commands.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use nori_wal::blocking::Wal;
+use nori_wal::ring::{RecoveryCase, RingConfig, RingLog};
+use nori_wal::wal::Inspection;
+use nori_wal::{Error, FsyncPolicy, Geometry, Lsn, RamDevice, Record, RecoveryMode, WalConfig};
+
+/// Exit code of `verify` for a log whose tail is torn (nothing durable lost).
+const EXIT_TORN: u8 = 2;
+/// Exit code for a corrupt log (damage in the durable region).
+const EXIT_CORRUPT: u8 = 3;
+
+#[derive(Parser)]
+#[command(name = "nori-wal", version, about = "Inspect, verify, repair and follow nori-wal logs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Segments, LSN range, sizes, format version and health of a log.
+    Info(Target),
+    /// Print records, as text or JSON lines.
+    Dump {
+        #[command(flatten)]
+        target: Target,
+        /// First LSN to print (default: the log's first).
+        #[arg(long)]
+        from: Option<Lsn>,
+        /// Print at most this many records.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read every record; exit 0 when healthy, 2 for a torn tail, 3 when corrupt.
+    Verify(Target),
+    /// Cut a torn tail, or apply a recovery mode, to a WAL directory.
+    Repair {
+        /// The WAL directory.
+        path: PathBuf,
+        /// What to do with damage.
+        #[arg(long, value_enum, default_value = "tolerate-torn-tail")]
+        mode: Mode,
+        /// Really change the log (without it, say what would be done).
+        #[arg(long)]
+        yes: bool,
+        /// Skip the backup copy of the directory made before repairing.
+        #[arg(long)]
+        no_backup: bool,
+    },
+    /// Print the last records; with -f, follow new ones as they are appended.
+    Tail {
+        /// The WAL directory.
+        path: PathBuf,
+        /// Records to print first.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        lines: u64,
+        /// Keep printing records as they are appended.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Run the headline benchmark in a temporary directory.
+    Bench {
+        /// Directory to run in (default: the system's temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct Target {
+    /// A WAL directory, a raw-partition image or block device, or a flash dump.
+    path: PathBuf,
+    /// For an image or a flash dump: the segment size the log was written with.
+    #[arg(long)]
+    segment_size: Option<u64>,
+    /// For an image: its sector size.
+    #[arg(long, default_value_t = 512)]
+    sector: u32,
+    /// For a flash dump: the program unit (then it is read as NOR flash).
+    #[arg(long)]
+    program_unit: Option<u32>,
+    /// For a flash dump: the erase unit.
+    #[arg(long, default_value_t = 4096)]
+    erase_unit: u32,
+    /// For a flash dump: the erase value.
+    #[arg(long, default_value = "0xff", value_parser = parse_byte)]
+    erase_value: u8,
+    /// Recovery mode to read the log with.
+    #[arg(long, value_enum, default_value = "tolerate-torn-tail")]
+    mode: Mode,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    TolerateTornTail,
+    PointInTime,
+    SkipDamaged,
+    Strict,
+}
+
+impl From<Mode> for RecoveryMode {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::TolerateTornTail => Self::TolerateTornTail,
+            Mode::PointInTime => Self::PointInTime,
+            Mode::SkipDamaged => Self::SkipDamaged,
+            Mode::Strict => Self::Strict,
+        }
+    }
+}
+
+fn parse_byte(s: &str) -> Result<u8, String> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u8::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|_| format!("`{s}` is not a byte (0 to 255, or 0x00 to 0xff)"))
+}
+
+/// A failure: one line for the user and an exit code.
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let code = if matches!(e, Error::Corrupt(_)) { EXIT_CORRUPT } else { 1 };
+        Self { message: e.to_string(), code }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self { message, code: 1 }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Self { message: e.to_string(), code: 1 }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(target) => info(&target),
+        Command::Dump { target, from, limit, json } => dump(&target, from, limit, json),
+        Command::Verify(target) => verify(&target),
+        Command::Repair { path, mode, yes, no_backup } => repair(&path, mode.into(), yes, no_backup),
+        Command::Tail { path, lines, follow } => tail(&path, lines, follow),
+        Command::Bench { dir } => bench(dir),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("nori-wal: error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// A record as text: printable bytes as a quoted string, others as hex.
+fn text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) if s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t') => format!("{s:?}"),
+        _ => format!("0x{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+    }
+}
+
+/// A JSON string of bytes: the text when UTF-8, else `hex:` and the bytes.
+fn json_string(bytes: &[u8]) -> String {
+    let s = match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => format!("hex:{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn line(lsn: Lsn, record: &Record<'_>, json: bool) -> String {
+    match (json, record.raw_payload(), record.key(), record.value()) {
+        (false, Some(p), _, _) => format!("{lsn}\traw\t{}", text(p)),
+        (false, None, Some(k), Some(v)) => format!("{lsn}\tput\t{}\t{}", text(k), text(v)),
+        (false, None, Some(k), None) => format!("{lsn}\tdelete\t{}", text(k)),
+        (true, Some(p), _, _) => format!("{{\"lsn\":{lsn},\"kind\":\"raw\",\"payload\":{}}}", json_string(p)),
+        (true, None, Some(k), Some(v)) => {
+            format!(
+                "{{\"lsn\":{lsn},\"kind\":\"put\",\"key\":{},\"value\":{}}}",
+                json_string(k),
+                json_string(v)
+            )
+        }
+        (true, None, Some(k), None) => {
+            format!("{{\"lsn\":{lsn},\"kind\":\"delete\",\"key\":{}}}", json_string(k))
+        }
+        _ => format!("{lsn}\t?"),
+    }
+}
+
+/// The medium a path holds.
+enum Medium {
+    Dir,
+    Ring { image: Vec<u8>, geometry: Geometry, segment_size: u64 },
+}
+
+fn medium(target: &Target) -> Result<Medium, Failure> {
+    let meta = std::fs::metadata(&target.path).map_err(|e| format!("{}: {e}", target.path.display()))?;
+    if meta.is_dir() {
+        return Ok(Medium::Dir);
+    }
+    let Some(segment_size) = target.segment_size else {
+        return Err(format!(
+            "{} is not a directory: for an image or a flash dump give --segment-size (and --program-unit for flash)",
+            target.path.display()
+        )
+        .into());
+    };
+    let geometry = match target.program_unit {
+        Some(pu) => Geometry::try_new(1, pu, target.erase_unit, Some(target.erase_value), false),
+        None => Geometry::block(target.sector),
+    }
+    .map_err(|e| format!("geometry: {e}"))?;
+    let image = std::fs::read(&target.path).map_err(|e| format!("{}: {e}", target.path.display()))?;
+    Ok(Medium::Ring { image, geometry, segment_size })
+}
+
+fn case_name(case: RecoveryCase) -> String {
+    format!("{case:?}")
+}
+
+/// Opens a ring medium over an in-memory copy (nothing is written back).
+fn with_ring<T>(
+    image: Vec<u8>,
+    geometry: Geometry,
+    segment_size: u64,
+    mode: RecoveryMode,
+    f: impl FnOnce(&mut RingLog<'_, RamDevice<Vec<u8>>>, nori_wal::ring::RecoveryInfo) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    let len = image.len() - image.len() % geometry.io_unit() as usize;
+    let mut image = image;
+    image.truncate(len);
+    let device = RamDevice::new(image, geometry).map_err(|e| format!("image: {e}"))?;
+    let unit = geometry.io_unit() as usize;
+    let mut buffer = vec![0u8; (64 << 10).max(2 * unit)];
+    let (mut log, info) = RingLog::open(device, RingConfig::new(segment_size).recovery(mode), &mut buffer)
+        .map_err(|e| Failure {
+            code: if matches!(e, nori_wal::ring::Error::Corrupt(_)) { EXIT_CORRUPT } else { 1 },
+            message: e.to_string(),
+        })?;
+    f(&mut log, info)
+}
+
+fn info(target: &Target) -> Result<u8, Failure> {
+    let mode = target.mode.into();
+    match medium(target)? {
+        Medium::Dir => {
+            let look = Inspection::open(&target.path, mode)?;
+            let info = look.info();
+            println!("medium:          WAL directory {}", target.path.display());
+            println!("format version:  {}", nori_wal::format::FORMAT_VERSION);
+            println!(
+                "health:          {}{}",
+                case_name(info.case),
+                if info.torn_tail { " (torn tail)" } else { "" }
+            );
+            println!("records:         {}", info.records);
+            match (info.first_lsn, info.last_lsn) {
+                (Some(a), Some(b)) => println!("LSNs:            {a} to {b}"),
+                _ => println!("LSNs:            none (next LSN {})", look.next_lsn()),
+            }
+            let segments = look.segments();
+            let bytes: u64 = segments.iter().map(|s| s.file_len).sum();
+            println!("segments:        {} files, {bytes} bytes", segments.len());
+            for s in &segments {
+                println!(
+                    "  {}  base LSN {:>12}  epoch {:>20}  size {:>10}  file {:>10}",
+                    s.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+                    s.base_lsn,
+                    s.epoch,
+                    s.segment_size,
+                    s.file_len
+                );
+            }
+            if let Some(c) = &info.corruption {
+                println!("damage:          {c}");
+            }
+            Ok(0)
+        }
+        Medium::Ring { image, geometry, segment_size } => {
+            let bytes = image.len();
+            with_ring(image, geometry, segment_size, mode, |log, info| {
+                println!(
+                    "medium:          ring log image ({bytes} bytes, {} segments of {segment_size})",
+                    log.segments()
+                );
+                println!("format version:  {}", nori_wal::format::FORMAT_VERSION);
+                println!(
+                    "health:          {}{}",
+                    case_name(info.case),
+                    if info.torn_tail { " (torn tail)" } else { "" }
+                );
+                println!("records:         {}", info.records);
+                match (info.first_lsn, info.last_lsn) {
+                    (Some(a), Some(b)) => println!("LSNs:            {a} to {b}"),
+                    _ => println!("LSNs:            none"),
+                }
+                if let Some(c) = &info.corruption {
+                    println!("damage:          {c}");
+                }
+                Ok(0)
+            })
+        }
+    }
+}
+
+fn dump(target: &Target, from: Option<Lsn>, limit: Option<u64>, json: bool) -> Result<u8, Failure> {
+    let limit = limit.unwrap_or(u64::MAX);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut printed = 0u64;
+    match medium(target)? {
+        Medium::Dir => {
+            let look = Inspection::open(&target.path, target.mode.into())?;
+            let mut iter = look.iter_from(from.unwrap_or(look.first_lsn()))?;
+            while printed < limit
+                && let Some(entry) = iter.try_next()?
+            {
+                writeln!(out, "{}", line(entry.lsn, &entry.record, json))?;
+                printed += 1;
+            }
+        }
+        Medium::Ring { image, geometry, segment_size } => {
+            with_ring(image, geometry, segment_size, target.mode.into(), |log, _| {
+                let mut read = vec![0u8; 1 << 20];
+                let first = from.unwrap_or(log.first_lsn());
+                let mut iter = log.iter_from(first, &mut read).map_err(|e| e.to_string())?;
+                while printed < limit
+                    && let Some(entry) = iter.try_next().map_err(|e| e.to_string())?
+                {
+                    writeln!(out, "{}", line(entry.lsn, &entry.record, json))?;
+                    printed += 1;
+                }
+                Ok(())
+            })?;
+        }
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+fn verify(target: &Target) -> Result<u8, Failure> {
+    let started = Instant::now();
+    let progress = |done: u64, total: u64| {
+        if started.elapsed() > Duration::from_secs(1) && total > 0 {
+            eprint!("\rverifying: {:>3}% ({done} of {total} records)", done * 100 / total);
+        }
+    };
+    let (info_torn, records, corruption) = match medium(target)? {
+        Medium::Dir => {
+            let look = match Inspection::open(&target.path, target.mode.into()) {
+                Ok(look) => look,
+                Err(Error::Corrupt(c)) => {
+                    println!("corrupt: {c}");
+                    return Ok(EXIT_CORRUPT);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let total = look.info().records;
+            let mut iter = look.iter_from(look.first_lsn())?;
+            let mut n = 0u64;
+            loop {
+                match iter.try_next() {
+                    Ok(Some(_)) => {
+                        n += 1;
+                        if n.is_multiple_of(100_000) {
+                            progress(n, total);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(Error::Corrupt(c)) => {
+                        println!("corrupt: {c}");
+                        return Ok(EXIT_CORRUPT);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            (look.info().torn_tail, n, look.info().corruption.clone().map(|c| c.to_string()))
+        }
+        Medium::Ring { image, geometry, segment_size } => {
+            let opened = with_ring(image, geometry, segment_size, target.mode.into(), |log, info| {
+                let mut read = vec![0u8; 1 << 20];
+                let mut iter = log.iter_from(log.first_lsn(), &mut read).map_err(|e| e.to_string())?;
+                let mut n = 0;
+                while iter
+                    .try_next()
+                    .map_err(|e| Failure { message: e.to_string(), code: EXIT_CORRUPT })?
+                    .is_some()
+                {
+                    n += 1;
+                }
+                Ok((info.torn_tail, n, info.corruption.map(|c| c.to_string())))
+            });
+            match opened {
+                Ok(found) => found,
+                Err(f) if f.code == EXIT_CORRUPT => {
+                    println!("corrupt: {}", f.message);
+                    return Ok(EXIT_CORRUPT);
+                }
+                Err(f) => return Err(f),
+            }
+        }
+    };
+    if started.elapsed() > Duration::from_secs(1) {
+        eprintln!();
+    }
+    if let Some(c) = corruption {
+        println!("damaged, read past as the mode allows: {c} ({records} records readable)");
+        return Ok(EXIT_CORRUPT);
+    }
+    if info_torn {
+        println!(
+            "torn tail: the last write was cut by a crash; {records} records intact (`nori-wal repair --yes` cuts it)"
+        );
+        return Ok(EXIT_TORN);
+    }
+    println!("healthy: {records} records, every frame checked");
+    Ok(0)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+    }
+    Ok(())
+}
+
+fn repair(path: &Path, mode: RecoveryMode, yes: bool, no_backup: bool) -> Result<u8, Failure> {
+    let look = Inspection::open(path, mode)?;
+    let info = look.info();
+    let work = info.torn_tail || info.corruption.is_some() || info.segments_removed > 0;
+    if !work {
+        println!("nothing to repair: {} records, {:?}", info.records, info.case);
+        return Ok(0);
+    }
+    println!(
+        "{:?}: keeps {} records; {} bytes cut, {} records dropped or skipped, {} files removed",
+        info.case, info.records, info.bytes_discarded, info.records_lost, info.segments_removed
+    );
+    if !yes {
+        println!("nothing changed: run again with --yes to repair");
+        return Ok(1);
+    }
+    if !no_backup {
+        let stamp =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut backup = path.as_os_str().to_owned();
+        backup.push(format!(".backup-{stamp}"));
+        copy_dir(path, Path::new(&backup))?;
+        println!("backup: {}", Path::new(&backup).display());
+    }
+    let (wal, info) = Wal::open(WalConfig::new(path).recovery(mode))?;
+    wal.close()?;
+    println!("repaired: {} records, {:?}", info.records, info.case);
+    Ok(0)
+}
+
+fn tail(path: &Path, lines: u64, follow: bool) -> Result<u8, Failure> {
+    let look = Inspection::open(path, RecoveryMode::TolerateTornTail)?;
+    let start = look.next_lsn().saturating_sub(lines).max(look.first_lsn());
+    let mut next = start;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let look = Inspection::open(path, RecoveryMode::TolerateTornTail)?;
+        if next < look.first_lsn() {
+            next = look.first_lsn();
+        }
+        if next < look.next_lsn() {
+            let mut iter = look.iter_from(next)?;
+            while let Some(entry) = iter.try_next()? {
+                writeln!(out, "{}", line(entry.lsn, &entry.record, false))?;
+                next = entry.lsn + 1;
+            }
+            out.flush()?;
+        }
+        if !follow {
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn bench(dir: Option<PathBuf>) -> Result<u8, Failure> {
+    let root = dir.unwrap_or_else(std::env::temp_dir);
+    let dir = root.join(format!("nori-wal-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let payload = [0x5Au8; 128];
+    let mut rows = Vec::new();
+    let run = |policy: FsyncPolicy, threads: usize, per_thread: usize| -> Result<f64, Failure> {
+        let _ = std::fs::remove_dir_all(&dir);
+        let (wal, _) = Wal::open(WalConfig::new(&dir).segment_size(64 << 20).fsync(policy))?;
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    for _ in 0..per_thread {
+                        let _ = wal.append(&Record::raw(&payload));
+                    }
+                });
+            }
+        });
+        wal.sync()?;
+        let secs = started.elapsed().as_secs_f64();
+        Ok((threads * per_thread) as f64 / secs)
+    };
+    rows.push(("Always, 1 writer", run(FsyncPolicy::Always, 1, 2_000)?));
+    rows.push(("Always, 16 writers", run(FsyncPolicy::Always, 16, 500)?));
+    rows.push(("Batch(2 ms), 1 writer", run(FsyncPolicy::Batch(Duration::from_millis(2)), 1, 200_000)?));
+    rows.push(("Os, 1 writer", run(FsyncPolicy::Os, 1, 500_000)?));
+    let started = Instant::now();
+    let (wal, info) = Wal::open(WalConfig::new(&dir).segment_size(64 << 20))?;
+    let recover = started.elapsed().as_secs_f64();
+    drop(wal);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("nori-wal bench: 128-byte records in {}", root.display());
+    println!();
+    println!("| workload | appends/s |");
+    println!("|---|---:|");
+    for (name, rate) in rows {
+        println!("| {name} | {rate:>12.0} |");
+    }
+    println!("| reopen + recover {} records | {:>12.0} |", info.records, info.records as f64 / recover);
+    Ok(0)
+}

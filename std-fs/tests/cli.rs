@@ -1,0 +1,213 @@
+//! The `nori-wal` command on real logs: every command, the exit codes of
+//! `verify`, JSON that parses, and one-line errors.
+#![cfg(feature = "cli")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use nori_wal::blocking::Wal;
+use nori_wal::ring::{RingConfig, RingLog};
+use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record, WalConfig};
+
+fn nori_wal(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nori-wal")).args(args).output().expect("run nori-wal")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("nori-wal-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        if let Some(parent) = self.0.parent()
+            && let Ok(entries) = std::fs::read_dir(parent)
+        {
+            let prefix = format!("{}.backup-", self.0.file_name().unwrap().to_string_lossy());
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+}
+
+/// A synced log of `n` records over 4 KiB segments.
+fn log(dir: &Path, n: u32) {
+    let (wal, _) = Wal::open(WalConfig::new(dir).segment_size(4096).fsync(FsyncPolicy::Always)).unwrap();
+    for i in 0..n {
+        if i % 3 == 0 {
+            wal.append(&Record::put(format!("key {i}").as_bytes(), b"value \"quoted\"\n")).unwrap();
+        } else if i % 3 == 1 {
+            wal.append(&Record::raw(&[0xFF, 0x00, i as u8])).unwrap();
+        } else {
+            wal.append(&Record::delete(format!("key {}", i - 2).as_bytes())).unwrap();
+        }
+    }
+    wal.close().unwrap();
+}
+
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn flip(path: &Path, offset: u64) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut b = [0u8];
+    file.read_exact_at(&mut b, offset).unwrap();
+    b[0] ^= 0x10;
+    file.write_all_at(&b, offset).unwrap();
+}
+
+#[test]
+fn info_dump_and_tail_show_the_log() {
+    let scratch = Scratch::new("info");
+    log(&scratch.0, 120);
+    let dir = scratch.0.to_str().unwrap();
+    let out = nori_wal(&["info", dir]);
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    assert!(text.contains("records:         120") && text.contains("LSNs:            0 to 119"), "{text}");
+    assert!(text.contains("health:          Clean"), "{text}");
+    let out = nori_wal(&["dump", dir, "--from", "10", "--limit", "3"]);
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.starts_with("10\traw\t0xff000a"), "{text}");
+    let out = nori_wal(&["tail", dir, "-n", "2"]);
+    assert_eq!(
+        stdout(&out).lines().map(|l| l.split('\t').next().unwrap().to_string()).collect::<Vec<_>>(),
+        ["118", "119"]
+    );
+}
+
+#[test]
+fn dump_json_parses() {
+    let scratch = Scratch::new("json");
+    log(&scratch.0, 30);
+    let out = nori_wal(&["dump", scratch.0.to_str().unwrap(), "--json"]);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 30);
+    assert_eq!(lines[0]["kind"], "put");
+    assert_eq!(lines[0]["value"], "value \"quoted\"\n");
+    assert_eq!(lines[1]["payload"], "hex:ff0001");
+    assert_eq!(lines[2]["kind"], "delete");
+}
+
+#[test]
+fn verify_exit_codes_say_healthy_torn_or_corrupt() {
+    let scratch = Scratch::new("verify");
+    log(&scratch.0, 200);
+    let dir = scratch.0.to_str().unwrap();
+    let out = nori_wal(&["verify", dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).starts_with("healthy: 200 records"));
+    // Damage in the middle: corrupt, with the LSN and the offset.
+    let files = segment_files(&scratch.0);
+    assert!(files.len() >= 3);
+    flip(&files[1], 80);
+    let out = nori_wal(&["verify", dir]);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("corrupt") && text.contains("offset") && text.contains("expected LSN"), "{text}");
+    // A torn tail: its own exit code.
+    let scratch = Scratch::new("verify-torn");
+    log(&scratch.0, 50);
+    let files = segment_files(&scratch.0);
+    let last = files.last().unwrap();
+    let bytes = std::fs::read(last).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap() as u64;
+    flip(last, end);
+    let out = nori_wal(&["verify", scratch.0.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stdout(&out).starts_with("torn tail"), "{}", stdout(&out));
+}
+
+#[test]
+fn repair_asks_for_yes_makes_a_backup_and_cuts_the_tail() {
+    let scratch = Scratch::new("repair");
+    log(&scratch.0, 50);
+    let files = segment_files(&scratch.0);
+    let last = files.last().unwrap();
+    let bytes = std::fs::read(last).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap() as u64;
+    flip(last, end);
+    let dir = scratch.0.to_str().unwrap();
+    let out = nori_wal(&["repair", dir]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("--yes"), "{}", stdout(&out));
+    assert_eq!(nori_wal(&["verify", dir]).status.code(), Some(2), "nothing changed without --yes");
+    let out = nori_wal(&["repair", dir, "--yes"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).contains("backup: "), "{}", stdout(&out));
+    assert_eq!(nori_wal(&["verify", dir]).status.code(), Some(0));
+}
+
+#[test]
+fn images_and_flash_dumps_are_read_with_their_geometry() {
+    let scratch = Scratch::new("image");
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let geometry = Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap();
+    let mut device = RamDevice::new(vec![0xFF; 4 * 4096], geometry).unwrap();
+    let mut buffer = [0u8; 512];
+    {
+        let (mut log, _) = RingLog::open(&mut device, RingConfig::new(4096), &mut buffer).unwrap();
+        for i in 0..20u8 {
+            log.append(&Record::raw(&[i])).unwrap();
+        }
+        log.sync().unwrap();
+    }
+    let path = scratch.0.join("flash.bin");
+    std::fs::write(&path, device.bytes()).unwrap();
+    let p = path.to_str().unwrap();
+    let flash =
+        ["--segment-size", "4096", "--program-unit", "8", "--erase-unit", "4096", "--erase-value", "0xff"];
+    let out = nori_wal(&[&["info", p][..], &flash].concat());
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout(&out).contains("records:         20"), "{}", stdout(&out));
+    let out = nori_wal(&[&["verify", p][..], &flash].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let out = nori_wal(&[&["dump", p, "--limit", "2"][..], &flash].concat());
+    assert_eq!(stdout(&out), "0\traw\t0x00\n1\traw\t0x01\n");
+    // Without a geometry: a clear one-line error.
+    let out = nori_wal(&["info", p]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--segment-size"), "{err}");
+}
+
+#[test]
+fn errors_are_one_line_and_every_command_has_help() {
+    let out = nori_wal(&["info", "/nonexistent/nori-wal"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("nori-wal: error:"), "{err}");
+    for command in ["info", "dump", "verify", "repair", "tail", "bench"] {
+        let out = nori_wal(&[command, "--help"]);
+        assert!(out.status.success(), "{command} --help");
+        assert!(stdout(&out).contains("Usage:"), "{command}");
+    }
+}
