@@ -9,9 +9,12 @@ use std::path::{Path, PathBuf};
 use nori_wal::blocking::Wal;
 use nori_wal::{FsyncPolicy, Lsn, Record, WalConfig};
 
+/// The map the store serves.
+type Map = BTreeMap<Vec<u8>, Vec<u8>>;
+
 /// The store: the map, the WAL, and where checkpoints go.
 struct Store {
-    map: BTreeMap<Vec<u8>, Vec<u8>>,
+    map: Map,
     wal: Wal,
     checkpoint: PathBuf,
 }
@@ -68,7 +71,7 @@ impl Store {
     }
 }
 
-fn apply(map: &mut BTreeMap<Vec<u8>, Vec<u8>>, record: &Record<'_>) {
+fn apply(map: &mut Map, record: &Record<'_>) {
     match (record.key(), record.value()) {
         (Some(k), Some(v)) => {
             map.insert(k.to_vec(), v.to_vec());
@@ -80,7 +83,7 @@ fn apply(map: &mut BTreeMap<Vec<u8>, Vec<u8>>, record: &Record<'_>) {
     }
 }
 
-fn encode(map: &BTreeMap<Vec<u8>, Vec<u8>>, upto: Lsn) -> Vec<u8> {
+fn encode(map: &Map, upto: Lsn) -> Vec<u8> {
     let mut out = upto.to_le_bytes().to_vec();
     for (k, v) in map {
         out.extend_from_slice(&(k.len() as u32).to_le_bytes());
@@ -91,7 +94,7 @@ fn encode(map: &BTreeMap<Vec<u8>, Vec<u8>>, upto: Lsn) -> Vec<u8> {
     out
 }
 
-fn decode(bytes: &[u8]) -> Result<(BTreeMap<Vec<u8>, Vec<u8>>, Lsn), String> {
+fn decode(bytes: &[u8]) -> Result<(Map, Lsn), String> {
     let bad = || "the checkpoint file is damaged".to_string();
     let (upto, mut rest) = bytes.split_first_chunk::<8>().ok_or_else(bad)?;
     let mut map = BTreeMap::new();
