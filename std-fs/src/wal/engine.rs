@@ -62,8 +62,54 @@ pub(crate) struct Inner<F> {
     opened_at: Lsn,
 }
 
+/// Buckets of [`SyncLatency`]: bucket `i` counts syncs that took less
+/// than `2^i` microseconds (the last one, everything longer).
+pub const SYNC_LATENCY_BUCKETS: usize = 24;
+
+/// A histogram of `fdatasync` latencies, in powers of two of microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncLatency {
+    /// `counts[i]`: syncs that took under `2^i` µs (and at least `2^(i-1)`).
+    pub counts: [u64; SYNC_LATENCY_BUCKETS],
+}
+
+impl SyncLatency {
+    /// The smallest bucket bound below which at least `q` (0 to 1) of the
+    /// syncs fell, in microseconds; `None` when no sync was timed.
+    #[must_use]
+    pub fn quantile_micros(&self, q: f64) -> Option<u64> {
+        let total: u64 = self.counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let want = (q.clamp(0.0, 1.0) * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, &n) in self.counts.iter().enumerate() {
+            seen += n;
+            if seen >= want {
+                return Some(1u64 << i);
+            }
+        }
+        Some(1u64 << (SYNC_LATENCY_BUCKETS - 1))
+    }
+}
+
 /// What a [`Wal`] has done since it was opened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("nori-wal-stats-doc-{}", std::process::id()));
+/// use nori_wal::blocking::Wal;
+/// use nori_wal::{Record, WalConfig};
+///
+/// let (wal, _) = Wal::open(WalConfig::new(&dir))?;
+/// wal.append(&Record::raw(b"counted"))?;
+/// let stats = wal.stats();
+/// assert_eq!(stats.records, 1);
+/// assert!(stats.syncs >= 1 && stats.sync_latency.quantile_micros(0.99).is_some());
+/// # drop(wal); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
     /// LSNs appended (records, counting each record of a batch).
@@ -72,8 +118,16 @@ pub struct Stats {
     pub bytes_written: u64,
     /// `fdatasync` calls on segment files.
     pub syncs: u64,
+    /// How long those syncs took.
+    pub sync_latency: SyncLatency,
     /// Segment files created.
     pub segments_created: u64,
+    /// Segments sealed (rotations by size or age, and explicit ones).
+    pub rotations: u64,
+    /// Segment files the log holds now.
+    pub segments: usize,
+    /// What recovery found and did when the WAL was opened.
+    pub recovery: RecoveryInfo,
 }
 
 /// Group-commit state.
@@ -115,6 +169,9 @@ pub(crate) struct Shared<S: Fs> {
     timer_wake: Condvar,
     dirty: AtomicBool,
     syncs: AtomicU64,
+    sync_latency: [AtomicU64; SYNC_LATENCY_BUCKETS],
+    rotations: AtomicU64,
+    recovery: RecoveryInfo,
     /// The durable end and whether the WAL is poisoned, for async waiters.
     pub(crate) durable_tx: tokio::sync::watch::Sender<(Lsn, bool)>,
     /// Holds the directory's lock for the WAL's lifetime, and the log's
@@ -162,6 +219,8 @@ impl<S: Fs> Wal<S> {
     ///
     /// As [`Wal::open`].
     pub fn open_in(fs: S, config: WalConfig) -> Result<(Self, RecoveryInfo)> {
+        #[cfg(feature = "tracing")]
+        let _span = tracing::info_span!("nori_wal_open", dir = %config.dir.display()).entered();
         check_config(&config)?;
         let dir = config.dir.clone();
         match fs.kind(&dir) {
@@ -201,6 +260,19 @@ impl<S: Fs> Wal<S> {
         lock_file.allocate(segment::START_LEN).map_err(|e| Error::io("prepare", &lock_path, e))?;
         let start = segment::read_start(&lock_file).map_err(|e| Error::io("read", &lock_path, e))?;
         let recovered = recovery::recover(&fs, &config, start.map_or(0, |(_, lsn)| lsn), false)?;
+        trace!(
+            info,
+            records = recovered.info.records,
+            case = ?recovered.info.case,
+            torn_tail = recovered.info.torn_tail,
+            segments = recovered.info.segments,
+            elapsed_us = recovered.info.elapsed.as_micros() as u64,
+            "recovered"
+        );
+        #[cfg(feature = "tracing")]
+        if let Some(c) = &recovered.info.corruption {
+            tracing::warn!(damage = %c, "recovery found damage");
+        }
         let active = recovered.active.and_then(|(file, pos)| {
             let meta = recovered.segments.last()?;
             Some(Active {
@@ -238,6 +310,9 @@ impl<S: Fs> Wal<S> {
             timer_wake: Condvar::new(),
             dirty: AtomicBool::new(false),
             syncs: AtomicU64::new(0),
+            sync_latency: std::array::from_fn(|_| AtomicU64::new(0)),
+            rotations: AtomicU64::new(0),
+            recovery: recovered.info.clone(),
             durable_tx: tokio::sync::watch::Sender::new((recovered.next_lsn, false)),
             lock_file,
             start_seq: AtomicU64::new(start.map_or(0, |(seq, _)| seq)),
@@ -380,11 +455,18 @@ impl<S: Fs> Wal<S> {
     #[must_use]
     pub fn stats(&self) -> Stats {
         let inner = lock(&self.shared.inner);
+        let shared = &self.shared;
         Stats {
             records: inner.next_lsn.saturating_sub(inner.opened_at),
             bytes_written: inner.bytes_written,
-            syncs: self.shared.syncs.load(Ordering::Relaxed),
+            syncs: shared.syncs.load(Ordering::Relaxed),
+            sync_latency: SyncLatency {
+                counts: std::array::from_fn(|i| shared.sync_latency[i].load(Ordering::Relaxed)),
+            },
             segments_created: inner.segments_created,
+            rotations: shared.rotations.load(Ordering::Relaxed),
+            segments: inner.segments.len(),
+            recovery: shared.recovery.clone(),
         }
     }
 
@@ -563,6 +645,7 @@ impl<S: Fs> Shared<S> {
     fn poison(&self, error: Error) -> Error {
         let mut sync = lock(&self.sync);
         if sync.poisoned.is_none() {
+            trace!(error, cause = %error, "WAL poisoned");
             sync.poisoned = Some(error.to_string());
         }
         self.poisoned.store(true, Ordering::Release);
@@ -690,6 +773,8 @@ impl<S: Fs> Shared<S> {
             return Ok(());
         }
         self.flush(inner)?;
+        self.rotations.fetch_add(1, Ordering::Relaxed);
+        trace!(debug, next_lsn = inner.next_lsn, "segment sealed");
         if let Some(active) = inner.active.take()
             && let Err(e) = self.count_sync(&*active.file)
         {
@@ -716,7 +801,12 @@ impl<S: Fs> Shared<S> {
     /// `fdatasync`, counted.
     fn count_sync(&self, file: &S::File) -> std::io::Result<()> {
         self.syncs.fetch_add(1, Ordering::Relaxed);
-        file.sync_data()
+        let started = Instant::now();
+        let result = file.sync_data();
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let bucket = (u64::BITS - micros.leading_zeros()) as usize;
+        self.sync_latency[bucket.min(SYNC_LATENCY_BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
+        result
     }
 
     /// Records that LSNs below `end` are durable, unless the WAL is poisoned.
@@ -740,6 +830,7 @@ impl<S: Fs> Shared<S> {
             .map_err(|_| Error::Exhausted)?;
         // A failure here (a full disk) leaves nothing behind and appends nothing.
         let (file, path) = segment::create(&self.fs, self.dir(), &header, self.config.preallocate)?;
+        trace!(debug, base_lsn = header.base_lsn, epoch, "segment created");
         inner.max_epoch = epoch;
         inner.segments_created += 1;
         inner.bytes_written += segment::frames_offset();
@@ -931,6 +1022,7 @@ impl<S: Fs> Shared<S> {
         // segment's unsynced data alone.
         self.record_start(lsn)?;
         inner.log_start = lsn;
+        trace!(info, lsn, "truncated before");
         // Then delete the files wholly below it, oldest first. A crash in
         // between leaves files that recovery removes.
         let keep_from = inner.segments.iter().rposition(|s| s.base <= lsn).unwrap_or(0);
@@ -988,6 +1080,7 @@ impl<S: Fs> Shared<S> {
             self.write_cut_copy(&seg, &*file, pos).map_err(|e| self.poison(e))?;
         }
         inner.skips.retain(|s| s.lsn < keep);
+        trace!(info, lsn, "truncated after");
         inner.next_lsn = keep;
         inner.buf.clear();
         let durable = self.durable_end.load(Ordering::Acquire).min(keep);

@@ -75,6 +75,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+/// Emits a `tracing` event when the `tracing` feature is on; nothing
+/// otherwise.
+macro_rules! trace {
+    ($level:ident, $($arg:tt)*) => {
+        #[cfg(feature = "tracing")]
+        tracing::$level!($($arg)*);
+    };
+}
+
 mod compress;
 mod config;
 mod engine;
@@ -86,7 +95,7 @@ mod segment;
 mod sync;
 
 pub use config::{Codec, FsyncPolicy, RecoveryMode, WalConfig};
-pub use engine::{Stats, Wal};
+pub use engine::{SYNC_LATENCY_BUCKETS, Stats, SyncLatency, Wal};
 pub use error::{ConfigError, Corruption, Error};
 pub use inspect::{Inspection, SegmentInfo};
 pub use iter::Iter;
