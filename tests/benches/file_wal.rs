@@ -71,6 +71,10 @@ fn main() {
     if run("compression") {
         compression(settings);
     }
+    // Not in the default run: it takes a few minutes and rewrites the chart.
+    if picked.iter().any(|p| p == "scaling") {
+        scaling(quick);
+    }
 }
 
 fn one_writer_always(settings: Settings) {
@@ -463,4 +467,132 @@ fn compression(settings: Settings) {
         });
         print_table(&format!("Compression of 4 KiB, {name}"), &baseline, &[lz4_c, lz4_d, zstd_c, zstd_d]);
     }
+}
+
+/// Durable appends per second against writer threads, for nori-wal
+/// (`Always`), okaywal and raw `pwrite` + `fdatasync` (each writer syncing
+/// its own record, no group commit), measured in one run; writes the chart
+/// to `docs/scaling.svg` and prints the table.
+fn scaling(quick: bool) {
+    use plotters::prelude::*;
+    let settings = Settings {
+        samples: if quick { 2 } else { 5 },
+        sample_time: std::time::Duration::from_millis(if quick { 20 } else { 250 }),
+    };
+    let threads: &[usize] = if quick { &[1, 4] } else { &[1, 2, 4, 8, 16, 32, 64] };
+    let payload = [0x5Au8; RECORD];
+    let per_thread = 10u64;
+    let mut series: Vec<(&str, Vec<(usize, f64)>)> =
+        vec![("nori-wal Always", vec![]), ("okaywal 0.3", vec![]), ("raw pwrite + fdatasync", vec![])];
+    for &n in threads {
+        let ops = n as u64 * per_thread;
+        let dir = bench_dir("scaling-nori");
+        let (wal, _) =
+            Wal::open(WalConfig::new(&dir).segment_size(64 << 20).fsync(FsyncPolicy::Always)).unwrap();
+        let ours = measure("nori", settings, ops, ops, || {
+            std::thread::scope(|s| {
+                for _ in 0..n {
+                    s.spawn(|| {
+                        for _ in 0..per_thread {
+                            black_box(wal.append(&Record::raw(&payload)).unwrap());
+                        }
+                    });
+                }
+            });
+        });
+        drop(wal);
+        let _ = std::fs::remove_dir_all(&dir);
+        let dir = bench_dir("scaling-okaywal");
+        let okay = okaywal::WriteAheadLog::recover(&dir, NoCheckpoints).unwrap();
+        let theirs = measure("okaywal", settings, ops, ops, || {
+            std::thread::scope(|s| {
+                for _ in 0..n {
+                    s.spawn(|| {
+                        for _ in 0..per_thread {
+                            let mut entry = okay.begin_entry().unwrap();
+                            entry.write_chunk(&payload).unwrap();
+                            entry.commit().unwrap();
+                        }
+                    });
+                }
+            });
+        });
+        drop(okay);
+        let _ = std::fs::remove_dir_all(&dir);
+        let dir = bench_dir("scaling-raw");
+        let file = StdFs.open(&dir.join("raw.log"), OpenMode::CreateNew).unwrap();
+        file.allocate(64 << 20).unwrap();
+        let next = std::sync::atomic::AtomicU64::new(0);
+        let raw = measure("raw", settings, ops, ops, || {
+            std::thread::scope(|s| {
+                for _ in 0..n {
+                    s.spawn(|| {
+                        for _ in 0..per_thread {
+                            let at = next.fetch_add(RECORD as u64, std::sync::atomic::Ordering::Relaxed)
+                                % (64 << 20);
+                            file.write_all_at(&payload, at).unwrap();
+                            file.sync_data().unwrap();
+                        }
+                    });
+                }
+            });
+        });
+        drop(file);
+        let _ = std::fs::remove_dir_all(&dir);
+        series[0].1.push((n, ours.ops_per_sec));
+        series[1].1.push((n, theirs.ops_per_sec));
+        series[2].1.push((n, raw.ops_per_sec));
+        println!(
+            "{n:>3} writers: nori-wal {:>9.0}/s  okaywal {:>9.0}/s  raw {:>9.0}/s",
+            ours.ops_per_sec, theirs.ops_per_sec, raw.ops_per_sec
+        );
+    }
+    println!(
+        "\n| writers | nori-wal `Always` | okaywal 0.3 | raw `pwrite` + `fdatasync` |\n|---:|---:|---:|---:|"
+    );
+    for (i, &n) in threads.iter().enumerate() {
+        println!("| {n} | {:.0} | {:.0} | {:.0} |", series[0].1[i].1, series[1].1[i].1, series[2].1[i].1);
+    }
+    if quick {
+        return;
+    }
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/scaling.svg");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let top = series.iter().flat_map(|(_, p)| p.iter().map(|&(_, y)| y)).fold(0.0, f64::max) * 1.1;
+    let root = SVGBackend::new(&path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).unwrap();
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Durable appends per second, 128-byte records (2 vCPUs, ext4)", ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(80)
+        .build_cartesian_2d((1f64..64f64).log_scale(), 0f64..top)
+        .unwrap();
+    chart
+        .configure_mesh()
+        .x_desc("writer threads")
+        .y_desc("appends/s, each durable before it returns")
+        .x_labels(7)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .draw()
+        .unwrap();
+    let colors = [RED, BLUE, BLACK];
+    for ((name, points), color) in series.iter().zip(colors) {
+        let points: Vec<(f64, f64)> = points.iter().map(|&(x, y)| (x as f64, y)).collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .unwrap()
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled()))).unwrap();
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()
+        .unwrap();
+    root.present().unwrap();
+    println!("\nchart written to {}", path.display());
 }
