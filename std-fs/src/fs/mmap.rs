@@ -21,6 +21,18 @@ use std::fs::File;
 use std::io;
 
 /// A read-only map of a whole file, as long as the file was when mapped.
+///
+/// ```
+/// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+/// # let dir = std::env::temp_dir().join(format!("nori-wal-map-doc-{}", std::process::id()));
+/// # StdFs.create_dir_all(&dir)?;
+/// let file = StdFs.open(&dir.join("f"), OpenMode::CreateNew)?;
+/// file.write_all_at(b"mapped bytes", 0)?;
+/// let map = file.map(6)?.expect("the real file system maps files");
+/// assert_eq!(map.bytes(), b"mapped");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Map(memmap2::Mmap);
 

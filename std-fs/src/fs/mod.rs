@@ -25,6 +25,18 @@ use std::path::Path;
 pub use std_fs::{StdFile, StdFs};
 
 /// How [`Fs::open`] opens a file.
+///
+/// ```
+/// use nori_wal::fs::{Fs, OpenMode, StdFs};
+/// # let dir = std::env::temp_dir().join(format!("nori-wal-openmode-{}", std::process::id()));
+/// # StdFs.create_dir_all(&dir)?;
+/// let path = dir.join("a");
+/// StdFs.open(&path, OpenMode::CreateNew)?;
+/// assert!(StdFs.open(&path, OpenMode::CreateNew).is_err(), "it exists");
+/// StdFs.open(&path, OpenMode::Read)?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OpenMode {
@@ -37,6 +49,12 @@ pub enum OpenMode {
 }
 
 /// What a path names.
+///
+/// ```
+/// use nori_wal::fs::{Fs, Kind, StdFs};
+/// assert_eq!(StdFs.kind(&std::env::temp_dir())?, Kind::Dir);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Kind {
@@ -49,11 +67,33 @@ pub enum Kind {
 }
 
 /// A file system.
+///
+/// The WAL runs on any implementation: [`StdFs`] is the operating system's;
+/// the test suite has one that simulates power cuts.
+///
+/// ```
+/// use nori_wal::blocking::Wal;
+/// use nori_wal::fs::StdFs;
+/// use nori_wal::WalConfig;
+/// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-doc-{}", std::process::id()));
+/// let (wal, _) = Wal::open_in(StdFs, WalConfig::new(&dir))?;
+/// # drop(wal); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Fs: Send + Sync + 'static {
     /// Its open files.
     type File: File;
 
     /// What `path` names; an error of kind `NotFound` when nothing.
+    ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// assert_eq!(StdFs.kind(&dir)?, nori_wal::fs::Kind::Dir);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -62,12 +102,32 @@ pub trait Fs: Send + Sync + 'static {
 
     /// Creates `dir` and its parents where missing.
     ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// StdFs.create_dir_all(&dir.join("a/b"))?;
+    /// assert!(dir.join("a/b").is_dir());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// The operating system's.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
 
     /// The names of the entries of `dir`, in no particular order.
+    ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// StdFs.open(&dir.join("x"), OpenMode::CreateNew)?;
+    /// assert_eq!(StdFs.list(&dir)?, vec![std::ffi::OsString::from("x")]);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -76,12 +136,33 @@ pub trait Fs: Send + Sync + 'static {
 
     /// Opens `path`.
     ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// let file = StdFs.open(&dir.join("x"), OpenMode::CreateNew)?;
+    /// assert_eq!(file.size()?, 0);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// The operating system's.
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Self::File>;
 
     /// Removes the file `path`.
+    ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// StdFs.open(&dir.join("x"), OpenMode::CreateNew)?;
+    /// StdFs.remove(&dir.join("x"))?;
+    /// StdFs.sync_dir(&dir)?; // the removal survives a power cut
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -90,12 +171,34 @@ pub trait Fs: Send + Sync + 'static {
 
     /// Renames `from` to `to`, replacing `to`.
     ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// StdFs.open(&dir.join("x"), OpenMode::CreateNew)?;
+    /// StdFs.rename(&dir.join("x"), &dir.join("y"))?;
+    /// StdFs.sync_dir(&dir)?;
+    /// assert!(dir.join("y").exists());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// The operating system's.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
 
     /// Makes the entries of `dir` durable (created, renamed, removed files).
+    ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// StdFs.open(&dir.join("new"), OpenMode::CreateNew)?;
+    /// StdFs.sync_dir(&dir)?; // the new entry survives a power cut
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -104,9 +207,35 @@ pub trait Fs: Send + Sync + 'static {
 }
 
 /// An open file.
+///
+/// ```
+/// use nori_wal::fs::{File, Fs, OpenMode, StdFs, read_exact_at};
+/// # let dir = std::env::temp_dir().join(format!("nori-wal-file-doc-{}", std::process::id()));
+/// # StdFs.create_dir_all(&dir)?;
+/// let file = StdFs.open(&dir.join("f"), OpenMode::CreateNew)?;
+/// file.write_all_at(b"durable", 0)?;
+/// file.sync_data()?; // now it survives a power cut
+/// let mut back = [0u8; 7];
+/// read_exact_at(&file, &mut back, 0)?;
+/// assert_eq!(&back, b"durable");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub trait File: Send + Sync + 'static {
     /// Reads up to `buf.len()` bytes at `offset`; returns how many (0 at the
     /// end of the file).
+    ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// let file = StdFs.open(&dir.join("x"), OpenMode::CreateNew)?;
+    /// file.write_all_at(b"abc", 0)?;
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(file.read_at(&mut buf, 1)?, 2);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -114,6 +243,17 @@ pub trait File: Send + Sync + 'static {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
 
     /// Writes all of `data` at `offset`, extending the file if needed.
+    ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// let file = StdFs.open(&dir.join("x"), OpenMode::CreateNew)?;
+    /// file.write_all_at(b"xy", 10)?;
+    /// assert_eq!(file.size()?, 12);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -123,12 +263,35 @@ pub trait File: Send + Sync + 'static {
 
     /// The file's size in bytes.
     ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// let file = StdFs.open(&dir.join("x"), OpenMode::CreateNew)?;
+    /// file.write_all_at(b"abc", 0)?;
+    /// assert_eq!(file.size()?, 3);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// The operating system's.
     fn size(&self) -> io::Result<u64>;
 
     /// Sets the file's length: truncates, or extends with zeros.
+    ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// let file = StdFs.open(&dir.join("x"), OpenMode::CreateNew)?;
+    /// file.write_all_at(b"abcdef", 0)?;
+    /// file.set_len(2)?;
+    /// assert_eq!(file.size()?, 2);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -140,6 +303,17 @@ pub trait File: Send + Sync + 'static {
     /// read as zeros. Never shrinks the file. (`fallocate` where the file
     /// system has it, else an extension with zeros.)
     ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// let file = StdFs.open(&dir.join("x"), OpenMode::CreateNew)?;
+    /// file.allocate(1 << 20)?;
+    /// assert_eq!(file.size()?, 1 << 20);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// The operating system's; `StorageFull` when the disk is full, in which
@@ -148,6 +322,17 @@ pub trait File: Send + Sync + 'static {
 
     /// Makes the file's data (and the length needed to read it) durable:
     /// `fdatasync`.
+    ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// let file = StdFs.open(&dir.join("x"), OpenMode::CreateNew)?;
+    /// file.write_all_at(b"safe", 0)?;
+    /// file.sync_data()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -158,6 +343,17 @@ pub trait File: Send + Sync + 'static {
     /// A read-only map of the file's first `len` bytes, where the file
     /// system offers maps; `Ok(None)` where it does not (readers then use
     /// [`read_at`](Self::read_at)).
+    ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// let file = StdFs.open(&dir.join("x"), OpenMode::CreateNew)?;
+    /// file.write_all_at(b"abc", 0)?;
+    /// assert_eq!(file.map(3)?.map(|m| m.bytes().to_vec()), Some(b"abc".to_vec()));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -171,6 +367,18 @@ pub trait File: Send + Sync + 'static {
     /// `Ok(false)` when another holder has it. Released when the file is
     /// dropped.
     ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// let file = StdFs.open(&dir.join("x"), OpenMode::CreateNew)?;
+    /// assert!(file.try_lock()?);
+    /// let again = StdFs.open(&dir.join("x"), OpenMode::Read)?;
+    /// assert!(!again.try_lock()?, "held by `file`");
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// The operating system's.
@@ -178,6 +386,20 @@ pub trait File: Send + Sync + 'static {
 }
 
 /// Reads exactly `buf.len()` bytes at `offset`.
+///
+/// ```
+/// use nori_wal::fs::{File, Fs, OpenMode, StdFs, read_exact_at};
+/// # let dir = std::env::temp_dir().join(format!("nori-wal-read-doc-{}", std::process::id()));
+/// # StdFs.create_dir_all(&dir)?;
+/// let file = StdFs.open(&dir.join("f"), OpenMode::CreateNew)?;
+/// file.write_all_at(b"abc", 0)?;
+/// let mut two = [0u8; 2];
+/// read_exact_at(&file, &mut two, 1)?;
+/// assert_eq!(&two, b"bc");
+/// assert!(read_exact_at(&file, &mut two, 2).is_err(), "the file ends first");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 ///
 /// # Errors
 ///

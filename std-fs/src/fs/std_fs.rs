@@ -9,10 +9,28 @@ use std::path::Path;
 use super::{File, Fs, Kind, OpenMode};
 
 /// The operating system's file system (Unix).
+///
+/// ```
+/// use nori_wal::fs::{Fs, StdFs};
+/// let names = StdFs.list(&std::env::temp_dir())?;
+/// # let _ = names;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StdFs;
 
 /// A file of [`StdFs`].
+///
+/// ```
+/// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+/// # let dir = std::env::temp_dir().join(format!("nori-wal-stdfile-doc-{}", std::process::id()));
+/// # StdFs.create_dir_all(&dir)?;
+/// let file = StdFs.open(&dir.join("f"), OpenMode::CreateNew)?;
+/// file.allocate(4096)?; // reserved: writes below 4096 cannot run out of space
+/// assert_eq!(file.size()?, 4096);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct StdFile(fs::File);
 

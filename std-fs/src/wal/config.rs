@@ -6,6 +6,19 @@ use std::time::Duration;
 pub use nori_wal_core::ring::RecoveryMode;
 
 /// When appended records are made durable (`fdatasync`).
+///
+/// ```
+/// use std::time::Duration;
+/// use nori_wal::blocking::Wal;
+/// use nori_wal::{FsyncPolicy, Record, WalConfig};
+/// # let dir = std::env::temp_dir().join(format!("nori-wal-policy-doc-{}", std::process::id()));
+/// let config = WalConfig::new(&dir).fsync(FsyncPolicy::Batch(Duration::from_millis(5)));
+/// let (wal, _) = Wal::open(config)?;
+/// let lsn = wal.append(&Record::raw(b"soon durable"))?; // returns at once
+/// wal.wait_durable(lsn)?; // within the window
+/// # drop(wal); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FsyncPolicy {
@@ -23,6 +36,19 @@ pub enum FsyncPolicy {
 }
 
 /// How records are compressed.
+///
+/// ```
+/// use nori_wal::blocking::Wal;
+/// use nori_wal::{Codec, Record, WalConfig};
+/// # let dir = std::env::temp_dir().join(format!("nori-wal-codec-doc-{}", std::process::id()));
+/// // LZ4 for records of 128 bytes or more, when it saves space.
+/// let (wal, _) = Wal::open(WalConfig::new(&dir).compression(Codec::Lz4, 128))?;
+/// let text = "the same words again and again ".repeat(20);
+/// wal.append(&Record::raw(text.as_bytes()))?;
+/// assert!(wal.stats().bytes_written < text.len() as u64);
+/// # drop(wal); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Codec {

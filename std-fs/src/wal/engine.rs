@@ -67,6 +67,16 @@ pub(crate) struct Inner<F> {
 pub const SYNC_LATENCY_BUCKETS: usize = 24;
 
 /// A histogram of `fdatasync` latencies, in powers of two of microseconds.
+///
+/// ```
+/// use nori_wal::wal::{SYNC_LATENCY_BUCKETS, SyncLatency};
+/// let mut counts = [0; SYNC_LATENCY_BUCKETS];
+/// counts[7] = 90; // 90 syncs under 128 µs
+/// counts[10] = 10; // 10 under 1024 µs
+/// let latency = SyncLatency { counts };
+/// assert_eq!(latency.quantile_micros(0.5), Some(128));
+/// assert_eq!(latency.quantile_micros(0.99), Some(1024));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyncLatency {
     /// `counts[i]`: syncs that took under `2^i` µs (and at least `2^(i-1)`).

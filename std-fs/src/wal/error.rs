@@ -8,6 +8,27 @@ use nori_wal_core::Lsn;
 use nori_wal_core::segment::Damage;
 
 /// Damage found in a segment file.
+///
+/// ```
+/// use nori_wal::blocking::Wal;
+/// use nori_wal::{Error, RecoveryMode, WalConfig};
+/// # use nori_wal::Record;
+/// # let dir = std::env::temp_dir().join(format!("nori-wal-corruption-doc-{}", std::process::id()));
+/// # { let (wal, _) = Wal::open(WalConfig::new(&dir).segment_size(4096))?;
+/// #   for i in 0..200u32 { wal.append(&Record::raw(&i.to_le_bytes()))?; } }
+/// # let first = dir.join(format!("{:020}.wal", 0));
+/// # let mut bytes = std::fs::read(&first)?; bytes[100] ^= 1; std::fs::write(&first, bytes)?;
+/// // A segment damaged in the middle of the log:
+/// match Wal::open(WalConfig::new(&dir).segment_size(4096)) {
+///     Err(Error::Corrupt(c)) => println!("{} at offset {}, LSN {}: {c}", c.path.display(), c.offset, c.lsn),
+///     other => panic!("{other:?}"),
+/// }
+/// // Keep what precedes the damage instead:
+/// let (wal, info) = Wal::open(WalConfig::new(&dir).segment_size(4096).recovery(RecoveryMode::PointInTime))?;
+/// assert!(info.corruption.is_some());
+/// # drop(wal); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Corruption {
     /// The segment file.
@@ -38,6 +59,15 @@ impl fmt::Display for Corruption {
 }
 
 /// A configuration the WAL cannot run with.
+///
+/// ```
+/// use nori_wal::blocking::Wal;
+/// use nori_wal::wal::ConfigError;
+/// use nori_wal::{Error, WalConfig};
+/// let err = Wal::open(WalConfig::new("unused").segment_size(100)).unwrap_err();
+/// assert!(matches!(err, Error::Config(ConfigError::SegmentSize { given: 100, .. })));
+/// println!("{err}"); // configuration: segment size 100 is outside the range ...
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -73,7 +103,22 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// An error of the file WAL.
+/// An error of the file WAL. Its `Display` says what to do about it.
+///
+/// ```
+/// use nori_wal::blocking::Wal;
+/// use nori_wal::{Error, Record, WalConfig};
+/// # let dir = std::env::temp_dir().join(format!("nori-wal-error-doc-{}", std::process::id()));
+/// let (wal, _) = Wal::open(WalConfig::new(&dir).max_record_len(64))?;
+/// match wal.append(&Record::raw(&[0; 100])) {
+///     Err(Error::RecordTooLarge { len, max }) => assert!(len > max),
+///     other => panic!("{other:?}"),
+/// }
+/// // The WAL goes on: nothing was written.
+/// assert_eq!(wal.append(&Record::raw(b"small"))?, 0);
+/// # drop(wal); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {

@@ -55,6 +55,20 @@ struct Current {
     entry_at: usize,
 }
 
+/// ```
+/// use nori_wal::blocking::Wal;
+/// use nori_wal::{Record, WalConfig};
+/// # let dir = std::env::temp_dir().join(format!("nori-wal-iter-doc-{}", std::process::id()));
+/// let (wal, _) = Wal::open(WalConfig::new(&dir))?;
+/// wal.append_batch(&[Record::put(b"a", b"1"), Record::put(b"b", b"2")])?;
+/// let mut iter = wal.iter_from(1)?;
+/// let entry = iter.try_next()?.unwrap();
+/// assert_eq!((entry.lsn, entry.record.key()), (1, Some(&b"b"[..])));
+/// assert!(iter.try_next()?.is_none());
+/// # drop(iter); drop(wal); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// Reads records in LSN order from a [`Wal`](super::Wal); see
 /// [`Wal::iter_from`](super::Wal::iter_from). Each record borrows the
 /// iterator's buffer until the next call.

@@ -15,6 +15,21 @@ use super::segment::{self, FileDevice, LOCK_FILE};
 use crate::fs::{File, Fs, OpenMode};
 
 /// What recovery found and did.
+///
+/// ```
+/// use nori_wal::blocking::Wal;
+/// use nori_wal::ring::RecoveryCase;
+/// use nori_wal::{Record, WalConfig};
+/// # let dir = std::env::temp_dir().join(format!("nori-wal-info-doc-{}", std::process::id()));
+/// let (wal, info) = Wal::open(WalConfig::new(&dir))?;
+/// assert_eq!(info.case, RecoveryCase::Empty);
+/// wal.append(&Record::raw(b"x"))?;
+/// drop(wal);
+/// let (_wal, info) = Wal::open(WalConfig::new(&dir))?;
+/// assert_eq!((info.case, info.records, info.last_lsn), (RecoveryCase::Clean, 1, Some(0)));
+/// # drop(_wal); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RecoveryInfo {
