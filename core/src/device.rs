@@ -143,12 +143,32 @@ pub trait BlockDevice {
     type Error: DeviceError;
 
     /// The device's geometry.
+    ///
+    /// ```
+    /// use nori_wal_core::{BlockDevice, Geometry, RamDevice};
+    /// let mut flash = RamDevice::new(vec![0xFF; 8192], Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap()).unwrap();
+    /// assert_eq!(flash.geometry().erase_unit(), 4096);
+    /// ```
     fn geometry(&self) -> Geometry;
 
     /// The device's size in bytes.
+    ///
+    /// ```
+    /// use nori_wal_core::{BlockDevice, Geometry, RamDevice};
+    /// let mut flash = RamDevice::new(vec![0xFF; 8192], Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap()).unwrap();
+    /// assert_eq!(flash.capacity(), 8192);
+    /// ```
     fn capacity(&self) -> u64;
 
     /// Reads `buf.len()` bytes at `offset` (both aligned to the read unit).
+    ///
+    /// ```
+    /// use nori_wal_core::{BlockDevice, Geometry, RamDevice};
+    /// let mut flash = RamDevice::new(vec![0xFF; 8192], Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap()).unwrap();
+    /// let mut buf = [0u8; 4];
+    /// flash.read(0, &mut buf).unwrap();
+    /// assert_eq!(buf, [0xFF; 4]);
+    /// ```
     ///
     /// # Errors
     ///
@@ -157,6 +177,13 @@ pub trait BlockDevice {
 
     /// Programs `data` at `offset` (both aligned to the program unit). On a
     /// medium with an erase value, the units must be erased first.
+    ///
+    /// ```
+    /// use nori_wal_core::{BlockDevice, Geometry, RamDevice};
+    /// let mut flash = RamDevice::new(vec![0xFF; 8192], Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap()).unwrap();
+    /// flash.program(8, b"8 bytes!").unwrap();
+    /// assert_eq!(&flash.bytes()[8..16], b"8 bytes!");
+    /// ```
     ///
     /// # Errors
     ///
@@ -168,6 +195,14 @@ pub trait BlockDevice {
     /// then read as the erase value. A no-op that returns `Ok` on media
     /// without an erase value.
     ///
+    /// ```
+    /// use nori_wal_core::{BlockDevice, Geometry, RamDevice};
+    /// let mut flash = RamDevice::new(vec![0xFF; 8192], Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap()).unwrap();
+    /// flash.program(0, &[0; 8]).unwrap();
+    /// flash.erase(0, 4096).unwrap();
+    /// assert_eq!(flash.bytes()[0], 0xFF);
+    /// ```
+    ///
     /// # Errors
     ///
     /// The device's error. After an error, the units covered are undefined.
@@ -175,6 +210,13 @@ pub trait BlockDevice {
 
     /// The durability barrier: returns `Ok` once every earlier program and
     /// erase is durable.
+    ///
+    /// ```
+    /// use nori_wal_core::{BlockDevice, Geometry, RamDevice};
+    /// let mut flash = RamDevice::new(vec![0xFF; 8192], Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap()).unwrap();
+    /// flash.program(0, &[1; 8]).unwrap();
+    /// flash.sync().unwrap();
+    /// ```
     ///
     /// # Errors
     ///
@@ -186,6 +228,12 @@ pub trait BlockDevice {
     /// map). A device that lends any range lends every range inside its
     /// capacity; `None` otherwise, and the reader then uses
     /// [`read`](Self::read). The default returns `None`.
+    ///
+    /// ```
+    /// use nori_wal_core::{BlockDevice, Geometry, RamDevice};
+    /// let mut flash = RamDevice::new(vec![0xFF; 8192], Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap()).unwrap();
+    /// assert_eq!(flash.bytes_in_place(0, 2), Some(&[0xFF, 0xFF][..]));
+    /// ```
     fn bytes_in_place(&self, offset: u64, len: u64) -> Option<&[u8]> {
         let _ = (offset, len);
         None
@@ -197,6 +245,13 @@ pub trait BlockDevice {
     /// is `false`: writes may persist in any order until a sync (disks,
     /// files, anything with a cache). A log on a device that keeps order
     /// needs no record of how far it was durable.
+    ///
+    /// ```
+    /// use nori_wal_core::{BlockDevice, Geometry, RamDevice};
+    /// let mut flash = RamDevice::new(vec![0xFF; 8192], Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap()).unwrap();
+    /// let ordered = flash.writes_persist_in_order();
+    /// # let _ = ordered;
+    /// ```
     fn writes_persist_in_order(&self) -> bool {
         false
     }

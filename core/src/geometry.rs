@@ -124,30 +124,60 @@ impl Geometry {
     }
 
     /// Reads start at a multiple of this many bytes and cover whole units.
+    ///
+    /// ```
+    /// use nori_wal_core::Geometry;
+    /// let nor = Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap();
+    /// assert_eq!(nor.read_unit(), 1);
+    /// ```
     #[must_use]
     pub const fn read_unit(&self) -> u32 {
         self.read_unit
     }
 
     /// Programs start at a multiple of this many bytes and cover whole units.
+    ///
+    /// ```
+    /// use nori_wal_core::Geometry;
+    /// let nor = Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap();
+    /// assert_eq!(nor.program_unit(), 8);
+    /// ```
     #[must_use]
     pub const fn program_unit(&self) -> u32 {
         self.program_unit
     }
 
     /// Erases start at a multiple of this many bytes and cover whole units.
+    ///
+    /// ```
+    /// use nori_wal_core::Geometry;
+    /// let nor = Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap();
+    /// assert_eq!(nor.erase_unit(), 4096);
+    /// ```
     #[must_use]
     pub const fn erase_unit(&self) -> u32 {
         self.erase_unit
     }
 
     /// What an erased byte reads as, or `None` when the medium needs no erase.
+    ///
+    /// ```
+    /// use nori_wal_core::Geometry;
+    /// assert_eq!(Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap().erase_value(), Some(0xFF));
+    /// assert_eq!(Geometry::block(512).unwrap().erase_value(), None);
+    /// ```
     #[must_use]
     pub const fn erase_value(&self) -> Option<u8> {
         self.erase_value
     }
 
     /// Whether a unit may be programmed again without an erase in between.
+    ///
+    /// ```
+    /// use nori_wal_core::Geometry;
+    /// assert!(Geometry::block(512).unwrap().program_twice());
+    /// assert!(!Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap().program_twice());
+    /// ```
     #[must_use]
     pub const fn program_twice(&self) -> bool {
         self.program_twice
@@ -155,6 +185,11 @@ impl Geometry {
 
     /// The larger of the read and program units: the alignment at which the
     /// medium can both read and write.
+    ///
+    /// ```
+    /// use nori_wal_core::Geometry;
+    /// assert_eq!(Geometry::try_new(16, 8, 4096, Some(0xFF), false).unwrap().io_unit(), 16);
+    /// ```
     #[must_use]
     pub const fn io_unit(&self) -> u32 {
         if self.read_unit > self.program_unit { self.read_unit } else { self.program_unit }
