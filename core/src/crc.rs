@@ -31,6 +31,11 @@
 //! ```
 
 /// CRC32C of `data`.
+///
+/// ```
+/// use nori_wal_core::crc;
+/// assert_eq!(crc::crc32c(b"123456789"), 0xE306_9283);
+/// ```
 #[inline]
 #[must_use]
 pub fn crc32c(data: &[u8]) -> u32 {
@@ -42,6 +47,12 @@ pub fn crc32c(data: &[u8]) -> u32 {
 ///
 /// Uses the CPU's CRC32C instructions when the `std` feature is on and the
 /// CPU has them, the portable path otherwise.
+///
+/// ```
+/// use nori_wal_core::crc;
+/// let head = crc::crc32c(b"nori");
+/// assert_eq!(crc::crc32c_append(head, b"-wal"), crc::crc32c(b"nori-wal"));
+/// ```
 #[inline]
 #[must_use]
 pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
@@ -53,6 +64,13 @@ pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
 }
 
 /// Which implementation [`crc32c_append`] uses on this machine.
+///
+/// ```
+/// use nori_wal_core::crc::{self, Implementation};
+/// if crc::implementation() == Implementation::Hardware {
+///     println!("the CPU computes CRC32C");
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -68,6 +86,11 @@ pub enum Implementation {
 }
 
 /// The implementation [`crc32c_append`] uses on this machine and build.
+///
+/// ```
+/// use nori_wal_core::crc;
+/// println!("CRC32C by {:?}", crc::implementation());
+/// ```
 #[must_use]
 pub fn implementation() -> Implementation {
     #[cfg(feature = "std")]

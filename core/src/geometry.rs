@@ -61,6 +61,14 @@ impl Geometry {
     ///
     /// [`GeometryError`] when a unit is zero, not a power of two, larger than
     /// the format allows, or does not divide the erase unit.
+    ///
+    /// ```
+    /// use nori_wal_core::Geometry;
+    /// // NOR flash: byte reads, 8-byte words written once, 4 KiB erase units.
+    /// let nor = Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap();
+    /// assert_eq!(nor.io_unit(), 8);
+    /// assert!(Geometry::try_new(1, 3, 4096, Some(0xFF), false).is_err(), "not a power of two");
+    /// ```
     pub const fn try_new(
         read_unit: u32,
         program_unit: u32,
@@ -119,6 +127,12 @@ impl Geometry {
     ///
     /// [`GeometryError`] when `sector` is not a power of two or exceeds
     /// [`MAX_PROGRAM_UNIT`].
+    ///
+    /// ```
+    /// use nori_wal_core::Geometry;
+    /// let disk = Geometry::block(4096).unwrap();
+    /// assert_eq!((disk.read_unit(), disk.program_unit(), disk.erase_value()), (4096, 4096, None));
+    /// ```
     pub const fn block(sector: u32) -> Result<Self, GeometryError> {
         Self::try_new(sector, sector, sector, None, true)
     }

@@ -146,6 +146,14 @@ pub mod frame_offsets {
 }
 
 /// What a frame holds: bits 0–3 of the kind byte.
+///
+/// ```
+/// use nori_wal_core::format::{decode_frame, encode_record, FrameKind};
+/// use nori_wal_core::Record;
+/// let mut buf = [0u8; 64];
+/// let n = encode_record(&mut buf, 1, 0, &Record::delete(b"k")).unwrap();
+/// assert_eq!(decode_frame(&buf[..n], 1).unwrap().header().kind(), FrameKind::Delete);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -191,6 +199,14 @@ impl FrameKind {
 }
 
 /// How a frame's payload is compressed: bits 4–5 of the kind byte.
+///
+/// ```
+/// use nori_wal_core::format::{decode_frame, encode_record, Compression};
+/// use nori_wal_core::Record;
+/// let mut buf = [0u8; 64];
+/// let n = encode_record(&mut buf, 1, 0, &Record::raw(b"plain")).unwrap();
+/// assert_eq!(decode_frame(&buf[..n], 1).unwrap().header().compression(), Compression::None);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]

@@ -171,6 +171,15 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     /// [`Error::Config`] when the configuration, device and buffer do not fit;
     /// [`Error::Corrupt`] when the recovery mode refuses damage;
     /// [`Error::UnsupportedVersion`]; [`Error::Device`] when a read fails.
+    ///
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{BlockDevice, Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (log, info) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// assert_eq!((info.records, log.segments()), (0, 4));
+    /// ```
     #[inline(never)]
     pub fn open(
         mut device: D,
@@ -193,48 +202,130 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     }
 
     /// The LSN the next append gets.
+    ///
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{BlockDevice, Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// log.append(&Record::raw(b"a")).unwrap();
+    /// assert_eq!(log.next_lsn(), 1);
+    /// ```
     #[must_use]
     pub const fn next_lsn(&self) -> Lsn {
         self.state.next_lsn
     }
 
     /// The first LSN the log holds (records below it were reclaimed).
+    ///
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{BlockDevice, Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// for _ in 0..3 { log.append(&Record::raw(b"a")).unwrap(); }
+    /// log.truncate_before(2).unwrap();
+    /// assert_eq!(log.first_lsn(), 2);
+    /// ```
     #[must_use]
     pub const fn first_lsn(&self) -> Lsn {
         self.state.log_start
     }
 
     /// The highest durable LSN, or `None` when no record is durable.
+    ///
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{BlockDevice, Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// log.append(&Record::raw(b"a")).unwrap();
+    /// assert_eq!(log.durable_lsn(), None);
+    /// log.sync().unwrap();
+    /// assert_eq!(log.durable_lsn(), Some(0));
+    /// ```
     #[must_use]
     pub const fn durable_lsn(&self) -> Option<Lsn> {
         if self.state.durable_end > self.state.log_start { Some(self.state.durable_end - 1) } else { None }
     }
 
     /// Whether a failed write or sync poisoned the log.
+    ///
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{BlockDevice, Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// log.flush().unwrap();
+    /// log.sync_failed(); // the caller's own sync of the device failed
+    /// assert!(log.is_poisoned());
+    /// ```
     #[must_use]
     pub const fn is_poisoned(&self) -> bool {
         self.state.poisoned
     }
 
     /// The number of segments on the device.
+    ///
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{BlockDevice, Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// assert_eq!(log.segments(), 4); // 16 KiB of 4 KiB segments
+    /// ```
     #[must_use]
     pub const fn segments(&self) -> u32 {
         self.layout.slots
     }
 
     /// The largest frame (record plus 16 bytes, a put plus 20) a segment takes.
+    ///
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{BlockDevice, Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// assert!(log.append(&Record::raw(&vec![0; log.max_frame_len() as usize])).is_err());
+    /// ```
     #[must_use]
     pub const fn max_frame_len(&self) -> u64 {
         self.layout.max_frame_len()
     }
 
     /// The device.
+    ///
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{BlockDevice, Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// assert_eq!(log.device().capacity(), 4 * 4096);
+    /// ```
     #[must_use]
     pub const fn device(&self) -> &D {
         &self.device
     }
 
     /// Gives the device back.
+    ///
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{BlockDevice, Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (log, _) = RingLog::open(RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap(), RingConfig::new(4096), &mut buffer).unwrap();
+    /// let device = log.into_device();
+    /// assert_eq!(device.capacity(), 4 * 4096);
+    /// # let _ = &mut ram;
+    /// ```
     pub fn into_device(self) -> D {
         self.device
     }
@@ -246,6 +337,17 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     ///
     /// [`Error::Poisoned`], [`Error::RecordTooLarge`], [`Error::Full`], or a
     /// device error (which poisons the log).
+    ///
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{BlockDevice, Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// let lsn = log.append(&Record::put(b"k", b"v")).unwrap();
+    /// log.sync().unwrap(); // durable from here
+    /// assert_eq!(log.durable_lsn(), Some(lsn));
+    /// ```
     pub fn append(&mut self, record: &Record<'_>) -> Result<Lsn, D::Error> {
         self.check_usable()?;
         let lsn = self.state.next_lsn;
@@ -360,6 +462,19 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     /// Reports that a device sync started after [`flush`](Self::flush)
     /// returned `end` succeeded: records below `end` are durable. Reporting
     /// a sync that did not happen breaks the log's durability promises.
+    ///
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{BlockDevice, Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// log.append(&Record::raw(b"a")).unwrap();
+    /// let end = log.flush().unwrap();
+    /// // ... the device synced, outside the caller's lock ...
+    /// log.synced(end);
+    /// assert_eq!(log.durable_lsn(), Some(0));
+    /// ```
     pub fn synced(&mut self, end: Lsn) {
         if !self.state.poisoned {
             self.state.durable_end = self.state.durable_end.max(end.min(self.state.next_lsn));
@@ -369,6 +484,18 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     /// Reports that a device sync started after [`flush`](Self::flush)
     /// failed: the log is poisoned (invariant I7), as after a failed
     /// [`sync`](Self::sync).
+    ///
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{BlockDevice, Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// log.append(&Record::raw(b"a")).unwrap();
+    /// log.flush().unwrap();
+    /// log.sync_failed();
+    /// assert!(log.append(&Record::raw(b"b")).is_err(), "poisoned");
+    /// ```
     pub fn sync_failed(&mut self) {
         self.state.poisoned = true;
     }

@@ -17,6 +17,21 @@ pub use super::error::Damage;
 type Result<T, E> = core::result::Result<T, Error<E>>;
 
 /// Where a walk over the frames of a segment stopped.
+///
+/// ```
+/// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
+/// # use nori_wal_core::segment::*;
+/// # use nori_wal_core::{Geometry, RamDevice, Record};
+/// # let mut bytes = vec![0u8; 4096];
+/// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
+/// # let mut end = header.encode(&mut bytes).unwrap();
+/// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
+/// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+/// # let mut buffer = [0u8; 512];
+/// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+/// let stop = segment.walk(None, None).unwrap();
+/// assert_eq!((stop.pos, stop.lsn), (end as u64, 103));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Stop {
@@ -32,6 +47,22 @@ pub struct Stop {
 }
 
 /// What lies after a [`Stop`].
+///
+/// ```
+/// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
+/// # use nori_wal_core::segment::*;
+/// # use nori_wal_core::{Geometry, RamDevice, Record};
+/// # let mut bytes = vec![0u8; 4096];
+/// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
+/// # let mut end = header.encode(&mut bytes).unwrap();
+/// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
+/// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+/// # let mut buffer = [0u8; 512];
+/// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+/// let stop = segment.walk(None, None).unwrap();
+/// let ahead = segment.look_ahead(&stop).unwrap();
+/// assert!(ahead.first_valid.is_none() && ahead.durable_claim.is_none());
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -57,6 +88,22 @@ impl Ahead {
     /// Bytes after a cut at `pos` that were written: up to the last
     /// programmed byte on erased media, else up to the end of the last
     /// frame of the epoch found.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
+    /// # use nori_wal_core::segment::*;
+    /// # use nori_wal_core::{Geometry, RamDevice, Record};
+    /// # let mut bytes = vec![0u8; 4096];
+    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
+    /// # let mut end = header.encode(&mut bytes).unwrap();
+    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
+    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 512];
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// let stop = segment.walk(None, None).unwrap();
+    /// let ahead = segment.look_ahead(&stop).unwrap();
+    /// assert_eq!(ahead.written_after(stop.pos), 0, "nothing after the frames");
+    /// ```
     #[must_use]
     pub fn written_after(&self, pos: u64) -> u64 {
         self.last_written.max(self.furthest_end).map_or(0, |end| end.saturating_sub(pos))
@@ -191,6 +238,21 @@ fn check_buffer<D: BlockDevice>(device: &D, len: usize) -> Result<(), D::Error> 
 }
 
 /// A checked frame, as [`SegmentReader::frame_at`] returns it.
+///
+/// ```
+/// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
+/// # use nori_wal_core::segment::*;
+/// # use nori_wal_core::{Geometry, RamDevice, Record};
+/// # let mut bytes = vec![0u8; 4096];
+/// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
+/// # let mut end = header.encode(&mut bytes).unwrap();
+/// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
+/// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+/// # let mut buffer = [0u8; 512];
+/// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+/// let info = segment.frame_at(56).unwrap().unwrap();
+/// assert_eq!(info.header.frame_len(), 19);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -204,6 +266,23 @@ pub struct FrameInfo {
 }
 
 /// Why a device holds no readable segment.
+///
+/// ```
+/// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
+/// # use nori_wal_core::segment::*;
+/// # use nori_wal_core::{Geometry, RamDevice, Record};
+/// # let mut bytes = vec![0u8; 4096];
+/// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
+/// # let mut end = header.encode(&mut bytes).unwrap();
+/// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
+/// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+/// # let mut buffer = [0u8; 512];
+/// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+/// drop(segment);
+/// let mut blank = RamDevice::new(vec![0u8; 4096], Geometry::block(1).unwrap()).unwrap();
+/// let none = SegmentReader::open(&mut blank, &mut buffer, false).unwrap();
+/// assert!(matches!(none, Err(HeaderError::Invalid(_))));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -269,6 +348,24 @@ impl<D: BlockDevice> core::fmt::Debug for SegmentReader<'_, '_, D> {
 }
 
 /// How the newest segment of a log ends, from [`SegmentReader::classify_end`].
+///
+/// ```
+/// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
+/// # use nori_wal_core::segment::*;
+/// # use nori_wal_core::{Geometry, RamDevice, Record};
+/// # let mut bytes = vec![0u8; 4096];
+/// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
+/// # let mut end = header.encode(&mut bytes).unwrap();
+/// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
+/// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+/// # let mut buffer = [0u8; 512];
+/// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+/// let stop = segment.walk(None, None).unwrap();
+/// match segment.classify_end(&stop).unwrap() {
+///     Classified::Clean { .. } => println!("ends in blank space"),
+///     other => println!("ends in {other:?}"),
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -311,6 +408,21 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     ///
     /// [`Error::Config`] for a buffer of the wrong size; [`Error::Device`]
     /// when a read fails.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
+    /// # use nori_wal_core::segment::*;
+    /// # use nori_wal_core::{Geometry, RamDevice, Record};
+    /// # let mut bytes = vec![0u8; 4096];
+    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
+    /// # let mut end = header.encode(&mut bytes).unwrap();
+    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
+    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 512];
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// // (made above:) let mut segment = SegmentReader::open(&mut device, &mut buffer, false)?.unwrap();
+    /// assert_eq!(segment.header().base_lsn, 100);
+    /// ```
     pub fn open(
         device: &'d mut D,
         buffer: &'w mut [u8],
@@ -350,6 +462,22 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     ///
     /// [`Error::Config`] for a buffer of the wrong size or a header whose
     /// segment size is not the device's capacity.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
+    /// # use nori_wal_core::segment::*;
+    /// # use nori_wal_core::{Geometry, RamDevice, Record};
+    /// # let mut bytes = vec![0u8; 4096];
+    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
+    /// # let mut end = header.encode(&mut bytes).unwrap();
+    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
+    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 512];
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// drop(segment);
+    /// let mut again = SegmentReader::with_header(&mut device, &mut buffer, false, header).unwrap();
+    /// assert_eq!(again.walk(None, None).unwrap().lsn, 103);
+    /// ```
     pub fn with_header(
         device: &'d mut D,
         buffer: &'w mut [u8],
@@ -387,6 +515,21 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// created, zero-filled file). Bytes after the frames that are neither
     /// blank nor a frame are then a torn tail, not data left from an
     /// earlier use, and [`classify_end`](Self::classify_end) says so.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
+    /// # use nori_wal_core::segment::*;
+    /// # use nori_wal_core::{Geometry, RamDevice, Record};
+    /// # let mut bytes = vec![0u8; 4096];
+    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
+    /// # let mut end = header.encode(&mut bytes).unwrap();
+    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
+    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 512];
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// let mut fresh = segment.fresh(); // a new file: garbage after the frames is a torn tail
+    /// assert_eq!(fresh.walk(None, None).unwrap().lsn, 103);
+    /// ```
     #[must_use]
     pub fn fresh(mut self) -> Self {
         self.layout.fresh = true;
@@ -394,6 +537,20 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     }
 
     /// The segment's header.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
+    /// # use nori_wal_core::segment::*;
+    /// # use nori_wal_core::{Geometry, RamDevice, Record};
+    /// # let mut bytes = vec![0u8; 4096];
+    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
+    /// # let mut end = header.encode(&mut bytes).unwrap();
+    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
+    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 512];
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// assert_eq!((segment.header().epoch, segment.header().base_lsn), (7, 100));
+    /// ```
     #[must_use]
     pub const fn header(&self) -> &SegmentHeader {
         &self.header
@@ -415,6 +572,24 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// # Errors
     ///
     /// [`Error::Device`] when a read fails.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
+    /// # use nori_wal_core::segment::*;
+    /// # use nori_wal_core::{Geometry, RamDevice, Record};
+    /// # let mut bytes = vec![0u8; 4096];
+    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
+    /// # let mut end = header.encode(&mut bytes).unwrap();
+    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
+    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 512];
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// let stop = segment.walk(None, Some(102)).unwrap(); // stop at LSN 102
+    /// assert_eq!((stop.lsn, stop.damage), (102, None));
+    /// let end = segment.walk(None, None).unwrap(); // to the end
+    /// assert_eq!(end.lsn, 103);
+    /// assert!(end.damage.is_some(), "blank space ends the walk");
+    /// ```
     pub fn walk(&mut self, from: Option<(u64, Lsn)>, stop_at: Option<Lsn>) -> Result<Stop, D::Error> {
         let (pos, lsn) = from.unwrap_or((self.layout.frames_offset, self.seg.base_lsn));
         let seg = self.seg;
@@ -426,6 +601,22 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// # Errors
     ///
     /// [`Error::Device`] when a read fails.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
+    /// # use nori_wal_core::segment::*;
+    /// # use nori_wal_core::{Geometry, RamDevice, Record};
+    /// # let mut bytes = vec![0u8; 4096];
+    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
+    /// # let mut end = header.encode(&mut bytes).unwrap();
+    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
+    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 512];
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// let stop = segment.walk(None, None).unwrap();
+    /// let ahead = segment.look_ahead(&stop).unwrap();
+    /// assert_eq!(ahead.first_valid, None);
+    /// ```
     pub fn look_ahead(&mut self, stop: &Stop) -> Result<Ahead, D::Error> {
         let seg = self.seg;
         look_ahead(&mut self.reader(), &seg, stop.pos, stop.lsn)
@@ -440,6 +631,21 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// # Errors
     ///
     /// [`Error::Device`] when a read fails.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
+    /// # use nori_wal_core::segment::*;
+    /// # use nori_wal_core::{Geometry, RamDevice, Record};
+    /// # let mut bytes = vec![0u8; 4096];
+    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
+    /// # let mut end = header.encode(&mut bytes).unwrap();
+    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
+    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 512];
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// let stop = segment.walk(None, None).unwrap();
+    /// assert!(matches!(segment.classify_end(&stop).unwrap(), Classified::Clean { free_after: true }));
+    /// ```
     pub fn classify_end(&mut self, stop: &Stop) -> Result<Classified, D::Error> {
         let ahead = self.look_ahead(stop)?;
         let free_after = match self.layout.erase_value {
@@ -460,6 +666,22 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// # Errors
     ///
     /// [`Error::Device`] when a read fails.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
+    /// # use nori_wal_core::segment::*;
+    /// # use nori_wal_core::{Geometry, RamDevice, Record};
+    /// # let mut bytes = vec![0u8; 4096];
+    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
+    /// # let mut end = header.encode(&mut bytes).unwrap();
+    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
+    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 512];
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// let info = segment.frame_at(56).unwrap().unwrap();
+    /// assert_eq!((info.lsn, info.count), (100, 1));
+    /// assert!(segment.frame_at(57).unwrap().is_err(), "not a frame there");
+    /// ```
     pub fn frame_at(&mut self, pos: u64) -> Result<core::result::Result<FrameInfo, Damage>, D::Error> {
         let seg = self.seg;
         Ok(self.reader().frame_at(&seg, pos)?.map(|f| FrameInfo {
@@ -476,6 +698,20 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     ///
     /// [`Error::BufferTooSmall`] when the range does not fit the buffer;
     /// [`Error::Device`] when a read fails.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
+    /// # use nori_wal_core::segment::*;
+    /// # use nori_wal_core::{Geometry, RamDevice, Record};
+    /// # let mut bytes = vec![0u8; 4096];
+    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
+    /// # let mut end = header.encode(&mut bytes).unwrap();
+    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
+    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 512];
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// assert_eq!(&segment.bytes(0, 8).unwrap()[..], b"NORIWAL\0");
+    /// ```
     pub fn bytes(&mut self, pos: u64, len: u64) -> Result<&[u8], D::Error> {
         let seg = self.seg;
         self.reader().into_bytes(&seg, pos, len)
