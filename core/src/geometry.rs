@@ -211,6 +211,13 @@ impl Geometry {
 }
 
 /// Which unit of a [`Geometry`] an error is about.
+///
+/// ```
+/// use nori_wal_core::geometry::{GeometryError, Unit};
+/// use nori_wal_core::Geometry;
+/// let err = Geometry::try_new(8192, 8, 4096, Some(0xFF), false).unwrap_err();
+/// assert!(matches!(err, GeometryError::LargerThanEraseUnit { unit: Unit::Read, .. }));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -234,6 +241,12 @@ impl fmt::Display for Unit {
 }
 
 /// Why a [`Geometry`] was refused.
+///
+/// ```
+/// use nori_wal_core::Geometry;
+/// let err = Geometry::block(1000).unwrap_err();
+/// println!("{err}"); // says what is wrong with the unit
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]

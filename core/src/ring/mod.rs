@@ -140,6 +140,16 @@ struct State {
 
 /// A write-ahead log over a ring of segments on a [`BlockDevice`]. See the
 /// [module docs](self).
+///
+/// ```
+/// use nori_wal_core::ring::{RingConfig, RingLog};
+/// use nori_wal_core::{Geometry, RamDevice, Record};
+/// let mut disk = RamDevice::new(vec![0u8; 8 * 4096], Geometry::block(512).unwrap()).unwrap();
+/// let mut buffer = [0u8; 1024];
+/// let (mut log, _) = RingLog::open(&mut disk, RingConfig::new(4096), &mut buffer).unwrap();
+/// log.append(&Record::raw(b"event")).unwrap();
+/// log.sync().unwrap();
+/// ```
 pub struct RingLog<'b, D: BlockDevice> {
     device: D,
     layout: Layout,
