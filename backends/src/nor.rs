@@ -40,6 +40,15 @@ impl<F: NorFlash> NorFlashDevice<F> {
     /// [`GeometryError`] when the flash's sizes are not powers of two, the
     /// read or write size exceeds the erase size, or a size exceeds what the
     /// format supports (64 KiB program units, 1 GiB erase units).
+    ///
+    /// ```
+    /// # use nori_wal_backends::nor::NorFlashDevice;
+    /// # use nori_wal_core::BlockDevice;
+    /// # fn demo<F: embedded_storage::nor_flash::NorFlash>(flash: F) {
+    /// let device = NorFlashDevice::new(flash, 0xFF).expect("a NOR geometry");
+    /// assert_eq!(device.geometry().erase_value(), Some(0xFF));
+    /// # }
+    /// ```
     pub fn new(flash: F, erase_value: u8) -> Result<Self, GeometryError> {
         let geometry = Geometry::try_new(
             u32::try_from(F::READ_SIZE).unwrap_or(u32::MAX),
@@ -52,16 +61,46 @@ impl<F: NorFlash> NorFlashDevice<F> {
     }
 
     /// The flash driver.
+    ///
+    /// ```
+    /// # use nori_wal_backends::nor::NorFlashDevice;
+    /// # use nori_wal_core::BlockDevice;
+    /// # fn demo<F: embedded_storage::nor_flash::NorFlash>(flash: F) {
+    /// let device = NorFlashDevice::new(flash, 0xFF).unwrap();
+    /// let capacity = embedded_storage::nor_flash::ReadNorFlash::capacity(device.flash());
+    /// # let _ = capacity;
+    /// # }
+    /// ```
     pub fn flash(&self) -> &F {
         &self.flash
     }
 
     /// The flash driver, mutably (to inspect wear counters in tests, say).
+    ///
+    /// ```
+    /// # use nori_wal_backends::nor::NorFlashDevice;
+    /// # use nori_wal_core::BlockDevice;
+    /// # fn demo<F: embedded_storage::nor_flash::NorFlash>(flash: F) {
+    /// let mut device = NorFlashDevice::new(flash, 0xFF).unwrap();
+    /// let driver: &mut F = device.flash_mut();
+    /// # let _ = driver;
+    /// # }
+    /// ```
     pub fn flash_mut(&mut self) -> &mut F {
         &mut self.flash
     }
 
     /// Gives the flash driver back.
+    ///
+    /// ```
+    /// # use nori_wal_backends::nor::NorFlashDevice;
+    /// # use nori_wal_core::BlockDevice;
+    /// # fn demo<F: embedded_storage::nor_flash::NorFlash>(flash: F) {
+    /// let device = NorFlashDevice::new(flash, 0xFF).unwrap();
+    /// let flash: F = device.into_inner(); // the driver back
+    /// # let _ = flash;
+    /// # }
+    /// ```
     pub fn into_inner(self) -> F {
         self.flash
     }
@@ -143,6 +182,18 @@ impl<F: NorFlash> BlockDevice for NorFlashDevice<F> {
 }
 
 /// An error of a [`NorFlashDevice`].
+///
+/// ```
+/// # use nori_wal_backends::nor::{NorDeviceError, NorFlashDevice};
+/// # use nori_wal_core::BlockDevice;
+/// # fn demo<F: embedded_storage::nor_flash::NorFlash>(flash: F) {
+/// let mut device = NorFlashDevice::new(flash, 0xFF).unwrap();
+/// match device.program(0, &[0u8; 1]) {
+///     Err(NorDeviceError::Access(e)) => println!("refused before the driver saw it: {e}"),
+///     other => drop(other),
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]

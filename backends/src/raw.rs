@@ -12,6 +12,12 @@ use std::{fmt, format};
 use nori_wal_core::{AccessError, BlockDevice, DeviceError, DeviceErrorKind, Geometry, Op, check_access};
 
 /// How to open a [`RawDevice`].
+///
+/// ```
+/// use nori_wal_backends::raw::RawOptions;
+/// let options = RawOptions::default().file_sector_size(512);
+/// assert_eq!(options.file_sector_size, Some(512));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct RawOptions {
@@ -26,6 +32,17 @@ pub struct RawOptions {
 
 impl RawOptions {
     /// Sets [`force`](Self::force).
+    ///
+    /// ```
+    /// # use nori_wal_backends::raw::{RawDevice, RawOptions};
+    /// # use nori_wal_core::BlockDevice;
+    /// # let image = std::env::temp_dir().join(format!("nori-wal-raw-doc-{}-{}", std::process::id(), line!()));
+    /// # std::fs::File::create(&image)?.set_len(1 << 20)?;
+    /// let options = RawOptions::default().force(true); // overwrite a signature
+    /// # let _ = options;
+    /// # std::fs::remove_file(&image)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub const fn force(mut self, force: bool) -> Self {
         self.force = force;
@@ -33,6 +50,17 @@ impl RawOptions {
     }
 
     /// Sets [`file_sector_size`](Self::file_sector_size).
+    ///
+    /// ```
+    /// # use nori_wal_backends::raw::{RawDevice, RawOptions};
+    /// # use nori_wal_core::BlockDevice;
+    /// # let image = std::env::temp_dir().join(format!("nori-wal-raw-doc-{}-{}", std::process::id(), line!()));
+    /// # std::fs::File::create(&image)?.set_len(1 << 20)?;
+    /// let device = RawDevice::open(&image, RawOptions::default().file_sector_size(512))?;
+    /// assert_eq!(device.geometry().program_unit(), 512);
+    /// # std::fs::remove_file(&image)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub const fn file_sector_size(mut self, size: u32) -> Self {
         self.file_sector_size = Some(size);
@@ -81,6 +109,17 @@ impl RawDevice {
     /// [`RawError`]: the path cannot be opened, is mounted, holds a known
     /// signature, is neither a block device nor a regular file, or has a
     /// size that is not a multiple of its sector size.
+    ///
+    /// ```
+    /// # use nori_wal_backends::raw::{RawDevice, RawOptions};
+    /// # use nori_wal_core::BlockDevice;
+    /// # let image = std::env::temp_dir().join(format!("nori-wal-raw-doc-{}-{}", std::process::id(), line!()));
+    /// # std::fs::File::create(&image)?.set_len(1 << 20)?;
+    /// let device = RawDevice::open(&image, RawOptions::default())?;
+    /// assert_eq!(device.capacity(), 1 << 20);
+    /// # std::fs::remove_file(&image)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>, options: RawOptions) -> Result<Self, RawError> {
         let path = path.as_ref().to_path_buf();
         let err = |kind| RawError { path: path.clone(), kind };
@@ -121,6 +160,17 @@ impl RawDevice {
     }
 
     /// The path opened.
+    ///
+    /// ```
+    /// # use nori_wal_backends::raw::{RawDevice, RawOptions};
+    /// # use nori_wal_core::BlockDevice;
+    /// # let image = std::env::temp_dir().join(format!("nori-wal-raw-doc-{}-{}", std::process::id(), line!()));
+    /// # std::fs::File::create(&image)?.set_len(1 << 20)?;
+    /// let device = RawDevice::open(&image, RawOptions::default())?;
+    /// assert_eq!(device.path(), image.as_path());
+    /// # std::fs::remove_file(&image)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
@@ -133,6 +183,18 @@ impl RawDevice {
     /// # Errors
     ///
     /// The operating system's, when the file cannot be duplicated.
+    ///
+    /// ```
+    /// # use nori_wal_backends::raw::{RawDevice, RawOptions};
+    /// # use nori_wal_core::BlockDevice;
+    /// # let image = std::env::temp_dir().join(format!("nori-wal-raw-doc-{}-{}", std::process::id(), line!()));
+    /// # std::fs::File::create(&image)?.set_len(1 << 20)?;
+    /// let device = RawDevice::open(&image, RawOptions::default())?;
+    /// let handle = device.sync_handle()?; // sync from another thread, outside a lock
+    /// handle.sync()?;
+    /// # std::fs::remove_file(&image)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn sync_handle(&self) -> Result<RawSyncHandle, RawError> {
         let file = self.file.try_clone().map_err(|e| self.io(e))?;
         Ok(RawSyncHandle { file, path: self.path.clone() })
@@ -169,6 +231,17 @@ impl RawDevice {
 }
 
 /// Syncs a [`RawDevice`] from another thread; see [`RawDevice::sync_handle`].
+///
+/// ```
+/// # use nori_wal_backends::raw::{RawDevice, RawOptions};
+/// # let image = std::env::temp_dir().join(format!("nori-wal-raw-handle-{}", std::process::id()));
+/// # std::fs::File::create(&image)?.set_len(1 << 20)?;
+/// let device = RawDevice::open(&image, RawOptions::default())?;
+/// let handle = device.sync_handle()?;
+/// std::thread::spawn(move || handle.sync()).join().unwrap()?;
+/// # std::fs::remove_file(&image)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct RawSyncHandle {
     file: File,
@@ -183,6 +256,17 @@ impl RawSyncHandle {
     ///
     /// The operating system's; report it with
     /// [`RingLog::sync_failed`](nori_wal_core::ring::RingLog::sync_failed).
+    ///
+    /// ```
+    /// # use nori_wal_backends::raw::{RawDevice, RawOptions};
+    /// # use nori_wal_core::BlockDevice;
+    /// # let image = std::env::temp_dir().join(format!("nori-wal-raw-doc-{}-{}", std::process::id(), line!()));
+    /// # std::fs::File::create(&image)?.set_len(1 << 20)?;
+    /// let device = RawDevice::open(&image, RawOptions::default())?;
+    /// device.sync_handle()?.sync()?;
+    /// # std::fs::remove_file(&image)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn sync(&self) -> Result<(), RawError> {
         self.file.sync_data().map_err(|e| RawError { path: self.path.clone(), kind: RawErrorKind::Io(e) })
     }
@@ -209,6 +293,20 @@ const SIGNATURES: &[(&str, usize, &[u8])] = &[
 /// What the first bytes of a device hold, if it is something else than a
 /// nori-wal log or blank space: the name of a known file system or
 /// partition table.
+///
+/// ```
+/// # use nori_wal_backends::raw::{RawDevice, RawOptions};
+/// # use nori_wal_core::BlockDevice;
+/// # let image = std::env::temp_dir().join(format!("nori-wal-raw-doc-{}-{}", std::process::id(), line!()));
+/// # std::fs::File::create(&image)?.set_len(1 << 20)?;
+/// use nori_wal_backends::raw::detect_signature;
+/// let mut ext4 = vec![0u8; 2048];
+/// ext4[1080..1082].copy_from_slice(&[0x53, 0xEF]);
+/// assert!(detect_signature(&ext4).is_some());
+/// assert_eq!(detect_signature(&[0u8; 2048]), None);
+/// # std::fs::remove_file(&image)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use]
 pub fn detect_signature(head: &[u8]) -> Option<&'static str> {
     if head.starts_with(&nori_wal_core::format::SEGMENT_MAGIC) {
@@ -348,6 +446,12 @@ impl RawDevice {
 }
 
 /// An error of a [`RawDevice`]: what went wrong, and on which path.
+///
+/// ```
+/// use nori_wal_backends::raw::{RawDevice, RawOptions};
+/// let err = RawDevice::open("/nonexistent/device", RawOptions::default()).unwrap_err();
+/// println!("{err}"); // names the path and what is wrong
+/// ```
 #[derive(Debug)]
 pub struct RawError {
     /// The device or file.
@@ -357,6 +461,12 @@ pub struct RawError {
 }
 
 /// What went wrong with a [`RawDevice`].
+///
+/// ```
+/// use nori_wal_backends::raw::{RawDevice, RawErrorKind, RawOptions};
+/// let err = RawDevice::open("/nonexistent/device", RawOptions::default()).unwrap_err();
+/// assert!(matches!(err.kind, RawErrorKind::Io(_)));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum RawErrorKind {

@@ -44,6 +44,15 @@ impl<S: Read + Write + Seek> StreamDevice<S> {
     ///
     /// [`StreamError::Access`] when `capacity` is not a multiple of the
     /// erase unit, or the geometry has an erase value.
+    ///
+    /// ```
+    /// # use nori_wal_backends::stream::StreamDevice;
+    /// # use nori_wal_core::Geometry;
+    /// # fn demo<S: embedded_io::Read + embedded_io::Write + embedded_io::Seek>(stream: S) where S::Error: core::fmt::Debug {
+    /// let device = StreamDevice::new(stream, Geometry::block(512).unwrap(), 1 << 20).unwrap();
+    /// # let _ = device;
+    /// # }
+    /// ```
     pub fn new(stream: S, geometry: Geometry, capacity: u64) -> Result<Self, StreamError<S::Error>> {
         let unit = u64::from(geometry.erase_unit());
         if !capacity.is_multiple_of(unit) || geometry.erase_value().is_some() {
@@ -58,6 +67,16 @@ impl<S: Read + Write + Seek> StreamDevice<S> {
     }
 
     /// Gives the stream back.
+    ///
+    /// ```
+    /// # use nori_wal_backends::stream::StreamDevice;
+    /// # use nori_wal_core::Geometry;
+    /// # fn demo<S: embedded_io::Read + embedded_io::Write + embedded_io::Seek>(stream: S) where S::Error: core::fmt::Debug {
+    /// let device = StreamDevice::new(stream, Geometry::block(512).unwrap(), 1 << 20).unwrap();
+    /// let stream: S = device.into_inner();
+    /// # let _ = stream;
+    /// # }
+    /// ```
     pub fn into_inner(self) -> S {
         self.stream
     }
@@ -106,6 +125,17 @@ impl<S: Read + Write + Seek> BlockDevice for StreamDevice<S> {
 }
 
 /// An error of a [`StreamDevice`].
+///
+/// ```
+/// # use nori_wal_backends::stream::{StreamDevice, StreamError};
+/// # use nori_wal_core::Geometry;
+/// # fn demo<S: embedded_io::Read + embedded_io::Write + embedded_io::Seek>(stream: S) where S::Error: core::fmt::Debug {
+/// match StreamDevice::new(stream, Geometry::block(512).unwrap(), 1000) {
+///     Err(e) => println!("{e:?}"), // 1000 is not a whole number of sectors
+///     Ok(_) => unreachable!(),
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
