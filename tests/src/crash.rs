@@ -486,9 +486,9 @@ pub fn read_back_raw<D: BlockDevice>(
     config: RingConfig,
     payload: impl Fn(Lsn) -> Vec<u8>,
 ) -> Result<(nori_wal_core::ring::RecoveryInfo, Vec<Lsn>), Error<D::Error>> {
-    let mut buffer = [0u8; 512];
+    let mut buffer = [0u8; 8192];
     let (mut log, info) = RingLog::open(device, config, &mut buffer)?;
-    let mut read = [0u8; 512];
+    let mut read = [0u8; 8192];
     let first = log.first_lsn();
     // Whatever recovery accepted must read back without error.
     let mut iter = log.iter_from(first, &mut read).unwrap_or_else(|e| panic!("iteration after open: {e}"));

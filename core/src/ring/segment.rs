@@ -204,10 +204,13 @@ pub(crate) fn classify(layout: &Layout, damage: &Damage, ahead: &Ahead, lsn: Lsn
     // On a device that keeps writes in order, a valid frame after the damage
     // was written after it, so the damaged bytes had been written whole:
     // durable damage, never an interrupted write.
-    if layout.ordered && ahead.first_valid.is_some() {
+    if layout.ordered && (ahead.first_valid.is_some() || ahead.furthest_end.is_some()) {
         return RecoveryCase::DurableDamage;
     }
-    if ahead.first_valid.is_some() {
+    // A valid frame of this epoch after the damage (records, or only a
+    // padding or mark frame) proves the damaged bytes were written in this
+    // epoch: never "never written".
+    if ahead.first_valid.is_some() || ahead.furthest_end.is_some() {
         return RecoveryCase::InFlight;
     }
     let never_written = match damage {
