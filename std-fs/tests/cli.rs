@@ -68,6 +68,15 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Tears the last frame of the newest segment, as a crash mid-write would.
+fn tear_tail(dir: &Path) {
+    let files = segment_files(dir);
+    let last = files.last().unwrap();
+    let bytes = std::fs::read(last).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap() as u64;
+    flip(last, end);
+}
+
 fn flip(path: &Path, offset: u64) {
     use std::os::unix::fs::FileExt;
     let file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
@@ -134,11 +143,7 @@ fn verify_exit_codes_say_healthy_torn_or_corrupt() {
     // A torn tail: its own exit code.
     let scratch = Scratch::new("verify-torn");
     log(&scratch.0, 50);
-    let files = segment_files(&scratch.0);
-    let last = files.last().unwrap();
-    let bytes = std::fs::read(last).unwrap();
-    let end = bytes.iter().rposition(|&b| b != 0).unwrap() as u64;
-    flip(last, end);
+    tear_tail(&scratch.0);
     let out = nori_wal(&["verify", scratch.0.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     assert!(stdout(&out).starts_with("torn tail"), "{}", stdout(&out));
@@ -148,11 +153,7 @@ fn verify_exit_codes_say_healthy_torn_or_corrupt() {
 fn repair_asks_for_yes_makes_a_backup_and_cuts_the_tail() {
     let scratch = Scratch::new("repair");
     log(&scratch.0, 50);
-    let files = segment_files(&scratch.0);
-    let last = files.last().unwrap();
-    let bytes = std::fs::read(last).unwrap();
-    let end = bytes.iter().rposition(|&b| b != 0).unwrap() as u64;
-    flip(last, end);
+    tear_tail(&scratch.0);
     let dir = scratch.0.to_str().unwrap();
     let out = nori_wal(&["repair", dir]);
     assert_ne!(out.status.code(), Some(0));

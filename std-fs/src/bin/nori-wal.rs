@@ -251,8 +251,15 @@ fn medium(target: &Target) -> Result<Medium, Failure> {
     Ok(Medium::Ring { image, geometry, segment_size })
 }
 
-fn case_name(case: RecoveryCase) -> String {
-    format!("{case:?}")
+/// The lines every medium's `info` shares.
+fn summary(case: RecoveryCase, torn_tail: bool, records: u64, lsns: Option<(Lsn, Lsn)>) {
+    println!("format version:  {}", nori_wal::format::FORMAT_VERSION);
+    println!("health:          {case:?}{}", if torn_tail { " (torn tail)" } else { "" });
+    println!("records:         {records}");
+    match lsns {
+        Some((a, b)) => println!("LSNs:            {a} to {b}"),
+        None => println!("LSNs:            none"),
+    }
 }
 
 /// Opens a ring medium over an in-memory copy (nothing is written back).
@@ -284,16 +291,9 @@ fn info(target: &Target) -> Result<u8, Failure> {
             let look = Inspection::open(&target.path, mode)?;
             let info = look.info();
             println!("medium:          WAL directory {}", target.path.display());
-            println!("format version:  {}", nori_wal::format::FORMAT_VERSION);
-            println!(
-                "health:          {}{}",
-                case_name(info.case),
-                if info.torn_tail { " (torn tail)" } else { "" }
-            );
-            println!("records:         {}", info.records);
-            match (info.first_lsn, info.last_lsn) {
-                (Some(a), Some(b)) => println!("LSNs:            {a} to {b}"),
-                _ => println!("LSNs:            none (next LSN {})", look.next_lsn()),
+            summary(info.case, info.torn_tail, info.records, info.first_lsn.zip(info.last_lsn));
+            if info.records == 0 {
+                println!("next LSN:        {}", look.next_lsn());
             }
             let segments = look.segments();
             let bytes: u64 = segments.iter().map(|s| s.file_len).sum();
@@ -320,17 +320,7 @@ fn info(target: &Target) -> Result<u8, Failure> {
                     "medium:          ring log image ({bytes} bytes, {} segments of {segment_size})",
                     log.segments()
                 );
-                println!("format version:  {}", nori_wal::format::FORMAT_VERSION);
-                println!(
-                    "health:          {}{}",
-                    case_name(info.case),
-                    if info.torn_tail { " (torn tail)" } else { "" }
-                );
-                println!("records:         {}", info.records);
-                match (info.first_lsn, info.last_lsn) {
-                    (Some(a), Some(b)) => println!("LSNs:            {a} to {b}"),
-                    _ => println!("LSNs:            none"),
-                }
+                summary(info.case, info.torn_tail, info.records, info.first_lsn.zip(info.last_lsn));
                 if let Some(c) = &info.corruption {
                     println!("damage:          {c}");
                 }
