@@ -68,6 +68,12 @@ pub fn frame_decoder(data: &[u8]) {
         let _ = FrameHeader::decode(data, epoch);
     }
     let _ = SegmentHeader::decode(data);
+    // The batch cursor over arbitrary bytes: never past the end, always on.
+    let mut at = nori_wal_core::format::BATCH_ENTRIES_AT;
+    while let Ok((_, next)) = nori_wal_core::format::batch_entry_at(data, at) {
+        assert!(next > at && next <= data.len(), "the batch cursor did not move forward inside the bytes");
+        at = next;
+    }
     for kind in [FrameKind::Put, FrameKind::Delete, FrameKind::Raw, FrameKind::Batch, FrameKind::Mark] {
         if let Ok(body) = Body::parse(kind, data) {
             assert!(body.records().count() <= data.len() + 1);

@@ -491,3 +491,41 @@ fn errors_have_actionable_messages() {
     assert!(messages[0].contains("0xff"));
     assert!(messages[4].contains('9') && messages[4].contains('3'));
 }
+
+#[test]
+fn batch_entries_read_one_at_a_time_and_refuse_zeros_ff_garbage_and_torn_entries() {
+    use nori_wal_core::format::{BATCH_ENTRIES_AT, EncodedFrame, batch_entry_at};
+    let records = [Record::put(b"k", b"v"), Record::delete(b"gone"), Record::raw(b"raw")];
+    let frame = EncodedFrame::batch(7, 0, &records).unwrap();
+    let mut bytes = vec![0u8; frame.len()];
+    frame.write_to(&mut bytes).unwrap();
+    let payload = &bytes[16..];
+    let mut at = BATCH_ENTRIES_AT;
+    for expected in &records {
+        let (record, next) = batch_entry_at(payload, at).unwrap();
+        assert_eq!(&record, expected);
+        at = next;
+    }
+    assert_eq!(at, payload.len());
+    assert!(batch_entry_at(payload, at).is_err(), "past the last entry");
+    assert!(batch_entry_at(payload, usize::MAX).is_err());
+    // Torn: every cut inside an entry is refused, never read past.
+    for cut in BATCH_ENTRIES_AT + 1..payload.len() {
+        let torn = &payload[..cut];
+        let mut at = BATCH_ENTRIES_AT;
+        while let Ok((_, next)) = batch_entry_at(torn, at) {
+            assert!(next <= cut);
+            at = next;
+        }
+    }
+    // Zeros decode to empty entries at most; 0xFF and garbage claim lengths
+    // past the end and are refused.
+    assert!(batch_entry_at(&[0xFF; 64], BATCH_ENTRIES_AT).is_err());
+    let garbage: Vec<u8> = (0..64u32).map(|i| (i * 97 + 13) as u8).collect();
+    if let Ok((_, next)) = batch_entry_at(&garbage, BATCH_ENTRIES_AT) {
+        assert!(next <= garbage.len());
+    }
+    if let Ok((_, next)) = batch_entry_at(&[0u8; 64], BATCH_ENTRIES_AT) {
+        assert!(next <= 64);
+    }
+}

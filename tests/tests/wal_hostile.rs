@@ -142,3 +142,50 @@ fn hostile_frames_at_their_limits_are_refused() {
         }
     });
 }
+
+#[test]
+fn segment_files_of_zeros_ff_garbage_or_a_torn_tail_never_panic() {
+    promptly("filled files", || {
+        let mut garbage = vec![0u8; 8192];
+        let mut x = 0x9E37_79B9u32;
+        for b in &mut garbage {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = x as u8;
+        }
+        // A real segment torn halfway through its first frame.
+        let header = SegmentHeader::new(4, 0, 64 << 10, 1).unwrap();
+        let record = Record::raw(b"a record that will be torn");
+        let frame = EncodedFrame::record(EpochKey::new(4), 0, &record).unwrap();
+        let mut torn = vec![0u8; 56 + frame.len()];
+        header.encode(&mut torn).unwrap();
+        frame.write_to(&mut torn[56..]).unwrap();
+        torn.truncate(56 + frame.len() / 2);
+        for (name, bytes) in
+            [("zeros", vec![0u8; 8192]), ("0xFF", vec![0xFF; 8192]), ("garbage", garbage), ("torn", torn)]
+        {
+            for mode in [
+                RecoveryMode::TolerateTornTail,
+                RecoveryMode::PointInTime,
+                RecoveryMode::SkipDamaged,
+                RecoveryMode::Strict,
+            ] {
+                let fs = SimFs::new(FsFaults::default());
+                fs.create_dir_all(Path::new("/wal")).unwrap();
+                let file =
+                    fs.open(&Path::new("/wal").join(format!("{:020}.wal", 0)), OpenMode::CreateNew).unwrap();
+                file.write_all_at(&bytes, 0).unwrap();
+                match Wal::open_in(fs, config(mode)) {
+                    Ok((wal, info)) => {
+                        // Nothing was ever appended whole: an empty log that goes on.
+                        assert_eq!(info.records, 0, "{name} {mode:?}: {info:?}");
+                        assert!(try_read_all(&wal).unwrap().is_empty(), "{name} {mode:?}");
+                        wal.append(&Record::raw(b"after")).unwrap();
+                    }
+                    Err(e) => assert!(matches!(e, Error::Corrupt(_)), "{name} {mode:?}: {e}"),
+                }
+            }
+        }
+    });
+}

@@ -797,15 +797,20 @@ impl<S: Fs> Shared<S> {
     /// through the turn condition variables) that the durable end or the
     /// poison changed.
     fn publish(&self) {
-        let state = (self.durable_end.load(Ordering::Acquire), self.poisoned.load(Ordering::Acquire));
+        self.publish_durable(self.poisoned.load(Ordering::Acquire));
+        for cv in &self.turns {
+            cv.notify_all();
+        }
+    }
+
+    /// Sends the durable end and the poison to async waiters, if changed.
+    fn publish_durable(&self, poisoned: bool) {
+        let state = (self.durable_end.load(Ordering::Acquire), poisoned);
         self.durable_tx.send_if_modified(|current| {
             let changed = *current != state;
             *current = state;
             changed
         });
-        for cv in &self.turns {
-            cv.notify_all();
-        }
     }
 
     /// `fdatasync`, counted.
@@ -939,12 +944,7 @@ impl<S: Fs> Shared<S> {
     /// Ends the running turn: releases its waiters and elects the next
     /// leader among the others.
     fn end_turn(&self, sync: &mut SyncState) {
-        let state = (self.durable_end.load(Ordering::Acquire), sync.poisoned.is_some());
-        self.durable_tx.send_if_modified(|current| {
-            let changed = *current != state;
-            *current = state;
-            changed
-        });
+        self.publish_durable(sync.poisoned.is_some());
         let turn = sync.turn;
         sync.busy = false;
         sync.covered_end = None;

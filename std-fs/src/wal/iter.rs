@@ -23,6 +23,16 @@ enum Source {
     Plain,
 }
 
+/// The payload of the current frame, wherever it is held (empty if it is
+/// not where `cur` says: the parse then reports damage).
+fn payload_of<'a>(cur: &Current, map: Option<&'a Map>, buf: &'a [u8], plain: &'a [u8]) -> &'a [u8] {
+    match cur.source {
+        Source::Map(start) => map.and_then(|m| m.bytes().get(start..start + cur.len)).unwrap_or_default(),
+        Source::Buf => buf.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + cur.len).unwrap_or_default(),
+        Source::Plain => plain,
+    }
+}
+
 /// The record at `at` of a frame's payload (a batch entry, or the frame's
 /// one record), and the offset after it.
 fn parse_entry(
@@ -174,13 +184,7 @@ impl<S: Fs> Iter<S> {
         }
         let Some(cur) = self.current else { return Ok(None) };
         let lsn = cur.first + u64::from(cur.next);
-        let payload = match cur.source {
-            Source::Map(start) => {
-                self.map.as_ref().and_then(|m| m.bytes().get(start..start + cur.len)).unwrap_or_default()
-            }
-            Source::Buf => self.buf.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + cur.len).unwrap_or_default(),
-            Source::Plain => &self.plain,
-        };
+        let payload = payload_of(&cur, self.map.as_ref(), &self.buf, &self.plain);
         let Ok((record, entry_at)) = parse_entry(cur.kind, payload, cur.entry_at) else {
             let damage = Damage::Frame(DecodeError::MalformedBody { reason: "batch entry" });
             let path = self.segments.get(self.index).map(|s| s.path.clone()).unwrap_or_default();
@@ -193,13 +197,7 @@ impl<S: Fs> Iter<S> {
 
     /// The record `cur` points at, and the offset of the entry after it.
     fn entry(&self, cur: &Current) -> Result<(Record<'_>, usize)> {
-        let payload = match cur.source {
-            Source::Map(start) => {
-                self.map.as_ref().and_then(|m| m.bytes().get(start..start + cur.len)).unwrap_or_default()
-            }
-            Source::Buf => self.buf.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + cur.len).unwrap_or_default(),
-            Source::Plain => &self.plain,
-        };
+        let payload = payload_of(cur, self.map.as_ref(), &self.buf, &self.plain);
         parse_entry(cur.kind, payload, cur.entry_at).map_err(|e| self.corrupt(Damage::Frame(e)))
     }
 

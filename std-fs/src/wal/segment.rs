@@ -230,3 +230,65 @@ pub(crate) fn write_start<F: File>(file: &F, seq: u64, log_start: Lsn) -> io::Re
     file.write_all_at(&slot, (seq % 2) * START_SLOT as u64)?;
     file.sync_data()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::StdFs;
+
+    fn lock_file_with(bytes: &[u8]) -> (crate::fs::StdFile, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("nori-wal-start-{}-{}", std::process::id(), bytes.len()));
+        let _ = std::fs::remove_dir_all(&dir);
+        StdFs.create_dir_all(&dir).unwrap();
+        let path = dir.join(LOCK_FILE);
+        let file = StdFs.open(&path, OpenMode::CreateNew).unwrap();
+        file.write_all_at(bytes, 0).unwrap();
+        (file, dir)
+    }
+
+    #[test]
+    fn the_start_record_reads_only_what_was_written_whole() {
+        // Zeros, 0xFF, garbage, an empty file: no record.
+        let mut garbage = [0u8; 64];
+        for (i, b) in garbage.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(151).wrapping_add(7);
+        }
+        for (i, bytes) in
+            [vec![0u8; 64], vec![0xFF; 64], garbage.to_vec(), Vec::new(), vec![0x4E; 10]].iter().enumerate()
+        {
+            let mut bytes = bytes.clone();
+            bytes.extend(std::iter::repeat_n(0, i)); // distinct scratch names
+            let (file, dir) = lock_file_with(&bytes);
+            assert_eq!(read_start(&file).unwrap(), None, "input {i}");
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+        // Two records; the later one torn: the earlier one wins.
+        let (file, dir) = lock_file_with(&[]);
+        write_start(&file, 1, 100).unwrap();
+        write_start(&file, 2, 200).unwrap();
+        assert_eq!(read_start(&file).unwrap(), Some((2, 200)));
+        let mut slot = [0u8; START_SLOT];
+        crate::fs::read_exact_at(&file, &mut slot, 0).unwrap();
+        slot[20] ^= 0x40; // a torn write of the newer slot
+        file.write_all_at(&slot, 0).unwrap();
+        assert_eq!(read_start(&file).unwrap(), Some((1, 100)));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn only_segment_names_parse() {
+        assert_eq!(parse_name(OsStr::new("00000000000000000042.wal")), Some(42));
+        for name in [
+            "42.wal",
+            "0000000000000000004x.wal",
+            "00000000000000000042.wal.cut",
+            "LOCK",
+            "",
+            "99999999999999999999.wal",
+        ] {
+            assert_eq!(parse_name(OsStr::new(name)), None, "{name}");
+        }
+        assert!(is_cut_name(OsStr::new("00000000000000000042.wal.cut")));
+        assert!(!is_cut_name(OsStr::new("notes.cut")));
+    }
+}
