@@ -111,7 +111,7 @@ fn plant(dir: &Path, make: impl Fn(EpochKey) -> EncodedFrame<'static>) {
     let file = &segment_files(dir)[0];
     let bytes = std::fs::read(file).unwrap();
     let header = SegmentHeader::decode(&bytes).unwrap();
-    let end = 56 + 16 + 19; // header, then one raw frame of 19 bytes
+    let end = 56 + 32 + 16 + 19; // header, the first mark, then one raw frame of 19 bytes
     let frame = make(EpochKey::new(header.epoch));
     let mut out = vec![0u8; frame.len()];
     frame.write_to(&mut out).unwrap();

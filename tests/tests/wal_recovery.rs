@@ -16,8 +16,9 @@ const MODES: [RecoveryMode; 4] = [
     RecoveryMode::Strict,
 ];
 
-/// Offset of the first frame in a segment file (after its 56-byte header).
-const FRAMES: u64 = 56;
+/// Offset of the first record frame in a segment file: after its 56-byte
+/// header and the mark every segment starts with.
+const FRAMES: u64 = 56 + 32;
 /// A mark frame: written before the first frame after each sync.
 const MARK: u64 = 32;
 
@@ -36,6 +37,21 @@ fn write(dir: &Path, n: usize, policy: FsyncPolicy) {
         wal.append(&Record::raw(&raw(i))).unwrap();
     }
     wal.close().unwrap();
+}
+
+/// Writes `n` raw records under `policy`, each written out at once, and
+/// leaves the files as a process killed right after would (no sync or mark
+/// at close): what the files held is put back after the WAL is dropped.
+fn write_and_crash(dir: &Path, n: usize, policy: FsyncPolicy) {
+    let (wal, _) = Wal::open(config(dir, policy).write_buffer(0)).unwrap();
+    for i in 0..n {
+        wal.append(&Record::raw(&raw(i))).unwrap();
+    }
+    let files: Vec<_> = segment_files(dir).into_iter().map(|f| (std::fs::read(&f).unwrap(), f)).collect();
+    drop(wal);
+    for (bytes, f) in files {
+        std::fs::write(f, bytes).unwrap();
+    }
 }
 
 /// What a mode must do with a scenario: keep these LSNs, or refuse.
@@ -109,9 +125,10 @@ fn clean_log_is_kept_whole_and_appended_in_place() {
 
 #[test]
 fn torn_tail_is_cut_except_under_strict() {
-    // Three synced records; the last frame's final byte is torn.
+    // Three synced records, no clean close; the last frame's final byte is
+    // torn.
     let build = |dir: &Path| {
-        write(dir, 3, FsyncPolicy::Always);
+        write_and_crash(dir, 3, FsyncPolicy::Always);
         let file = &segment_files(dir)[0];
         let end = FRAMES + (0..3).map(|i| record_frame_len(&Record::raw(&raw(i)))).sum::<u64>() + 2 * MARK;
         flip_bit(file, end - 1, 3);
@@ -122,9 +139,9 @@ fn torn_tail_is_cut_except_under_strict() {
 
 #[test]
 fn damage_followed_by_unsynced_frames_is_cut_as_in_flight() {
-    // Os policy, one sync at close: no mark says anything was durable.
+    // Os policy, never synced: no mark says anything was durable.
     let build = |dir: &Path| {
-        write(dir, 3, FsyncPolicy::Os);
+        write_and_crash(dir, 3, FsyncPolicy::Os);
         let file = &segment_files(dir)[0];
         let second = FRAMES + record_frame_len(&Record::raw(&raw(0)));
         flip_bit(file, second + 20, 0);
@@ -167,6 +184,95 @@ fn damage_in_an_older_segment_is_a_damaged_segment() {
     let pit = keep([], RecoveryCase::DamagedSegment);
     let skip = keep(1..n as u64, RecoveryCase::DamagedSegment);
     check_modes("damaged-segment", build, [Expect::Refuse, pit, skip, Expect::Refuse]);
+}
+
+/// The file offset of the frame of record `i` in `file`, read from its
+/// frames (the segment's first LSN is in its name).
+fn frame_offset(file: &Path, lsn: u64) -> u64 {
+    let bytes = std::fs::read(file).unwrap();
+    let header = nori_wal::format::SegmentHeader::decode(&bytes).unwrap();
+    let mut at = 56usize;
+    loop {
+        let frame = nori_wal::format::decode_frame(&bytes[at..], header.epoch).unwrap();
+        let kind = frame.header().kind();
+        let here = header.base_lsn + u64::from(frame.header().lsn_offset());
+        if here == lsn && kind == nori_wal::format::FrameKind::Raw {
+            return at as u64;
+        }
+        at += frame.len();
+    }
+}
+
+#[test]
+fn an_older_segments_unsynced_tail_is_in_flight() {
+    // Os policy: segments are not synced when sealed. A crash lost the tail
+    // of the first one (zeros from record 10 on) while later files kept
+    // their bytes: every later mark says nothing was durable, so it is a
+    // tail in flight, and the log ends there.
+    let n = 400;
+    let build = |dir: &Path| {
+        write_and_crash(dir, n, FsyncPolicy::Os);
+        let first = &segment_files(dir)[0];
+        let at = frame_offset(first, 10);
+        overwrite(first, at, &vec![0u8; (4096 - at) as usize]);
+    };
+    let cut = keep(0..10, RecoveryCase::InFlight);
+    check_modes("unsynced-older-tail", build, [cut.clone(), cut.clone(), cut, Expect::Refuse]);
+    // After a sync the same loss is damage: a later mark says the records
+    // were durable.
+    let build = |dir: &Path| {
+        write(dir, n, FsyncPolicy::Os);
+        let first = &segment_files(dir)[0];
+        let at = frame_offset(first, 10);
+        overwrite(first, at, &vec![0u8; (4096 - at) as usize]);
+    };
+    let files = {
+        let scratch = Scratch::new("unsynced-probe");
+        write(&scratch.wal(), n, FsyncPolicy::Os);
+        segment_files(&scratch.wal())
+    };
+    let second = base(&files[1]);
+    let pit = keep(0..10, RecoveryCase::MissingSegment);
+    let skip = keep((0..10).chain(second..n as u64), RecoveryCase::MissingSegment);
+    check_modes("synced-older-tail", build, [Expect::Refuse, pit, skip, Expect::Refuse]);
+}
+
+#[test]
+fn a_reclaim_without_a_sync_never_brings_back_a_log_below_its_start() {
+    // Os policy: `truncate_before` needs no sync when the newest segment
+    // starts at or after the new start. A crash then loses every unsynced
+    // byte of the segment holding the start: the log comes back empty at
+    // its start, never below it.
+    for mode in MODES {
+        let scratch = Scratch::new("reclaim-unsynced");
+        let dir = scratch.wal();
+        let (wal, _) = Wal::open(config(&dir, FsyncPolicy::Os).write_buffer(0)).unwrap();
+        for i in 0..400 {
+            wal.append(&Record::raw(&raw(i))).unwrap();
+        }
+        let files = segment_files(&dir);
+        let start = base(&files[1]);
+        wal.truncate_before(start).unwrap();
+        assert_eq!(wal.stats().syncs, 0, "the reclaim synced");
+        let kept: Vec<_> = segment_files(&dir).into_iter().map(|f| (std::fs::read(&f).unwrap(), f)).collect();
+        drop(wal);
+        for (mut bytes, f) in kept {
+            // Every frame of every kept file lost (never synced).
+            bytes[56..].fill(0);
+            std::fs::write(f, bytes).unwrap();
+        }
+        let opened = Wal::open(config(&dir, FsyncPolicy::Os).recovery(mode));
+        if mode == RecoveryMode::Strict {
+            // Strict refuses every tail that was in flight.
+            assert!(matches!(opened, Err(Error::Corrupt(_))), "{opened:?}");
+            continue;
+        }
+        let (wal, info) = opened.unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        assert!(read_all(&wal).is_empty(), "{mode:?}: {info:?}");
+        assert_eq!(info.case, RecoveryCase::InFlight, "{mode:?}");
+        assert_eq!(wal.first_lsn(), start, "{mode:?}: {info:?}");
+        assert_eq!(wal.append(&Record::raw(b"next")).unwrap(), start, "{mode:?}: {info:?}");
+    }
 }
 
 #[test]

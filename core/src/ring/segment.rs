@@ -44,6 +44,8 @@ pub struct Stop {
     pub damage: Option<Damage>,
     /// The highest `log_start` among the marks walked over (0 if none).
     pub log_start: Lsn,
+    /// The highest `durable_end` among the marks walked over (0 if none).
+    pub durable_end: Lsn,
 }
 
 /// What lies after a [`Stop`].
@@ -119,22 +121,23 @@ pub(crate) fn scan<D: BlockDevice>(
     mut lsn: Lsn,
     stop_at: Option<Lsn>,
 ) -> Result<Stop, D::Error> {
-    let mut log_start = 0;
+    let (mut log_start, mut durable_end) = (0, 0);
     loop {
         if stop_at == Some(lsn) {
-            return Ok(Stop { pos, lsn, damage: None, log_start });
+            return Ok(Stop { pos, lsn, damage: None, log_start, durable_end });
         }
         let found = match reader.frame_at(seg, pos)? {
             Ok(found) => found,
-            Err(damage) => return Ok(Stop { pos, lsn, damage: Some(damage), log_start }),
+            Err(damage) => return Ok(Stop { pos, lsn, damage: Some(damage), log_start, durable_end }),
         };
         let end = found.lsn.saturating_add(u64::from(found.count));
         if found.lsn != lsn || stop_at.is_some_and(|s| end > s) {
             let damage = Some(Damage::LsnMismatch { found: found.lsn });
-            return Ok(Stop { pos, lsn, damage, log_start });
+            return Ok(Stop { pos, lsn, damage, log_start, durable_end });
         }
         if let Some(mark) = found.mark {
             log_start = log_start.max(mark.log_start);
+            durable_end = durable_end.max(mark.durable_end);
         }
         lsn = end;
         pos += found.header.frame_len() as u64;

@@ -45,6 +45,14 @@ struct Active<F> {
     created: Instant,
 }
 
+/// A sealed segment not yet synced: the next sync syncs it first.
+struct Sealed<F> {
+    file: Arc<F>,
+    path: PathBuf,
+    /// The LSN after its last record.
+    end: Lsn,
+}
+
 /// State under the append lock.
 pub(crate) struct Inner<F> {
     pub(crate) segments: Vec<SegMeta>,
@@ -54,6 +62,9 @@ pub(crate) struct Inner<F> {
     max_epoch: u64,
     buf: Vec<u8>,
     pub(crate) skips: Vec<Skip>,
+    /// Sealed segments whose files were not synced since they were
+    /// written, oldest first.
+    unsynced: Vec<Sealed<F>>,
     /// Bytes written to segment files since open.
     bytes_written: u64,
     /// Segment files created since open.
@@ -305,6 +316,7 @@ impl<S: Fs> Wal<S> {
             max_epoch: recovered.max_epoch,
             buf: Vec::with_capacity(config.write_buffer.min(4 << 20)),
             skips: recovered.skips,
+            unsynced: Vec::new(),
             bytes_written: 0,
             segments_created: 0,
             opened_at: recovered.next_lsn,
@@ -500,9 +512,13 @@ impl<S: Fs> Wal<S> {
     ///
     /// As [`sync`](Self::sync).
     pub fn rotate(&self) -> Result<()> {
-        let mut inner = lock(&self.shared.inner);
-        self.shared.check_poison()?;
-        self.shared.seal(&mut inner)
+        let end = {
+            let mut inner = lock(&self.shared.inner);
+            self.shared.check_poison()?;
+            self.shared.seal(&mut inner)?;
+            inner.next_lsn
+        };
+        self.shared.sync_until(end)
     }
 
     /// Iterates over the records from `lsn` on, across segments. Records
@@ -586,7 +602,8 @@ impl<S: Fs> Wal<S> {
         if self.is_poisoned() {
             return Err(self.shared.poison_error());
         }
-        self.sync()
+        self.sync()?;
+        self.shared.mark_closed()
     }
 
     fn stop_worker(&mut self) {
@@ -603,7 +620,7 @@ impl<S: Fs> Drop for Wal<S> {
         self.stop_worker();
         if !self.is_poisoned() {
             // Best effort: `close` reports failures.
-            let _ = self.sync();
+            let _ = self.sync().and_then(|()| self.shared.mark_closed());
         }
     }
 }
@@ -757,6 +774,28 @@ impl<S: Fs> Shared<S> {
         }
     }
 
+    /// At close, with every record durable: a mark saying so, synced, so
+    /// that recovery tells later damage to these records from a tail that
+    /// was never synced.
+    fn mark_closed(&self) -> Result<()> {
+        let mut inner = lock(&self.inner);
+        self.check_poison()?;
+        let durable = self.durable_end.load(Ordering::Acquire);
+        let Some(active) = inner.active.as_ref() else { return Ok(()) };
+        let room = active.pos + MARK_FRAME_LEN <= active.size;
+        if active.marked_durable >= durable || durable < inner.next_lsn || !room {
+            return Ok(());
+        }
+        self.write_mark(&mut inner, durable);
+        self.flush(&mut inner)?;
+        if let Some(active) = inner.active.as_ref()
+            && let Err(e) = self.count_sync(&*active.file)
+        {
+            return Err(self.poison(Error::io("sync", &active.path, e)));
+        }
+        Ok(())
+    }
+
     /// Writes the buffered bytes to the active file; a failure poisons.
     pub(crate) fn flush(&self, inner: &mut Inner<S::File>) -> Result<()> {
         if inner.buf.is_empty() {
@@ -775,22 +814,35 @@ impl<S: Fs> Shared<S> {
         Ok(())
     }
 
-    /// Ends the active segment: written and synced whole, so that every
-    /// segment but the newest is complete on the disk.
+    /// Ends the active segment: its bytes are written out, and the next
+    /// sync syncs it (sealing does not wait for the disk; the next
+    /// segment's first mark says how far the log was durable, so recovery
+    /// knows an unsynced tail from damage).
     fn seal(&self, inner: &mut Inner<S::File>) -> Result<()> {
         let Some(active) = inner.active.as_ref() else { return Ok(()) };
-        if active.pos == segment::frames_offset() && inner.next_lsn == active.base {
+        if active.pos == segment::frames_offset() + MARK_FRAME_LEN && inner.next_lsn == active.base {
             return Ok(());
         }
         self.flush(inner)?;
         self.rotations.fetch_add(1, Ordering::Relaxed);
         trace!(debug, next_lsn = inner.next_lsn, "segment sealed");
         if let Some(active) = inner.active.take()
-            && let Err(e) = self.count_sync(&*active.file)
+            && self.durable_end.load(Ordering::Acquire) < inner.next_lsn
         {
-            return Err(self.poison(Error::io("sync", &active.path, e)));
+            inner.unsynced.push(Sealed { file: active.file, path: active.path, end: inner.next_lsn });
         }
-        self.advance_durable(inner.next_lsn)
+        Ok(())
+    }
+
+    /// Syncs the sealed segments not yet synced, oldest first (under the
+    /// append lock, or with the list taken out of it).
+    fn sync_sealed(&self, sealed: &[Sealed<S::File>]) -> Result<()> {
+        for s in sealed {
+            if let Err(e) = self.count_sync(&*s.file) {
+                return Err(self.poison(Error::io("sync", &s.path, e)));
+            }
+        }
+        Ok(())
     }
 
     /// Tells waiters (async ones through the watch channel, blocking ones
@@ -843,8 +895,12 @@ impl<S: Fs> Shared<S> {
         let header = SegmentHeader::new(epoch, inner.next_lsn, size, 1)
             .and_then(|h| h.with_log_start(inner.log_start.min(inner.next_lsn)))
             .map_err(|_| Error::Exhausted)?;
+        // Its first frame records how far the log is durable: the older
+        // segments' bytes past that point may be lost in a crash.
+        let durable = self.durable_end.load(Ordering::Acquire);
+        let mark = Mark { durable_end: durable, log_start: header.log_start };
         // A failure here (a full disk) leaves nothing behind and appends nothing.
-        let (file, path) = segment::create(&self.fs, self.dir(), &header, self.config.preallocate)?;
+        let (file, path) = segment::create(&self.fs, self.dir(), &header, mark, self.config.preallocate)?;
         trace!(debug, base_lsn = header.base_lsn, epoch, "segment created");
         inner.max_epoch = epoch;
         inner.segments_created += 1;
@@ -856,9 +912,9 @@ impl<S: Fs> Shared<S> {
             key: EpochKey::new(epoch),
             base: header.base_lsn,
             size,
-            pos: segment::frames_offset(),
-            written: segment::frames_offset(),
-            marked_durable: self.durable_end.load(Ordering::Acquire),
+            pos: segment::frames_offset() + MARK_FRAME_LEN,
+            written: segment::frames_offset() + MARK_FRAME_LEN,
+            marked_durable: durable,
             created: Instant::now(),
         });
         Ok(())
@@ -971,19 +1027,28 @@ impl<S: Fs> Shared<S> {
             }
             seen = now;
         }
-        let (file, flushed) = {
+        let (sealed, file, flushed) = {
             let mut inner = lock(&self.inner);
             self.check_poison()?;
             self.flush(&mut inner)?;
+            let sealed: Vec<Sealed<S::File>> = inner
+                .unsynced
+                .iter()
+                .map(|s| Sealed { file: Arc::clone(&s.file), path: s.path.clone(), end: s.end })
+                .collect();
             let file = inner.active.as_ref().map(|a| (Arc::clone(&a.file), a.path.clone()));
-            (file, inner.next_lsn)
+            (sealed, file, inner.next_lsn)
         };
         // Waiters arriving from here on know whether this sync covers them.
         lock(&self.sync).covered_end = Some(flushed);
+        self.sync_sealed(&sealed)?;
         if let Some((file, path)) = file
             && let Err(e) = self.count_sync(&*file)
         {
             return Err(self.poison(Error::io("sync", &path, e)));
+        }
+        if !sealed.is_empty() {
+            lock(&self.inner).unsynced.retain(|s| s.end > flushed);
         }
         Ok(flushed)
     }
@@ -1016,10 +1081,16 @@ impl<S: Fs> Shared<S> {
         if lsn <= first {
             return Ok(());
         }
-        // The records below the new start are durable first, so that no
-        // crash can bring back a log that ends below its own start.
-        if self.durable_end.load(Ordering::Acquire) < lsn {
+        // No crash may bring back a log that ends below its own start: the
+        // records below it are durable, or the newest segment (created
+        // durably) starts at or after it, so that recovery finds the start
+        // there and keeps the log from it (empty if nothing after it
+        // survived).
+        let covered = inner.active.as_ref().is_some_and(|a| a.base >= lsn);
+        if self.durable_end.load(Ordering::Acquire) < lsn && !covered {
             self.flush(inner)?;
+            let sealed = std::mem::take(&mut inner.unsynced);
+            self.sync_sealed(&sealed)?;
             if let Some(active) = inner.active.as_ref()
                 && let Err(e) = self.count_sync(&*active.file)
             {
@@ -1038,6 +1109,7 @@ impl<S: Fs> Shared<S> {
         let keep_from = inner.segments.iter().rposition(|s| s.base <= lsn).unwrap_or(0);
         let doomed: Vec<SegMeta> = inner.segments.drain(..keep_from).collect();
         inner.skips.retain(|s| s.lsn >= lsn);
+        inner.unsynced.retain(|s| !doomed.iter().any(|d| d.path == s.path));
         for seg in &doomed {
             self.fs.remove(&seg.path).map_err(|e| Error::io("remove", &seg.path, e))?;
         }
@@ -1090,6 +1162,8 @@ impl<S: Fs> Shared<S> {
             self.write_cut_copy(&seg, &*file, pos).map_err(|e| self.poison(e))?;
         }
         inner.skips.retain(|s| s.lsn < keep);
+        // Files past the cut are gone and the cut file's copy was synced.
+        inner.unsynced.retain(|s| s.end <= keep);
         trace!(info, lsn, "truncated after");
         inner.next_lsn = keep;
         inner.buf.clear();

@@ -303,7 +303,13 @@ impl<S: Fs> Recovery<'_, S> {
             return Ok(false);
         };
         self.info.bytes_scanned += header.segment_size;
-        let stop = Stop { pos: segment::frames_offset() - 1, lsn: f.base, damage: None, log_start: 0 };
+        let stop = Stop {
+            pos: segment::frames_offset() - 1,
+            lsn: f.base,
+            damage: None,
+            log_start: 0,
+            durable_end: 0,
+        };
         let ahead = self.with_reader(f, header, |reader| reader.look_ahead(&stop))?;
         Ok(ahead.furthest_end.is_some())
     }
@@ -363,7 +369,16 @@ impl<S: Fs> Recovery<'_, S> {
         let Some(last) = found.len().checked_sub(1) else {
             return Ok(self.finish(Vec::new(), None, log_start, log_start, Vec::new()));
         };
+        if !self.dry_run {
+            // What recovery keeps is durable from here on, whatever reached
+            // the disk before (a killed process leaves its writes in the
+            // page cache).
+            for f in &found {
+                f.file.sync_data().map_err(|e| Error::io("sync", &f.path, e))?;
+            }
+        }
         let mut skips = Vec::new();
+        let mut claims = None;
         for i in 0..last {
             let next_base = found[i + 1].base;
             let mut from = None;
@@ -380,6 +395,30 @@ impl<S: Fs> Recovery<'_, S> {
                     skips.push(Skip { base: found[i].base, from: stop.pos, to: p, lsn: l });
                     from = Some((p, l));
                     continue;
+                }
+                // Segments are not synced when they are sealed: past the
+                // durable point that every later segment's marks record (the
+                // first one written when the segment was created), this
+                // segment's tail was in flight at a crash.
+                if self.later_claim(&found, i + 1, &mut claims)? <= stop.lsn {
+                    let c = corruption(&found[i].path, stop.pos, stop.lsn, damage);
+                    if self.mode == RecoveryMode::Strict {
+                        return Err(Error::Corrupt(c));
+                    }
+                    if self.info.corruption.is_none() {
+                        self.info.case = RecoveryCase::InFlight;
+                    }
+                    self.info.torn_tail = true;
+                    self.info.bytes_discarded = ahead.written_after(stop.pos);
+                    if stop.lsn < log_start {
+                        // Nothing from the log's start on survived: the log
+                        // is empty, and starts there.
+                        for f in found.into_iter().rev() {
+                            self.remove(f)?;
+                        }
+                        return Ok(self.finish(Vec::new(), None, log_start, log_start, Vec::new()));
+                    }
+                    return self.cut_end(found, i, stop, log_start, skips);
                 }
                 // A segment whose frames end cleanly short of the next one's
                 // base: the records between are in a segment that is gone.
@@ -424,6 +463,39 @@ impl<S: Fs> Recovery<'_, S> {
             }
         }
         self.settle_newest(found, log_start, skips)
+    }
+
+    /// The highest durable point that the marks of `found[from..]` record
+    /// (each file read once, on first need).
+    fn later_claim(
+        &mut self,
+        found: &[Found<S::File>],
+        from: usize,
+        claims: &mut Option<Vec<Lsn>>,
+    ) -> Result<Lsn> {
+        if claims.is_none() {
+            let mut each = Vec::with_capacity(found.len());
+            for f in found {
+                let claim = match f.header {
+                    Some(header) => self.with_reader(f, header, |reader| {
+                        let stop = reader.walk(None, None)?;
+                        let ahead = match stop.damage {
+                            Some(_) => reader.look_ahead(&stop)?.durable_claim.unwrap_or(0),
+                            None => 0,
+                        };
+                        Ok(stop.durable_end.max(ahead))
+                    })?,
+                    None => 0,
+                };
+                each.push(claim);
+            }
+            // Suffix maxima: entry `j` covers files `j..`.
+            for j in (0..each.len().saturating_sub(1)).rev() {
+                each[j] = each[j].max(each[j + 1]);
+            }
+            *claims = Some(each);
+        }
+        Ok(claims.as_ref().and_then(|c| c.get(from).copied()).unwrap_or(0))
     }
 
     /// Decides how the newest segment ends.

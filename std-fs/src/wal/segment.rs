@@ -158,6 +158,7 @@ pub(crate) fn create<S: Fs>(
     fs: &S,
     dir: &Path,
     header: &SegmentHeader,
+    first_mark: Mark,
     preallocate: bool,
 ) -> Result<(S::File, PathBuf), Error> {
     let path = dir.join(file_name(header.base_lsn));
@@ -166,8 +167,9 @@ pub(crate) fn create<S: Fs>(
         if preallocate {
             file.allocate(header.segment_size)?;
         }
-        let mut bytes = [0u8; SEGMENT_HEADER_LEN];
+        let mut bytes = vec![0u8; SEGMENT_HEADER_LEN];
         header.encode(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
+        encode_mark(&mut bytes, EpochKey::new(header.epoch), 0, first_mark);
         file.write_all_at(&bytes, 0)?;
         file.sync_data()?;
         fs.sync_dir(dir)
