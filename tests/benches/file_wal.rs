@@ -131,18 +131,23 @@ fn one_writer_os(settings: Settings) {
         }
     });
     drop(out);
-    // The WAL: 64 MiB segments, each synced whole when it is sealed; what
-    // is durable is reclaimed as a checkpointing user would.
+    // The WAL: 64 MiB segments; like the baseline, a checkpointing user
+    // keeps the two newest (reclaiming up to an LSN inside the older of the
+    // two).
     let wal_dir = bench_dir("os");
     let (wal, _) = Wal::open(WalConfig::new(&wal_dir).segment_size(FILE).fsync(FsyncPolicy::Os)).unwrap();
+    let (mut segments, mut inside_newest, mut inside_previous) = (wal.segment_count(), 0, 0);
     let ours = measure("nori-wal Os, 64 MiB segments", settings, PER_CALL, PER_CALL * RECORD as u64, || {
         for _ in 0..PER_CALL {
             black_box(wal.append(&Record::raw(black_box(&payload))).unwrap());
         }
-        if let Some(durable) = wal.durable_lsn()
-            && durable + 1 > wal.first_lsn()
-        {
-            wal.truncate_before(durable + 1).unwrap();
+        if wal.segment_count() > segments {
+            inside_previous = inside_newest;
+            inside_newest = wal.next_lsn() - 1;
+            if inside_previous > wal.first_lsn() {
+                wal.truncate_before(inside_previous).unwrap();
+            }
+            segments = wal.segment_count();
         }
     });
     print_table("One writer, Os policy (128 B)", &baseline, &[ours]);

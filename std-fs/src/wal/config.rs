@@ -30,8 +30,9 @@ pub enum FsyncPolicy {
     /// appends follow.
     Batch(Duration),
     /// The operating system writes the data back when it chooses; records
-    /// are durable only after [`Wal::sync`](super::Wal::sync) (and at
-    /// rotation and close).
+    /// are durable only after [`Wal::sync`](super::Wal::sync),
+    /// [`Wal::rotate`](super::Wal::rotate) or close. Full write buffers go
+    /// to the file from a thread of their own.
     Os,
 }
 

@@ -168,6 +168,30 @@ struct SyncState {
     poisoned: Option<String>,
 }
 
+/// A full write buffer on its way to a segment file.
+struct WriteJob<F> {
+    file: Arc<F>,
+    path: PathBuf,
+    at: u64,
+    bytes: Vec<u8>,
+}
+
+/// Write-behind (policies that do not sync every append): full write
+/// buffers go to a thread of their own, so that the appending thread keeps
+/// encoding while the kernel copies. Every path that needs the bytes in
+/// the file (a sync, a seal, a reader, a truncation) waits until it is idle.
+struct Behind<F> {
+    queue: std::collections::VecDeque<WriteJob<F>>,
+    /// Empty buffers to swap in for a full one.
+    spare: Vec<Vec<u8>>,
+    /// A job is being written.
+    busy: bool,
+    stop: bool,
+}
+
+/// Buffers each WAL may have in flight to the write-behind thread.
+const BEHIND_BUFFERS: usize = 2;
+
 /// The background thread's orders.
 #[derive(Default)]
 struct Timer {
@@ -188,6 +212,8 @@ pub(crate) struct Shared<S: Fs> {
     poisoned: AtomicBool,
     timer: Mutex<Timer>,
     timer_wake: Condvar,
+    /// Write-behind, when the policy uses it.
+    behind: Option<(Mutex<Behind<S::File>>, Condvar)>,
     dirty: AtomicBool,
     syncs: AtomicU64,
     sync_latency: [AtomicU64; SYNC_LATENCY_BUCKETS],
@@ -208,6 +234,7 @@ pub(crate) struct Shared<S: Fs> {
 pub struct Wal<S: Fs = StdFs> {
     shared: Arc<Shared<S>>,
     worker: Option<JoinHandle<()>>,
+    writer: Option<JoinHandle<()>>,
 }
 
 impl<S: Fs> std::fmt::Debug for Wal<S> {
@@ -330,6 +357,12 @@ impl<S: Fs> Wal<S> {
             poisoned: AtomicBool::new(false),
             timer: Mutex::new(Timer::default()),
             timer_wake: Condvar::new(),
+            behind: (!matches!(config.fsync, FsyncPolicy::Always)).then(|| {
+                let spare = (0..BEHIND_BUFFERS).map(|_| Vec::with_capacity(config.write_buffer.min(4 << 20)));
+                let state =
+                    Behind { queue: Default::default(), spare: spare.collect(), busy: false, stop: false };
+                (Mutex::new(state), Condvar::new())
+            }),
             dirty: AtomicBool::new(false),
             syncs: AtomicU64::new(0),
             sync_latency: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -350,7 +383,15 @@ impl<S: Fs> Wal<S> {
         } else {
             None
         };
-        Ok((Self { shared, worker }, recovered.info))
+        let writer = if shared.behind.is_some() {
+            let shared = Arc::clone(&shared);
+            let handle = super::sync::spawn("nori-wal-write", move || shared.write_behind())
+                .map_err(|e| Error::io("start the write thread for", &dir, e))?;
+            Some(handle)
+        } else {
+            None
+        };
+        Ok((Self { shared, worker, writer }, recovered.info))
     }
 
     /// Its shared state, for the async API.
@@ -613,6 +654,15 @@ impl<S: Fs> Wal<S> {
             let _ = worker.join();
         }
     }
+
+    /// Stops the write-behind thread once it has written what it holds.
+    fn stop_writer(&mut self) {
+        if let (Some(writer), Some((state, wake))) = (self.writer.take(), &self.shared.behind) {
+            lock(state).stop = true;
+            wake.notify_all();
+            let _ = writer.join();
+        }
+    }
 }
 
 impl<S: Fs> Drop for Wal<S> {
@@ -622,6 +672,7 @@ impl<S: Fs> Drop for Wal<S> {
             // Best effort: `close` reports failures.
             let _ = self.sync().and_then(|()| self.shared.mark_closed());
         }
+        self.stop_writer();
     }
 }
 
@@ -718,9 +769,77 @@ impl<S: Fs> Shared<S> {
         active.pos += frame.len() as u64;
         inner.next_lsn = lsn + u64::from(count);
         if inner.buf.len() >= self.config.write_buffer {
-            self.flush(inner)?;
+            self.write_out(inner)?;
         }
         Ok(lsn)
+    }
+
+    /// Hands the full write buffer to the write-behind thread (waiting for
+    /// a spare one), or writes it here when there is none.
+    fn write_out(&self, inner: &mut Inner<S::File>) -> Result<()> {
+        let Some((state, wake)) = &self.behind else { return self.flush(inner) };
+        let Some(active) = inner.active.as_mut() else { return self.flush(inner) };
+        let mut behind = lock(state);
+        let spare = loop {
+            if let Some(spare) = behind.spare.pop() {
+                break spare;
+            }
+            behind = wake.wait(behind).unwrap_or_else(PoisonError::into_inner);
+        };
+        self.check_poison()?;
+        let bytes = std::mem::replace(&mut inner.buf, spare);
+        let at = active.written;
+        active.written += bytes.len() as u64;
+        inner.bytes_written += bytes.len() as u64;
+        behind.queue.push_back(WriteJob {
+            file: Arc::clone(&active.file),
+            path: active.path.clone(),
+            at,
+            bytes,
+        });
+        drop(behind);
+        wake.notify_all();
+        Ok(())
+    }
+
+    /// Waits until the write-behind thread has written every buffer handed
+    /// to it. Called under the append lock, so none is added meanwhile.
+    fn wait_written(&self) -> Result<()> {
+        let Some((state, wake)) = &self.behind else { return Ok(()) };
+        let mut behind = lock(state);
+        while behind.busy || !behind.queue.is_empty() {
+            behind = wake.wait(behind).unwrap_or_else(PoisonError::into_inner);
+        }
+        drop(behind);
+        self.check_poison()
+    }
+
+    /// The write-behind thread: writes the buffers handed to it, in order;
+    /// a failure poisons the WAL (the next call reports it).
+    fn write_behind(&self) {
+        let Some((state, wake)) = &self.behind else { return };
+        let mut behind = lock(state);
+        loop {
+            if let Some(mut job) = behind.queue.pop_front() {
+                behind.busy = true;
+                drop(behind);
+                if !self.poisoned.load(Ordering::Acquire)
+                    && let Err(e) = job.file.write_all_at(&job.bytes, job.at)
+                {
+                    self.poison(Error::io("write", &job.path, e));
+                }
+                job.bytes.clear();
+                behind = lock(state);
+                behind.busy = false;
+                behind.spare.push(job.bytes);
+                wake.notify_all();
+                continue;
+            }
+            if behind.stop {
+                return;
+            }
+            behind = wake.wait(behind).unwrap_or_else(PoisonError::into_inner);
+        }
     }
 
     /// What the policy asks after an append ending at `end`.
@@ -798,6 +917,7 @@ impl<S: Fs> Shared<S> {
 
     /// Writes the buffered bytes to the active file; a failure poisons.
     pub(crate) fn flush(&self, inner: &mut Inner<S::File>) -> Result<()> {
+        self.wait_written()?;
         if inner.buf.is_empty() {
             return Ok(());
         }

@@ -10,18 +10,19 @@
 //! exclusive lock. Nothing else may live in the directory.
 //!
 //! A segment file is created durably before any record goes into it (its
-//! header written and synced, the directory synced), and is synced whole
-//! before the next one is started, so every segment but the newest is
-//! complete on the disk. After each completed sync, the next frame written
-//! is preceded by a mark saying how far the log was durable; recovery uses
-//! it to tell damage in the durable region from a tail in flight at a crash.
+//! header and a first mark of the durable point written and synced, the
+//! directory synced). Sealing a segment does not wait for the disk: the
+//! next sync syncs it. After each completed sync, the next frame written is
+//! preceded by a mark saying how far the log was durable, and a clean close
+//! ends with one; recovery uses them to tell damage in the durable region
+//! from a tail in flight at a crash, in the newest segment or an older one.
 //!
 //! # Durability
 //!
 //! A record is durable once a sync that started after its append
 //! returned: under [`FsyncPolicy::Always`] before [`Wal::append`] returns;
 //! under [`FsyncPolicy::Batch`] within the window; under [`FsyncPolicy::Os`]
-//! at [`Wal::sync`], at rotation and at close. [`Wal::durable_lsn`] says how
+//! at [`Wal::sync`], [`Wal::rotate`] and close. [`Wal::durable_lsn`] says how
 //! far, and [`Wal::wait_durable`] waits (syncing if needed). Appends from
 //! many threads share syncs, and a sync runs outside the append lock. A
 //! failed write or sync poisons the WAL: every waiter and every later call
@@ -41,10 +42,10 @@
 //! | `Empty` | no segment file | empty log | empty log | empty log | empty log |
 //! | `Clean` | the newest segment ends in never-written space (zeros of the preallocation, or the end of the file) | keep all, append in place | same | same | same |
 //! | `TornTail` | the newest segment ends in a torn frame; nothing valid after it | cut it (`set_len`, sync) | cut | cut | error |
-//! | `InFlight` | damage in the newest segment, valid frames after it, no mark says they were durable | cut from the damage | cut | cut | error |
+//! | `InFlight` | damage in the newest segment, valid frames after it, no mark says they were durable; or an older segment whose frames stop (damage, or zeros short of the next file's base) where no later mark says they were durable (it was sealed, not yet synced) | cut from the damage, drop every later file (an empty log at its start if the cut falls below it) | cut | cut | error |
 //! | `DurableDamage` | damage in the newest segment below a later mark's durable point | error | cut, report | skip the damaged records, report | error |
-//! | `DamagedSegment` | damage in an older segment (always synced whole) | error | cut there: drop every later file | skip the damaged records, report | error |
-//! | `MissingSegment` | a gap in the LSNs between files, or a file whose header is damaged or out of epoch order | error | cut before the gap | keep what follows, report | error |
+//! | `DamagedSegment` | damage in an older segment below the durable point a later mark records | error | cut there: drop every later file | skip the damaged records, report | error |
+//! | `MissingSegment` | a gap in the LSNs between files below the durable point a later mark records, or a file whose header is damaged or out of epoch order | error | cut before the gap | keep what follows, report | error |
 //!
 //! Whatever the mode, a segment of a newer format version and a foreign file
 //! are errors, a read error is an error (never taken for the end of the
