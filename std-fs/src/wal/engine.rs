@@ -786,7 +786,8 @@ impl<S: Fs> Shared<S> {
             }
             behind = wake.wait(behind).unwrap_or_else(PoisonError::into_inner);
         };
-        self.check_poison()?;
+        // Once poisoned the writer writes nothing more, and the next call
+        // reports it.
         let bytes = std::mem::replace(&mut inner.buf, spare);
         let at = active.written;
         active.written += bytes.len() as u64;
@@ -907,10 +908,8 @@ impl<S: Fs> Shared<S> {
         }
         self.write_mark(&mut inner, durable);
         self.flush(&mut inner)?;
-        if let Some(active) = inner.active.as_ref()
-            && let Err(e) = self.count_sync(&*active.file)
-        {
-            return Err(self.poison(Error::io("sync", &active.path, e)));
+        if let Some(active) = inner.active.as_ref() {
+            self.sync_file(&active.file, &active.path)?;
         }
         Ok(())
     }
@@ -957,12 +956,12 @@ impl<S: Fs> Shared<S> {
     /// Syncs the sealed segments not yet synced, oldest first (under the
     /// append lock, or with the list taken out of it).
     fn sync_sealed(&self, sealed: &[Sealed<S::File>]) -> Result<()> {
-        for s in sealed {
-            if let Err(e) = self.count_sync(&*s.file) {
-                return Err(self.poison(Error::io("sync", &s.path, e)));
-            }
-        }
-        Ok(())
+        sealed.iter().try_for_each(|s| self.sync_file(&s.file, &s.path))
+    }
+
+    /// `fdatasync` of a segment file, counted; a failure poisons.
+    fn sync_file(&self, file: &S::File, path: &Path) -> Result<()> {
+        self.count_sync(file).map_err(|e| self.poison(Error::io("sync", path, e)))
     }
 
     /// Tells waiters (async ones through the watch channel, blocking ones
@@ -1162,10 +1161,8 @@ impl<S: Fs> Shared<S> {
         // Waiters arriving from here on know whether this sync covers them.
         lock(&self.sync).covered_end = Some(flushed);
         self.sync_sealed(&sealed)?;
-        if let Some((file, path)) = file
-            && let Err(e) = self.count_sync(&*file)
-        {
-            return Err(self.poison(Error::io("sync", &path, e)));
+        if let Some((file, path)) = file {
+            self.sync_file(&file, &path)?;
         }
         if !sealed.is_empty() {
             lock(&self.inner).unsynced.retain(|s| s.end > flushed);
@@ -1211,10 +1208,8 @@ impl<S: Fs> Shared<S> {
             self.flush(inner)?;
             let sealed = std::mem::take(&mut inner.unsynced);
             self.sync_sealed(&sealed)?;
-            if let Some(active) = inner.active.as_ref()
-                && let Err(e) = self.count_sync(&*active.file)
-            {
-                return Err(self.poison(Error::io("sync", &active.path, e)));
+            if let Some(active) = inner.active.as_ref() {
+                self.sync_file(&active.file, &active.path)?;
             }
             self.advance_durable(inner.next_lsn)?;
         }
