@@ -375,11 +375,13 @@ pub fn batch_frame_len(records: &[Record<'_>]) -> u64 {
     (FRAME_HEADER_LEN as u64).saturating_add(body::batch_body_len(records))
 }
 
-/// A frame ready to be written: its sealed 16-byte header and the source
-/// of its payload, which is streamed rather than copied into one buffer.
+/// A frame ready to be written: its header fields and the source of its
+/// payload, which is streamed rather than copied into one buffer.
 ///
 /// A log's append path uses it to program a frame of any size through a
-/// small write buffer; the `encode_*` functions write it into a slice.
+/// small write buffer ([`header`](Self::header), then the payload pieces);
+/// [`write_to`](Self::write_to) and the `encode_*` functions write it into a
+/// slice, computing its checks in one pass over the bytes written.
 ///
 /// ```
 /// use nori_wal_core::{format, Record};
@@ -387,14 +389,21 @@ pub fn batch_frame_len(records: &[Record<'_>]) -> u64 {
 /// let record = Record::put(b"k", b"value");
 /// let frame = format::EncodedFrame::record(1, 0, &record).unwrap();
 /// let mut bytes = Vec::new();
-/// bytes.extend_from_slice(frame.header());
+/// bytes.extend_from_slice(&frame.header());
 /// frame.for_each_payload_piece(|piece| bytes.extend_from_slice(piece));
 /// assert_eq!(bytes.len(), frame.len());
 /// assert!(format::decode_frame(&bytes, 1).is_ok());
+///
+/// let mut slice = [0u8; 64];
+/// let n = frame.write_to(&mut slice).unwrap();
+/// assert_eq!(&slice[..n], &bytes[..]);
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct EncodedFrame<'a> {
-    header: [u8; FRAME_HEADER_LEN],
+    /// The header with its length, LSN offset and kind bytes; the CRC and
+    /// the header check are filled in when the frame is written.
+    fields: [u8; FRAME_HEADER_LEN],
+    key_crc: u32,
     payload_len: u32,
     source: Source<'a>,
 }
@@ -434,9 +443,10 @@ impl<'a> Source<'a> {
 }
 
 impl<'a> EncodedFrame<'a> {
-    /// Seals the header of a frame whose payload `source` feeds, of
-    /// `payload_len` bytes (checked by [`checked_len`]).
-    fn seal(
+    /// A frame whose payload `source` feeds, of `payload_len` bytes
+    /// (checked by [`checked_len`]); its checks are computed when written.
+    #[cfg_attr(feature = "std", inline)]
+    fn new(
         key: EpochKey,
         lsn_offset: u32,
         kind: FrameKind,
@@ -450,12 +460,7 @@ impl<'a> EncodedFrame<'a> {
         let kind = kind_byte(kind, compression);
         h[off::KIND] = kind;
         h[off::KIND_INV] = !kind;
-        let check_crc = crc32c_append(key.crc, &h[off::LEN.start..off::HEADER_CHECK.start]);
-        h[off::HEADER_CHECK].copy_from_slice(&(check_crc as u16).to_le_bytes());
-        let mut crc = crc32c_append(check_crc, &h[off::HEADER_CHECK]);
-        source.feed(payload_len, &mut |piece| crc = crc32c_append(crc, piece));
-        h[off::CRC].copy_from_slice(&crc.to_le_bytes());
-        Self { header: h, payload_len, source }
+        Self { fields: h, key_crc: key.crc, payload_len, source }
     }
 
     /// The frame that stores `record` alone, for a segment of epoch `epoch`,
@@ -464,6 +469,7 @@ impl<'a> EncodedFrame<'a> {
     /// # Errors
     ///
     /// [`EncodeError::PayloadTooLarge`].
+    #[cfg_attr(feature = "std", inline)]
     pub fn record(
         epoch: impl Into<EpochKey>,
         lsn_offset: u32,
@@ -471,7 +477,7 @@ impl<'a> EncodedFrame<'a> {
     ) -> Result<Self, EncodeError> {
         let kind = body::record_kind(record);
         let len = checked_len(body::record_body_len(record))?;
-        Ok(Self::seal(epoch.into(), lsn_offset, kind, Compression::None, len, Source::Record(record)))
+        Ok(Self::new(epoch.into(), lsn_offset, kind, Compression::None, len, Source::Record(record)))
     }
 
     /// The frame that stores `records` as one atomic batch (LSN offsets
@@ -492,7 +498,7 @@ impl<'a> EncodedFrame<'a> {
         let count = u32::try_from(records.len()).map_err(|_| EncodeError::LsnOverflow)?;
         lsn_offset.checked_add(count - 1).ok_or(EncodeError::LsnOverflow)?;
         let len = checked_len(body::batch_body_len(records))?;
-        Ok(Self::seal(
+        Ok(Self::new(
             epoch.into(),
             lsn_offset,
             FrameKind::Batch,
@@ -517,14 +523,14 @@ impl<'a> EncodedFrame<'a> {
             return Err(EncodeError::PaddingTooShort { len: frame_len as u64 });
         };
         let len = checked_len(body_len as u64)?;
-        Ok(Self::seal(epoch.into(), lsn_offset, FrameKind::Padding, Compression::None, len, Source::Zeros))
+        Ok(Self::new(epoch.into(), lsn_offset, FrameKind::Padding, Compression::None, len, Source::Zeros))
     }
 
     /// A mark frame carrying the LSN offset of the next record.
     #[must_use]
     pub fn mark(epoch: impl Into<EpochKey>, lsn_offset: u32, mark: Mark) -> Self {
         let source = Source::Mark(mark.to_bytes());
-        Self::seal(
+        Self::new(
             epoch.into(),
             lsn_offset,
             FrameKind::Mark,
@@ -558,13 +564,20 @@ impl<'a> EncodedFrame<'a> {
         lsn_offset.checked_add(record_count - 1).ok_or(EncodeError::LsnOverflow)?;
         let source = Source::Compressed(uncompressed_len.to_le_bytes(), compressed);
         let len = checked_len(4 + compressed.len() as u64)?;
-        Ok(Self::seal(epoch.into(), lsn_offset, kind, codec, len, source))
+        Ok(Self::new(epoch.into(), lsn_offset, kind, codec, len, source))
     }
 
-    /// The sealed frame header.
+    /// The sealed frame header (its CRC covers the payload, which this
+    /// reads once through the payload pieces).
     #[must_use]
-    pub const fn header(&self) -> &[u8; FRAME_HEADER_LEN] {
-        &self.header
+    pub fn header(&self) -> [u8; FRAME_HEADER_LEN] {
+        let mut h = self.fields;
+        let check_crc = crc32c_append(self.key_crc, &h[off::LEN.start..off::HEADER_CHECK.start]);
+        h[off::HEADER_CHECK].copy_from_slice(&(check_crc as u16).to_le_bytes());
+        let mut crc = crc32c_append(check_crc, &h[off::HEADER_CHECK]);
+        self.source.feed(self.payload_len, &mut |piece| crc = crc32c_append(crc, piece));
+        h[off::CRC].copy_from_slice(&crc.to_le_bytes());
+        h
     }
 
     /// The whole frame's length, header included.
@@ -590,14 +603,60 @@ impl<'a> EncodedFrame<'a> {
             return Err(EncodeError::BufferTooSmall { needed: len as u64, available: out.len() as u64 });
         };
         let (h, mut rest) = frame.split_at_mut(FRAME_HEADER_LEN);
-        h.copy_from_slice(&self.header);
+        h.copy_from_slice(&self.fields);
         self.for_each_payload_piece(|piece| {
             let (dst, after) = core::mem::take(&mut rest).split_at_mut(piece.len());
             dst.copy_from_slice(piece);
             rest = after;
         });
+        seal_in_place(self.key_crc, &self.fields, frame);
         Ok(len)
     }
+
+    /// Appends the whole frame to `out`, computing its checks over the
+    /// bytes appended (one pass, while they are in the cache).
+    ///
+    /// ```
+    /// use nori_wal_core::{format, Record};
+    ///
+    /// let record = Record::raw(b"event");
+    /// let mut log = vec![0xAA; 3];
+    /// format::EncodedFrame::record(1, 0, &record).unwrap().append_to(&mut log);
+    /// assert!(format::decode_frame(&log[3..], 1).is_ok());
+    /// ```
+    #[cfg(feature = "std")]
+    #[inline]
+    pub fn append_to(&self, out: &mut std::vec::Vec<u8>) {
+        let start = out.len();
+        out.reserve(self.len());
+        out.extend_from_slice(&self.fields);
+        match self.source {
+            // The common case without the piece-by-piece callback.
+            Source::Record(Record::Raw(bytes) | Record::Delete { key: bytes }) => {
+                out.extend_from_slice(bytes)
+            }
+            _ => self.for_each_payload_piece(|piece| out.extend_from_slice(piece)),
+        }
+        seal_in_place(self.key_crc, &self.fields, &mut out[start..]);
+    }
+}
+
+/// Eight-byte aligned bytes: CRC32C instructions take eight bytes at a time
+/// from an aligned start.
+#[repr(align(8))]
+struct Aligned([u8; 16]);
+
+/// Fills in the CRC and the header check of `frame`, whose header `fields`
+/// and payload are in place.
+#[cfg_attr(feature = "std", inline)]
+fn seal_in_place(key_crc: u32, fields: &[u8; FRAME_HEADER_LEN], frame: &mut [u8]) {
+    let mut checked = Aligned([0; 16]);
+    let n = off::HEADER_CHECK.start - off::LEN.start;
+    checked.0[..n].copy_from_slice(&fields[off::LEN.start..off::HEADER_CHECK.start]);
+    let check_crc = crc32c_append(key_crc, &checked.0[..n]);
+    frame[off::HEADER_CHECK].copy_from_slice(&(check_crc as u16).to_le_bytes());
+    let crc = crc32c_append(check_crc, &frame[off::HEADER_CHECK.start..]);
+    frame[off::CRC].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// A payload length, if the format allows it.

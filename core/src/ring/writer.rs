@@ -63,7 +63,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
     /// Copies a frame into the write buffer, programming the buffer each
     /// time it fills.
     pub(super) fn write_frame(&mut self, frame: &EncodedFrame<'_>) -> Result<(), D::Error> {
-        self.write_bytes(frame.header())?;
+        self.write_bytes(&frame.header())?;
         let mut result = Ok(());
         frame.for_each_payload_piece(|piece| {
             if result.is_ok() {

@@ -13,7 +13,7 @@ use nori_wal_core::format::{
 use nori_wal_core::segment::SegmentReader;
 use nori_wal_core::{Lsn, Record};
 
-use super::config::{FsyncPolicy, WalConfig};
+use super::config::{Codec, FsyncPolicy, WalConfig};
 use super::error::{ConfigError, Error};
 use super::iter::Iter;
 use super::recovery::{self, RecoveryInfo, SegMeta, Skip};
@@ -187,6 +187,12 @@ struct Behind<F> {
     /// A job is being written.
     busy: bool,
     stop: bool,
+    /// The writer waits for a job: a hand-off must wake it.
+    idle: bool,
+    /// Callers waiting for a spare buffer or for the queue to drain: the
+    /// writer wakes them after each job (a wake-up is a system call, made
+    /// only when someone waits).
+    waiting: usize,
 }
 
 /// Buffers each WAL may have in flight to the write-behind thread.
@@ -359,8 +365,14 @@ impl<S: Fs> Wal<S> {
             timer_wake: Condvar::new(),
             behind: (!matches!(config.fsync, FsyncPolicy::Always)).then(|| {
                 let spare = (0..BEHIND_BUFFERS).map(|_| Vec::with_capacity(config.write_buffer.min(4 << 20)));
-                let state =
-                    Behind { queue: Default::default(), spare: spare.collect(), busy: false, stop: false };
+                let state = Behind {
+                    queue: Default::default(),
+                    spare: spare.collect(),
+                    busy: false,
+                    stop: false,
+                    idle: false,
+                    waiting: 0,
+                };
                 (Mutex::new(state), Condvar::new())
             }),
             dirty: AtomicBool::new(false),
@@ -417,7 +429,7 @@ impl<S: Fs> Wal<S> {
         let len = record_frame_len(record);
         let config = &self.shared.config;
         // Too large a record is refused below, compressible or not.
-        let packed = if len <= self.shared.max_frame_len() {
+        let packed = if config.compression != Codec::None && len <= self.shared.max_frame_len() {
             super::compress::compress(config.compression, config.compress_min, record)
         } else {
             None
@@ -710,10 +722,12 @@ impl<S: Fs> Shared<S> {
         room.min(self.config.max_record_len)
     }
 
+    #[inline]
     fn check_poison(&self) -> Result<()> {
         if self.poisoned.load(Ordering::Acquire) { Err(self.poison_error()) } else { Ok(()) }
     }
 
+    #[cold]
     fn poison_error(&self) -> Error {
         let cause = lock(&self.sync).poisoned.clone().unwrap_or_default();
         Error::Poisoned { cause }
@@ -734,6 +748,7 @@ impl<S: Fs> Shared<S> {
 
     /// Encodes a frame of `len` bytes holding `count` LSNs into the write
     /// buffer; returns its first LSN.
+    #[inline]
     fn append_frame<'r>(
         &self,
         len: u64,
@@ -747,31 +762,43 @@ impl<S: Fs> Shared<S> {
         let mut inner = lock(&self.inner);
         self.check_poison()?;
         let lsn = inner.next_lsn;
-        lsn.checked_add(u64::from(count)).ok_or(Error::Exhausted)?;
+        let end = lsn.checked_add(u64::from(count)).ok_or(Error::Exhausted)?;
         let durable = self.durable_end.load(Ordering::Acquire);
-        self.reserve(&mut inner, len, count, durable)?;
+        // The common case inline: the frame fits the active segment, which
+        // needs no new mark first.
+        let room = inner.active.as_ref().is_some_and(|active| {
+            active.marked_durable >= durable
+                && active.pos + len <= active.size
+                && end - active.base <= u64::from(u32::MAX)
+        });
+        if !room {
+            self.reserve(&mut inner, len, count, durable)?;
+        }
         let inner = &mut *inner;
         let Some(active) = inner.active.as_mut() else {
-            return Err(self.poison(Error::Io {
-                op: "append to",
-                path: self.dir().to_path_buf(),
-                source: std::io::Error::other("no active segment after reserve (a bug)"),
-            }));
+            return Err(self.no_active_segment());
         };
         let frame = encode(active.key, (lsn - active.base) as u32).map_err(|e| Error::Io {
             op: "encode a record for",
             path: active.path.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
         })?;
-        let buf = &mut inner.buf;
-        buf.extend_from_slice(frame.header());
-        frame.for_each_payload_piece(|piece| buf.extend_from_slice(piece));
+        frame.append_to(&mut inner.buf);
         active.pos += frame.len() as u64;
-        inner.next_lsn = lsn + u64::from(count);
+        inner.next_lsn = end;
         if inner.buf.len() >= self.config.write_buffer {
             self.write_out(inner)?;
         }
         Ok(lsn)
+    }
+
+    #[cold]
+    fn no_active_segment(&self) -> Error {
+        self.poison(Error::Io {
+            op: "append to",
+            path: self.dir().to_path_buf(),
+            source: std::io::Error::other("no active segment after reserve (a bug)"),
+        })
     }
 
     /// Hands the full write buffer to the write-behind thread (waiting for
@@ -784,7 +811,9 @@ impl<S: Fs> Shared<S> {
             if let Some(spare) = behind.spare.pop() {
                 break spare;
             }
+            behind.waiting += 1;
             behind = wake.wait(behind).unwrap_or_else(PoisonError::into_inner);
+            behind.waiting -= 1;
         };
         // Once poisoned the writer writes nothing more, and the next call
         // reports it.
@@ -798,8 +827,11 @@ impl<S: Fs> Shared<S> {
             at,
             bytes,
         });
+        let idle = behind.idle;
         drop(behind);
-        wake.notify_all();
+        if idle {
+            wake.notify_all();
+        }
         Ok(())
     }
 
@@ -809,7 +841,9 @@ impl<S: Fs> Shared<S> {
         let Some((state, wake)) = &self.behind else { return Ok(()) };
         let mut behind = lock(state);
         while behind.busy || !behind.queue.is_empty() {
+            behind.waiting += 1;
             behind = wake.wait(behind).unwrap_or_else(PoisonError::into_inner);
+            behind.waiting -= 1;
         }
         drop(behind);
         self.check_poison()
@@ -833,13 +867,17 @@ impl<S: Fs> Shared<S> {
                 behind = lock(state);
                 behind.busy = false;
                 behind.spare.push(job.bytes);
-                wake.notify_all();
+                if behind.waiting > 0 {
+                    wake.notify_all();
+                }
                 continue;
             }
             if behind.stop {
                 return;
             }
+            behind.idle = true;
             behind = wake.wait(behind).unwrap_or_else(PoisonError::into_inner);
+            behind.idle = false;
         }
     }
 
@@ -863,6 +901,7 @@ impl<S: Fs> Shared<S> {
     /// Makes room in the active segment for a frame of `len` bytes holding
     /// `count` LSNs (and the mark that must precede it), rotating when there
     /// is none.
+    #[cold]
     fn reserve(&self, inner: &mut Inner<S::File>, len: u64, count: u32, durable: Lsn) -> Result<()> {
         loop {
             let Some(active) = inner.active.as_ref() else {

@@ -188,9 +188,7 @@ pub(crate) fn create<S: Fs>(
 
 /// Appends a mark frame to `out`.
 pub(crate) fn encode_mark(out: &mut Vec<u8>, key: EpochKey, lsn_offset: u32, mark: Mark) {
-    let frame = EncodedFrame::mark(key, lsn_offset, mark);
-    out.extend_from_slice(frame.header());
-    frame.for_each_payload_piece(|piece| out.extend_from_slice(piece));
+    EncodedFrame::mark(key, lsn_offset, mark).append_to(out);
 }
 
 /// The lock file also keeps the log's start for `truncate_after`, which may
