@@ -105,7 +105,7 @@ pub struct WalConfig {
     /// [`FsyncPolicy::Batch`] and [`FsyncPolicy::Os`] up to three buffers
     /// of this size are in use (one filling, two being written by the
     /// write-behind thread). Smaller buffers save memory and cost speed:
-    /// with 64 KiB, one writer under `Os` appends about 30% slower.
+    /// with 64 KiB, one writer under `Os` appends about a quarter slower.
     pub write_buffer: usize,
     /// How single records are compressed (batches are stored as they are).
     /// A record is stored compressed only when that makes it smaller; if
