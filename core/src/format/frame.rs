@@ -570,6 +570,7 @@ impl<'a> EncodedFrame<'a> {
     /// The sealed frame header (its CRC covers the payload, which this
     /// reads once through the payload pieces).
     #[must_use]
+    #[cfg_attr(feature = "std", inline)]
     pub fn header(&self) -> [u8; FRAME_HEADER_LEN] {
         let mut h = self.fields;
         let check_crc = crc32c_append(self.key_crc, &h[off::LEN.start..off::HEADER_CHECK.start]);

@@ -63,6 +63,19 @@ impl<D: BlockDevice> RingLog<'_, D> {
     /// Copies a frame into the write buffer, programming the buffer each
     /// time it fills.
     pub(super) fn write_frame(&mut self, frame: &EncodedFrame<'_>) -> Result<(), D::Error> {
+        // The common case: the frame fits in the buffer's free space (and
+        // leaves it not full, which would call for programming): written in
+        // place, its checks computed in one pass over the bytes written.
+        if let Some(active) = self.state.active.as_mut() {
+            let at = (active.pos - active.buf_start) as usize;
+            if let Some(free) = self.buffer.get_mut(at..)
+                && frame.len() < free.len()
+            {
+                frame.write_to(free)?;
+                active.pos += frame.len() as u64;
+                return Ok(());
+            }
+        }
         self.write_bytes(&frame.header())?;
         let mut result = Ok(());
         frame.for_each_payload_piece(|piece| {
