@@ -45,6 +45,14 @@ struct Active<F> {
     created: Instant,
 }
 
+impl<F> Active<F> {
+    /// Whether `len` more bytes fit, holding LSNs up to `end` (the LSN
+    /// offsets of a segment are 32-bit).
+    fn takes(&self, len: u64, end: Lsn) -> bool {
+        self.pos + len <= self.size && end - self.base <= u64::from(u32::MAX)
+    }
+}
+
 /// A sealed segment not yet synced: the next sync syncs it first.
 struct Sealed<F> {
     file: Arc<F>,
@@ -764,16 +772,7 @@ impl<S: Fs> Shared<S> {
         let lsn = inner.next_lsn;
         let end = lsn.checked_add(u64::from(count)).ok_or(Error::Exhausted)?;
         let durable = self.durable_end.load(Ordering::Acquire);
-        // The common case inline: the frame fits the active segment, which
-        // needs no new mark first.
-        let room = inner.active.as_ref().is_some_and(|active| {
-            active.marked_durable >= durable
-                && active.pos + len <= active.size
-                && end - active.base <= u64::from(u32::MAX)
-        });
-        if !room {
-            self.reserve(&mut inner, len, count, durable)?;
-        }
+        self.reserve(&mut inner, len, end, durable)?;
         let inner = &mut *inner;
         let Some(active) = inner.active.as_mut() else {
             return Err(self.no_active_segment());
@@ -898,11 +897,21 @@ impl<S: Fs> Shared<S> {
         }
     }
 
-    /// Makes room in the active segment for a frame of `len` bytes holding
-    /// `count` LSNs (and the mark that must precede it), rotating when there
-    /// is none.
+    /// Makes room in the active segment for a frame of `len` bytes whose
+    /// LSNs end at `end` (and the mark that must precede it), rotating when
+    /// there is none. The common case, room and no mark due, is inline.
+    #[inline]
+    fn reserve(&self, inner: &mut Inner<S::File>, len: u64, end: Lsn, durable: Lsn) -> Result<()> {
+        match &inner.active {
+            Some(active) if active.marked_durable >= durable && active.takes(len, end) => Ok(()),
+            _ => self.make_room(inner, len, end, durable),
+        }
+    }
+
+    /// [`reserve`](Self::reserve) when a segment must start, or be sealed,
+    /// or a mark is due.
     #[cold]
-    fn reserve(&self, inner: &mut Inner<S::File>, len: u64, count: u32, durable: Lsn) -> Result<()> {
+    fn make_room(&self, inner: &mut Inner<S::File>, len: u64, end: Lsn, durable: Lsn) -> Result<()> {
         loop {
             let Some(active) = inner.active.as_ref() else {
                 self.start_segment(inner)?;
@@ -910,9 +919,7 @@ impl<S: Fs> Shared<S> {
             };
             let needs_mark = active.marked_durable < durable;
             let mark_len = if needs_mark { MARK_FRAME_LEN } else { 0 };
-            let fits = active.pos + mark_len + len <= active.size;
-            let offset_fits = inner.next_lsn - active.base + u64::from(count) <= u64::from(u32::MAX);
-            if fits && offset_fits {
+            if active.takes(mark_len + len, end) {
                 if needs_mark {
                     self.write_mark(inner, durable);
                 }
