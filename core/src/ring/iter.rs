@@ -1,6 +1,6 @@
 //! Reading the log from an LSN.
 
-use super::error::{Corruption, Damage, Error};
+use super::error::{Corruption, Damage, Error, Failed, Step};
 use super::layout::Seg;
 use super::scan::Reader;
 use super::window::{Overlay, Window};
@@ -93,22 +93,34 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
             current: None,
         };
         if lsn < next {
-            iter.seek(lsn)?;
+            let step = iter.seek(lsn);
+            iter.log.fault.out(step)?;
         }
         Ok(iter)
     }
 
-    fn reader(&mut self) -> Reader<'_, 'r, D> {
+    fn reader(&mut self) -> Reader<'_, '_, 'r, D> {
         let log = &mut *self.log;
         let overlay = unwritten(log.state.active, log.buffer);
-        Reader { device: &mut log.device, overlay, window: &mut self.window, layout: log.layout }
+        Reader {
+            device: &mut log.device,
+            overlay,
+            window: &mut self.window,
+            layout: log.layout,
+            fault: &mut log.fault,
+        }
+    }
+
+    /// Keeps `error` and returns the failure to pass up.
+    fn fail(&mut self, error: Error<D::Error>) -> Failed {
+        self.log.fault.raise(error)
     }
 
     /// Positions the iterator at the segment that holds `lsn`.
     #[inline(never)]
-    fn seek(&mut self, lsn: Lsn) -> Result<(), D::Error> {
+    fn seek(&mut self, lsn: Lsn) -> Step<()> {
         let Some(oldest) = self.log.state.oldest else {
-            return Err(Error::Internal("records without a segment"));
+            return Err(self.fail(Error::Internal("records without a segment")));
         };
         let slots = self.log.layout.slots;
         let count = (self.log.state.newest + slots - oldest) % slots + 1;
@@ -123,7 +135,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
     }
 
     /// The header of a segment the log holds, as a [`Seg`].
-    fn segment(&mut self, slot: u32) -> Result<Seg, D::Error> {
+    fn segment(&mut self, slot: u32) -> Step<Seg> {
         if let Some(active) = self.log.state.active.filter(|a| a.seg.slot == slot) {
             return Ok(active.seg);
         }
@@ -132,13 +144,16 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
         let len = layout.header_read_len().min(layout.segment_size);
         let mut reader = self.reader();
         let bytes = reader.bytes(&probe, 0, len)?;
-        let header = crate::format::SegmentHeader::decode(bytes).map_err(|e| {
-            Error::Corrupt(Corruption { slot, offset: probe.abs, lsn: 0, damage: Damage::Frame(e) })
-        })?;
-        Ok(Seg::new(slot, probe.abs, header.epoch, header.base_lsn, header.log_start))
+        match crate::format::SegmentHeader::decode(bytes) {
+            Ok(h) => Ok(Seg::new(slot, probe.abs, h.epoch, h.base_lsn, h.log_start)),
+            Err(e) => {
+                let damage = Damage::Frame(e);
+                Err(self.fail(Error::Corrupt(Corruption { slot, offset: probe.abs, lsn: 0, damage })))
+            }
+        }
     }
 
-    fn enter(&mut self, slot: u32) -> Result<(), D::Error> {
+    fn enter(&mut self, slot: u32) -> Step<()> {
         self.seg = self.segment(slot)?;
         self.pos = self.log.layout.frames_offset;
         self.seg_end = if slot == self.log.state.newest {
@@ -159,6 +174,17 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
     /// [`Error::BufferTooSmall`] for a frame larger than the buffer, or a
     /// device error.
     pub fn try_next(&mut self) -> Result<Option<Entry<'_>>, D::Error> {
+        let current = match self.next_step() {
+            Ok(Some(current)) => current,
+            Ok(None) => return Ok(None),
+            Err(Failed) => return Err(self.log.fault.take()),
+        };
+        self.record_at(&current).map(|record| Some(Entry { lsn: current.lsn, record }))
+    }
+
+    /// Moves to the next record; returns the frame that holds it, with the
+    /// record's LSN and entry offset.
+    fn next_step(&mut self) -> Step<Option<Current>> {
         loop {
             if self.lsn >= self.log.state.next_lsn {
                 return Ok(None);
@@ -171,8 +197,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
                     continue;
                 }
                 self.lsn = current.lsn + 1;
-                let record = self.record_at(&current)?;
-                return Ok(Some(Entry { lsn: current.lsn, record }));
+                return Ok(Some(current));
             }
             if self.seg_end == Some(self.lsn) {
                 let next = self.log.layout.next(self.seg.slot);
@@ -184,7 +209,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
     }
 
     /// Reads the frame at the current position and makes it current.
-    fn advance(&mut self) -> Result<(), D::Error> {
+    fn advance(&mut self) -> Step<()> {
         let seg = self.seg;
         let pos = self.pos;
         let found = match self.reader().frame_at(&seg, pos)? {
@@ -202,7 +227,8 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
                 return self.damaged(Damage::Unsupported);
             }
             if len > self.window.max_span(u64::from(self.log.layout.read_unit)) {
-                return Err(Error::BufferTooSmall { needed: len, available: self.window.max_span(1) });
+                let available = self.window.max_span(1);
+                return Err(self.fail(Error::BufferTooSmall { needed: len, available }));
             }
             let entry_at = if found.header.kind() == FrameKind::Batch { 4 } else { 0 };
             self.current = Some(Current {
@@ -221,11 +247,11 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
     /// Damage at the current position: an error, or in `SkipDamaged` a jump
     /// to the next valid frame.
     #[inline(never)]
-    fn damaged(&mut self, damage: Damage) -> Result<(), D::Error> {
-        let corruption =
-            Corruption { slot: self.seg.slot, offset: self.seg.abs + self.pos, lsn: self.lsn, damage };
+    fn damaged(&mut self, damage: Damage) -> Step<()> {
         if self.log.config.recovery != RecoveryMode::SkipDamaged {
-            return Err(Error::Corrupt(corruption));
+            let corruption =
+                Corruption { slot: self.seg.slot, offset: self.seg.abs + self.pos, lsn: self.lsn, damage };
+            return Err(self.fail(Error::Corrupt(corruption)));
         }
         let seg = self.seg;
         let (from, lsn) = (self.pos, self.lsn);
@@ -243,26 +269,34 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
     }
 
     /// Where the entry after the current one of a batch starts.
-    fn next_entry_at(&mut self, current: &Current) -> Result<usize, D::Error> {
+    fn next_entry_at(&mut self, current: &Current) -> Step<usize> {
         if current.kind != FrameKind::Batch {
             return Ok(0);
         }
         let seg = self.seg;
-        let malformed = self.malformed(current);
         let mut reader = self.reader();
         let frame = reader.bytes(&seg, current.pos, current.len)?;
         let payload = &frame[FRAME_HEADER_LEN..];
         match payload.get(current.entry_at..).map(split_entry) {
             Some(Ok((_, rest))) => Ok(payload.len() - rest.len()),
-            _ => Err(malformed),
+            _ => Err(self.fail(malformed(&seg, current))),
         }
     }
 
     /// The record of `current` at its entry offset, borrowed from the window.
     fn record_at(&mut self, current: &Current) -> Result<Record<'_>, D::Error> {
         let seg = self.seg;
-        let malformed = self.malformed(current);
-        let frame = self.reader().into_bytes(&seg, current.pos, current.len)?;
+        let log = &mut *self.log;
+        let reader = Reader {
+            device: &mut log.device,
+            overlay: unwritten(log.state.active, log.buffer),
+            window: &mut self.window,
+            layout: log.layout,
+            fault: &mut log.fault,
+        };
+        let Ok(frame) = reader.into_bytes(&seg, current.pos, current.len) else {
+            return Err(log.fault.take());
+        };
         let payload = &frame[FRAME_HEADER_LEN..];
         let record = match current.kind {
             FrameKind::Batch => payload
@@ -275,15 +309,17 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
                 _ => None,
             },
         };
-        record.ok_or(malformed)
+        record.ok_or_else(|| malformed(&seg, current))
     }
+}
 
-    fn malformed(&self, current: &Current) -> Error<D::Error> {
-        Error::Corrupt(Corruption {
-            slot: self.seg.slot,
-            offset: self.seg.abs + current.pos,
-            lsn: current.lsn,
-            damage: Damage::Frame(crate::DecodeError::MalformedBody { reason: "record layout" }),
-        })
-    }
+/// The error for a checked frame whose records do not parse.
+#[cold]
+fn malformed<E>(seg: &Seg, current: &Current) -> Error<E> {
+    Error::Corrupt(Corruption {
+        slot: seg.slot,
+        offset: seg.abs + current.pos,
+        lsn: current.lsn,
+        damage: Damage::Frame(crate::DecodeError::MalformedBody { reason: "record layout" }),
+    })
 }

@@ -13,8 +13,7 @@
 //! programmed in whole buffers) and recovery's read window. It must be a
 //! multiple of the device's read and program units and at least
 //! [`MIN_BUFFER_LEN`] bytes and two units. Beyond it the log keeps a fixed
-//! state of under 200 bytes on 64-bit targets (less on 32-bit ones), plus
-//! the device handle. Iteration reads through a second buffer the caller
+//! state of under 256 bytes, plus the device handle. Iteration reads through a second buffer the caller
 //! gives to [`RingLog::iter_from`]; a record must fit in it.
 //!
 //! # Durability
@@ -97,6 +96,7 @@ mod writer;
 
 pub use config::{ConfigError, FullPolicy, RecoveryMode, RingConfig};
 pub use error::{Corruption, Damage, Error};
+use error::{Fault, Step};
 pub use iter::{Entry, Iter};
 pub use layout::MIN_BUFFER_LEN;
 pub use recovery::{RecoveryCase, RecoveryInfo};
@@ -156,6 +156,8 @@ pub struct RingLog<'b, D: BlockDevice> {
     config: RingConfig,
     buffer: &'b mut [u8],
     state: State,
+    /// The error of the last step that failed, for the public method.
+    fault: Fault<D::Error>,
 }
 
 impl<D: BlockDevice> core::fmt::Debug for RingLog<'_, D> {
@@ -201,8 +203,10 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
         let in_place = device.bytes_in_place(0, 1).is_some();
         let layout =
             Layout::new(device.geometry(), device.capacity(), ordered, in_place, &config, buffer.len())?;
-        let (state, info) = recovery::recover(&mut device, layout, config.recovery, buffer)?;
-        let mut log = Self { device, layout, config, buffer, state };
+        let mut fault = Fault::new();
+        let recovered = recovery::recover(&mut device, layout, config.recovery, buffer, &mut fault);
+        let (state, info) = fault.out(recovered)?;
+        let mut log = Self { device, layout, config, buffer, state, fault };
         if let Some(active) = log.state.active {
             // Continuing in place: the buffer starts at the unit boundary `pos`.
             debug_assert_eq!(active.pos, active.buf_start);
@@ -359,14 +363,20 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     /// assert_eq!(log.durable_lsn(), Some(lsn));
     /// ```
     pub fn append(&mut self, record: &Record<'_>) -> Result<Lsn, D::Error> {
+        let step = self.append_step(record);
+        self.fault.out(step)
+    }
+
+    fn append_step(&mut self, record: &Record<'_>) -> Step<Lsn> {
         self.check_usable()?;
         let lsn = self.state.next_lsn;
         if lsn == Lsn::MAX {
-            return Err(Error::Exhausted);
+            return Err(self.fault.raise(Error::Exhausted));
         }
         let frame_len = crate::format::record_frame_len(record);
         let active = self.reserve(frame_len, 1)?;
-        let frame = EncodedFrame::record(active.seg.key, lsn_offset(&active, lsn), record)?;
+        let frame = EncodedFrame::record(active.seg.key, lsn_offset(&active, lsn), record);
+        let frame = self.fault.lift(frame)?;
         self.write_frame(&frame)?;
         self.state.next_lsn = lsn + 1;
         Ok(lsn)
@@ -389,16 +399,25 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     /// log.sync().unwrap();
     /// ```
     pub fn append_batch(&mut self, records: &[Record<'_>]) -> Result<Range<Lsn>, D::Error> {
+        let step = self.append_batch_step(records);
+        self.fault.out(step)
+    }
+
+    fn append_batch_step(&mut self, records: &[Record<'_>]) -> Step<Range<Lsn>> {
         self.check_usable()?;
         if records.is_empty() {
-            return Err(Error::Encode(crate::EncodeError::EmptyBatch));
+            return Err(self.fault.raise(Error::Encode(crate::EncodeError::EmptyBatch)));
         }
-        let count =
-            u32::try_from(records.len()).map_err(|_| Error::Encode(crate::EncodeError::LsnOverflow))?;
+        let Ok(count) = u32::try_from(records.len()) else {
+            return Err(self.fault.raise(Error::Encode(crate::EncodeError::LsnOverflow)));
+        };
         let first = self.state.next_lsn;
-        first.checked_add(u64::from(count)).ok_or(Error::Exhausted)?;
+        if first.checked_add(u64::from(count)).is_none() {
+            return Err(self.fault.raise(Error::Exhausted));
+        }
         let active = self.reserve(crate::format::batch_frame_len(records), count)?;
-        let frame = EncodedFrame::batch(active.seg.key, lsn_offset(&active, first), records)?;
+        let frame = EncodedFrame::batch(active.seg.key, lsn_offset(&active, first), records);
+        let frame = self.fault.lift(frame)?;
         self.write_frame(&frame)?;
         self.state.next_lsn += u64::from(count);
         Ok(first..self.state.next_lsn)
@@ -424,14 +443,16 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     /// assert_eq!(log.durable_lsn(), Some(lsn));
     /// ```
     pub fn sync(&mut self) -> Result<(), D::Error> {
+        let step = self.sync_step();
+        self.fault.out(step)
+    }
+
+    fn sync_step(&mut self) -> Step<()> {
         self.check_usable()?;
         if self.state.durable_end == self.state.next_lsn && !self.has_unsynced_bytes() {
             return Ok(());
         }
-        self.flush_padded()?;
-        self.device_sync()?;
-        self.state.durable_end = self.state.next_lsn;
-        Ok(())
+        self.sync_now()
     }
 
     /// Programs every appended record (padding the last program unit)
@@ -464,9 +485,8 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     /// assert_eq!(log.durable_lsn(), Some(0));
     /// ```
     pub fn flush(&mut self) -> Result<Lsn, D::Error> {
-        self.check_usable()?;
-        self.flush_padded()?;
-        Ok(self.state.next_lsn)
+        let step = self.check_usable().and_then(|()| self.flush_padded());
+        self.fault.out(step).map(|()| self.state.next_lsn)
     }
 
     /// Reports that a device sync started after [`flush`](Self::flush)
@@ -536,10 +556,15 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     /// ```
     #[inline(never)]
     pub fn truncate_before(&mut self, lsn: Lsn) -> Result<(), D::Error> {
+        let step = self.truncate_before_step(lsn);
+        self.fault.out(step)
+    }
+
+    fn truncate_before_step(&mut self, lsn: Lsn) -> Step<()> {
         self.check_usable()?;
         let next = self.state.next_lsn;
         if lsn > next {
-            return Err(Error::LsnOutOfRange { lsn, first: self.state.log_start, next });
+            return Err(self.fault.raise(Error::LsnOutOfRange { lsn, first: self.state.log_start, next }));
         }
         if lsn <= self.state.log_start {
             return Ok(());
@@ -554,10 +579,10 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
             Some(_) => self.seal_active().and_then(|()| self.start_segment()),
             None => self.start_segment(),
         };
-        if let Err(e) = recorded {
+        if recorded.is_err() {
             // Nothing was written (`Full`), or the log is poisoned.
             self.state.log_start = previous;
-            return Err(e);
+            return recorded;
         }
         self.sync_now()?;
         // The segments wholly below the new start are free from now on.

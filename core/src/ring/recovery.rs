@@ -1,7 +1,7 @@
 //! Recovery: from the bytes on a device to the log's state, by the decision
 //! table in the module docs.
 
-use super::error::{Corruption, Damage, Error};
+use super::error::{Corruption, Damage, Error, Fault, Step};
 use super::layout::{Layout, Seg};
 use super::scan::Reader;
 use super::segment::{self, Stop};
@@ -60,10 +60,8 @@ pub struct RecoveryInfo {
     pub case: RecoveryCase,
 }
 
-type Result<T, E> = core::result::Result<T, Error<E>>;
-
 struct Recovery<'a, 'w, D: BlockDevice> {
-    reader: Reader<'a, 'w, D>,
+    reader: Reader<'a, 'a, 'w, D>,
     layout: Layout,
     mode: RecoveryMode,
     max_epoch: u64,
@@ -76,9 +74,10 @@ pub(crate) fn recover<D: BlockDevice>(
     layout: Layout,
     mode: RecoveryMode,
     buffer: &mut [u8],
-) -> Result<(State, RecoveryInfo), D::Error> {
+    fault: &mut Fault<D::Error>,
+) -> Step<(State, RecoveryInfo)> {
     let mut window = Window::new(buffer);
-    let reader = Reader { device, overlay: Overlay::NONE, window: &mut window, layout };
+    let reader = Reader { device, overlay: Overlay::NONE, window: &mut window, layout, fault };
     let info = RecoveryInfo {
         records: 0,
         first_lsn: None,
@@ -96,7 +95,7 @@ pub(crate) fn recover<D: BlockDevice>(
 
 impl<D: BlockDevice> Recovery<'_, '_, D> {
     #[inline(never)]
-    fn run(&mut self) -> Result<(State, RecoveryInfo), D::Error> {
+    fn run(&mut self) -> Step<(State, RecoveryInfo)> {
         // The newest valid header, and the highest epoch anywhere.
         let mut head: Option<Seg> = None;
         for slot in 0..self.layout.slots {
@@ -119,7 +118,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 Outcome::Rehead(seg) => head = seg,
             }
         }
-        Err(Error::Internal("recovery did not settle"))
+        Err(self.reader.fail(Error::Internal("recovery did not settle")))
     }
 
     fn empty_state(&self) -> State {
@@ -136,7 +135,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     }
 
     /// Reads the header of `slot`: `None` for anything but a valid v1 header.
-    fn header(&mut self, slot: u32) -> Result<Option<Seg>, D::Error> {
+    fn header(&mut self, slot: u32) -> Step<Option<Seg>> {
         let abs = self.layout.offset(slot);
         let probe = Seg::probe(slot, abs);
         let len = self.layout.header_read_len().min(self.layout.segment_size);
@@ -144,20 +143,22 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         match SegmentHeader::decode(bytes) {
             Ok(h) => {
                 if h.segment_size != self.layout.segment_size || h.program_unit != self.layout.program_unit {
-                    return Err(Error::Config(super::ConfigError::LayoutMismatch {
+                    return Err(self.reader.fail(Error::Config(super::ConfigError::LayoutMismatch {
                         found_segment_size: h.segment_size,
                         found_program_unit: h.program_unit,
-                    }));
+                    })));
                 }
                 Ok(Some(Seg::new(slot, abs, h.epoch, h.base_lsn, h.log_start)))
             }
-            Err(DecodeError::UnsupportedVersion { found, .. }) => Err(Error::UnsupportedVersion { found }),
+            Err(DecodeError::UnsupportedVersion { found, .. }) => {
+                Err(self.reader.fail(Error::UnsupportedVersion { found }))
+            }
             Err(_) => Ok(None),
         }
     }
 
     #[inline(never)]
-    fn recover_from(&mut self, head: Seg) -> Result<Outcome, D::Error> {
+    fn recover_from(&mut self, head: Seg) -> Step<Outcome> {
         // The head segment first: its marks may move the log's start.
         let head_stop =
             segment::scan(&mut self.reader, &head, self.layout.frames_offset, head.base_lsn, None)?;
@@ -177,7 +178,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     /// the segment that holds `log_start`; a gap on the way is a missing
     /// segment, handled as the mode says.
     #[inline(always)] // called once: keeps recovery one function in the binary
-    fn walk_back(&mut self, head: Seg, log_start: Lsn) -> Result<Walk, D::Error> {
+    fn walk_back(&mut self, head: Seg, log_start: Lsn) -> Step<Walk> {
         let mut oldest = head;
         while oldest.base_lsn > log_start {
             let slot = self.layout.prev(oldest.slot);
@@ -194,7 +195,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             };
             match self.mode {
                 RecoveryMode::TolerateTornTail | RecoveryMode::Strict => {
-                    return Err(Error::Corrupt(corruption));
+                    return Err(self.reader.fail(Error::Corrupt(corruption)));
                 }
                 RecoveryMode::PointInTime => {
                     // Keep the log before the gap: the newest valid segment below it.
@@ -215,17 +216,11 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     /// base LSN. Returns the final state when a point-in-time cut ends the
     /// log in one of them.
     #[inline(always)] // called once: keeps recovery one function in the binary
-    fn check_older(
-        &mut self,
-        oldest: Seg,
-        head: Seg,
-        first_lsn: Lsn,
-        head_end: Lsn,
-    ) -> Result<Option<State>, D::Error> {
+    fn check_older(&mut self, oldest: Seg, head: Seg, first_lsn: Lsn, head_end: Lsn) -> Step<Option<State>> {
         let mut seg = oldest;
         while seg.slot != head.slot {
             let Some(next) = self.header(self.layout.next(seg.slot))? else {
-                return Err(Error::Internal("segment vanished during recovery"));
+                return Err(self.reader.fail(Error::Internal("segment vanished during recovery")));
             };
             let (mut pos, mut lsn) = (self.layout.frames_offset, seg.base_lsn);
             loop {
@@ -235,7 +230,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     Corruption { slot: seg.slot, offset: seg.abs + stop.pos, lsn: stop.lsn, damage };
                 match self.mode {
                     RecoveryMode::TolerateTornTail | RecoveryMode::Strict => {
-                        return Err(Error::Corrupt(corruption));
+                        return Err(self.reader.fail(Error::Corrupt(corruption)));
                     }
                     RecoveryMode::PointInTime => {
                         self.note(RecoveryCase::DamagedSegment, corruption);
@@ -264,16 +259,10 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
 
     /// Decides how the newest segment ends, from where its scan stopped.
     #[inline(always)] // called once: keeps recovery one function in the binary
-    fn settle_newest(
-        &mut self,
-        oldest: Seg,
-        first_lsn: Lsn,
-        head: Seg,
-        mut stop: Stop,
-    ) -> Result<State, D::Error> {
+    fn settle_newest(&mut self, oldest: Seg, first_lsn: Lsn, head: Seg, mut stop: Stop) -> Step<State> {
         loop {
             let Some(damage) = stop.damage else {
-                return Err(Error::Internal("the newest segment stopped without a cause"));
+                return Err(self.reader.fail(Error::Internal("the newest segment stopped without a cause")));
             };
             let ahead = segment::look_ahead(&mut self.reader, &head, stop.pos, stop.lsn)?;
             let case = segment::classify(&self.layout, &damage, &ahead, stop.lsn);
@@ -292,7 +281,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     return self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, aligned && free);
                 }
                 (RecoveryCase::TornTail | RecoveryCase::InFlight, RecoveryMode::Strict) => {
-                    return Err(Error::Corrupt(corruption));
+                    return Err(self.reader.fail(Error::Corrupt(corruption)));
                 }
                 (RecoveryCase::TornTail | RecoveryCase::InFlight, _) => {
                     self.info.case = case;
@@ -302,7 +291,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 }
                 // Durable damage from here on.
                 (_, RecoveryMode::TolerateTornTail | RecoveryMode::Strict) => {
-                    return Err(Error::Corrupt(corruption));
+                    return Err(self.reader.fail(Error::Corrupt(corruption)));
                 }
                 (_, RecoveryMode::PointInTime) => {
                     self.note(RecoveryCase::DurableDamage, corruption);
@@ -315,7 +304,9 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     // Skip to the next valid frame and go on from there.
                     self.note(RecoveryCase::DurableDamage, corruption);
                     let Some((p, l)) = ahead.first_valid.filter(|&(_, l)| l >= stop.lsn) else {
-                        return Err(Error::Internal("durable damage without a later frame"));
+                        return Err(self
+                            .reader
+                            .fail(Error::Internal("durable damage without a later frame")));
                     };
                     self.info.records_lost += l - stop.lsn;
                     stop = segment::scan(&mut self.reader, &head, p, l, None)?;
@@ -330,7 +321,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     /// in the durable region (the header of the newest segment), not a
     /// rotation that a power cut interrupted.
     #[inline(never)]
-    fn check_damaged_successor(&mut self, head: &Seg) -> Result<(), D::Error> {
+    fn check_damaged_successor(&mut self, head: &Seg) -> Step<()> {
         let slot = self.layout.next(head.slot);
         if slot == head.slot {
             return Ok(());
@@ -357,7 +348,9 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         }
         let corruption = Corruption { slot, offset: abs, lsn: head_end, damage: Damage::MissingSegment };
         match self.mode {
-            RecoveryMode::TolerateTornTail | RecoveryMode::Strict => Err(Error::Corrupt(corruption)),
+            RecoveryMode::TolerateTornTail | RecoveryMode::Strict => {
+                Err(self.reader.fail(Error::Corrupt(corruption)))
+            }
             RecoveryMode::PointInTime | RecoveryMode::SkipDamaged => {
                 // The records of the hidden segment are lost; count unknown.
                 self.note(RecoveryCase::MissingSegment, corruption);
@@ -375,7 +368,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     }
 
     /// Point-in-time before a gap at `gap`: the log is what precedes it.
-    fn rehead_before(&mut self, gap: u32, head: Seg) -> Result<Outcome, D::Error> {
+    fn rehead_before(&mut self, gap: u32, head: Seg) -> Step<Outcome> {
         let mut slot = self.layout.prev(gap);
         while slot != head.slot {
             if let Some(seg) = self.header(slot)?
@@ -400,7 +393,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         pos: u64,
         next_lsn: Lsn,
         in_place: bool,
-    ) -> Result<State, D::Error> {
+    ) -> Step<State> {
         let slots = self.layout.slots;
         let segments = (newest.slot + slots - oldest.slot) % slots + 1;
         let first_lsn = first_lsn.min(next_lsn);

@@ -2,7 +2,7 @@
 //! iteration share.
 
 use super::Error;
-use super::error::Damage;
+use super::error::{Damage, Failed, Fault, Step};
 use super::layout::{Layout, Seg};
 use super::window::{Overlay, Window};
 use crate::Lsn;
@@ -22,28 +22,36 @@ pub(crate) struct Found {
 }
 
 /// The device, the overlay and the window, borrowed together for reading.
-pub(crate) struct Reader<'a, 'w, D> {
+pub(crate) struct Reader<'a, 'f, 'w, D: BlockDevice> {
     pub(crate) device: &'a mut D,
     pub(crate) overlay: Overlay<'a>,
     pub(crate) window: &'a mut Window<'w>,
     pub(crate) layout: Layout,
+    /// Where a failed read leaves its error.
+    pub(crate) fault: &'f mut Fault<D::Error>,
 }
 
-impl<'a, D: BlockDevice> Reader<'a, '_, D> {
+impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
     /// The bytes `[pos, pos + len)` of segment `seg`.
-    pub(crate) fn bytes(&mut self, seg: &Seg, pos: u64, len: u64) -> Result<&[u8], Error<D::Error>> {
+    pub(crate) fn bytes(&mut self, seg: &Seg, pos: u64, len: u64) -> Step<&[u8]> {
         let reader = Reader {
             device: &mut *self.device,
             overlay: self.overlay,
             window: &mut *self.window,
             layout: self.layout,
+            fault: &mut *self.fault,
         };
         reader.into_bytes(seg, pos, len)
     }
 
+    /// Keeps `error` and returns the failure to pass up.
+    pub(crate) fn fail(&mut self, error: Error<D::Error>) -> Failed {
+        self.fault.raise(error)
+    }
+
     /// [`bytes`](Self::bytes), borrowing for as long as the reader's own
     /// borrows last (for records handed out of the iterator).
-    pub(crate) fn into_bytes(self, seg: &Seg, pos: u64, len: u64) -> Result<&'a [u8], Error<D::Error>> {
+    pub(crate) fn into_bytes(self, seg: &Seg, pos: u64, len: u64) -> Step<&'a [u8]> {
         let end = seg.abs + self.layout.segment_size;
         let at = seg.abs + pos;
         // Borrow in place when the device holds its bytes in memory and the
@@ -52,13 +60,15 @@ impl<'a, D: BlockDevice> Reader<'a, '_, D> {
         let clear = self.overlay.bytes.is_empty() || at + len <= self.overlay.start || at >= overlay_end;
         if clear && self.layout.in_place && at + len <= end {
             let device: &'a D = self.device;
-            return device.bytes_in_place(at, len).ok_or(Error::Internal("in-place read refused"));
+            return device
+                .bytes_in_place(at, len)
+                .ok_or_else(|| self.fault.raise(Error::Internal("in-place read refused")));
         }
-        self.window.get(self.device, self.overlay, at, len, end)
+        self.window.get(self.device, self.fault, self.overlay, at, len, end)
     }
 
     /// Decodes and checks the frame at `pos` of `seg`.
-    pub(crate) fn frame_at(&mut self, seg: &Seg, pos: u64) -> Result<Result<Found, Damage>, Error<D::Error>> {
+    pub(crate) fn frame_at(&mut self, seg: &Seg, pos: u64) -> Step<Result<Found, Damage>> {
         let seg_size = self.layout.segment_size;
         let left = seg_size.saturating_sub(pos);
         if left < FRAME_HEADER_LEN as u64 {
@@ -121,7 +131,7 @@ impl<'a, D: BlockDevice> Reader<'a, '_, D> {
     }
 }
 
-impl<D: BlockDevice> Reader<'_, '_, D> {
+impl<D: BlockDevice> Reader<'_, '_, '_, D> {
     /// Visits every valid frame of `seg`'s epoch that starts after `from`,
     /// trying every byte offset (frames found are stepped over whole), until
     /// `visit` returns `false`. Bounded by the segment: at most one header
@@ -132,7 +142,7 @@ impl<D: BlockDevice> Reader<'_, '_, D> {
         seg: &Seg,
         from: u64,
         visit: &mut dyn FnMut(u64, &Found) -> bool,
-    ) -> Result<(), Error<D::Error>> {
+    ) -> Step<()> {
         let size = self.layout.segment_size;
         let header_len = FRAME_HEADER_LEN as u64;
         let key = seg.key;
@@ -176,12 +186,7 @@ impl<D: BlockDevice> Reader<'_, '_, D> {
     }
 
     /// The first frame after `from` holding records at or above `lsn`.
-    pub(crate) fn next_valid(
-        &mut self,
-        seg: &Seg,
-        from: u64,
-        lsn: Lsn,
-    ) -> Result<Option<(u64, Lsn)>, Error<D::Error>> {
+    pub(crate) fn next_valid(&mut self, seg: &Seg, from: u64, lsn: Lsn) -> Step<Option<(u64, Lsn)>> {
         let mut first = None;
         self.scan_ahead(seg, from, &mut |q, found| {
             if found.count > 0 && found.lsn >= lsn {

@@ -3,7 +3,7 @@
 //! The ring log's recovery and [`SegmentReader`] (for a segment that is a
 //! device of its own, such as a segment file) share this code.
 
-use super::error::Error;
+use super::error::{Error, Fault, Step};
 use super::layout::{Layout, Seg};
 use super::recovery::RecoveryCase;
 use super::scan::Reader;
@@ -115,12 +115,12 @@ impl Ahead {
 /// Walks the frames of `seg` from `pos`, expecting `lsn`, until damage or
 /// until `stop_at` is reached.
 pub(crate) fn scan<D: BlockDevice>(
-    reader: &mut Reader<'_, '_, D>,
+    reader: &mut Reader<'_, '_, '_, D>,
     seg: &Seg,
     mut pos: u64,
     mut lsn: Lsn,
     stop_at: Option<Lsn>,
-) -> Result<Stop, D::Error> {
+) -> Step<Stop> {
     let (mut log_start, mut durable_end) = (0, 0);
     loop {
         if stop_at == Some(lsn) {
@@ -148,11 +148,11 @@ pub(crate) fn scan<D: BlockDevice>(
 /// for valid frames of its epoch.
 #[inline(never)]
 pub(crate) fn look_ahead<D: BlockDevice>(
-    reader: &mut Reader<'_, '_, D>,
+    reader: &mut Reader<'_, '_, '_, D>,
     seg: &Seg,
     stop: u64,
     lsn: Lsn,
-) -> Result<Ahead, D::Error> {
+) -> Step<Ahead> {
     let layout = reader.layout;
     let size = layout.segment_size;
     let mut ahead = Ahead::default();
@@ -345,6 +345,7 @@ pub struct SegmentReader<'d, 'w, D: BlockDevice> {
     layout: Layout,
     seg: Seg,
     header: SegmentHeader,
+    fault: Fault<D::Error>,
 }
 
 impl<D: BlockDevice> core::fmt::Debug for SegmentReader<'_, '_, D> {
@@ -440,11 +441,18 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
         let mut window = Window::new(buffer);
         let probe = Seg::probe(0, 0);
         let len = layout.header_read_len().min(capacity);
+        let mut fault = Fault::new();
         let decoded = {
-            let mut reader =
-                Reader { device: &mut *device, overlay: Overlay::NONE, window: &mut window, layout };
-            SegmentHeader::decode(reader.bytes(&probe, 0, len)?)
+            let mut reader = Reader {
+                device: &mut *device,
+                overlay: Overlay::NONE,
+                window: &mut window,
+                layout,
+                fault: &mut fault,
+            };
+            reader.bytes(&probe, 0, len).map(SegmentHeader::decode)
         };
+        let decoded = fault.out(decoded)?;
         let header = match decoded {
             Ok(h) => h,
             Err(DecodeError::UnsupportedVersion { found, .. }) => {
@@ -457,7 +465,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
         }
         let layout = Layout { frames_offset: header.frames_offset(), ..layout };
         let seg = Seg::new(0, 0, header.epoch, header.base_lsn, header.log_start);
-        Ok(Ok(Self { device, window, layout, seg, header }))
+        Ok(Ok(Self { device, window, layout, seg, header, fault }))
     }
 
     /// A reader of a segment whose header is known (read before, or the one
@@ -499,7 +507,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
         }
         let layout = Self::layout_of(device, ordered, header.frames_offset());
         let seg = Seg::new(0, 0, header.epoch, header.base_lsn, header.log_start);
-        Ok(Self { device, window: Window::new(buffer), layout, seg, header })
+        Ok(Self { device, window: Window::new(buffer), layout, seg, header, fault: Fault::new() })
     }
 
     fn layout_of(device: &D, ordered: bool, frames_offset: u64) -> Layout {
@@ -562,12 +570,13 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
         &self.header
     }
 
-    fn reader(&mut self) -> Reader<'_, 'w, D> {
+    fn reader(&mut self) -> Reader<'_, '_, 'w, D> {
         Reader {
             device: &mut *self.device,
             overlay: Overlay::NONE,
             window: &mut self.window,
             layout: self.layout,
+            fault: &mut self.fault,
         }
     }
 
@@ -599,7 +608,8 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     pub fn walk(&mut self, from: Option<(u64, Lsn)>, stop_at: Option<Lsn>) -> Result<Stop, D::Error> {
         let (pos, lsn) = from.unwrap_or((self.layout.frames_offset, self.seg.base_lsn));
         let seg = self.seg;
-        scan(&mut self.reader(), &seg, pos, lsn, stop_at)
+        let step = scan(&mut self.reader(), &seg, pos, lsn, stop_at);
+        self.fault.out(step)
     }
 
     /// Looks at everything after `stop` for valid frames of this segment.
@@ -625,7 +635,8 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// ```
     pub fn look_ahead(&mut self, stop: &Stop) -> Result<Ahead, D::Error> {
         let seg = self.seg;
-        look_ahead(&mut self.reader(), &seg, stop.pos, stop.lsn)
+        let step = look_ahead(&mut self.reader(), &seg, stop.pos, stop.lsn);
+        self.fault.out(step)
     }
 
     /// How the segment ends at `stop`, when it is the newest of its log:
@@ -690,11 +701,8 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// ```
     pub fn frame_at(&mut self, pos: u64) -> Result<core::result::Result<FrameInfo, Damage>, D::Error> {
         let seg = self.seg;
-        Ok(self.reader().frame_at(&seg, pos)?.map(|f| FrameInfo {
-            header: f.header,
-            lsn: f.lsn,
-            count: f.count,
-        }))
+        let step = self.reader().frame_at(&seg, pos);
+        Ok(self.fault.out(step)?.map(|f| FrameInfo { header: f.header, lsn: f.lsn, count: f.count }))
     }
 
     /// The bytes `[pos, pos + len)` of the segment, through the buffer
@@ -720,6 +728,14 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// ```
     pub fn bytes(&mut self, pos: u64, len: u64) -> Result<&[u8], D::Error> {
         let seg = self.seg;
-        self.reader().into_bytes(&seg, pos, len)
+        let mut fault = Fault::new();
+        let reader = Reader {
+            device: &mut *self.device,
+            overlay: Overlay::NONE,
+            window: &mut self.window,
+            layout: self.layout,
+            fault: &mut fault,
+        };
+        reader.into_bytes(&seg, pos, len).map_err(|_| fault.take())
     }
 }

@@ -1,6 +1,7 @@
 //! The ring log's slots: which segments the log holds, starting a new one
 //! (erased and checked blank first), and reading their headers.
 
+use super::error::Step;
 use super::layout::Seg;
 use super::scan::Reader;
 use super::window::{Overlay, Window};
@@ -8,12 +9,10 @@ use super::{Active, Corruption, Damage, Error, FullPolicy, RingLog};
 use crate::device::{BlockDevice, Op, check_access};
 use crate::format::{EncodedFrame, Mark, SegmentHeader};
 
-type Result<T, E> = core::result::Result<T, Error<E>>;
-
 impl<D: BlockDevice> RingLog<'_, D> {
     /// The oldest segment that still holds LSNs at or above the log's
     /// start; the newest is always kept. Needs an empty write buffer.
-    pub(super) fn first_retained(&mut self) -> Result<Option<u32>, D::Error> {
+    pub(super) fn first_retained(&mut self) -> Step<Option<u32>> {
         let Some(mut oldest) = self.state.oldest else { return Ok(None) };
         while oldest != self.state.newest {
             let after = self.layout.next(oldest);
@@ -29,10 +28,9 @@ impl<D: BlockDevice> RingLog<'_, D> {
     /// oldest segment first when the ring would have no free slot left.
     /// Called with no active segment (so an empty write buffer).
     #[inline(never)]
-    pub(super) fn start_segment(&mut self) -> Result<(), D::Error> {
+    pub(super) fn start_segment(&mut self) -> Step<()> {
         if self.state.active.is_some() {
-            self.state.poisoned = true;
-            return Err(Error::Internal("start_segment with an active segment"));
+            return Err(self.poison(Error::Internal("start_segment with an active segment")));
         }
         let (slot, mut oldest) = match self.first_retained()? {
             None => (0, 0),
@@ -47,7 +45,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
         if oldest != slot && self.layout.next(slot) == oldest {
             // Taking this slot would leave none free.
             match self.config.when_full {
-                FullPolicy::Error => return Err(Error::Full),
+                FullPolicy::Error => return Err(self.fault.raise(Error::Full)),
                 FullPolicy::OverwriteOldest => {
                     let after = self.layout.next(oldest);
                     let end =
@@ -58,14 +56,17 @@ impl<D: BlockDevice> RingLog<'_, D> {
             }
         }
         self.prepare_slot(slot)?;
-        let epoch = self.state.max_epoch.checked_add(1).ok_or(Error::Exhausted)?;
+        let Some(epoch) = self.state.max_epoch.checked_add(1) else {
+            return Err(self.fault.raise(Error::Exhausted));
+        };
         let base_lsn = self.state.next_lsn;
-        let header = SegmentHeader::new(epoch, base_lsn, self.layout.segment_size, self.layout.program_unit)?
-            .with_log_start(log_start)?;
+        let header = SegmentHeader::new(epoch, base_lsn, self.layout.segment_size, self.layout.program_unit)
+            .and_then(|h| h.with_log_start(log_start));
+        let header = self.fault.lift(header)?;
         let seg = Seg::new(slot, self.layout.offset(slot), epoch, base_lsn, log_start);
         let frames_offset = self.layout.frames_offset as usize;
         self.buffer[..frames_offset].fill(0);
-        header.encode(&mut self.buffer[..frames_offset])?;
+        self.fault.lift(header.encode(&mut self.buffer[..frames_offset]))?;
         self.state.active = Some(Active {
             seg,
             pos: frames_offset as u64,
@@ -85,26 +86,25 @@ impl<D: BlockDevice> RingLog<'_, D> {
     /// Erases a slot (on media that need it) and checks that it reads back
     /// blank, so that no unit is programmed that is not erased.
     #[inline(never)]
-    fn prepare_slot(&mut self, slot: u32) -> Result<(), D::Error> {
+    fn prepare_slot(&mut self, slot: u32) -> Step<()> {
         let Some(erased) = self.layout.erase_value else { return Ok(()) };
         let abs = self.layout.offset(slot);
         let size = self.layout.segment_size;
         let checked = check_access(&self.device.geometry(), self.device.capacity(), Op::Erase, abs, size);
         if let Err(e) = checked {
-            self.state.poisoned = true;
-            return Err(Error::Access(e));
+            return Err(self.poison(Error::Access(e)));
         }
         if let Err(e) = self.device.erase(abs, size) {
-            self.state.poisoned = true;
-            return Err(Error::Device(e));
+            return Err(self.poison(Error::Device(e)));
         }
         let mut at = 0;
         while at < size {
             let n = (size - at).min(self.buffer.len() as u64) as usize;
-            self.device.read(abs + at, &mut self.buffer[..n]).map_err(Error::Device)?;
+            if let Err(e) = self.device.read(abs + at, &mut self.buffer[..n]) {
+                return Err(self.fault.raise(Error::Device(e)));
+            }
             if self.buffer[..n].iter().any(|&b| b != erased) {
-                self.state.poisoned = true;
-                return Err(Error::EraseFailed { slot });
+                return Err(self.poison(Error::EraseFailed { slot }));
             }
             at += n as u64;
         }
@@ -114,10 +114,9 @@ impl<D: BlockDevice> RingLog<'_, D> {
     /// Reads the header of a sealed segment the log holds, through the write
     /// buffer, which must hold nothing unwritten.
     #[inline(never)]
-    fn read_header(&mut self, slot: u32) -> Result<SegmentHeader, D::Error> {
+    fn read_header(&mut self, slot: u32) -> Step<SegmentHeader> {
         if self.has_unsynced_bytes() {
-            self.state.poisoned = true;
-            return Err(Error::Internal("header read with a non-empty write buffer"));
+            return Err(self.poison(Error::Internal("header read with a non-empty write buffer")));
         }
         let seg = Seg::probe(slot, self.layout.offset(slot));
         let mut window = Window::new(&mut *self.buffer);
@@ -126,11 +125,13 @@ impl<D: BlockDevice> RingLog<'_, D> {
             overlay: Overlay::NONE,
             window: &mut window,
             layout: self.layout,
+            fault: &mut self.fault,
         };
         let len = self.layout.header_read_len().min(self.layout.segment_size);
         let bytes = reader.bytes(&seg, 0, len)?;
         SegmentHeader::decode(bytes).map_err(|e| {
-            Error::Corrupt(Corruption { slot, offset: seg.abs, lsn: 0, damage: Damage::Frame(e) })
+            let damage = Damage::Frame(e);
+            self.fault.raise(Error::Corrupt(Corruption { slot, offset: seg.abs, lsn: 0, damage }))
         })
     }
 }

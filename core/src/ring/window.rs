@@ -2,6 +2,7 @@
 //! with the log's unwritten write buffer laid over the device.
 
 use super::Error;
+use super::error::{Fault, Step};
 use crate::align::{align_down, align_up};
 use crate::device::{BlockDevice, Op, check_access};
 
@@ -41,20 +42,21 @@ impl<'w> Window<'w> {
     pub(crate) fn get<D: BlockDevice>(
         &mut self,
         device: &mut D,
+        fault: &mut Fault<D::Error>,
         overlay: Overlay<'_>,
         offset: u64,
         len: u64,
         limit: u64,
-    ) -> Result<&[u8], Error<D::Error>> {
+    ) -> Step<&[u8]> {
         let end = offset.saturating_add(len);
         if end > limit {
-            return Err(Error::BufferTooSmall {
+            return Err(fault.raise(Error::BufferTooSmall {
                 needed: end - offset,
                 available: limit.saturating_sub(offset),
-            });
+            }));
         }
         if offset < self.start || end > self.start + self.len as u64 {
-            self.fill(device, overlay, offset, end, limit)?;
+            self.fill(device, fault, overlay, offset, end, limit)?;
         }
         let from = (offset - self.start) as usize;
         Ok(&self.buf[from..from + len as usize])
@@ -63,26 +65,28 @@ impl<'w> Window<'w> {
     fn fill<D: BlockDevice>(
         &mut self,
         device: &mut D,
+        fault: &mut Fault<D::Error>,
         overlay: Overlay<'_>,
         offset: u64,
         end: u64,
         limit: u64,
-    ) -> Result<(), Error<D::Error>> {
+    ) -> Step<()> {
         let unit = u64::from(device.geometry().read_unit());
         let start = align_down(offset, unit);
         let need_end = align_up(end, unit);
         let cap = align_down(self.buf.len() as u64, unit);
         if need_end - start > cap {
-            return Err(Error::BufferTooSmall { needed: need_end - start, available: cap });
+            return Err(fault.raise(Error::BufferTooSmall { needed: need_end - start, available: cap }));
         }
         // Read ahead as far as the buffer and the segment allow.
         let limit_aligned = align_up(limit, unit);
         let read_end = (start + cap).min(limit_aligned).max(need_end);
         let n = (read_end - start) as usize;
         self.len = 0;
-        check_access(&device.geometry(), device.capacity(), Op::Read, start, n as u64)
-            .map_err(Error::Access)?;
-        device.read(start, &mut self.buf[..n]).map_err(Error::Device)?;
+        fault.lift(check_access(&device.geometry(), device.capacity(), Op::Read, start, n as u64))?;
+        if let Err(e) = device.read(start, &mut self.buf[..n]) {
+            return Err(fault.raise(Error::Device(e)));
+        }
         // Lay the unwritten buffer over what the device holds.
         let ov_end = overlay.start + overlay.bytes.len() as u64;
         let lo = overlay.start.max(start);

@@ -1,16 +1,22 @@
 //! The ring log's writer: the write buffer, frames and marks, padding to the
 //! program unit, programs and syncs, and poisoning on failure.
 
+use super::error::Step;
 use super::layout::MARK_FRAME_LEN;
 use super::{Active, Error, RingLog, lsn_offset};
 use crate::device::{BlockDevice, Op, check_access};
 use crate::format::{EncodedFrame, FRAME_HEADER_LEN, Mark};
 
-type Result<T, E> = core::result::Result<T, Error<E>>;
-
 impl<D: BlockDevice> RingLog<'_, D> {
-    pub(super) fn check_usable(&self) -> Result<(), D::Error> {
-        if self.state.poisoned { Err(Error::Poisoned) } else { Ok(()) }
+    pub(super) fn check_usable(&mut self) -> Step<()> {
+        if self.state.poisoned { Err(self.fault.raise(Error::Poisoned)) } else { Ok(()) }
+    }
+
+    /// Poisons the log and keeps `error` for the public method.
+    #[cold]
+    pub(super) fn poison(&mut self, error: Error<D::Error>) -> super::error::Failed {
+        self.state.poisoned = true;
+        self.fault.raise(error)
     }
 
     pub(super) fn has_unsynced_bytes(&self) -> bool {
@@ -20,10 +26,10 @@ impl<D: BlockDevice> RingLog<'_, D> {
     /// Makes sure the active segment has room for a frame of `frame_len`
     /// bytes holding `count` LSNs (and the mark that must precede it),
     /// rotating when it has not. Returns the active segment.
-    pub(super) fn reserve(&mut self, frame_len: u64, count: u32) -> Result<Active, D::Error> {
+    pub(super) fn reserve(&mut self, frame_len: u64, count: u32) -> Step<Active> {
         let max = self.layout.max_frame_len();
         if frame_len > max {
-            return Err(Error::RecordTooLarge { len: frame_len, max });
+            return Err(self.fault.raise(Error::RecordTooLarge { len: frame_len, max }));
         }
         loop {
             let Some(active) = self.state.active else {
@@ -42,14 +48,17 @@ impl<D: BlockDevice> RingLog<'_, D> {
                 if mark_len > 0 {
                     self.write_mark()?;
                 }
-                return self.state.active.ok_or(Error::Internal("no active segment after a mark"));
+                return self
+                    .state
+                    .active
+                    .ok_or_else(|| self.poison(Error::Internal("no active segment after a mark")));
             }
             self.seal_active()?;
         }
     }
 
     /// Writes a mark of the current durable point and start.
-    pub(super) fn write_mark(&mut self) -> Result<(), D::Error> {
+    pub(super) fn write_mark(&mut self) -> Step<()> {
         let Some(active) = self.state.active else { return Ok(()) };
         let mark = Mark { durable_end: self.state.durable_end, log_start: self.state.log_start };
         let frame = EncodedFrame::mark(active.seg.key, lsn_offset(&active, self.state.next_lsn), mark);
@@ -62,7 +71,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
 
     /// Copies a frame into the write buffer, programming the buffer each
     /// time it fills.
-    pub(super) fn write_frame(&mut self, frame: &EncodedFrame<'_>) -> Result<(), D::Error> {
+    pub(super) fn write_frame(&mut self, frame: &EncodedFrame<'_>) -> Step<()> {
         // The common case: the frame fits in the buffer's free space (and
         // leaves it not full, which would call for programming): written in
         // place, its checks computed in one pass over the bytes written.
@@ -77,7 +86,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
             if let Some(free) = self.buffer.get_mut(at..)
                 && frame.len() < free.len()
             {
-                frame.write_to(free)?;
+                self.fault.lift(frame.write_to(free))?;
                 active.pos += frame.len() as u64;
                 return Ok(());
             }
@@ -92,10 +101,9 @@ impl<D: BlockDevice> RingLog<'_, D> {
         result
     }
 
-    fn write_bytes(&mut self, mut bytes: &[u8]) -> Result<(), D::Error> {
+    fn write_bytes(&mut self, mut bytes: &[u8]) -> Step<()> {
         let Some(mut active) = self.state.active else {
-            self.state.poisoned = true;
-            return Err(Error::Internal("write without an active segment"));
+            return Err(self.poison(Error::Internal("write without an active segment")));
         };
         while !bytes.is_empty() {
             let at = (active.pos - active.buf_start) as usize;
@@ -114,28 +122,21 @@ impl<D: BlockDevice> RingLog<'_, D> {
     }
 
     /// Programs `buffer[..len]` at device offset `at`; a failure poisons.
-    fn program(&mut self, at: u64, len: usize) -> Result<(), D::Error> {
+    fn program(&mut self, at: u64, len: usize) -> Step<()> {
         let result =
             check_access(&self.device.geometry(), self.device.capacity(), Op::Program, at, len as u64)
                 .map_err(Error::Access)
                 .and_then(|()| self.device.program(at, &self.buffer[..len]).map_err(Error::Device));
-        if result.is_err() {
-            self.state.poisoned = true;
-        }
-        result
+        result.map_err(|e| self.poison(e))
     }
 
-    pub(super) fn device_sync(&mut self) -> Result<(), D::Error> {
-        let result = self.device.sync().map_err(Error::Device);
-        if result.is_err() {
-            self.state.poisoned = true;
-        }
-        result
+    pub(super) fn device_sync(&mut self) -> Step<()> {
+        self.device.sync().map_err(|e| self.poison(Error::Device(e)))
     }
 
     /// Programs everything buffered, padding to the next program-unit
     /// boundary first, so that no unit is ever programmed twice.
-    pub(super) fn flush_padded(&mut self) -> Result<(), D::Error> {
+    pub(super) fn flush_padded(&mut self) -> Step<()> {
         let Some(active) = self.state.active else { return Ok(()) };
         let pu = u64::from(self.layout.program_unit);
         let partial = active.pos & (pu - 1);
@@ -144,16 +145,13 @@ impl<D: BlockDevice> RingLog<'_, D> {
             while pad < FRAME_HEADER_LEN as u64 {
                 pad += pu;
             }
-            let frame = EncodedFrame::padding(
-                active.seg.key,
-                lsn_offset(&active, self.state.next_lsn),
-                pad as usize,
-            )?;
+            let frame =
+                EncodedFrame::padding(active.seg.key, lsn_offset(&active, self.state.next_lsn), pad as usize);
+            let frame = self.fault.lift(frame)?;
             self.write_frame(&frame)?;
         }
         let Some(mut active) = self.state.active else {
-            self.state.poisoned = true;
-            return Err(Error::Internal("flush without an active segment"));
+            return Err(self.poison(Error::Internal("flush without an active segment")));
         };
         let len = (active.pos - active.buf_start) as usize;
         if len > 0 {
@@ -165,7 +163,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
     }
 
     /// Flushes and syncs; the durable point moves to every appended record.
-    pub(super) fn sync_now(&mut self) -> Result<(), D::Error> {
+    pub(super) fn sync_now(&mut self) -> Step<()> {
         self.flush_padded()?;
         self.device_sync()?;
         self.state.durable_end = self.state.next_lsn;
@@ -174,7 +172,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
 
     /// Ends the active segment: everything in it becomes durable, so that
     /// every segment but the newest is always whole on the medium.
-    pub(super) fn seal_active(&mut self) -> Result<(), D::Error> {
+    pub(super) fn seal_active(&mut self) -> Step<()> {
         self.sync_now()?;
         self.state.active = None;
         Ok(())

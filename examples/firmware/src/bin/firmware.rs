@@ -11,9 +11,9 @@ use nori_wal_core::ring::RingLog;
 use nori_wal_core::{AccessError, RamDevice};
 use nori_wal_firmware_example::{Event, SPI_NOR_FLASH, boot};
 
-// The log's own RAM on this target, besides the caller's buffers: 208 bytes
-// with this device handle (checked at compile time to stay within 256).
-const _: () = assert!(core::mem::size_of::<RingLog<'static, RamDevice<&'static mut [u8]>>>() <= 256);
+// The log's own RAM on this target, besides the caller's buffers: 272 bytes
+// with this device handle (checked at compile time to stay within 320).
+const _: () = assert!(core::mem::size_of::<RingLog<'static, RamDevice<&'static mut [u8]>>>() <= 320);
 
 #[entry]
 fn main() -> ! {
