@@ -200,6 +200,27 @@ impl<E> Fault<E> {
         Failed
     }
 
+    /// Keeps [`Error::Internal`]: an invariant of the log does not hold.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn internal(&mut self, what: &'static str) -> Failed {
+        self.raise(Error::Internal(what))
+    }
+
+    /// Keeps [`Error::Corrupt`].
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn corrupt(&mut self, corruption: Corruption) -> Failed {
+        self.raise(Error::Corrupt(corruption))
+    }
+
+    /// Keeps [`Error::Device`].
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn device(&mut self, error: E) -> Failed {
+        self.raise(Error::Device(error))
+    }
+
     /// A step of another layer's result: its error kept, as [`raise`](Self::raise).
     pub(crate) fn lift<T, X: Into<Error<E>>>(&mut self, result: core::result::Result<T, X>) -> Step<T> {
         result.map_err(|e| self.raise(e.into()))

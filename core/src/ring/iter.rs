@@ -120,7 +120,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
     #[inline(never)]
     fn seek(&mut self, lsn: Lsn) -> Step<()> {
         let Some(oldest) = self.log.state.oldest else {
-            return Err(self.fail(Error::Internal("records without a segment")));
+            return Err(self.log.fault.internal("records without a segment"));
         };
         let slots = self.log.layout.slots;
         let count = (self.log.state.newest + slots - oldest) % slots + 1;
@@ -148,7 +148,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
             Ok(h) => Ok(Seg::new(slot, probe.abs, h.epoch, h.base_lsn, h.log_start)),
             Err(e) => {
                 let damage = Damage::Frame(e);
-                Err(self.fail(Error::Corrupt(Corruption { slot, offset: probe.abs, lsn: 0, damage })))
+                Err(self.log.fault.corrupt(Corruption { slot, offset: probe.abs, lsn: 0, damage }))
             }
         }
     }
@@ -251,7 +251,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
         if self.log.config.recovery != RecoveryMode::SkipDamaged {
             let corruption =
                 Corruption { slot: self.seg.slot, offset: self.seg.abs + self.pos, lsn: self.lsn, damage };
-            return Err(self.fail(Error::Corrupt(corruption)));
+            return Err(self.log.fault.corrupt(corruption));
         }
         let seg = self.seg;
         let (from, lsn) = (self.pos, self.lsn);

@@ -118,7 +118,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 Outcome::Rehead(seg) => head = seg,
             }
         }
-        Err(self.reader.fail(Error::Internal("recovery did not settle")))
+        Err(self.reader.fault.internal("recovery did not settle"))
     }
 
     fn empty_state(&self) -> State {
@@ -195,7 +195,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             };
             match self.mode {
                 RecoveryMode::TolerateTornTail | RecoveryMode::Strict => {
-                    return Err(self.reader.fail(Error::Corrupt(corruption)));
+                    return Err(self.reader.fault.corrupt(corruption));
                 }
                 RecoveryMode::PointInTime => {
                     // Keep the log before the gap: the newest valid segment below it.
@@ -220,7 +220,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         let mut seg = oldest;
         while seg.slot != head.slot {
             let Some(next) = self.header(self.layout.next(seg.slot))? else {
-                return Err(self.reader.fail(Error::Internal("segment vanished during recovery")));
+                return Err(self.reader.fault.internal("segment vanished during recovery"));
             };
             let (mut pos, mut lsn) = (self.layout.frames_offset, seg.base_lsn);
             loop {
@@ -230,7 +230,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     Corruption { slot: seg.slot, offset: seg.abs + stop.pos, lsn: stop.lsn, damage };
                 match self.mode {
                     RecoveryMode::TolerateTornTail | RecoveryMode::Strict => {
-                        return Err(self.reader.fail(Error::Corrupt(corruption)));
+                        return Err(self.reader.fault.corrupt(corruption));
                     }
                     RecoveryMode::PointInTime => {
                         self.note(RecoveryCase::DamagedSegment, corruption);
@@ -262,7 +262,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     fn settle_newest(&mut self, oldest: Seg, first_lsn: Lsn, head: Seg, mut stop: Stop) -> Step<State> {
         loop {
             let Some(damage) = stop.damage else {
-                return Err(self.reader.fail(Error::Internal("the newest segment stopped without a cause")));
+                return Err(self.reader.fault.internal("the newest segment stopped without a cause"));
             };
             let ahead = segment::look_ahead(&mut self.reader, &head, stop.pos, stop.lsn)?;
             let case = segment::classify(&self.layout, &damage, &ahead, stop.lsn);
@@ -281,7 +281,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     return self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, aligned && free);
                 }
                 (RecoveryCase::TornTail | RecoveryCase::InFlight, RecoveryMode::Strict) => {
-                    return Err(self.reader.fail(Error::Corrupt(corruption)));
+                    return Err(self.reader.fault.corrupt(corruption));
                 }
                 (RecoveryCase::TornTail | RecoveryCase::InFlight, _) => {
                     self.info.case = case;
@@ -291,7 +291,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 }
                 // Durable damage from here on.
                 (_, RecoveryMode::TolerateTornTail | RecoveryMode::Strict) => {
-                    return Err(self.reader.fail(Error::Corrupt(corruption)));
+                    return Err(self.reader.fault.corrupt(corruption));
                 }
                 (_, RecoveryMode::PointInTime) => {
                     self.note(RecoveryCase::DurableDamage, corruption);
@@ -349,7 +349,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         let corruption = Corruption { slot, offset: abs, lsn: head_end, damage: Damage::MissingSegment };
         match self.mode {
             RecoveryMode::TolerateTornTail | RecoveryMode::Strict => {
-                Err(self.reader.fail(Error::Corrupt(corruption)))
+                Err(self.reader.fault.corrupt(corruption))
             }
             RecoveryMode::PointInTime | RecoveryMode::SkipDamaged => {
                 // The records of the hidden segment are lost; count unknown.
@@ -360,6 +360,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     }
 
     /// Records the first corruption and the case it led to.
+    #[inline(never)]
     fn note(&mut self, case: RecoveryCase, corruption: Corruption) {
         if self.info.corruption.is_none() {
             self.info.corruption = Some(corruption);

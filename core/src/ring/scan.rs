@@ -62,7 +62,7 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
             let device: &'a D = self.device;
             return device
                 .bytes_in_place(at, len)
-                .ok_or_else(|| self.fault.raise(Error::Internal("in-place read refused")));
+                .ok_or_else(|| self.fault.internal("in-place read refused"));
         }
         self.window.get(self.device, self.fault, self.overlay, at, len, end)
     }

@@ -108,7 +108,8 @@ impl Ahead {
     /// ```
     #[must_use]
     pub fn written_after(&self, pos: u64) -> u64 {
-        self.last_written.max(self.furthest_end).map_or(0, |end| end.saturating_sub(pos))
+        let end = self.last_written.unwrap_or(0).max(self.furthest_end.unwrap_or(0));
+        end.saturating_sub(pos)
     }
 }
 

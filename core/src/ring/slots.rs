@@ -30,7 +30,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
     #[inline(never)]
     pub(super) fn start_segment(&mut self) -> Step<()> {
         if self.state.active.is_some() {
-            return Err(self.poison(Error::Internal("start_segment with an active segment")));
+            return Err(self.broken("start_segment with an active segment"));
         }
         let (slot, mut oldest) = match self.first_retained()? {
             None => (0, 0),
@@ -95,13 +95,14 @@ impl<D: BlockDevice> RingLog<'_, D> {
             return Err(self.poison(Error::Access(e)));
         }
         if let Err(e) = self.device.erase(abs, size) {
-            return Err(self.poison(Error::Device(e)));
+            self.state.poisoned = true;
+            return Err(self.fault.device(e));
         }
         let mut at = 0;
         while at < size {
             let n = (size - at).min(self.buffer.len() as u64) as usize;
             if let Err(e) = self.device.read(abs + at, &mut self.buffer[..n]) {
-                return Err(self.fault.raise(Error::Device(e)));
+                return Err(self.fault.device(e));
             }
             if self.buffer[..n].iter().any(|&b| b != erased) {
                 return Err(self.poison(Error::EraseFailed { slot }));
@@ -116,7 +117,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
     #[inline(never)]
     fn read_header(&mut self, slot: u32) -> Step<SegmentHeader> {
         if self.has_unsynced_bytes() {
-            return Err(self.poison(Error::Internal("header read with a non-empty write buffer")));
+            return Err(self.broken("header read with a non-empty write buffer"));
         }
         let seg = Seg::probe(slot, self.layout.offset(slot));
         let mut window = Window::new(&mut *self.buffer);
@@ -131,7 +132,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
         let bytes = reader.bytes(&seg, 0, len)?;
         SegmentHeader::decode(bytes).map_err(|e| {
             let damage = Damage::Frame(e);
-            self.fault.raise(Error::Corrupt(Corruption { slot, offset: seg.abs, lsn: 0, damage }))
+            self.fault.corrupt(Corruption { slot, offset: seg.abs, lsn: 0, damage })
         })
     }
 }

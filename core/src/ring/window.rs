@@ -85,7 +85,7 @@ impl<'w> Window<'w> {
         self.len = 0;
         fault.lift(check_access(&device.geometry(), device.capacity(), Op::Read, start, n as u64))?;
         if let Err(e) = device.read(start, &mut self.buf[..n]) {
-            return Err(fault.raise(Error::Device(e)));
+            return Err(fault.device(e));
         }
         // Lay the unwritten buffer over what the device holds.
         let ov_end = overlay.start + overlay.bytes.len() as u64;

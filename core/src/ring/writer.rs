@@ -12,6 +12,13 @@ impl<D: BlockDevice> RingLog<'_, D> {
         if self.state.poisoned { Err(self.fault.raise(Error::Poisoned)) } else { Ok(()) }
     }
 
+    /// Poisons the log for a broken invariant.
+    #[cold]
+    pub(super) fn broken(&mut self, what: &'static str) -> super::error::Failed {
+        self.state.poisoned = true;
+        self.fault.internal(what)
+    }
+
     /// Poisons the log and keeps `error` for the public method.
     #[cold]
     pub(super) fn poison(&mut self, error: Error<D::Error>) -> super::error::Failed {
@@ -48,10 +55,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
                 if mark_len > 0 {
                     self.write_mark()?;
                 }
-                return self
-                    .state
-                    .active
-                    .ok_or_else(|| self.poison(Error::Internal("no active segment after a mark")));
+                return self.state.active.ok_or_else(|| self.broken("no active segment after a mark"));
             }
             self.seal_active()?;
         }
@@ -103,7 +107,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
 
     fn write_bytes(&mut self, mut bytes: &[u8]) -> Step<()> {
         let Some(mut active) = self.state.active else {
-            return Err(self.poison(Error::Internal("write without an active segment")));
+            return Err(self.broken("write without an active segment"));
         };
         while !bytes.is_empty() {
             let at = (active.pos - active.buf_start) as usize;
@@ -151,7 +155,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
             self.write_frame(&frame)?;
         }
         let Some(mut active) = self.state.active else {
-            return Err(self.poison(Error::Internal("flush without an active segment")));
+            return Err(self.broken("flush without an active segment"));
         };
         let len = (active.pos - active.buf_start) as usize;
         if len > 0 {
