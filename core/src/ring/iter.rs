@@ -139,18 +139,8 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
         if let Some(active) = self.log.state.active.filter(|a| a.seg.slot == slot) {
             return Ok(active.seg);
         }
-        let layout = self.log.layout;
-        let probe = Seg::probe(slot, layout.offset(slot));
-        let len = layout.header_read_len().min(layout.segment_size);
-        let mut reader = self.reader();
-        let bytes = reader.bytes(&probe, 0, len)?;
-        match crate::format::SegmentHeader::decode(bytes) {
-            Ok(h) => Ok(Seg::new(slot, probe.abs, h.epoch, h.base_lsn, h.log_start)),
-            Err(e) => {
-                let damage = Damage::Frame(e);
-                Err(self.log.fault.corrupt(Corruption { slot, offset: probe.abs, lsn: 0, damage }))
-            }
-        }
+        let h = self.reader().held_header(slot)?;
+        Ok(Seg::new(slot, self.log.layout.offset(slot), h.epoch, h.base_lsn, h.log_start))
     }
 
     fn enter(&mut self, slot: u32) -> Step<()> {

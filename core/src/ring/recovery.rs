@@ -9,7 +9,7 @@ use super::window::{Overlay, Window};
 use super::{Active, RecoveryMode, State};
 use crate::Lsn;
 use crate::device::BlockDevice;
-use crate::format::{DecodeError, SegmentHeader};
+use crate::format::DecodeError;
 
 /// Which row of the recovery decision table applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -137,10 +137,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     /// Reads the header of `slot`: `None` for anything but a valid v1 header.
     fn header(&mut self, slot: u32) -> Step<Option<Seg>> {
         let abs = self.layout.offset(slot);
-        let probe = Seg::probe(slot, abs);
-        let len = self.layout.header_read_len().min(self.layout.segment_size);
-        let bytes = self.reader.bytes(&probe, 0, len)?;
-        match SegmentHeader::decode(bytes) {
+        match self.reader.header(slot)? {
             Ok(h) => {
                 if h.segment_size != self.layout.segment_size || h.program_unit != self.layout.program_unit {
                     return Err(self.reader.fail(Error::Config(super::ConfigError::LayoutMismatch {
@@ -193,21 +190,13 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 lsn: log_start,
                 damage: Damage::MissingSegment,
             };
-            match self.mode {
-                RecoveryMode::TolerateTornTail | RecoveryMode::Strict => {
-                    return Err(self.reader.fault.corrupt(corruption));
-                }
-                RecoveryMode::PointInTime => {
-                    // Keep the log before the gap: the newest valid segment below it.
-                    self.note(RecoveryCase::MissingSegment, corruption);
-                    return self.rehead_before(slot, head).map(Walk::Settled);
-                }
-                RecoveryMode::SkipDamaged => {
-                    self.note(RecoveryCase::MissingSegment, corruption);
-                    self.info.records_lost += oldest.base_lsn - log_start;
-                    break;
-                }
+            self.durable_damage(RecoveryCase::MissingSegment, corruption)?;
+            if self.mode == RecoveryMode::PointInTime {
+                // Keep the log before the gap: the newest valid segment below it.
+                return self.rehead_before(slot, head).map(Walk::Settled);
             }
+            self.info.records_lost += oldest.base_lsn - log_start;
+            break;
         }
         Ok(Walk::Oldest(oldest))
     }
@@ -228,27 +217,20 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 let Some(damage) = stop.damage else { break };
                 let corruption =
                     Corruption { slot: seg.slot, offset: seg.abs + stop.pos, lsn: stop.lsn, damage };
-                match self.mode {
-                    RecoveryMode::TolerateTornTail | RecoveryMode::Strict => {
-                        return Err(self.reader.fault.corrupt(corruption));
+                self.durable_damage(RecoveryCase::DamagedSegment, corruption)?;
+                if self.mode == RecoveryMode::PointInTime {
+                    self.info.records_lost += head_end.saturating_sub(stop.lsn);
+                    return self.finish(oldest, first_lsn, seg, stop.pos, stop.lsn, false).map(Some);
+                }
+                // Skip to the next valid frame of the segment, if any.
+                match segment::look_ahead(&mut self.reader, &seg, stop.pos, stop.lsn)?.first_valid {
+                    Some((p, l)) if l < next.base_lsn => {
+                        self.info.records_lost += l - stop.lsn;
+                        (pos, lsn) = (p, l);
                     }
-                    RecoveryMode::PointInTime => {
-                        self.note(RecoveryCase::DamagedSegment, corruption);
-                        self.info.records_lost += head_end.saturating_sub(stop.lsn);
-                        return self.finish(oldest, first_lsn, seg, stop.pos, stop.lsn, false).map(Some);
-                    }
-                    RecoveryMode::SkipDamaged => {
-                        self.note(RecoveryCase::DamagedSegment, corruption);
-                        match segment::look_ahead(&mut self.reader, &seg, stop.pos, stop.lsn)?.first_valid {
-                            Some((p, l)) if l < next.base_lsn => {
-                                self.info.records_lost += l - stop.lsn;
-                                (pos, lsn) = (p, l);
-                            }
-                            _ => {
-                                self.info.records_lost += next.base_lsn - stop.lsn;
-                                break;
-                            }
-                        }
+                    _ => {
+                        self.info.records_lost += next.base_lsn - stop.lsn;
+                        break;
                     }
                 }
             }
@@ -289,24 +271,17 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     self.info.bytes_discarded = ahead.written_after(stop.pos);
                     return self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, false);
                 }
-                // Durable damage from here on.
-                (_, RecoveryMode::TolerateTornTail | RecoveryMode::Strict) => {
-                    return Err(self.reader.fault.corrupt(corruption));
-                }
-                (_, RecoveryMode::PointInTime) => {
-                    self.note(RecoveryCase::DurableDamage, corruption);
-                    self.info.records_lost +=
-                        ahead.durable_claim.unwrap_or(stop.lsn).saturating_sub(stop.lsn);
-                    self.info.bytes_discarded = ahead.written_after(stop.pos);
-                    return self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, false);
-                }
                 (_, _) => {
+                    self.durable_damage(RecoveryCase::DurableDamage, corruption)?;
+                    if self.mode == RecoveryMode::PointInTime {
+                        self.info.records_lost +=
+                            ahead.durable_claim.unwrap_or(stop.lsn).saturating_sub(stop.lsn);
+                        self.info.bytes_discarded = ahead.written_after(stop.pos);
+                        return self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, false);
+                    }
                     // Skip to the next valid frame and go on from there.
-                    self.note(RecoveryCase::DurableDamage, corruption);
                     let Some((p, l)) = ahead.first_valid.filter(|&(_, l)| l >= stop.lsn) else {
-                        return Err(self
-                            .reader
-                            .fail(Error::Internal("durable damage without a later frame")));
+                        return Err(self.reader.fault.internal("durable damage without a later frame"));
                     };
                     self.info.records_lost += l - stop.lsn;
                     stop = segment::scan(&mut self.reader, &head, p, l, None)?;
@@ -327,9 +302,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             return Ok(());
         }
         let abs = self.layout.offset(slot);
-        let probe = Seg::probe(slot, abs);
-        let len = self.layout.header_read_len().min(self.layout.segment_size);
-        let header = SegmentHeader::decode(self.reader.bytes(&probe, 0, len)?);
+        let header = self.reader.header(slot)?;
         // A valid header (an older lap) or blank space hides nothing.
         if matches!(header, Ok(_) | Err(DecodeError::Blank { .. })) {
             return Ok(());
@@ -346,26 +319,24 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         if !synced {
             return Ok(());
         }
+        // The records of the hidden segment are lost; count unknown.
         let corruption = Corruption { slot, offset: abs, lsn: head_end, damage: Damage::MissingSegment };
-        match self.mode {
-            RecoveryMode::TolerateTornTail | RecoveryMode::Strict => {
-                Err(self.reader.fault.corrupt(corruption))
-            }
-            RecoveryMode::PointInTime | RecoveryMode::SkipDamaged => {
-                // The records of the hidden segment are lost; count unknown.
-                self.note(RecoveryCase::MissingSegment, corruption);
-                Ok(())
-            }
-        }
+        self.durable_damage(RecoveryCase::MissingSegment, corruption)
     }
 
-    /// Records the first corruption and the case it led to.
+    /// Damage in the durable region: an error in the modes that refuse it;
+    /// in the others the first one found is recorded, with the case it led
+    /// to, and recovery goes on as the mode says.
     #[inline(never)]
-    fn note(&mut self, case: RecoveryCase, corruption: Corruption) {
+    fn durable_damage(&mut self, case: RecoveryCase, corruption: Corruption) -> Step<()> {
+        if matches!(self.mode, RecoveryMode::TolerateTornTail | RecoveryMode::Strict) {
+            return Err(self.reader.fault.corrupt(corruption));
+        }
         if self.info.corruption.is_none() {
             self.info.corruption = Some(corruption);
             self.info.case = case;
         }
+        Ok(())
     }
 
     /// Point-in-time before a gap at `gap`: the log is what precedes it.

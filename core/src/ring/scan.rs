@@ -7,7 +7,9 @@ use super::layout::{Layout, Seg};
 use super::window::{Overlay, Window};
 use crate::Lsn;
 use crate::device::BlockDevice;
-use crate::format::{Body, Compression, DecodeError, FRAME_HEADER_LEN, FrameHeader, FrameKind, Mark};
+use crate::format::{
+    Body, Compression, DecodeError, FRAME_HEADER_LEN, FrameHeader, FrameKind, Mark, SegmentHeader,
+};
 
 /// A checked frame found at a position.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +49,25 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
     /// Keeps `error` and returns the failure to pass up.
     pub(crate) fn fail(&mut self, error: Error<D::Error>) -> Failed {
         self.fault.raise(error)
+    }
+
+    /// Reads and decodes the header of the segment in `slot`.
+    #[inline(never)]
+    pub(crate) fn header(&mut self, slot: u32) -> Step<Result<SegmentHeader, DecodeError>> {
+        let probe = Seg::probe(slot, self.layout.offset(slot));
+        let len = self.layout.header_read_len().min(self.layout.segment_size);
+        Ok(SegmentHeader::decode(self.bytes(&probe, 0, len)?))
+    }
+
+    /// The header of a segment the log holds, where damage is an error.
+    pub(crate) fn held_header(&mut self, slot: u32) -> Step<SegmentHeader> {
+        match self.header(slot)? {
+            Ok(header) => Ok(header),
+            Err(e) => {
+                let (offset, damage) = (self.layout.offset(slot), Damage::Frame(e));
+                Err(self.fault.corrupt(super::Corruption { slot, offset, lsn: 0, damage }))
+            }
+        }
     }
 
     /// [`bytes`](Self::bytes), borrowing for as long as the reader's own

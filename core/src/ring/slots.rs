@@ -5,7 +5,7 @@ use super::error::Step;
 use super::layout::Seg;
 use super::scan::Reader;
 use super::window::{Overlay, Window};
-use super::{Active, Corruption, Damage, Error, FullPolicy, RingLog};
+use super::{Active, Error, FullPolicy, RingLog};
 use crate::device::{BlockDevice, Op, check_access};
 use crate::format::{EncodedFrame, Mark, SegmentHeader};
 
@@ -119,7 +119,6 @@ impl<D: BlockDevice> RingLog<'_, D> {
         if self.has_unsynced_bytes() {
             return Err(self.broken("header read with a non-empty write buffer"));
         }
-        let seg = Seg::probe(slot, self.layout.offset(slot));
         let mut window = Window::new(&mut *self.buffer);
         let mut reader = Reader {
             device: &mut self.device,
@@ -128,11 +127,6 @@ impl<D: BlockDevice> RingLog<'_, D> {
             layout: self.layout,
             fault: &mut self.fault,
         };
-        let len = self.layout.header_read_len().min(self.layout.segment_size);
-        let bytes = reader.bytes(&seg, 0, len)?;
-        SegmentHeader::decode(bytes).map_err(|e| {
-            let damage = Damage::Frame(e);
-            self.fault.corrupt(Corruption { slot, offset: seg.abs, lsn: 0, damage })
-        })
+        reader.held_header(slot)
     }
 }
