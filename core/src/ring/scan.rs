@@ -72,6 +72,7 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
 
     /// [`bytes`](Self::bytes), borrowing for as long as the reader's own
     /// borrows last (for records handed out of the iterator).
+    #[cfg_attr(feature = "std", inline)]
     pub(crate) fn into_bytes(self, seg: &Seg, pos: u64, len: u64) -> Step<&'a [u8]> {
         let end = seg.abs + self.layout.segment_size;
         let at = seg.abs + pos;
