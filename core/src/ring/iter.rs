@@ -284,7 +284,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
             layout: log.layout,
             fault: &mut log.fault,
         };
-        let Ok(frame) = reader.into_bytes(&seg, current.pos, current.len) else {
+        let Ok(frame) = reader.into_bytes(seg.abs, current.pos, current.len) else {
             return Err(log.fault.take());
         };
         let payload = &frame[FRAME_HEADER_LEN..];

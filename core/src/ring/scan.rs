@@ -36,6 +36,11 @@ pub(crate) struct Reader<'a, 'f, 'w, D: BlockDevice> {
 impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
     /// The bytes `[pos, pos + len)` of segment `seg`.
     pub(crate) fn bytes(&mut self, seg: &Seg, pos: u64, len: u64) -> Step<&[u8]> {
+        self.bytes_at(seg.abs, pos, len)
+    }
+
+    /// The bytes `[pos, pos + len)` of the segment at device offset `abs`.
+    pub(crate) fn bytes_at(&mut self, abs: u64, pos: u64, len: u64) -> Step<&[u8]> {
         let reader = Reader {
             device: &mut *self.device,
             overlay: self.overlay,
@@ -43,7 +48,7 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
             layout: self.layout,
             fault: &mut *self.fault,
         };
-        reader.into_bytes(seg, pos, len)
+        reader.into_bytes(abs, pos, len)
     }
 
     /// Keeps `error` and returns the failure to pass up.
@@ -54,9 +59,8 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
     /// Reads and decodes the header of the segment in `slot`.
     #[inline(never)]
     pub(crate) fn header(&mut self, slot: u32) -> Step<Result<SegmentHeader, DecodeError>> {
-        let probe = Seg::probe(slot, self.layout.offset(slot));
         let len = self.layout.header_read_len().min(self.layout.segment_size);
-        Ok(SegmentHeader::decode(self.bytes(&probe, 0, len)?))
+        Ok(SegmentHeader::decode(self.bytes_at(self.layout.offset(slot), 0, len)?))
     }
 
     /// The header of a segment the log holds, where damage is an error.
@@ -73,9 +77,9 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
     /// [`bytes`](Self::bytes), borrowing for as long as the reader's own
     /// borrows last (for records handed out of the iterator).
     #[cfg_attr(feature = "std", inline)]
-    pub(crate) fn into_bytes(self, seg: &Seg, pos: u64, len: u64) -> Step<&'a [u8]> {
-        let end = seg.abs + self.layout.segment_size;
-        let at = seg.abs + pos;
+    pub(crate) fn into_bytes(self, abs: u64, pos: u64, len: u64) -> Step<&'a [u8]> {
+        let end = abs + self.layout.segment_size;
+        let at = abs + pos;
         // Borrow in place when the device holds its bytes in memory and the
         // unwritten buffer does not cover the range.
         let overlay_end = self.overlay.start + self.overlay.bytes.len() as u64;

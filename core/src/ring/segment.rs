@@ -440,7 +440,6 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
         let capacity = device.capacity();
         let layout = Self::layout_of(device, ordered, 0);
         let mut window = Window::new(buffer);
-        let probe = Seg::probe(0, 0);
         let len = layout.header_read_len().min(capacity);
         let mut fault = Fault::new();
         let decoded = {
@@ -451,7 +450,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
                 layout,
                 fault: &mut fault,
             };
-            reader.bytes(&probe, 0, len).map(SegmentHeader::decode)
+            reader.bytes_at(0, 0, len).map(SegmentHeader::decode)
         };
         let decoded = fault.out(decoded)?;
         let header = match decoded {
@@ -737,6 +736,6 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
             layout: self.layout,
             fault: &mut fault,
         };
-        reader.into_bytes(&seg, pos, len).map_err(|_| fault.take())
+        reader.into_bytes(seg.abs, pos, len).map_err(|_| fault.take())
     }
 }
