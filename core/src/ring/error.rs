@@ -237,3 +237,37 @@ impl<E> Fault<E> {
         self.0.take().unwrap_or(Error::Internal("a step failed without saying why"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::{DeviceErrorKind, Op};
+
+    #[test]
+    fn the_public_method_gets_the_last_error_raised() {
+        let mut fault = Fault::<AccessError>::new();
+        let first: Step<()> = Err(fault.raise(Error::Full));
+        let second: Step<()> =
+            Err(fault.corrupt(Corruption { slot: 2, offset: 8192, lsn: 7, damage: Damage::Unsupported }));
+        assert!(first.is_err());
+        match fault.out(second) {
+            Err(Error::Corrupt(c)) => assert_eq!((c.slot, c.offset, c.lsn), (2, 8192, 7)),
+            other => panic!("{other:?}"),
+        }
+        // Taken: a failure nobody raised says so instead of repeating an old error.
+        assert!(matches!(fault.out::<()>(Err(Failed)), Err(Error::Internal(_))));
+    }
+
+    #[test]
+    fn other_layers_errors_are_lifted_whole() {
+        let mut fault = Fault::<AccessError>::new();
+        let access = AccessError { op: Op::Read, offset: 3, len: 5, kind: DeviceErrorKind::Misaligned };
+        let step = fault.lift::<(), _>(Err(access));
+        assert!(matches!(fault.out(step), Err(Error::Access(e)) if e == access));
+        let step = fault.lift::<(), _>(Err(EncodeError::EmptyBatch));
+        assert!(matches!(fault.out(step), Err(Error::Encode(EncodeError::EmptyBatch))));
+        let device = fault.device(access);
+        assert!(matches!(fault.out::<()>(Err(device)), Err(Error::Device(e)) if e == access));
+        assert_eq!(fault.out(Ok::<u8, Failed>(9)).ok(), Some(9));
+    }
+}
