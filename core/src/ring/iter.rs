@@ -74,15 +74,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
         if lsn < first || lsn > next {
             return Err(Error::LsnOutOfRange { lsn, first, next });
         }
-        let unit = log.device.geometry().io_unit() as usize;
-        let min = super::MIN_BUFFER_LEN.max(2 * unit);
-        if buffer.len() < min || !buffer.len().is_multiple_of(unit) {
-            return Err(Error::Config(super::ConfigError::BadBuffer {
-                len: buffer.len(),
-                unit: unit as u32,
-                min,
-            }));
-        }
+        super::layout::check_buffer(&log.device.geometry(), buffer.len())?;
         let mut iter = Self {
             log,
             window: Window::new(buffer),

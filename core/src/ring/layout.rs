@@ -69,11 +69,7 @@ impl Layout {
         if segments < 2 {
             return Err(ConfigError::TooFewSegments { segments });
         }
-        let unit = geometry.io_unit();
-        let min_buffer = MIN_BUFFER_LEN.max(2 * unit as usize);
-        if buffer_len < min_buffer || !buffer_len.is_multiple_of(unit as usize) {
-            return Err(ConfigError::BadBuffer { len: buffer_len, unit, min: min_buffer });
-        }
+        check_buffer(&geometry, buffer_len)?;
         Ok(Self { slots: u32::try_from(segments).unwrap_or(u32::MAX), ..layout })
     }
 
@@ -105,6 +101,19 @@ impl Layout {
         let unit = self.read_unit as u64;
         align_up(crate::format::MAX_SEGMENT_HEADER_LEN as u64, unit)
     }
+}
+
+/// Checks a caller's buffer (write or read) against the device's units: a
+/// multiple of the read and program units, at least [`MIN_BUFFER_LEN`]
+/// bytes and two units.
+#[inline]
+pub(crate) fn check_buffer(geometry: &Geometry, len: usize) -> Result<(), ConfigError> {
+    let unit = geometry.io_unit();
+    let min = MIN_BUFFER_LEN.max(2 * unit as usize);
+    if len < min || !len.is_multiple_of(unit as usize) {
+        return Err(ConfigError::BadBuffer { len, unit, min });
+    }
+    Ok(())
 }
 
 /// A segment being read: where it is and what its header says.

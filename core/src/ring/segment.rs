@@ -236,12 +236,7 @@ pub(crate) fn classify(layout: &Layout, damage: &Damage, ahead: &Ahead, lsn: Lsn
 
 /// Checks a read buffer's length against the device's units.
 fn check_buffer<D: BlockDevice>(device: &D, len: usize) -> Result<(), D::Error> {
-    let unit = device.geometry().io_unit();
-    let min = super::MIN_BUFFER_LEN.max(2 * unit as usize);
-    if len < min || !len.is_multiple_of(unit as usize) {
-        return Err(Error::Config(super::ConfigError::BadBuffer { len, unit, min }));
-    }
-    Ok(())
+    Ok(super::layout::check_buffer(&device.geometry(), len)?)
 }
 
 /// A checked frame, as [`SegmentReader::frame_at`] returns it.
