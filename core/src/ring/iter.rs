@@ -208,7 +208,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
             if found.header.compression() != Compression::None {
                 return self.damaged(Damage::Unsupported);
             }
-            if len > self.window.max_span(u64::from(self.log.layout.read_unit)) {
+            if len > self.window.max_span(self.log.layout.read_unit) {
                 let available = self.window.max_span(1);
                 return Err(self.fail(Error::BufferTooSmall { needed: len, available }));
             }

@@ -110,7 +110,7 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
         if frame_len > left {
             return Ok(Err(Damage::Frame(DecodeError::LengthOutOfBounds { frame_len, available: left })));
         }
-        let span = self.window.max_span(u64::from(self.layout.read_unit));
+        let span = self.window.max_span(self.layout.read_unit);
         let (count, mark) = if frame_len <= span {
             let frame = self.bytes(seg, pos, frame_len)?;
             if let Err(e) = header.verify_frame(frame) {
@@ -179,7 +179,7 @@ impl<D: BlockDevice> Reader<'_, '_, '_, D> {
                 // A uniform run: no frame header lies wholly inside it.
                 // Find its end a window at a time.
                 let mut end = q + header_len;
-                let span = self.window.max_span(u64::from(self.layout.read_unit)).max(1);
+                let span = self.window.max_span(self.layout.read_unit).max(1);
                 while end < size {
                     let n = (size - end).min(span);
                     let chunk = self.bytes(seg, end, n)?;

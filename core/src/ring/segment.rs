@@ -161,7 +161,7 @@ pub(crate) fn look_ahead<D: BlockDevice>(
     // Is everything from the stop to the end blank? On erased media, where
     // does the last programmed byte lie?
     let mut at = stop;
-    let span = reader.window.max_span(u64::from(layout.read_unit)).max(1);
+    let span = reader.window.max_span(layout.read_unit).max(1);
     ahead.blank_to_end = erased.is_some();
     while at < size {
         let n = (size - at).min(span);

@@ -33,8 +33,8 @@ impl<'w> Window<'w> {
     }
 
     /// The largest span `get` can return at any offset.
-    pub(crate) fn max_span(&self, read_unit: u64) -> u64 {
-        (self.buf.len() as u64).saturating_sub(read_unit)
+    pub(crate) fn max_span(&self, read_unit: u32) -> u64 {
+        self.buf.len().saturating_sub(read_unit as usize) as u64
     }
 
     /// The bytes `[offset, offset + len)` of the device, reading whole read
