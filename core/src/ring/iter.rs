@@ -59,7 +59,7 @@ type Result<T, E> = core::result::Result<T, Error<E>>;
 
 /// The bytes of the active segment still in the write buffer, to lay over
 /// what the device holds.
-fn unwritten(active: Option<super::Active>, buffer: &[u8]) -> Overlay<'_> {
+fn unwritten<'a>(active: Option<&super::Active>, buffer: &'a [u8]) -> Overlay<'a> {
     match active {
         Some(a) => {
             Overlay { start: a.seg.abs + a.buf_start, bytes: &buffer[..(a.pos - a.buf_start) as usize] }
@@ -93,7 +93,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
 
     fn reader(&mut self) -> Reader<'_, '_, 'r, D> {
         let log = &mut *self.log;
-        let overlay = unwritten(log.state.active, log.buffer);
+        let overlay = unwritten(log.state.active.as_ref(), log.buffer);
         Reader {
             device: &mut log.device,
             overlay,
@@ -128,7 +128,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
 
     /// The header of a segment the log holds, as a [`Seg`].
     fn segment(&mut self, slot: u32) -> Step<Seg> {
-        if let Some(active) = self.log.state.active.filter(|a| a.seg.slot == slot) {
+        if let Some(active) = self.log.state.active.as_ref().filter(|a| a.seg.slot == slot) {
             return Ok(active.seg);
         }
         let h = self.reader().held_header(slot)?;
@@ -271,7 +271,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
         let log = &mut *self.log;
         let reader = Reader {
             device: &mut log.device,
-            overlay: unwritten(log.state.active, log.buffer),
+            overlay: unwritten(log.state.active.as_ref(), log.buffer),
             window: &mut self.window,
             layout: log.layout,
             fault: &mut log.fault,

@@ -120,6 +120,21 @@ struct Active {
     marked_durable: Lsn,
 }
 
+/// Where [`RingLog::reserve`] placed the next frame: the active segment's
+/// epoch key and base LSN.
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    key: crate::format::EpochKey,
+    base_lsn: Lsn,
+}
+
+impl Placed {
+    /// The LSN offset of `lsn` in the segment (checked by `reserve`).
+    const fn lsn_offset(&self, lsn: Lsn) -> u32 {
+        (lsn - self.base_lsn) as u32
+    }
+}
+
 /// The log's state, apart from the device and the buffer.
 #[derive(Debug, Clone, Copy)]
 struct State {
@@ -374,8 +389,8 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
             return Err(self.fault.raise(Error::Exhausted));
         }
         let frame_len = crate::format::record_frame_len(record);
-        let active = self.reserve(frame_len, 1)?;
-        let frame = EncodedFrame::record(active.seg.key, lsn_offset(&active, lsn), record);
+        let placed = self.reserve(frame_len, 1)?;
+        let frame = EncodedFrame::record(placed.key, placed.lsn_offset(lsn), record);
         let frame = self.fault.lift(frame)?;
         self.write_frame(&frame)?;
         self.state.next_lsn = lsn + 1;
@@ -415,8 +430,8 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
         if first.checked_add(u64::from(count)).is_none() {
             return Err(self.fault.raise(Error::Exhausted));
         }
-        let active = self.reserve(crate::format::batch_frame_len(records), count)?;
-        let frame = EncodedFrame::batch(active.seg.key, lsn_offset(&active, first), records);
+        let placed = self.reserve(crate::format::batch_frame_len(records), count)?;
+        let frame = EncodedFrame::batch(placed.key, placed.lsn_offset(first), records);
         let frame = self.fault.lift(frame)?;
         self.write_frame(&frame)?;
         self.state.next_lsn += u64::from(count);
@@ -574,7 +589,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
         // Make the new start durable before any reclaimed slot is reused: in
         // a mark of the active segment, or in the header of a new segment.
         let size = self.layout.segment_size;
-        let recorded = match self.state.active {
+        let recorded = match &self.state.active {
             Some(active) if active.pos + self.layout.tail_reserve() <= size => self.write_mark(),
             Some(_) => self.seal_active().and_then(|()| self.start_segment()),
             None => self.start_segment(),

@@ -3,7 +3,7 @@
 
 use super::error::Step;
 use super::layout::MARK_FRAME_LEN;
-use super::{Active, Error, RingLog, lsn_offset};
+use super::{Error, Placed, RingLog, lsn_offset};
 use crate::device::{BlockDevice, Op, check_access};
 use crate::format::{EncodedFrame, FRAME_HEADER_LEN, Mark};
 
@@ -27,19 +27,19 @@ impl<D: BlockDevice> RingLog<'_, D> {
     }
 
     pub(super) fn has_unsynced_bytes(&self) -> bool {
-        self.state.active.is_some_and(|a| a.pos > a.buf_start)
+        self.state.active.as_ref().is_some_and(|a| a.pos > a.buf_start)
     }
 
     /// Makes sure the active segment has room for a frame of `frame_len`
     /// bytes holding `count` LSNs (and the mark that must precede it),
     /// rotating when it has not. Returns the active segment.
-    pub(super) fn reserve(&mut self, frame_len: u64, count: u32) -> Step<Active> {
+    pub(super) fn reserve(&mut self, frame_len: u64, count: u32) -> Step<Placed> {
         let max = self.layout.max_frame_len();
         if frame_len > max {
             return Err(self.fault.raise(Error::RecordTooLarge { len: frame_len, max }));
         }
         loop {
-            let Some(active) = self.state.active else {
+            let Some(active) = &self.state.active else {
                 self.start_segment()?;
                 continue;
             };
@@ -55,7 +55,10 @@ impl<D: BlockDevice> RingLog<'_, D> {
                 if mark_len > 0 {
                     self.write_mark()?;
                 }
-                return self.state.active.ok_or_else(|| self.broken("no active segment after a mark"));
+                return match &self.state.active {
+                    Some(active) => Ok(Placed { key: active.seg.key, base_lsn: active.seg.base_lsn }),
+                    None => Err(self.broken("no active segment after a mark")),
+                };
             }
             self.seal_active()?;
         }
@@ -63,9 +66,9 @@ impl<D: BlockDevice> RingLog<'_, D> {
 
     /// Writes a mark of the current durable point and start.
     pub(super) fn write_mark(&mut self) -> Step<()> {
-        let Some(active) = self.state.active else { return Ok(()) };
+        let Some(active) = &self.state.active else { return Ok(()) };
         let mark = Mark { durable_end: self.state.durable_end, log_start: self.state.log_start };
-        let frame = EncodedFrame::mark(active.seg.key, lsn_offset(&active, self.state.next_lsn), mark);
+        let frame = EncodedFrame::mark(active.seg.key, lsn_offset(active, self.state.next_lsn), mark);
         self.write_frame(&frame)?;
         if let Some(active) = self.state.active.as_mut() {
             active.marked_durable = self.state.durable_end;
@@ -106,22 +109,25 @@ impl<D: BlockDevice> RingLog<'_, D> {
     }
 
     fn write_bytes(&mut self, mut bytes: &[u8]) -> Step<()> {
-        let Some(mut active) = self.state.active else {
+        let Some(active) = &self.state.active else {
             return Err(self.broken("write without an active segment"));
         };
+        let (abs, mut pos, mut buf_start) = (active.seg.abs, active.pos, active.buf_start);
         while !bytes.is_empty() {
-            let at = (active.pos - active.buf_start) as usize;
+            let at = (pos - buf_start) as usize;
             let n = bytes.len().min(self.buffer.len() - at);
             self.buffer[at..at + n].copy_from_slice(&bytes[..n]);
-            active.pos += n as u64;
+            pos += n as u64;
             bytes = &bytes[n..];
             if at + n == self.buffer.len() {
                 let len = self.buffer.len();
-                self.program(active.seg.abs + active.buf_start, len)?;
-                active.buf_start += len as u64;
+                self.program(abs + buf_start, len)?;
+                buf_start += len as u64;
             }
         }
-        self.state.active = Some(active);
+        if let Some(active) = &mut self.state.active {
+            (active.pos, active.buf_start) = (pos, buf_start);
+        }
         Ok(())
     }
 
@@ -141,7 +147,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
     /// Programs everything buffered, padding to the next program-unit
     /// boundary first, so that no unit is ever programmed twice.
     pub(super) fn flush_padded(&mut self) -> Step<()> {
-        let Some(active) = self.state.active else { return Ok(()) };
+        let Some(active) = &self.state.active else { return Ok(()) };
         let pu = u64::from(self.layout.program_unit);
         let partial = active.pos & (pu - 1);
         if partial != 0 {
@@ -150,18 +156,20 @@ impl<D: BlockDevice> RingLog<'_, D> {
                 pad += pu;
             }
             let frame =
-                EncodedFrame::padding(active.seg.key, lsn_offset(&active, self.state.next_lsn), pad as usize);
+                EncodedFrame::padding(active.seg.key, lsn_offset(active, self.state.next_lsn), pad as usize);
             let frame = self.fault.lift(frame)?;
             self.write_frame(&frame)?;
         }
-        let Some(mut active) = self.state.active else {
+        let Some(active) = &self.state.active else {
             return Err(self.broken("flush without an active segment"));
         };
-        let len = (active.pos - active.buf_start) as usize;
+        let (at, pos) = (active.seg.abs + active.buf_start, active.pos);
+        let len = (pos - active.buf_start) as usize;
         if len > 0 {
-            self.program(active.seg.abs + active.buf_start, len)?;
-            active.buf_start = active.pos;
-            self.state.active = Some(active);
+            self.program(at, len)?;
+            if let Some(active) = &mut self.state.active {
+                active.buf_start = pos;
+            }
         }
         Ok(())
     }
