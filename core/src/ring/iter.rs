@@ -92,15 +92,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
     }
 
     fn reader(&mut self) -> Reader<'_, '_, 'r, D> {
-        let log = &mut *self.log;
-        let overlay = unwritten(log.state.active.as_ref(), log.buffer);
-        Reader {
-            device: &mut log.device,
-            overlay,
-            window: &mut self.window,
-            layout: log.layout,
-            fault: &mut log.fault,
-        }
+        reader(self.log, &mut self.window)
     }
 
     /// Keeps `error` and returns the failure to pass up.
@@ -192,9 +184,8 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
 
     /// Reads the frame at the current position and makes it current.
     fn advance(&mut self) -> Step<()> {
-        let seg = self.seg;
         let pos = self.pos;
-        let found = match self.reader().frame_at(&seg, pos)? {
+        let found = match reader(self.log, &mut self.window).frame_at(&self.seg, pos)? {
             Ok(found) => found,
             Err(damage) => return self.damaged(damage),
         };
@@ -235,9 +226,8 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
                 Corruption { slot: self.seg.slot, offset: self.seg.abs + self.pos, lsn: self.lsn, damage };
             return Err(self.log.fault.corrupt(corruption));
         }
-        let seg = self.seg;
         let (from, lsn) = (self.pos, self.lsn);
-        match self.reader().next_valid(&seg, from, lsn)? {
+        match reader(self.log, &mut self.window).next_valid(&self.seg, from, lsn)? {
             Some((pos, found_lsn)) if self.seg_end.is_none_or(|end| found_lsn < end) => {
                 self.pos = pos;
                 self.lsn = found_lsn;
@@ -255,19 +245,18 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
         if current.kind != FrameKind::Batch {
             return Ok(0);
         }
-        let seg = self.seg;
-        let mut reader = self.reader();
-        let frame = reader.bytes(&seg, current.pos, current.len)?;
+        let frame = reader(self.log, &mut self.window).into_bytes(self.seg.abs, current.pos, current.len)?;
         let payload = &frame[FRAME_HEADER_LEN..];
-        match payload.get(current.entry_at..).map(split_entry) {
-            Some(Ok((_, rest))) => Ok(payload.len() - rest.len()),
-            _ => Err(self.fail(malformed(&seg, current))),
-        }
+        let next = match payload.get(current.entry_at..).map(split_entry) {
+            Some(Ok((_, rest))) => Some(payload.len() - rest.len()),
+            _ => None,
+        };
+        next.ok_or_else(|| self.log.fault.raise(malformed(&self.seg, current)))
     }
 
     /// The record of `current` at its entry offset, borrowed from the window.
     fn record_at(&mut self, current: &Current) -> Result<Record<'_>, D::Error> {
-        let seg = self.seg;
+        let seg = &self.seg;
         let log = &mut *self.log;
         let reader = Reader {
             device: &mut log.device,
@@ -291,8 +280,18 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
                 _ => None,
             },
         };
-        record.ok_or_else(|| malformed(&seg, current))
+        record.ok_or_else(|| malformed(seg, current))
     }
+}
+
+/// A reader of the log's device through `window`, with the log's unwritten
+/// bytes laid over it.
+fn reader<'s, 'w, 'b, D: BlockDevice>(
+    log: &'s mut RingLog<'b, D>,
+    window: &'s mut Window<'w>,
+) -> Reader<'s, 's, 'w, D> {
+    let overlay = unwritten(log.state.active.as_ref(), log.buffer);
+    Reader { device: &mut log.device, overlay, window, layout: log.layout, fault: &mut log.fault }
 }
 
 /// The error for a checked frame whose records do not parse.
