@@ -220,7 +220,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 self.durable_damage(RecoveryCase::DamagedSegment, corruption)?;
                 if self.mode == RecoveryMode::PointInTime {
                     self.info.records_lost += head_end.saturating_sub(stop.lsn);
-                    return self.finish(oldest, first_lsn, seg, stop.pos, stop.lsn, false).map(Some);
+                    return self.finish(oldest.slot, first_lsn, &seg, stop.pos, stop.lsn, false).map(Some);
                 }
                 // Skip to the next valid frame of the segment, if any.
                 match segment::look_ahead(&mut self.reader, &seg, stop.pos, stop.lsn)?.first_valid {
@@ -260,7 +260,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                         Some(_) => ahead.blank_to_end,
                         None => ahead.furthest_end.is_none() && ahead.first_valid.is_none(),
                     };
-                    return self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, aligned && free);
+                    return self.finish(oldest.slot, first_lsn, &head, stop.pos, stop.lsn, aligned && free);
                 }
                 (RecoveryCase::TornTail | RecoveryCase::InFlight, RecoveryMode::Strict) => {
                     return Err(self.reader.fault.corrupt(corruption));
@@ -269,7 +269,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     self.info.case = case;
                     self.info.torn_tail = true;
                     self.info.bytes_discarded = ahead.written_after(stop.pos);
-                    return self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, false);
+                    return self.finish(oldest.slot, first_lsn, &head, stop.pos, stop.lsn, false);
                 }
                 (_, _) => {
                     self.durable_damage(RecoveryCase::DurableDamage, corruption)?;
@@ -277,7 +277,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                         self.info.records_lost +=
                             ahead.durable_claim.unwrap_or(stop.lsn).saturating_sub(stop.lsn);
                         self.info.bytes_discarded = ahead.written_after(stop.pos);
-                        return self.finish(oldest, first_lsn, head, stop.pos, stop.lsn, false);
+                        return self.finish(oldest.slot, first_lsn, &head, stop.pos, stop.lsn, false);
                     }
                     // Skip to the next valid frame and go on from there.
                     let Some((p, l)) = ahead.first_valid.filter(|&(_, l)| l >= stop.lsn) else {
@@ -359,15 +359,15 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     #[inline(never)]
     fn finish(
         &mut self,
-        oldest: Seg,
+        oldest: u32,
         first_lsn: Lsn,
-        newest: Seg,
+        newest: &Seg,
         pos: u64,
         next_lsn: Lsn,
         in_place: bool,
     ) -> Step<State> {
         let slots = self.layout.slots;
-        let segments = (newest.slot + slots - oldest.slot) % slots + 1;
+        let segments = (newest.slot + slots - oldest) % slots + 1;
         let first_lsn = first_lsn.min(next_lsn);
         let held = next_lsn - first_lsn;
         self.info.records = held.saturating_sub(if self.mode == RecoveryMode::SkipDamaged {
@@ -379,9 +379,9 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         self.info.last_lsn = (held > 0).then(|| next_lsn - 1);
         self.info.segments = segments;
         let active =
-            in_place.then_some(Active { seg: newest, pos, buf_start: pos, marked_durable: next_lsn });
+            in_place.then_some(Active { seg: *newest, pos, buf_start: pos, marked_durable: next_lsn });
         Ok(State {
-            oldest: Some(oldest.slot),
+            oldest: Some(oldest),
             newest: newest.slot,
             active,
             max_epoch: self.max_epoch,
