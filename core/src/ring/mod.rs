@@ -13,8 +13,9 @@
 //! programmed in whole buffers) and recovery's read window. It must be a
 //! multiple of the device's read and program units and at least
 //! [`MIN_BUFFER_LEN`] bytes and two units. Beyond it the log keeps a fixed
-//! state of under 256 bytes, plus the device handle. Iteration reads through a second buffer the caller
-//! gives to [`RingLog::iter_from`]; a record must fit in it.
+//! state of under 256 bytes, plus the device handle. Iteration reads
+//! through a second buffer the caller gives to [`RingLog::iter_from`]; a
+//! record must fit in it.
 //!
 //! # Durability
 //!

@@ -32,7 +32,8 @@ impl<D: BlockDevice> RingLog<'_, D> {
 
     /// Makes sure the active segment has room for a frame of `frame_len`
     /// bytes holding `count` LSNs (and the mark that must precede it),
-    /// rotating when it has not. Returns the active segment.
+    /// rotating when it has not. Returns where the frame goes: the active
+    /// segment's epoch key and base LSN.
     pub(super) fn reserve(&mut self, frame_len: u64, count: u32) -> Step<Placed> {
         let max = self.layout.max_frame_len();
         if frame_len > max {
