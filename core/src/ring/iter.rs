@@ -91,15 +91,6 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
         Ok(iter)
     }
 
-    fn reader(&mut self) -> Reader<'_, '_, 'r, D> {
-        reader(self.log, &mut self.window)
-    }
-
-    /// Keeps `error` and returns the failure to pass up.
-    fn fail(&mut self, error: Error<D::Error>) -> Failed {
-        self.log.fault.raise(error)
-    }
-
     /// Positions the iterator at the segment that holds `lsn`.
     #[inline(never)]
     fn seek(&mut self, lsn: Lsn) -> Step<()> {
@@ -123,7 +114,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
         if let Some(active) = self.log.state.active.as_ref().filter(|a| a.seg.slot == slot) {
             return Ok(active.seg);
         }
-        let h = self.reader().held_header(slot)?;
+        let h = reader(self.log, &mut self.window).held_header(slot)?;
         Ok(Seg::new(slot, self.log.layout.offset(slot), h.epoch, h.base_lsn, h.log_start))
     }
 
@@ -201,7 +192,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
             }
             if len > self.window.max_span(self.log.layout.read_unit) {
                 let available = self.window.max_span(1);
-                return Err(self.fail(Error::BufferTooSmall { needed: len, available }));
+                return Err(self.log.fault.raise(Error::BufferTooSmall { needed: len, available }));
             }
             let entry_at = if found.header.kind() == FrameKind::Batch { 4 } else { 0 };
             self.current = Some(Current {

@@ -129,13 +129,6 @@ struct Placed {
     base_lsn: Lsn,
 }
 
-impl Placed {
-    /// The LSN offset of `lsn` in the segment (checked by `reserve`).
-    const fn lsn_offset(&self, lsn: Lsn) -> u32 {
-        (lsn - self.base_lsn) as u32
-    }
-}
-
 /// The log's state, apart from the device and the buffer.
 #[derive(Debug, Clone, Copy)]
 struct State {
@@ -391,7 +384,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
         }
         let frame_len = crate::format::record_frame_len(record);
         let placed = self.reserve(frame_len, 1)?;
-        let frame = EncodedFrame::record(placed.key, placed.lsn_offset(lsn), record);
+        let frame = EncodedFrame::record(placed.key, lsn_offset(placed.base_lsn, lsn), record);
         let frame = self.fault.lift(frame)?;
         self.write_frame(&frame)?;
         self.state.next_lsn = lsn + 1;
@@ -432,7 +425,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
             return Err(self.fault.raise(Error::Exhausted));
         }
         let placed = self.reserve(crate::format::batch_frame_len(records), count)?;
-        let frame = EncodedFrame::batch(placed.key, placed.lsn_offset(first), records);
+        let frame = EncodedFrame::batch(placed.key, lsn_offset(placed.base_lsn, first), records);
         let frame = self.fault.lift(frame)?;
         self.write_frame(&frame)?;
         self.state.next_lsn += u64::from(count);
@@ -636,7 +629,8 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     }
 }
 
-/// The LSN offset of `lsn` in the active segment (checked by `reserve`).
-fn lsn_offset(active: &Active, lsn: Lsn) -> u32 {
-    (lsn - active.seg.base_lsn) as u32
+/// The LSN offset of `lsn` in the active segment of base LSN `base_lsn`
+/// (checked by `reserve`).
+const fn lsn_offset(base_lsn: Lsn, lsn: Lsn) -> u32 {
+    (lsn - base_lsn) as u32
 }

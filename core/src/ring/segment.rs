@@ -234,11 +234,6 @@ pub(crate) fn classify(layout: &Layout, damage: &Damage, ahead: &Ahead, lsn: Lsn
     if never_written { RecoveryCase::Clean } else { RecoveryCase::TornTail }
 }
 
-/// Checks a read buffer's length against the device's units.
-fn check_buffer<D: BlockDevice>(device: &D, len: usize) -> Result<(), D::Error> {
-    Ok(super::layout::check_buffer(&device.geometry(), len)?)
-}
-
 /// A checked frame, as [`SegmentReader::frame_at`] returns it.
 ///
 /// ```
@@ -431,7 +426,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
         buffer: &'w mut [u8],
         ordered: bool,
     ) -> Result<core::result::Result<Self, HeaderError>, D::Error> {
-        check_buffer(device, buffer.len())?;
+        super::layout::check_buffer(&device.geometry(), buffer.len())?;
         let capacity = device.capacity();
         let layout = Self::layout_of(device, ordered, 0);
         let mut window = Window::new(buffer);
@@ -493,7 +488,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
         ordered: bool,
         header: SegmentHeader,
     ) -> Result<Self, D::Error> {
-        check_buffer(device, buffer.len())?;
+        super::layout::check_buffer(&device.geometry(), buffer.len())?;
         if header.segment_size != device.capacity() {
             return Err(Error::Config(super::ConfigError::LayoutMismatch {
                 found_segment_size: header.segment_size,

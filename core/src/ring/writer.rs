@@ -69,7 +69,8 @@ impl<D: BlockDevice> RingLog<'_, D> {
     pub(super) fn write_mark(&mut self) -> Step<()> {
         let Some(active) = &self.state.active else { return Ok(()) };
         let mark = Mark { durable_end: self.state.durable_end, log_start: self.state.log_start };
-        let frame = EncodedFrame::mark(active.seg.key, lsn_offset(active, self.state.next_lsn), mark);
+        let frame =
+            EncodedFrame::mark(active.seg.key, lsn_offset(active.seg.base_lsn, self.state.next_lsn), mark);
         self.write_frame(&frame)?;
         if let Some(active) = self.state.active.as_mut() {
             active.marked_durable = self.state.durable_end;
@@ -156,8 +157,11 @@ impl<D: BlockDevice> RingLog<'_, D> {
             while pad < FRAME_HEADER_LEN as u64 {
                 pad += pu;
             }
-            let frame =
-                EncodedFrame::padding(active.seg.key, lsn_offset(active, self.state.next_lsn), pad as usize);
+            let frame = EncodedFrame::padding(
+                active.seg.key,
+                lsn_offset(active.seg.base_lsn, self.state.next_lsn),
+                pad as usize,
+            );
             let frame = self.fault.lift(frame)?;
             self.write_frame(&frame)?;
         }
