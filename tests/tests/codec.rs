@@ -2,7 +2,7 @@
 //! reader can meet decodes to.
 
 use nori_wal_core::format::{
-    self, Body, Compression, DecodeError, EncodeError, FRAME_HEADER_LEN, FrameHeader, FrameKind,
+    self, Body, Compression, DecodeError, EncodeError, FRAME_HEADER_LEN, FrameHeader, FrameKind, HeaderField,
     MARK_PAYLOAD_LEN, MAX_PAYLOAD_LEN, Mark, SEGMENT_HEADER_LEN, SegmentHeader, frame_offsets,
     segment_offsets,
 };
@@ -389,19 +389,19 @@ fn segment_header_field_checks() {
         Err(EncodeError::InvalidSegmentHeader { field }) => field,
         other => panic!("{other:?}"),
     };
-    assert_eq!(invalid(SegmentHeader::new(0, 0, 4096, 16)), "epoch");
-    assert_eq!(invalid(SegmentHeader::new(1, 0, 4096, 24)), "program_unit");
-    assert_eq!(invalid(SegmentHeader::new(1, 0, 4096, 1 << 17)), "program_unit");
-    assert_eq!(invalid(SegmentHeader::new(1, 0, 4008, 16)), "segment_size");
-    assert_eq!(invalid(SegmentHeader::new(1, 0, 64, 16)), "segment_size");
+    assert_eq!(invalid(SegmentHeader::new(0, 0, 4096, 16)), HeaderField::Epoch);
+    assert_eq!(invalid(SegmentHeader::new(1, 0, 4096, 24)), HeaderField::ProgramUnit);
+    assert_eq!(invalid(SegmentHeader::new(1, 0, 4096, 1 << 17)), HeaderField::ProgramUnit);
+    assert_eq!(invalid(SegmentHeader::new(1, 0, 4008, 16)), HeaderField::SegmentSize);
+    assert_eq!(invalid(SegmentHeader::new(1, 0, 64, 16)), HeaderField::SegmentSize);
     assert!(SegmentHeader::new(1, 0, 80, 16).is_ok());
-    assert_eq!(invalid(SegmentHeader::new(1, 5, 4096, 16).unwrap().with_log_start(6)), "log_start");
+    assert_eq!(invalid(SegmentHeader::new(1, 5, 4096, 16).unwrap().with_log_start(6)), HeaderField::LogStart);
     // Public fields are checked again when encoding.
     let mut bad = SegmentHeader::new(1, 0, 4096, 16).unwrap();
     bad.epoch = 0;
     assert_eq!(
         bad.encode(&mut [0; SEGMENT_HEADER_LEN]),
-        Err(EncodeError::InvalidSegmentHeader { field: "epoch" })
+        Err(EncodeError::InvalidSegmentHeader { field: HeaderField::Epoch })
     );
 }
 
@@ -442,14 +442,14 @@ fn newer_format_versions_are_refused_clearly() {
 #[test]
 fn impossible_segment_header_fields_are_refused_under_a_valid_crc() {
     type Edit = Box<dyn Fn(&mut Vec<u8>)>;
-    let cases: [(&str, Edit); 7] = [
-        ("version", Box::new(|b| b[8..10].copy_from_slice(&0u16.to_le_bytes()))),
-        ("flags", Box::new(|b| b[12] = 1)),
-        ("epoch", Box::new(|b| b[16..24].fill(0))),
-        ("log_start", Box::new(|b| b[32..40].copy_from_slice(&1u64.to_le_bytes()))),
-        ("segment_size", Box::new(|b| b[40..48].copy_from_slice(&4001u64.to_le_bytes()))),
-        ("program_unit", Box::new(|b| b[48..52].copy_from_slice(&3u32.to_le_bytes()))),
-        ("header_len", Box::new(|b| b[10..12].copy_from_slice(&20u16.to_le_bytes()))),
+    let cases: [(HeaderField, Edit); 7] = [
+        (HeaderField::Version, Box::new(|b| b[8..10].copy_from_slice(&0u16.to_le_bytes()))),
+        (HeaderField::Flags, Box::new(|b| b[12] = 1)),
+        (HeaderField::Epoch, Box::new(|b| b[16..24].fill(0))),
+        (HeaderField::LogStart, Box::new(|b| b[32..40].copy_from_slice(&1u64.to_le_bytes()))),
+        (HeaderField::SegmentSize, Box::new(|b| b[40..48].copy_from_slice(&4001u64.to_le_bytes()))),
+        (HeaderField::ProgramUnit, Box::new(|b| b[48..52].copy_from_slice(&3u32.to_le_bytes()))),
+        (HeaderField::HeaderLen, Box::new(|b| b[10..12].copy_from_slice(&20u16.to_le_bytes()))),
     ];
     for (field, edit) in cases {
         let buf = sealed_header(edit);

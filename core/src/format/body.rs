@@ -9,7 +9,7 @@
 //! Mark    durable_end u64 ‖ log_start u64
 //! ```
 
-use super::{DecodeError, FrameKind};
+use super::{DecodeError, FrameKind, Malformed};
 use crate::Record;
 
 /// Bytes of a batch entry's own header: type u8 and body length u32.
@@ -59,7 +59,7 @@ impl Mark {
 
     fn parse(bytes: &[u8]) -> Result<Self, DecodeError> {
         let Ok(bytes) = <&[u8; MARK_PAYLOAD_LEN]>::try_from(bytes) else {
-            return Err(malformed("mark payload is not 16 bytes"));
+            return Err(malformed(Malformed::MarkLength));
         };
         let (durable_end, log_start) = bytes.split_at(8);
         let mut a = [0u8; 8];
@@ -154,9 +154,9 @@ pub struct BatchRecords<'a> {
 
 impl<'a> BatchRecords<'a> {
     fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
-        let (count, entries) = split_u32(bytes).ok_or(malformed("batch shorter than its count"))?;
+        let (count, entries) = split_u32(bytes).ok_or(malformed(Malformed::BatchCountCut))?;
         if count == 0 {
-            return Err(malformed("batch of zero records"));
+            return Err(malformed(Malformed::EmptyBatch));
         }
         // Walk every entry once so that iteration cannot fail later. Each
         // entry takes at least ENTRY_HEADER_LEN bytes, so the loop is bounded
@@ -166,13 +166,14 @@ impl<'a> BatchRecords<'a> {
         while !rest.is_empty() {
             let (_, after) = split_entry(rest)?;
             rest = after;
-            seen = seen.checked_add(1).ok_or(malformed("batch count overflows"))?;
-            if seen > count {
-                return Err(malformed("batch holds more entries than its count"));
+            if seen == count {
+                return Err(malformed(Malformed::ExtraEntries));
             }
+            // Below `count`, so it cannot overflow.
+            seen += 1;
         }
         if seen != count {
-            return Err(malformed("batch holds fewer entries than its count"));
+            return Err(malformed(Malformed::MissingEntries));
         }
         Ok(Self { remaining: count, entries })
     }
@@ -215,7 +216,7 @@ impl<'a> Iterator for BatchRecords<'a> {
 
 impl ExactSizeIterator for BatchRecords<'_> {}
 
-const fn malformed(reason: &'static str) -> DecodeError {
+const fn malformed(reason: Malformed) -> DecodeError {
     DecodeError::MalformedBody { reason }
 }
 
@@ -233,7 +234,7 @@ fn split_u32(bytes: &[u8]) -> Option<(u32, &[u8])> {
 ///
 /// [`DecodeError::MalformedBody`] when no whole entry starts at `at`.
 pub fn batch_entry_at(payload: &[u8], at: usize) -> Result<(Record<'_>, usize), DecodeError> {
-    let bytes = payload.get(at..).ok_or(malformed("batch entry past the payload"))?;
+    let bytes = payload.get(at..).ok_or(malformed(Malformed::EntryPastPayload))?;
     let (record, rest) = split_entry(bytes)?;
     Ok((record, payload.len() - rest.len()))
 }
@@ -242,16 +243,16 @@ pub fn batch_entry_at(payload: &[u8], at: usize) -> Result<(Record<'_>, usize), 
 pub const BATCH_ENTRIES_AT: usize = 4;
 
 pub(crate) fn split_entry(bytes: &[u8]) -> Result<(Record<'_>, &[u8]), DecodeError> {
-    let (&tag, rest) = bytes.split_first().ok_or(malformed("batch entry header cut short"))?;
-    let (len, rest) = split_u32(rest).ok_or(malformed("batch entry header cut short"))?;
-    let len = usize::try_from(len).map_err(|_| malformed("batch entry longer than the batch"))?;
+    let (&tag, rest) = bytes.split_first().ok_or(malformed(Malformed::EntryHeaderCut))?;
+    let (len, rest) = split_u32(rest).ok_or(malformed(Malformed::EntryHeaderCut))?;
+    let len = usize::try_from(len).map_err(|_| malformed(Malformed::EntryTooLong))?;
     if len > rest.len() {
-        return Err(malformed("batch entry longer than the batch"));
+        return Err(malformed(Malformed::EntryTooLong));
     }
     let (body, rest) = rest.split_at(len);
     let kind = match FrameKind::from_code(tag) {
         Some(kind @ (FrameKind::Put | FrameKind::Delete | FrameKind::Raw)) => kind,
-        _ => return Err(malformed("batch entry of an invalid type")),
+        _ => return Err(malformed(Malformed::EntryType)),
     };
     Ok((parse_record(kind, body)?, rest))
 }
@@ -259,18 +260,17 @@ pub(crate) fn split_entry(bytes: &[u8]) -> Result<(Record<'_>, &[u8]), DecodeErr
 fn parse_record(kind: FrameKind, bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
     match kind {
         FrameKind::Put => {
-            let (key_len, rest) = split_u32(bytes).ok_or(malformed("put shorter than its key length"))?;
-            let key_len =
-                usize::try_from(key_len).map_err(|_| malformed("put key longer than the record"))?;
+            let (key_len, rest) = split_u32(bytes).ok_or(malformed(Malformed::PutKeyLengthCut))?;
+            let key_len = usize::try_from(key_len).map_err(|_| malformed(Malformed::PutKeyTooLong))?;
             if key_len > rest.len() {
-                return Err(malformed("put key longer than the record"));
+                return Err(malformed(Malformed::PutKeyTooLong));
             }
             let (key, value) = rest.split_at(key_len);
             Ok(Record::put(key, value))
         }
         FrameKind::Delete => Ok(Record::delete(bytes)),
         FrameKind::Raw => Ok(Record::raw(bytes)),
-        FrameKind::Batch | FrameKind::Padding | FrameKind::Mark => Err(malformed("not a single-record kind")),
+        FrameKind::Batch | FrameKind::Padding | FrameKind::Mark => Err(malformed(Malformed::NotARecord)),
     }
 }
 

@@ -53,7 +53,7 @@ pub enum DecodeError {
     /// that does not follow the format.
     MalformedBody {
         /// What is wrong.
-        reason: &'static str,
+        reason: Malformed,
     },
     /// The frame is compressed: decompress [`Frame::compressed`](super::Frame::compressed)
     /// and parse the result with [`Body::parse`](super::Body::parse).
@@ -80,8 +80,133 @@ pub enum DecodeError {
     /// The segment header checks out but a field holds an impossible value.
     InvalidSegmentHeader {
         /// The field at fault.
-        field: &'static str,
+        field: HeaderField,
     },
+}
+
+/// What is wrong with a frame payload whose checksum holds: the reason of
+/// [`DecodeError::MalformedBody`].
+///
+/// A code rather than a message, so that firmware that never prints an
+/// error carries no text for it; [`Display`](fmt::Display) gives the text.
+///
+/// ```
+/// use nori_wal_core::format::{Body, FrameKind, Malformed};
+/// use nori_wal_core::DecodeError;
+///
+/// // A batch payload of four zero bytes: a count of zero records.
+/// let err = Body::parse(FrameKind::Batch, &[0; 4]).unwrap_err();
+/// assert_eq!(err, DecodeError::MalformedBody { reason: Malformed::EmptyBatch });
+/// assert_eq!(Malformed::EmptyBatch.to_string(), "batch of zero records");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Malformed {
+    /// A mark's payload is not 16 bytes.
+    MarkLength,
+    /// A batch payload is shorter than its 4-byte record count.
+    BatchCountCut,
+    /// A batch's count is zero.
+    EmptyBatch,
+    /// A batch holds more entries than its count says.
+    ExtraEntries,
+    /// A batch holds fewer entries than its count says.
+    MissingEntries,
+    /// A batch entry was asked for past the end of the payload.
+    EntryPastPayload,
+    /// A batch entry's 5-byte header is cut short.
+    EntryHeaderCut,
+    /// A batch entry's length runs past the batch.
+    EntryTooLong,
+    /// A batch entry's type byte names no record type.
+    EntryType,
+    /// A put is shorter than its 4-byte key length.
+    PutKeyLengthCut,
+    /// A put's key length runs past the record.
+    PutKeyTooLong,
+    /// The frame's kind does not hold a record (padding, a mark, or a
+    /// batch where one record was expected).
+    NotARecord,
+    /// A compressed payload is shorter than its 4-byte uncompressed length.
+    CompressedLengthCut,
+    /// A compressed frame's uncompressed length is above the largest
+    /// payload (or above what the segment can hold).
+    UncompressedTooLarge,
+    /// The LZ4 data decodes to fewer bytes than its recorded length.
+    Lz4Short,
+    /// The bytes are not LZ4 data.
+    Lz4Invalid,
+    /// The bytes are not Zstd data, or not of their recorded length.
+    ZstdInvalid,
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::MarkLength => "mark payload is not 16 bytes",
+            Self::BatchCountCut => "batch shorter than its count",
+            Self::EmptyBatch => "batch of zero records",
+            Self::ExtraEntries => "batch holds more entries than its count",
+            Self::MissingEntries => "batch holds fewer entries than its count",
+            Self::EntryPastPayload => "batch entry past the payload",
+            Self::EntryHeaderCut => "batch entry header cut short",
+            Self::EntryTooLong => "batch entry longer than the batch",
+            Self::EntryType => "batch entry of an invalid type",
+            Self::PutKeyLengthCut => "put shorter than its key length",
+            Self::PutKeyTooLong => "put key longer than the record",
+            Self::NotARecord => "not a single-record kind",
+            Self::CompressedLengthCut => "compressed payload shorter than its length",
+            Self::UncompressedTooLarge => "uncompressed length above the maximum",
+            Self::Lz4Short => "LZ4 data shorter than its recorded length",
+            Self::Lz4Invalid => "invalid LZ4 data",
+            Self::ZstdInvalid => "invalid Zstd data, or not of its recorded length",
+        })
+    }
+}
+
+/// A field of the segment header: the one at fault in
+/// [`DecodeError::InvalidSegmentHeader`] and
+/// [`EncodeError::InvalidSegmentHeader`]. [`Display`](fmt::Display) gives
+/// the field's name as FORMAT.md spells it.
+///
+/// ```
+/// use nori_wal_core::format::HeaderField;
+///
+/// assert_eq!(HeaderField::ProgramUnit.to_string(), "program_unit");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum HeaderField {
+    /// `version`: the format version.
+    Version,
+    /// `header_len`: the header's length.
+    HeaderLen,
+    /// `flags`: reserved, zero in format v1.
+    Flags,
+    /// `epoch`: the segment's epoch, never zero.
+    Epoch,
+    /// `log_start`: the log's first LSN, at most the segment's base LSN.
+    LogStart,
+    /// `program_unit`: a power of two up to the format's largest.
+    ProgramUnit,
+    /// `segment_size`: a multiple of the program unit that holds a frame.
+    SegmentSize,
+}
+
+impl fmt::Display for HeaderField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Version => "version",
+            Self::HeaderLen => "header_len",
+            Self::Flags => "flags",
+            Self::Epoch => "epoch",
+            Self::LogStart => "log_start",
+            Self::ProgramUnit => "program_unit",
+            Self::SegmentSize => "segment_size",
+        })
+    }
 }
 
 impl DecodeError {
@@ -173,7 +298,7 @@ pub enum EncodeError {
     /// A segment header field holds an impossible value.
     InvalidSegmentHeader {
         /// The field at fault.
-        field: &'static str,
+        field: HeaderField,
     },
     /// The uncompressed length given for a compressed frame is impossible.
     InvalidUncompressedLen,

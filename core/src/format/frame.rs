@@ -3,8 +3,8 @@
 use super::body::{self, Body, MARK_PAYLOAD_LEN, Mark, Records};
 use super::frame_offsets as off;
 use super::{
-    Compression, DecodeError, EncodeError, FRAME_HEADER_LEN, FrameKind, MAX_PAYLOAD_LEN, kind_byte, le_u16,
-    le_u32, parse_kind_byte, uniform_fill,
+    Compression, DecodeError, EncodeError, FRAME_HEADER_LEN, FrameKind, MAX_PAYLOAD_LEN, Malformed,
+    kind_byte, le_u16, le_u32, parse_kind_byte, uniform_fill,
 };
 use crate::Record;
 use crate::crc::crc32c_append;
@@ -318,11 +318,11 @@ impl<'a> Frame<'a> {
             return Ok(None);
         }
         let Some((len, data)) = self.payload.split_first_chunk::<4>() else {
-            return Err(DecodeError::MalformedBody { reason: "compressed payload shorter than its length" });
+            return Err(DecodeError::MalformedBody { reason: Malformed::CompressedLengthCut });
         };
         let len = u32::from_le_bytes(*len);
         if len > MAX_PAYLOAD_LEN {
-            return Err(DecodeError::MalformedBody { reason: "uncompressed length above the maximum" });
+            return Err(DecodeError::MalformedBody { reason: Malformed::UncompressedTooLarge });
         }
         Ok(Some(Compressed { codec: self.header.compression, uncompressed_len: len, data }))
     }

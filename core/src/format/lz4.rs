@@ -13,7 +13,7 @@
 //! assert_eq!(plain, text);
 //! ```
 
-use super::DecodeError;
+use super::{DecodeError, Malformed};
 
 /// The largest compressed length of `len` input bytes.
 ///
@@ -62,7 +62,7 @@ pub fn compress(input: &[u8], out: &mut [u8]) -> Option<usize> {
 pub fn decompress(input: &[u8], out: &mut [u8]) -> Result<(), DecodeError> {
     match lz4_flex::block::decompress_into(input, out) {
         Ok(n) if n == out.len() => Ok(()),
-        Ok(_) => Err(DecodeError::MalformedBody { reason: "LZ4 data shorter than its recorded length" }),
-        Err(_) => Err(DecodeError::MalformedBody { reason: "invalid LZ4 data" }),
+        Ok(_) => Err(DecodeError::MalformedBody { reason: Malformed::Lz4Short }),
+        Err(_) => Err(DecodeError::MalformedBody { reason: Malformed::Lz4Invalid }),
     }
 }

@@ -74,7 +74,7 @@ pub mod lz4;
 pub use body::{
     BATCH_ENTRIES_AT, BatchRecords, Body, MARK_PAYLOAD_LEN, Mark, Records, batch_entry_at, record_kind,
 };
-pub use error::{DecodeError, EncodeError};
+pub use error::{DecodeError, EncodeError, HeaderField, Malformed};
 pub use frame::{
     Compressed, EncodedFrame, EpochKey, Frame, FrameHeader, PayloadCheck, batch_frame_len, decode_frame,
     encode_batch, encode_compressed, encode_mark, encode_padding, encode_record, record_frame_len,

@@ -2,8 +2,8 @@
 
 use super::segment_offsets as off;
 use super::{
-    DecodeError, EncodeError, FORMAT_VERSION, FRAME_HEADER_LEN, MAX_SEGMENT_HEADER_LEN, SEGMENT_HEADER_LEN,
-    SEGMENT_MAGIC, le_u16, le_u32, le_u64, uniform_fill,
+    DecodeError, EncodeError, FORMAT_VERSION, FRAME_HEADER_LEN, HeaderField, MAX_SEGMENT_HEADER_LEN,
+    SEGMENT_HEADER_LEN, SEGMENT_MAGIC, le_u16, le_u32, le_u64, uniform_fill,
 };
 use crate::crc::crc32c;
 use crate::geometry::MAX_PROGRAM_UNIT;
@@ -79,20 +79,20 @@ impl SegmentHeader {
     }
 
     /// The first field that holds an impossible value, if any.
-    const fn invalid_field(&self) -> Option<&'static str> {
+    const fn invalid_field(&self) -> Option<HeaderField> {
         if self.epoch == 0 {
-            return Some("epoch");
+            return Some(HeaderField::Epoch);
         }
         if self.log_start > self.base_lsn {
-            return Some("log_start");
+            return Some(HeaderField::LogStart);
         }
         if !self.program_unit.is_power_of_two() || self.program_unit > MAX_PROGRAM_UNIT {
-            return Some("program_unit");
+            return Some(HeaderField::ProgramUnit);
         }
         let min = self.frames_offset() + FRAME_HEADER_LEN as u64;
         // The program unit is a power of two (checked above): a mask, not a division.
         if self.segment_size < min || !crate::align::is_aligned(self.segment_size, self.program_unit as u64) {
-            return Some("segment_size");
+            return Some(HeaderField::SegmentSize);
         }
         None
     }
@@ -164,7 +164,7 @@ impl SegmentHeader {
         }
         let header_len = usize::from(le_u16(fixed, off::HEADER_LEN));
         if !(SEGMENT_HEADER_LEN..=MAX_SEGMENT_HEADER_LEN).contains(&header_len) {
-            return Err(DecodeError::InvalidSegmentHeader { field: "header_len" });
+            return Err(DecodeError::InvalidSegmentHeader { field: HeaderField::HeaderLen });
         }
         let Some(h) = bytes.get(..header_len) else {
             return Err(truncated(header_len, bytes.len()));
@@ -180,14 +180,14 @@ impl SegmentHeader {
             return Err(if version > FORMAT_VERSION {
                 DecodeError::UnsupportedVersion { found: version, supported: FORMAT_VERSION }
             } else {
-                DecodeError::InvalidSegmentHeader { field: "version" }
+                DecodeError::InvalidSegmentHeader { field: HeaderField::Version }
             });
         }
         if header_len != SEGMENT_HEADER_LEN {
-            return Err(DecodeError::InvalidSegmentHeader { field: "header_len" });
+            return Err(DecodeError::InvalidSegmentHeader { field: HeaderField::HeaderLen });
         }
         if le_u32(h, off::FLAGS) != 0 {
-            return Err(DecodeError::InvalidSegmentHeader { field: "flags" });
+            return Err(DecodeError::InvalidSegmentHeader { field: HeaderField::Flags });
         }
         let header = Self {
             epoch: le_u64(h, off::EPOCH),

@@ -107,7 +107,7 @@ pub enum Error<E> {
     Exhausted,
     /// An internal invariant does not hold: a bug in nori-wal, reported
     /// instead of a panic. The log is poisoned.
-    Internal(&'static str),
+    Internal(Invariant),
     /// The LSN asked for is outside the log.
     LsnOutOfRange {
         /// The LSN asked for.
@@ -174,6 +174,63 @@ impl<E> From<EncodeError> for Error<E> {
     }
 }
 
+/// The invariant that did not hold in an [`Error::Internal`]: its
+/// [`Display`](fmt::Display) names it for a bug report. A code rather than a
+/// message, so that firmware that never prints an error carries no text
+/// for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Invariant(pub(crate) Broken);
+
+/// The invariants the log checks instead of panicking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub(crate) enum Broken {
+    /// A step failed and left no error in its fault slot.
+    Unexplained,
+    /// A segment was started while another was active.
+    ActiveAtStart,
+    /// A segment header was read while the write buffer held bytes.
+    HeaderReadWhileBuffered,
+    /// A mark was written but no segment is active after it.
+    NoActiveAfterMark,
+    /// Bytes were written with no active segment.
+    WriteWithoutActive,
+    /// The buffer was flushed with no active segment.
+    FlushWithoutActive,
+    /// The iterator held records but no segment.
+    RecordsWithoutSegment,
+    /// A read the device serves in place was refused.
+    InPlaceRefused,
+    /// Recovery went round more times than the device has segments.
+    RecoveryUnsettled,
+    /// A segment recovery had read was gone when it came back to it.
+    SegmentVanished,
+    /// The newest segment's walk stopped with no reason recorded.
+    NoStopCause,
+    /// Damage below a durable point was found with no frame after it.
+    DamageWithoutLaterFrame,
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            Broken::Unexplained => "a step failed without saying why",
+            Broken::ActiveAtStart => "start_segment with an active segment",
+            Broken::HeaderReadWhileBuffered => "header read with a non-empty write buffer",
+            Broken::NoActiveAfterMark => "no active segment after a mark",
+            Broken::WriteWithoutActive => "write without an active segment",
+            Broken::FlushWithoutActive => "flush without an active segment",
+            Broken::RecordsWithoutSegment => "records without a segment",
+            Broken::InPlaceRefused => "in-place read refused",
+            Broken::RecoveryUnsettled => "recovery did not settle",
+            Broken::SegmentVanished => "segment vanished during recovery",
+            Broken::NoStopCause => "the newest segment stopped without a cause",
+            Broken::DamageWithoutLaterFrame => "durable damage without a later frame",
+        })
+    }
+}
+
 /// A step of the log failed; what failed is in the [`Fault`] slot it was
 /// given. Inside the log every fallible step returns [`Step`], so that
 /// passing a failure up costs a branch, not a copy of an [`Error`] at every
@@ -203,8 +260,8 @@ impl<E> Fault<E> {
     /// Keeps [`Error::Internal`]: an invariant of the log does not hold.
     #[cold]
     #[inline(never)]
-    pub(crate) fn internal(&mut self, what: &'static str) -> Failed {
-        self.raise(Error::Internal(what))
+    pub(crate) fn internal(&mut self, what: Broken) -> Failed {
+        self.raise(Error::Internal(Invariant(what)))
     }
 
     /// Keeps [`Error::Corrupt`].
@@ -234,12 +291,15 @@ impl<E> Fault<E> {
     /// The error of the step that failed last.
     #[cold]
     pub(crate) fn take(&mut self) -> Error<E> {
-        self.0.take().unwrap_or(Error::Internal("a step failed without saying why"))
+        self.0.take().unwrap_or(Error::Internal(Invariant(Broken::Unexplained)))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+    use std::format;
+
     use super::*;
     use crate::device::{DeviceErrorKind, Op};
 
@@ -255,7 +315,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Taken: a failure nobody raised says so instead of repeating an old error.
-        assert!(matches!(fault.out::<()>(Err(Failed)), Err(Error::Internal(_))));
+        match fault.out::<()>(Err(Failed)) {
+            Err(Error::Internal(what)) => {
+                assert_eq!(what, Invariant(Broken::Unexplained));
+                assert_eq!(format!("{what}"), "a step failed without saying why");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

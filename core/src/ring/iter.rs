@@ -1,6 +1,6 @@
 //! Reading the log from an LSN.
 
-use super::error::{Corruption, Damage, Error, Failed, Step};
+use super::error::{Broken, Corruption, Damage, Error, Failed, Step};
 use super::layout::Seg;
 use super::scan::Reader;
 use super::window::{Overlay, Window};
@@ -95,7 +95,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
     #[inline(never)]
     fn seek(&mut self, lsn: Lsn) -> Step<()> {
         let Some(oldest) = self.log.state.oldest else {
-            return Err(self.log.fault.internal("records without a segment"));
+            return Err(self.log.fault.internal(Broken::RecordsWithoutSegment));
         };
         let slots = self.log.layout.slots;
         let count = (self.log.state.newest + slots - oldest) % slots + 1;
@@ -292,6 +292,8 @@ fn malformed<E>(seg: &Seg, current: &Current) -> Error<E> {
         slot: seg.slot,
         offset: seg.abs + current.pos,
         lsn: current.lsn,
-        damage: Damage::Frame(crate::DecodeError::MalformedBody { reason: "record layout" }),
+        damage: Damage::Frame(crate::DecodeError::MalformedBody {
+            reason: crate::format::Malformed::NotARecord,
+        }),
     })
 }

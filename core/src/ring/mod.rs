@@ -96,7 +96,7 @@ mod window;
 mod writer;
 
 pub use config::{ConfigError, FullPolicy, RecoveryMode, RingConfig};
-pub use error::{Corruption, Damage, Error};
+pub use error::{Corruption, Damage, Error, Invariant};
 use error::{Fault, Step};
 pub use iter::{Entry, Iter};
 pub use layout::MIN_BUFFER_LEN;

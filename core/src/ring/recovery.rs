@@ -1,7 +1,7 @@
 //! Recovery: from the bytes on a device to the log's state, by the decision
 //! table in the module docs.
 
-use super::error::{Corruption, Damage, Error, Fault, Step};
+use super::error::{Broken, Corruption, Damage, Error, Fault, Step};
 use super::layout::{Layout, Seg};
 use super::scan::Reader;
 use super::segment::{self, Stop};
@@ -118,7 +118,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 Outcome::Rehead(seg) => head = seg,
             }
         }
-        Err(self.reader.fault.internal("recovery did not settle"))
+        Err(self.reader.fault.internal(Broken::RecoveryUnsettled))
     }
 
     fn empty_state(&self) -> State {
@@ -209,7 +209,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         let mut seg = oldest;
         while seg.slot != head.slot {
             let Some(next) = self.header(self.layout.next(seg.slot))? else {
-                return Err(self.reader.fault.internal("segment vanished during recovery"));
+                return Err(self.reader.fault.internal(Broken::SegmentVanished));
             };
             let (mut pos, mut lsn) = (self.layout.frames_offset, seg.base_lsn);
             loop {
@@ -244,7 +244,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     fn settle_newest(&mut self, oldest: Seg, first_lsn: Lsn, head: Seg, mut stop: Stop) -> Step<State> {
         loop {
             let Some(damage) = stop.damage else {
-                return Err(self.reader.fault.internal("the newest segment stopped without a cause"));
+                return Err(self.reader.fault.internal(Broken::NoStopCause));
             };
             let ahead = segment::look_ahead(&mut self.reader, &head, stop.pos, stop.lsn)?;
             let case = segment::classify(&self.layout, &damage, &ahead, stop.lsn);
@@ -281,7 +281,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     }
                     // Skip to the next valid frame and go on from there.
                     let Some((p, l)) = ahead.first_valid.filter(|&(_, l)| l >= stop.lsn) else {
-                        return Err(self.reader.fault.internal("durable damage without a later frame"));
+                        return Err(self.reader.fault.internal(Broken::DamageWithoutLaterFrame));
                     };
                     self.info.records_lost += l - stop.lsn;
                     stop = segment::scan(&mut self.reader, &head, p, l, None)?;

@@ -2,7 +2,7 @@
 //! iteration share.
 
 use super::Error;
-use super::error::{Damage, Failed, Fault, Step};
+use super::error::{Broken, Damage, Failed, Fault, Step};
 use super::layout::{Layout, Seg};
 use super::window::{Overlay, Window};
 use crate::Lsn;
@@ -86,9 +86,7 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
         let clear = self.overlay.bytes.is_empty() || at + len <= self.overlay.start || at >= overlay_end;
         if clear && self.layout.in_place && at + len <= end {
             let device: &'a D = self.device;
-            return device
-                .bytes_in_place(at, len)
-                .ok_or_else(|| self.fault.internal("in-place read refused"));
+            return device.bytes_in_place(at, len).ok_or_else(|| self.fault.internal(Broken::InPlaceRefused));
         }
         self.window.get(self.device, self.fault, self.overlay, at, len, end)
     }
@@ -150,7 +148,9 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
             }
         };
         if count == 0 && matches!(header.kind(), FrameKind::Batch) {
-            return Ok(Err(Damage::Frame(DecodeError::MalformedBody { reason: "batch of zero records" })));
+            return Ok(Err(Damage::Frame(DecodeError::MalformedBody {
+                reason: crate::format::Malformed::EmptyBatch,
+            })));
         }
         let lsn = seg.base_lsn.saturating_add(u64::from(header.lsn_offset()));
         Ok(Ok(Found { header, lsn, count, mark }))

@@ -1,7 +1,7 @@
 //! The ring log's slots: which segments the log holds, starting a new one
 //! (erased and checked blank first), and reading their headers.
 
-use super::error::Step;
+use super::error::{Broken, Step};
 use super::layout::Seg;
 use super::scan::Reader;
 use super::window::{Overlay, Window};
@@ -30,7 +30,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
     #[inline(never)]
     pub(super) fn start_segment(&mut self) -> Step<()> {
         if self.state.active.is_some() {
-            return Err(self.broken("start_segment with an active segment"));
+            return Err(self.broken(Broken::ActiveAtStart));
         }
         let (slot, mut oldest) = match self.first_retained()? {
             None => (0, 0),
@@ -117,7 +117,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
     #[inline(never)]
     fn read_header(&mut self, slot: u32) -> Step<SegmentHeader> {
         if self.has_unsynced_bytes() {
-            return Err(self.broken("header read with a non-empty write buffer"));
+            return Err(self.broken(Broken::HeaderReadWhileBuffered));
         }
         let mut window = Window::new(&mut *self.buffer);
         let mut reader = Reader {

@@ -1,7 +1,7 @@
 //! The ring log's writer: the write buffer, frames and marks, padding to the
 //! program unit, programs and syncs, and poisoning on failure.
 
-use super::error::Step;
+use super::error::{Broken, Step};
 use super::layout::MARK_FRAME_LEN;
 use super::{Error, Placed, RingLog, lsn_offset};
 use crate::device::{BlockDevice, Op, check_access};
@@ -14,7 +14,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
 
     /// Poisons the log for a broken invariant.
     #[cold]
-    pub(super) fn broken(&mut self, what: &'static str) -> super::error::Failed {
+    pub(super) fn broken(&mut self, what: Broken) -> super::error::Failed {
         self.state.poisoned = true;
         self.fault.internal(what)
     }
@@ -58,7 +58,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
                 }
                 return match &self.state.active {
                     Some(active) => Ok(Placed { key: active.seg.key, base_lsn: active.seg.base_lsn }),
-                    None => Err(self.broken("no active segment after a mark")),
+                    None => Err(self.broken(Broken::NoActiveAfterMark)),
                 };
             }
             self.seal_active()?;
@@ -112,7 +112,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
 
     fn write_bytes(&mut self, mut bytes: &[u8]) -> Step<()> {
         let Some(active) = &self.state.active else {
-            return Err(self.broken("write without an active segment"));
+            return Err(self.broken(Broken::WriteWithoutActive));
         };
         let (abs, mut pos, mut buf_start) = (active.seg.abs, active.pos, active.buf_start);
         while !bytes.is_empty() {
@@ -166,7 +166,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
             self.write_frame(&frame)?;
         }
         let Some(active) = &self.state.active else {
-            return Err(self.broken("flush without an active segment"));
+            return Err(self.broken(Broken::FlushWithoutActive));
         };
         let (at, pos) = (active.seg.abs + active.buf_start, active.pos);
         let len = (pos - active.buf_start) as usize;

@@ -1,5 +1,7 @@
 //! Compression of single records: LZ4 (always) and Zstd (feature `zstd`).
 
+#[cfg(feature = "zstd")]
+use nori_wal_core::format::Malformed;
 use nori_wal_core::format::{Compression, EncodedFrame, EpochKey, lz4};
 use nori_wal_core::{DecodeError, Record};
 
@@ -60,9 +62,7 @@ pub(crate) fn decompress(
         #[cfg(feature = "zstd")]
         Compression::Zstd => match zstd_decompress(data, &mut out[..]) {
             Ok(n) if n == len => Ok(()),
-            _ => {
-                Err(DecodeError::MalformedBody { reason: "invalid Zstd data, or not of its recorded length" })
-            }
+            _ => Err(DecodeError::MalformedBody { reason: Malformed::ZstdInvalid }),
         },
         _ => Err(DecodeError::Compressed { codec }),
     }

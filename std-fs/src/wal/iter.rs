@@ -1,5 +1,6 @@
 //! Reading the log from an LSN, across segment files.
 
+use nori_wal_core::format::Malformed;
 use nori_wal_core::format::{
     BATCH_ENTRIES_AT, Body, FRAME_HEADER_LEN, FrameHeader, FrameKind, batch_entry_at, decode_frame,
 };
@@ -45,7 +46,7 @@ fn parse_entry(
     }
     match Body::parse(kind, payload)? {
         Body::Record(record) => Ok((record, 0)),
-        _ => Err(DecodeError::MalformedBody { reason: "not a record" }),
+        _ => Err(DecodeError::MalformedBody { reason: Malformed::NotARecord }),
     }
 }
 
@@ -185,10 +186,13 @@ impl<S: Fs> Iter<S> {
         let Some(cur) = self.current else { return Ok(None) };
         let lsn = cur.first + u64::from(cur.next);
         let payload = payload_of(&cur, self.map.as_ref(), &self.buf, &self.plain);
-        let Ok((record, entry_at)) = parse_entry(cur.kind, payload, cur.entry_at) else {
-            let damage = Damage::Frame(DecodeError::MalformedBody { reason: "batch entry" });
-            let path = self.segments.get(self.index).map(|s| s.path.clone()).unwrap_or_default();
-            return Err(Error::Corrupt(Corruption { path, offset: self.pos, lsn, damage }));
+        let (record, entry_at) = match parse_entry(cur.kind, payload, cur.entry_at) {
+            Ok(entry) => entry,
+            Err(e) => {
+                let damage = Damage::Frame(e);
+                let path = self.segments.get(self.index).map(|s| s.path.clone()).unwrap_or_default();
+                return Err(Error::Corrupt(Corruption { path, offset: self.pos, lsn, damage }));
+            }
         };
         self.current = Some(Current { next: cur.next + 1, entry_at, ..cur });
         self.lsn = lsn + 1;
@@ -326,7 +330,7 @@ impl<S: Fs> Iter<S> {
                 // reader allocate more than a segment holds.
                 let plain_len = packed.uncompressed_len as usize;
                 if plain_len as u64 > size {
-                    let reason = "uncompressed length above the segment size";
+                    let reason = Malformed::UncompressedTooLarge;
                     return Ok(Err(Damage::Frame(DecodeError::MalformedBody { reason })));
                 }
                 if let Err(e) = compress::decompress(packed.codec, packed.data, plain_len, &mut self.plain) {
