@@ -247,7 +247,8 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 return Err(self.reader.fault.internal(Broken::NoStopCause));
             };
             let ahead = segment::look_ahead(&mut self.reader, &head, stop.pos, stop.lsn)?;
-            let case = segment::classify(&self.layout, &damage, &ahead, stop.lsn);
+            let ordered = self.reader.device.writes_persist_in_order();
+            let case = segment::classify(&self.layout, ordered, &damage, &ahead, stop.lsn);
             let corruption =
                 Corruption { slot: head.slot, offset: head.abs + stop.pos, lsn: stop.lsn, damage };
             match (case, self.mode) {

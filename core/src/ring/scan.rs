@@ -84,7 +84,10 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
         // unwritten buffer does not cover the range.
         let overlay_end = self.overlay.start + self.overlay.bytes.len() as u64;
         let clear = self.overlay.bytes.is_empty() || at + len <= self.overlay.start || at >= overlay_end;
-        if clear && self.layout.in_place && at + len <= end {
+        // Asked twice (once to decide, once to borrow for `'a`): the borrow
+        // checker does not let a conditional return of a borrow be followed
+        // by another use. A device that never lends (flash) drops the branch.
+        if clear && at + len <= end && self.device.bytes_in_place(at, len).is_some() {
             let device: &'a D = self.device;
             return device.bytes_in_place(at, len).ok_or_else(|| self.fault.internal(Broken::InPlaceRefused));
         }

@@ -200,15 +200,22 @@ pub(crate) fn look_ahead<D: BlockDevice>(
 }
 
 /// The decision-table row for damage that stopped the walk of the newest
-/// segment at `lsn`, given what lies after it.
-pub(crate) fn classify(layout: &Layout, damage: &Damage, ahead: &Ahead, lsn: Lsn) -> RecoveryCase {
+/// segment at `lsn`, given what lies after it. `ordered`: whether the device
+/// keeps writes in order.
+pub(crate) fn classify(
+    layout: &Layout,
+    ordered: bool,
+    damage: &Damage,
+    ahead: &Ahead,
+    lsn: Lsn,
+) -> RecoveryCase {
     if ahead.durable_claim.is_some_and(|claim| claim > lsn) {
         return RecoveryCase::DurableDamage;
     }
     // On a device that keeps writes in order, a valid frame after the damage
     // was written after it, so the damaged bytes had been written whole:
     // durable damage, never an interrupted write.
-    if layout.ordered && (ahead.first_valid.is_some() || ahead.furthest_end.is_some()) {
+    if ordered && (ahead.first_valid.is_some() || ahead.furthest_end.is_some()) {
         return RecoveryCase::DurableDamage;
     }
     // A valid frame of this epoch after the damage (records, or only a
@@ -660,7 +667,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
             None => ahead.furthest_end.is_none() && ahead.first_valid.is_none(),
         };
         let Some(damage) = stop.damage else { return Ok(Classified::Clean { free_after }) };
-        Ok(match classify(&self.layout, &damage, &ahead, stop.lsn) {
+        Ok(match classify(&self.layout, self.layout.ordered, &damage, &ahead, stop.lsn) {
             RecoveryCase::Clean => Classified::Clean { free_after },
             RecoveryCase::TornTail => Classified::TornTail { discarded: ahead.written_after(stop.pos) },
             RecoveryCase::InFlight => Classified::InFlight { discarded: ahead.written_after(stop.pos) },

@@ -46,7 +46,8 @@ impl<D: BlockDevice> RingLog<'_, D> {
             };
             // On a device that may reorder writes, the first frame after a
             // completed sync is preceded by a mark of how far it got.
-            let needs_mark = !self.layout.ordered && active.marked_durable < self.state.durable_end;
+            let needs_mark =
+                !self.device.writes_persist_in_order() && active.marked_durable < self.state.durable_end;
             let mark_len = if needs_mark { MARK_FRAME_LEN } else { 0 };
             let fits =
                 active.pos + mark_len + frame_len + self.layout.tail_reserve() <= self.layout.segment_size;
