@@ -24,8 +24,6 @@ pub(crate) struct Layout {
     pub(crate) frames_offset: u64,
     /// Whether the device keeps writes in order (no durable marks needed).
     pub(crate) ordered: bool,
-    /// Whether the device lends its bytes in place for reading.
-    pub(crate) in_place: bool,
     /// Whether the space was never used before the segment (a new file):
     /// then bytes that are neither blank nor a frame were written by this
     /// segment (a torn or damaged frame), never left from an earlier use.
@@ -37,7 +35,6 @@ impl Layout {
         geometry: Geometry,
         capacity: u64,
         ordered: bool,
-        in_place: bool,
         config: &RingConfig,
         buffer_len: usize,
     ) -> Result<Self, ConfigError> {
@@ -56,7 +53,6 @@ impl Layout {
             erase_value: geometry.erase_value(),
             frames_offset,
             ordered,
-            in_place,
             fresh: false,
         };
         // Room for the first mark, the tail reserve and a 64-byte frame.

@@ -208,10 +208,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
         buffer: &'b mut [u8],
     ) -> Result<(Self, RecoveryInfo), D::Error> {
         let ordered = device.writes_persist_in_order();
-        // A device that lends its first byte lends them all (its contract).
-        let in_place = device.bytes_in_place(0, 1).is_some();
-        let layout =
-            Layout::new(device.geometry(), device.capacity(), ordered, in_place, &config, buffer.len())?;
+        let layout = Layout::new(device.geometry(), device.capacity(), ordered, &config, buffer.len())?;
         let mut fault = Fault::new();
         let recovered = recovery::recover(&mut device, layout, config.recovery, buffer, &mut fault);
         let (state, info) = fault.out(recovered)?;

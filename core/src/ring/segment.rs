@@ -517,7 +517,6 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
             erase_value: geometry.erase_value(),
             frames_offset,
             ordered,
-            in_place: device.bytes_in_place(0, 1).is_some(),
             fresh: false,
         }
     }
