@@ -225,7 +225,6 @@ fn split_u32(bytes: &[u8]) -> Option<(u32, &[u8])> {
     Some((u32::from_le_bytes(*head), rest))
 }
 
-/// Splits one batch entry off the front of `bytes`.
 /// The batch entry at byte `at` of a batch payload (the first is at
 /// [`BATCH_ENTRIES_AT`]) and the offset of the one after it: a cursor for
 /// readers that return a batch's records one call at a time.
@@ -239,9 +238,40 @@ pub fn batch_entry_at(payload: &[u8], at: usize) -> Result<(Record<'_>, usize), 
     Ok((record, payload.len() - rest.len()))
 }
 
+/// The record at byte `at` of the payload of a record-holding frame of
+/// `kind`, and the offset after it: for a batch, the entry at `at` (as
+/// [`batch_entry_at`]); for a single-record frame, its one record (`at` is
+/// not used, and the offset after it is the payload's end). A cursor for
+/// readers that return a frame's records one call at a time, whatever its
+/// kind.
+///
+/// ```
+/// use nori_wal_core::format::{BATCH_ENTRIES_AT, FrameKind, record_at};
+/// use nori_wal_core::Record;
+///
+/// // A delete of key "k" stored alone: the payload is the key.
+/// assert_eq!(record_at(FrameKind::Delete, b"k", 0), Ok((Record::delete(b"k"), 1)));
+/// // A batch of one raw record "ab": count 1, then the entry's type (3, raw),
+/// // length and bytes.
+/// let batch = [1, 0, 0, 0, 3, 2, 0, 0, 0, b'a', b'b'];
+/// assert_eq!(record_at(FrameKind::Batch, &batch, BATCH_ENTRIES_AT), Ok((Record::raw(b"ab"), 11)));
+/// ```
+///
+/// # Errors
+///
+/// [`DecodeError::MalformedBody`] when no whole record lies there, or the
+/// kind holds no record.
+pub fn record_at(kind: FrameKind, payload: &[u8], at: usize) -> Result<(Record<'_>, usize), DecodeError> {
+    if kind == FrameKind::Batch {
+        return batch_entry_at(payload, at);
+    }
+    Ok((parse_record(kind, payload)?, payload.len()))
+}
+
 /// Where the first entry of a batch payload starts (after its count).
 pub const BATCH_ENTRIES_AT: usize = 4;
 
+/// Splits one batch entry off the front of `bytes`.
 pub(crate) fn split_entry(bytes: &[u8]) -> Result<(Record<'_>, &[u8]), DecodeError> {
     let (&tag, rest) = bytes.split_first().ok_or(malformed(Malformed::EntryHeaderCut))?;
     let (len, rest) = split_u32(rest).ok_or(malformed(Malformed::EntryHeaderCut))?;

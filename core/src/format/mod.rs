@@ -72,7 +72,8 @@ mod segment_header;
 pub mod lz4;
 
 pub use body::{
-    BATCH_ENTRIES_AT, BatchRecords, Body, MARK_PAYLOAD_LEN, Mark, Records, batch_entry_at, record_kind,
+    BATCH_ENTRIES_AT, BatchRecords, Body, MARK_PAYLOAD_LEN, Mark, Records, batch_entry_at, record_at,
+    record_kind,
 };
 pub use error::{DecodeError, EncodeError, HeaderField, Malformed};
 pub use frame::{

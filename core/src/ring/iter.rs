@@ -6,7 +6,7 @@ use super::scan::Reader;
 use super::window::{Overlay, Window};
 use super::{RecoveryMode, RingLog};
 use crate::device::BlockDevice;
-use crate::format::{Body, Compression, FRAME_HEADER_LEN, FrameKind, body::split_entry};
+use crate::format::{Compression, FRAME_HEADER_LEN, FrameKind, record_at};
 use crate::{Lsn, Record};
 
 /// A record read back, with its LSN.
@@ -237,12 +237,10 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
             return Ok(0);
         }
         let frame = reader(self.log, &mut self.window).into_bytes(self.seg.abs, current.pos, current.len)?;
-        let payload = &frame[FRAME_HEADER_LEN..];
-        let next = match payload.get(current.entry_at..).map(split_entry) {
-            Some(Ok((_, rest))) => Some(payload.len() - rest.len()),
-            _ => None,
-        };
-        next.ok_or_else(|| self.log.fault.raise(malformed(&self.seg, current)))
+        match record_at(current.kind, &frame[FRAME_HEADER_LEN..], current.entry_at) {
+            Ok((_, next)) => Ok(next),
+            Err(e) => Err(self.log.fault.raise(malformed(&self.seg, current, e))),
+        }
     }
 
     /// The record of `current` at its entry offset, borrowed from the window.
@@ -259,19 +257,10 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
         let Ok(frame) = reader.into_bytes(seg.abs, current.pos, current.len) else {
             return Err(log.fault.take());
         };
-        let payload = &frame[FRAME_HEADER_LEN..];
-        let record = match current.kind {
-            FrameKind::Batch => payload
-                .get(current.entry_at..)
-                .map(split_entry)
-                .and_then(core::result::Result::ok)
-                .map(|(r, _)| r),
-            kind => match Body::parse(kind, payload) {
-                Ok(Body::Record(record)) => Some(record),
-                _ => None,
-            },
-        };
-        record.ok_or_else(|| malformed(seg, current))
+        match record_at(current.kind, &frame[FRAME_HEADER_LEN..], current.entry_at) {
+            Ok((record, _)) => Ok(record),
+            Err(e) => Err(malformed(seg, current, e)),
+        }
     }
 }
 
@@ -287,13 +276,11 @@ fn reader<'s, 'w, 'b, D: BlockDevice>(
 
 /// The error for a checked frame whose records do not parse.
 #[cold]
-fn malformed<E>(seg: &Seg, current: &Current) -> Error<E> {
+fn malformed<E>(seg: &Seg, current: &Current, error: crate::DecodeError) -> Error<E> {
     Error::Corrupt(Corruption {
         slot: seg.slot,
         offset: seg.abs + current.pos,
         lsn: current.lsn,
-        damage: Damage::Frame(crate::DecodeError::MalformedBody {
-            reason: crate::format::Malformed::NotARecord,
-        }),
+        damage: Damage::Frame(error),
     })
 }

@@ -1,8 +1,7 @@
 //! Reading the log from an LSN, across segment files.
 
-use nori_wal_core::format::Malformed;
 use nori_wal_core::format::{
-    BATCH_ENTRIES_AT, Body, FRAME_HEADER_LEN, FrameHeader, FrameKind, batch_entry_at, decode_frame,
+    BATCH_ENTRIES_AT, Body, FRAME_HEADER_LEN, FrameHeader, FrameKind, Malformed, decode_frame, record_at,
 };
 use nori_wal_core::ring::Entry;
 use nori_wal_core::segment::Damage;
@@ -31,22 +30,6 @@ fn payload_of<'a>(cur: &Current, map: Option<&'a Map>, buf: &'a [u8], plain: &'a
         Source::Map(start) => map.and_then(|m| m.bytes().get(start..start + cur.len)).unwrap_or_default(),
         Source::Buf => buf.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + cur.len).unwrap_or_default(),
         Source::Plain => plain,
-    }
-}
-
-/// The record at `at` of a frame's payload (a batch entry, or the frame's
-/// one record), and the offset after it.
-fn parse_entry(
-    kind: FrameKind,
-    payload: &[u8],
-    at: usize,
-) -> std::result::Result<(Record<'_>, usize), DecodeError> {
-    if kind == FrameKind::Batch {
-        return batch_entry_at(payload, at);
-    }
-    match Body::parse(kind, payload)? {
-        Body::Record(record) => Ok((record, 0)),
-        _ => Err(DecodeError::MalformedBody { reason: Malformed::NotARecord }),
     }
 }
 
@@ -186,7 +169,7 @@ impl<S: Fs> Iter<S> {
         let Some(cur) = self.current else { return Ok(None) };
         let lsn = cur.first + u64::from(cur.next);
         let payload = payload_of(&cur, self.map.as_ref(), &self.buf, &self.plain);
-        let (record, entry_at) = match parse_entry(cur.kind, payload, cur.entry_at) {
+        let (record, entry_at) = match record_at(cur.kind, payload, cur.entry_at) {
             Ok(entry) => entry,
             Err(e) => {
                 let damage = Damage::Frame(e);
@@ -202,7 +185,7 @@ impl<S: Fs> Iter<S> {
     /// The record `cur` points at, and the offset of the entry after it.
     fn entry(&self, cur: &Current) -> Result<(Record<'_>, usize)> {
         let payload = payload_of(cur, self.map.as_ref(), &self.buf, &self.plain);
-        parse_entry(cur.kind, payload, cur.entry_at).map_err(|e| self.corrupt(Damage::Frame(e)))
+        record_at(cur.kind, payload, cur.entry_at).map_err(|e| self.corrupt(Damage::Frame(e)))
     }
 
     fn corrupt(&self, damage: Damage) -> Error {
