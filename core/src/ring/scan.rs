@@ -111,44 +111,42 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
         if frame_len > left {
             return Ok(Err(Damage::Frame(DecodeError::LengthOutOfBounds { frame_len, available: left })));
         }
+        // The checksum, a window at a time: one piece for a frame the
+        // window holds.
         let span = self.window.max_span(self.layout.read_unit);
-        let (count, mark) = if frame_len <= span {
-            let frame = self.bytes(seg, pos, frame_len)?;
-            if let Err(e) = header.verify_frame(frame) {
-                return Ok(Err(Damage::Frame(e)));
+        let mut check = header.payload_check();
+        let payload_at = pos + FRAME_HEADER_LEN as u64;
+        let mut at = payload_at;
+        while at < pos + frame_len {
+            let n = (pos + frame_len - at).min(span);
+            check.update(self.bytes(seg, at, n)?);
+            at += n;
+        }
+        if let Err(e) = check.finish() {
+            return Ok(Err(Damage::Frame(e)));
+        }
+        // The records: a payload the window holds is parsed whole (a batch's
+        // entries checked, a mark read); a larger batch is taken at its
+        // count, and its entries are checked as they are read.
+        let payload_len = frame_len - FRAME_HEADER_LEN as u64;
+        let whole = frame_len <= span;
+        let payload = self.bytes(seg, payload_at, if whole { payload_len } else { payload_len.min(4) })?;
+        let (count, mark) = match (header.kind(), header.compression(), whole) {
+            (FrameKind::Put | FrameKind::Delete | FrameKind::Raw, _, _) => (1, None),
+            (FrameKind::Padding, _, _) => (0, None),
+            (FrameKind::Batch, Compression::None, false) => {
+                (payload.first_chunk::<4>().map_or(0, |c| u32::from_le_bytes(*c)), None)
             }
-            let payload = &frame[FRAME_HEADER_LEN..];
-            match count_records(&header, payload) {
-                Ok(found) => found,
-                Err(damage) => return Ok(Err(damage)),
-            }
-        } else {
-            // Too large for the window: check the payload in pieces.
-            let mut check = header.payload_check();
-            let mut first = [0u8; 4];
-            let mut at = pos + FRAME_HEADER_LEN as u64;
-            let end = pos + frame_len;
-            while at < end {
-                let n = (end - at).min(span);
-                let piece = self.bytes(seg, at, n)?;
-                if at == pos + FRAME_HEADER_LEN as u64 {
-                    let k = piece.len().min(4);
-                    first[..k].copy_from_slice(&piece[..k]);
+            (kind @ (FrameKind::Batch | FrameKind::Mark), Compression::None, true) => {
+                match Body::parse(kind, payload) {
+                    Ok(Body::Mark(mark)) => (0, Some(mark)),
+                    Ok(body) => (body.record_count(), None),
+                    Err(e) => return Ok(Err(Damage::Frame(e))),
                 }
-                check.update(piece);
-                at += n;
             }
-            if let Err(e) = check.finish() {
-                return Ok(Err(Damage::Frame(e)));
-            }
-            match (header.kind(), header.compression()) {
-                (FrameKind::Batch, Compression::None) => (u32::from_le_bytes(first), None),
-                (FrameKind::Batch, _) => return Ok(Err(Damage::Unsupported)),
-                (FrameKind::Put | FrameKind::Delete | FrameKind::Raw, _) => (1, None),
-                (FrameKind::Padding, _) => (0, None),
-                // A mark is 32 bytes: always within the window.
-                _ => return Ok(Err(Damage::Unsupported)),
-            }
+            // A compressed batch or mark, or a mark larger than the window
+            // (a mark is 32 bytes: never).
+            _ => return Ok(Err(Damage::Unsupported)),
         };
         if count == 0 && matches!(header.kind(), FrameKind::Batch) {
             return Ok(Err(Damage::Frame(DecodeError::MalformedBody {
@@ -226,23 +224,5 @@ impl<D: BlockDevice> Reader<'_, '_, '_, D> {
             }
         })?;
         Ok(first)
-    }
-}
-
-/// Records held by a checked, uncompressed frame, and its mark if any.
-fn count_records(header: &FrameHeader, payload: &[u8]) -> Result<(u32, Option<Mark>), Damage> {
-    match (header.kind(), header.compression()) {
-        (FrameKind::Put | FrameKind::Delete | FrameKind::Raw, _) => Ok((1, None)),
-        (FrameKind::Batch, Compression::None) => match Body::parse(FrameKind::Batch, payload) {
-            Ok(body) => Ok((body.record_count(), None)),
-            Err(e) => Err(Damage::Frame(e)),
-        },
-        (FrameKind::Batch, _) => Err(Damage::Unsupported),
-        (FrameKind::Padding, _) => Ok((0, None)),
-        (FrameKind::Mark, _) => match Body::parse(FrameKind::Mark, payload) {
-            Ok(Body::Mark(mark)) => Ok((0, Some(mark))),
-            Ok(_) => Err(Damage::Unsupported),
-            Err(e) => Err(Damage::Frame(e)),
-        },
     }
 }

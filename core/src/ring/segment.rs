@@ -123,18 +123,17 @@ pub(crate) fn scan<D: BlockDevice>(
     stop_at: Option<Lsn>,
 ) -> Step<Stop> {
     let (mut log_start, mut durable_end) = (0, 0);
-    loop {
+    let damage = loop {
         if stop_at == Some(lsn) {
-            return Ok(Stop { pos, lsn, damage: None, log_start, durable_end });
+            break None;
         }
         let found = match reader.frame_at(seg, pos)? {
             Ok(found) => found,
-            Err(damage) => return Ok(Stop { pos, lsn, damage: Some(damage), log_start, durable_end }),
+            Err(damage) => break Some(damage),
         };
         let end = found.lsn.saturating_add(u64::from(found.count));
         if found.lsn != lsn || stop_at.is_some_and(|s| end > s) {
-            let damage = Some(Damage::LsnMismatch { found: found.lsn });
-            return Ok(Stop { pos, lsn, damage, log_start, durable_end });
+            break Some(Damage::LsnMismatch { found: found.lsn });
         }
         if let Some(mark) = found.mark {
             log_start = log_start.max(mark.log_start);
@@ -142,7 +141,8 @@ pub(crate) fn scan<D: BlockDevice>(
         }
         lsn = end;
         pos += found.header.frame_len() as u64;
-    }
+    };
+    Ok(Stop { pos, lsn, damage, log_start, durable_end })
 }
 
 /// Looks at every offset after a stop at `stop` (expecting `lsn`) in `seg`
