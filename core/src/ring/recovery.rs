@@ -66,6 +66,9 @@ struct Recovery<'a, 'w, D: BlockDevice> {
     mode: RecoveryMode,
     max_epoch: u64,
     info: RecoveryInfo,
+    /// The log's state, set when recovery settles (built in place: the
+    /// state is too large to pass back up through every step).
+    state: State,
 }
 
 /// Recovers the log on `device`, reading through `buffer`.
@@ -89,13 +92,24 @@ pub(crate) fn recover<D: BlockDevice>(
         corruption: None,
         case: RecoveryCase::Clean,
     };
-    let mut recovery = Recovery { reader, layout, mode, max_epoch: 0, info };
-    recovery.run()
+    let state = State {
+        oldest: None,
+        newest: 0,
+        active: None,
+        max_epoch: 0,
+        next_lsn: 0,
+        durable_end: 0,
+        log_start: 0,
+        poisoned: false,
+    };
+    let mut recovery = Recovery { reader, layout, mode, max_epoch: 0, info, state };
+    recovery.run()?;
+    Ok((recovery.state, recovery.info))
 }
 
 impl<D: BlockDevice> Recovery<'_, '_, D> {
     #[inline(never)]
-    fn run(&mut self) -> Step<(State, RecoveryInfo)> {
+    fn run(&mut self) -> Step<()> {
         // The newest valid header, and the highest epoch anywhere.
         let mut head: Option<Seg> = None;
         for slot in 0..self.layout.slots {
@@ -108,30 +122,18 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         }
         let Some(mut head) = head else {
             self.info.case = RecoveryCase::Empty;
-            return Ok((self.empty_state(), self.info));
+            self.state.max_epoch = self.max_epoch;
+            return Ok(());
         };
         self.check_damaged_successor(&head)?;
         // Re-headed at most once per slot (point-in-time cuts before gaps).
         for _ in 0..=self.layout.slots {
             match self.recover_from(head)? {
-                Outcome::Done(state) => return Ok((state, self.info)),
+                Outcome::Done => return Ok(()),
                 Outcome::Rehead(seg) => head = seg,
             }
         }
         Err(self.reader.fault.internal(Broken::RecoveryUnsettled))
-    }
-
-    fn empty_state(&self) -> State {
-        State {
-            oldest: None,
-            newest: 0,
-            active: None,
-            max_epoch: self.max_epoch,
-            next_lsn: 0,
-            durable_end: 0,
-            log_start: 0,
-            poisoned: false,
-        }
     }
 
     /// Reads the header of `slot`: `None` for anything but a valid v1 header.
@@ -165,10 +167,10 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             Walk::Settled(outcome) => return Ok(outcome),
         };
         let first_lsn = log_start.max(oldest.base_lsn);
-        if let Some(state) = self.check_older(oldest, head, first_lsn, head_stop.lsn)? {
-            return Ok(Outcome::Done(state));
+        if !self.check_older(oldest, head, first_lsn, head_stop.lsn)? {
+            self.settle_newest(oldest, first_lsn, head, head_stop)?;
         }
-        self.settle_newest(oldest, first_lsn, head, head_stop).map(Outcome::Done)
+        Ok(Outcome::Done)
     }
 
     /// Walks back from the head through adjacent slots of decreasing epoch to
@@ -202,10 +204,10 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     }
 
     /// Reads the older segments, oldest first: each must reach the next one's
-    /// base LSN. Returns the final state when a point-in-time cut ends the
-    /// log in one of them.
+    /// base LSN. Returns whether a point-in-time cut ended the log in one of
+    /// them (the state is then set).
     #[inline(always)] // called once: keeps recovery one function in the binary
-    fn check_older(&mut self, oldest: Seg, head: Seg, first_lsn: Lsn, head_end: Lsn) -> Step<Option<State>> {
+    fn check_older(&mut self, oldest: Seg, head: Seg, first_lsn: Lsn, head_end: Lsn) -> Step<bool> {
         let mut seg = oldest;
         while seg.slot != head.slot {
             let Some(next) = self.header(self.layout.next(seg.slot))? else {
@@ -220,7 +222,8 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 self.durable_damage(RecoveryCase::DamagedSegment, corruption)?;
                 if self.mode == RecoveryMode::PointInTime {
                     self.info.records_lost += head_end.saturating_sub(stop.lsn);
-                    return self.finish(oldest.slot, first_lsn, &seg, stop.pos, stop.lsn, false).map(Some);
+                    self.finish(oldest.slot, first_lsn, &seg, stop.pos, stop.lsn, false);
+                    return Ok(true);
                 }
                 // Skip to the next valid frame of the segment, if any.
                 match segment::look_ahead(&mut self.reader, &seg, stop.pos, stop.lsn)?.first_valid {
@@ -236,12 +239,12 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             }
             seg = next;
         }
-        Ok(None)
+        Ok(false)
     }
 
     /// Decides how the newest segment ends, from where its scan stopped.
     #[inline(always)] // called once: keeps recovery one function in the binary
-    fn settle_newest(&mut self, oldest: Seg, first_lsn: Lsn, head: Seg, mut stop: Stop) -> Step<State> {
+    fn settle_newest(&mut self, oldest: Seg, first_lsn: Lsn, head: Seg, mut stop: Stop) -> Step<()> {
         loop {
             let Some(damage) = stop.damage else {
                 return Err(self.reader.fault.internal(Broken::NoStopCause));
@@ -261,7 +264,8 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                         Some(_) => ahead.blank_to_end,
                         None => ahead.furthest_end.is_none() && ahead.first_valid.is_none(),
                     };
-                    return self.finish(oldest.slot, first_lsn, &head, stop.pos, stop.lsn, aligned && free);
+                    self.finish(oldest.slot, first_lsn, &head, stop.pos, stop.lsn, aligned && free);
+                    return Ok(());
                 }
                 (RecoveryCase::TornTail | RecoveryCase::InFlight, RecoveryMode::Strict) => {
                     return Err(self.reader.fault.corrupt(corruption));
@@ -270,7 +274,8 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     self.info.case = case;
                     self.info.torn_tail = true;
                     self.info.bytes_discarded = ahead.written_after(stop.pos);
-                    return self.finish(oldest.slot, first_lsn, &head, stop.pos, stop.lsn, false);
+                    self.finish(oldest.slot, first_lsn, &head, stop.pos, stop.lsn, false);
+                    return Ok(());
                 }
                 (_, _) => {
                     self.durable_damage(RecoveryCase::DurableDamage, corruption)?;
@@ -278,7 +283,8 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                         self.info.records_lost +=
                             ahead.durable_claim.unwrap_or(stop.lsn).saturating_sub(stop.lsn);
                         self.info.bytes_discarded = ahead.written_after(stop.pos);
-                        return self.finish(oldest.slot, first_lsn, &head, stop.pos, stop.lsn, false);
+                        self.finish(oldest.slot, first_lsn, &head, stop.pos, stop.lsn, false);
+                        return Ok(());
                     }
                     // Skip to the next valid frame and go on from there.
                     let Some((p, l)) = ahead.first_valid.filter(|&(_, l)| l >= stop.lsn) else {
@@ -352,21 +358,14 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             slot = self.layout.prev(slot);
         }
         // Nothing before the gap: the log is empty.
-        Ok(Outcome::Done(self.empty_state()))
+        self.state.max_epoch = self.max_epoch;
+        Ok(Outcome::Done)
     }
 
-    /// Builds the final state: the log from `oldest` to `newest`, ending at
+    /// Sets the final state: the log from `oldest` to `newest`, ending at
     /// `pos`/`next_lsn` in `newest`.
     #[inline(never)]
-    fn finish(
-        &mut self,
-        oldest: u32,
-        first_lsn: Lsn,
-        newest: &Seg,
-        pos: u64,
-        next_lsn: Lsn,
-        in_place: bool,
-    ) -> Step<State> {
+    fn finish(&mut self, oldest: u32, first_lsn: Lsn, newest: &Seg, pos: u64, next_lsn: Lsn, in_place: bool) {
         let slots = self.layout.slots;
         let segments = (newest.slot + slots - oldest) % slots + 1;
         let first_lsn = first_lsn.min(next_lsn);
@@ -381,7 +380,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         self.info.segments = segments;
         let active =
             in_place.then_some(Active { seg: *newest, pos, buf_start: pos, marked_durable: next_lsn });
-        Ok(State {
+        self.state = State {
             oldest: Some(oldest),
             newest: newest.slot,
             active,
@@ -390,12 +389,14 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             durable_end: next_lsn,
             log_start: first_lsn,
             poisoned: false,
-        })
+        };
     }
 }
 
 enum Outcome {
-    Done(State),
+    /// The state is set.
+    Done,
+    /// Recover again from this newest segment.
     Rehead(Seg),
 }
 
