@@ -14,7 +14,9 @@ pub(crate) const fn align_down(x: u64, unit: u64) -> u64 {
 }
 
 /// `x` rounded up to a multiple of `unit`, a power of two (saturating).
-#[inline]
+/// Out of line without `std`: one copy is smaller than the seven inlined.
+#[cfg_attr(feature = "std", inline)]
+#[cfg_attr(not(feature = "std"), inline(never))]
 pub(crate) const fn align_up(x: u64, unit: u64) -> u64 {
     align_down(x.saturating_add(unit.wrapping_sub(1)), unit)
 }
