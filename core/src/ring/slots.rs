@@ -60,9 +60,9 @@ impl<D: BlockDevice> RingLog<'_, D> {
             return Err(self.fault.raise(Error::Exhausted));
         };
         let base_lsn = self.state.next_lsn;
-        let header = SegmentHeader::new(epoch, base_lsn, self.layout.segment_size, self.layout.program_unit)
-            .and_then(|h| h.with_log_start(log_start));
-        let header = self.fault.lift(header)?;
+        // Checked as it is encoded.
+        let (segment_size, program_unit) = (self.layout.segment_size, self.layout.program_unit);
+        let header = SegmentHeader { epoch, base_lsn, log_start, segment_size, program_unit };
         let seg = Seg::new(slot, self.layout.offset(slot), epoch, base_lsn, log_start);
         let frames_offset = self.layout.frames_offset as usize;
         self.buffer[..frames_offset].fill(0);
