@@ -162,10 +162,10 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         let head_stop =
             segment::scan(&mut self.reader, &head, self.layout.frames_offset, head.base_lsn, None)?;
         let log_start = head.log_start.max(head_stop.log_start).min(head_stop.lsn);
-        let oldest = match self.walk_back(head, log_start)? {
-            Walk::Oldest(oldest) => oldest,
-            Walk::Settled(outcome) => return Ok(outcome),
-        };
+        let mut oldest = head;
+        if let Some(outcome) = self.walk_back(&mut oldest, log_start)? {
+            return Ok(outcome);
+        }
         let first_lsn = log_start.max(oldest.base_lsn);
         if !self.check_older(oldest, head, first_lsn, head_stop.lsn)? {
             self.settle_newest(oldest, first_lsn, head, head_stop)?;
@@ -173,17 +173,19 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         Ok(Outcome::Done)
     }
 
-    /// Walks back from the head through adjacent slots of decreasing epoch to
-    /// the segment that holds `log_start`; a gap on the way is a missing
-    /// segment, handled as the mode says.
+    /// Walks `oldest` back from the head (where it starts) through adjacent
+    /// slots of decreasing epoch to the segment that holds `log_start`; a gap
+    /// on the way is a missing segment, handled as the mode says. Returns
+    /// the outcome when that settles recovery otherwise (a point-in-time cut
+    /// before the gap).
     #[inline(always)] // called once: keeps recovery one function in the binary
-    fn walk_back(&mut self, head: Seg, log_start: Lsn) -> Step<Walk> {
-        let mut oldest = head;
+    fn walk_back(&mut self, oldest: &mut Seg, log_start: Lsn) -> Step<Option<Outcome>> {
+        let head = *oldest;
         while oldest.base_lsn > log_start {
             let slot = self.layout.prev(oldest.slot);
             let prev = if slot == head.slot { None } else { self.header(slot)? };
             if let Some(p) = prev.filter(|p| p.epoch() < oldest.epoch() && p.base_lsn <= oldest.base_lsn) {
-                oldest = p;
+                *oldest = p;
                 continue;
             }
             let corruption = Corruption {
@@ -195,12 +197,12 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             self.durable_damage(RecoveryCase::MissingSegment, corruption)?;
             if self.mode == RecoveryMode::PointInTime {
                 // Keep the log before the gap: the newest valid segment below it.
-                return self.rehead_before(slot, head).map(Walk::Settled);
+                return self.rehead_before(slot, head).map(Some);
             }
             self.info.records_lost += oldest.base_lsn - log_start;
             break;
         }
-        Ok(Walk::Oldest(oldest))
+        Ok(None)
     }
 
     /// Reads the older segments, oldest first: each must reach the next one's
@@ -398,12 +400,4 @@ enum Outcome {
     Done,
     /// Recover again from this newest segment.
     Rehead(Seg),
-}
-
-/// Where the walk back from the head ended.
-enum Walk {
-    /// At the oldest segment of the log.
-    Oldest(Seg),
-    /// Recovery is settled otherwise (a point-in-time cut before a gap).
-    Settled(Outcome),
 }
