@@ -14,6 +14,9 @@ Build the image with line tables first (they do not change the code):
       --target thumbv7em-none-eabihf --profile firmware
     python3 examples/firmware/wal_size.py target/thumbv7em-none-eabihf/firmware/firmware
 
+With `--max BYTES` before the path, it exits with status 1 when the WAL's
+own code and tables take more than BYTES (CI checks the 16 KiB target so).
+
 Needs `llvm-objdump`, `llvm-symbolizer` and `llvm-size` (Debian: `llvm`).
 """
 
@@ -69,9 +72,21 @@ def main(elf):
         print(f"  {size:>6}  {name}")
     rodata = sections.get(".rodata", 0)
     wal = sizes["nori-wal-core"] + sizes["nori-wal-backends"]
+    if wal == 0:
+        sys.exit("no .text byte is attributed to the WAL: the image has no line tables; "
+                 "build it with CARGO_PROFILE_FIRMWARE_DEBUG=line-tables-only")
     print(f"{'.rodata':<8} {rodata:>6} bytes (the log's CRC table, zeros and messages)")
     print(f"the WAL's own code and tables: {wal} + {rodata} = {wal + rodata} bytes")
+    return wal + rodata
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "target/thumbv7em-none-eabihf/firmware/firmware")
+    args = sys.argv[1:]
+    limit = None
+    if len(args) >= 2 and args[0] == "--max":
+        limit = int(args[1])
+        args = args[2:]
+    own = main(args[0] if args else "target/thumbv7em-none-eabihf/firmware/firmware")
+    if limit is not None and own > limit:
+        print(f"the WAL's own code and tables take {own} bytes, over the limit of {limit}")
+        sys.exit(1)
