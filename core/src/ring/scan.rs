@@ -130,7 +130,13 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
         // count, and its entries are checked as they are read.
         let payload_len = frame_len - FRAME_HEADER_LEN as u64;
         let whole = frame_len <= span;
-        let payload = self.bytes(seg, payload_at, if whole { payload_len } else { payload_len.min(4) })?;
+        // Only a batch's count and entries and a mark's fields are read.
+        let needed = match header.kind() {
+            FrameKind::Batch | FrameKind::Mark if whole => payload_len,
+            FrameKind::Batch => payload_len.min(4),
+            _ => 0,
+        };
+        let payload = if needed == 0 { &[][..] } else { self.bytes(seg, payload_at, needed)? };
         let (count, mark) = match (header.kind(), header.compression(), whole) {
             (FrameKind::Put | FrameKind::Delete | FrameKind::Raw, _, _) => (1, None),
             (FrameKind::Padding, _, _) => (0, None),
