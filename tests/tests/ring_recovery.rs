@@ -354,3 +354,59 @@ fn recovery_twice_gives_the_same_result_in_every_mode() {
         assert_eq!(format!("{first:?}"), format!("{second:?}"), "{mode:?}");
     }
 }
+
+/// On a device whose writes are durable in order (NOR flash), records after
+/// a damaged header were written after it, so the header had been whole:
+/// its damage is in the durable region, as a mark would say on other
+/// devices. With only the segment's opening mark after it, no record was
+/// lost and the segment is dropped as an interrupted rotation.
+#[test]
+fn damaged_header_of_the_newest_segment_on_an_in_order_device() {
+    let mut device =
+        RamDevice::new(vec![0xFF; SLOTS * SEGMENT as usize], geometry()).unwrap().with_writes_in_order(true);
+    let mut buffer = [0u8; 512];
+    {
+        let (mut log, _) = RingLog::open(&mut device, RingConfig::new(SEGMENT), &mut buffer).unwrap();
+        for _ in 0..60 {
+            append(&mut log, 1);
+            log.sync().unwrap();
+        }
+    }
+    let mut image = device.into_inner();
+    let bases: Vec<Lsn> = (0..SLOTS)
+        .filter_map(|slot| SegmentHeader::decode(&image[slot * SEGMENT as usize..]).ok().map(|h| h.base_lsn))
+        .collect();
+    let newest = bases.len() - 1;
+    let start = newest * SEGMENT as usize;
+    let (_, first, kind) = frames(&image, newest)[0];
+    assert_eq!((first, kind), (bases[newest], FrameKind::Mark), "every segment opens with a mark");
+    image[start + 17] ^= 0x20;
+    let open_in_order = |image: &[u8], mode| {
+        let mut buffer = [0u8; 512];
+        let mut device = RamDevice::new(image.to_vec(), geometry()).unwrap().with_writes_in_order(true);
+        let config = RingConfig::new(SEGMENT).recovery(mode);
+        RingLog::open(&mut device, config, &mut buffer).map(|(log, info)| (log.next_lsn(), info))
+    };
+    for mode in MODES {
+        match (open_in_order(&image, mode), mode) {
+            (Err(Error::Corrupt(c)), RecoveryMode::TolerateTornTail | RecoveryMode::Strict) => {
+                assert_eq!((c.damage, c.lsn), (Damage::MissingSegment, bases[newest]), "{mode:?}");
+            }
+            (Ok((next, info)), RecoveryMode::PointInTime | RecoveryMode::SkipDamaged) => {
+                assert_eq!((info.case, next), (RecoveryCase::MissingSegment, bases[newest]), "{mode:?}");
+            }
+            (other, mode) => panic!("{mode:?}: {other:?}"),
+        }
+    }
+    // Keep only the header and the opening mark of the newest segment.
+    let mark_end = start + 56 + 32;
+    image[mark_end..start + SEGMENT as usize].fill(0xFF);
+    for mode in MODES {
+        let (next, info) = open_in_order(&image, mode).unwrap();
+        assert_eq!(
+            (info.case, next, info.corruption),
+            (RecoveryCase::Clean, bases[newest], None),
+            "{mode:?}"
+        );
+    }
+}

@@ -301,9 +301,11 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
 
     /// A damaged header in the slot after the newest valid segment hides a
     /// newer segment. It was durable if that slot still holds a mark of the
-    /// next epoch saying records of it were synced: then its loss is damage
-    /// in the durable region (the header of the newest segment), not a
-    /// rotation that a power cut interrupted.
+    /// next epoch saying records of it were synced, or, on a device that
+    /// keeps writes in order, any record of the next epoch (written after
+    /// the header, which was then whole): then its loss is damage in the
+    /// durable region (the header of the newest segment), not a rotation
+    /// that a power cut interrupted.
     #[inline(never)]
     fn check_damaged_successor(&mut self, head: &Seg) -> Step<()> {
         let slot = self.layout.next(head.slot);
@@ -320,9 +322,10 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         let head_end =
             segment::scan(&mut self.reader, head, self.layout.frames_offset, head.base_lsn, None)?.lsn;
         let hidden = Seg::new(slot, abs, self.max_epoch + 1, head_end, 0);
+        let ordered = self.reader.device.writes_persist_in_order();
         let mut synced = false;
         self.reader.scan_ahead(&hidden, self.layout.frames_offset - 1, &mut |_, found| {
-            synced |= found.mark.is_some_and(|m| m.durable_end > head_end);
+            synced |= found.mark.is_some_and(|m| m.durable_end > head_end) || (ordered && found.count > 0);
             !synced
         })?;
         if !synced {
