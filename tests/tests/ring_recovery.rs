@@ -410,3 +410,76 @@ fn damaged_header_of_the_newest_segment_on_an_in_order_device() {
         );
     }
 }
+
+/// The header of the log's only segment damaged after records were made
+/// durable: with no valid header left, the slot still shows them (a mark of
+/// a completed sync, or on an in-order device the records themselves), so
+/// the loss is reported, never an empty log that looks clean.
+#[test]
+fn damaged_header_of_the_only_segment_is_reported() {
+    for in_order in [false, true] {
+        let device = || RamDevice::new(vec![0xFF; SLOTS * SEGMENT as usize], geometry()).unwrap();
+        let mut device = device().with_writes_in_order(in_order);
+        let mut buffer = [0u8; 512];
+        {
+            let (mut log, _) = RingLog::open(&mut device, RingConfig::new(SEGMENT), &mut buffer).unwrap();
+            for _ in 0..10 {
+                append(&mut log, 1);
+                log.sync().unwrap();
+            }
+        }
+        let mut image = device.into_inner();
+        image[17] ^= 0x20;
+        for mode in MODES {
+            let mut device =
+                RamDevice::new(image.clone(), geometry()).unwrap().with_writes_in_order(in_order);
+            let config = RingConfig::new(SEGMENT).recovery(mode);
+            match (RingLog::open(&mut device, config, &mut buffer), mode) {
+                (Err(Error::Corrupt(c)), RecoveryMode::TolerateTornTail | RecoveryMode::Strict) => {
+                    assert_eq!((c.slot, c.lsn, c.damage), (0, 0, Damage::MissingSegment), "{mode:?}");
+                }
+                (Ok((log, info)), RecoveryMode::PointInTime | RecoveryMode::SkipDamaged) => {
+                    assert_eq!((info.case, log.next_lsn()), (RecoveryCase::MissingSegment, 0), "{mode:?}");
+                }
+                (other, mode) => panic!("{in_order} {mode:?}: {:?}", other.map(|(_, info)| info)),
+            }
+        }
+        // A torn first header with nothing after it is an empty log.
+        let mut torn = vec![0xFF; SLOTS * SEGMENT as usize];
+        torn[..20].copy_from_slice(&image[..20]);
+        let mut device = RamDevice::new(torn, geometry()).unwrap().with_writes_in_order(in_order);
+        let (_, info) =
+            RingLog::open(&mut device, RingConfig::new(SEGMENT).recovery(RecoveryMode::Strict), &mut buffer)
+                .unwrap();
+        assert_eq!((info.case, info.corruption), (RecoveryCase::Empty, None));
+    }
+}
+
+/// On a medium without erase, the epoch of a segment hidden by a damaged
+/// header is never used again: the log started after the reported loss
+/// writes over the old frames, which must not come back as its records.
+#[test]
+fn a_log_restarted_over_a_hidden_segment_does_not_take_its_old_frames() {
+    let geometry = Geometry::block(8).unwrap();
+    let mut device = RamDevice::new(vec![0; SLOTS * SEGMENT as usize], geometry).unwrap();
+    let mut buffer = [0u8; 512];
+    {
+        let (mut log, _) = RingLog::open(&mut device, RingConfig::new(SEGMENT), &mut buffer).unwrap();
+        append(&mut log, 10);
+        log.sync().unwrap();
+        append(&mut log, 10);
+        log.sync().unwrap();
+    }
+    let mut image = device.into_inner();
+    image[17] ^= 0x20;
+    let mut device = RamDevice::new(image, geometry).unwrap();
+    let config = RingConfig::new(SEGMENT).recovery(RecoveryMode::SkipDamaged);
+    {
+        let (mut log, info) = RingLog::open(&mut device, config, &mut buffer).unwrap();
+        assert_eq!((info.case, log.next_lsn()), (RecoveryCase::MissingSegment, 0));
+        append(&mut log, 10);
+        log.sync().unwrap();
+    }
+    let (info, lsns) = read_back_raw(device, config, payload).unwrap();
+    assert_eq!((info.case, lsns), (RecoveryCase::Clean, range(0, 10)));
+}

@@ -43,13 +43,16 @@
 //!
 //! | case | what recovery finds | `TolerateTornTail` | `PointInTime` | `SkipDamaged` | `Strict` |
 //! |---|---|---|---|---|---|
-//! | `Empty` | no valid segment header | empty log | empty log | empty log | empty log |
+//! | `Empty` | no valid segment header, and no slot shows durable records | empty log | empty log | empty log | empty log |
 //! | `Clean` | the newest segment ends in blank (or never-written) space | keep all | keep all | keep all | keep all |
 //! | `TornTail` | the newest segment ends in a torn frame; nothing valid after it | cut it | cut it | cut it | error |
 //! | `InFlight` | damage in the newest segment, valid frames after it, no mark says they were durable (only on devices that may reorder writes) | cut from the damage | cut | cut | error |
 //! | `DurableDamage` | damage in the newest segment below a later mark's durable point, or followed by any valid frame on a device that keeps write order | error | cut, report | skip the damaged records, report | error |
 //! | `DamagedSegment` | damage in an older (sealed, synced) segment | error | cut there: drop everything after | skip the damaged records, report | error |
-//! | `MissingSegment` | a segment between the log's start and the newest is missing or its header damaged; or the header after the newest valid segment is damaged and its slot shows that segment held durable records (a mark says records of it were synced, or, on a device that keeps write order, records of it follow the header) | error | cut before the gap | keep what follows the gap, report | error |
+//! | `MissingSegment` | a segment between the log's start and the newest is missing or its header damaged; or the header after the newest valid segment (with no valid header, the first segment's) is damaged and its slot shows that segment held durable records (a mark says records of it were synced, or, on a device that keeps write order, records of it follow the header) | error | cut before the gap | keep what follows the gap, report | error |
+//!
+//! The epoch a damaged header may hide is never used again, so that frames
+//! left under it cannot pass for a later segment's.
 //!
 //! Whatever the mode, a segment of a newer format version is an error, a
 //! read error is an error (never taken for the end of the log), and no

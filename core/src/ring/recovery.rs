@@ -121,11 +121,19 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             }
         }
         let Some(mut head) = head else {
-            self.info.case = RecoveryCase::Empty;
+            // No valid header: the log's first segment (slot 0) may still
+            // be there under a damaged one.
+            self.check_hidden(0, None)?;
+            if self.info.corruption.is_none() {
+                self.info.case = RecoveryCase::Empty;
+            }
             self.state.max_epoch = self.max_epoch;
             return Ok(());
         };
-        self.check_damaged_successor(&head)?;
+        let successor = self.layout.next(head.slot);
+        if successor != head.slot {
+            self.check_hidden(successor, Some(&head))?;
+        }
         // Re-headed at most once per slot (point-in-time cuts before gaps).
         for _ in 0..=self.layout.slots {
             match self.recover_from(head)? {
@@ -299,40 +307,43 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         }
     }
 
-    /// A damaged header in the slot after the newest valid segment hides a
-    /// newer segment. It was durable if that slot still holds a mark of the
-    /// next epoch saying records of it were synced, or, on a device that
-    /// keeps writes in order, any record of the next epoch (written after
-    /// the header, which was then whole): then its loss is damage in the
-    /// durable region (the header of the newest segment), not a rotation
-    /// that a power cut interrupted.
+    /// A damaged header in `slot` may hide the segment that would follow
+    /// `after` (the newest valid one; with none, the log's first segment):
+    /// of the next epoch, starting where `after` ends. Its epoch is never
+    /// used again (frames of it may lie in the slot). It was durable if the
+    /// slot still holds a mark of that epoch saying records of it were
+    /// synced, or, on a device that keeps writes in order, any record of it
+    /// (written after the header, which was then whole): then its loss is
+    /// damage in the durable region, not a rotation that a power cut
+    /// interrupted.
     #[inline(never)]
-    fn check_damaged_successor(&mut self, head: &Seg) -> Step<()> {
-        let slot = self.layout.next(head.slot);
-        if slot == head.slot {
-            return Ok(());
-        }
+    fn check_hidden(&mut self, slot: u32, after: Option<&Seg>) -> Step<()> {
         let abs = self.layout.offset(slot);
         let header = self.reader.header(slot)?;
         // A valid header (an older lap) or blank space hides nothing.
         if matches!(header, Ok(_) | Err(DecodeError::Blank { .. })) {
             return Ok(());
         }
+        self.max_epoch = self.max_epoch.saturating_add(1);
         // Its records would start where the newest valid segment ends.
-        let head_end =
-            segment::scan(&mut self.reader, head, self.layout.frames_offset, head.base_lsn, None)?.lsn;
-        let hidden = Seg::new(slot, abs, self.max_epoch + 1, head_end, 0);
+        let base = match after {
+            Some(head) => {
+                segment::scan(&mut self.reader, head, self.layout.frames_offset, head.base_lsn, None)?.lsn
+            }
+            None => 0,
+        };
+        let hidden = Seg::new(slot, abs, self.max_epoch, base, 0);
         let ordered = self.reader.device.writes_persist_in_order();
         let mut synced = false;
         self.reader.scan_ahead(&hidden, self.layout.frames_offset - 1, &mut |_, found| {
-            synced |= found.mark.is_some_and(|m| m.durable_end > head_end) || (ordered && found.count > 0);
+            synced |= found.mark.is_some_and(|m| m.durable_end > base) || (ordered && found.count > 0);
             !synced
         })?;
         if !synced {
             return Ok(());
         }
         // The records of the hidden segment are lost; count unknown.
-        let corruption = Corruption { slot, offset: abs, lsn: head_end, damage: Damage::MissingSegment };
+        let corruption = Corruption { slot, offset: abs, lsn: base, damage: Damage::MissingSegment };
         self.durable_damage(RecoveryCase::MissingSegment, corruption)
     }
 
