@@ -136,9 +136,8 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         }
         // Re-headed at most once per slot (point-in-time cuts before gaps).
         for _ in 0..=self.layout.slots {
-            match self.recover_from(head)? {
-                Outcome::Done => return Ok(()),
-                Outcome::Rehead(seg) => head = seg,
+            if !self.recover_from(&mut head)? {
+                return Ok(());
             }
         }
         Err(self.reader.fault.internal(Broken::RecoveryUnsettled))
@@ -164,31 +163,33 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         }
     }
 
+    /// Recovers the log whose newest segment is `head`; returns whether
+    /// `head` was replaced by an older one to recover from instead (a
+    /// point-in-time cut before a gap), else the state is set.
     #[inline(never)]
-    fn recover_from(&mut self, head: Seg) -> Step<Outcome> {
+    fn recover_from(&mut self, head: &mut Seg) -> Step<bool> {
         // The head segment first: its marks may move the log's start.
         let head_stop =
-            segment::scan(&mut self.reader, &head, self.layout.frames_offset, head.base_lsn, None)?;
+            segment::scan(&mut self.reader, head, self.layout.frames_offset, head.base_lsn, None)?;
         let log_start = head.log_start.max(head_stop.log_start).min(head_stop.lsn);
-        let mut oldest = head;
-        if let Some(outcome) = self.walk_back(&mut oldest, log_start)? {
-            return Ok(outcome);
+        let mut oldest = *head;
+        if let Some(reheaded) = self.walk_back(&mut oldest, head, log_start)? {
+            return Ok(reheaded);
         }
         let first_lsn = log_start.max(oldest.base_lsn);
-        if !self.check_older(oldest, head, first_lsn, head_stop.lsn)? {
-            self.settle_newest(oldest, first_lsn, head, head_stop)?;
+        if !self.check_older(oldest, *head, first_lsn, head_stop.lsn)? {
+            self.settle_newest(oldest, first_lsn, *head, head_stop)?;
         }
-        Ok(Outcome::Done)
+        Ok(false)
     }
 
-    /// Walks `oldest` back from the head (where it starts) through adjacent
+    /// Walks `oldest` back from `head` (where it starts) through adjacent
     /// slots of decreasing epoch to the segment that holds `log_start`; a gap
     /// on the way is a missing segment, handled as the mode says. Returns
-    /// the outcome when that settles recovery otherwise (a point-in-time cut
-    /// before the gap).
+    /// what [`rehead_before`](Self::rehead_before) says when a point-in-time
+    /// cut before the gap settles recovery otherwise.
     #[inline(always)] // called once: keeps recovery one function in the binary
-    fn walk_back(&mut self, oldest: &mut Seg, log_start: Lsn) -> Step<Option<Outcome>> {
-        let head = *oldest;
+    fn walk_back(&mut self, oldest: &mut Seg, head: &mut Seg, log_start: Lsn) -> Step<Option<bool>> {
         while oldest.base_lsn > log_start {
             let slot = self.layout.prev(oldest.slot);
             let prev = if slot == head.slot { None } else { self.header(slot)? };
@@ -363,19 +364,21 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     }
 
     /// Point-in-time before a gap at `gap`: the log is what precedes it.
-    fn rehead_before(&mut self, gap: u32, head: Seg) -> Step<Outcome> {
+    /// Returns whether `head` was replaced, else the log is empty.
+    fn rehead_before(&mut self, gap: u32, head: &mut Seg) -> Step<bool> {
         let mut slot = self.layout.prev(gap);
         while slot != head.slot {
             if let Some(seg) = self.header(slot)?
                 && seg.epoch() < head.epoch()
             {
-                return Ok(Outcome::Rehead(seg));
+                *head = seg;
+                return Ok(true);
             }
             slot = self.layout.prev(slot);
         }
         // Nothing before the gap: the log is empty.
         self.state.max_epoch = self.max_epoch;
-        Ok(Outcome::Done)
+        Ok(false)
     }
 
     /// Sets the final state: the log from `oldest` to `newest`, ending at
@@ -407,11 +410,4 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             poisoned: false,
         };
     }
-}
-
-enum Outcome {
-    /// The state is set.
-    Done,
-    /// Recover again from this newest segment.
-    Rehead(Seg),
 }
