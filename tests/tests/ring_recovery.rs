@@ -191,6 +191,42 @@ fn valid_frames_after_damage_on_an_in_order_device_are_durable_damage() {
     }
 }
 
+/// On an in-order device, damage to the last record followed only by the
+/// padding of its sync: durable damage with nothing to skip to, so every
+/// mode that goes on ends the log there and counts the record lost.
+#[test]
+fn durable_damage_followed_only_by_padding_on_an_in_order_device() {
+    let mut device =
+        RamDevice::new(vec![0xFF; SLOTS * SEGMENT as usize], geometry()).unwrap().with_writes_in_order(true);
+    let mut buffer = [0u8; 512];
+    {
+        let (mut log, _) = RingLog::open(&mut device, RingConfig::new(SEGMENT), &mut buffer).unwrap();
+        append(&mut log, 11);
+        log.sync().unwrap();
+    }
+    let mut image = device.into_inner();
+    let kinds: Vec<FrameKind> = frames(&image, 0).iter().map(|f| f.2).collect();
+    assert_eq!(kinds.last(), Some(&FrameKind::Padding), "{kinds:?}");
+    let at = frame_of(&image, 0, 10);
+    image[at + 20] ^= 0x04;
+    for mode in MODES {
+        let mut device = RamDevice::new(image.clone(), geometry()).unwrap().with_writes_in_order(true);
+        let config = RingConfig::new(SEGMENT).recovery(mode);
+        match (RingLog::open(&mut device, config, &mut buffer), mode) {
+            (Err(Error::Corrupt(c)), RecoveryMode::TolerateTornTail | RecoveryMode::Strict) => {
+                assert_eq!(c.lsn, 10, "{mode:?}");
+            }
+            (Ok((log, info)), RecoveryMode::PointInTime | RecoveryMode::SkipDamaged) => {
+                assert_eq!(
+                    (info.case, info.records_lost, log.next_lsn()),
+                    (RecoveryCase::DurableDamage, 1, 10)
+                );
+            }
+            (other, mode) => panic!("{mode:?}: {:?}", other.map(|(_, info)| info)),
+        }
+    }
+}
+
 #[test]
 fn durable_damage_in_the_newest_segment() {
     // A mark written after the sync of records 0..15 says they were durable.

@@ -208,8 +208,6 @@ pub(crate) enum Broken {
     SegmentVanished,
     /// The newest segment's walk stopped with no reason recorded.
     NoStopCause,
-    /// Damage below a durable point was found with no frame after it.
-    DamageWithoutLaterFrame,
 }
 
 impl fmt::Display for Invariant {
@@ -226,7 +224,6 @@ impl fmt::Display for Invariant {
             Broken::RecoveryUnsettled => "recovery did not settle",
             Broken::SegmentVanished => "segment vanished during recovery",
             Broken::NoStopCause => "the newest segment stopped without a cause",
-            Broken::DamageWithoutLaterFrame => "durable damage without a later frame",
         })
     }
 }

@@ -47,7 +47,7 @@
 //! | `Clean` | the newest segment ends in blank (or never-written) space | keep all | keep all | keep all | keep all |
 //! | `TornTail` | the newest segment ends in a torn frame; nothing valid after it | cut it | cut it | cut it | error |
 //! | `InFlight` | damage in the newest segment, valid frames after it, no mark says they were durable (only on devices that may reorder writes) | cut from the damage | cut | cut | error |
-//! | `DurableDamage` | damage in the newest segment below a later mark's durable point, or followed by any valid frame on a device that keeps write order | error | cut, report | skip the damaged records, report | error |
+//! | `DurableDamage` | damage in the newest segment below a later mark's durable point, or followed by any valid frame on a device that keeps write order | error | cut, report | skip the damaged records (cut when no record follows), report | error |
 //! | `DamagedSegment` | damage in an older (sealed, synced) segment | error | cut there: drop everything after | skip the damaged records, report | error |
 //! | `MissingSegment` | a segment between the log's start and the newest is missing or its header damaged; or the header after the newest valid segment (with no valid header, the first segment's) is damaged and its slot shows that segment held durable records (a mark says records of it were synced, or, on a device that keeps write order, records of it follow the header) | error | cut before the gap | keep what follows the gap, report | error |
 //!

@@ -290,19 +290,24 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 }
                 (_, _) => {
                     self.durable_damage(RecoveryCase::DurableDamage, corruption)?;
-                    if self.mode == RecoveryMode::PointInTime {
-                        self.info.records_lost +=
-                            ahead.durable_claim.unwrap_or(stop.lsn).saturating_sub(stop.lsn);
-                        self.info.bytes_discarded = ahead.written_after(stop.pos);
-                        self.finish(oldest.slot, first_lsn, &head, stop.pos, stop.lsn, false);
-                        return Ok(());
+                    // Skip to the next frame holding records and go on from
+                    // there; in `PointInTime`, or when only frames without
+                    // records follow (padding, a mark), the log ends here.
+                    match ahead.first_valid.filter(|&(_, l)| l >= stop.lsn) {
+                        Some((p, l)) if self.mode != RecoveryMode::PointInTime => {
+                            self.info.records_lost += l - stop.lsn;
+                            stop = segment::scan(&mut self.reader, &head, p, l, None)?;
+                        }
+                        _ => {
+                            // Lost: up to what the marks say was durable, or
+                            // on an in-order device up to every record after.
+                            let durable = if ordered { ahead.reach } else { ahead.durable_claim };
+                            self.info.records_lost += durable.unwrap_or(stop.lsn).saturating_sub(stop.lsn);
+                            self.info.bytes_discarded = ahead.written_after(stop.pos);
+                            self.finish(oldest.slot, first_lsn, &head, stop.pos, stop.lsn, false);
+                            return Ok(());
+                        }
                     }
-                    // Skip to the next valid frame and go on from there.
-                    let Some((p, l)) = ahead.first_valid.filter(|&(_, l)| l >= stop.lsn) else {
-                        return Err(self.reader.fault.internal(Broken::DamageWithoutLaterFrame));
-                    };
-                    self.info.records_lost += l - stop.lsn;
-                    stop = segment::scan(&mut self.reader, &head, p, l, None)?;
                 }
             }
         }
