@@ -24,7 +24,14 @@ fn payload(lsn: Lsn) -> Vec<u8> {
 
 /// Runs `f` on a log over a fresh flash image; returns the image.
 fn build(f: impl FnOnce(&mut RingLog<'_, &mut RamDevice<Vec<u8>>>)) -> Vec<u8> {
-    let mut device = RamDevice::new(vec![0xFF; SLOTS * SEGMENT as usize], geometry()).unwrap();
+    build_on(false, f)
+}
+
+/// [`build`] on a device that keeps writes in order (NOR flash) or not.
+fn build_on(in_order: bool, f: impl FnOnce(&mut RingLog<'_, &mut RamDevice<Vec<u8>>>)) -> Vec<u8> {
+    let mut device = RamDevice::new(vec![0xFF; SLOTS * SEGMENT as usize], geometry())
+        .unwrap()
+        .with_writes_in_order(in_order);
     let mut buffer = [0u8; 512];
     {
         let (mut log, _) = RingLog::open(&mut device, RingConfig::new(SEGMENT), &mut buffer).unwrap();
@@ -40,13 +47,23 @@ fn append(log: &mut RingLog<'_, &mut RamDevice<Vec<u8>>>, n: u64) {
     }
 }
 
-type Opened = Result<(RecoveryInfo, Vec<Lsn>), Error<nori_wal_core::AccessError>>;
+type OpenError = Error<nori_wal_core::AccessError>;
+type Opened = Result<(RecoveryInfo, Vec<Lsn>), OpenError>;
 
 /// Opens `image` in `mode`; on success, reads every record back, checking
 /// each against what was appended at its LSN.
 fn open(image: &[u8], mode: RecoveryMode) -> Opened {
     let device = RamDevice::new(image.to_vec(), geometry()).unwrap();
     read_back_raw(device, RingConfig::new(SEGMENT).recovery(mode), payload)
+}
+
+/// Opens `image` in `mode` on a device that keeps writes in order or not:
+/// the next LSN and what recovery found.
+fn open_on(in_order: bool, image: &[u8], mode: RecoveryMode) -> Result<(Lsn, RecoveryInfo), OpenError> {
+    let mut buffer = [0u8; 512];
+    let mut device = RamDevice::new(image.to_vec(), geometry()).unwrap().with_writes_in_order(in_order);
+    let config = RingConfig::new(SEGMENT).recovery(mode);
+    RingLog::open(&mut device, config, &mut buffer).map(|(log, info)| (log.next_lsn(), info))
 }
 
 /// The frames of the segment in `slot`: (offset, first LSN, kind).
@@ -157,36 +174,26 @@ fn in_flight() {
 /// as `in_flight` is durable damage there, with no mark needed.
 #[test]
 fn valid_frames_after_damage_on_an_in_order_device_are_durable_damage() {
-    let mut device =
-        RamDevice::new(vec![0xFF; SLOTS * SEGMENT as usize], geometry()).unwrap().with_writes_in_order(true);
-    let mut buffer = [0u8; 512];
-    {
-        let (mut log, _) = RingLog::open(&mut device, RingConfig::new(SEGMENT), &mut buffer).unwrap();
-        append(&mut log, 10);
+    let mut image = build_on(true, |log| {
+        append(log, 10);
         log.sync().unwrap();
-        append(&mut log, 3);
+        append(log, 3);
         log.sync().unwrap();
-    }
-    let mut image = device.into_inner();
+    });
     let at = frame_of(&image, 0, 10);
     image[at + 3] ^= 0x10;
     for mode in MODES {
-        let mut device = RamDevice::new(image.clone(), geometry()).unwrap().with_writes_in_order(true);
-        let config = RingConfig::new(SEGMENT).recovery(mode);
-        match (RingLog::open(&mut device, config, &mut buffer), mode) {
+        match (open_on(true, &image, mode), mode) {
             (Err(Error::Corrupt(c)), RecoveryMode::TolerateTornTail | RecoveryMode::Strict) => {
                 assert_eq!(c.lsn, 10)
             }
-            (Ok((log, info)), RecoveryMode::PointInTime) => {
-                assert_eq!((info.case, log.next_lsn()), (RecoveryCase::DurableDamage, 10));
+            (Ok((next, info)), RecoveryMode::PointInTime) => {
+                assert_eq!((info.case, next), (RecoveryCase::DurableDamage, 10));
             }
-            (Ok((log, info)), RecoveryMode::SkipDamaged) => {
-                assert_eq!(
-                    (info.case, info.records_lost, log.next_lsn()),
-                    (RecoveryCase::DurableDamage, 1, 13)
-                );
+            (Ok((next, info)), RecoveryMode::SkipDamaged) => {
+                assert_eq!((info.case, info.records_lost, next), (RecoveryCase::DurableDamage, 1, 13));
             }
-            (other, mode) => panic!("{mode:?}: {:?}", other.map(|(_, info)| info)),
+            (other, mode) => panic!("{mode:?}: {other:?}"),
         }
     }
 }
@@ -196,33 +203,23 @@ fn valid_frames_after_damage_on_an_in_order_device_are_durable_damage() {
 /// mode that goes on ends the log there and counts the record lost.
 #[test]
 fn durable_damage_followed_only_by_padding_on_an_in_order_device() {
-    let mut device =
-        RamDevice::new(vec![0xFF; SLOTS * SEGMENT as usize], geometry()).unwrap().with_writes_in_order(true);
-    let mut buffer = [0u8; 512];
-    {
-        let (mut log, _) = RingLog::open(&mut device, RingConfig::new(SEGMENT), &mut buffer).unwrap();
-        append(&mut log, 11);
+    let mut image = build_on(true, |log| {
+        append(log, 11);
         log.sync().unwrap();
-    }
-    let mut image = device.into_inner();
+    });
     let kinds: Vec<FrameKind> = frames(&image, 0).iter().map(|f| f.2).collect();
     assert_eq!(kinds.last(), Some(&FrameKind::Padding), "{kinds:?}");
     let at = frame_of(&image, 0, 10);
     image[at + 20] ^= 0x04;
     for mode in MODES {
-        let mut device = RamDevice::new(image.clone(), geometry()).unwrap().with_writes_in_order(true);
-        let config = RingConfig::new(SEGMENT).recovery(mode);
-        match (RingLog::open(&mut device, config, &mut buffer), mode) {
+        match (open_on(true, &image, mode), mode) {
             (Err(Error::Corrupt(c)), RecoveryMode::TolerateTornTail | RecoveryMode::Strict) => {
                 assert_eq!(c.lsn, 10, "{mode:?}");
             }
-            (Ok((log, info)), RecoveryMode::PointInTime | RecoveryMode::SkipDamaged) => {
-                assert_eq!(
-                    (info.case, info.records_lost, log.next_lsn()),
-                    (RecoveryCase::DurableDamage, 1, 10)
-                );
+            (Ok((next, info)), RecoveryMode::PointInTime | RecoveryMode::SkipDamaged) => {
+                assert_eq!((info.case, info.records_lost, next), (RecoveryCase::DurableDamage, 1, 10));
             }
-            (other, mode) => panic!("{mode:?}: {:?}", other.map(|(_, info)| info)),
+            (other, mode) => panic!("{mode:?}: {other:?}"),
         }
     }
 }
@@ -398,17 +395,12 @@ fn recovery_twice_gives_the_same_result_in_every_mode() {
 /// lost and the segment is dropped as an interrupted rotation.
 #[test]
 fn damaged_header_of_the_newest_segment_on_an_in_order_device() {
-    let mut device =
-        RamDevice::new(vec![0xFF; SLOTS * SEGMENT as usize], geometry()).unwrap().with_writes_in_order(true);
-    let mut buffer = [0u8; 512];
-    {
-        let (mut log, _) = RingLog::open(&mut device, RingConfig::new(SEGMENT), &mut buffer).unwrap();
+    let mut image = build_on(true, |log| {
         for _ in 0..60 {
-            append(&mut log, 1);
+            append(log, 1);
             log.sync().unwrap();
         }
-    }
-    let mut image = device.into_inner();
+    });
     let bases: Vec<Lsn> = (0..SLOTS)
         .filter_map(|slot| SegmentHeader::decode(&image[slot * SEGMENT as usize..]).ok().map(|h| h.base_lsn))
         .collect();
@@ -417,14 +409,8 @@ fn damaged_header_of_the_newest_segment_on_an_in_order_device() {
     let (_, first, kind) = frames(&image, newest)[0];
     assert_eq!((first, kind), (bases[newest], FrameKind::Mark), "every segment opens with a mark");
     image[start + 17] ^= 0x20;
-    let open_in_order = |image: &[u8], mode| {
-        let mut buffer = [0u8; 512];
-        let mut device = RamDevice::new(image.to_vec(), geometry()).unwrap().with_writes_in_order(true);
-        let config = RingConfig::new(SEGMENT).recovery(mode);
-        RingLog::open(&mut device, config, &mut buffer).map(|(log, info)| (log.next_lsn(), info))
-    };
     for mode in MODES {
-        match (open_in_order(&image, mode), mode) {
+        match (open_on(true, &image, mode), mode) {
             (Err(Error::Corrupt(c)), RecoveryMode::TolerateTornTail | RecoveryMode::Strict) => {
                 assert_eq!((c.damage, c.lsn), (Damage::MissingSegment, bases[newest]), "{mode:?}");
             }
@@ -438,7 +424,7 @@ fn damaged_header_of_the_newest_segment_on_an_in_order_device() {
     let mark_end = start + 56 + 32;
     image[mark_end..start + SEGMENT as usize].fill(0xFF);
     for mode in MODES {
-        let (next, info) = open_in_order(&image, mode).unwrap();
+        let (next, info) = open_on(true, &image, mode).unwrap();
         assert_eq!(
             (info.case, next, info.corruption),
             (RecoveryCase::Clean, bases[newest], None),
@@ -454,39 +440,28 @@ fn damaged_header_of_the_newest_segment_on_an_in_order_device() {
 #[test]
 fn damaged_header_of_the_only_segment_is_reported() {
     for in_order in [false, true] {
-        let device = || RamDevice::new(vec![0xFF; SLOTS * SEGMENT as usize], geometry()).unwrap();
-        let mut device = device().with_writes_in_order(in_order);
-        let mut buffer = [0u8; 512];
-        {
-            let (mut log, _) = RingLog::open(&mut device, RingConfig::new(SEGMENT), &mut buffer).unwrap();
+        let mut image = build_on(in_order, |log| {
             for _ in 0..10 {
-                append(&mut log, 1);
+                append(log, 1);
                 log.sync().unwrap();
             }
-        }
-        let mut image = device.into_inner();
+        });
         image[17] ^= 0x20;
         for mode in MODES {
-            let mut device =
-                RamDevice::new(image.clone(), geometry()).unwrap().with_writes_in_order(in_order);
-            let config = RingConfig::new(SEGMENT).recovery(mode);
-            match (RingLog::open(&mut device, config, &mut buffer), mode) {
+            match (open_on(in_order, &image, mode), mode) {
                 (Err(Error::Corrupt(c)), RecoveryMode::TolerateTornTail | RecoveryMode::Strict) => {
                     assert_eq!((c.slot, c.lsn, c.damage), (0, 0, Damage::MissingSegment), "{mode:?}");
                 }
-                (Ok((log, info)), RecoveryMode::PointInTime | RecoveryMode::SkipDamaged) => {
-                    assert_eq!((info.case, log.next_lsn()), (RecoveryCase::MissingSegment, 0), "{mode:?}");
+                (Ok((next, info)), RecoveryMode::PointInTime | RecoveryMode::SkipDamaged) => {
+                    assert_eq!((info.case, next), (RecoveryCase::MissingSegment, 0), "{mode:?}");
                 }
-                (other, mode) => panic!("{in_order} {mode:?}: {:?}", other.map(|(_, info)| info)),
+                (other, mode) => panic!("{in_order} {mode:?}: {other:?}"),
             }
         }
         // A torn first header with nothing after it is an empty log.
         let mut torn = vec![0xFF; SLOTS * SEGMENT as usize];
         torn[..20].copy_from_slice(&image[..20]);
-        let mut device = RamDevice::new(torn, geometry()).unwrap().with_writes_in_order(in_order);
-        let (_, info) =
-            RingLog::open(&mut device, RingConfig::new(SEGMENT).recovery(RecoveryMode::Strict), &mut buffer)
-                .unwrap();
+        let (_, info) = open_on(in_order, &torn, RecoveryMode::Strict).unwrap();
         assert_eq!((info.case, info.corruption), (RecoveryCase::Empty, None));
     }
 }
