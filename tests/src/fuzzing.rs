@@ -12,7 +12,7 @@ use nori_wal::blocking::Wal;
 use nori_wal::fs::{File, Fs, OpenMode};
 use nori_wal::{FsyncPolicy, WalConfig};
 use nori_wal_core::format::{Body, FrameHeader, FrameKind, SegmentHeader, decode_frame};
-use nori_wal_core::ring::{FullPolicy, RecoveryMode, RingConfig, RingLog};
+use nori_wal_core::ring::{Error, FullPolicy, RecoveryMode, RingConfig, RingLog};
 use nori_wal_core::{Geometry, Lsn, RamDevice};
 
 use crate::crash::Owned;
@@ -100,7 +100,9 @@ fn segment_for(program_unit: u32) -> u64 {
 }
 
 /// Opens and recovers an arbitrary device image on a geometry the input
-/// picks, in every recovery mode, and reads back whatever recovery accepts.
+/// picks, in every recovery mode, on a device that may reorder writes and on
+/// one that keeps them in order (NOR flash), and reads back whatever
+/// recovery accepts. Recovery may refuse an image, never report a bug.
 pub fn ring_image(data: &[u8]) {
     let mut input = Input(data);
     let (read, program, erase, value) = GEOMETRIES[input.byte() as usize % GEOMETRIES.len()];
@@ -109,11 +111,16 @@ pub fn ring_image(data: &[u8]) {
     let mut image = input.take(16 * 4096);
     let slots = 4;
     image.resize((segment * slots) as usize, value.unwrap_or(0));
-    for mode in MODES {
-        let mut device = RamDevice::new(image.clone(), geometry).expect("image fits the geometry");
+    for (in_order, mode) in [false, true].into_iter().flat_map(|o| MODES.map(|m| (o, m))) {
+        let device = RamDevice::new(image.clone(), geometry).expect("image fits the geometry");
+        let mut device = device.with_writes_in_order(in_order);
         let mut buffer = vec![0u8; 8192];
         let config = RingConfig::new(segment).recovery(mode).when_full(FullPolicy::OverwriteOldest);
-        let Ok((mut log, info)) = RingLog::open(&mut device, config, &mut buffer) else { continue };
+        let (mut log, info) = match RingLog::open(&mut device, config, &mut buffer) {
+            Ok(opened) => opened,
+            Err(Error::Internal(what)) => panic!("{mode:?}, in order {in_order}: {what}"),
+            Err(_) => continue,
+        };
         let first = log.first_lsn();
         let mut read_buf = vec![0u8; 8192];
         // Whatever recovery accepted reads back in LSN order, inside the
