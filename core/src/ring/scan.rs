@@ -8,7 +8,7 @@ use super::window::{Overlay, Window};
 use crate::Lsn;
 use crate::device::BlockDevice;
 use crate::format::{
-    Body, Compression, DecodeError, FRAME_HEADER_LEN, FrameHeader, FrameKind, Mark, SegmentHeader,
+    Body, Compression, DecodeError, FRAME_HEADER_LEN, FrameHeader, FrameKind, Malformed, Mark, SegmentHeader,
 };
 
 /// A checked frame found at a position.
@@ -125,12 +125,12 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
         if let Err(e) = check.finish() {
             return Ok(Err(Damage::Frame(e)));
         }
-        // The records: a payload the window holds is parsed whole (a batch's
-        // entries checked, a mark read); a larger batch is taken at its
-        // count, and its entries are checked as they are read.
+        // The records. Only a batch or a mark is read again: a payload the
+        // window holds is parsed whole (a batch's entries checked, a mark's
+        // fields read); a larger batch is taken at its count, and its
+        // entries are checked as they are read.
         let payload_len = frame_len - FRAME_HEADER_LEN as u64;
         let whole = frame_len <= span;
-        // Only a batch's count and entries and a mark's fields are read.
         let needed = match header.kind() {
             FrameKind::Batch | FrameKind::Mark if whole => payload_len,
             FrameKind::Batch => payload_len.min(4),
@@ -155,9 +155,7 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
             _ => return Ok(Err(Damage::Unsupported)),
         };
         if count == 0 && matches!(header.kind(), FrameKind::Batch) {
-            return Ok(Err(Damage::Frame(DecodeError::MalformedBody {
-                reason: crate::format::Malformed::EmptyBatch,
-            })));
+            return Ok(Err(Damage::Frame(DecodeError::MalformedBody { reason: Malformed::EmptyBatch })));
         }
         let lsn = seg.base_lsn.saturating_add(u64::from(header.lsn_offset()));
         Ok(Ok(Found { header, lsn, count, mark }))
