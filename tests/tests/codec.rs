@@ -568,3 +568,45 @@ fn streamed_sliced_and_appended_frames_are_identical() {
         }
     }
 }
+
+/// `record_at`, the one cursor both iterators use, on the payload of every
+/// kind: a record kind returns its record and the payload's end; a batch
+/// its entry (as `batch_entry_at`); padding and marks hold no record. Zeros,
+/// 0xFF, garbage and torn puts never read past the payload.
+#[test]
+fn record_at_reads_every_kind_and_refuses_what_holds_no_record() {
+    use format::{BATCH_ENTRIES_AT, EncodedFrame, Malformed, record_at};
+    let put = Record::put(b"key", b"value");
+    let frame = EncodedFrame::record(3, 0, &put).unwrap();
+    let mut bytes = vec![0u8; frame.len()];
+    frame.write_to(&mut bytes).unwrap();
+    let payload = &bytes[16..];
+    assert_eq!(record_at(FrameKind::Put, payload, 0), Ok((put, payload.len())));
+    assert_eq!(record_at(FrameKind::Raw, b"abc", 0), Ok((Record::raw(b"abc"), 3)));
+    let not_a_record = Err(DecodeError::MalformedBody { reason: Malformed::NotARecord });
+    assert_eq!(record_at(FrameKind::Padding, &[0; 8], 0), not_a_record);
+    assert_eq!(record_at(FrameKind::Mark, &[0; MARK_PAYLOAD_LEN], 0), not_a_record);
+    // A torn put: its key length cut, or a key running past the payload,
+    // is refused; a cut inside the value reads a shorter value (the frame's
+    // checksum, not the body, catches that).
+    for cut in 0..payload.len() {
+        match record_at(FrameKind::Put, &payload[..cut], 0) {
+            Ok((Record::Put { key, value }, next)) => {
+                assert_eq!((key, next), (&b"key"[..], cut));
+                assert!(b"value".starts_with(value));
+            }
+            Ok(other) => panic!("cut {cut}: {other:?}"),
+            Err(e) => assert!(cut < 4 + 3, "cut {cut}: {e}"),
+        }
+    }
+    let garbage: Vec<u8> = (0..64u32).map(|i| (i * 97 + 13) as u8).collect();
+    for bytes in [&[0u8; 64][..], &[0xFF; 64][..], &garbage[..]] {
+        for kind in [FrameKind::Put, FrameKind::Delete, FrameKind::Raw, FrameKind::Batch] {
+            let at = if kind == FrameKind::Batch { BATCH_ENTRIES_AT } else { 0 };
+            if let Ok((_, next)) = record_at(kind, bytes, at) {
+                assert!(next <= bytes.len(), "{kind:?}");
+            }
+        }
+    }
+    assert!(record_at(FrameKind::Put, &[0xFF; 64], 0).is_err(), "a key length past the payload");
+}

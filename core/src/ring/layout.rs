@@ -22,8 +22,6 @@ pub(crate) struct Layout {
     pub(crate) read_unit: u32,
     pub(crate) erase_value: Option<u8>,
     pub(crate) frames_offset: u64,
-    /// Whether the device keeps writes in order (no durable marks needed).
-    pub(crate) ordered: bool,
     /// Whether the space was never used before the segment (a new file):
     /// then bytes that are neither blank nor a frame were written by this
     /// segment (a torn or damaged frame), never left from an earlier use.
@@ -34,7 +32,6 @@ impl Layout {
     pub(crate) fn new(
         geometry: Geometry,
         capacity: u64,
-        ordered: bool,
         config: &RingConfig,
         buffer_len: usize,
     ) -> Result<Self, ConfigError> {
@@ -52,7 +49,6 @@ impl Layout {
             read_unit: geometry.read_unit(),
             erase_value: geometry.erase_value(),
             frames_offset,
-            ordered,
             fresh: false,
         };
         // Room for the first mark, the tail reserve and a 64-byte frame.

@@ -210,8 +210,7 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
         config: RingConfig,
         buffer: &'b mut [u8],
     ) -> Result<(Self, RecoveryInfo), D::Error> {
-        let ordered = device.writes_persist_in_order();
-        let layout = Layout::new(device.geometry(), device.capacity(), ordered, &config, buffer.len())?;
+        let layout = Layout::new(device.geometry(), device.capacity(), &config, buffer.len())?;
         let mut fault = Fault::new();
         let recovered = recovery::recover(&mut device, layout, config.recovery, buffer, &mut fault);
         let (state, info) = fault.out(recovered)?;

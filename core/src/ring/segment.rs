@@ -341,6 +341,8 @@ pub struct SegmentReader<'d, 'w, D: BlockDevice> {
     device: &'d mut D,
     window: Window<'w>,
     layout: Layout,
+    /// Whether the device keeps writes in order (the caller says).
+    ordered: bool,
     seg: Seg,
     header: SegmentHeader,
     fault: Fault<D::Error>,
@@ -435,7 +437,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     ) -> Result<core::result::Result<Self, HeaderError>, D::Error> {
         super::layout::check_buffer(&device.geometry(), buffer.len())?;
         let capacity = device.capacity();
-        let layout = Self::layout_of(device, ordered, 0);
+        let layout = Self::layout_of(device, 0);
         let mut window = Window::new(buffer);
         let len = layout.header_read_len().min(capacity);
         let mut fault = Fault::new();
@@ -462,7 +464,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
         }
         let layout = Layout { frames_offset: header.frames_offset(), ..layout };
         let seg = Seg::new(0, 0, header.epoch, header.base_lsn, header.log_start);
-        Ok(Ok(Self { device, window, layout, seg, header, fault }))
+        Ok(Ok(Self { device, window, layout, ordered, seg, header, fault }))
     }
 
     /// A reader of a segment whose header is known (read before, or the one
@@ -502,12 +504,12 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
                 found_program_unit: header.program_unit,
             }));
         }
-        let layout = Self::layout_of(device, ordered, header.frames_offset());
+        let layout = Self::layout_of(device, header.frames_offset());
         let seg = Seg::new(0, 0, header.epoch, header.base_lsn, header.log_start);
-        Ok(Self { device, window: Window::new(buffer), layout, seg, header, fault: Fault::new() })
+        Ok(Self { device, window: Window::new(buffer), layout, ordered, seg, header, fault: Fault::new() })
     }
 
-    fn layout_of(device: &D, ordered: bool, frames_offset: u64) -> Layout {
+    fn layout_of(device: &D, frames_offset: u64) -> Layout {
         let geometry = device.geometry();
         Layout {
             segment_size: device.capacity(),
@@ -516,7 +518,6 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
             read_unit: geometry.read_unit(),
             erase_value: geometry.erase_value(),
             frames_offset,
-            ordered,
             fresh: false,
         }
     }
@@ -666,7 +667,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
             None => ahead.furthest_end.is_none() && ahead.first_valid.is_none(),
         };
         let Some(damage) = stop.damage else { return Ok(Classified::Clean { free_after }) };
-        Ok(match classify(&self.layout, self.layout.ordered, &damage, &ahead, stop.lsn) {
+        Ok(match classify(&self.layout, self.ordered, &damage, &ahead, stop.lsn) {
             RecoveryCase::Clean => Classified::Clean { free_after },
             RecoveryCase::TornTail => Classified::TornTail { discarded: ahead.written_after(stop.pos) },
             RecoveryCase::InFlight => Classified::InFlight { discarded: ahead.written_after(stop.pos) },

@@ -171,11 +171,7 @@ impl<S: Fs> Iter<S> {
         let payload = payload_of(&cur, self.map.as_ref(), &self.buf, &self.plain);
         let (record, entry_at) = match record_at(cur.kind, payload, cur.entry_at) {
             Ok(entry) => entry,
-            Err(e) => {
-                let damage = Damage::Frame(e);
-                let path = self.segments.get(self.index).map(|s| s.path.clone()).unwrap_or_default();
-                return Err(Error::Corrupt(Corruption { path, offset: self.pos, lsn, damage }));
-            }
+            Err(e) => return Err(self.corrupt_at(lsn, Damage::Frame(e))),
         };
         self.current = Some(Current { next: cur.next + 1, entry_at, ..cur });
         self.lsn = lsn + 1;
@@ -185,12 +181,18 @@ impl<S: Fs> Iter<S> {
     /// The record `cur` points at, and the offset of the entry after it.
     fn entry(&self, cur: &Current) -> Result<(Record<'_>, usize)> {
         let payload = payload_of(cur, self.map.as_ref(), &self.buf, &self.plain);
-        record_at(cur.kind, payload, cur.entry_at).map_err(|e| self.corrupt(Damage::Frame(e)))
+        let lsn = cur.first + u64::from(cur.next);
+        record_at(cur.kind, payload, cur.entry_at).map_err(|e| self.corrupt_at(lsn, Damage::Frame(e)))
     }
 
     fn corrupt(&self, damage: Damage) -> Error {
+        self.corrupt_at(self.at, damage)
+    }
+
+    /// Damage at the current position, where `lsn` was expected.
+    fn corrupt_at(&self, lsn: Lsn, damage: Damage) -> Error {
         let path = self.segments.get(self.index).map(|s| s.path.clone()).unwrap_or_default();
-        Error::Corrupt(Corruption { path, offset: self.pos, lsn: self.at, damage })
+        Error::Corrupt(Corruption { path, offset: self.pos, lsn, damage })
     }
 
     /// Loads the next frame holding records into the buffer.
