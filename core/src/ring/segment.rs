@@ -439,7 +439,6 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
         let capacity = device.capacity();
         let layout = Self::layout_of(device, 0);
         let mut window = Window::new(buffer);
-        let len = layout.header_read_len().min(capacity);
         let mut fault = Fault::new();
         let decoded = {
             let mut reader = Reader {
@@ -449,7 +448,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
                 layout,
                 fault: &mut fault,
             };
-            reader.bytes_at(0, 0, len).map(SegmentHeader::decode)
+            reader.header(0)
         };
         let decoded = fault.out(decoded)?;
         let header = match decoded {
