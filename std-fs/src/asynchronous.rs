@@ -222,9 +222,9 @@ impl<S: Fs> Wal<S> {
         let state = *rx
             .wait_for(|&(durable, poisoned)| poisoned || durable >= end)
             .await
-            .map_err(|_| Error::Poisoned { cause: "the WAL was closed while an append waited".into() })?;
+            .map_err(|_| Error::Closed)?;
         if state.1 {
-            return Err(Error::Poisoned { cause: "an earlier write or sync failed".into() });
+            return Err(self.wal().shared().commit.check().map_or_else(Error::from, |()| Error::Closed));
         }
         Ok(())
     }

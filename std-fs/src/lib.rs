@@ -23,10 +23,10 @@ pub mod fs;
 #[cfg(unix)]
 pub mod wal;
 
-#[cfg(unix)]
+#[cfg(all(unix, feature = "async"))]
 mod asynchronous;
 
-#[cfg(unix)]
+#[cfg(all(unix, feature = "async"))]
 pub use asynchronous::{EntryBuf, Iter, RecordBuf, Wal};
 #[cfg(unix)]
 pub use wal::{Codec, Error, FsyncPolicy, RecoveryInfo, RecoveryMode, Stats, WalConfig};

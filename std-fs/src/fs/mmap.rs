@@ -17,10 +17,16 @@
 
 #![allow(unsafe_code)]
 
+#[cfg(feature = "mmap")]
 use std::fs::File;
+#[cfg(feature = "mmap")]
 use std::io;
 
 /// A read-only map of a whole file, as long as the file was when mapped.
+/// Without the `mmap` feature no map is ever made ([`File::map`] returns
+/// `None` and readers use pread).
+///
+/// [`File::map`]: crate::fs::File::map
 ///
 /// ```
 /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
@@ -28,14 +34,25 @@ use std::io;
 /// # StdFs.create_dir_all(&dir)?;
 /// let file = StdFs.open(&dir.join("f"), OpenMode::CreateNew)?;
 /// file.write_all_at(b"mapped bytes", 0)?;
-/// let map = file.map(6)?.expect("the real file system maps files");
-/// assert_eq!(map.bytes(), b"mapped");
+/// if let Some(map) = file.map(6)? {
+///     assert_eq!(map.bytes(), b"mapped");
+/// }
+/// # assert_eq!(file.map(6)?.is_some(), cfg!(feature = "mmap"));
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
-pub struct Map(memmap2::Mmap);
+pub struct Map(Mapped);
 
+#[cfg(feature = "mmap")]
+type Mapped = memmap2::Mmap;
+
+/// Without the `mmap` feature, a map cannot be made.
+#[cfg(not(feature = "mmap"))]
+#[derive(Debug)]
+enum Mapped {}
+
+#[cfg(feature = "mmap")]
 impl Map {
     /// Maps `len` bytes of `file` from its start; `len` must not exceed the
     /// file's length.
@@ -53,10 +70,15 @@ impl Map {
         let map = unsafe { memmap2::MmapOptions::new().len(len).map(file)? };
         Ok(Some(Self(map)))
     }
+}
 
+impl Map {
     /// The mapped bytes.
     #[must_use]
     pub fn bytes(&self) -> &[u8] {
-        &self.0
+        #[cfg(feature = "mmap")]
+        return &self.0;
+        #[cfg(not(feature = "mmap"))]
+        match self.0 {}
     }
 }

@@ -115,7 +115,13 @@ impl File for StdFile {
     }
 
     fn map(&self, len: u64) -> io::Result<Option<super::Map>> {
-        super::mmap::Map::new(&self.0, len)
+        #[cfg(feature = "mmap")]
+        return super::mmap::Map::new(&self.0, len);
+        #[cfg(not(feature = "mmap"))]
+        {
+            let _ = len;
+            Ok(None)
+        }
     }
 
     fn try_lock(&self) -> io::Result<bool> {

@@ -4,8 +4,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use nori_wal_core::Lsn;
 use nori_wal_core::segment::Damage;
+use nori_wal_core::{EncodeError, Lsn};
 
 /// Damage found in a segment file.
 ///
@@ -176,8 +176,19 @@ pub enum Error {
     /// A write or sync failed earlier: nothing more is acknowledged until
     /// the WAL is reopened, which recovers what is durable.
     Poisoned {
-        /// The failure that poisoned the WAL.
-        cause: String,
+        /// The failure that poisoned the WAL (the first one), as its caller
+        /// got it; also [`source`](std::error::Error::source).
+        cause: std::sync::Arc<Error>,
+    },
+    /// The WAL was closed while a call waited for it.
+    Closed,
+    /// A record could not be encoded (nothing was written; the WAL goes on).
+    Encode(EncodeError),
+    /// A broken internal invariant: a bug in nori-wal, never the data's
+    /// fault. The WAL is poisoned; reopening it recovers what is durable.
+    Internal {
+        /// What went wrong.
+        what: &'static str,
     },
     /// The LSN asked for is outside the log.
     LsnOutOfRange {
@@ -204,10 +215,49 @@ impl Error {
         if is_storage_full(&source) { Self::StorageFull { path } } else { Self::Io { op, path, source } }
     }
 
+    /// A copy of this error, for the cause a poisoned WAL keeps: an I/O
+    /// error keeps its kind, its OS error code and its message.
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            Self::Io { op, path, source } => {
+                Self::Io { op, path: path.clone(), source: duplicate_io(source) }
+            }
+            Self::StorageFull { path } => Self::StorageFull { path: path.clone() },
+            Self::NotADirectory { path } => Self::NotADirectory { path: path.clone() },
+            Self::Locked { dir } => Self::Locked { dir: dir.clone() },
+            Self::ForeignFile { path } => Self::ForeignFile { path: path.clone() },
+            Self::UnsupportedVersion { path, found } => {
+                Self::UnsupportedVersion { path: path.clone(), found: *found }
+            }
+            Self::Config(e) => Self::Config(*e),
+            Self::RecordTooLarge { len, max } => Self::RecordTooLarge { len: *len, max: *max },
+            Self::EmptyBatch => Self::EmptyBatch,
+            Self::Corrupt(c) => Self::Corrupt(c.clone()),
+            Self::Poisoned { cause } => Self::Poisoned { cause: std::sync::Arc::clone(cause) },
+            Self::Closed => Self::Closed,
+            Self::Encode(e) => Self::Encode(*e),
+            Self::Internal { what } => Self::Internal { what },
+            Self::LsnOutOfRange { lsn, first, next } => {
+                Self::LsnOutOfRange { lsn: *lsn, first: *first, next: *next }
+            }
+            Self::InsideBatch { lsn } => Self::InsideBatch { lsn: *lsn },
+            Self::Exhausted => Self::Exhausted,
+        }
+    }
+
     /// Whether this is [`Error::StorageFull`].
     #[must_use]
     pub const fn is_storage_full(&self) -> bool {
         matches!(self, Self::StorageFull { .. })
+    }
+}
+
+/// A copy of an I/O error: the OS error code when it has one, else its
+/// kind and message.
+fn duplicate_io(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
     }
 }
 
@@ -256,6 +306,12 @@ impl fmt::Display for Error {
                 f,
                 "the WAL is poisoned by an earlier failure ({cause}): reopen it to recover what is durable"
             ),
+            Self::Closed => f.write_str("the WAL was closed while this call waited: reopen it"),
+            Self::Encode(e) => write!(f, "the record cannot be encoded ({e}); nothing was written"),
+            Self::Internal { what } => write!(
+                f,
+                "internal error in nori-wal ({what}); please report it. Reopen the WAL to recover what is durable"
+            ),
             Self::LsnOutOfRange { lsn, first, next } => {
                 write!(f, "LSN {lsn} is outside the log, which holds LSNs {first} to {next} (exclusive)")
             }
@@ -272,6 +328,8 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Io { source, .. } => Some(source),
+            Self::Poisoned { cause } => Some(&**cause),
+            Self::Encode(e) => Some(e),
             _ => None,
         }
     }

@@ -98,7 +98,8 @@ impl<S: Fs> Inspection<S> {
             Err(_) => None,
         };
         let config = WalConfig::new(&dir).recovery(mode);
-        let recovered = recovery::recover(&fs, &config, known_start.map_or(0, |(_, lsn)| lsn), true)?;
+        let recovered =
+            recovery::recover(&fs, &config, known_start.map_or(0, |(_, lsn)| lsn), recovery::Effect::DryRun)?;
         let mut lens = Vec::with_capacity(recovered.segments.len());
         for seg in &recovered.segments {
             let len = fs

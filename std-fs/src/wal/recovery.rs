@@ -125,8 +125,18 @@ struct Recovery<'a, S: Fs> {
     info: RecoveryInfo,
     max_epoch: u64,
     known_start: Lsn,
-    /// Decide, but change nothing on disk (inspection).
-    dry_run: bool,
+    /// Whether the decisions are carried out on disk.
+    effect: Effect,
+}
+
+/// Whether recovery changes the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Carry out the decisions: cut torn tails, remove what the mode drops.
+    Repair,
+    /// Decide, but change nothing on disk (inspection): files are opened
+    /// read-only, and removals and cuts are only reported.
+    DryRun,
 }
 
 /// Recovers the WAL in `config.dir`, repairing what the mode allows.
@@ -134,13 +144,13 @@ struct Recovery<'a, S: Fs> {
 /// `known_start` is the log's start recorded outside the segments (in the
 /// lock file), if any.
 ///
-/// With `dry_run`, the decisions are the same but nothing on disk changes:
-/// files are opened read-only, and removals and cuts are only reported.
+/// With [`Effect::DryRun`], the decisions are the same but nothing on disk
+/// changes.
 pub(crate) fn recover<S: Fs>(
     fs: &S,
     config: &WalConfig,
     known_start: Lsn,
-    dry_run: bool,
+    effect: Effect,
 ) -> Result<Recovered<S::File>> {
     let started = Instant::now();
     let info = RecoveryInfo {
@@ -165,7 +175,7 @@ pub(crate) fn recover<S: Fs>(
         info,
         max_epoch: 0,
         known_start,
-        dry_run,
+        effect,
     };
     let mut recovered = recovery.run()?;
     recovered.info.elapsed = started.elapsed();
@@ -246,7 +256,7 @@ impl<S: Fs> Recovery<'_, S> {
             if segment::is_cut_name(&name) {
                 // An interrupted `truncate_after`: the segment it copied is
                 // still whole under its own name.
-                if !self.dry_run {
+                if self.effect == Effect::Repair {
                     self.fs.remove(&path).map_err(|e| Error::io("remove", &path, e))?;
                     self.fs.sync_dir(self.dir).map_err(|e| Error::io("sync", self.dir, e))?;
                 }
@@ -255,7 +265,7 @@ impl<S: Fs> Recovery<'_, S> {
             let Some(base) = segment::parse_name(&name) else {
                 return Err(Error::ForeignFile { path });
             };
-            let mode = if self.dry_run { OpenMode::Read } else { OpenMode::ReadWrite };
+            let mode = if self.effect == Effect::DryRun { OpenMode::Read } else { OpenMode::ReadWrite };
             let file = self.fs.open(&path, mode).map_err(|e| Error::io("open", &path, e))?;
             let header = match segment::peek_header(&file).map_err(|e| Error::io("read", &path, e))? {
                 Ok(h) if h.base_lsn == base && h.log_start <= base && h.program_unit == 1 => {
@@ -369,7 +379,7 @@ impl<S: Fs> Recovery<'_, S> {
         let Some(last) = found.len().checked_sub(1) else {
             return Ok(self.finish(Vec::new(), None, log_start, log_start, Vec::new()));
         };
-        if !self.dry_run {
+        if self.effect == Effect::Repair {
             // What recovery keeps is durable from here on, whatever reached
             // the disk before (a killed process leaves its writes in the
             // page cache).
@@ -590,7 +600,7 @@ impl<S: Fs> Recovery<'_, S> {
                 self.remove(f)?;
             } else {
                 let size = f.file.size().map_err(|e| Error::io("size", &f.path, e))?;
-                if size > stop.pos && !self.dry_run {
+                if size > stop.pos && self.effect == Effect::Repair {
                     f.file.set_len(stop.pos).map_err(|e| Error::io("cut the tail of", &f.path, e))?;
                     f.file.sync_data().map_err(|e| Error::io("sync", &f.path, e))?;
                     self.fs.sync_dir(self.dir).map_err(|e| Error::io("sync", self.dir, e))?;
@@ -605,7 +615,7 @@ impl<S: Fs> Recovery<'_, S> {
     /// Removes a segment file durably.
     fn remove(&mut self, f: Found<S::File>) -> Result<()> {
         drop(f.file);
-        if !self.dry_run {
+        if self.effect == Effect::Repair {
             self.fs.remove(&f.path).map_err(|e| Error::io("remove", &f.path, e))?;
             self.fs.sync_dir(self.dir).map_err(|e| Error::io("sync", self.dir, e))?;
         }

@@ -1,0 +1,345 @@
+//! The append path: the write buffer, the active segment (started,
+//! marked, sealed), flushing, and a group-commit turn's sync.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use nori_wal_core::format::{EncodedFrame, EpochKey, Mark, SegmentHeader};
+use nori_wal_core::{EncodeError, Lsn};
+
+use super::{Result, Shared, lock};
+use crate::fs::{File, Fs};
+use crate::wal::config::FsyncPolicy;
+use crate::wal::error::Error;
+use crate::wal::recovery::{SegMeta, Skip};
+use crate::wal::segment::{self, MARK_FRAME_LEN};
+
+/// The segment being appended to.
+pub(crate) struct Active<F> {
+    pub(super) file: Arc<F>,
+    pub(super) path: PathBuf,
+    pub(super) key: EpochKey,
+    pub(super) base: Lsn,
+    pub(super) size: u64,
+    /// Offset of the next frame (buffered bytes included).
+    pub(super) pos: u64,
+    /// Offset at which the write buffer's bytes belong.
+    pub(super) written: u64,
+    /// `durable_end` recorded by the last mark (or implied by the header).
+    pub(super) marked_durable: Lsn,
+    pub(super) created: Instant,
+}
+
+impl<F> Active<F> {
+    /// Whether `len` more bytes fit, holding LSNs up to `end` (the LSN
+    /// offsets of a segment are 32-bit).
+    fn takes(&self, len: u64, end: Lsn) -> bool {
+        self.pos + len <= self.size && end - self.base <= u64::from(u32::MAX)
+    }
+}
+
+/// A sealed segment not yet synced: the next sync syncs it first.
+pub(super) struct Sealed<F> {
+    pub(super) file: Arc<F>,
+    pub(super) path: PathBuf,
+    /// The LSN after its last record.
+    pub(super) end: Lsn,
+}
+
+/// State under the append lock.
+pub(crate) struct Inner<F> {
+    pub(crate) segments: Vec<SegMeta>,
+    pub(super) active: Option<Active<F>>,
+    pub(crate) next_lsn: Lsn,
+    pub(crate) log_start: Lsn,
+    pub(super) max_epoch: u64,
+    pub(super) buf: Vec<u8>,
+    pub(crate) skips: Vec<Skip>,
+    /// Sealed segments whose files were not synced since they were
+    /// written, oldest first.
+    pub(super) unsynced: Vec<Sealed<F>>,
+    /// Bytes written to segment files since open.
+    pub(super) bytes_written: u64,
+    /// Segment files created since open.
+    pub(super) segments_created: u64,
+    /// LSN at open, to count appends.
+    pub(super) opened_at: Lsn,
+}
+
+impl<S: Fs> Shared<S> {
+    /// Encodes a frame of `len` bytes holding `count` LSNs into the write
+    /// buffer; returns its first LSN.
+    #[inline]
+    pub(super) fn append_frame<'r>(
+        &self,
+        len: u64,
+        count: u32,
+        encode: impl FnOnce(EpochKey, u32) -> std::result::Result<EncodedFrame<'r>, EncodeError>,
+    ) -> Result<Lsn> {
+        let max = self.max_frame_len();
+        if len > max {
+            return Err(Error::RecordTooLarge { len, max });
+        }
+        let mut inner = lock(&self.inner);
+        self.check_poison()?;
+        let lsn = inner.next_lsn;
+        let end = lsn.checked_add(u64::from(count)).ok_or(Error::Exhausted)?;
+        let durable = self.commit.durable_end();
+        self.reserve(&mut inner, len, end, durable)?;
+        let inner = &mut *inner;
+        let Some(active) = inner.active.as_mut() else {
+            return Err(self.no_active_segment());
+        };
+        // Nothing was buffered: the WAL goes on after a record it refuses.
+        let frame = encode(active.key, (lsn - active.base) as u32).map_err(Error::Encode)?;
+        frame.append_to(&mut inner.buf);
+        active.pos += frame.len() as u64;
+        inner.next_lsn = end;
+        if inner.buf.len() >= self.config.write_buffer {
+            self.write_out(inner)?;
+        }
+        Ok(lsn)
+    }
+
+    #[cold]
+    fn no_active_segment(&self) -> Error {
+        self.poison(Error::Internal { what: "no active segment after making room for a frame" })
+    }
+
+    /// Hands the full write buffer to the write-behind thread (waiting for
+    /// a spare one), or writes it here when there is none. Once poisoned
+    /// the writer writes nothing more, and the next call reports it.
+    fn write_out(&self, inner: &mut Inner<S::File>) -> Result<()> {
+        let Some(behind) = &self.behind else { return self.flush(inner) };
+        let Some(active) = inner.active.as_mut() else { return self.flush(inner) };
+        let (at, len) = (active.written, inner.buf.len() as u64);
+        behind.hand_off(&mut inner.buf, Arc::clone(&active.file), active.path.clone(), at);
+        active.written += len;
+        inner.bytes_written += len;
+        Ok(())
+    }
+
+    /// Waits until the write-behind thread has written every buffer handed
+    /// to it. Called under the append lock, so none is added meanwhile.
+    fn wait_written(&self) -> Result<()> {
+        if let Some(behind) = &self.behind {
+            behind.wait_idle();
+            self.check_poison()?;
+        }
+        Ok(())
+    }
+
+    /// The write-behind thread: writes the buffers handed to it, in order;
+    /// a failure poisons the WAL (the next call reports it).
+    pub(super) fn write_behind(&self) {
+        let Some(behind) = &self.behind else { return };
+        behind.run(|job| {
+            if !self.commit.is_poisoned()
+                && let Err(e) = job.file.write_all_at(&job.bytes, job.at)
+            {
+                self.poison(Error::io("write", &job.path, e));
+            }
+        });
+    }
+
+    /// What the policy asks after an append ending at `end`.
+    pub(super) fn after_append(&self, end: Lsn) -> Result<()> {
+        match self.config.fsync {
+            FsyncPolicy::Always => self.sync_until(end),
+            FsyncPolicy::Batch(_) => {
+                self.timer.mark_dirty();
+                Ok(())
+            }
+            FsyncPolicy::Os => Ok(()),
+        }
+    }
+
+    /// Makes room in the active segment for a frame of `len` bytes whose
+    /// LSNs end at `end` (and the mark that must precede it), rotating when
+    /// there is none. The common case, room and no mark due, is inline.
+    #[inline]
+    fn reserve(&self, inner: &mut Inner<S::File>, len: u64, end: Lsn, durable: Lsn) -> Result<()> {
+        match &inner.active {
+            Some(active) if active.marked_durable >= durable && active.takes(len, end) => Ok(()),
+            _ => self.make_room(inner, len, end, durable),
+        }
+    }
+
+    /// [`reserve`](Self::reserve) when a segment must start, or be sealed,
+    /// or a mark is due.
+    #[cold]
+    fn make_room(&self, inner: &mut Inner<S::File>, len: u64, end: Lsn, durable: Lsn) -> Result<()> {
+        loop {
+            let Some(active) = inner.active.as_ref() else {
+                self.start_segment(inner)?;
+                continue;
+            };
+            let needs_mark = active.marked_durable < durable;
+            let mark_len = if needs_mark { MARK_FRAME_LEN } else { 0 };
+            if active.takes(mark_len + len, end) {
+                if needs_mark {
+                    self.write_mark(inner, durable);
+                }
+                return Ok(());
+            }
+            self.seal(inner)?;
+        }
+    }
+
+    /// Buffers a mark of the durable point and the log's start.
+    fn write_mark(&self, inner: &mut Inner<S::File>, durable: Lsn) {
+        let mark = Mark { durable_end: durable, log_start: inner.log_start };
+        let next = inner.next_lsn;
+        if let Some(active) = inner.active.as_mut() {
+            segment::encode_mark(&mut inner.buf, active.key, (next - active.base) as u32, mark);
+            active.pos += MARK_FRAME_LEN;
+            active.marked_durable = durable;
+        }
+    }
+
+    /// At close, with every record durable: a mark saying so, synced, so
+    /// that recovery tells later damage to these records from a tail that
+    /// was never synced.
+    pub(super) fn mark_closed(&self) -> Result<()> {
+        let mut inner = lock(&self.inner);
+        self.check_poison()?;
+        let durable = self.commit.durable_end();
+        let Some(active) = inner.active.as_ref() else { return Ok(()) };
+        let room = active.pos + MARK_FRAME_LEN <= active.size;
+        if active.marked_durable >= durable || durable < inner.next_lsn || !room {
+            return Ok(());
+        }
+        self.write_mark(&mut inner, durable);
+        self.flush(&mut inner)?;
+        if let Some(active) = inner.active.as_ref() {
+            self.sync_file(&active.file, &active.path)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered bytes to the active file; a failure poisons.
+    pub(crate) fn flush(&self, inner: &mut Inner<S::File>) -> Result<()> {
+        self.wait_written()?;
+        if inner.buf.is_empty() {
+            return Ok(());
+        }
+        let Some(active) = inner.active.as_mut() else {
+            inner.buf.clear();
+            return Ok(());
+        };
+        if let Err(e) = active.file.write_all_at(&inner.buf, active.written) {
+            return Err(self.poison(Error::io("write", &active.path, e)));
+        }
+        active.written += inner.buf.len() as u64;
+        inner.bytes_written += inner.buf.len() as u64;
+        inner.buf.clear();
+        Ok(())
+    }
+
+    /// Ends the active segment: its bytes are written out, and the next
+    /// sync syncs it (sealing does not wait for the disk; the next
+    /// segment's first mark says how far the log was durable, so recovery
+    /// knows an unsynced tail from damage).
+    pub(super) fn seal(&self, inner: &mut Inner<S::File>) -> Result<()> {
+        let Some(active) = inner.active.as_ref() else { return Ok(()) };
+        if active.pos == segment::frames_offset() + MARK_FRAME_LEN && inner.next_lsn == active.base {
+            return Ok(());
+        }
+        self.flush(inner)?;
+        self.counters.rotated();
+        trace!(debug, next_lsn = inner.next_lsn, "segment sealed");
+        if let Some(active) = inner.active.take()
+            && self.commit.durable_end() < inner.next_lsn
+        {
+            inner.unsynced.push(Sealed { file: active.file, path: active.path, end: inner.next_lsn });
+        }
+        Ok(())
+    }
+
+    /// Syncs the sealed segments not yet synced, oldest first (under the
+    /// append lock, or with the list taken out of it).
+    pub(super) fn sync_sealed(&self, sealed: &[Sealed<S::File>]) -> Result<()> {
+        sealed.iter().try_for_each(|s| self.sync_file(&s.file, &s.path))
+    }
+
+    /// `fdatasync` of a segment file, counted; a failure poisons.
+    pub(super) fn sync_file(&self, file: &S::File, path: &Path) -> Result<()> {
+        self.counters.time_sync(|| file.sync_data()).map_err(|e| self.poison(Error::io("sync", path, e)))
+    }
+
+    /// Creates the next segment file, starting at the next LSN.
+    fn start_segment(&self, inner: &mut Inner<S::File>) -> Result<()> {
+        let epoch = inner.max_epoch.checked_add(1).ok_or(Error::Exhausted)?;
+        let size = self.config.segment_size;
+        let header = SegmentHeader::new(epoch, inner.next_lsn, size, 1)
+            .and_then(|h| h.with_log_start(inner.log_start.min(inner.next_lsn)))
+            .map_err(|_| Error::Exhausted)?;
+        // Its first frame records how far the log is durable: the older
+        // segments' bytes past that point may be lost in a crash.
+        let durable = self.commit.durable_end();
+        let mark = Mark { durable_end: durable, log_start: header.log_start };
+        // A failure here (a full disk) leaves nothing behind and appends nothing.
+        let (file, path) = segment::create(&self.fs, self.dir(), &header, mark, self.config.preallocate)?;
+        trace!(debug, base_lsn = header.base_lsn, epoch, "segment created");
+        inner.max_epoch = epoch;
+        inner.segments_created += 1;
+        inner.bytes_written += segment::frames_offset();
+        inner.segments.push(SegMeta { base: header.base_lsn, epoch, size, path: path.clone() });
+        inner.active = Some(Active {
+            file: Arc::new(file),
+            path,
+            key: EpochKey::new(epoch),
+            base: header.base_lsn,
+            size,
+            pos: segment::frames_offset() + MARK_FRAME_LEN,
+            written: segment::frames_offset() + MARK_FRAME_LEN,
+            marked_durable: durable,
+            created: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// Returns once every LSN below `end` is durable: a turn of the group
+    /// commit, whose leader writes out the buffer under the append lock and
+    /// syncs outside it.
+    pub(crate) fn sync_until(&self, end: Lsn) -> Result<()> {
+        self.commit.sync_until(end, || self.lead_sync())
+    }
+
+    /// Waits, without leading a sync, until every LSN below `end` is durable
+    /// (the batch timer, or another thread, syncs).
+    pub(crate) fn wait_passive(&self, end: Lsn) -> Result<()> {
+        Ok(self.commit.wait_passive(end)?)
+    }
+
+    /// A turn's sync: writes out the buffer under the append lock, then
+    /// syncs the sealed segments not yet synced and the active one outside
+    /// it. Returns the LSN below which records are durable.
+    fn lead_sync(&self) -> Result<Lsn> {
+        // No waiting for more appends first: what arrives during this sync
+        // is covered by the next one, which starts as soon as this ends.
+        let (sealed, file, flushed) = {
+            let mut inner = lock(&self.inner);
+            self.check_poison()?;
+            self.flush(&mut inner)?;
+            let sealed: Vec<Sealed<S::File>> = inner
+                .unsynced
+                .iter()
+                .map(|s| Sealed { file: Arc::clone(&s.file), path: s.path.clone(), end: s.end })
+                .collect();
+            let file = inner.active.as_ref().map(|a| (Arc::clone(&a.file), a.path.clone()));
+            (sealed, file, inner.next_lsn)
+        };
+        // Waiters arriving from here on know whether this sync covers them.
+        self.commit.cover(flushed);
+        self.sync_sealed(&sealed)?;
+        if let Some((file, path)) = file {
+            self.sync_file(&file, &path)?;
+        }
+        if !sealed.is_empty() {
+            lock(&self.inner).unsynced.retain(|s| s.end > flushed);
+        }
+        Ok(flushed)
+    }
+}

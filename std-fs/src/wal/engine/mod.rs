@@ -1,0 +1,437 @@
+//! The engine of the file WAL: the [`Wal`] facade and the state its parts
+//! share. Each part has one job:
+//!
+//! | module | job |
+//! |---|---|
+//! | `open` | the directory, its lock, recovery, the threads |
+//! | `append` | the write buffer, segments (start, mark, seal), flushing |
+//! | `commit` | group commit: the durable point, turns, the poisoned state |
+//! | `behind` | write-behind of full buffers on a thread of their own |
+//! | `timer` | the batch window's sync and age rotation |
+//! | `truncate` | reclaim (`truncate_before`) and the suffix cut (`truncate_after`) |
+//! | `stats` | counters and the sync-latency histogram |
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use nori_wal_core::format::{EncodedFrame, FRAME_HEADER_LEN, batch_frame_len, record_frame_len, record_kind};
+use nori_wal_core::{Lsn, Record};
+
+use super::config::{Codec, FsyncPolicy, WalConfig};
+use super::error::Error;
+use super::iter::Iter;
+use super::recovery::RecoveryInfo;
+use super::segment::{self, MARK_FRAME_LEN};
+use super::sync::{AtomicU64, JoinHandle, Mutex};
+use crate::fs::{Fs, StdFs};
+
+mod append;
+mod behind;
+mod commit;
+mod open;
+mod stats;
+mod timer;
+mod truncate;
+
+pub(crate) use append::Inner;
+pub(crate) use commit::lock;
+use commit::{GroupCommit, Poisoned};
+pub use stats::{SYNC_LATENCY_BUCKETS, Stats, SyncLatency};
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// What the WAL's parts share.
+pub(crate) struct Shared<S: Fs> {
+    pub(crate) fs: S,
+    pub(crate) config: WalConfig,
+    /// The append lock: segments, the write buffer, the next LSN.
+    pub(crate) inner: Mutex<Inner<S::File>>,
+    /// The durable point, its waiters and the poisoned state.
+    pub(crate) commit: GroupCommit<Arc<Error>>,
+    timer: timer::Timer,
+    /// Write-behind, when the policy uses it.
+    behind: Option<behind::WriteBehind<S::File>>,
+    counters: stats::Counters,
+    recovery: RecoveryInfo,
+    /// The durable end and whether the WAL is poisoned, for async waiters
+    /// (the group commit's observer sends them).
+    #[cfg(feature = "async")]
+    pub(crate) durable_tx: Arc<tokio::sync::watch::Sender<(Lsn, bool)>>,
+    /// Holds the directory's lock for the WAL's lifetime, and the log's
+    /// start when `truncate_after` removes the segments that recorded it.
+    lock_file: S::File,
+    /// Sequence of the last start written to the lock file.
+    start_seq: AtomicU64,
+}
+
+impl From<Poisoned<Arc<Error>>> for Error {
+    fn from(p: Poisoned<Arc<Error>>) -> Self {
+        Self::Poisoned { cause: p.0 }
+    }
+}
+
+/// A write-ahead log in a directory of segment files, usable from many
+/// threads (`Wal: Send + Sync`). See the [module docs](super) for the files,
+/// the durability policies and the recovery decisions.
+pub struct Wal<S: Fs = StdFs> {
+    shared: Arc<Shared<S>>,
+    worker: Option<JoinHandle<()>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl<S: Fs> std::fmt::Debug for Wal<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.shared.config.dir)
+            .field("durable_end", &self.shared.commit.durable_end())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Wal<StdFs> {
+    /// Opens (creating if needed) the WAL in `config.dir`, recovering what
+    /// it holds as `config.recovery` says.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`], [`Error::NotADirectory`], [`Error::Locked`],
+    /// [`Error::ForeignFile`], [`Error::UnsupportedVersion`],
+    /// [`Error::Corrupt`] (as the recovery mode says), [`Error::Io`].
+    pub fn open(config: WalConfig) -> Result<(Self, RecoveryInfo)> {
+        Self::open_in(StdFs, config)
+    }
+}
+
+impl<S: Fs> Wal<S> {
+    /// Its shared state, for the async API.
+    #[cfg(feature = "async")]
+    pub(crate) fn shared(&self) -> &Shared<S> {
+        &self.shared
+    }
+
+    /// The configuration the WAL runs with.
+    #[must_use]
+    pub fn config(&self) -> &WalConfig {
+        &self.shared.config
+    }
+
+    /// Appends `record`; returns its LSN. Under [`FsyncPolicy::Always`] the
+    /// record is durable when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RecordTooLarge`]; [`Error::StorageFull`] when a new segment
+    /// cannot be allocated (nothing was appended); [`Error::Poisoned`]; an
+    /// I/O error, which poisons the WAL.
+    pub fn append(&self, record: &Record<'_>) -> Result<Lsn> {
+        let len = record_frame_len(record);
+        let config = &self.shared.config;
+        // Too large a record is refused below, compressible or not.
+        let packed = if config.compression != Codec::None && len <= self.shared.max_frame_len() {
+            super::compress::compress(config.compression, config.compress_min, record)
+        } else {
+            None
+        };
+        let lsn = match packed {
+            Some(p) => {
+                let kind = record_kind(record);
+                let frame_len = (FRAME_HEADER_LEN + 4 + p.data.len()) as u64;
+                self.shared.append_frame(frame_len, 1, |key, off| {
+                    EncodedFrame::compressed(key, off, kind, p.codec, p.body_len, 1, &p.data)
+                })?
+            }
+            None => self.shared.append_frame(len, 1, |key, off| EncodedFrame::record(key, off, record))?,
+        };
+        self.shared.after_append(lsn + 1)?;
+        Ok(lsn)
+    }
+
+    /// Appends `records` as one atomic batch: after a crash, all of them or
+    /// none are recovered. Returns their LSNs.
+    ///
+    /// # Errors
+    ///
+    /// As [`append`](Self::append), and [`Error::EmptyBatch`].
+    pub fn append_batch(&self, records: &[Record<'_>]) -> Result<Range<Lsn>> {
+        if records.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        let count = u32::try_from(records.len())
+            .map_err(|_| Error::RecordTooLarge { len: u64::MAX, max: self.shared.max_frame_len() })?;
+        let len = batch_frame_len(records);
+        let first =
+            self.shared.append_frame(len, count, |key, off| EncodedFrame::batch(key, off, records))?;
+        let end = first + u64::from(count);
+        self.shared.after_append(end)?;
+        Ok(first..end)
+    }
+
+    /// Makes every record appended so far durable.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`], or the I/O error that poisons the WAL.
+    pub fn sync(&self) -> Result<()> {
+        let end = lock(&self.shared.inner).next_lsn;
+        self.shared.sync_until(end)
+    }
+
+    /// Waits until `lsn` is durable. Under [`FsyncPolicy::Batch`] it waits
+    /// for the background sync, which comes within the window; under the
+    /// other policies it syncs if no sync is under way.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LsnOutOfRange`] for an LSN not yet appended; as
+    /// [`sync`](Self::sync).
+    pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+        let (first, next) = {
+            let inner = lock(&self.shared.inner);
+            (inner.log_start, inner.next_lsn)
+        };
+        if lsn >= next {
+            return Err(Error::LsnOutOfRange { lsn, first, next });
+        }
+        match self.shared.config.fsync {
+            FsyncPolicy::Batch(_) => self.shared.wait_passive(lsn + 1),
+            _ => self.shared.sync_until(lsn + 1),
+        }
+    }
+
+    /// The highest durable LSN, or `None` when no record is durable.
+    #[must_use]
+    pub fn durable_lsn(&self) -> Option<Lsn> {
+        let end = self.shared.commit.durable_end();
+        let start = lock(&self.shared.inner).log_start;
+        (end > start).then(|| end - 1)
+    }
+
+    /// The LSN the next append gets.
+    #[must_use]
+    pub fn next_lsn(&self) -> Lsn {
+        lock(&self.shared.inner).next_lsn
+    }
+
+    /// The first LSN the log holds.
+    #[must_use]
+    pub fn first_lsn(&self) -> Lsn {
+        lock(&self.shared.inner).log_start
+    }
+
+    /// The number of segment files.
+    #[must_use]
+    pub fn segment_count(&self) -> usize {
+        lock(&self.shared.inner).segments.len()
+    }
+
+    /// Counters of what the WAL has done since it was opened.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let inner = lock(&self.shared.inner);
+        let (syncs, sync_latency, rotations) = self.shared.counters.read();
+        Stats {
+            records: inner.next_lsn.saturating_sub(inner.opened_at),
+            bytes_written: inner.bytes_written,
+            syncs,
+            sync_latency,
+            segments_created: inner.segments_created,
+            rotations,
+            segments: inner.segments.len(),
+            recovery: self.shared.recovery.clone(),
+        }
+    }
+
+    /// Whether a failed write or sync poisoned the WAL.
+    #[must_use]
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.commit.is_poisoned()
+    }
+
+    /// The largest encoded record (or batch) accepted, in bytes.
+    #[must_use]
+    pub fn max_record_len(&self) -> u64 {
+        self.shared.max_frame_len()
+    }
+
+    /// Ends the active segment now (the next append starts a new file),
+    /// making everything in it durable. Does nothing when it holds no
+    /// record.
+    ///
+    /// # Errors
+    ///
+    /// As [`sync`](Self::sync).
+    pub fn rotate(&self) -> Result<()> {
+        let end = {
+            let mut inner = lock(&self.shared.inner);
+            self.shared.check_poison()?;
+            self.shared.seal(&mut inner)?;
+            inner.next_lsn
+        };
+        self.shared.sync_until(end)
+    }
+
+    /// Iterates over the records from `lsn` on, across segments. Records
+    /// appended before this call are included (durable or not).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LsnOutOfRange`] when `lsn` is below the first LSN or above
+    /// the next one; an I/O error while writing out buffered records.
+    pub fn iter_from(&self, lsn: Lsn) -> Result<Iter<S>> {
+        self.iter_at(Some(lsn))
+    }
+
+    /// An iterator from `lsn`, or from the first LSN when `None` (read
+    /// under the same lock as the snapshot).
+    fn iter_at(&self, lsn: Option<Lsn>) -> Result<Iter<S>> {
+        let mut inner = lock(&self.shared.inner);
+        self.shared.check_poison()?;
+        let lsn = lsn.unwrap_or(inner.log_start);
+        if lsn < inner.log_start || lsn > inner.next_lsn {
+            return Err(Error::LsnOutOfRange { lsn, first: inner.log_start, next: inner.next_lsn });
+        }
+        self.shared.flush(&mut inner)?;
+        let active_end = inner.active.as_ref().map(|a| a.pos);
+        // The files are opened under the lock: no reclaim can remove one
+        // between the snapshot and the open.
+        Iter::new(
+            &self.shared.fs,
+            inner.segments.clone(),
+            active_end,
+            lsn,
+            inner.next_lsn,
+            inner.skips.clone(),
+        )
+    }
+
+    /// Iterates over every record the log holds.
+    ///
+    /// # Errors
+    ///
+    /// As [`iter_from`](Self::iter_from).
+    pub fn iter(&self) -> Result<Iter<S>> {
+        self.iter_at(None)
+    }
+
+    /// Reclaims the records below `lsn`: they are no longer returned, and
+    /// the segment files holding only such records are deleted. Durable: a
+    /// crash afterwards never brings them back, nor loses a record at or
+    /// above `lsn` that was durable. Records below `lsn` not yet durable are
+    /// made durable first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LsnOutOfRange`] when `lsn` is above the next LSN;
+    /// [`Error::Poisoned`]; an I/O error.
+    pub fn truncate_before(&self, lsn: Lsn) -> Result<()> {
+        self.shared.exclusive(|shared, inner| shared.truncate_before(inner, lsn))
+    }
+
+    /// Drops every record after `lsn`, durably; the next append gets
+    /// `lsn + 1`. For a Raft log whose suffix conflicts with the leader's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LsnOutOfRange`] when `lsn + 1` is below the first LSN or
+    /// `lsn` is not below the next LSN; [`Error::InsideBatch`] when `lsn`
+    /// and `lsn + 1` are in one batch; [`Error::Poisoned`]; an I/O error.
+    pub fn truncate_after(&self, lsn: Lsn) -> Result<()> {
+        self.shared.exclusive(|shared, inner| shared.truncate_after(inner, lsn))
+    }
+
+    /// Closes the WAL: writes out and syncs what is buffered, and stops the
+    /// background thread. Dropping the WAL does the same but cannot report
+    /// a failure.
+    ///
+    /// # Errors
+    ///
+    /// As [`sync`](Self::sync).
+    pub fn close(mut self) -> Result<()> {
+        self.stop_worker();
+        self.shared.commit.check()?;
+        self.sync()?;
+        self.shared.mark_closed()
+    }
+
+    fn stop_worker(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            self.shared.timer.stop();
+            let _ = worker.join();
+        }
+    }
+
+    /// Stops the write-behind thread once it has written what it holds.
+    fn stop_writer(&mut self) {
+        if let (Some(writer), Some(behind)) = (self.writer.take(), &self.shared.behind) {
+            behind.stop();
+            let _ = writer.join();
+        }
+    }
+}
+
+impl<S: Fs> Drop for Wal<S> {
+    fn drop(&mut self) {
+        self.stop_worker();
+        if !self.is_poisoned() {
+            // Best effort: `close` reports failures.
+            let _ = self.sync().and_then(|()| self.shared.mark_closed());
+        }
+        self.stop_writer();
+    }
+}
+
+impl<S: Fs> Shared<S> {
+    fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+
+    /// The largest frame a segment of the configured size takes, bounded by
+    /// the record limit.
+    fn max_frame_len(&self) -> u64 {
+        let room = self.config.segment_size - segment::frames_offset() - MARK_FRAME_LEN;
+        room.min(self.config.max_record_len)
+    }
+
+    #[inline]
+    fn check_poison(&self) -> Result<()> {
+        Ok(self.commit.check()?)
+    }
+
+    /// Poisons the WAL with `error` (unless an earlier failure did) and
+    /// returns `error`: its caller reports it, every later call reports
+    /// [`Error::Poisoned`] with a copy of it as the cause.
+    #[cold]
+    fn poison(&self, error: Error) -> Error {
+        if self.commit.poison(|| Arc::new(error.duplicate())) {
+            trace!(error, cause = %error, "WAL poisoned");
+        }
+        error
+    }
+}
+
+/// The background timer's work on this WAL.
+impl<S: Fs> timer::Due for Shared<S> {
+    fn active_created(&self) -> Option<Instant> {
+        let inner = lock(&self.inner);
+        let active = inner.active.as_ref()?;
+        (inner.next_lsn > active.base).then_some(active.created)
+    }
+
+    fn sync(&self) {
+        let end = lock(&self.inner).next_lsn;
+        // A failure poisons the WAL; appenders see it.
+        let _ = self.sync_until(end);
+    }
+
+    fn rotate(&self) {
+        let Some(age) = self.config.max_segment_age else { return };
+        let mut inner = lock(&self.inner);
+        let old = inner.active.as_ref().is_some_and(|a| a.created.elapsed() >= age);
+        if old && !self.commit.is_poisoned() {
+            // A failure poisons the WAL; appenders see it.
+            let _ = self.seal(&mut inner);
+        }
+    }
+}
