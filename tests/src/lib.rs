@@ -84,3 +84,19 @@ mod tests {
         assert!(from_hex("zz").is_err());
     }
 }
+
+/// The name the test harness gives the test function `name` of the module
+/// `module` (pass `module_path!()`), for a test that runs itself again in a
+/// child process with `--exact`: the module path without the crate.
+///
+/// ```
+/// assert_eq!(nori_wal_tests::test_name("wal::wal_kill", "child"), "wal_kill::child");
+/// assert_eq!(nori_wal_tests::test_name("golden", "child"), "child");
+/// ```
+#[must_use]
+pub fn test_name(module: &str, name: &str) -> String {
+    match module.split_once("::") {
+        Some((_, path)) => format!("{path}::{name}"),
+        None => name.to_owned(),
+    }
+}

@@ -43,13 +43,16 @@
 //!
 //! | case | what recovery finds | `TolerateTornTail` | `PointInTime` | `SkipDamaged` | `Strict` |
 //! |---|---|---|---|---|---|
-//! | `Empty` | no valid segment header, and no slot shows durable records | empty log | empty log | empty log | empty log |
-//! | `Clean` | the newest segment ends in blank (or never-written) space | keep all | keep all | keep all | keep all |
-//! | `TornTail` | the newest segment ends in a torn frame; nothing valid after it | cut it | cut it | cut it | error |
-//! | `InFlight` | damage in the newest segment, valid frames after it, no mark says they were durable (only on devices that may reorder writes) | cut from the damage | cut | cut | error |
-//! | `DurableDamage` | damage in the newest segment below a later mark's durable point, or followed by any valid frame on a device that keeps write order | error | cut, report | skip the damaged records (cut when no record follows), report | error |
-//! | `DamagedSegment` | damage in an older (sealed, synced) segment | error | cut there: drop everything after | skip the damaged records, report | error |
-//! | `MissingSegment` | a segment between the log's start and the newest is missing or its header damaged; or the header after the newest valid segment (with no valid header, the first segment's) is damaged and its slot shows that segment held durable records (a mark says records of it were synced, or, on a device that keeps write order, records of it follow the header) | error | cut before the gap | keep what follows the gap, report | error |
+//! | `Empty` | no valid segment header, and no slot shows durable records | `Keep`: an empty log | `Keep` | `Keep` | `Keep` |
+//! | `Clean` | the newest segment ends in blank (or never-written) space | `Keep`: all | `Keep` | `Keep` | `Keep` |
+//! | `TornTail` | the newest segment ends in a torn frame; nothing valid after it | `CutTail`: cut it | `CutTail` | `CutTail` | `Refuse` |
+//! | `InFlight` | damage in the newest segment, valid frames after it, no mark says they were durable (only on devices that may reorder writes) | `CutTail`: from the damage | `CutTail` | `CutTail` | `Refuse` |
+//! | `DurableDamage` | damage in the newest segment below a later mark's durable point, or followed by any valid frame on a device that keeps write order | `Refuse` | `EndAtDamage`: cut, report | `Skip`: the damaged records (cut when no record follows), report | `Refuse` |
+//! | `DamagedSegment` | damage in an older (sealed, synced) segment | `Refuse` | `EndAtDamage`: drop everything after | `Skip`: the damaged records, report | `Refuse` |
+//! | `MissingSegment` | a segment between the log's start and the newest is missing or its header damaged; or the header after the newest valid segment (with no valid header, the first segment's) is damaged and its slot shows that segment held durable records (a mark says records of it were synced, or, on a device that keeps write order, records of it follow the header) | `Refuse` | `EndAtDamage`: cut before the gap | `Skip`: keep what follows the gap, report | `Refuse` |
+//!
+//! Each cell names the [`Action`] that [`decide`] gives for its case and
+//! mode: this recovery and the file WAL's both take their decisions from it.
 //!
 //! The epoch a damaged header may hide is never used again, so that frames
 //! left under it cannot pass for a later segment's.
@@ -88,6 +91,7 @@
 //! ```
 
 mod config;
+mod decision;
 mod error;
 mod iter;
 mod layout;
@@ -99,11 +103,12 @@ mod window;
 mod writer;
 
 pub use config::{ConfigError, FullPolicy, RecoveryMode, RingConfig};
+pub use decision::{Action, RecoveryCase, decide};
 pub use error::{Corruption, Damage, Error, Invariant};
 use error::{Fault, Step};
 pub use iter::{Entry, Iter};
 pub use layout::MIN_BUFFER_LEN;
-pub use recovery::{RecoveryCase, RecoveryInfo};
+pub use recovery::RecoveryInfo;
 
 use core::ops::Range;
 

@@ -1,6 +1,7 @@
 //! Recovery: from the bytes on a device to the log's state, by the decision
 //! table in the module docs.
 
+use super::decision::{Action, RecoveryCase, decide};
 use super::error::{Broken, Corruption, Damage, Error, Fault, Step};
 use super::layout::{Layout, Seg};
 use super::scan::Reader;
@@ -10,28 +11,6 @@ use super::{Active, RecoveryMode, State};
 use crate::Lsn;
 use crate::device::BlockDevice;
 use crate::format::DecodeError;
-
-/// Which row of the recovery decision table applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub enum RecoveryCase {
-    /// No valid segment: an empty log.
-    Empty,
-    /// The log ends in blank or never-written space.
-    Clean,
-    /// The newest segment ends in a torn frame, cut.
-    TornTail,
-    /// Damage in the newest segment with valid frames after it that were
-    /// never durable: cut from the damage.
-    InFlight,
-    /// Damage in the newest segment's durable region.
-    DurableDamage,
-    /// Damage in an older segment (always durable).
-    DamagedSegment,
-    /// A segment between the log's start and the newest is missing.
-    MissingSegment,
-}
 
 /// What recovery found and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,8 +182,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 lsn: log_start,
                 damage: Damage::MissingSegment,
             };
-            self.durable_damage(RecoveryCase::MissingSegment, corruption)?;
-            if self.mode == RecoveryMode::PointInTime {
+            if self.durable_damage(RecoveryCase::MissingSegment, corruption)? == Action::EndAtDamage {
                 // Keep the log before the gap: the newest valid segment below it.
                 return self.rehead_before(slot, head).map(Some);
             }
@@ -230,8 +208,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 let Some(damage) = stop.damage else { break };
                 let corruption =
                     Corruption { slot: seg.slot, offset: seg.abs + stop.pos, lsn: stop.lsn, damage };
-                self.durable_damage(RecoveryCase::DamagedSegment, corruption)?;
-                if self.mode == RecoveryMode::PointInTime {
+                if self.durable_damage(RecoveryCase::DamagedSegment, corruption)? == Action::EndAtDamage {
                     self.info.records_lost += head_end.saturating_sub(stop.lsn);
                     self.finish(oldest.slot, first_lsn, &seg, stop.pos, stop.lsn, false);
                     return Ok(true);
@@ -265,8 +242,8 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             let case = segment::classify(&self.layout, ordered, &damage, &ahead, stop.lsn);
             let corruption =
                 Corruption { slot: head.slot, offset: head.abs + stop.pos, lsn: stop.lsn, damage };
-            match (case, self.mode) {
-                (RecoveryCase::Clean, _) => {
+            match decide(case, self.mode) {
+                Action::Keep => {
                     // Append in place only at a unit boundary followed by
                     // erased space (flash: no unit programmed twice), or, on
                     // media without erase, by nothing of this epoch.
@@ -278,23 +255,21 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     self.finish(oldest.slot, first_lsn, &head, stop.pos, stop.lsn, aligned && free);
                     return Ok(());
                 }
-                (RecoveryCase::TornTail | RecoveryCase::InFlight, RecoveryMode::Strict) => {
-                    return Err(self.reader.fault.corrupt(corruption));
-                }
-                (RecoveryCase::TornTail | RecoveryCase::InFlight, _) => {
+                Action::Refuse => return Err(self.reader.fault.corrupt(corruption)),
+                Action::CutTail => {
                     self.info.case = case;
                     self.info.torn_tail = true;
                     self.info.bytes_discarded = ahead.written_after(stop.pos);
                     self.finish(oldest.slot, first_lsn, &head, stop.pos, stop.lsn, false);
                     return Ok(());
                 }
-                (_, _) => {
-                    self.durable_damage(RecoveryCase::DurableDamage, corruption)?;
+                action => {
+                    self.durable_damage(case, corruption)?;
                     // Skip to the next frame holding records and go on from
                     // there; in `PointInTime`, or when only frames without
                     // records follow (padding, a mark), the log ends here.
                     match ahead.first_valid.filter(|&(_, l)| l >= stop.lsn) {
-                        Some((p, l)) if self.mode != RecoveryMode::PointInTime => {
+                        Some((p, l)) if action == Action::Skip => {
                             self.info.records_lost += l - stop.lsn;
                             stop = segment::scan(&mut self.reader, &head, p, l, None)?;
                         }
@@ -350,22 +325,23 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         }
         // The records of the hidden segment are lost; count unknown.
         let corruption = Corruption { slot, offset: abs, lsn: base, damage: Damage::MissingSegment };
-        self.durable_damage(RecoveryCase::MissingSegment, corruption)
+        self.durable_damage(RecoveryCase::MissingSegment, corruption).map(|_| ())
     }
 
     /// Damage in the durable region: an error in the modes that refuse it;
     /// in the others the first one found is recorded, with the case it led
-    /// to, and recovery goes on as the mode says.
+    /// to, and recovery goes on as the returned action says.
     #[inline(never)]
-    fn durable_damage(&mut self, case: RecoveryCase, corruption: Corruption) -> Step<()> {
-        if matches!(self.mode, RecoveryMode::TolerateTornTail | RecoveryMode::Strict) {
+    fn durable_damage(&mut self, case: RecoveryCase, corruption: Corruption) -> Step<Action> {
+        let action = decide(case, self.mode);
+        if action == Action::Refuse {
             return Err(self.reader.fault.corrupt(corruption));
         }
         if self.info.corruption.is_none() {
             self.info.corruption = Some(corruption);
             self.info.case = case;
         }
-        Ok(())
+        Ok(action)
     }
 
     /// Point-in-time before a gap at `gap`: the log is what precedes it.

@@ -3,9 +3,9 @@
 //! The ring log's recovery and [`SegmentReader`] (for a segment that is a
 //! device of its own, such as a segment file) share this code.
 
+use super::decision::RecoveryCase;
 use super::error::{Error, Fault, Step};
 use super::layout::{Layout, Seg};
-use super::recovery::RecoveryCase;
 use super::scan::Reader;
 use super::window::{Overlay, Window};
 use crate::Lsn;

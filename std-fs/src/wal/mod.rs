@@ -39,13 +39,17 @@
 //!
 //! | case | what recovery finds | `TolerateTornTail` | `PointInTime` | `SkipDamaged` | `Strict` |
 //! |---|---|---|---|---|---|
-//! | `Empty` | no segment file | empty log | empty log | empty log | empty log |
-//! | `Clean` | the newest segment ends in never-written space (zeros of the preallocation, or the end of the file) | keep all, append in place | same | same | same |
-//! | `TornTail` | the newest segment ends in a torn frame; nothing valid after it | cut it (`set_len`, sync) | cut | cut | error |
-//! | `InFlight` | damage in the newest segment, valid frames after it, no mark says they were durable; or an older segment whose frames stop (damage, or zeros short of the next file's base) where no later mark says they were durable (it was sealed, not yet synced) | cut from the damage, drop every later file (an empty log at its start if the cut falls below it) | cut | cut | error |
-//! | `DurableDamage` | damage in the newest segment below a later mark's durable point | error | cut, report | skip the damaged records, report | error |
-//! | `DamagedSegment` | damage in an older segment below the durable point a later mark records | error | cut there: drop every later file | skip the damaged records, report | error |
-//! | `MissingSegment` | a gap in the LSNs between files below the durable point a later mark records, or a file whose header is damaged or out of epoch order | error | cut before the gap | keep what follows, report | error |
+//! | `Empty` | no segment file | `Keep`: an empty log | `Keep` | `Keep` | `Keep` |
+//! | `Clean` | the newest segment ends in never-written space (zeros of the preallocation, or the end of the file) | `Keep`: all, append in place | `Keep` | `Keep` | `Keep` |
+//! | `TornTail` | the newest segment ends in a torn frame; nothing valid after it | `CutTail`: cut it (`set_len`, sync) | `CutTail` | `CutTail` | `Refuse` |
+//! | `InFlight` | damage in the newest segment, valid frames after it, no mark says they were durable; or an older segment whose frames stop (damage, or zeros short of the next file's base) where no later mark says they were durable (it was sealed, not yet synced) | `CutTail`: from the damage, drop every later file (an empty log at its start if the cut falls below it) | `CutTail` | `CutTail` | `Refuse` |
+//! | `DurableDamage` | damage in the newest segment below a later mark's durable point | `Refuse` | `EndAtDamage`: cut, report | `Skip`: the damaged records, report | `Refuse` |
+//! | `DamagedSegment` | damage in an older segment below the durable point a later mark records | `Refuse` | `EndAtDamage`: drop every later file | `Skip`: the damaged records, report | `Refuse` |
+//! | `MissingSegment` | a gap in the LSNs between files below the durable point a later mark records, or a file whose header is damaged or out of epoch order | `Refuse` | `EndAtDamage`: cut before the gap | `Skip`: keep what follows, report | `Refuse` |
+//!
+//! Each cell names the [`Action`](nori_wal_core::ring::Action) that
+//! [`decide`](nori_wal_core::ring::decide) gives for its case and mode: the
+//! ring log's recovery and this one both take their decisions from it.
 //!
 //! Whatever the mode, a segment of a newer format version and a foreign file
 //! are errors, a read error is an error (never taken for the end of the

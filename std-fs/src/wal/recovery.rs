@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use nori_wal_core::Lsn;
 use nori_wal_core::format::{DecodeError, SegmentHeader};
-use nori_wal_core::ring::RecoveryCase;
+use nori_wal_core::ring::{Action, RecoveryCase, decide};
 use nori_wal_core::segment::{Classified, Damage, SegmentReader, Stop};
 
 use super::config::{RecoveryMode, WalConfig};
@@ -228,8 +228,7 @@ impl<S: Fs> Recovery<'_, S> {
             None => {
                 // The segment holding the start is missing.
                 let c = corruption(&found[0].path, 0, log_start, Damage::MissingSegment);
-                self.refuse_or_note(RecoveryCase::MissingSegment, c)?;
-                if self.mode == RecoveryMode::PointInTime {
+                if self.refuse_or_note(RecoveryCase::MissingSegment, c)? == Action::EndAtDamage {
                     // Nothing precedes the gap: an empty log.
                     self.info.records_lost += head_stop.lsn.saturating_sub(log_start);
                     for f in found.into_iter().rev() {
@@ -349,9 +348,9 @@ impl<S: Fs> Recovery<'_, S> {
                 _ => {}
             }
             let c = corruption(&found[i].path, 0, found[i].base, Damage::MissingSegment);
-            self.refuse_or_note(RecoveryCase::MissingSegment, c)?;
+            let action = self.refuse_or_note(RecoveryCase::MissingSegment, c)?;
             let end = found.get(i + 1).map(|f| f.base);
-            if self.mode == RecoveryMode::PointInTime {
+            if action == Action::EndAtDamage {
                 // The log ends before the damaged file: drop it and all after.
                 let newest = found.last().map_or(0, |f| f.base);
                 self.info.records_lost += newest.saturating_sub(found[i].base).max(1);
@@ -412,7 +411,7 @@ impl<S: Fs> Recovery<'_, S> {
                 // segment's tail was in flight at a crash.
                 if self.later_claim(&found, i + 1, &mut claims)? <= stop.lsn {
                     let c = corruption(&found[i].path, stop.pos, stop.lsn, damage);
-                    if self.mode == RecoveryMode::Strict {
+                    if decide(RecoveryCase::InFlight, self.mode) == Action::Refuse {
                         return Err(Error::Corrupt(c));
                     }
                     if self.info.corruption.is_none() {
@@ -447,8 +446,7 @@ impl<S: Fs> Recovery<'_, S> {
                 } else {
                     (RecoveryCase::DamagedSegment, corruption(&found[i].path, stop.pos, stop.lsn, damage))
                 };
-                self.refuse_or_note(case, c)?;
-                if self.mode == RecoveryMode::PointInTime {
+                if self.refuse_or_note(case, c)? == Action::EndAtDamage {
                     self.info.records_lost += found[last].base.saturating_sub(stop.lsn);
                     return self.cut_end(found, i, stop, log_start, skips);
                 }
@@ -542,25 +540,26 @@ impl<S: Fs> Recovery<'_, S> {
                     return self.cut_end(found, last, stop, log_start, skips);
                 }
                 Classified::TornTail { discarded } | Classified::InFlight { discarded } => {
-                    if self.mode == RecoveryMode::Strict {
+                    let case = if matches!(classified, Classified::TornTail { .. }) {
+                        RecoveryCase::TornTail
+                    } else {
+                        RecoveryCase::InFlight
+                    };
+                    if decide(case, self.mode) == Action::Refuse {
                         return Err(Error::Corrupt(c));
                     }
                     if self.info.corruption.is_none() {
-                        self.info.case = if matches!(classified, Classified::TornTail { .. }) {
-                            RecoveryCase::TornTail
-                        } else {
-                            RecoveryCase::InFlight
-                        };
+                        self.info.case = case;
                     }
                     self.info.torn_tail = true;
                     self.info.bytes_discarded = discarded;
                     return self.cut_end(found, last, stop, log_start, skips);
                 }
                 Classified::DurableDamage { ahead } => {
-                    self.refuse_or_note(RecoveryCase::DurableDamage, c)?;
+                    let action = self.refuse_or_note(RecoveryCase::DurableDamage, c)?;
                     let resume = ahead.first_valid.filter(|&(_, l)| l >= stop.lsn);
-                    match (self.mode, resume) {
-                        (RecoveryMode::SkipDamaged, Some((p, l))) => {
+                    match (action, resume) {
+                        (Action::Skip, Some((p, l))) => {
                             self.info.records_lost += l - stop.lsn;
                             skips.push(Skip { base: found[last].base, from: stop.pos, to: p, lsn: l });
                             from = Some((p, l));
@@ -623,16 +622,18 @@ impl<S: Fs> Recovery<'_, S> {
         Ok(())
     }
 
-    /// Refuses damage in the modes that refuse it; else notes it.
-    fn refuse_or_note(&mut self, case: RecoveryCase, c: Corruption) -> Result<()> {
-        if matches!(self.mode, RecoveryMode::TolerateTornTail | RecoveryMode::Strict) {
+    /// Refuses damage in the modes that refuse it; else notes it (the
+    /// first one found) and returns what to do with it.
+    fn refuse_or_note(&mut self, case: RecoveryCase, c: Corruption) -> Result<Action> {
+        let action = decide(case, self.mode);
+        if action == Action::Refuse {
             return Err(Error::Corrupt(c));
         }
         if self.info.corruption.is_none() {
             self.info.corruption = Some(c);
             self.info.case = case;
         }
-        Ok(())
+        Ok(action)
     }
 
     fn finish(

@@ -202,7 +202,12 @@ fn crash_test_on(path: &Path) {
     let mut last_acked = None;
     for round in 0..4 {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_child_writer", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                nori_wal_tests::test_name(module_path!(), "crash_child_writer").as_str(),
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("NORI_WAL_CRASH_CHILD", path)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -3,7 +3,7 @@
 //! it writes to `./wal`.
 #![allow(unused_variables)]
 
-include!("../../examples/quick-start/src/main.rs");
+include!("../../../examples/quick-start/src/main.rs");
 
 #[test]
 fn the_quick_start_runs_unchanged() {

@@ -58,7 +58,11 @@ fn sigkill_at_random_moments_loses_no_acknowledged_append() {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "sigkill_at_random_moments_loses_no_acknowledged_append",
+                nori_wal_tests::test_name(
+                    module_path!(),
+                    "sigkill_at_random_moments_loses_no_acknowledged_append",
+                )
+                .as_str(),
                 "--nocapture",
                 "--quiet",
             ])

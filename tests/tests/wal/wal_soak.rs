@@ -147,7 +147,11 @@ fn soak_kills_sync_failures_readers_rotation_and_reclaim() {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "soak_kills_sync_failures_readers_rotation_and_reclaim",
+                nori_wal_tests::test_name(
+                    module_path!(),
+                    "soak_kills_sync_failures_readers_rotation_and_reclaim",
+                )
+                .as_str(),
                 "--nocapture",
                 "--quiet",
             ])

@@ -192,7 +192,15 @@ fn a_second_opener_in_another_process_gets_a_clear_error() {
     let scratch = Scratch::new("api-lock-process");
     let (_wal, _) = Wal::open(small(&scratch.wal())).unwrap();
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "a_second_opener_in_another_process_gets_a_clear_error", "--nocapture"])
+        .args([
+            "--exact",
+            nori_wal_tests::test_name(
+                module_path!(),
+                "a_second_opener_in_another_process_gets_a_clear_error",
+            )
+            .as_str(),
+            "--nocapture",
+        ])
         .env("NORI_WAL_LOCK_CHILD", scratch.wal())
         .status()
         .unwrap();

@@ -1,0 +1,17 @@
+//! The file WAL: its API (blocking and async, the seed's quick start),
+//! compression, crashes and kills, full disks, faults, hostile files,
+//! readers, recovery and a short soak.
+
+mod seed_quick_start;
+mod wal_api;
+mod wal_async;
+mod wal_compress;
+mod wal_crash;
+mod wal_disk_full;
+mod wal_faults;
+mod wal_format;
+mod wal_hostile;
+mod wal_kill;
+mod wal_readers;
+mod wal_recovery;
+mod wal_soak;
