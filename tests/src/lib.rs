@@ -71,20 +71,6 @@ pub fn from_hex(text: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_round_trip() {
-        let bytes: Vec<u8> = (0..=255).collect();
-        assert_eq!(from_hex(&to_hex(&bytes)).unwrap(), bytes);
-        assert_eq!(from_hex("# comment\n0a ff # trailing\n").unwrap(), vec![0x0a, 0xff]);
-        assert!(from_hex("0").is_err());
-        assert!(from_hex("zz").is_err());
-    }
-}
-
 /// The name the test harness gives the test function `name` of the module
 /// `module` (pass `module_path!()`), for a test that runs itself again in a
 /// child process with `--exact`: the module path without the crate.
@@ -98,5 +84,19 @@ pub fn test_name(module: &str, name: &str) -> String {
     match module.split_once("::") {
         Some((_, path)) => format!("{path}::{name}"),
         None => name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(from_hex(&to_hex(&bytes)).unwrap(), bytes);
+        assert_eq!(from_hex("# comment\n0a ff # trailing\n").unwrap(), vec![0x0a, 0xff]);
+        assert!(from_hex("0").is_err());
+        assert!(from_hex("zz").is_err());
     }
 }
