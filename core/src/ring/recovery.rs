@@ -182,7 +182,8 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 lsn: log_start,
                 damage: Damage::MissingSegment,
             };
-            if self.durable_damage(RecoveryCase::MissingSegment, corruption)? == Action::EndAtDamage {
+            self.durable_damage(RecoveryCase::MissingSegment, corruption)?;
+            if decide(RecoveryCase::MissingSegment, self.mode) == Action::EndAtDamage {
                 // Keep the log before the gap: the newest valid segment below it.
                 return self.rehead_before(slot, head).map(Some);
             }
@@ -208,7 +209,8 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 let Some(damage) = stop.damage else { break };
                 let corruption =
                     Corruption { slot: seg.slot, offset: seg.abs + stop.pos, lsn: stop.lsn, damage };
-                if self.durable_damage(RecoveryCase::DamagedSegment, corruption)? == Action::EndAtDamage {
+                self.durable_damage(RecoveryCase::DamagedSegment, corruption)?;
+                if decide(RecoveryCase::DamagedSegment, self.mode) == Action::EndAtDamage {
                     self.info.records_lost += head_end.saturating_sub(stop.lsn);
                     self.finish(oldest.slot, first_lsn, &seg, stop.pos, stop.lsn, false);
                     return Ok(true);
@@ -325,23 +327,22 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         }
         // The records of the hidden segment are lost; count unknown.
         let corruption = Corruption { slot, offset: abs, lsn: base, damage: Damage::MissingSegment };
-        self.durable_damage(RecoveryCase::MissingSegment, corruption).map(|_| ())
+        self.durable_damage(RecoveryCase::MissingSegment, corruption)
     }
 
     /// Damage in the durable region: an error in the modes that refuse it;
     /// in the others the first one found is recorded, with the case it led
-    /// to, and recovery goes on as the returned action says.
+    /// to, and recovery goes on as [`decide`] says.
     #[inline(never)]
-    fn durable_damage(&mut self, case: RecoveryCase, corruption: Corruption) -> Step<Action> {
-        let action = decide(case, self.mode);
-        if action == Action::Refuse {
+    fn durable_damage(&mut self, case: RecoveryCase, corruption: Corruption) -> Step<()> {
+        if decide(case, self.mode) == Action::Refuse {
             return Err(self.reader.fault.corrupt(corruption));
         }
         if self.info.corruption.is_none() {
             self.info.corruption = Some(corruption);
             self.info.case = case;
         }
-        Ok(action)
+        Ok(())
     }
 
     /// Point-in-time before a gap at `gap`: the log is what precedes it.
