@@ -32,6 +32,33 @@ pub trait DeviceError: fmt::Debug + fmt::Display {
     fn kind(&self) -> DeviceErrorKind;
 }
 
+/// No device error: for errors that hold none (see
+/// [`ring::Error::into_device`](crate::ring::Error::into_device)).
+impl DeviceError for core::convert::Infallible {
+    fn kind(&self) -> DeviceErrorKind {
+        match *self {}
+    }
+}
+
+/// An I/O error of the operating system as a device error (feature `std`):
+/// a file or a block device read through `std`.
+///
+/// ```
+/// use nori_wal_core::{DeviceError, DeviceErrorKind};
+/// let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+/// assert_eq!(DeviceError::kind(&full), DeviceErrorKind::Full);
+/// ```
+#[cfg(feature = "std")]
+impl DeviceError for std::io::Error {
+    fn kind(&self) -> DeviceErrorKind {
+        match std::io::Error::kind(self) {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => DeviceErrorKind::Full,
+            std::io::ErrorKind::Unsupported | std::io::ErrorKind::InvalidInput => DeviceErrorKind::Other,
+            _ => DeviceErrorKind::Io,
+        }
+    }
+}
+
 /// A device access that breaks the device's geometry, found before the
 /// device is called. Devices may use it as their own error for such calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -50,8 +50,6 @@ mod ram;
 mod record;
 pub mod ring;
 
-pub use ring::segment;
-
 pub use device::{AccessError, BlockDevice, DeviceError, DeviceErrorKind, Op, check_access};
 pub use format::{DecodeError, EncodeError};
 pub use geometry::{Geometry, GeometryError};

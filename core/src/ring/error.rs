@@ -56,7 +56,7 @@ impl fmt::Display for Corruption {
 }
 
 /// An error of a [`RingLog`](super::RingLog).
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Error<E> {
@@ -155,6 +155,38 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
 }
 
 impl<E: DeviceError> core::error::Error for Error<E> {}
+
+impl<E> Error<E> {
+    /// Separates the device's error from the log's own: `Ok` with the
+    /// device's error, `Err` with any other error, which then holds no
+    /// device error (for a layer above with its own type for those).
+    ///
+    /// ```
+    /// use nori_wal_core::ring::Error;
+    /// let device: Error<u8> = Error::Device(7);
+    /// assert!(matches!(device.into_device(), Ok(7)));
+    /// let full: Error<u8> = Error::Full;
+    /// assert!(matches!(full.into_device(), Err(Error::Full)));
+    /// ```
+    pub fn into_device(self) -> Result<E, Error<core::convert::Infallible>> {
+        Err(match self {
+            Self::Device(e) => return Ok(e),
+            Self::Access(e) => Error::Access(e),
+            Self::Config(e) => Error::Config(e),
+            Self::Full => Error::Full,
+            Self::RecordTooLarge { len, max } => Error::RecordTooLarge { len, max },
+            Self::Encode(e) => Error::Encode(e),
+            Self::Poisoned => Error::Poisoned,
+            Self::Corrupt(c) => Error::Corrupt(c),
+            Self::UnsupportedVersion { found } => Error::UnsupportedVersion { found },
+            Self::EraseFailed { slot } => Error::EraseFailed { slot },
+            Self::BufferTooSmall { needed, available } => Error::BufferTooSmall { needed, available },
+            Self::Exhausted => Error::Exhausted,
+            Self::Internal(i) => Error::Internal(i),
+            Self::LsnOutOfRange { lsn, first, next } => Error::LsnOutOfRange { lsn, first, next },
+        })
+    }
+}
 
 impl<E> From<ConfigError> for Error<E> {
     fn from(e: ConfigError) -> Self {

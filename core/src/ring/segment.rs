@@ -19,16 +19,10 @@ type Result<T, E> = core::result::Result<T, Error<E>>;
 /// Where a walk over the frames of a segment stopped.
 ///
 /// ```
-/// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
-/// # use nori_wal_core::segment::*;
-/// # use nori_wal_core::{Geometry, RamDevice, Record};
-/// # let mut bytes = vec![0u8; 4096];
-/// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
-/// # let mut end = header.encode(&mut bytes).unwrap();
-/// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
-/// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+/// # use nori_wal_core::ring::segment::*;
+/// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
 /// # let mut buffer = [0u8; 512];
-/// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+/// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
 /// let stop = segment.walk(None, None).unwrap();
 /// assert_eq!((stop.pos, stop.lsn), (end as u64, 103));
 /// ```
@@ -51,16 +45,10 @@ pub struct Stop {
 /// What lies after a [`Stop`].
 ///
 /// ```
-/// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
-/// # use nori_wal_core::segment::*;
-/// # use nori_wal_core::{Geometry, RamDevice, Record};
-/// # let mut bytes = vec![0u8; 4096];
-/// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
-/// # let mut end = header.encode(&mut bytes).unwrap();
-/// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
-/// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+/// # use nori_wal_core::ring::segment::*;
+/// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
 /// # let mut buffer = [0u8; 512];
-/// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+/// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
 /// let stop = segment.walk(None, None).unwrap();
 /// let ahead = segment.look_ahead(&stop).unwrap();
 /// assert!(ahead.first_valid.is_none() && ahead.durable_claim.is_none());
@@ -92,16 +80,10 @@ impl Ahead {
     /// frame of the epoch found.
     ///
     /// ```
-    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
-    /// # use nori_wal_core::segment::*;
-    /// # use nori_wal_core::{Geometry, RamDevice, Record};
-    /// # let mut bytes = vec![0u8; 4096];
-    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
-    /// # let mut end = header.encode(&mut bytes).unwrap();
-    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
-    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # use nori_wal_core::ring::segment::*;
+    /// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
     /// # let mut buffer = [0u8; 512];
-    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
     /// let stop = segment.walk(None, None).unwrap();
     /// let ahead = segment.look_ahead(&stop).unwrap();
     /// assert_eq!(ahead.written_after(stop.pos), 0, "nothing after the frames");
@@ -244,16 +226,10 @@ pub(crate) fn classify(
 /// A checked frame, as [`SegmentReader::frame_at`] returns it.
 ///
 /// ```
-/// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
-/// # use nori_wal_core::segment::*;
-/// # use nori_wal_core::{Geometry, RamDevice, Record};
-/// # let mut bytes = vec![0u8; 4096];
-/// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
-/// # let mut end = header.encode(&mut bytes).unwrap();
-/// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
-/// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+/// # use nori_wal_core::ring::segment::*;
+/// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
 /// # let mut buffer = [0u8; 512];
-/// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+/// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
 /// let info = segment.frame_at(56).unwrap().unwrap();
 /// assert_eq!(info.header.frame_len(), 19);
 /// ```
@@ -272,20 +248,15 @@ pub struct FrameInfo {
 /// Why a device holds no readable segment.
 ///
 /// ```
-/// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
-/// # use nori_wal_core::segment::*;
-/// # use nori_wal_core::{Geometry, RamDevice, Record};
-/// # let mut bytes = vec![0u8; 4096];
-/// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
-/// # let mut end = header.encode(&mut bytes).unwrap();
-/// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
-/// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+/// # use nori_wal_core::ring::segment::*;
+/// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
 /// # let mut buffer = [0u8; 512];
-/// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+/// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
 /// drop(segment);
+/// # use nori_wal_core::{Geometry, RamDevice};
 /// let mut blank = RamDevice::new(vec![0u8; 4096], Geometry::block(1).unwrap()).unwrap();
-/// let none = SegmentReader::open(&mut blank, &mut buffer, false).unwrap();
-/// assert!(matches!(none, Err(HeaderError::Invalid(_))));
+/// let none = SegmentReader::open(&mut blank, &mut buffer, WriteOrder::AnyOrder);
+/// assert!(matches!(none, Err(OpenError::NoSegment(HeaderError::Invalid(_)))));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -307,6 +278,103 @@ pub enum HeaderError {
     },
 }
 
+/// Why [`SegmentReader::open`] gives no reader.
+///
+/// ```
+/// # use nori_wal_core::ring::segment::*;
+/// # use nori_wal_core::{Geometry, RamDevice};
+/// let mut blank = RamDevice::new(vec![0xFFu8; 4096], Geometry::block(1).unwrap()).unwrap();
+/// let mut buffer = [0u8; 512];
+/// match SegmentReader::open(&mut blank, &mut buffer, WriteOrder::AnyOrder) {
+///     Err(OpenError::NoSegment(why)) => println!("no segment here: {why:?}"),
+///     Err(OpenError::Read(e)) => println!("cannot read: {e}"),
+///     Ok(_) => unreachable!("erased bytes hold no header"),
+///     Err(e) => println!("{e}"),
+/// }
+/// ```
+#[derive(Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum OpenError<E> {
+    /// The device holds no readable segment.
+    NoSegment(HeaderError),
+    /// The header could not be read (or the buffer does not fit the device).
+    Read(Error<E>),
+}
+
+impl<E> From<Error<E>> for OpenError<E> {
+    fn from(e: Error<E>) -> Self {
+        Self::Read(e)
+    }
+}
+
+impl<E: core::fmt::Display> core::fmt::Display for OpenError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoSegment(HeaderError::Invalid(e)) => write!(f, "no segment header: {e}"),
+            Self::NoSegment(HeaderError::UnsupportedVersion { found }) => write!(
+                f,
+                "the segment is in format version {found}; this nori-wal reads up to {}: upgrade it",
+                crate::format::FORMAT_VERSION
+            ),
+            Self::NoSegment(HeaderError::SizeMismatch { header, device }) => {
+                write!(f, "the segment header says {header} bytes, the device holds {device}")
+            }
+            Self::Read(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl<E: crate::DeviceError> core::error::Error for OpenError<E> {}
+
+/// Whether a device keeps writes in order until a sync (see
+/// [`BlockDevice::writes_persist_in_order`]): it decides how damage followed
+/// by valid frames is classified.
+///
+/// ```
+/// use nori_wal_core::ring::segment::WriteOrder;
+/// use nori_wal_core::{BlockDevice, Geometry, RamDevice};
+/// // A RAM device makes no promise of order (it stands in for any medium).
+/// let device = RamDevice::new([0u8; 4096], Geometry::block(1).unwrap()).unwrap();
+/// assert_eq!(WriteOrder::of(&device), WriteOrder::AnyOrder);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum WriteOrder {
+    /// Writes reach the medium in the order they were made (NOR flash).
+    InOrder,
+    /// Writes may reach the medium in any order until a sync (files, disks).
+    AnyOrder,
+}
+
+impl WriteOrder {
+    /// What `device` says of itself.
+    #[must_use]
+    pub fn of<D: BlockDevice>(device: &D) -> Self {
+        if device.writes_persist_in_order() { Self::InOrder } else { Self::AnyOrder }
+    }
+}
+
+/// For the docs' examples (not part of the API, exempt from semver): a
+/// 4 KiB segment of epoch 7 whose three 3-byte records start at LSN 100,
+/// its header, and the offset after its last frame.
+#[doc(hidden)]
+#[must_use]
+pub fn doc_example() -> (crate::RamDevice<[u8; 4096]>, SegmentHeader, usize) {
+    let mut bytes = [0u8; 4096];
+    let header = SegmentHeader::new(7, 100, 4096, 1).unwrap_or_else(|_| unreachable!("a valid header"));
+    let mut end = header.encode(&mut bytes).unwrap_or_else(|_| unreachable!("room for the header"));
+    for i in 0..3u32 {
+        let record = crate::Record::raw(b"abc");
+        let frame = crate::format::EncodedFrame::record(crate::format::EpochKey::new(7), i, &record)
+            .unwrap_or_else(|_| unreachable!("a small record"));
+        end += frame.write_to(&mut bytes[end..]).unwrap_or_else(|_| unreachable!("room for the frame"));
+    }
+    let geometry = crate::Geometry::block(1).unwrap_or_else(|_| unreachable!("one-byte units are valid"));
+    let device = crate::RamDevice::new(bytes, geometry).unwrap_or_else(|_| unreachable!("a 4 KiB device"));
+    (device, header, end)
+}
+
 /// One segment that is a whole device of its own (a segment file): reads
 /// its header, walks its frames, and says how it ends, with the same code as
 /// the ring log's recovery.
@@ -317,7 +385,7 @@ pub enum HeaderError {
 ///
 /// ```
 /// use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
-/// use nori_wal_core::segment::{Classified, SegmentReader};
+/// use nori_wal_core::ring::segment::{Classified, SegmentReader, WriteOrder};
 /// use nori_wal_core::{Geometry, RamDevice, Record};
 ///
 /// // A 4 KiB segment of epoch 7 whose records start at LSN 100.
@@ -331,7 +399,7 @@ pub enum HeaderError {
 /// }
 /// let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
 /// let mut buffer = [0u8; 512];
-/// let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+/// let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
 /// let stop = segment.walk(None, None).unwrap();
 /// assert_eq!((stop.pos, stop.lsn), (at as u64, 102));
 /// let end = segment.classify_end(&stop).unwrap();
@@ -342,7 +410,7 @@ pub struct SegmentReader<'d, 'w, D: BlockDevice> {
     window: Window<'w>,
     layout: Layout,
     /// Whether the device keeps writes in order (the caller says).
-    ordered: bool,
+    order: WriteOrder,
     seg: Seg,
     header: SegmentHeader,
     fault: Fault<D::Error>,
@@ -357,16 +425,10 @@ impl<D: BlockDevice> core::fmt::Debug for SegmentReader<'_, '_, D> {
 /// How the newest segment of a log ends, from [`SegmentReader::classify_end`].
 ///
 /// ```
-/// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
-/// # use nori_wal_core::segment::*;
-/// # use nori_wal_core::{Geometry, RamDevice, Record};
-/// # let mut bytes = vec![0u8; 4096];
-/// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
-/// # let mut end = header.encode(&mut bytes).unwrap();
-/// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
-/// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+/// # use nori_wal_core::ring::segment::*;
+/// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
 /// # let mut buffer = [0u8; 512];
-/// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+/// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
 /// let stop = segment.walk(None, None).unwrap();
 /// match segment.classify_end(&stop).unwrap() {
 ///     Classified::Clean { .. } => println!("ends in blank space"),
@@ -405,37 +467,30 @@ pub enum Classified {
 }
 
 impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
-    /// Reads the segment header at offset 0 of `device`. `Ok(Err(_))` when
-    /// the device holds no readable segment. `ordered` says whether the
-    /// device keeps writes in order until a sync (see
-    /// [`BlockDevice::writes_persist_in_order`]); it decides how damage
-    /// followed by valid frames is classified.
+    /// Reads the segment header at offset 0 of `device`. `order` says
+    /// whether the device keeps writes in order until a sync; it decides
+    /// how damage followed by valid frames is classified.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for a buffer of the wrong size; [`Error::Device`]
-    /// when a read fails.
+    /// [`OpenError::NoSegment`] when the device holds no readable segment;
+    /// [`OpenError::Read`] with [`Error::Config`] for a buffer of the wrong
+    /// size, or [`Error::Device`] when a read fails.
     ///
     /// ```
-    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
-    /// # use nori_wal_core::segment::*;
-    /// # use nori_wal_core::{Geometry, RamDevice, Record};
-    /// # let mut bytes = vec![0u8; 4096];
-    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
-    /// # let mut end = header.encode(&mut bytes).unwrap();
-    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
-    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # use nori_wal_core::ring::segment::*;
+    /// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
     /// # let mut buffer = [0u8; 512];
-    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
-    /// // (made above:) let mut segment = SegmentReader::open(&mut device, &mut buffer, false)?.unwrap();
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
+    /// // (made above:) let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder)?;
     /// assert_eq!(segment.header().base_lsn, 100);
     /// ```
     pub fn open(
         device: &'d mut D,
         buffer: &'w mut [u8],
-        ordered: bool,
-    ) -> Result<core::result::Result<Self, HeaderError>, D::Error> {
-        super::layout::check_buffer(&device.geometry(), buffer.len())?;
+        order: WriteOrder,
+    ) -> core::result::Result<Self, OpenError<D::Error>> {
+        super::layout::check_buffer(&device.geometry(), buffer.len()).map_err(Error::Config)?;
         let capacity = device.capacity();
         let layout = Self::layout_of(device, 0);
         let mut window = Window::new(buffer);
@@ -454,16 +509,17 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
         let header = match decoded {
             Ok(h) => h,
             Err(DecodeError::UnsupportedVersion { found, .. }) => {
-                return Ok(Err(HeaderError::UnsupportedVersion { found }));
+                return Err(OpenError::NoSegment(HeaderError::UnsupportedVersion { found }));
             }
-            Err(e) => return Ok(Err(HeaderError::Invalid(e))),
+            Err(e) => return Err(OpenError::NoSegment(HeaderError::Invalid(e))),
         };
         if header.segment_size != capacity {
-            return Ok(Err(HeaderError::SizeMismatch { header: header.segment_size, device: capacity }));
+            let mismatch = HeaderError::SizeMismatch { header: header.segment_size, device: capacity };
+            return Err(OpenError::NoSegment(mismatch));
         }
         let layout = Layout { frames_offset: header.frames_offset(), ..layout };
         let seg = Seg::new(0, 0, header.epoch, header.base_lsn, header.log_start);
-        Ok(Ok(Self { device, window, layout, ordered, seg, header, fault }))
+        Ok(Self { device, window, layout, order, seg, header, fault })
     }
 
     /// A reader of a segment whose header is known (read before, or the one
@@ -476,24 +532,18 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// segment size is not the device's capacity.
     ///
     /// ```
-    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
-    /// # use nori_wal_core::segment::*;
-    /// # use nori_wal_core::{Geometry, RamDevice, Record};
-    /// # let mut bytes = vec![0u8; 4096];
-    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
-    /// # let mut end = header.encode(&mut bytes).unwrap();
-    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
-    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # use nori_wal_core::ring::segment::*;
+    /// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
     /// # let mut buffer = [0u8; 512];
-    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
     /// drop(segment);
-    /// let mut again = SegmentReader::with_header(&mut device, &mut buffer, false, header).unwrap();
+    /// let mut again = SegmentReader::with_header(&mut device, &mut buffer, WriteOrder::AnyOrder, header).unwrap();
     /// assert_eq!(again.walk(None, None).unwrap().lsn, 103);
     /// ```
     pub fn with_header(
         device: &'d mut D,
         buffer: &'w mut [u8],
-        ordered: bool,
+        order: WriteOrder,
         header: SegmentHeader,
     ) -> Result<Self, D::Error> {
         super::layout::check_buffer(&device.geometry(), buffer.len())?;
@@ -505,7 +555,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
         }
         let layout = Self::layout_of(device, header.frames_offset());
         let seg = Seg::new(0, 0, header.epoch, header.base_lsn, header.log_start);
-        Ok(Self { device, window: Window::new(buffer), layout, ordered, seg, header, fault: Fault::new() })
+        Ok(Self { device, window: Window::new(buffer), layout, order, seg, header, fault: Fault::new() })
     }
 
     fn layout_of(device: &D, frames_offset: u64) -> Layout {
@@ -527,16 +577,10 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// earlier use, and [`classify_end`](Self::classify_end) says so.
     ///
     /// ```
-    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
-    /// # use nori_wal_core::segment::*;
-    /// # use nori_wal_core::{Geometry, RamDevice, Record};
-    /// # let mut bytes = vec![0u8; 4096];
-    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
-    /// # let mut end = header.encode(&mut bytes).unwrap();
-    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
-    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # use nori_wal_core::ring::segment::*;
+    /// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
     /// # let mut buffer = [0u8; 512];
-    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
     /// let mut fresh = segment.fresh(); // a new file: garbage after the frames is a torn tail
     /// assert_eq!(fresh.walk(None, None).unwrap().lsn, 103);
     /// ```
@@ -549,16 +593,10 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// The segment's header.
     ///
     /// ```
-    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
-    /// # use nori_wal_core::segment::*;
-    /// # use nori_wal_core::{Geometry, RamDevice, Record};
-    /// # let mut bytes = vec![0u8; 4096];
-    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
-    /// # let mut end = header.encode(&mut bytes).unwrap();
-    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
-    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # use nori_wal_core::ring::segment::*;
+    /// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
     /// # let mut buffer = [0u8; 512];
-    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
     /// assert_eq!((segment.header().epoch, segment.header().base_lsn), (7, 100));
     /// ```
     #[must_use]
@@ -585,16 +623,10 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// [`Error::Device`] when a read fails.
     ///
     /// ```
-    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
-    /// # use nori_wal_core::segment::*;
-    /// # use nori_wal_core::{Geometry, RamDevice, Record};
-    /// # let mut bytes = vec![0u8; 4096];
-    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
-    /// # let mut end = header.encode(&mut bytes).unwrap();
-    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
-    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # use nori_wal_core::ring::segment::*;
+    /// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
     /// # let mut buffer = [0u8; 512];
-    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
     /// let stop = segment.walk(None, Some(102)).unwrap(); // stop at LSN 102
     /// assert_eq!((stop.lsn, stop.damage), (102, None));
     /// let end = segment.walk(None, None).unwrap(); // to the end
@@ -615,16 +647,10 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// [`Error::Device`] when a read fails.
     ///
     /// ```
-    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
-    /// # use nori_wal_core::segment::*;
-    /// # use nori_wal_core::{Geometry, RamDevice, Record};
-    /// # let mut bytes = vec![0u8; 4096];
-    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
-    /// # let mut end = header.encode(&mut bytes).unwrap();
-    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
-    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # use nori_wal_core::ring::segment::*;
+    /// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
     /// # let mut buffer = [0u8; 512];
-    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
     /// let stop = segment.walk(None, None).unwrap();
     /// let ahead = segment.look_ahead(&stop).unwrap();
     /// assert_eq!(ahead.first_valid, None);
@@ -646,16 +672,10 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// [`Error::Device`] when a read fails.
     ///
     /// ```
-    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
-    /// # use nori_wal_core::segment::*;
-    /// # use nori_wal_core::{Geometry, RamDevice, Record};
-    /// # let mut bytes = vec![0u8; 4096];
-    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
-    /// # let mut end = header.encode(&mut bytes).unwrap();
-    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
-    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # use nori_wal_core::ring::segment::*;
+    /// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
     /// # let mut buffer = [0u8; 512];
-    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
     /// let stop = segment.walk(None, None).unwrap();
     /// assert!(matches!(segment.classify_end(&stop).unwrap(), Classified::Clean { free_after: true }));
     /// ```
@@ -666,7 +686,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
             None => ahead.furthest_end.is_none() && ahead.first_valid.is_none(),
         };
         let Some(damage) = stop.damage else { return Ok(Classified::Clean { free_after }) };
-        Ok(match classify(&self.layout, self.ordered, &damage, &ahead, stop.lsn) {
+        Ok(match classify(&self.layout, self.order == WriteOrder::InOrder, &damage, &ahead, stop.lsn) {
             RecoveryCase::Clean => Classified::Clean { free_after },
             RecoveryCase::TornTail => Classified::TornTail { discarded: ahead.written_after(stop.pos) },
             RecoveryCase::InFlight => Classified::InFlight { discarded: ahead.written_after(stop.pos) },
@@ -681,16 +701,10 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// [`Error::Device`] when a read fails.
     ///
     /// ```
-    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
-    /// # use nori_wal_core::segment::*;
-    /// # use nori_wal_core::{Geometry, RamDevice, Record};
-    /// # let mut bytes = vec![0u8; 4096];
-    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
-    /// # let mut end = header.encode(&mut bytes).unwrap();
-    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
-    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # use nori_wal_core::ring::segment::*;
+    /// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
     /// # let mut buffer = [0u8; 512];
-    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
     /// let info = segment.frame_at(56).unwrap().unwrap();
     /// assert_eq!((info.lsn, info.count), (100, 1));
     /// assert!(segment.frame_at(57).unwrap().is_err(), "not a frame there");
@@ -710,16 +724,10 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// [`Error::Device`] when a read fails.
     ///
     /// ```
-    /// # use nori_wal_core::format::{EncodedFrame, EpochKey, SegmentHeader};
-    /// # use nori_wal_core::segment::*;
-    /// # use nori_wal_core::{Geometry, RamDevice, Record};
-    /// # let mut bytes = vec![0u8; 4096];
-    /// # let header = SegmentHeader::new(7, 100, 4096, 1).unwrap();
-    /// # let mut end = header.encode(&mut bytes).unwrap();
-    /// # for i in 0..3u32 { let r = Record::raw(b"abc"); let f = EncodedFrame::record(EpochKey::new(7), i, &r).unwrap(); end += f.write_to(&mut bytes[end..]).unwrap(); }
-    /// # let mut device = RamDevice::new(bytes, Geometry::block(1).unwrap()).unwrap();
+    /// # use nori_wal_core::ring::segment::*;
+    /// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
     /// # let mut buffer = [0u8; 512];
-    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, false).unwrap().unwrap();
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
     /// assert_eq!(&segment.bytes(0, 8).unwrap()[..], b"NORIWAL\0");
     /// ```
     pub fn bytes(&mut self, pos: u64, len: u64) -> Result<&[u8], D::Error> {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use nori_wal_core::segment::Damage;
+use nori_wal_core::ring::segment::Damage;
 use nori_wal_core::{EncodeError, Lsn};
 
 /// Damage found in a segment file.
@@ -184,6 +184,16 @@ pub enum Error {
     Closed,
     /// A record could not be encoded (nothing was written; the WAL goes on).
     Encode(EncodeError),
+    /// The core's segment layer refused to read a segment file: a buffer or
+    /// a read that breaks the file's geometry, or a broken invariant of the
+    /// core — a bug in nori-wal, never the data's fault (damage is
+    /// [`Error::Corrupt`], a failed read [`Error::Io`]).
+    Segment {
+        /// The segment file.
+        path: PathBuf,
+        /// The core's error, as it gave it.
+        source: nori_wal_core::ring::Error<std::convert::Infallible>,
+    },
     /// A broken internal invariant: a bug in nori-wal, never the data's
     /// fault. The WAL is poisoned; reopening it recovers what is durable.
     Internal {
@@ -215,6 +225,15 @@ impl Error {
         if is_storage_full(&source) { Self::StorageFull { path } } else { Self::Io { op, path, source } }
     }
 
+    /// An error of the core's segment layer reading the segment file at
+    /// `path`: a failed read is an I/O error, anything else the core's.
+    pub(crate) fn from_segment(path: &std::path::Path, e: nori_wal_core::ring::Error<io::Error>) -> Self {
+        match e.into_device() {
+            Ok(e) => Self::io("read", path, e),
+            Err(source) => Self::Segment { path: path.to_path_buf(), source },
+        }
+    }
+
     /// A copy of this error, for the cause a poisoned WAL keeps: an I/O
     /// error keeps its kind, its OS error code and its message.
     pub(crate) fn duplicate(&self) -> Self {
@@ -236,6 +255,7 @@ impl Error {
             Self::Poisoned { cause } => Self::Poisoned { cause: std::sync::Arc::clone(cause) },
             Self::Closed => Self::Closed,
             Self::Encode(e) => Self::Encode(*e),
+            Self::Segment { path, source } => Self::Segment { path: path.clone(), source: source.clone() },
             Self::Internal { what } => Self::Internal { what },
             Self::LsnOutOfRange { lsn, first, next } => {
                 Self::LsnOutOfRange { lsn: *lsn, first: *first, next: *next }
@@ -308,6 +328,11 @@ impl fmt::Display for Error {
             ),
             Self::Closed => f.write_str("the WAL was closed while this call waited: reopen it"),
             Self::Encode(e) => write!(f, "the record cannot be encoded ({e}); nothing was written"),
+            Self::Segment { path, source } => write!(
+                f,
+                "reading {}: {source} (a bug in nori-wal; please report it, the data is not at fault)",
+                path.display()
+            ),
             Self::Internal { what } => write!(
                 f,
                 "internal error in nori-wal ({what}); please report it. Reopen the WAL to recover what is durable"
@@ -330,6 +355,7 @@ impl std::error::Error for Error {
             Self::Io { source, .. } => Some(source),
             Self::Poisoned { cause } => Some(&**cause),
             Self::Encode(e) => Some(e),
+            Self::Segment { source, .. } => Some(source),
             _ => None,
         }
     }

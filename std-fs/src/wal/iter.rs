@@ -4,7 +4,7 @@ use nori_wal_core::format::{
     BATCH_ENTRIES_AT, Body, FRAME_HEADER_LEN, FrameHeader, FrameKind, Malformed, decode_frame, record_at,
 };
 use nori_wal_core::ring::Entry;
-use nori_wal_core::segment::Damage;
+use nori_wal_core::ring::segment::Damage;
 use nori_wal_core::{DecodeError, Lsn, Record};
 
 use super::error::{Corruption, Error};
@@ -235,7 +235,7 @@ impl<S: Fs> Iter<S> {
                 Ok(()) => return Ok(()),
                 Err(damage) => {
                     let base = self.segments[self.index].base;
-                    match self.skips.iter().find(|s| s.base == base && s.from == self.pos) {
+                    match Skip::at(&self.skips, base, self.pos) {
                         Some(skip) => {
                             self.pos = skip.to;
                             self.at = skip.lsn;

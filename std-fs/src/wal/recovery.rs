@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use nori_wal_core::Lsn;
 use nori_wal_core::format::{DecodeError, SegmentHeader};
+use nori_wal_core::ring::segment::{Classified, Damage, SegmentReader, Stop};
 use nori_wal_core::ring::{Action, RecoveryCase, decide};
-use nori_wal_core::segment::{Classified, Damage, SegmentReader, Stop};
 
 use super::config::{RecoveryMode, WalConfig};
 use super::error::{Corruption, Error};
@@ -86,6 +86,14 @@ pub(crate) struct Skip {
     pub(crate) lsn: Lsn,
 }
 
+impl Skip {
+    /// The skip that resumes reading the segment of base `base` after
+    /// damage found at `pos`, if recovery recorded one.
+    pub(crate) fn at(skips: &[Skip], base: Lsn, pos: u64) -> Option<&Skip> {
+        skips.iter().find(|s| s.base == base && s.from == pos)
+    }
+}
+
 /// The log's state after recovery.
 pub(crate) struct Recovered<F> {
     pub(crate) segments: Vec<SegMeta>,
@@ -115,7 +123,7 @@ const READ_BUFFER: usize = 1 << 20;
 type Result<T> = std::result::Result<T, Error>;
 
 /// The core's result over a segment file.
-type CoreResult<T> = std::result::Result<T, nori_wal_core::ring::Error<segment::IoError>>;
+type CoreResult<T> = std::result::Result<T, segment::ReadError>;
 
 struct Recovery<'a, S: Fs> {
     fs: &'a S,
@@ -289,15 +297,7 @@ impl<S: Fs> Recovery<'_, S> {
         header: SegmentHeader,
         op: impl FnOnce(&mut SegmentReader<'_, '_, FileDevice<'_, S::File>>) -> CoreResult<T>,
     ) -> Result<T> {
-        // Bytes past the end of a file were never written: reading stops
-        // there, whatever the header claims (a hostile size cannot make
-        // recovery scan a terabyte of nothing).
-        let capacity = header.segment_size.min(f.len.max(segment::frames_offset()));
-        let header = SegmentHeader { segment_size: capacity, ..header };
-        let mut device = FileDevice { file: &f.file, capacity };
-        SegmentReader::with_header(&mut device, &mut self.buffer, false, header)
-            .and_then(|reader| op(&mut reader.fresh()))
-            .map_err(|e| read_error(&f.path, e))
+        segment::read_segment(&f.file, &f.path, f.len, header, &mut self.buffer, op)
     }
 
     /// Whether a file whose header is invalid holds frames of the epoch it
@@ -686,11 +686,4 @@ fn meta_of<F>(f: &Found<F>) -> SegMeta {
 
 fn corruption(path: &Path, offset: u64, lsn: Lsn, damage: Damage) -> Corruption {
     Corruption { path: path.to_path_buf(), offset, lsn, damage }
-}
-
-fn read_error(path: &Path, e: nori_wal_core::ring::Error<segment::IoError>) -> Error {
-    match e {
-        nori_wal_core::ring::Error::Device(e) => Error::io("read", path, e.0),
-        other => Error::io("read", path, std::io::Error::other(other.to_string())),
-    }
 }

@@ -2,14 +2,14 @@
 //! core's segment layer.
 
 use std::ffi::OsStr;
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use nori_wal_core::format::{
     EncodedFrame, EpochKey, MAX_SEGMENT_HEADER_LEN, Mark, SEGMENT_HEADER_LEN, SegmentHeader,
 };
-use nori_wal_core::{BlockDevice, DeviceError, DeviceErrorKind, Geometry, Lsn};
+use nori_wal_core::ring::segment::{SegmentReader, WriteOrder};
+use nori_wal_core::{BlockDevice, Geometry, Lsn};
 
 use super::error::Error;
 use crate::fs::{File, Fs, OpenMode};
@@ -78,22 +78,6 @@ pub(crate) const fn frames_offset() -> u64 {
     SEGMENT_HEADER_LEN as u64
 }
 
-/// An I/O error as a device error.
-#[derive(Debug)]
-pub(crate) struct IoError(pub(crate) io::Error);
-
-impl fmt::Display for IoError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl DeviceError for IoError {
-    fn kind(&self) -> DeviceErrorKind {
-        DeviceErrorKind::Other
-    }
-}
-
 /// A segment file seen as a device of `capacity` bytes, for reading: bytes
 /// past the end of the file read as zeros (never written).
 pub(crate) struct FileDevice<'f, F: File> {
@@ -102,7 +86,7 @@ pub(crate) struct FileDevice<'f, F: File> {
 }
 
 impl<F: File> BlockDevice for FileDevice<'_, F> {
-    type Error = IoError;
+    type Error = io::Error;
 
     fn geometry(&self) -> Geometry {
         file_geometry()
@@ -112,7 +96,7 @@ impl<F: File> BlockDevice for FileDevice<'_, F> {
         self.capacity
     }
 
-    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let mut done = 0;
         while done < buf.len() {
             match self.file.read_at(&mut buf[done..], offset + done as u64) {
@@ -122,23 +106,48 @@ impl<F: File> BlockDevice for FileDevice<'_, F> {
                 }
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(IoError(e)),
+                Err(e) => return Err(e),
             }
         }
         Ok(())
     }
 
-    fn program(&mut self, offset: u64, data: &[u8]) -> Result<(), IoError> {
-        self.file.write_all_at(data, offset).map_err(IoError)
+    fn program(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(data, offset)
     }
 
-    fn erase(&mut self, _offset: u64, _len: u64) -> Result<(), IoError> {
-        Err(IoError(io::Error::new(io::ErrorKind::Unsupported, "segment files are not erased")))
+    fn erase(&mut self, _offset: u64, _len: u64) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "segment files are not erased"))
     }
 
-    fn sync(&mut self) -> Result<(), IoError> {
-        self.file.sync_data().map_err(IoError)
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
     }
+}
+
+/// An error of the core's segment layer reading a segment file.
+pub(crate) type ReadError = nori_wal_core::ring::Error<io::Error>;
+
+/// Runs `op` on a reader of the segment file `file` (at `path`, `len` bytes
+/// long) under `header`: the one way the file WAL walks a segment's frames.
+/// Bytes past the end of a file were never written, so reading stops there
+/// whatever the header claims (a hostile size cannot make a walk scan a
+/// terabyte of nothing). Segment files are fresh space: preallocated with
+/// zeros, never an older lap.
+pub(crate) fn read_segment<F: File, T>(
+    file: &F,
+    path: &Path,
+    len: u64,
+    header: SegmentHeader,
+    buffer: &mut [u8],
+    op: impl FnOnce(&mut SegmentReader<'_, '_, FileDevice<'_, F>>) -> Result<T, ReadError>,
+) -> Result<T, Error> {
+    let capacity = header.segment_size.min(len.max(frames_offset()));
+    let header = SegmentHeader { segment_size: capacity, ..header };
+    let mut device = FileDevice { file, capacity };
+    SegmentReader::with_header(&mut device, buffer, WriteOrder::AnyOrder, header)
+        .and_then(|reader| op(&mut reader.fresh()))
+        .map_err(|e| Error::from_segment(path, e))
 }
 
 /// Reads the first bytes of a segment file and decodes its header.
@@ -147,7 +156,7 @@ pub(crate) fn peek_header<F: File>(
 ) -> io::Result<Result<SegmentHeader, nori_wal_core::DecodeError>> {
     let mut bytes = [0u8; MAX_SEGMENT_HEADER_LEN];
     let mut device = FileDevice { file, capacity: MAX_SEGMENT_HEADER_LEN as u64 };
-    device.read(0, &mut bytes).map_err(|e| e.0)?;
+    device.read(0, &mut bytes)?;
     Ok(SegmentHeader::decode(&bytes))
 }
 
@@ -162,14 +171,15 @@ pub(crate) fn create<S: Fs>(
     preallocate: bool,
 ) -> Result<(S::File, PathBuf), Error> {
     let path = dir.join(file_name(header.base_lsn));
+    // Encoded first: a header that does not encode creates no file.
+    let mut bytes = vec![0u8; SEGMENT_HEADER_LEN];
+    header.encode(&mut bytes).map_err(Error::Encode)?;
+    encode_mark(&mut bytes, EpochKey::new(header.epoch), 0, first_mark);
     let file = fs.open(&path, OpenMode::CreateNew).map_err(|e| Error::io("create segment", &path, e))?;
     let written = (|| {
         if preallocate {
             file.allocate(header.segment_size)?;
         }
-        let mut bytes = vec![0u8; SEGMENT_HEADER_LEN];
-        header.encode(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
-        encode_mark(&mut bytes, EpochKey::new(header.epoch), 0, first_mark);
         file.write_all_at(&bytes, 0)?;
         file.sync_data()?;
         fs.sync_dir(dir)
@@ -203,7 +213,7 @@ pub(crate) const START_LEN: u64 = 2 * START_SLOT as u64;
 pub(crate) fn read_start<F: File>(file: &F) -> io::Result<Option<(u64, Lsn)>> {
     let mut bytes = [0u8; 2 * START_SLOT];
     let mut device = FileDevice { file, capacity: bytes.len() as u64 };
-    device.read(0, &mut bytes).map_err(|e| e.0)?;
+    device.read(0, &mut bytes)?;
     let best = bytes
         .chunks_exact(START_SLOT)
         .filter_map(|slot| {

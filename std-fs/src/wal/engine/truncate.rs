@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use nori_wal_core::Lsn;
-use nori_wal_core::segment::{Damage, SegmentReader};
+use nori_wal_core::ring::segment::Damage;
 
 use super::{Inner, Result, Shared, lock};
 use crate::fs::{File, Fs, OpenMode};
 use crate::wal::error::{Corruption, Error};
 use crate::wal::recovery::{SegMeta, Skip};
-use crate::wal::segment::{self, FileDevice};
+use crate::wal::segment;
 
 impl<S: Fs> Shared<S> {
     /// Runs `op` under the append lock in an exclusive turn (no sync under
@@ -151,40 +151,38 @@ impl<S: Fs> Shared<S> {
         })
     }
 
-    /// The offset of the frame starting at `lsn` in the segment `seg`.
+    /// The offset of the frame starting at `lsn` in the segment `seg`,
+    /// walked past the damage recovery skipped.
     fn frame_of(&self, file: &S::File, seg: &SegMeta, lsn: Lsn, skips: &[Skip]) -> Result<u64> {
-        let mut device = FileDevice { file, capacity: seg.size };
-        let mut buffer = vec![0u8; 64 << 10];
-        let read_error = |e: nori_wal_core::ring::Error<segment::IoError>| {
-            Error::io("read", &seg.path, std::io::Error::other(e.to_string()))
-        };
-        let header = match SegmentReader::open(&mut device, &mut buffer, false).map_err(read_error)? {
-            Ok(reader) => *reader.header(),
+        let header = match segment::peek_header(file).map_err(|e| Error::io("read", &seg.path, e))? {
+            Ok(header) => header,
             Err(_) => {
                 let c = Corruption { path: seg.path.clone(), offset: 0, lsn, damage: Damage::MissingSegment };
                 return Err(Error::Corrupt(c));
             }
         };
-        let mut device = FileDevice { file, capacity: seg.size };
-        let mut reader =
-            SegmentReader::with_header(&mut device, &mut buffer, false, header).map_err(read_error)?;
-        let mut from = None;
-        loop {
-            let stop = reader.walk(from, Some(lsn)).map_err(read_error)?;
-            match stop.damage {
-                None => return Ok(stop.pos),
-                Some(Damage::LsnMismatch { found }) if found == stop.lsn => {
-                    return Err(Error::InsideBatch { lsn: lsn - 1 });
-                }
-                Some(damage) => match skips.iter().find(|s| s.base == seg.base && s.from == stop.pos) {
+        let mut buffer = vec![0u8; 64 << 10];
+        let len = file.size().map_err(|e| Error::io("size", &seg.path, e))?;
+        segment::read_segment(file, &seg.path, len, header, &mut buffer, |reader| {
+            let mut from = None;
+            loop {
+                let stop = reader.walk(from, Some(lsn))?;
+                let damage = match stop.damage {
+                    None => return Ok(Ok(stop.pos)),
+                    Some(Damage::LsnMismatch { found }) if found == stop.lsn => {
+                        return Ok(Err(Error::InsideBatch { lsn: lsn - 1 }));
+                    }
+                    Some(damage) => damage,
+                };
+                match Skip::at(skips, seg.base, stop.pos) {
                     Some(skip) if skip.lsn <= lsn => from = Some((skip.to, skip.lsn)),
                     _ => {
                         let c =
                             Corruption { path: seg.path.clone(), offset: stop.pos, lsn: stop.lsn, damage };
-                        return Err(Error::Corrupt(c));
+                        return Ok(Err(Error::Corrupt(c)));
                     }
-                },
+                }
             }
-        }
+        })?
     }
 }
