@@ -7,13 +7,25 @@ use crate::Lsn;
 use crate::device::{AccessError, DeviceError};
 use crate::format::{DecodeError, EncodeError};
 
-/// Where damage was found, and what it is.
+/// Where damage was found, and what it is: one type for every medium. The
+/// segment is named by `At`: its slot on the ring log's device (a `u32`,
+/// 0-based), or its file for the file WAL (a `PathBuf`).
+///
+/// ```
+/// use nori_wal_core::ring::{Corruption, Damage};
+/// let c = Corruption { segment: 2u32, offset: 8192, lsn: 7, damage: Damage::MissingSegment };
+/// assert_eq!(
+///     c.to_string(),
+///     "segment 2 at device offset 8192, expected LSN 7: the segment holding it is missing, or its header is damaged"
+/// );
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Corruption {
-    /// The segment slot (0-based index of the segment on the device).
-    pub slot: u32,
-    /// Offset of the damage within the device.
+pub struct Corruption<At = u32> {
+    /// The segment: its slot on a ring log's device, or its file.
+    pub segment: At,
+    /// Offset of the damage: within the device (a ring log) or within the
+    /// segment's file.
     pub offset: u64,
     /// The LSN expected there.
     pub lsn: Lsn,
@@ -41,16 +53,48 @@ pub enum Damage {
     Unsupported,
 }
 
-impl fmt::Display for Corruption {
+/// How a [`Corruption`] names the place of its damage.
+pub trait Locate {
+    /// Writes where the damage is: the segment, and `offset` in the units
+    /// of the medium.
+    ///
+    /// # Errors
+    ///
+    /// As [`fmt::Write`].
+    fn locate(&self, offset: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+}
+
+/// A ring log's segment slot: `segment 3 at device offset 12288`.
+impl Locate for u32 {
+    fn locate(&self, offset: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "segment {self} at device offset {offset}")
+    }
+}
+
+/// A segment file (feature `std`): `…/00000000000000000000.wal at offset 100`.
+#[cfg(feature = "std")]
+impl Locate for std::path::PathBuf {
+    fn locate(&self, offset: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at offset {offset}", self.display())
+    }
+}
+
+impl<At: Locate> fmt::Display for Corruption<At> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "segment {} at device offset {}, expected LSN {}: ", self.slot, self.offset, self.lsn)?;
-        match self.damage {
-            Damage::Frame(e) => write!(f, "{e}"),
-            Damage::LsnMismatch { found } => write!(f, "found a frame of LSN {found} instead"),
-            Damage::MissingSegment => {
-                f.write_str("the segment holding it is missing or its header is damaged")
+        self.segment.locate(self.offset, f)?;
+        write!(f, ", expected LSN {}: {}", self.lsn, self.damage)
+    }
+}
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Frame(e) => write!(f, "{e}"),
+            Self::LsnMismatch { found } => write!(f, "found a frame of LSN {found} instead"),
+            Self::MissingSegment => {
+                f.write_str("the segment holding it is missing, or its header is damaged")
             }
-            Damage::Unsupported => f.write_str("a compressed batch, which the ring log does not read"),
+            Self::Unsupported => f.write_str("a frame kind this reader does not read (a compressed batch)"),
         }
     }
 }
@@ -337,10 +381,10 @@ mod tests {
         let mut fault = Fault::<AccessError>::new();
         let first: Step<()> = Err(fault.raise(Error::Full));
         let second: Step<()> =
-            Err(fault.corrupt(Corruption { slot: 2, offset: 8192, lsn: 7, damage: Damage::Unsupported }));
+            Err(fault.corrupt(Corruption { segment: 2, offset: 8192, lsn: 7, damage: Damage::Unsupported }));
         assert!(first.is_err());
         match fault.out(second) {
-            Err(Error::Corrupt(c)) => assert_eq!((c.slot, c.offset, c.lsn), (2, 8192, 7)),
+            Err(Error::Corrupt(c)) => assert_eq!((c.segment, c.offset, c.lsn), (2, 8192, 7)),
             other => panic!("{other:?}"),
         }
         // Taken: a failure nobody raised says so instead of repeating an old error.

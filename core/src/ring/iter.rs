@@ -214,7 +214,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
     fn damaged(&mut self, damage: Damage) -> Step<()> {
         if self.log.config.recovery != RecoveryMode::SkipDamaged {
             let corruption =
-                Corruption { slot: self.seg.slot, offset: self.seg.abs + self.pos, lsn: self.lsn, damage };
+                Corruption { segment: self.seg.slot, offset: self.seg.abs + self.pos, lsn: self.lsn, damage };
             return Err(self.log.fault.corrupt(corruption));
         }
         let (from, lsn) = (self.pos, self.lsn);
@@ -278,7 +278,7 @@ fn reader<'s, 'w, 'b, D: BlockDevice>(
 #[cold]
 fn malformed<E>(seg: &Seg, current: &Current, error: crate::DecodeError) -> Error<E> {
     Error::Corrupt(Corruption {
-        slot: seg.slot,
+        segment: seg.slot,
         offset: seg.abs + current.pos,
         lsn: current.lsn,
         damage: Damage::Frame(error),

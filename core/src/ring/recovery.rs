@@ -12,11 +12,19 @@ use crate::Lsn;
 use crate::device::BlockDevice;
 use crate::format::DecodeError;
 
-/// What recovery found and did.
+/// What recovery found and did. `At` names a segment, as in
+/// [`Corruption`]: its slot for a ring log; the file WAL's recovery report
+/// holds one of these, with files.
+///
+/// ```
+/// use nori_wal_core::ring::{RecoveryCase, RecoveryInfo};
+/// let info = RecoveryInfo::<u32>::default();
+/// assert_eq!((info.records, info.case, info.corruption), (0, RecoveryCase::Clean, None));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
-pub struct RecoveryInfo {
+pub struct RecoveryInfo<At = u32> {
     /// Records the log holds after recovery.
     pub records: u64,
     /// The first LSN the log holds, if any record.
@@ -34,9 +42,26 @@ pub struct RecoveryInfo {
     /// `PointInTime`); 0 when nothing durable was lost.
     pub records_lost: u64,
     /// The first damage found in the durable region, if any.
-    pub corruption: Option<Corruption>,
+    pub corruption: Option<Corruption<At>>,
     /// The decision taken.
     pub case: RecoveryCase,
+}
+
+/// Nothing found yet: no record, no damage, [`RecoveryCase::Clean`].
+impl<At> Default for RecoveryInfo<At> {
+    fn default() -> Self {
+        Self {
+            records: 0,
+            first_lsn: None,
+            last_lsn: None,
+            segments: 0,
+            bytes_discarded: 0,
+            torn_tail: false,
+            records_lost: 0,
+            corruption: None,
+            case: RecoveryCase::Clean,
+        }
+    }
 }
 
 struct Recovery<'a, 'w, D: BlockDevice> {
@@ -177,7 +202,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 continue;
             }
             let corruption = Corruption {
-                slot,
+                segment: slot,
                 offset: self.layout.offset(slot),
                 lsn: log_start,
                 damage: Damage::MissingSegment,
@@ -208,7 +233,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 let stop = segment::scan(&mut self.reader, &seg, pos, lsn, Some(next.base_lsn))?;
                 let Some(damage) = stop.damage else { break };
                 let corruption =
-                    Corruption { slot: seg.slot, offset: seg.abs + stop.pos, lsn: stop.lsn, damage };
+                    Corruption { segment: seg.slot, offset: seg.abs + stop.pos, lsn: stop.lsn, damage };
                 self.durable_damage(RecoveryCase::DamagedSegment, corruption)?;
                 if decide(RecoveryCase::DamagedSegment, self.mode) == Action::EndAtDamage {
                     self.info.records_lost += head_end.saturating_sub(stop.lsn);
@@ -243,7 +268,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             let ordered = self.reader.device.writes_persist_in_order();
             let case = segment::classify(&self.layout, ordered, &damage, &ahead, stop.lsn);
             let corruption =
-                Corruption { slot: head.slot, offset: head.abs + stop.pos, lsn: stop.lsn, damage };
+                Corruption { segment: head.slot, offset: head.abs + stop.pos, lsn: stop.lsn, damage };
             match decide(case, self.mode) {
                 Action::Keep => {
                     // Append in place only at a unit boundary followed by
@@ -326,7 +351,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             return Ok(());
         }
         // The records of the hidden segment are lost; count unknown.
-        let corruption = Corruption { slot, offset: abs, lsn: base, damage: Damage::MissingSegment };
+        let corruption = Corruption { segment: slot, offset: abs, lsn: base, damage: Damage::MissingSegment };
         self.durable_damage(RecoveryCase::MissingSegment, corruption)
     }
 

@@ -69,7 +69,7 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
             Ok(header) => Ok(header),
             Err(e) => {
                 let (offset, damage) = (self.layout.offset(slot), Damage::Frame(e));
-                Err(self.fault.corrupt(super::Corruption { slot, offset, lsn: 0, damage }))
+                Err(self.fault.corrupt(super::Corruption { segment: slot, offset, lsn: 0, damage }))
             }
         }
     }

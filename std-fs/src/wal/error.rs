@@ -4,7 +4,6 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use nori_wal_core::ring::segment::Damage;
 use nori_wal_core::{EncodeError, Lsn};
 
 /// Damage found in a segment file.
@@ -20,7 +19,7 @@ use nori_wal_core::{EncodeError, Lsn};
 /// # let mut bytes = std::fs::read(&first)?; bytes[100] ^= 1; std::fs::write(&first, bytes)?;
 /// // A segment damaged in the middle of the log:
 /// match Wal::open(WalConfig::new(&dir).segment_size(4096)) {
-///     Err(Error::Corrupt(c)) => println!("{} at offset {}, LSN {}: {c}", c.path.display(), c.offset, c.lsn),
+///     Err(Error::Corrupt(c)) => println!("{} at offset {}, LSN {}: {c}", c.segment.display(), c.offset, c.lsn),
 ///     other => panic!("{other:?}"),
 /// }
 /// // Keep what precedes the damage instead:
@@ -29,34 +28,7 @@ use nori_wal_core::{EncodeError, Lsn};
 /// # drop(wal); std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Corruption {
-    /// The segment file.
-    pub path: PathBuf,
-    /// Offset of the damage in the file.
-    pub offset: u64,
-    /// The LSN expected there.
-    pub lsn: Lsn,
-    /// What is wrong.
-    pub damage: Damage,
-}
-
-impl fmt::Display for Corruption {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at offset {}, expected LSN {}: ", self.path.display(), self.offset, self.lsn)?;
-        match self.damage {
-            Damage::Frame(e) => write!(f, "{e}"),
-            Damage::LsnMismatch { found } => write!(f, "found a frame of LSN {found} instead"),
-            Damage::MissingSegment => {
-                f.write_str("the segment holding it is missing, or its header is damaged")
-            }
-            Damage::Unsupported => {
-                f.write_str("a frame kind this version does not read (a compressed batch)")
-            }
-            _ => f.write_str("damaged"),
-        }
-    }
-}
+pub type Corruption = nori_wal_core::ring::Corruption<PathBuf>;
 
 /// A configuration the WAL cannot run with.
 ///

@@ -192,7 +192,7 @@ impl<S: Fs> Iter<S> {
     /// Damage at the current position, where `lsn` was expected.
     fn corrupt_at(&self, lsn: Lsn, damage: Damage) -> Error {
         let path = self.segments.get(self.index).map(|s| s.path.clone()).unwrap_or_default();
-        Error::Corrupt(Corruption { path, offset: self.pos, lsn, damage })
+        Error::Corrupt(Corruption { segment: path, offset: self.pos, lsn, damage })
     }
 
     /// Loads the next frame holding records into the buffer.

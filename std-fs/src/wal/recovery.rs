@@ -14,7 +14,9 @@ use super::error::{Corruption, Error};
 use super::segment::{self, FileDevice, LOCK_FILE};
 use crate::fs::{File, Fs, OpenMode};
 
-/// What recovery found and did.
+/// What recovery found and did: the core's report of the log
+/// ([`log`](Self::log), whose fields read through this one: `info.records`,
+/// `info.case`, `info.corruption`…), and what the file WAL adds.
 ///
 /// ```
 /// use nori_wal::blocking::Wal;
@@ -33,29 +35,12 @@ use crate::fs::{File, Fs, OpenMode};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RecoveryInfo {
-    /// Records the log holds after recovery. Under `SkipDamaged`, when
-    /// damage was skipped, the count of the records between the first and
-    /// the last LSN less [`records_lost`](Self::records_lost): an estimate
+    /// What recovery found in the log and did with it, as the ring log
+    /// reports it, with segment files for segments. Under `SkipDamaged`,
+    /// when damage was skipped, `records` is the count of the records
+    /// between the first and the last LSN less `records_lost`: an estimate
     /// where whole segments were unreadable.
-    pub records: u64,
-    /// The first LSN the log holds, if any record.
-    pub first_lsn: Option<Lsn>,
-    /// The last LSN the log holds, if any record.
-    pub last_lsn: Option<Lsn>,
-    /// Segment files the log holds.
-    pub segments: usize,
-    /// The decision taken (a row of the decision table).
-    pub case: RecoveryCase,
-    /// Whether a torn or in-flight tail was cut.
-    pub torn_tail: bool,
-    /// Bytes after the cut that held frames (or parts of frames) and were
-    /// discarded.
-    pub bytes_discarded: u64,
-    /// Records skipped or dropped because of damage (`SkipDamaged`,
-    /// `PointInTime`); a lower bound when whole segments were dropped.
-    pub records_lost: u64,
-    /// The first damage found in the durable region, if any.
-    pub corruption: Option<Corruption>,
+    pub log: nori_wal_core::ring::RecoveryInfo<PathBuf>,
     /// Segment files removed: leftovers of a reclaim or a rotation that a
     /// crash interrupted (they held no record of the log), or files dropped
     /// by `PointInTime`.
@@ -64,6 +49,21 @@ pub struct RecoveryInfo {
     pub bytes_scanned: u64,
     /// How long recovery took.
     pub elapsed: Duration,
+}
+
+/// The core's report reads through: `info.records` is `info.log.records`.
+impl std::ops::Deref for RecoveryInfo {
+    type Target = nori_wal_core::ring::RecoveryInfo<PathBuf>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.log
+    }
+}
+
+impl std::ops::DerefMut for RecoveryInfo {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.log
+    }
 }
 
 /// A segment of the log.
@@ -162,15 +162,7 @@ pub(crate) fn recover<S: Fs>(
 ) -> Result<Recovered<S::File>> {
     let started = Instant::now();
     let info = RecoveryInfo {
-        records: 0,
-        first_lsn: None,
-        last_lsn: None,
-        segments: 0,
-        case: RecoveryCase::Clean,
-        torn_tail: false,
-        bytes_discarded: 0,
-        records_lost: 0,
-        corruption: None,
+        log: nori_wal_core::ring::RecoveryInfo::default(),
         segments_removed: 0,
         bytes_scanned: 0,
         elapsed: Duration::ZERO,
@@ -650,7 +642,7 @@ impl<S: Fs> Recovery<'_, S> {
         self.info.records = held.saturating_sub(lost);
         self.info.first_lsn = (held > 0).then_some(log_start);
         self.info.last_lsn = (held > 0).then(|| next_lsn - 1);
-        self.info.segments = segments.len();
+        self.info.segments = u32::try_from(segments.len()).unwrap_or(u32::MAX);
         Recovered {
             segments,
             active,
@@ -685,5 +677,5 @@ fn meta_of<F>(f: &Found<F>) -> SegMeta {
 }
 
 fn corruption(path: &Path, offset: u64, lsn: Lsn, damage: Damage) -> Corruption {
-    Corruption { path: path.to_path_buf(), offset, lsn, damage }
+    Corruption { segment: path.to_path_buf(), offset, lsn, damage }
 }

@@ -450,7 +450,7 @@ fn damaged_header_of_the_only_segment_is_reported() {
         for mode in MODES {
             match (open_on(in_order, &image, mode), mode) {
                 (Err(Error::Corrupt(c)), RecoveryMode::TolerateTornTail | RecoveryMode::Strict) => {
-                    assert_eq!((c.slot, c.lsn, c.damage), (0, 0, Damage::MissingSegment), "{mode:?}");
+                    assert_eq!((c.segment, c.lsn, c.damage), (0, 0, Damage::MissingSegment), "{mode:?}");
                 }
                 (Ok((next, info)), RecoveryMode::PointInTime | RecoveryMode::SkipDamaged) => {
                     assert_eq!((info.case, next), (RecoveryCase::MissingSegment, 0), "{mode:?}");

@@ -157,7 +157,8 @@ impl<S: Fs> Shared<S> {
         let header = match segment::peek_header(file).map_err(|e| Error::io("read", &seg.path, e))? {
             Ok(header) => header,
             Err(_) => {
-                let c = Corruption { path: seg.path.clone(), offset: 0, lsn, damage: Damage::MissingSegment };
+                let c =
+                    Corruption { segment: seg.path.clone(), offset: 0, lsn, damage: Damage::MissingSegment };
                 return Err(Error::Corrupt(c));
             }
         };
@@ -178,7 +179,7 @@ impl<S: Fs> Shared<S> {
                     Some(skip) if skip.lsn <= lsn => from = Some((skip.to, skip.lsn)),
                     _ => {
                         let c =
-                            Corruption { path: seg.path.clone(), offset: stop.pos, lsn: stop.lsn, damage };
+                            Corruption { segment: seg.path.clone(), offset: stop.pos, lsn: stop.lsn, damage };
                         return Ok(Err(Error::Corrupt(c)));
                     }
                 }
