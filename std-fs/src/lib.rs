@@ -18,22 +18,18 @@
 // segment files, where every block has a `// SAFETY:` comment.
 #![deny(unsafe_code)]
 
-#[cfg(unix)]
 pub mod fs;
-#[cfg(unix)]
 pub mod wal;
 
-#[cfg(all(unix, feature = "async"))]
+#[cfg(feature = "async")]
 mod asynchronous;
 
-#[cfg(all(unix, feature = "async"))]
+#[cfg(feature = "async")]
 pub use asynchronous::{EntryBuf, Iter, RecordBuf, Wal};
-#[cfg(unix)]
 pub use wal::{Codec, Error, FsyncPolicy, RecoveryInfo, RecoveryMode, Stats, WalConfig};
 
 /// The blocking API: the same WAL without a runtime. Its iterator lends
 /// each record from its buffer or from a map of the segment (zero-copy).
-#[cfg(unix)]
 pub mod blocking {
     pub use crate::wal::{Entry, Iter, Wal};
 }

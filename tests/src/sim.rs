@@ -1,6 +1,6 @@
 //! A simulated block device that records every write, so that the state of
 //! the medium after a power cut at any operation can be rebuilt, and that
-//! injects the faults of the fault catalogue (FAULTS.md of the design).
+//! injects the faults of the fault model (F1–F20, defined in RELIABILITY.md).
 //!
 //! Test code only: not part of any published API.
 

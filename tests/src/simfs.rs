@@ -1,7 +1,7 @@
 //! A simulated file system for the file WAL's crash tests: it keeps, for
 //! each file, what is durable and what was written since the last sync, and
 //! for each directory which entries are durable; a crash keeps only what a
-//! power cut may keep (FAULTS.md: F1–F4, F11, F13, F14).
+//! power cut may keep (F1–F4, F11, F13, F14 of RELIABILITY.md).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsString;

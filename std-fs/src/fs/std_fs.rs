@@ -1,14 +1,40 @@
-//! The real file system.
+//! The real file system: Unix (Linux, macOS, the BSDs) and Windows.
+//!
+//! What differs between them:
+//!
+//! - **Preallocation** reserves a segment's blocks with `fallocate` on
+//!   Linux, so that a full disk shows when a segment is created and never
+//!   in the middle of one. Elsewhere it extends the file with `set_len`,
+//!   which reserves no blocks on most file systems: a full disk may then
+//!   fail a later write, which poisons the WAL (nothing acknowledged is
+//!   lost; reopening recovers what is durable).
+//! - **Syncs**: `fdatasync` on Linux; on macOS and iOS `sync_data` is
+//!   `fcntl(F_FULLFSYNC)`, which asks the drive to empty its cache too (a
+//!   plain `fsync` there does not); `FlushFileBuffers` on Windows.
+//! - **Directory syncs** make a created, renamed or removed file durable on
+//!   Unix. Windows has no directory sync: NTFS journals its metadata, and
+//!   [`Fs::sync_dir`] does nothing there.
+//! - **Locking**: `flock` on Unix, `LockFileEx` on Windows (std's
+//!   `File::try_lock`), both released when the process ends.
+//! - **Windows** keeps a file that is mapped or open from being renamed
+//!   over: a `truncate_after` while an iterator still reads the file it cuts
+//!   fails with an I/O error there (the WAL is then poisoned; reopening it
+//!   recovers). The file WAL is built for Windows but its test suite runs on
+//!   Linux.
 
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions, TryLockError};
 use std::io;
+#[cfg(unix)]
 use std::os::unix::fs::FileExt;
+#[cfg(windows)]
+use std::os::windows::fs::FileExt;
 use std::path::Path;
 
 use super::{File, Fs, Kind, OpenMode};
 
-/// The operating system's file system (Unix).
+/// The operating system's file system (Unix or Windows; see the module
+/// docs for what differs).
 ///
 /// ```
 /// use nori_wal::fs::{Fs, StdFs};
@@ -75,17 +101,44 @@ impl Fs for StdFs {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        fs::File::open(dir)?.sync_all()
+        #[cfg(unix)]
+        return fs::File::open(dir)?.sync_all();
+        // NTFS journals directory entries; there is no directory handle to sync.
+        #[cfg(not(unix))]
+        {
+            let _ = dir;
+            Ok(())
+        }
     }
 }
 
 impl File for StdFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        FileExt::read_at(&self.0, buf, offset)
+        #[cfg(unix)]
+        return FileExt::read_at(&self.0, buf, offset);
+        #[cfg(windows)]
+        return FileExt::seek_read(&self.0, buf, offset);
     }
 
     fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
-        FileExt::write_all_at(&self.0, data, offset)
+        #[cfg(unix)]
+        return FileExt::write_all_at(&self.0, data, offset);
+        #[cfg(windows)]
+        {
+            let (mut data, mut offset) = (data, offset);
+            while !data.is_empty() {
+                match FileExt::seek_write(&self.0, data, offset) {
+                    Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                    Ok(n) => {
+                        data = &data[n..];
+                        offset += n as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        }
     }
 
     fn size(&self) -> io::Result<u64> {

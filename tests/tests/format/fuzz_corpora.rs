@@ -1,7 +1,7 @@
 //! Every checked-in fuzz corpus input and every regression found by the
 //! fuzzers (`fuzz/`), replayed through the fuzz target bodies on stable.
 //!
-//! `cargo test -p nori-wal-tests --test fuzz_corpora -- --ignored` writes the
+//! `cargo test -p nori-wal-tests --test format -- fuzz_corpora:: --ignored` writes the
 //! seed corpora again (valid frames, device images, operation scripts and
 //! directories, from which the fuzzers mutate).
 

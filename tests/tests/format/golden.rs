@@ -6,7 +6,7 @@
 //! that is a format change, which needs a new format version.
 //!
 //! To write the fixtures of a *new* case (never to paper over a change):
-//! `NORI_WAL_BLESS=1 cargo test -p nori-wal-tests --test golden`.
+//! `NORI_WAL_BLESS=1 cargo test -p nori-wal-tests --test format -- golden::`.
 
 use std::fs;
 
