@@ -349,6 +349,13 @@ pub enum WriteOrder {
 
 impl WriteOrder {
     /// What `device` says of itself.
+    ///
+    /// ```
+    /// use nori_wal_core::ring::segment::WriteOrder;
+    /// use nori_wal_core::{Geometry, RamDevice};
+    /// let device = RamDevice::new([0u8; 512], Geometry::block(1).unwrap()).unwrap();
+    /// assert_eq!(WriteOrder::of(&device), WriteOrder::AnyOrder);
+    /// ```
     #[must_use]
     pub fn of<D: BlockDevice>(device: &D) -> Self {
         if device.writes_persist_in_order() { Self::InOrder } else { Self::AnyOrder }
@@ -358,6 +365,12 @@ impl WriteOrder {
 /// For the docs' examples (not part of the API, exempt from semver): a
 /// 4 KiB segment of epoch 7 whose three 3-byte records start at LSN 100,
 /// its header, and the offset after its last frame.
+///
+/// ```
+/// let (_device, header, end) = nori_wal_core::ring::segment::doc_example();
+/// assert_eq!((header.base_lsn, header.epoch), (100, 7));
+/// assert!(end > 0);
+/// ```
 #[doc(hidden)]
 #[must_use]
 pub fn doc_example() -> (crate::RamDevice<[u8; 4096]>, SegmentHeader, usize) {
