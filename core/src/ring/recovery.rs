@@ -49,6 +49,7 @@ pub struct RecoveryInfo<At = u32> {
 
 /// Nothing found yet: no record, no damage, [`RecoveryCase::Clean`].
 impl<At> Default for RecoveryInfo<At> {
+    #[inline(always)] // built once, in place, in firmware
     fn default() -> Self {
         Self {
             records: 0,
@@ -85,17 +86,7 @@ pub(crate) fn recover<D: BlockDevice>(
 ) -> Step<(State, RecoveryInfo)> {
     let mut window = Window::new(buffer);
     let reader = Reader { device, overlay: Overlay::NONE, window: &mut window, layout, fault };
-    let info = RecoveryInfo {
-        records: 0,
-        first_lsn: None,
-        last_lsn: None,
-        segments: 0,
-        bytes_discarded: 0,
-        torn_tail: false,
-        records_lost: 0,
-        corruption: None,
-        case: RecoveryCase::Clean,
-    };
+    let info = RecoveryInfo::default();
     let state = State {
         oldest: None,
         newest: 0,
