@@ -1,0 +1,99 @@
+//! What recovery reports, and the log's state it hands to the engine.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nori_wal_core::Lsn;
+
+/// What recovery found and did: the core's report of the log
+/// ([`log`](Self::log), whose fields read through this one: `info.records`,
+/// `info.case`, `info.corruption`…), and what the file WAL adds.
+///
+/// ```
+/// use nori_wal::blocking::Wal;
+/// use nori_wal::ring::RecoveryCase;
+/// use nori_wal::{Record, WalConfig};
+/// # let dir = std::env::temp_dir().join(format!("nori-wal-info-doc-{}", std::process::id()));
+/// let (wal, info) = Wal::open(WalConfig::new(&dir))?;
+/// assert_eq!(info.case, RecoveryCase::Empty);
+/// wal.append(&Record::raw(b"x"))?;
+/// drop(wal);
+/// let (_wal, info) = Wal::open(WalConfig::new(&dir))?;
+/// assert_eq!((info.case, info.records, info.last_lsn), (RecoveryCase::Clean, 1, Some(0)));
+/// # drop(_wal); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryInfo {
+    /// What recovery found in the log and did with it, as the ring log
+    /// reports it, with segment files for segments. Under `SkipDamaged`,
+    /// when damage was skipped, `records` is the count of the records
+    /// between the first and the last LSN less `records_lost`: an estimate
+    /// where whole segments were unreadable.
+    pub log: nori_wal_core::ring::RecoveryInfo<PathBuf>,
+    /// Segment files removed: leftovers of a reclaim or a rotation that a
+    /// crash interrupted (they held no record of the log), or files dropped
+    /// by `PointInTime`.
+    pub segments_removed: usize,
+    /// Bytes of segment files read.
+    pub bytes_scanned: u64,
+    /// How long recovery took.
+    pub elapsed: Duration,
+}
+
+/// The core's report reads through: `info.records` is `info.log.records`.
+impl std::ops::Deref for RecoveryInfo {
+    type Target = nori_wal_core::ring::RecoveryInfo<PathBuf>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.log
+    }
+}
+
+impl std::ops::DerefMut for RecoveryInfo {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.log
+    }
+}
+
+/// A segment of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SegMeta {
+    pub(crate) base: Lsn,
+    pub(crate) epoch: u64,
+    pub(crate) size: u64,
+    pub(crate) path: PathBuf,
+}
+
+/// Damage skipped by `SkipDamaged`: reading the segment of base `base`
+/// jumps from `from` to `to`, where LSN `lsn` resumes (`to` is `u64::MAX`
+/// when the rest of the segment is skipped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Skip {
+    pub(crate) base: Lsn,
+    pub(crate) from: u64,
+    pub(crate) to: u64,
+    pub(crate) lsn: Lsn,
+}
+
+impl Skip {
+    /// The skip that resumes reading the segment of base `base` after
+    /// damage found at `pos`, if recovery recorded one.
+    pub(crate) fn at(skips: &[Skip], base: Lsn, pos: u64) -> Option<&Skip> {
+        skips.iter().find(|s| s.base == base && s.from == pos)
+    }
+}
+
+/// The log's state after recovery.
+pub(crate) struct Recovered<F> {
+    pub(crate) segments: Vec<SegMeta>,
+    /// The newest segment, when appends continue in it: its file and the
+    /// offset of the next frame.
+    pub(crate) active: Option<(F, u64)>,
+    pub(crate) next_lsn: Lsn,
+    pub(crate) log_start: Lsn,
+    pub(crate) max_epoch: u64,
+    pub(crate) skips: Vec<Skip>,
+    pub(crate) info: RecoveryInfo,
+}
