@@ -11,6 +11,31 @@ use crate::format::{
     Body, Compression, DecodeError, FRAME_HEADER_LEN, FrameHeader, FrameKind, Malformed, Mark, SegmentHeader,
 };
 
+/// The device bytes `[at, at + len)` of a segment that ends at `end`: in
+/// place when the device holds its bytes in memory and the unwritten
+/// buffer (`overlay`) does not cover the range, else through the window.
+#[cfg_attr(feature = "std", inline)]
+fn read_bytes<'a, D: BlockDevice>(
+    device: &'a mut D,
+    window: &'a mut Window<'_>,
+    fault: &mut Fault<D::Error>,
+    overlay: Overlay<'a>,
+    at: u64,
+    len: u64,
+    end: u64,
+) -> Step<&'a [u8]> {
+    let overlay_end = overlay.start + overlay.bytes.len() as u64;
+    let clear = overlay.bytes.is_empty() || at + len <= overlay.start || at >= overlay_end;
+    // Asked twice (once to decide, once to borrow for `'a`): the borrow
+    // checker does not let a conditional return of a borrow be followed by
+    // another use. A device that never lends (flash) drops the branch.
+    if clear && at + len <= end && device.bytes_in_place(at, len).is_some() {
+        let device: &'a D = device;
+        return device.bytes_in_place(at, len).ok_or_else(|| fault.internal(Broken::InPlaceRefused));
+    }
+    window.get(device, fault, overlay, at, len, end)
+}
+
 /// A checked frame found at a position.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Found {
@@ -40,15 +65,11 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
     }
 
     /// The bytes `[pos, pos + len)` of the segment at device offset `abs`.
+    /// (Through the parts it needs, not a reborrowed reader: a copy of the
+    /// whole layout per frame was left in the recovery scan's hot loop.)
     pub(crate) fn bytes_at(&mut self, abs: u64, pos: u64, len: u64) -> Step<&[u8]> {
-        let reader = Reader {
-            device: &mut *self.device,
-            overlay: self.overlay,
-            window: &mut *self.window,
-            layout: self.layout,
-            fault: &mut *self.fault,
-        };
-        reader.into_bytes(abs, pos, len)
+        let end = abs + self.layout.segment_size;
+        read_bytes(&mut *self.device, &mut *self.window, self.fault, self.overlay, abs + pos, len, end)
     }
 
     /// Keeps `error` and returns the failure to pass up.
@@ -79,19 +100,7 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
     #[cfg_attr(feature = "std", inline)]
     pub(crate) fn into_bytes(self, abs: u64, pos: u64, len: u64) -> Step<&'a [u8]> {
         let end = abs + self.layout.segment_size;
-        let at = abs + pos;
-        // Borrow in place when the device holds its bytes in memory and the
-        // unwritten buffer does not cover the range.
-        let overlay_end = self.overlay.start + self.overlay.bytes.len() as u64;
-        let clear = self.overlay.bytes.is_empty() || at + len <= self.overlay.start || at >= overlay_end;
-        // Asked twice (once to decide, once to borrow for `'a`): the borrow
-        // checker does not let a conditional return of a borrow be followed
-        // by another use. A device that never lends (flash) drops the branch.
-        if clear && at + len <= end && self.device.bytes_in_place(at, len).is_some() {
-            let device: &'a D = self.device;
-            return device.bytes_in_place(at, len).ok_or_else(|| self.fault.internal(Broken::InPlaceRefused));
-        }
-        self.window.get(self.device, self.fault, self.overlay, at, len, end)
+        read_bytes(self.device, self.window, self.fault, self.overlay, abs + pos, len, end)
     }
 
     /// Decodes and checks the frame at `pos` of `seg`.
