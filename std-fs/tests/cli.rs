@@ -165,6 +165,58 @@ fn repair_asks_for_yes_makes_a_backup_and_cuts_the_tail() {
     assert_eq!(nori_wal(&["verify", dir]).status.code(), Some(0));
 }
 
+/// The permission bits of `path` itself.
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn repair_backups_keep_the_private_modes_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new("repair-modes");
+    log(&scratch.0, 50);
+    tear_tail(&scratch.0);
+    // One file a group may read: its copy keeps exactly that.
+    let first = segment_files(&scratch.0)[0].clone();
+    std::fs::set_permissions(&first, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let dir = scratch.0.to_str().unwrap();
+    let out = Command::new("sh")
+        .args(["-c", "umask 000 && exec \"$0\" repair --yes \"$1\""])
+        .arg(env!("CARGO_BIN_EXE_nori-wal"))
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+    let text = stdout(&out);
+    let backup = PathBuf::from(text.lines().find_map(|l| l.strip_prefix("backup: ")).expect("a backup line"));
+    assert!(backup.starts_with(scratch.0.parent().unwrap()), "beside the WAL: {}", backup.display());
+    assert_eq!(mode_of(&backup), 0o700, "the backup directory");
+    let mut copies = 0;
+    for entry in std::fs::read_dir(&backup).unwrap() {
+        let copy = entry.unwrap().path();
+        let original = scratch.0.join(copy.file_name().unwrap());
+        let want = if original == first { 0o640 } else { 0o600 };
+        assert_eq!(mode_of(&copy), want, "{}", copy.display());
+        copies += 1;
+    }
+    assert_eq!(copies, segment_files(&scratch.0).len() + 1, "every segment and LOCK");
+}
+
+#[test]
+fn info_reports_files_open_to_more_users_than_allowed() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new("info-modes");
+    log(&scratch.0, 10);
+    let dir = scratch.0.to_str().unwrap();
+    assert!(!stdout(&nori_wal(&["info", dir])).contains("permissions:"), "private: nothing to say");
+    std::fs::set_permissions(scratch.0.join("LOCK"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = stdout(&nori_wal(&["info", dir]));
+    let line = out.lines().find(|l| l.starts_with("permissions:")).expect("a permissions line");
+    assert!(line.contains("LOCK has mode 0o644; the WAL allows 0o600"), "{line}");
+    assert_eq!(mode_of(&scratch.0.join("LOCK")), 0o644, "info changes nothing");
+}
+
 #[test]
 fn images_and_flash_dumps_are_read_with_their_geometry() {
     let scratch = Scratch::new("image");

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nori_wal::blocking::Wal;
+use nori_wal::fs::{File, Fs, OpenMode, StdFs};
 use nori_wal::ring::{RecoveryCase, RingConfig, RingLog};
 use nori_wal::wal::Inspection;
 use nori_wal::{Error, FsyncPolicy, Geometry, Lsn, RamDevice, Record, RecoveryMode, WalConfig};
@@ -311,6 +312,9 @@ fn info(target: &Target) -> Result<u8, Failure> {
             if let Some(c) = &info.corruption {
                 println!("damage:          {c}");
             }
+            for loose in &info.loose_permissions {
+                println!("permissions:     {loose}");
+            }
             Ok(0)
         }
         Medium::Ring { image, geometry, segment_size } => {
@@ -443,13 +447,42 @@ fn verify(target: &Target) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// Copies the WAL directory `from` into the new directory `to`: created
+/// here (never an existing directory or a link), with the modes of `from`;
+/// each file with its own modes, read and written without following a link,
+/// synced.
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(to)?;
+    if let Some(mode) = StdFs.mode(from)? {
+        StdFs.set_mode(to, mode)?;
+    }
+    let mut buf = vec![0u8; 1 << 20];
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
-        std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        let source = StdFs.open(&entry.path(), OpenMode::Read)?;
+        let copy = StdFs.open(&to.join(entry.file_name()), OpenMode::CreateNew)?;
+        if let Some(mode) = source.mode()? {
+            copy.set_mode(mode)?;
+        }
+        let mut at = 0;
+        loop {
+            let n = source.read_at(&mut buf, at)?;
+            if n == 0 {
+                break;
+            }
+            copy.write_all_at(&buf[..n], at)?;
+            at += n as u64;
+        }
+        copy.sync_data()?;
     }
-    Ok(())
+    StdFs.sync_dir(to)?;
+    match to.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => StdFs.sync_dir(parent),
+        None => Ok(()),
+    }
 }
 
 fn repair(path: &Path, mode: RecoveryMode, yes: bool, no_backup: bool) -> Result<u8, Failure> {

@@ -24,6 +24,11 @@ use std::path::Path;
 
 pub use std_fs::{StdFile, StdFs};
 
+/// The permission bits of a file the WAL creates before it sets the
+/// configured ones: private (the umask may only narrow it further).
+#[cfg(unix)]
+pub(crate) const CREATE_MODE: u32 = 0o600;
+
 /// How [`Fs::open`] opens a file.
 ///
 /// ```
@@ -204,6 +209,81 @@ pub trait Fs: Send + Sync + 'static {
     ///
     /// The operating system's.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// The permission bits of `path` (following links: for the WAL's own
+    /// directory), or `None` on a file system without them. The default
+    /// has none.
+    ///
+    /// ```
+    /// use nori_wal::fs::{Fs, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// StdFs.set_mode(&dir, 0o700)?;
+    /// assert_eq!(StdFs.mode(&dir)?, if cfg!(unix) { Some(0o700) } else { None });
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The operating system's.
+    fn mode(&self, path: &Path) -> io::Result<Option<u32>> {
+        let _ = path;
+        Ok(None)
+    }
+
+    /// Sets the permission bits of `path` exactly (no umask); does nothing
+    /// on a file system without them (the default).
+    ///
+    /// ```
+    /// use nori_wal::fs::{Fs, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// StdFs.set_mode(&dir, 0o750)?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The operating system's.
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
+        let _ = (path, mode);
+        Ok(())
+    }
+}
+
+/// Why [`StdFs::open`](Fs::open) refused a path: it is a symbolic link,
+/// which the WAL never follows for its own files. [`is_link_refused`] tells
+/// such an error from others.
+#[derive(Debug)]
+pub(crate) struct LinkRefused;
+
+impl std::fmt::Display for LinkRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a symbolic link, which is not followed")
+    }
+}
+
+impl std::error::Error for LinkRefused {}
+
+/// Whether `e` says a path was refused for being a symbolic link.
+///
+/// ```
+/// use nori_wal::fs::{Fs, OpenMode, StdFs, is_link_refused};
+/// # let dir = std::env::temp_dir().join(format!("nori-wal-link-doc-{}", std::process::id()));
+/// # StdFs.create_dir_all(&dir)?;
+/// # #[cfg(unix)] {
+/// std::os::unix::fs::symlink("/etc/hostname", dir.join("link"))?;
+/// let err = StdFs.open(&dir.join("link"), OpenMode::Read).unwrap_err();
+/// assert!(is_link_refused(&err));
+/// # }
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[must_use]
+pub fn is_link_refused(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<LinkRefused>())
 }
 
 /// An open file.
@@ -383,6 +463,50 @@ pub trait File: Send + Sync + 'static {
     ///
     /// The operating system's.
     fn try_lock(&self) -> io::Result<bool>;
+
+    /// The file's permission bits, or `None` on a file system without
+    /// them (the default).
+    ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// let file = StdFs.open(&dir.join("x"), OpenMode::CreateNew)?;
+    /// // Created private, whatever the umask.
+    /// assert_eq!(file.mode()?, if cfg!(unix) { Some(0o600) } else { None });
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The operating system's.
+    fn mode(&self) -> io::Result<Option<u32>> {
+        Ok(None)
+    }
+
+    /// Sets the file's permission bits exactly (no umask; through the open
+    /// file, so no link is followed); does nothing on a file system without
+    /// them (the default).
+    ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// let file = StdFs.open(&dir.join("x"), OpenMode::CreateNew)?;
+    /// file.set_mode(0o640)?;
+    /// assert_eq!(file.mode()?, if cfg!(unix) { Some(0o640) } else { None });
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The operating system's.
+    fn set_mode(&self, mode: u32) -> io::Result<()> {
+        let _ = mode;
+        Ok(())
+    }
 }
 
 /// Reads exactly `buf.len()` bytes at `offset`.

@@ -16,6 +16,10 @@
 //!   [`Fs::sync_dir`] does nothing there.
 //! - **Locking**: `flock` on Unix, `LockFileEx` on Windows (std's
 //!   `File::try_lock`), both released when the process ends.
+//! - **Permissions and links**: on Unix files are created `0o600` and
+//!   links are never followed when a file is opened (`O_NOFOLLOW`): a link
+//!   is refused. Windows has no permission bits (its ACLs are inherited
+//!   from the directory) and refuses a link by looking first.
 //! - **Windows** keeps a file that is mapped or open from being renamed
 //!   over: a `truncate_after` while an iterator still reads the file it cuts
 //!   fails with an I/O error there (the WAL is then poisoned; reopening it
@@ -89,7 +93,24 @@ impl Fs for StdFs {
             OpenMode::ReadWrite => options.read(true).write(true),
             OpenMode::CreateNew => options.read(true).write(true).create_new(true),
         };
-        options.open(path).map(StdFile)
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Private from the first byte; a link is never followed.
+            options.mode(super::CREATE_MODE).custom_flags(libc::O_NOFOLLOW);
+            options.open(path).map(StdFile).map_err(|e| {
+                // ELOOP: the last component is a link (or the path loops).
+                if e.raw_os_error() == Some(libc::ELOOP) { io::Error::other(super::LinkRefused) } else { e }
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            // No O_NOFOLLOW: look first.
+            if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(io::Error::other(super::LinkRefused));
+            }
+            options.open(path).map(StdFile)
+        }
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
@@ -98,6 +119,32 @@ impl Fs for StdFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         fs::rename(from, to)
+    }
+
+    fn mode(&self, path: &Path) -> io::Result<Option<u32>> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            Ok(Some(fs::metadata(path)?.permissions().mode() & 0o7777))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            Ok(None)
+        }
+    }
+
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (path, mode);
+            Ok(())
+        }
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
@@ -174,6 +221,29 @@ impl File for StdFile {
         {
             let _ = len;
             Ok(None)
+        }
+    }
+
+    fn mode(&self) -> io::Result<Option<u32>> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            Ok(Some(self.0.metadata()?.permissions().mode() & 0o7777))
+        }
+        #[cfg(not(unix))]
+        Ok(None)
+    }
+
+    fn set_mode(&self, mode: u32) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            self.0.set_permissions(fs::Permissions::from_mode(mode))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = mode;
+            Ok(())
         }
     }
 

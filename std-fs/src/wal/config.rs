@@ -114,6 +114,19 @@ pub struct WalConfig {
     /// Records whose payload is shorter than this are never compressed.
     /// Default 256 bytes.
     pub compress_min: usize,
+    /// The permission bits of the files the WAL creates (segments, `LOCK`,
+    /// cut copies), whatever the process's umask (Unix; ignored on
+    /// Windows). Default `0o600`: a WAL holds whatever its users log, so
+    /// only its owner reads it. `0o640` lets a group of readers in. The
+    /// owner must keep read and write (`0o600`).
+    pub file_mode: u32,
+    /// The permission bits of the WAL's directory when the WAL creates it,
+    /// whatever the umask (Unix; ignored on Windows). Default `0o700`;
+    /// `0o750` for a group of readers. An existing directory keeps its
+    /// modes: files or a directory open to more than these modes allow are
+    /// reported ([`RecoveryInfo::loose_permissions`](super::RecoveryInfo::loose_permissions)),
+    /// not changed. The owner must keep every right (`0o700`).
+    pub dir_mode: u32,
 }
 
 impl Default for WalConfig {
@@ -138,6 +151,8 @@ impl WalConfig {
             write_buffer: 1 << 20,
             compression: Codec::None,
             compress_min: 256,
+            file_mode: 0o600,
+            dir_mode: 0o700,
         }
     }
 
@@ -196,6 +211,21 @@ impl WalConfig {
     #[must_use]
     pub const fn write_buffer(mut self, bytes: usize) -> Self {
         self.write_buffer = bytes;
+        self
+    }
+
+    /// Sets [`file_mode`](Self::file_mode) and [`dir_mode`](Self::dir_mode).
+    ///
+    /// ```
+    /// use nori_wal::WalConfig;
+    /// // A group of readers (say, a backup agent) may read the WAL.
+    /// let config = WalConfig::new("wal").modes(0o640, 0o750);
+    /// assert_eq!((config.file_mode, config.dir_mode), (0o640, 0o750));
+    /// ```
+    #[must_use]
+    pub const fn modes(mut self, file: u32, dir: u32) -> Self {
+        self.file_mode = file;
+        self.dir_mode = dir;
         self
     }
 }

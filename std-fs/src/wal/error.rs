@@ -58,6 +58,14 @@ pub enum ConfigError {
     BatchWindow,
     /// Zstd compression without the `zstd` feature.
     ZstdUnavailable,
+    /// File or directory modes that take the owner's own rights away, or
+    /// that are not permission bits.
+    Modes {
+        /// The file mode given.
+        file: u32,
+        /// The directory mode given.
+        dir: u32,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -71,6 +79,11 @@ impl fmt::Display for ConfigError {
             Self::ZstdUnavailable => {
                 f.write_str("Zstd compression needs nori-wal's `zstd` feature: enable it, or use LZ4")
             }
+            Self::Modes { file, dir } => write!(
+                f,
+                "file mode {file:#o} and directory mode {dir:#o}: the owner needs 0o600 on files and 0o700 \
+                 on the directory, and nothing above 0o777"
+            ),
         }
     }
 }
@@ -107,6 +120,13 @@ pub enum Error {
     /// nothing; the WAL goes on once space is freed.
     StorageFull {
         /// The file that could not grow.
+        path: PathBuf,
+    },
+    /// One of the WAL's own files (a segment, `LOCK`) is a symbolic link:
+    /// the WAL never follows links for its files, so that nothing it
+    /// writes lands outside its directory.
+    Symlink {
+        /// The link.
         path: PathBuf,
     },
     /// The WAL path exists and is not a directory.
@@ -194,7 +214,13 @@ pub enum Error {
 impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         let path = path.into();
-        if is_storage_full(&source) { Self::StorageFull { path } } else { Self::Io { op, path, source } }
+        if is_storage_full(&source) {
+            Self::StorageFull { path }
+        } else if crate::fs::is_link_refused(&source) {
+            Self::Symlink { path }
+        } else {
+            Self::Io { op, path, source }
+        }
     }
 
     /// An error of the core's segment layer reading the segment file at
@@ -215,6 +241,7 @@ impl Error {
             }
             Self::StorageFull { path } => Self::StorageFull { path: path.clone() },
             Self::NotADirectory { path } => Self::NotADirectory { path: path.clone() },
+            Self::Symlink { path } => Self::Symlink { path: path.clone() },
             Self::Locked { dir } => Self::Locked { dir: dir.clone() },
             Self::ForeignFile { path } => Self::ForeignFile { path: path.clone() },
             Self::UnsupportedVersion { path, found } => {
@@ -270,6 +297,11 @@ impl fmt::Display for Error {
             Self::NotADirectory { path } => {
                 write!(f, "{} is not a directory: give the WAL a directory path", path.display())
             }
+            Self::Symlink { path } => write!(
+                f,
+                "{} is a symbolic link: the WAL does not follow links for its own files; put the file itself there",
+                path.display()
+            ),
             Self::Locked { dir } => write!(
                 f,
                 "{} is in use by another WAL (in this or another process): close it first",

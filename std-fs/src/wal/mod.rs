@@ -105,4 +105,4 @@ pub use error::{ConfigError, Corruption, Error};
 pub use inspect::{Inspection, SegmentInfo};
 pub use iter::Iter;
 pub use nori_wal_core::ring::Entry;
-pub use recovery::RecoveryInfo;
+pub use recovery::{LoosePermission, RecoveryInfo};

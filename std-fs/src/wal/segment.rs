@@ -160,15 +160,16 @@ pub(crate) fn peek_header<F: File>(
     Ok(SegmentHeader::decode(&bytes))
 }
 
-/// A new segment file, created durably: preallocated, its header written
-/// and synced, the directory synced. Nothing of it is left behind when
-/// creation fails.
+/// A new segment file, created durably: given the permission bits `mode`,
+/// preallocated, its header written and synced, the directory synced.
+/// Nothing of it is left behind when creation fails.
 pub(crate) fn create<S: Fs>(
     fs: &S,
     dir: &Path,
     header: &SegmentHeader,
     first_mark: Mark,
     preallocate: bool,
+    mode: u32,
 ) -> Result<(S::File, PathBuf), Error> {
     let path = dir.join(file_name(header.base_lsn));
     // Encoded first: a header that does not encode creates no file.
@@ -177,6 +178,7 @@ pub(crate) fn create<S: Fs>(
     encode_mark(&mut bytes, EpochKey::new(header.epoch), 0, first_mark);
     let file = fs.open(&path, OpenMode::CreateNew).map_err(|e| Error::io("create segment", &path, e))?;
     let written = (|| {
+        file.set_mode(mode)?;
         if preallocate {
             file.allocate(header.segment_size)?;
         }

@@ -12,6 +12,7 @@ mod wal_faults;
 mod wal_format;
 mod wal_hostile;
 mod wal_kill;
+mod wal_modes;
 mod wal_readers;
 mod wal_recovery;
 mod wal_soak;

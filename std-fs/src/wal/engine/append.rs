@@ -280,7 +280,14 @@ impl<S: Fs> Shared<S> {
         let durable = self.commit.durable_end();
         let mark = Mark { durable_end: durable, log_start: header.log_start };
         // A failure here (a full disk) leaves nothing behind and appends nothing.
-        let (file, path) = segment::create(&self.fs, self.dir(), &header, mark, self.config.preallocate)?;
+        let (file, path) = segment::create(
+            &self.fs,
+            self.dir(),
+            &header,
+            mark,
+            self.config.preallocate,
+            self.config.file_mode,
+        )?;
         trace!(debug, base_lsn = header.base_lsn, epoch, "segment created");
         inner.max_epoch = epoch;
         inner.segments_created += 1;

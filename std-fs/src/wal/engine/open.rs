@@ -33,8 +33,8 @@ impl<S: Fs> Wal<S> {
         let _span = tracing::info_span!("nori_wal_open", dir = %config.dir.display()).entered();
         check_config(&config)?;
         let dir = config.dir.clone();
-        open_dir(&fs, &dir)?;
-        let lock_file = take_lock(&fs, &dir)?;
+        open_dir(&fs, &dir, config.dir_mode)?;
+        let lock_file = take_lock(&fs, &dir, config.file_mode)?;
         let lock_path = dir.join(segment::LOCK_FILE);
         let start = segment::read_start(&lock_file).map_err(|e| Error::io("read", &lock_path, e))?;
         let recovered = recovery::recover(&fs, &config, start.map_or(0, |(_, lsn)| lsn), Effect::Repair)?;
@@ -119,13 +119,15 @@ fn observer(tx: &Arc<tokio::sync::watch::Sender<(Lsn, bool)>>) -> Option<Observe
     }))
 }
 
-/// Checks that `dir` is a directory, creating it (durably) if it is missing.
-fn open_dir<S: Fs>(fs: &S, dir: &Path) -> Result<()> {
+/// Checks that `dir` is a directory, creating it (durably, with the
+/// permission bits `mode`) if it is missing.
+fn open_dir<S: Fs>(fs: &S, dir: &Path, mode: u32) -> Result<()> {
     match fs.kind(dir) {
         Ok(Kind::Dir) => Ok(()),
         Ok(_) => Err(Error::NotADirectory { path: dir.to_path_buf() }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             fs.create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+            fs.set_mode(dir, mode).map_err(|e| Error::io("set the modes of", dir, e))?;
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                 fs.sync_dir(parent).map_err(|e| Error::io("sync", parent, e))?;
             }
@@ -135,12 +137,13 @@ fn open_dir<S: Fs>(fs: &S, dir: &Path) -> Result<()> {
     }
 }
 
-/// Opens (creating) the directory's lock file and takes its lock, with
-/// room for the log start it may keep.
-fn take_lock<S: Fs>(fs: &S, dir: &Path) -> Result<S::File> {
+/// Opens (creating, with the permission bits `mode`) the directory's lock
+/// file and takes its lock, with room for the log start it may keep.
+fn take_lock<S: Fs>(fs: &S, dir: &Path, mode: u32) -> Result<S::File> {
     let lock_path = dir.join(segment::LOCK_FILE);
     let lock_file = match fs.open(&lock_path, OpenMode::CreateNew) {
         Ok(f) => {
+            f.set_mode(mode).map_err(|e| Error::io("set the modes of", &lock_path, e))?;
             fs.sync_dir(dir).map_err(|e| Error::io("sync", dir, e))?;
             f
         }
@@ -214,6 +217,10 @@ fn check_config(config: &WalConfig) -> Result<()> {
     }
     if matches!(config.compression, Codec::Zstd { .. }) && !cfg!(feature = "zstd") {
         return Err(ConfigError::ZstdUnavailable.into());
+    }
+    let (file, dir) = (config.file_mode, config.dir_mode);
+    if (file | dir) & !0o777 != 0 || file & 0o600 != 0o600 || dir & 0o700 != 0o700 {
+        return Err(ConfigError::Modes { file, dir }.into());
     }
     Ok(())
 }

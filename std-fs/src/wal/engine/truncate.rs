@@ -130,6 +130,7 @@ impl<S: Fs> Shared<S> {
             Err(e) => return Err(Error::io("remove", &tmp, e)),
         }
         let out = self.fs.open(&tmp, OpenMode::CreateNew).map_err(|e| Error::io("create", &tmp, e))?;
+        out.set_mode(self.config.file_mode).map_err(|e| Error::io("set the modes of", &tmp, e))?;
         let mut buf = vec![0u8; (1 << 20).min(pos as usize)];
         let mut at = 0;
         while at < pos {

@@ -16,7 +16,7 @@ use crate::fs::{File, Fs, OpenMode};
 
 mod report;
 
-pub use report::RecoveryInfo;
+pub use report::{LoosePermission, RecoveryInfo};
 pub(crate) use report::{Recovered, SegMeta, Skip};
 
 /// A segment file found in the directory.
@@ -47,6 +47,9 @@ struct Recovery<'a, S: Fs> {
     known_start: Lsn,
     /// Whether the decisions are carried out on disk.
     effect: Effect,
+    /// The modes the configuration allows the WAL's files and directory.
+    file_mode: u32,
+    dir_mode: u32,
 }
 
 /// Whether recovery changes the disk.
@@ -78,6 +81,7 @@ pub(crate) fn recover<S: Fs>(
         segments_removed: 0,
         bytes_scanned: 0,
         elapsed: Duration::ZERO,
+        loose_permissions: Vec::new(),
     };
     let mut recovery = Recovery {
         fs,
@@ -88,6 +92,8 @@ pub(crate) fn recover<S: Fs>(
         max_epoch: 0,
         known_start,
         effect,
+        file_mode: config.file_mode,
+        dir_mode: config.dir_mode,
     };
     let mut recovered = recovery.run()?;
     recovered.info.elapsed = started.elapsed();
@@ -158,10 +164,14 @@ impl<S: Fs> Recovery<'_, S> {
     /// Lists the directory: segment files by base LSN, with their headers.
     fn list(&mut self) -> Result<Vec<Found<S::File>>> {
         let names = self.fs.list(self.dir).map_err(|e| Error::io("list", self.dir, e))?;
+        let dir_mode = self.fs.mode(self.dir).map_err(|e| Error::io("read the modes of", self.dir, e))?;
+        self.note_mode(self.dir, dir_mode, self.dir_mode);
         let mut found = Vec::new();
         for name in names {
             let path = self.dir.join(&name);
             if name == LOCK_FILE {
+                let mode = self.fs.mode(&path).map_err(|e| Error::io("read the modes of", &path, e))?;
+                self.note_mode(&path, mode, self.file_mode);
                 continue;
             }
             if segment::is_cut_name(&name) {
@@ -188,10 +198,27 @@ impl<S: Fs> Recovery<'_, S> {
                 _ => None,
             };
             let len = file.size().map_err(|e| Error::io("size", &path, e))?;
+            let mode = file.mode().map_err(|e| Error::io("read the modes of", &path, e))?;
+            self.note_mode(&path, mode, self.file_mode);
             found.push(Found { base, path, file, len, header });
         }
         found.sort_by_key(|f| f.base);
         Ok(found)
+    }
+
+    /// Notes `path` when its modes open it to more than `allowed` (the
+    /// operator decides what to do; nothing is changed).
+    fn note_mode(&mut self, path: &Path, mode: Option<u32>, allowed: u32) {
+        if let Some(mode) = mode.filter(|m| m & 0o777 & !allowed != 0) {
+            trace!(
+                warn,
+                path = %path.display(),
+                mode = format_args!("{mode:#o}"),
+                allowed = format_args!("{allowed:#o}"),
+                "the WAL's files are open to more users than its configuration allows"
+            );
+            self.info.loose_permissions.push(LoosePermission { path: path.to_path_buf(), mode, allowed });
+        }
     }
 
     /// Runs `op` on a reader of `f`'s segment under `header`.

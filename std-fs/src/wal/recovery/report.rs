@@ -40,6 +40,38 @@ pub struct RecoveryInfo {
     pub bytes_scanned: u64,
     /// How long recovery took.
     pub elapsed: Duration,
+    /// The WAL's directory, `LOCK` and segment files whose modes open them
+    /// to more users than the configuration's
+    /// [`file_mode`](crate::WalConfig::file_mode) and
+    /// [`dir_mode`](crate::WalConfig::dir_mode) allow (made by an older
+    /// version, copied in, or changed by hand). The WAL changes nothing:
+    /// the operator decides. Also a `tracing` warning and a line of
+    /// `nori-wal info`.
+    pub loose_permissions: Vec<LoosePermission>,
+}
+
+/// A file or directory of the WAL open to more users than its
+/// configuration allows; see [`RecoveryInfo::loose_permissions`].
+///
+/// ```
+/// use nori_wal::wal::LoosePermission;
+/// let p = LoosePermission { path: "wal/LOCK".into(), mode: 0o644, allowed: 0o600 };
+/// assert_eq!(p.to_string(), "wal/LOCK has mode 0o644; the WAL allows 0o600");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoosePermission {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// Its permission bits.
+    pub mode: u32,
+    /// What the configuration allows.
+    pub allowed: u32,
+}
+
+impl std::fmt::Display for LoosePermission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} has mode {:#o}; the WAL allows {:#o}", self.path.display(), self.mode, self.allowed)
+    }
 }
 
 /// The core's report reads through: `info.records` is `info.log.records`.
