@@ -1,13 +1,15 @@
 //! The async API: [`Wal`] with the seed's plain names, on tokio.
 //!
-//! Every call that touches the disk runs on tokio's blocking thread pool
-//! (`spawn_blocking`), so no executor thread waits for a read, a write or an
-//! `fdatasync`. An append under [`FsyncPolicy::Always`] runs the blocking
-//! append there (appends from many tasks share syncs, as threads do); under
-//! [`FsyncPolicy::Batch`] the append returns to the task at once and the
-//! task then awaits the background sync through a watch channel, holding no
-//! thread. Records are copied once to cross into the pool; entries read
-//! back are owned ([`EntryBuf`]).
+//! An append that cannot block (the record fits the write buffer and the
+//! active segment) is encoded on the calling task, with no copy. Every call
+//! that may block runs on tokio's blocking thread pool (`spawn_blocking`),
+//! so no executor thread waits for a read, a write or an `fdatasync`: a new
+//! segment, a full buffer with no spare one, a sync (under
+//! [`FsyncPolicy::Always`] appends from many tasks share syncs, as threads
+//! do). Under [`FsyncPolicy::Batch`] the task awaits the background sync
+//! through a watch channel, holding no thread. Records that take the slow
+//! path are copied once to cross into the pool; entries read back are owned
+//! ([`EntryBuf`]).
 //!
 //! The async API needs a tokio runtime (any flavour). The blocking API,
 //! [`blocking::Wal`](crate::blocking::Wal), has the same powers without one.
@@ -104,13 +106,13 @@ fn release<S: Fs>(wal: Arc<wal::Wal<S>>) {
 /// A write-ahead log in a directory of segment files, with an async API;
 /// for the files, durability and recovery, see [`crate::wal`].
 ///
-/// Every call that touches the disk runs on tokio's blocking thread pool
-/// (`spawn_blocking`), so no executor thread waits for a read, a write or an
-/// `fdatasync`. An append under [`FsyncPolicy::Always`] runs the blocking
-/// append there (appends from many tasks share syncs, as threads do); under
-/// [`FsyncPolicy::Batch`] the task then awaits the background sync through a
-/// watch channel, holding no thread. Records are copied once to cross into
-/// the pool; entries read back are owned ([`EntryBuf`]). It needs a tokio
+/// An append that cannot block is encoded on the calling task; every call
+/// that may block runs on tokio's blocking thread pool (`spawn_blocking`),
+/// so no executor thread waits for a read, a write or an `fdatasync`. Under
+/// [`FsyncPolicy::Always`] the sync runs there, shared with other tasks'
+/// and threads' appends (group commit); under [`FsyncPolicy::Batch`] the
+/// task awaits the background sync through a watch channel, holding no
+/// thread. Entries read back are owned ([`EntryBuf`]). It needs a tokio
 /// runtime; [`blocking::Wal`](crate::blocking::Wal) has the same powers
 /// without one.
 ///
@@ -179,10 +181,26 @@ impl<S: Fs> Wal<S> {
     /// [`FsyncPolicy::Always`] and [`FsyncPolicy::Batch`], at once under
     /// [`FsyncPolicy::Os`].
     ///
+    /// When the record fits the write buffer and the active segment (the
+    /// common case), it is encoded there on the calling task, with no copy
+    /// and no trip to the blocking pool; only work that can block (a new
+    /// segment, writing a full buffer with no spare one, a sync) goes to
+    /// the blocking pool.
+    ///
+    /// Cancellation: dropping the future before it resolves never tears a
+    /// record. The record is either not appended, or appended with its LSN
+    /// (and later records follow it) without this call saying so; whether
+    /// it is durable is then as for any record not yet synced: the next
+    /// sync covers it.
+    ///
     /// # Errors
     ///
     /// As [`blocking::Wal::append`](crate::blocking::Wal::append).
     pub async fn append(&self, record: &Record<'_>) -> Result<Lsn> {
+        if let Some(lsn) = self.wal().append_now(record)? {
+            self.settle_appended(lsn + 1).await?;
+            return Ok(lsn);
+        }
         let owned = RecordBuf::from(record);
         let wal = Arc::clone(self.wal());
         let lsn = blocking(move || wal.append(&owned.as_record())).await?;
@@ -197,6 +215,10 @@ impl<S: Fs> Wal<S> {
     ///
     /// As [`blocking::Wal::append_batch`](crate::blocking::Wal::append_batch).
     pub async fn append_batch(&self, records: &[Record<'_>]) -> Result<Range<Lsn>> {
+        if let Some(range) = self.wal().append_batch_now(records)? {
+            self.settle_appended(range.end).await?;
+            return Ok(range);
+        }
         let owned: Vec<RecordBuf> = records.iter().map(RecordBuf::from).collect();
         let wal = Arc::clone(self.wal());
         let range = blocking(move || {
@@ -206,6 +228,20 @@ impl<S: Fs> Wal<S> {
         .await?;
         self.settle(range.end).await?;
         Ok(range)
+    }
+
+    /// After an append made on the task: waits, as the policy says, until
+    /// every LSN below `end` is durable (under `Always` the sync runs on the
+    /// blocking pool, in the same group commit as blocking callers).
+    async fn settle_appended(&self, end: Lsn) -> Result<()> {
+        match self.wal().config().fsync {
+            FsyncPolicy::Always => {
+                let wal = Arc::clone(self.wal());
+                blocking(move || wal.sync_to(end)).await
+            }
+            FsyncPolicy::Batch(_) => self.durable(end).await,
+            _ => Ok(()),
+        }
     }
 
     /// Under `Batch`, waits for the background sync to cover `end`.

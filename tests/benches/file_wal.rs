@@ -66,6 +66,8 @@ fn main() {
         iterate(if quick { 64 << 20 } else { (1 << 30) + (64 << 20) }, quick);
     }
     if run("async") {
+        async_os(settings);
+        async_always(settings, if quick { 8 } else { 64 });
         async_batch(settings, if quick { 8 } else { 64 });
     }
     if run("compression") {
@@ -369,6 +371,119 @@ fn iterate(bytes: u64, quick: bool) {
 /// 64 writers under `Batch(1 ms)`, each append durable before the writer
 /// goes on: blocking threads (`append` + `wait_durable`) against async
 /// tasks (`append().await`).
+/// Keeps the two newest segments, as a checkpointing user does (and as the
+/// `os` section does): otherwise the dirty pages of earlier runs are written
+/// back during later ones, and whichever API runs second is throttled.
+struct KeepTwo {
+    segments: usize,
+    inside_newest: u64,
+    inside_previous: u64,
+}
+
+impl KeepTwo {
+    fn new(wal: &Wal) -> Self {
+        Self { segments: wal.segment_count(), inside_newest: 0, inside_previous: 0 }
+    }
+
+    fn reclaim(&mut self, wal: &Wal) {
+        if wal.segment_count() > self.segments {
+            self.inside_previous = self.inside_newest;
+            self.inside_newest = wal.next_lsn() - 1;
+            if self.inside_previous > wal.first_lsn() {
+                wal.truncate_before(self.inside_previous).unwrap();
+            }
+            self.segments = wal.segment_count();
+        }
+    }
+}
+
+/// The seed's path: the async API, default configuration but `Os`, one
+/// record per `append`, one task; against the blocking API on one thread.
+/// Both reclaim all but their two newest segments.
+fn async_os(settings: Settings) {
+    const PER_CALL: u64 = 10_000;
+    let payload = [0x5Au8; RECORD];
+    let dir = bench_dir("os-blocking");
+    let (wal, _) = Wal::open(WalConfig::new(&dir).fsync(FsyncPolicy::Os)).unwrap();
+    let mut keep = KeepTwo::new(&wal);
+    let baseline = measure("blocking, one thread", settings, PER_CALL, PER_CALL * RECORD as u64, || {
+        for _ in 0..PER_CALL {
+            black_box(wal.append(&Record::raw(black_box(&payload))).unwrap());
+        }
+        keep.reclaim(&wal);
+    });
+    drop(wal);
+    let _ = std::fs::remove_dir_all(&dir);
+    let adir = bench_dir("os-async");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let wal = runtime.block_on(nori_wal::Wal::open(WalConfig::new(&adir).fsync(FsyncPolicy::Os))).unwrap().0;
+    let mut keep = KeepTwo::new(wal.blocking());
+    let ours = measure("async, one task", settings, PER_CALL, PER_CALL * RECORD as u64, || {
+        runtime.block_on(async {
+            for _ in 0..PER_CALL {
+                black_box(wal.append(&Record::raw(black_box(&payload))).await.unwrap());
+            }
+        });
+        keep.reclaim(wal.blocking());
+    });
+    print_table("One writer under Os, async against blocking (128 B, default config)", &baseline, &[ours]);
+    drop(wal);
+    drop(runtime);
+    let _ = std::fs::remove_dir_all(adir);
+}
+
+/// Many writers under `Always` (the default policy), each append durable
+/// before it returns: tasks on the multi-thread runtime against threads.
+fn async_always(settings: Settings, writers: usize) {
+    const PER_WRITER: u64 = 20;
+    let payload = [0x5Au8; RECORD];
+    let ops = writers as u64 * PER_WRITER;
+    let dir = bench_dir("always-blocking");
+    let (wal, _) = Wal::open(WalConfig::new(&dir)).unwrap();
+    let baseline =
+        measure(&format!("blocking, {writers} threads"), settings, ops, ops * RECORD as u64, || {
+            std::thread::scope(|s| {
+                for _ in 0..writers {
+                    s.spawn(|| {
+                        for _ in 0..PER_WRITER {
+                            black_box(wal.append(&Record::raw(&payload)).unwrap());
+                        }
+                    });
+                }
+            });
+        });
+    drop(wal);
+    let adir = bench_dir("always-async");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let wal = std::sync::Arc::new(runtime.block_on(nori_wal::Wal::open(WalConfig::new(&adir))).unwrap().0);
+    let ours = measure(&format!("async, {writers} tasks"), settings, ops, ops * RECORD as u64, || {
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..writers)
+                .map(|_| {
+                    let wal = std::sync::Arc::clone(&wal);
+                    tokio::spawn(async move {
+                        for _ in 0..PER_WRITER {
+                            black_box(wal.append(&Record::raw(&[0x5Au8; RECORD])).await.unwrap());
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+    });
+    print_table(
+        &format!("{writers} writers under Always, async against blocking (128 B)"),
+        &baseline,
+        &[ours],
+    );
+    drop(wal);
+    drop(runtime);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(adir);
+}
+
 fn async_batch(settings: Settings, writers: usize) {
     const PER_WRITER: u64 = 20;
     let payload = [0x5Au8; RECORD];

@@ -67,26 +67,54 @@ pub(crate) struct Inner<F> {
     pub(super) opened_at: Lsn,
 }
 
+/// Whether an append may block: wait for the append lock, create or seal a
+/// segment, write the buffer to its file, or wait for a spare buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// It may (the blocking API, the blocking pool).
+    Block,
+    /// It may not (an async task): it appends only when nothing of that is
+    /// needed, and otherwise appends nothing and says so.
+    #[cfg_attr(
+        not(feature = "async"),
+        expect(dead_code, reason = "only the async API appends without blocking")
+    )]
+    Never,
+}
+
 impl<S: Fs> Shared<S> {
     /// Encodes a frame of `len` bytes holding `count` LSNs into the write
-    /// buffer; returns its first LSN.
+    /// buffer; returns its first LSN, or `None` when `wait` is
+    /// [`Wait::Never`] and appending would block (nothing was appended).
     #[inline]
     pub(super) fn append_frame<'r>(
         &self,
         len: u64,
         count: u32,
+        wait: Wait,
         encode: impl FnOnce(EpochKey, u32) -> std::result::Result<EncodedFrame<'r>, EncodeError>,
-    ) -> Result<Lsn> {
+    ) -> Result<Option<Lsn>> {
         let max = self.max_frame_len();
         if len > max {
             return Err(Error::RecordTooLarge { len, max });
         }
-        let mut inner = lock(&self.inner);
+        let mut inner = match wait {
+            Wait::Block => lock(&self.inner),
+            Wait::Never => match self.inner.try_lock() {
+                Ok(inner) => inner,
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            },
+        };
         self.check_poison()?;
         let lsn = inner.next_lsn;
         let end = lsn.checked_add(u64::from(count)).ok_or(Error::Exhausted)?;
         let durable = self.commit.durable_end();
-        self.reserve(&mut inner, len, end, durable)?;
+        match wait {
+            Wait::Block => self.reserve(&mut inner, len, end, durable)?,
+            Wait::Never if !self.appends_now(&inner, len, end, durable) => return Ok(None),
+            Wait::Never => {}
+        }
         let inner = &mut *inner;
         let Some(active) = inner.active.as_mut() else {
             return Err(self.no_active_segment());
@@ -99,7 +127,17 @@ impl<S: Fs> Shared<S> {
         if inner.buf.len() >= self.config.write_buffer {
             self.write_out(inner)?;
         }
-        Ok(lsn)
+        Ok(Some(lsn))
+    }
+
+    /// Whether a frame of `len` bytes ending at LSN `end` can be appended
+    /// without blocking: it fits the active segment with no mark due, and
+    /// if it fills the write buffer, a spare one is waiting (only appends,
+    /// under this lock, take spares: the hand-off will not wait).
+    fn appends_now(&self, inner: &Inner<S::File>, len: u64, end: Lsn, durable: Lsn) -> bool {
+        let fits = inner.active.as_ref().is_some_and(|a| a.marked_durable >= durable && a.takes(len, end));
+        let fills = inner.buf.len() as u64 + len >= self.config.write_buffer as u64;
+        fits && (!fills || self.behind.as_ref().is_some_and(|behind| behind.has_spare()))
     }
 
     #[cold]

@@ -84,6 +84,12 @@ impl<F> WriteBehind<F> {
         }
     }
 
+    /// Whether a spare buffer is waiting, so that a hand-off made now does
+    /// not wait.
+    pub(crate) fn has_spare(&self) -> bool {
+        !lock(&self.queue).spare.is_empty()
+    }
+
     /// Waits until every buffer handed off has been written. Called under
     /// the append lock, so none is added meanwhile.
     pub(crate) fn wait_idle(&self) {

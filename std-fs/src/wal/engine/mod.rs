@@ -36,6 +36,7 @@ mod timer;
 mod truncate;
 
 pub(crate) use append::Inner;
+use append::Wait;
 pub(crate) use commit::lock;
 use commit::{GroupCommit, Poisoned};
 pub use stats::{SYNC_LATENCY_BUCKETS, Stats, SyncLatency};
@@ -126,6 +127,14 @@ impl<S: Fs> Wal<S> {
     /// cannot be allocated (nothing was appended); [`Error::Poisoned`]; an
     /// I/O error, which poisons the WAL.
     pub fn append(&self, record: &Record<'_>) -> Result<Lsn> {
+        let lsn = self.append_record(record, Wait::Block)?.ok_or_else(blocked)?;
+        self.shared.after_append(lsn + 1)?;
+        Ok(lsn)
+    }
+
+    /// Appends `record` (compressed as configured) into the write buffer;
+    /// `None` when `wait` forbids blocking and appending would block.
+    fn append_record(&self, record: &Record<'_>, wait: Wait) -> Result<Option<Lsn>> {
         let len = record_frame_len(record);
         let config = &self.shared.config;
         // Too large a record is refused below, compressible or not.
@@ -134,18 +143,47 @@ impl<S: Fs> Wal<S> {
         } else {
             None
         };
-        let lsn = match packed {
+        match packed {
             Some(p) => {
                 let kind = record_kind(record);
                 let frame_len = (FRAME_HEADER_LEN + 4 + p.data.len()) as u64;
-                self.shared.append_frame(frame_len, 1, |key, off| {
+                self.shared.append_frame(frame_len, 1, wait, |key, off| {
                     EncodedFrame::compressed(key, off, kind, p.codec, p.body_len, 1, &p.data)
-                })?
+                })
             }
-            None => self.shared.append_frame(len, 1, |key, off| EncodedFrame::record(key, off, record))?,
-        };
-        self.shared.after_append(lsn + 1)?;
+            None => self.shared.append_frame(len, 1, wait, |key, off| EncodedFrame::record(key, off, record)),
+        }
+    }
+
+    /// Appends `record` if that cannot block (the async API's fast path, on
+    /// the calling task): it goes into the write buffer, and under
+    /// [`FsyncPolicy::Batch`] the timer is told. Nothing is synced: the
+    /// caller waits for durability as the policy says. `None` when it would
+    /// block (nothing was appended).
+    #[cfg(feature = "async")]
+    pub(crate) fn append_now(&self, record: &Record<'_>) -> Result<Option<Lsn>> {
+        let lsn = self.append_record(record, Wait::Never)?;
+        if lsn.is_some() && matches!(self.shared.config.fsync, FsyncPolicy::Batch(_)) {
+            self.shared.timer.mark_dirty();
+        }
         Ok(lsn)
+    }
+
+    /// [`append_now`](Self::append_now) for an atomic batch.
+    #[cfg(feature = "async")]
+    pub(crate) fn append_batch_now(&self, records: &[Record<'_>]) -> Result<Option<Range<Lsn>>> {
+        let Some(range) = self.append_batch_records(records, Wait::Never)? else { return Ok(None) };
+        if matches!(self.shared.config.fsync, FsyncPolicy::Batch(_)) {
+            self.shared.timer.mark_dirty();
+        }
+        Ok(Some(range))
+    }
+
+    /// Returns once every LSN below `end` is durable, leading a sync of the
+    /// group commit if none is under way.
+    #[cfg(feature = "async")]
+    pub(crate) fn sync_to(&self, end: Lsn) -> Result<()> {
+        self.shared.sync_until(end)
     }
 
     /// Appends `records` as one atomic batch: after a crash, all of them or
@@ -155,6 +193,14 @@ impl<S: Fs> Wal<S> {
     ///
     /// As [`append`](Self::append), and [`Error::EmptyBatch`].
     pub fn append_batch(&self, records: &[Record<'_>]) -> Result<Range<Lsn>> {
+        let range = self.append_batch_records(records, Wait::Block)?.ok_or_else(blocked)?;
+        self.shared.after_append(range.end)?;
+        Ok(range)
+    }
+
+    /// Appends `records` as one frame into the write buffer; `None` when
+    /// `wait` forbids blocking and appending would block.
+    fn append_batch_records(&self, records: &[Record<'_>], wait: Wait) -> Result<Option<Range<Lsn>>> {
         if records.is_empty() {
             return Err(Error::EmptyBatch);
         }
@@ -162,10 +208,8 @@ impl<S: Fs> Wal<S> {
             .map_err(|_| Error::RecordTooLarge { len: u64::MAX, max: self.shared.max_frame_len() })?;
         let len = batch_frame_len(records);
         let first =
-            self.shared.append_frame(len, count, |key, off| EncodedFrame::batch(key, off, records))?;
-        let end = first + u64::from(count);
-        self.shared.after_append(end)?;
-        Ok(first..end)
+            self.shared.append_frame(len, count, wait, |key, off| EncodedFrame::batch(key, off, records))?;
+        Ok(first.map(|first| first..first + u64::from(count)))
     }
 
     /// Makes every record appended so far durable.
@@ -371,6 +415,12 @@ impl<S: Fs> Wal<S> {
     }
 }
 
+/// What a blocking append that says it would block returns (it never does).
+#[cold]
+fn blocked() -> Error {
+    Error::Internal { what: "an append allowed to block said it would block" }
+}
+
 impl<S: Fs> Drop for Wal<S> {
     fn drop(&mut self) {
         self.stop_worker();
@@ -433,5 +483,51 @@ impl<S: Fs> timer::Due for Shared<S> {
             // A failure poisons the WAL; appenders see it.
             let _ = self.seal(&mut inner);
         }
+    }
+}
+
+#[cfg(all(test, feature = "async", not(feature = "shuttle")))]
+mod tests {
+    use super::*;
+    use crate::wal::config::FsyncPolicy;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("nori-wal-engine-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn an_append_that_would_block_is_not_made_on_the_task() {
+        let dir = scratch("append-now");
+        let (wal, _) = Wal::open(WalConfig::new(&dir).segment_size(4096).fsync(FsyncPolicy::Os)).unwrap();
+        let record = Record::raw(b"twelve bytes");
+        // No segment yet: creating one blocks.
+        assert_eq!(wal.append_now(&record).unwrap(), None);
+        assert_eq!(wal.next_lsn(), 0, "nothing was appended");
+        assert_eq!(wal.append(&record).unwrap(), 0);
+        assert_eq!(wal.append_now(&record).unwrap(), Some(1));
+        // The append lock held elsewhere: no waiting for it.
+        {
+            let _held = lock(&wal.shared.inner);
+            assert_eq!(wal.append_now(&record).unwrap(), None);
+        }
+        // Up to the end of the segment on the task; sealing it blocks.
+        let mut appended = 2;
+        while let Some(lsn) = wal.append_now(&record).unwrap() {
+            assert_eq!(lsn, appended);
+            appended += 1;
+        }
+        assert_eq!((wal.next_lsn(), wal.segment_count()), (appended, 1));
+        assert_eq!(wal.append(&record).unwrap(), appended, "the blocking append rotates");
+        assert_eq!(wal.segment_count(), 2);
+        assert_eq!(wal.append_now(&record).unwrap(), Some(appended + 1));
+        // Errors are errors, not "would block".
+        assert!(matches!(wal.append_now(&Record::raw(&[0; 8192])), Err(Error::RecordTooLarge { .. })));
+        wal.close().unwrap();
+        let (wal, info) = Wal::open(WalConfig::new(&dir).segment_size(4096)).unwrap();
+        assert_eq!(info.records, appended + 2, "every record appended on the task was written");
+        drop(wal);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
