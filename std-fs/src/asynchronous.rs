@@ -231,13 +231,14 @@ impl<S: Fs> Wal<S> {
     }
 
     /// After an append made on the task: waits, as the policy says, until
-    /// every LSN below `end` is durable (under `Always` the sync runs on the
-    /// blocking pool, in the same group commit as blocking callers).
+    /// every LSN below `end` is durable, holding no thread (under `Always`
+    /// the WAL's background thread leads the sync, in the same group commit
+    /// as blocking callers).
     async fn settle_appended(&self, end: Lsn) -> Result<()> {
         match self.wal().config().fsync {
             FsyncPolicy::Always => {
-                let wal = Arc::clone(self.wal());
-                blocking(move || wal.sync_to(end)).await
+                self.wal().request_sync(end);
+                self.durable(end).await
             }
             FsyncPolicy::Batch(_) => self.durable(end).await,
             _ => Ok(()),

@@ -179,11 +179,14 @@ impl<S: Fs> Wal<S> {
         Ok(Some(range))
     }
 
-    /// Returns once every LSN below `end` is durable, leading a sync of the
-    /// group commit if none is under way.
+    /// Asks the background thread for a sync that makes every LSN below
+    /// `end` durable (in the same group commit as every other caller); the
+    /// caller waits for it on the durable point, holding no thread.
     #[cfg(feature = "async")]
-    pub(crate) fn sync_to(&self, end: Lsn) -> Result<()> {
-        self.shared.sync_until(end)
+    pub(crate) fn request_sync(&self, end: Lsn) {
+        if self.shared.commit.durable_end() < end {
+            self.shared.timer.request_sync(end);
+        }
     }
 
     /// Appends `records` as one atomic batch: after a crash, all of them or

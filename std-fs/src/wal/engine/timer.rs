@@ -1,6 +1,7 @@
 //! The background timer: a sync within the batch window after the first
-//! record not yet durable, and a rotation of a segment older than the age
-//! limit.
+//! record not yet durable, a sync asked for by a task that waits for one
+//! without holding a thread (the async API under `Always`), and a rotation
+//! of a segment older than the age limit.
 
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
@@ -13,6 +14,8 @@ struct Orders {
     stop: bool,
     /// When the oldest record not yet durable was appended.
     dirty_since: Option<Instant>,
+    /// A sync was asked for, to make LSNs below this durable.
+    wanted: Option<u64>,
 }
 
 /// What the timer is told and when it is due; [`run`](Timer::run) is the
@@ -47,6 +50,19 @@ impl Timer {
         }
     }
 
+    /// Asks for a sync that makes LSNs below `end` durable, now; the
+    /// caller waits for it as it likes (a future on the durable point).
+    #[cfg_attr(
+        not(feature = "async"),
+        allow(dead_code, reason = "only the async API (and a unit test) asks the timer to sync")
+    )]
+    pub(crate) fn request_sync(&self, end: u64) {
+        let mut orders = lock(&self.orders);
+        orders.wanted = Some(orders.wanted.map_or(end, |w| w.max(end)));
+        drop(orders);
+        self.wake.notify_all();
+    }
+
     /// Ends [`run`](Self::run).
     pub(crate) fn stop(&self) {
         lock(&self.orders).stop = true;
@@ -62,7 +78,11 @@ impl Timer {
                 return;
             }
             let now = Instant::now();
-            let sync_due = window.and_then(|w| orders.dirty_since.map(|t| t + w));
+            let sync_due = if orders.wanted.is_some() {
+                Some(now)
+            } else {
+                window.and_then(|w| orders.dirty_since.map(|t| t + w))
+            };
             let rotate_due = age.and_then(|a| due.active_created().map(|t| t + a));
             let next = [sync_due, rotate_due].into_iter().flatten().min();
             let wait = next.map_or(Duration::from_secs(1), |t| t.saturating_duration_since(now));
@@ -73,6 +93,8 @@ impl Timer {
             let do_sync = sync_due.is_some_and(|t| t <= now);
             if do_sync {
                 orders.dirty_since = None;
+                // The sync below covers every LSN appended before it starts.
+                orders.wanted = None;
             }
             drop(orders);
             if do_sync {
@@ -140,6 +162,21 @@ mod tests {
         timer.stop();
         thread.join().unwrap();
         assert_eq!(due.syncs.load(Ordering::Acquire), 2);
+    }
+
+    #[test]
+    fn a_requested_sync_runs_at_once_without_a_window() {
+        let (timer, due) = (Arc::new(Timer::default()), Arc::new(Counts::default()));
+        let thread = {
+            let (timer, due) = (Arc::clone(&timer), Arc::clone(&due));
+            thread::spawn(move || timer.run(None, None, &*due))
+        };
+        timer.request_sync(5);
+        wait_until(|| due.syncs.load(Ordering::Acquire) == 1);
+        thread::sleep(Duration::from_millis(20));
+        assert_eq!(due.syncs.load(Ordering::Acquire), 1, "one request, one sync");
+        timer.stop();
+        thread.join().unwrap();
     }
 
     #[test]
