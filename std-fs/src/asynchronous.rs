@@ -87,11 +87,17 @@ pub struct EntryBuf {
 
 /// Runs `op` on tokio's blocking pool.
 async fn blocking<T: Send + 'static>(op: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(op).await.map_err(|e| Error::Io {
+    tokio::task::spawn_blocking(op).await.map_err(task_failed)?
+}
+
+/// A task on the blocking pool that panicked or was cancelled.
+#[cold]
+fn task_failed(e: tokio::task::JoinError) -> Error {
+    Error::Io {
         op: "run",
         path: std::path::PathBuf::new(),
         source: std::io::Error::other(format!("a nori-wal task failed: {e}")),
-    })?
+    }
 }
 
 /// Drops the last handle of a WAL off the executor (closing it syncs).
@@ -393,14 +399,19 @@ impl<S: Fs> Drop for Wal<S> {
 }
 
 /// Reads records in LSN order from a [`Wal`], a batch at a time on the
-/// blocking pool.
+/// blocking pool: while the task consumes one batch, the next is read.
 pub struct Iter<S: Fs = StdFs> {
     wal: Option<Arc<wal::Wal<S>>>,
     from: Option<Lsn>,
-    reader: Option<wal::Iter<S>>,
+    /// The next batch, being read on the blocking pool (it holds the reader).
+    pending: Option<tokio::task::JoinHandle<Result<Batch<S>>>>,
     ready: VecDeque<EntryBuf>,
     done: bool,
 }
+
+/// A batch read on the blocking pool: the reader back, its entries, and
+/// whether the log ended.
+type Batch<S> = (wal::Iter<S>, Vec<EntryBuf>, bool);
 
 impl<S: Fs> std::fmt::Debug for Iter<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -412,9 +423,40 @@ impl<S: Fs> std::fmt::Debug for Iter<S> {
 const BATCH_RECORDS: usize = 1024;
 const BATCH_BYTES: usize = 1 << 20;
 
+/// Reads the next batch with `reader` (made from `wal` on the first trip).
+fn read_batch<S: Fs>(wal: &wal::Wal<S>, reader: Option<wal::Iter<S>>, from: Option<Lsn>) -> Result<Batch<S>> {
+    let mut reader = match (reader, from) {
+        (Some(reader), _) => reader,
+        (None, Some(lsn)) => wal.iter_from(lsn)?,
+        (None, None) => wal.iter()?,
+    };
+    let (mut entries, mut bytes) = (Vec::new(), 0);
+    while entries.len() < BATCH_RECORDS && bytes < BATCH_BYTES {
+        match reader.try_next()? {
+            Some(entry) => {
+                let record = RecordBuf::from(&entry.record);
+                bytes += 16
+                    + match &record {
+                        RecordBuf::Put { key, value } => key.len() + value.len(),
+                        RecordBuf::Delete { key } | RecordBuf::Raw(key) => key.len(),
+                    };
+                entries.push(EntryBuf { lsn: entry.lsn, record });
+            }
+            None => return Ok((reader, entries, true)),
+        }
+    }
+    Ok((reader, entries, false))
+}
+
 impl<S: Fs> Iter<S> {
     fn new(wal: Arc<wal::Wal<S>>, from: Option<Lsn>) -> Self {
-        Self { wal: Some(wal), from, reader: None, ready: VecDeque::new(), done: false }
+        Self { wal: Some(wal), from, pending: None, ready: VecDeque::new(), done: false }
+    }
+
+    /// Starts reading the next batch on the blocking pool.
+    fn fetch(&mut self, reader: Option<wal::Iter<S>>) {
+        let (Some(wal), from) = (self.wal.as_ref().map(Arc::clone), self.from) else { return };
+        self.pending = Some(tokio::task::spawn_blocking(move || read_batch(&wal, reader, from)));
     }
 
     /// The next record, or `None` at the end of the log as it was when the
@@ -431,35 +473,23 @@ impl<S: Fs> Iter<S> {
         if self.done {
             return Ok(None);
         }
-        let Some(wal) = self.wal.as_ref().map(Arc::clone) else { return Ok(None) };
-        let (from, reader) = (self.from, self.reader.take());
-        let (reader, entries, done) = blocking(move || {
-            let mut reader = match (reader, from) {
-                (Some(reader), _) => reader,
-                (None, Some(lsn)) => wal.iter_from(lsn)?,
-                (None, None) => wal.iter()?,
-            };
-            let (mut entries, mut bytes) = (Vec::new(), 0);
-            while entries.len() < BATCH_RECORDS && bytes < BATCH_BYTES {
-                match reader.try_next()? {
-                    Some(entry) => {
-                        let record = RecordBuf::from(&entry.record);
-                        bytes += 16
-                            + match &record {
-                                RecordBuf::Put { key, value } => key.len() + value.len(),
-                                RecordBuf::Delete { key } | RecordBuf::Raw(key) => key.len(),
-                            };
-                        entries.push(EntryBuf { lsn: entry.lsn, record });
-                    }
-                    None => return Ok((reader, entries, true)),
-                }
+        if self.pending.is_none() {
+            self.fetch(None);
+        }
+        let Some(pending) = self.pending.take() else { return Ok(None) };
+        let (reader, entries, done) = match pending.await.map_err(task_failed)? {
+            Ok(batch) => batch,
+            Err(e) => {
+                self.done = true;
+                return Err(e);
             }
-            Ok((reader, entries, false))
-        })
-        .await?;
-        self.reader = Some(reader);
+        };
         self.done = done;
         self.ready.extend(entries);
+        if !done {
+            // Read the next batch while this one is consumed.
+            self.fetch(Some(reader));
+        }
         Ok(self.ready.pop_front())
     }
 }

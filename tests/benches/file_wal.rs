@@ -69,6 +69,7 @@ fn main() {
         async_os(settings);
         async_always(settings, if quick { 8 } else { 64 });
         async_batch(settings, if quick { 8 } else { 64 });
+        async_iterate(settings, if quick { 100_000 } else { 1_000_000 });
     }
     if run("compression") {
         compression(settings);
@@ -430,6 +431,51 @@ fn async_os(settings: Settings) {
     drop(wal);
     drop(runtime);
     let _ = std::fs::remove_dir_all(adir);
+}
+
+/// Reading back `records` single 128-byte records: the async iterator (a
+/// trip to the blocking pool per 1 024 records, owned copies) against the
+/// blocking one (borrowed from the maps).
+fn async_iterate(settings: Settings, records: u64) {
+    let payload = [0x5Au8; RECORD];
+    let dir = bench_dir("iterate-async");
+    let (wal, _) = Wal::open(WalConfig::new(&dir).fsync(FsyncPolicy::Os)).unwrap();
+    for _ in 0..records {
+        wal.append(&Record::raw(&payload)).unwrap();
+    }
+    wal.close().unwrap();
+    let (wal, _) = Wal::open(WalConfig::new(&dir)).unwrap();
+    let baseline = measure("blocking iterator", settings, records, records * RECORD as u64, || {
+        let mut iter = wal.iter().unwrap();
+        let mut n = 0u64;
+        while let Some(entry) = iter.try_next().unwrap() {
+            black_box(&entry);
+            n += 1;
+        }
+        assert_eq!(n, records);
+    });
+    drop(wal);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let wal = runtime.block_on(nori_wal::Wal::open(WalConfig::new(&dir))).unwrap().0;
+    let ours = measure("async iterator", settings, records, records * RECORD as u64, || {
+        runtime.block_on(async {
+            let mut iter = wal.iter();
+            let mut n = 0u64;
+            while let Some(entry) = iter.try_next().await.unwrap() {
+                black_box(&entry);
+                n += 1;
+            }
+            assert_eq!(n, records);
+        });
+    });
+    print_table(
+        &format!("Iterating {records} single 128-byte records, async against blocking"),
+        &baseline,
+        &[ours],
+    );
+    drop(wal);
+    drop(runtime);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Many writers under `Always` (the default policy), each append durable
