@@ -66,9 +66,10 @@ fn main() {
         iterate(if quick { 64 << 20 } else { (1 << 30) + (64 << 20) }, quick);
     }
     if run("async") {
+        let writers = if quick { 8 } else { 64 };
         async_os(settings);
-        async_always(settings, if quick { 8 } else { 64 });
-        async_batch(settings, if quick { 8 } else { 64 });
+        async_durable(settings, writers, FsyncPolicy::Always);
+        async_durable(settings, writers, FsyncPolicy::Batch(std::time::Duration::from_millis(1)));
         async_iterate(settings, if quick { 100_000 } else { 1_000_000 });
     }
     if run("compression") {
@@ -478,65 +479,16 @@ fn async_iterate(settings: Settings, records: u64) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Many writers under `Always` (the default policy), each append durable
-/// before it returns: tasks on the multi-thread runtime against threads.
-fn async_always(settings: Settings, writers: usize) {
+/// Many writers, each append durable before the writer goes on: tasks on
+/// the multi-thread runtime against threads, under `policy` (`Always`, the
+/// default, or `Batch`, where a thread waits with `wait_durable`).
+fn async_durable(settings: Settings, writers: usize, policy: FsyncPolicy) {
     const PER_WRITER: u64 = 20;
     let payload = [0x5Au8; RECORD];
     let ops = writers as u64 * PER_WRITER;
-    let dir = bench_dir("always-blocking");
-    let (wal, _) = Wal::open(WalConfig::new(&dir)).unwrap();
-    let baseline =
-        measure(&format!("blocking, {writers} threads"), settings, ops, ops * RECORD as u64, || {
-            std::thread::scope(|s| {
-                for _ in 0..writers {
-                    s.spawn(|| {
-                        for _ in 0..PER_WRITER {
-                            black_box(wal.append(&Record::raw(&payload)).unwrap());
-                        }
-                    });
-                }
-            });
-        });
-    drop(wal);
-    let adir = bench_dir("always-async");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let wal = std::sync::Arc::new(runtime.block_on(nori_wal::Wal::open(WalConfig::new(&adir))).unwrap().0);
-    let ours = measure(&format!("async, {writers} tasks"), settings, ops, ops * RECORD as u64, || {
-        runtime.block_on(async {
-            let tasks: Vec<_> = (0..writers)
-                .map(|_| {
-                    let wal = std::sync::Arc::clone(&wal);
-                    tokio::spawn(async move {
-                        for _ in 0..PER_WRITER {
-                            black_box(wal.append(&Record::raw(&[0x5Au8; RECORD])).await.unwrap());
-                        }
-                    })
-                })
-                .collect();
-            for t in tasks {
-                t.await.unwrap();
-            }
-        });
-    });
-    print_table(
-        &format!("{writers} writers under Always, async against blocking (128 B)"),
-        &baseline,
-        &[ours],
-    );
-    drop(wal);
-    drop(runtime);
-    let _ = std::fs::remove_dir_all(dir);
-    let _ = std::fs::remove_dir_all(adir);
-}
-
-fn async_batch(settings: Settings, writers: usize) {
-    const PER_WRITER: u64 = 20;
-    let payload = [0x5Au8; RECORD];
-    let ops = writers as u64 * PER_WRITER;
-    let policy = FsyncPolicy::Batch(std::time::Duration::from_millis(1));
-    let dir = bench_dir("batch-blocking");
-    let (wal, _) = Wal::open(WalConfig::new(&dir).segment_size(64 << 20).fsync(policy)).unwrap();
+    let config = |dir: &std::path::Path| WalConfig::new(dir).fsync(policy);
+    let dir = bench_dir("durable-blocking");
+    let (wal, _) = Wal::open(config(&dir)).unwrap();
     let baseline =
         measure(&format!("blocking, {writers} threads"), settings, ops, ops * RECORD as u64, || {
             std::thread::scope(|s| {
@@ -544,20 +496,18 @@ fn async_batch(settings: Settings, writers: usize) {
                     s.spawn(|| {
                         for _ in 0..PER_WRITER {
                             let lsn = wal.append(&Record::raw(&payload)).unwrap();
-                            wal.wait_durable(lsn).unwrap();
+                            if policy != FsyncPolicy::Always {
+                                wal.wait_durable(lsn).unwrap();
+                            }
                         }
                     });
                 }
             });
         });
     drop(wal);
-    let adir = bench_dir("batch-async");
+    let adir = bench_dir("durable-async");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let wal = runtime
-        .block_on(nori_wal::Wal::open(WalConfig::new(&adir).segment_size(64 << 20).fsync(policy)))
-        .unwrap()
-        .0;
-    let wal = std::sync::Arc::new(wal);
+    let wal = std::sync::Arc::new(runtime.block_on(nori_wal::Wal::open(config(&adir))).unwrap().0);
     let ours = measure(&format!("async, {writers} tasks"), settings, ops, ops * RECORD as u64, || {
         runtime.block_on(async {
             let tasks: Vec<_> = (0..writers)
@@ -575,11 +525,8 @@ fn async_batch(settings: Settings, writers: usize) {
             }
         });
     });
-    print_table(
-        &format!("{writers} writers under Batch(1 ms), each append durable before the next (128 B)"),
-        &baseline,
-        &[ours],
-    );
+    let title = format!("{writers} writers under {policy:?}, each append durable before the next (128 B)");
+    print_table(&title, &baseline, &[ours]);
     drop(wal);
     drop(runtime);
     let _ = std::fs::remove_dir_all(dir);

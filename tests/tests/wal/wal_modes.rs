@@ -12,7 +12,7 @@ use std::process::Command;
 use nori_wal::blocking::Wal;
 use nori_wal::wal::Inspection;
 use nori_wal::{Error, Record, RecoveryMode, WalConfig};
-use nori_wal_tests::walkit::Scratch;
+use nori_wal_tests::walkit::{Scratch, segment_files};
 
 /// The permission bits of `path` itself (a link is not followed).
 fn mode_of(path: &Path) -> u32 {
@@ -21,16 +21,6 @@ fn mode_of(path: &Path) -> u32 {
 
 fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-        .collect();
-    files.sort();
-    files
 }
 
 /// A closed WAL in `dir`: several 4 KiB segments, rotated, and a suffix
