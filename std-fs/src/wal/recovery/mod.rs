@@ -165,13 +165,13 @@ impl<S: Fs> Recovery<'_, S> {
     fn list(&mut self) -> Result<Vec<Found<S::File>>> {
         let names = self.fs.list(self.dir).map_err(|e| Error::io("list", self.dir, e))?;
         let dir_mode = self.fs.mode(self.dir).map_err(|e| Error::io("read the modes of", self.dir, e))?;
-        self.note_mode(self.dir, dir_mode, self.dir_mode);
+        self.info.note_mode(self.dir, dir_mode, self.dir_mode);
         let mut found = Vec::new();
         for name in names {
             let path = self.dir.join(&name);
             if name == LOCK_FILE {
                 let mode = self.fs.mode(&path).map_err(|e| Error::io("read the modes of", &path, e))?;
-                self.note_mode(&path, mode, self.file_mode);
+                self.info.note_mode(&path, mode, self.file_mode);
                 continue;
             }
             if segment::is_cut_name(&name) {
@@ -199,26 +199,11 @@ impl<S: Fs> Recovery<'_, S> {
             };
             let len = file.size().map_err(|e| Error::io("size", &path, e))?;
             let mode = file.mode().map_err(|e| Error::io("read the modes of", &path, e))?;
-            self.note_mode(&path, mode, self.file_mode);
+            self.info.note_mode(&path, mode, self.file_mode);
             found.push(Found { base, path, file, len, header });
         }
         found.sort_by_key(|f| f.base);
         Ok(found)
-    }
-
-    /// Notes `path` when its modes open it to more than `allowed` (the
-    /// operator decides what to do; nothing is changed).
-    fn note_mode(&mut self, path: &Path, mode: Option<u32>, allowed: u32) {
-        if let Some(mode) = mode.filter(|m| m & 0o777 & !allowed != 0) {
-            trace!(
-                warn,
-                path = %path.display(),
-                mode = format_args!("{mode:#o}"),
-                allowed = format_args!("{allowed:#o}"),
-                "the WAL's files are open to more users than its configuration allows"
-            );
-            self.info.loose_permissions.push(LoosePermission { path: path.to_path_buf(), mode, allowed });
-        }
     }
 
     /// Runs `op` on a reader of `f`'s segment under `header`.

@@ -1,6 +1,6 @@
 //! What recovery reports, and the log's state it hands to the engine.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nori_wal_core::Lsn;
@@ -71,6 +71,23 @@ pub struct LoosePermission {
 impl std::fmt::Display for LoosePermission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} has mode {:#o}; the WAL allows {:#o}", self.path.display(), self.mode, self.allowed)
+    }
+}
+
+impl RecoveryInfo {
+    /// Notes `path` when its modes open it to more than `allowed` (the
+    /// operator decides what to do; nothing is changed).
+    pub(crate) fn note_mode(&mut self, path: &Path, mode: Option<u32>, allowed: u32) {
+        if let Some(mode) = mode.filter(|m| m & 0o777 & !allowed != 0) {
+            trace!(
+                warn,
+                path = %path.display(),
+                mode = format_args!("{mode:#o}"),
+                allowed = format_args!("{allowed:#o}"),
+                "the WAL's files are open to more users than its configuration allows"
+            );
+            self.loose_permissions.push(LoosePermission { path: path.to_path_buf(), mode, allowed });
+        }
     }
 }
 
