@@ -204,6 +204,20 @@ fn repair_backups_keep_the_private_modes_whatever_the_umask() {
 }
 
 #[test]
+fn verify_leaves_other_names_alone_and_reports_a_false_segment_as_corrupt() {
+    let scratch = Scratch::new("verify-names");
+    log(&scratch.0, 20);
+    let dir = scratch.0.to_str().unwrap();
+    std::fs::create_dir(scratch.0.join("lost+found")).unwrap();
+    std::fs::write(scratch.0.join("notes.txt"), b"not the WAL's").unwrap();
+    assert_eq!(nori_wal(&["verify", dir]).status.code(), Some(0), "other names are not the WAL's");
+    std::fs::write(scratch.0.join("copy.wal"), b"claims to be a segment").unwrap();
+    let out = nori_wal(&["verify", dir]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("copy.wal"));
+}
+
+#[test]
 fn info_reports_files_open_to_more_users_than_allowed() {
     use std::os::unix::fs::PermissionsExt;
     let scratch = Scratch::new("info-modes");

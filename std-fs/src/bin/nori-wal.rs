@@ -138,7 +138,8 @@ struct Failure {
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        let code = if matches!(e, Error::Corrupt(_)) { EXIT_CORRUPT } else { 1 };
+        // A file that claims to be a segment and is not is damage to the log.
+        let code = if matches!(e, Error::Corrupt(_) | Error::ForeignFile { .. }) { EXIT_CORRUPT } else { 1 };
         Self { message: e.to_string(), code }
     }
 }
@@ -579,6 +580,13 @@ fn bench(dir: Option<PathBuf>) -> Result<u8, Failure> {
     for (name, rate) in rows {
         println!("| {name} | {rate:>12.0} |");
     }
-    println!("| reopen + recover {} records | {:>12.0} |", info.records, info.records as f64 / recover);
+    println!();
+    println!("| recovery | records | seconds | records/s |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| reopen + recover | {} | {recover:.3} | {:>12.0} |",
+        info.records,
+        info.records as f64 / recover
+    );
     Ok(0)
 }

@@ -139,7 +139,8 @@ pub enum Error {
         /// The directory.
         dir: PathBuf,
     },
-    /// A file in the WAL directory is not a segment of this WAL.
+    /// A file in the WAL directory has a segment's name (`*.wal`) but is not
+    /// a segment of this WAL. Other names are left alone.
     ForeignFile {
         /// The file.
         path: PathBuf,

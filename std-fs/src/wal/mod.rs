@@ -7,7 +7,11 @@
 //! (`00000000000000000042.wal`), preallocated to the segment size, and holds
 //! the bytes of a ring-log segment of that size (format v1, `FORMAT.md`):
 //! a header with the segment's epoch, then frames. A `LOCK` file holds the
-//! exclusive lock. Nothing else may live in the directory.
+//! exclusive lock. The WAL's own names are `LOCK`, `*.wal` and the
+//! `*.wal.cut` copies an interrupted `truncate_after` may leave; every other
+//! name is not the WAL's and is left alone (`lost+found` on a WAL's own
+//! file system, notes). A `*.wal` name that is not twenty digits claims to
+//! be the WAL's and is not: it is refused ([`Error::ForeignFile`]).
 //!
 //! A segment file is created durably before any record goes into it (its
 //! header and a first mark of the durable point written and synced, the

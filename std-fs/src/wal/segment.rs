@@ -44,6 +44,12 @@ pub(crate) fn parse_name(name: &OsStr) -> Option<Lsn> {
     digits.parse().ok()
 }
 
+/// Whether `name` has the suffix of a segment file (whether or not the
+/// rest is a base LSN): such a file claims to be one of the WAL's.
+pub(crate) fn claims_segment(name: &OsStr) -> bool {
+    name.to_str().is_none_or(|n| n.ends_with(SUFFIX))
+}
+
 /// The suffix of a cut copy of a segment file that `truncate_after` writes
 /// before renaming it over the segment; one found at recovery is the
 /// leftover of an interrupted truncation.

@@ -224,15 +224,22 @@ fn bad_input_gets_typed_errors_that_say_what_to_do() {
     let err = Wal::open(WalConfig::new(scratch.wal()).segment_size(100)).unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
     assert!(err.to_string().contains("segment size"), "{err}");
-    // A foreign file in the directory.
+    // Names that are not the WAL's are left alone (a WAL on its own file
+    // system has `lost+found`); a `*.wal` that is not a segment is refused.
     let (wal, _) = Wal::open(small(&scratch.wal())).unwrap();
     let lsn = wal.append(&Record::raw(b"precious")).unwrap();
     drop(wal);
     std::fs::write(scratch.wal().join("notes.txt"), b"hello").unwrap();
+    std::fs::create_dir(scratch.wal().join("lost+found")).unwrap();
+    let (wal, info) = Wal::open(small(&scratch.wal())).unwrap();
+    assert_eq!((info.records, info.corruption.clone()), (1, None));
+    drop(wal);
+    assert_eq!(std::fs::read(scratch.wal().join("notes.txt")).unwrap(), b"hello", "left alone");
+    std::fs::write(scratch.wal().join("old-backup.wal"), b"hello").unwrap();
     let err = Wal::open(small(&scratch.wal())).unwrap_err();
     assert!(matches!(err, Error::ForeignFile { .. }), "{err}");
-    assert!(err.to_string().contains("move it out"), "{err}");
-    std::fs::remove_file(scratch.wal().join("notes.txt")).unwrap();
+    assert!(err.to_string().contains("old-backup.wal") && err.to_string().contains("move it out"), "{err}");
+    std::fs::remove_file(scratch.wal().join("old-backup.wal")).unwrap();
     // A record above the limit: refused, nothing lost, the log goes on.
     let (wal, _) = Wal::open(small(&scratch.wal()).max_record_len(1000)).unwrap();
     let err = wal.append(&Record::raw(&[1; 2000])).unwrap_err();

@@ -184,7 +184,11 @@ impl<S: Fs> Recovery<'_, S> {
                 continue;
             }
             let Some(base) = segment::parse_name(&name) else {
-                return Err(Error::ForeignFile { path });
+                if segment::claims_segment(&name) {
+                    return Err(Error::ForeignFile { path });
+                }
+                // Not one of the WAL's names: not its business.
+                continue;
             };
             let mode = if self.effect == Effect::DryRun { OpenMode::Read } else { OpenMode::ReadWrite };
             let file = self.fs.open(&path, mode).map_err(|e| Error::io("open", &path, e))?;
