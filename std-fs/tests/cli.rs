@@ -218,6 +218,29 @@ fn verify_leaves_other_names_alone_and_reports_a_false_segment_as_corrupt() {
 }
 
 #[test]
+fn repair_past_damage_says_the_log_still_needs_that_mode() {
+    let scratch = Scratch::new("repair-skip");
+    log(&scratch.0, 400);
+    let files = segment_files(&scratch.0);
+    assert!(files.len() >= 3);
+    flip(&files[0], 100);
+    let dir = scratch.0.to_str().unwrap();
+    assert_eq!(nori_wal(&["verify", dir]).status.code(), Some(3));
+    let out = nori_wal(&["repair", dir, "--yes", "--mode", "skip-damaged"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("still damaged") && text.contains("SkipDamaged"), "{text}");
+    assert!(!text.contains("repaired:"), "{text}");
+    // A torn tail, by contrast, is repaired for every mode.
+    let scratch = Scratch::new("repair-torn");
+    log(&scratch.0, 50);
+    tear_tail(&scratch.0);
+    let out = nori_wal(&["repair", scratch.0.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("repaired:"));
+}
+
+#[test]
 fn info_reports_files_open_to_more_users_than_allowed() {
     use std::os::unix::fs::PermissionsExt;
     let scratch = Scratch::new("info-modes");

@@ -46,7 +46,9 @@ enum Command {
     },
     /// Read every record; exit 0 when healthy, 2 for a torn tail, 3 when corrupt.
     Verify(Target),
-    /// Cut a torn tail, or apply a recovery mode, to a WAL directory.
+    /// Cut a torn tail, or apply a recovery mode, to a WAL directory; exit 0
+    /// when the log then opens in the default mode, 3 when it still holds
+    /// damage that only the mode given reads past.
     Repair {
         /// The WAL directory.
         path: PathBuf,
@@ -512,8 +514,22 @@ fn repair(path: &Path, mode: RecoveryMode, yes: bool, no_backup: bool) -> Result
     }
     let (wal, info) = Wal::open(WalConfig::new(path).recovery(mode))?;
     wal.close()?;
-    println!("repaired: {} records, {:?}", info.records, info.case);
-    Ok(0)
+    // Skipped damage stays in the files (format v1 has no way to mark it):
+    // say so when the default mode would still refuse the log.
+    match Inspection::open(path, RecoveryMode::TolerateTornTail) {
+        Err(Error::Corrupt(c)) => {
+            println!("applied {mode:?}: {} records readable, {:?}", info.records, info.case);
+            println!(
+                "still damaged: the default recovery mode refuses this log ({c}); open it with \
+                 RecoveryMode::{mode:?} (`WalConfig::recovery`), or read it with `--mode` as here"
+            );
+            Ok(EXIT_CORRUPT)
+        }
+        _ => {
+            println!("repaired: {} records, {:?}", info.records, info.case);
+            Ok(0)
+        }
+    }
 }
 
 fn tail(path: &Path, lines: u64, follow: bool) -> Result<u8, Failure> {

@@ -47,6 +47,9 @@ struct Recovery<'a, S: Fs> {
     known_start: Lsn,
     /// Whether the decisions are carried out on disk.
     effect: Effect,
+    /// Where the newest segment's frames end: the log's end, for counting
+    /// what a point-in-time cut drops.
+    log_end: Lsn,
     /// The modes the configuration allows the WAL's files and directory.
     file_mode: u32,
     dir_mode: u32,
@@ -92,6 +95,7 @@ pub(crate) fn recover<S: Fs>(
         max_epoch: 0,
         known_start,
         effect,
+        log_end: 0,
         file_mode: config.file_mode,
         dir_mode: config.dir_mode,
     };
@@ -124,6 +128,7 @@ impl<S: Fs> Recovery<'_, S> {
         };
         // The log's start: the newest header's, or a later mark's.
         let head_stop = self.walk(newest, None, None)?;
+        self.log_end = head_stop.lsn;
         let header_start = newest.header.map_or(0, |h| h.log_start).max(self.known_start);
         // Bounded by the records the newest segment holds: by where this
         // first walk stops or, past damage among reclaimed records (handled
@@ -272,8 +277,8 @@ impl<S: Fs> Recovery<'_, S> {
             let end = found.get(i + 1).map(|f| f.base);
             if action == Action::EndAtDamage {
                 // The log ends before the damaged file: drop it and all after.
-                let newest = found.last().map_or(0, |f| f.base);
-                self.info.records_lost += newest.saturating_sub(found[i].base).max(1);
+                // Everything from it to the end of the newest segment.
+                self.info.records_lost += self.log_end.saturating_sub(found[i].base).max(1);
                 while found.len() > i {
                     if let Some(f) = found.pop() {
                         self.remove(f)?;
@@ -367,7 +372,8 @@ impl<S: Fs> Recovery<'_, S> {
                     (RecoveryCase::DamagedSegment, corruption(&found[i].path, stop.pos, stop.lsn, damage))
                 };
                 if self.refuse_or_note(case, c)? == Action::EndAtDamage {
-                    self.info.records_lost += found[last].base.saturating_sub(stop.lsn);
+                    // Dropped: from the damage to the end of the newest segment.
+                    self.info.records_lost += self.log_end.max(found[last].base).saturating_sub(stop.lsn);
                     return self.cut_end(found, i, stop, log_start, skips);
                 }
                 match ahead.first_valid {
