@@ -395,7 +395,8 @@ fn damage_among_reclaimed_records_is_no_loss() {
 #[test]
 fn point_in_time_counts_every_record_it_drops() {
     let n = 700u64;
-    let damages: [(&str, fn(&[std::path::PathBuf])); 2] = [
+    type Damage = fn(&[std::path::PathBuf]);
+    let damages: [(&str, Damage); 2] = [
         ("a frame of the second segment", |files| flip_bit(&files[1], FRAMES + 20, 1)),
         ("the header of the third segment", |files| flip_bit(&files[2], 10, 1)),
     ];
