@@ -582,10 +582,11 @@ fn compression(settings: Settings) {
     }
 }
 
-/// Durable appends per second against writer threads, for nori-wal
-/// (`Always`), okaywal and raw `pwrite` + `fdatasync` (each writer syncing
-/// its own record, no group commit), measured in one run; writes the chart
-/// to `docs/scaling.svg` and prints the table.
+/// Durable appends per second against writers, for nori-wal (`Always`,
+/// blocking threads and async tasks), okaywal and raw `pwrite` +
+/// `fdatasync` (each writer syncing its own record, no group commit),
+/// measured in one run; writes the chart to `docs/scaling.svg` and prints
+/// the table.
 fn scaling(quick: bool) {
     use plotters::prelude::*;
     let settings = Settings {
@@ -595,8 +596,13 @@ fn scaling(quick: bool) {
     let threads: &[usize] = if quick { &[1, 4] } else { &[1, 2, 4, 8, 16, 32, 64] };
     let payload = [0x5Au8; RECORD];
     let per_thread = 10u64;
-    let mut series: Vec<(&str, Vec<(usize, f64)>)> =
-        vec![("nori-wal Always", vec![]), ("okaywal 0.3", vec![]), ("raw pwrite + fdatasync", vec![])];
+    let mut series: Vec<(&str, Vec<(usize, f64)>)> = vec![
+        ("nori-wal Always", vec![]),
+        ("okaywal 0.3", vec![]),
+        ("raw pwrite + fdatasync", vec![]),
+        ("nori-wal Always, async tasks", vec![]),
+    ];
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     for &n in threads {
         let ops = n as u64 * per_thread;
         let dir = bench_dir("scaling-nori");
@@ -652,19 +658,45 @@ fn scaling(quick: bool) {
         });
         drop(file);
         let _ = std::fs::remove_dir_all(&dir);
+        // The async API, as many tasks on the multi-thread runtime.
+        let dir = bench_dir("scaling-async");
+        let config = WalConfig::new(&dir).segment_size(64 << 20).fsync(FsyncPolicy::Always);
+        let wal = std::sync::Arc::new(runtime.block_on(nori_wal::Wal::open(config)).unwrap().0);
+        let tasks = measure("async", settings, ops, ops, || {
+            runtime.block_on(async {
+                let handles: Vec<_> = (0..n)
+                    .map(|_| {
+                        let wal = std::sync::Arc::clone(&wal);
+                        tokio::spawn(async move {
+                            for _ in 0..per_thread {
+                                black_box(wal.append(&Record::raw(&[0x5Au8; RECORD])).await.unwrap());
+                            }
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    h.await.unwrap();
+                }
+            });
+        });
+        drop(wal);
+        let _ = std::fs::remove_dir_all(&dir);
         series[0].1.push((n, ours.ops_per_sec));
         series[1].1.push((n, theirs.ops_per_sec));
         series[2].1.push((n, raw.ops_per_sec));
+        series[3].1.push((n, tasks.ops_per_sec));
         println!(
-            "{n:>3} writers: nori-wal {:>9.0}/s  okaywal {:>9.0}/s  raw {:>9.0}/s",
-            ours.ops_per_sec, theirs.ops_per_sec, raw.ops_per_sec
+            "{n:>3} writers: nori-wal {:>9.0}/s  okaywal {:>9.0}/s  raw {:>9.0}/s  async {:>9.0}/s",
+            ours.ops_per_sec, theirs.ops_per_sec, raw.ops_per_sec, tasks.ops_per_sec
         );
     }
     println!(
-        "\n| writers | nori-wal `Always` | okaywal 0.3 | raw `pwrite` + `fdatasync` |\n|---:|---:|---:|---:|"
+        "\n| writers | nori-wal `Always` | okaywal 0.3 | raw `pwrite` + `fdatasync` | nori-wal `Always`, async tasks |"
     );
+    println!("|---:|---:|---:|---:|---:|");
     for (i, &n) in threads.iter().enumerate() {
-        println!("| {n} | {:.0} | {:.0} | {:.0} |", series[0].1[i].1, series[1].1[i].1, series[2].1[i].1);
+        let [a, b, c, d] = [0, 1, 2, 3].map(|k| series[k].1[i].1);
+        println!("| {n} | {a:.0} | {b:.0} | {c:.0} | {d:.0} |");
     }
     if quick {
         return;
@@ -683,13 +715,13 @@ fn scaling(quick: bool) {
         .unwrap();
     chart
         .configure_mesh()
-        .x_desc("writer threads")
+        .x_desc("writers (threads; tasks for the async line)")
         .y_desc("appends/s, each durable before it returns")
         .x_labels(7)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .draw()
         .unwrap();
-    let colors = [RED, BLUE, BLACK];
+    let colors = [RED, BLUE, BLACK, MAGENTA];
     for ((name, points), color) in series.iter().zip(colors) {
         let points: Vec<(f64, f64)> = points.iter().map(|&(x, y)| (x as f64, y)).collect();
         chart
