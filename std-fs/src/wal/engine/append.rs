@@ -37,6 +37,13 @@ impl<F> Active<F> {
     fn takes(&self, len: u64, end: Lsn) -> bool {
         self.pos + len <= self.size && end - self.base <= u64::from(u32::MAX)
     }
+
+    /// Whether a frame of `len` bytes ending at `end` goes in as it is: it
+    /// fits, and no mark of the durable point `durable` is due before it.
+    #[inline]
+    fn fits_now(&self, len: u64, end: Lsn, durable: Lsn) -> bool {
+        self.marked_durable >= durable && self.takes(len, end)
+    }
 }
 
 /// A sealed segment not yet synced: the next sync syncs it first.
@@ -135,7 +142,7 @@ impl<S: Fs> Shared<S> {
     /// if it fills the write buffer, a spare one is waiting (only appends,
     /// under this lock, take spares: the hand-off will not wait).
     fn appends_now(&self, inner: &Inner<S::File>, len: u64, end: Lsn, durable: Lsn) -> bool {
-        let fits = inner.active.as_ref().is_some_and(|a| a.marked_durable >= durable && a.takes(len, end));
+        let fits = inner.active.as_ref().is_some_and(|a| a.fits_now(len, end, durable));
         let fills = inner.buf.len() as u64 + len >= self.config.write_buffer as u64;
         fits && (!fills || self.behind.as_ref().is_some_and(|behind| behind.has_spare()))
     }
@@ -199,7 +206,7 @@ impl<S: Fs> Shared<S> {
     #[inline]
     fn reserve(&self, inner: &mut Inner<S::File>, len: u64, end: Lsn, durable: Lsn) -> Result<()> {
         match &inner.active {
-            Some(active) if active.marked_durable >= durable && active.takes(len, end) => Ok(()),
+            Some(active) if active.fits_now(len, end, durable) => Ok(()),
             _ => self.make_room(inner, len, end, durable),
         }
     }

@@ -185,7 +185,7 @@ impl<S: Fs> Wal<S> {
     #[cfg(feature = "async")]
     pub(crate) fn request_sync(&self, end: Lsn) {
         if self.shared.commit.durable_end() < end {
-            self.shared.timer.request_sync(end);
+            self.shared.timer.request_sync();
         }
     }
 

@@ -14,8 +14,8 @@ struct Orders {
     stop: bool,
     /// When the oldest record not yet durable was appended.
     dirty_since: Option<Instant>,
-    /// A sync was asked for, to make LSNs below this durable.
-    wanted: Option<u64>,
+    /// A sync was asked for (it covers every LSN appended before it).
+    wanted: bool,
 }
 
 /// What the timer is told and when it is due; [`run`](Timer::run) is the
@@ -50,16 +50,14 @@ impl Timer {
         }
     }
 
-    /// Asks for a sync that makes LSNs below `end` durable, now; the
-    /// caller waits for it as it likes (a future on the durable point).
+    /// Asks for a sync now, covering every LSN appended before the call;
+    /// the caller waits for it as it likes (a future on the durable point).
     #[cfg_attr(
         not(feature = "async"),
         allow(dead_code, reason = "only the async API (and a unit test) asks the timer to sync")
     )]
-    pub(crate) fn request_sync(&self, end: u64) {
-        let mut orders = lock(&self.orders);
-        orders.wanted = Some(orders.wanted.map_or(end, |w| w.max(end)));
-        drop(orders);
+    pub(crate) fn request_sync(&self) {
+        lock(&self.orders).wanted = true;
         self.wake.notify_all();
     }
 
@@ -78,7 +76,7 @@ impl Timer {
                 return;
             }
             let now = Instant::now();
-            let sync_due = if orders.wanted.is_some() {
+            let sync_due = if orders.wanted {
                 Some(now)
             } else {
                 window.and_then(|w| orders.dirty_since.map(|t| t + w))
@@ -94,7 +92,7 @@ impl Timer {
             if do_sync {
                 orders.dirty_since = None;
                 // The sync below covers every LSN appended before it starts.
-                orders.wanted = None;
+                orders.wanted = false;
             }
             drop(orders);
             if do_sync {
@@ -171,7 +169,7 @@ mod tests {
             let (timer, due) = (Arc::clone(&timer), Arc::clone(&due));
             thread::spawn(move || timer.run(None, None, &*due))
         };
-        timer.request_sync(5);
+        timer.request_sync();
         wait_until(|| due.syncs.load(Ordering::Acquire) == 1);
         thread::sleep(Duration::from_millis(20));
         assert_eq!(due.syncs.load(Ordering::Acquire), 1, "one request, one sync");
