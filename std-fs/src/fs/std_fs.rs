@@ -20,11 +20,11 @@
 //!   links are never followed when a file is opened (`O_NOFOLLOW`): a link
 //!   is refused. Windows has no permission bits (its ACLs are inherited
 //!   from the directory) and refuses a link by looking first.
-//! - **Windows** keeps a file that is mapped or open from being renamed
-//!   over: a `truncate_after` while an iterator still reads the file it cuts
-//!   fails with an I/O error there (the WAL is then poisoned; reopening it
-//!   recovers). The file WAL is built for Windows but its test suite runs on
-//!   Linux.
+//! - **Windows** refuses to replace a file that is mapped: a
+//!   `truncate_after` while an iterator still reads, through a map, the file
+//!   it cuts is expected to fail with an I/O error there (the WAL is then
+//!   poisoned; reopening it recovers). The file WAL is built for Windows but
+//!   its test suite runs on Linux, so this is not tested.
 
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions, TryLockError};
