@@ -464,6 +464,63 @@ pub trait File: Send + Sync + 'static {
     /// The operating system's.
     fn try_lock(&self) -> io::Result<bool>;
 
+    /// Takes a shared advisory lock on the file without waiting;
+    /// `Ok(false)` when another holder has it exclusively. Released when the
+    /// file is dropped. Readers use it to ask whether a writer has the log
+    /// open, holding it only for that question. The default takes the
+    /// exclusive lock ([`try_lock`](Self::try_lock)), which answers the same
+    /// question.
+    ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// let file = StdFs.open(&dir.join("x"), OpenMode::CreateNew)?;
+    /// let reader = StdFs.open(&dir.join("x"), OpenMode::Read)?;
+    /// assert!(reader.try_lock_shared()?, "nobody holds it");
+    /// drop(reader);
+    /// assert!(file.try_lock()?);
+    /// let reader = StdFs.open(&dir.join("x"), OpenMode::Read)?;
+    /// assert!(!reader.try_lock_shared()?, "`file` holds it");
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The operating system's.
+    fn try_lock_shared(&self) -> io::Result<bool> {
+        self.try_lock()
+    }
+
+    /// Whether `path` names this very file (not a copy renamed over it, nor
+    /// a new file of the same name): `Ok(false)` when the path is gone or
+    /// names another file, `Ok(None)` where the file system cannot tell
+    /// (the default). A reader in another process uses it to see that the
+    /// writer replaced or removed the file it reads.
+    ///
+    /// ```
+    /// use nori_wal::fs::{File, Fs, OpenMode, StdFs};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-fs-{}-{}", line!(), std::process::id()));
+    /// # StdFs.create_dir_all(&dir)?;
+    /// let file = StdFs.open(&dir.join("x"), OpenMode::CreateNew)?;
+    /// let unix = cfg!(unix).then_some(true);
+    /// assert_eq!(file.is_at(&dir.join("x"))?, unix);
+    /// StdFs.open(&dir.join("y"), OpenMode::CreateNew)?;
+    /// StdFs.rename(&dir.join("y"), &dir.join("x"))?; // replaced
+    /// assert_eq!(file.is_at(&dir.join("x"))?, unix.map(|_| false));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The operating system's (a missing path is `Ok(Some(false))`).
+    fn is_at(&self, path: &Path) -> io::Result<Option<bool>> {
+        let _ = path;
+        Ok(None)
+    }
+
     /// The file's permission bits, or `None` on a file system without
     /// them (the default).
     ///

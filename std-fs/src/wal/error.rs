@@ -210,6 +210,26 @@ pub enum Error {
     /// The log's LSNs or epochs would pass 2^64 - 1 (hostile segment
     /// headers).
     Exhausted,
+    /// A [`Follower`](super::Follower)'s position was reclaimed by the
+    /// writer's `truncate_before`: the records from `lsn` to `first` are gone.
+    /// The follower goes on from `first`.
+    Reclaimed {
+        /// The follower's position (the next LSN it would have returned).
+        lsn: Lsn,
+        /// The first LSN the log still holds.
+        first: Lsn,
+    },
+    /// The writer cut the log with `truncate_after` behind a
+    /// [`Follower`](super::Follower): the records it returned from `next` on
+    /// (up to `lsn`, exclusive) are no longer in the log, and the LSNs from
+    /// `next` on will be given to new records. The follower goes on from
+    /// `next`.
+    Cut {
+        /// The follower's position before the cut was seen.
+        lsn: Lsn,
+        /// Where the log now continues.
+        next: Lsn,
+    },
 }
 
 impl Error {
@@ -262,6 +282,8 @@ impl Error {
             }
             Self::InsideBatch { lsn } => Self::InsideBatch { lsn: *lsn },
             Self::Exhausted => Self::Exhausted,
+            Self::Reclaimed { lsn, first } => Self::Reclaimed { lsn: *lsn, first: *first },
+            Self::Cut { lsn, next } => Self::Cut { lsn: *lsn, next: *next },
         }
     }
 
@@ -350,6 +372,16 @@ impl fmt::Display for Error {
                 "LSN {lsn} and the next one belong to one atomic batch: truncate before or after the batch"
             ),
             Self::Exhausted => f.write_str("the log's LSN or epoch counter is exhausted"),
+            Self::Reclaimed { lsn, first } => write!(
+                f,
+                "LSNs {lsn} to {first} (exclusive) were reclaimed by the writer's truncate_before before this \
+                 reader got to them; it goes on from LSN {first}"
+            ),
+            Self::Cut { lsn, next } => write!(
+                f,
+                "the writer cut the log with truncate_after: the records from LSN {next} to {lsn} (exclusive) \
+                 that this reader returned are gone, and new records will take their LSNs; it goes on from LSN {next}"
+            ),
         }
     }
 }
