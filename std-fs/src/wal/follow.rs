@@ -27,7 +27,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use nori_wal_core::format::{BATCH_ENTRIES_AT, Body, FRAME_HEADER_LEN, FrameHeader, FrameKind, Malformed, Mark};
+use nori_wal_core::format::{
+    BATCH_ENTRIES_AT, Body, FRAME_HEADER_LEN, FrameHeader, FrameKind, Malformed, Mark,
+};
 use nori_wal_core::format::{decode_frame, record_at};
 use nori_wal_core::ring::Entry;
 use nori_wal_core::ring::segment::Damage;
@@ -483,7 +485,11 @@ impl<S: Fs> Follower<S> {
     }
 
     fn payload(&self, cur: &Current) -> &[u8] {
-        if cur.plain { &self.cursor.plain[cur.start..cur.end] } else { &self.cursor.chunk[cur.start..cur.end] }
+        if cur.plain {
+            &self.cursor.plain[cur.start..cur.end]
+        } else {
+            &self.cursor.chunk[cur.start..cur.end]
+        }
     }
 
     fn entry(&self, cur: &Current) -> Result<(nori_wal_core::Record<'_>, usize)> {
@@ -663,12 +669,20 @@ impl<S: Fs> Follower<S> {
                 self.ahead = None;
                 self.current = None;
                 self.lsn = next;
-                return Ok(if lsn > next { Verdict::Report(Error::Cut { lsn, next }) } else { Verdict::Moved });
+                return Ok(if lsn > next {
+                    Verdict::Report(Error::Cut { lsn, next })
+                } else {
+                    Verdict::Moved
+                });
             }
             self.cursor = Cursor::new(Some(now), base);
             self.ahead = None;
             self.lsn = base;
-            return Ok(if lsn > base { Verdict::Report(Error::Cut { lsn, next: base }) } else { Verdict::Moved });
+            return Ok(if lsn > base {
+                Verdict::Report(Error::Cut { lsn, next: base })
+            } else {
+                Verdict::Moved
+            });
         }
         // Removed: the log now ends in an earlier segment (cut there, or
         // whole up to this one's base), or nothing before it is left.
@@ -676,17 +690,29 @@ impl<S: Fs> Follower<S> {
         if start > lsn {
             return Ok(Verdict::Report(self.reclaimed(start)));
         }
-        let next = match segments.iter().copied().rfind(|&b| b < base) {
-            Some(prev) => match self.open_segment(prev)? {
-                Some(seg) => {
-                    let mut probe = Cursor::new(Some(seg), prev);
-                    probe.run_to_end()?;
-                    let next = probe.at;
-                    self.cursor = probe;
-                    next
+        // Segments of one log have epochs increasing with their base LSNs,
+        // so one below this one with a higher epoch was created after the
+        // cut: the log from the cut on lives there. The cut fell where the
+        // newest older one's frames end.
+        let mut older = None;
+        for &b in segments.iter().rev().filter(|&&b| b < base) {
+            match self.open_segment(b)? {
+                Some(seg) if seg.epoch < epoch => {
+                    older = Some(seg);
+                    break;
                 }
-                None => return Ok(Verdict::Wait),
-            },
+                _ => {}
+            }
+        }
+        let next = match older {
+            Some(seg) => {
+                let b = seg.base;
+                let mut probe = Cursor::new(Some(seg), b);
+                probe.run_to_end()?;
+                let next = probe.at;
+                self.cursor = probe;
+                next
+            }
             None => {
                 self.cursor = Cursor::new(None, base);
                 base
@@ -768,8 +794,8 @@ impl<S: Fs> Follower<S> {
             }
         }
         let Some(lock) = &self.lock else { return Ok(0) };
-        let start = segment::read_start(lock)
-            .map_err(|e| Error::io("read", self.dir.join(segment::LOCK_FILE), e))?;
+        let start =
+            segment::read_start(lock).map_err(|e| Error::io("read", self.dir.join(segment::LOCK_FILE), e))?;
         Ok(start.map_or(0, |(_, lsn)| lsn))
     }
 
@@ -793,7 +819,8 @@ impl<S: Fs> Follower<S> {
                     let base = ahead.seg.as_ref().map_or(0, |s| s.base);
                     let at = ahead.at;
                     let names = self.fs.list(&self.dir).map_err(|e| Error::io("list", &self.dir, e))?;
-                    let next = names.iter().filter_map(|n| segment::parse_name(n)).filter(|&b| b > base).min();
+                    let next =
+                        names.iter().filter_map(|n| segment::parse_name(n)).filter(|&b| b > base).min();
                     if next != Some(at) {
                         return Ok(false);
                     }
@@ -812,7 +839,9 @@ impl<S: Fs> Follower<S> {
 /// Whether the cursor's segment file is no longer the one at its path.
 fn seg_file_changed<F: File>(cursor: &Cursor<F>) -> Result<bool> {
     match &cursor.seg {
-        Some(seg) => Ok(seg.file.is_at(&seg.path).map_err(|e| Error::io("read", &seg.path, e))? == Some(false)),
+        Some(seg) => {
+            Ok(seg.file.is_at(&seg.path).map_err(|e| Error::io("read", &seg.path, e))? == Some(false))
+        }
         None => Ok(false),
     }
 }

@@ -9,6 +9,7 @@ mod wal_compress;
 mod wal_crash;
 mod wal_disk_full;
 mod wal_faults;
+mod wal_follow;
 mod wal_format;
 mod wal_hostile;
 mod wal_kill;

@@ -1,0 +1,324 @@
+//! The follower: a reader without the lock, for other processes. Here in
+//! one process (the writer and the follower share no state but the
+//! files): rotations, reclaim, cuts, damage reported once and at the right
+//! LSN, durable-only reads; and across processes, a writer in a child
+//! process under `Always` and `Os` while the follower reads.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nori_wal::blocking::Wal;
+use nori_wal::wal::{FollowConfig, Follower};
+use nori_wal::{Error, FsyncPolicy, Lsn, Record, WalConfig};
+use nori_wal_tests::walkit::{Scratch, flip_bit, payload, segment_files};
+
+fn value(lsn: Lsn) -> Vec<u8> {
+    let mut v = format!("lsn {lsn}:").into_bytes();
+    v.resize(v.len() + (lsn as usize * 7) % 90, b'a' + (lsn % 26) as u8);
+    v
+}
+
+/// Everything the follower has now, as (LSN, payload), stopping at the
+/// first error.
+fn drain(follower: &mut Follower) -> Result<Vec<(Lsn, Vec<u8>)>, Error> {
+    let mut out = Vec::new();
+    while let Some(e) = follower.try_next()? {
+        out.push((e.lsn, payload(&e.record)));
+    }
+    Ok(out)
+}
+
+fn append_values(wal: &Wal, n: u64) {
+    for _ in 0..n {
+        let lsn = wal.next_lsn();
+        assert_eq!(wal.append(&Record::raw(&value(lsn))).unwrap(), lsn);
+    }
+}
+
+fn small(dir: std::path::PathBuf, fsync: FsyncPolicy) -> WalConfig {
+    WalConfig::new(dir).segment_size(4096).fsync(fsync)
+}
+
+#[test]
+fn follows_rotations_and_waits_for_new_records() {
+    let scratch = Scratch::new("follow-rotate");
+    let (wal, _) = Wal::open(small(scratch.wal(), FsyncPolicy::Os)).unwrap();
+    let mut follower =
+        Follower::open(FollowConfig::new(scratch.wal()).poll(Duration::from_millis(2))).unwrap();
+    assert!(drain(&mut follower).unwrap().is_empty());
+    append_values(&wal, 1000);
+    wal.sync().unwrap();
+    let files = segment_files(&scratch.wal()).len();
+    assert!(files > 10, "the test needs rotations: {files} files");
+    let got = drain(&mut follower).unwrap();
+    assert_eq!(got.len(), 1000);
+    for (i, (lsn, v)) in got.iter().enumerate() {
+        assert_eq!(*lsn, i as Lsn);
+        assert_eq!(*v, value(*lsn));
+    }
+    assert!(follower.try_next().unwrap().is_none());
+    // A record appended later is waited for.
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        append_values(&wal, 1);
+        wal.sync().unwrap();
+        wal
+    });
+    let entry = follower.wait_next(Duration::from_secs(10)).unwrap().expect("the record appended");
+    assert_eq!((entry.lsn, payload(&entry.record)), (1000, value(1000)));
+    let wal = writer.join().unwrap();
+    assert!(follower.wait_next(Duration::from_millis(20)).unwrap().is_none(), "nothing more");
+    drop(wal);
+    // From an LSN in the middle.
+    let mut from = Follower::open(FollowConfig::new(scratch.wal()).from(633)).unwrap();
+    assert_eq!(drain(&mut from).unwrap().first().map(|r| r.0), Some(633));
+}
+
+#[test]
+fn reclaim_below_the_follower_is_reported_with_the_first_lsn_left() {
+    let scratch = Scratch::new("follow-reclaim");
+    let (wal, _) = Wal::open(small(scratch.wal(), FsyncPolicy::Os)).unwrap();
+    append_values(&wal, 400);
+    wal.sync().unwrap();
+    let mut follower = Follower::open(FollowConfig::new(scratch.wal())).unwrap();
+    for lsn in 0..10 {
+        assert_eq!(follower.try_next().unwrap().unwrap().lsn, lsn);
+    }
+    wal.truncate_before(300).unwrap();
+    let first = wal.first_lsn();
+    assert_eq!(first, 300);
+    // The follower reads on until it next reads from the files, then says
+    // what it missed and where it goes on.
+    let mut seen = Vec::new();
+    let err = loop {
+        match follower.try_next() {
+            Ok(Some(e)) => seen.push(e.lsn),
+            Ok(None) => panic!("no report of the reclaim; read {seen:?}"),
+            Err(e) => break e,
+        }
+    };
+    match err {
+        Error::Reclaimed { lsn, first: f } => {
+            assert_eq!(lsn, 10 + seen.len() as Lsn);
+            assert_eq!(f, first);
+            assert!(err.to_string().contains("truncate_before"), "{err}");
+        }
+        e => panic!("expected Reclaimed, got {e}"),
+    }
+    let rest = drain(&mut follower).unwrap();
+    assert_eq!(rest.first().map(|r| r.0), Some(first));
+    assert_eq!(rest.last().map(|r| r.0), Some(399));
+    assert!(rest.iter().all(|(lsn, v)| *v == value(*lsn)));
+    // Following from below the start says so at once.
+    let mut late = Follower::open(FollowConfig::new(scratch.wal()).from(5)).unwrap();
+    assert!(matches!(late.try_next(), Err(Error::Reclaimed { lsn: 5, first: 300 })));
+    assert_eq!(late.try_next().unwrap().unwrap().lsn, 300);
+}
+
+#[test]
+fn a_cut_behind_the_follower_is_reported_and_the_new_records_follow() {
+    for (name, cut_at, read) in [("inside", 149, 200), ("exact-segment", 0, 60), ("ahead", 250, 200)] {
+        let scratch = Scratch::new(&format!("follow-cut-{name}"));
+        let (wal, _) = Wal::open(small(scratch.wal(), FsyncPolicy::Os)).unwrap();
+        append_values(&wal, 300);
+        wal.sync().unwrap();
+        let mut follower = Follower::open(FollowConfig::new(scratch.wal())).unwrap();
+        for lsn in 0..read {
+            assert_eq!(follower.try_next().unwrap().unwrap().lsn, lsn);
+        }
+        wal.truncate_after(cut_at).unwrap();
+        // New records with other values take the LSNs from the cut on.
+        for _ in 0..100 {
+            let lsn = wal.next_lsn();
+            wal.append(&Record::raw(format!("new {lsn}").as_bytes())).unwrap();
+        }
+        wal.sync().unwrap();
+        let keep = cut_at + 1;
+        let mut got = Vec::new();
+        let mut cuts = Vec::new();
+        loop {
+            match follower.try_next() {
+                Ok(Some(e)) => got.push((e.lsn, payload(&e.record))),
+                Ok(None) => break,
+                Err(Error::Cut { lsn, next }) => cuts.push((lsn, next)),
+                Err(e) => panic!("{name}: {e}"),
+            }
+        }
+        if keep < read {
+            assert_eq!(cuts.len(), 1, "{name}: one report of the cut, got {cuts:?}");
+            let (lsn, next) = cuts[0];
+            assert_eq!(next, keep, "{name}");
+            assert!(lsn > keep, "{name}: {lsn}");
+            // After the report, the new records from the cut on, in order.
+            let after: Vec<_> = got.iter().skip_while(|(l, _)| *l != keep).cloned().collect();
+            assert_eq!(after.len(), 100, "{name}");
+            for (i, (l, v)) in after.iter().enumerate() {
+                assert_eq!(*l, keep + i as Lsn);
+                assert_eq!(*v, format!("new {l}").into_bytes(), "{name}");
+            }
+        } else {
+            assert!(cuts.is_empty(), "{name}: the cut fell after the follower: {cuts:?}");
+            let expected: Vec<Lsn> = (read..keep + 100).collect();
+            assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), expected, "{name}");
+            assert!(got.iter().all(|(l, v)| if *l < keep {
+                *v == value(*l)
+            } else {
+                *v == format!("new {l}").into_bytes()
+            }));
+        }
+    }
+}
+
+#[test]
+fn damage_in_a_sealed_segment_is_reported_once_at_its_lsn_while_the_writer_goes_on() {
+    let scratch = Scratch::new("follow-damage");
+    let (wal, _) = Wal::open(small(scratch.wal(), FsyncPolicy::Os)).unwrap();
+    append_values(&wal, 300);
+    wal.sync().unwrap();
+    // Damage the third segment's second record frame (a sealed segment).
+    let files = segment_files(&scratch.wal());
+    let victim = files[2].clone();
+    let base: Lsn = victim.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let next_base: Lsn = files[3].file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let first_frame = 56 + 32; // after the segment header and its first mark
+    let second = first_frame + 16 + value(base).len() as u64 + 1;
+    flip_bit(&victim, second + 20, 3);
+    let mut follower = Follower::open(FollowConfig::new(scratch.wal())).unwrap();
+    let mut got = Vec::new();
+    let mut errors = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match follower.try_next() {
+            Ok(Some(e)) => got.push(e.lsn),
+            Ok(None) => {
+                if got.last() == Some(&(wal.next_lsn() - 1)) {
+                    break;
+                }
+                // The writer goes on meanwhile.
+                append_values(&wal, 10);
+                wal.sync().unwrap();
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    assert_eq!(errors.len(), 1, "one report: {errors:?}");
+    match &errors[0] {
+        Error::Corrupt(c) => {
+            assert_eq!(c.lsn, base + 1, "{}", errors[0]);
+            assert_eq!(c.segment, victim);
+        }
+        e => panic!("expected Corrupt, got {e}"),
+    }
+    // Every record but those of the damaged segment from the damage on.
+    let expected: Vec<Lsn> = (0..=base).chain(next_base..wal.next_lsn()).collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn durable_only_returns_what_a_mark_covers() {
+    let scratch = Scratch::new("follow-durable");
+    let (wal, _) = Wal::open(WalConfig::new(scratch.wal()).fsync(FsyncPolicy::Os)).unwrap();
+    append_values(&wal, 10);
+    wal.sync().unwrap();
+    let mut all = Follower::open(FollowConfig::new(scratch.wal())).unwrap();
+    let mut durable = Follower::open(FollowConfig::new(scratch.wal()).durable_only(true)).unwrap();
+    assert_eq!(drain(&mut all).unwrap().len(), 10, "written: returned by default");
+    assert!(drain(&mut durable).unwrap().is_empty(), "not durable: held back");
+    wal.sync().unwrap();
+    assert!(drain(&mut durable).unwrap().is_empty(), "the mark comes with the next frame");
+    append_values(&wal, 1);
+    wal.sync().unwrap();
+    assert_eq!(
+        drain(&mut durable).unwrap().iter().map(|r| r.0).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>()
+    );
+    wal.close().unwrap();
+    assert_eq!(
+        drain(&mut durable).unwrap().iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![10],
+        "a clean close"
+    );
+}
+
+/// Appends from several threads until killed or for `NORI_WAL_LIVE_SECS`,
+/// printing the LSN it reached now and then.
+fn live_writer(dir: &str, policy: &str) {
+    let fsync = if policy == "os" { FsyncPolicy::Os } else { FsyncPolicy::Always };
+    let segment = if policy == "os" { 64 << 10 } else { 1 << 20 };
+    let (wal, _) = Wal::open(WalConfig::new(dir).segment_size(segment).fsync(fsync)).expect("writer opens");
+    let secs: u64 = std::env::var("NORI_WAL_LIVE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let until = Instant::now() + Duration::from_secs(secs);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                while Instant::now() < until {
+                    wal.append(&Record::raw(&[0x42; 64])).expect("append");
+                }
+            });
+        }
+    });
+    println!("end {}", wal.next_lsn());
+    wal.close().expect("close");
+}
+
+#[test]
+fn a_follower_in_another_process_gets_every_record_in_order() {
+    if let Ok(spec) = std::env::var("NORI_WAL_LIVE_WRITER") {
+        let (policy, dir) = spec.split_once(':').unwrap();
+        live_writer(dir, policy);
+        return;
+    }
+    for policy in ["always", "os"] {
+        let scratch = Scratch::new(&format!("follow-live-{policy}"));
+        std::fs::create_dir_all(scratch.wal()).unwrap();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                &nori_wal_tests::test_name(
+                    module_path!(),
+                    "a_follower_in_another_process_gets_every_record_in_order",
+                ),
+                "--nocapture",
+                "--quiet",
+            ])
+            .env("NORI_WAL_LIVE_WRITER", format!("{policy}:{}", scratch.wal().display()))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut follower =
+            Follower::open(FollowConfig::new(scratch.wal()).poll(Duration::from_millis(5))).unwrap();
+        let mut next = 0;
+        let started = Instant::now();
+        loop {
+            match follower.wait_next(Duration::from_millis(100)) {
+                Ok(Some(e)) => {
+                    assert_eq!(e.lsn, next, "{policy}: out of order or a gap");
+                    assert_eq!(payload(&e.record), vec![0x42; 64]);
+                    next += 1;
+                }
+                Ok(None) => {
+                    if child.try_wait().unwrap().is_some() {
+                        break;
+                    }
+                }
+                Err(e) => panic!("{policy}: the follower failed after {next} records: {e}"),
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "{policy}: the writer hangs");
+        }
+        let status = child.wait().unwrap();
+        assert!(status.success());
+        let end: Lsn = BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .find_map(|line| line.ok()?.trim().strip_prefix("end ")?.parse().ok())
+            .expect("the writer's end");
+        // What was written after the last wait is read now.
+        while let Some(e) = follower.try_next().unwrap() {
+            assert_eq!(e.lsn, next);
+            next += 1;
+        }
+        assert_eq!(next, end, "{policy}: every record");
+        assert!(end > 1000, "{policy}: the writer wrote {end} records");
+        println!("{policy}: followed {end} records in another process");
+    }
+}
