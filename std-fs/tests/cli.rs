@@ -301,3 +301,117 @@ fn errors_are_one_line_and_every_command_has_help() {
         assert!(stdout(&out).contains("Usage:"), "{command}");
     }
 }
+
+/// The writer of the live tests: appends 64-byte records from four threads
+/// until its standard input closes, then prints the LSN it reached.
+fn live_writer(spec: &str) {
+    let (policy, dir) = spec.split_once(':').expect("policy:dir");
+    let (fsync, segment) =
+        if policy == "os" { (FsyncPolicy::Os, 64 << 10) } else { (FsyncPolicy::Always, 1 << 20) };
+    let (wal, _) = Wal::open(WalConfig::new(dir).segment_size(segment).fsync(fsync)).expect("writer opens");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Bursts of 200 (about 1.6 MB/s from each thread under
+                    // `Os`), so that the log stays small on any disk.
+                    for _ in 0..200 {
+                        wal.append(&Record::raw(&[0x42; 64])).expect("append");
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            });
+        }
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line); // until closed
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    println!("end {}", wal.next_lsn());
+    wal.close().expect("close");
+}
+
+#[test]
+fn verify_and_tail_f_on_a_log_being_written_never_cry_wolf() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    if let Ok(spec) = std::env::var("NORI_WAL_CLI_LIVE_WRITER") {
+        live_writer(&spec);
+        return;
+    }
+    for policy in ["always", "os"] {
+        let scratch = Scratch::new(&format!("live-{policy}"));
+        std::fs::create_dir_all(&scratch.0).unwrap();
+        let mut writer = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "verify_and_tail_f_on_a_log_being_written_never_cry_wolf",
+                "--nocapture",
+                "--quiet",
+            ])
+            .env("NORI_WAL_CLI_LIVE_WRITER", format!("{policy}:{}", scratch.0.display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait for the writer's first segment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while segment_files(&scratch.0).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "{policy}: the writer wrote nothing");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let dir = scratch.0.to_str().unwrap();
+        let mut tail = Command::new(env!("CARGO_BIN_EXE_nori-wal"))
+            .args(["tail", "-f", "-n", "1000000000", dir])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let tail_out = tail.stdout.take().unwrap();
+        let printed = std::thread::spawn(move || {
+            let mut lsns = Vec::new();
+            for line in BufReader::new(tail_out).lines() {
+                let line = line.unwrap();
+                lsns.push(line.split('\t').next().unwrap().parse::<u64>().unwrap());
+            }
+            lsns
+        });
+        let mut in_use = 0;
+        for round in 0..50 {
+            let out = nori_wal(&["verify", dir]);
+            let text = stdout(&out);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{policy}: verify round {round} said: {text} {err}");
+            assert!(text.contains("healthy"), "{text}");
+            in_use += u32::from(text.contains("in use by a writer"));
+            // Spread over seconds, so that the writer rotates meanwhile.
+            std::thread::sleep(std::time::Duration::from_millis(60));
+        }
+        assert!(in_use > 40, "{policy}: verify saw the writer only {in_use} times in 50");
+        let info = nori_wal(&["info", dir]);
+        assert!(stdout(&info).contains("in use:"), "{}", stdout(&info));
+        // Stop the writer; tail -f catches up with its end.
+        drop(writer.stdin.take());
+        let lines: Vec<String> =
+            BufReader::new(writer.stdout.take().unwrap()).lines().map_while(Result::ok).collect();
+        let end: u64 =
+            lines.iter().find_map(|l| l.trim().strip_prefix("end ")?.parse().ok()).expect("the writer's end");
+        assert!(writer.wait().unwrap().success());
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        assert!(tail.try_wait().unwrap().is_none(), "{policy}: tail -f stopped while the log was written");
+        tail.kill().unwrap();
+        let mut errors = String::new();
+        std::io::Read::read_to_string(&mut tail.stderr.take().unwrap(), &mut errors).unwrap();
+        tail.wait().unwrap();
+        let lsns = printed.join().unwrap();
+        assert!(errors.is_empty(), "{policy}: tail -f said: {errors}");
+        assert_eq!(lsns.first(), Some(&0), "{policy}");
+        assert!(lsns.windows(2).all(|w| w[1] == w[0] + 1), "{policy}: tail -f skipped or repeated");
+        assert_eq!(lsns.last().map(|l| l + 1), Some(end), "{policy}: tail -f printed every record");
+        // At rest, the same log is healthy.
+        assert_eq!(nori_wal(&["verify", dir]).status.code(), Some(0));
+        let files = segment_files(&scratch.0).len();
+        assert!(files > 2, "{policy}: the writer rotated ({files} files)");
+        println!("{policy}: 50 verifies and tail -f over {end} records in {files} files written meanwhile");
+    }
+}

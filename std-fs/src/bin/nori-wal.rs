@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use nori_wal::blocking::Wal;
 use nori_wal::fs::{File, Fs, OpenMode, StdFs};
 use nori_wal::ring::{RecoveryCase, RingConfig, RingLog};
-use nori_wal::wal::Inspection;
+use nori_wal::wal::{FollowConfig, Follower, Inspection};
 use nori_wal::{Error, FsyncPolicy, Geometry, Lsn, RamDevice, Record, RecoveryMode, WalConfig};
 
 /// Exit code of `verify` for a log whose tail is torn (nothing durable lost).
@@ -288,13 +288,49 @@ fn with_ring<T>(
     f(&mut log, info)
 }
 
+/// Checks a ring image that a process may be writing as it is read (a raw
+/// partition or an image file has no lock to say so): when `check` finds
+/// damage, the image is read again after a pause; the answer is final when
+/// the image did not change, or when the changed image gives the same
+/// damage again.
+fn settle_ring<T>(
+    path: &Path,
+    mut image: Vec<u8>,
+    check: impl Fn(Vec<u8>) -> T,
+    damage: impl Fn(&T) -> Option<String>,
+) -> Result<T, Failure> {
+    let mut seen = None;
+    for attempt in 1..=20u32 {
+        let found = check(image.clone());
+        let now = damage(&found);
+        if now.is_none() || (seen.is_some() && seen == now) {
+            return Ok(found);
+        }
+        std::thread::sleep((Duration::from_millis(50) * attempt).min(Duration::from_secs(1)));
+        let again = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if again == image {
+            return Ok(found);
+        }
+        if attempt == 1 {
+            eprintln!("note: {} is being written; reading it again to settle what was found", path.display());
+        }
+        seen = now;
+        image = again;
+    }
+    Err(format!("{} changed under every read while it was written: no damage was confirmed", path.display())
+        .into())
+}
+
 fn info(target: &Target) -> Result<u8, Failure> {
     let mode = target.mode.into();
     match medium(target)? {
         Medium::Dir => {
-            let look = Inspection::open(&target.path, mode)?;
+            let look = Inspection::open_settled(&target.path, mode)?;
             let info = look.info();
             println!("medium:          WAL directory {}", target.path.display());
+            if look.in_use() {
+                println!("in use:          by a writer; these figures are a snapshot taken while it wrote");
+            }
             summary(info.case, info.torn_tail, info.records, info.first_lsn.zip(info.last_lsn));
             if info.records == 0 {
                 println!("next LSN:        {}", look.next_lsn());
@@ -343,7 +379,13 @@ fn dump(target: &Target, from: Option<Lsn>, limit: Option<u64>, json: bool) -> R
     let mut printed = 0u64;
     match medium(target)? {
         Medium::Dir => {
-            let look = Inspection::open(&target.path, target.mode.into())?;
+            let look = Inspection::open_settled(&target.path, target.mode.into())?;
+            if look.in_use() {
+                eprintln!(
+                    "note: the log is in use by a writer; this is a snapshot up to LSN {}",
+                    look.next_lsn()
+                );
+            }
             let mut iter = look.iter_from(from.unwrap_or(look.first_lsn()))?;
             while printed < limit
                 && let Some(entry) = iter.try_next()?
@@ -380,49 +422,45 @@ fn verify(target: &Target) -> Result<u8, Failure> {
     };
     let (info_torn, records, corruption) = match medium(target)? {
         Medium::Dir => {
-            let look = match Inspection::open(&target.path, target.mode.into()) {
-                Ok(look) => look,
-                Err(Error::Corrupt(c)) => {
-                    println!("corrupt: {c}");
-                    return Ok(EXIT_CORRUPT);
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let total = look.info().records;
-            let mut iter = look.iter_from(look.first_lsn())?;
-            let mut n = 0u64;
-            loop {
-                match iter.try_next() {
-                    Ok(Some(_)) => {
-                        n += 1;
-                        if n.is_multiple_of(100_000) {
-                            progress(n, total);
-                        }
+            let found = nori_wal::wal::verify(&target.path, target.mode.into(), progress)?;
+            if found.in_use {
+                println!(
+                    "in use by a writer: checked a snapshot up to LSN {} (its newest frames were being written){}",
+                    found.next_lsn,
+                    if found.checks > 1 {
+                        format!("; read {} times to settle", found.checks)
+                    } else {
+                        String::new()
                     }
-                    Ok(None) => break,
-                    Err(Error::Corrupt(c)) => {
-                        println!("corrupt: {c}");
-                        return Ok(EXIT_CORRUPT);
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                );
             }
-            (look.info().torn_tail, n, look.info().corruption.clone().map(|c| c.to_string()))
+            if let Some(c) = found.corruption {
+                println!("corrupt: {c}");
+                return Ok(EXIT_CORRUPT);
+            }
+            (found.torn_tail, found.records, found.read_past.map(|c| c.to_string()))
         }
         Medium::Ring { image, geometry, segment_size } => {
-            let opened = with_ring(image, geometry, segment_size, target.mode.into(), |log, info| {
-                let mut read = vec![0u8; 1 << 20];
-                let mut iter = log.iter_from(log.first_lsn(), &mut read).map_err(|e| e.to_string())?;
-                let mut n = 0;
-                while iter
-                    .try_next()
-                    .map_err(|e| Failure { message: e.to_string(), code: EXIT_CORRUPT })?
-                    .is_some()
-                {
-                    n += 1;
-                }
-                Ok((info.torn_tail, n, info.corruption.map(|c| c.to_string())))
-            });
+            let check = |image: Vec<u8>| {
+                with_ring(image, geometry, segment_size, target.mode.into(), |log, info| {
+                    let mut read = vec![0u8; 1 << 20];
+                    let mut iter = log.iter_from(log.first_lsn(), &mut read).map_err(|e| e.to_string())?;
+                    let mut n = 0;
+                    while iter
+                        .try_next()
+                        .map_err(|e| Failure { message: e.to_string(), code: EXIT_CORRUPT })?
+                        .is_some()
+                    {
+                        n += 1;
+                    }
+                    Ok((info.torn_tail, n, info.corruption.map(|c| c.to_string())))
+                })
+            };
+            let opened = settle_ring(&target.path, image, check, |found| match found {
+                Ok((torn, _, damage)) => damage.clone().or_else(|| torn.then(|| "torn tail".to_owned())),
+                Err(f) if f.code == EXIT_CORRUPT => Some(f.message.clone()),
+                Err(_) => None,
+            })?;
             match opened {
                 Ok(found) => found,
                 Err(f) if f.code == EXIT_CORRUPT => {
@@ -533,28 +571,31 @@ fn repair(path: &Path, mode: RecoveryMode, yes: bool, no_backup: bool) -> Result
 }
 
 fn tail(path: &Path, lines: u64, follow: bool) -> Result<u8, Failure> {
-    let look = Inspection::open(path, RecoveryMode::TolerateTornTail)?;
+    // Where the last `lines` records start: a settled look at the log (it
+    // may be being written).
+    let look = Inspection::open_settled(path, RecoveryMode::TolerateTornTail)?;
     let start = look.next_lsn().saturating_sub(lines).max(look.first_lsn());
-    let mut next = start;
+    drop(look);
+    let mut follower = Follower::open(FollowConfig::new(path).from(start))?;
     let mut out = std::io::stdout().lock();
+    let mut damaged = false;
     loop {
-        let look = Inspection::open(path, RecoveryMode::TolerateTornTail)?;
-        if next < look.first_lsn() {
-            next = look.first_lsn();
-        }
-        if next < look.next_lsn() {
-            let mut iter = look.iter_from(next)?;
-            while let Some(entry) = iter.try_next()? {
-                writeln!(out, "{}", line(entry.lsn, &entry.record, false))?;
-                next = entry.lsn + 1;
+        match follower.wait_next(if follow { Duration::from_millis(500) } else { Duration::ZERO }) {
+            Ok(Some(entry)) => writeln!(out, "{}", line(entry.lsn, &entry.record, false))?,
+            Ok(None) if follow => out.flush()?,
+            Ok(None) => break,
+            // What the writer did behind the follower, or damage it is past:
+            // said, and followed on.
+            Err(e @ (Error::Reclaimed { .. } | Error::Cut { .. } | Error::Corrupt(_))) => {
+                out.flush()?;
+                eprintln!("nori-wal: {e}");
+                damaged |= matches!(e, Error::Corrupt(_));
             }
-            out.flush()?;
+            Err(e) => return Err(e.into()),
         }
-        if !follow {
-            return Ok(0);
-        }
-        std::thread::sleep(Duration::from_millis(200));
     }
+    out.flush()?;
+    Ok(if damaged { EXIT_CORRUPT } else { 0 })
 }
 
 fn bench(dir: Option<PathBuf>) -> Result<u8, Failure> {

@@ -210,6 +210,15 @@ pub enum Error {
     /// The log's LSNs or epochs would pass 2^64 - 1 (hostile segment
     /// headers).
     Exhausted,
+    /// A check of a log in use found damage each time, but never the same
+    /// twice: the log changed under every read (a writer appending faster
+    /// than the check reads). Nothing is known to be damaged.
+    Unsettled {
+        /// The WAL directory.
+        dir: PathBuf,
+        /// Checks made.
+        attempts: u32,
+    },
     /// A [`Follower`](super::Follower)'s position was reclaimed by the
     /// writer's `truncate_before`: the records from `lsn` to `first` are gone.
     /// The follower goes on from `first`.
@@ -282,6 +291,7 @@ impl Error {
             }
             Self::InsideBatch { lsn } => Self::InsideBatch { lsn: *lsn },
             Self::Exhausted => Self::Exhausted,
+            Self::Unsettled { dir, attempts } => Self::Unsettled { dir: dir.clone(), attempts: *attempts },
             Self::Reclaimed { lsn, first } => Self::Reclaimed { lsn: *lsn, first: *first },
             Self::Cut { lsn, next } => Self::Cut { lsn: *lsn, next: *next },
         }
@@ -372,6 +382,12 @@ impl fmt::Display for Error {
                 "LSN {lsn} and the next one belong to one atomic batch: truncate before or after the batch"
             ),
             Self::Exhausted => f.write_str("the log's LSN or epoch counter is exhausted"),
+            Self::Unsettled { dir, attempts } => write!(
+                f,
+                "{} changed under each of {attempts} checks while its writer appended: no damage was confirmed; \
+                 check again when it is quieter",
+                dir.display()
+            ),
             Self::Reclaimed { lsn, first } => write!(
                 f,
                 "LSNs {lsn} to {first} (exclusive) were reclaimed by the writer's truncate_before before this \

@@ -267,6 +267,30 @@ impl<F: File> Cursor<F> {
         Ok(Step::Records { kind, payload, plain, first, count })
     }
 
+    /// The first valid frame after `pos` in the bytes read there (a fresh
+    /// read, after a step that stopped): its offset and the LSN it starts
+    /// at, when it is not below the one expected at `pos`. A frame checks
+    /// out only under this segment's epoch, so it was written here.
+    fn frame_after(&mut self) -> Result<Option<(u64, Lsn)>> {
+        let Some(seg) = &self.seg else { return Ok(None) };
+        if self.pos < self.chunk_at {
+            return Ok(None);
+        }
+        let start = (self.pos - self.chunk_at) as usize;
+        let bytes = &self.chunk[start.min(self.chunk.len())..];
+        for off in 1..bytes.len().saturating_sub(FRAME_HEADER_LEN) {
+            let Ok(header) = FrameHeader::decode(&bytes[off..off + FRAME_HEADER_LEN], seg.epoch) else {
+                continue;
+            };
+            let Some(frame) = bytes.get(off..off + header.frame_len()) else { continue };
+            let first = seg.base + u64::from(header.lsn_offset());
+            if first >= self.at && decode_frame(frame, seg.epoch).is_ok() {
+                return Ok(Some((self.pos + off as u64, first)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Steps over frames until one does not check out: where the segment's
     /// frames end, and the LSN there.
     fn run_to_end(&mut self) -> Result<()> {
@@ -560,6 +584,18 @@ impl<S: Fs> Follower<S> {
         if start > self.cursor.at.max(self.lsn) {
             return Ok(Verdict::Report(self.reclaimed(start)));
         }
+        // The common case first, without listing the directory: the
+        // segment ended here and the next one starts where it did.
+        if let Some(seg) = &self.cursor.seg
+            && self.cursor.at > seg.base
+            && seg.file.is_at(&seg.path).map_err(|e| Error::io("read", &seg.path, e))? != Some(false)
+            && let Some(next) = self.open_segment(self.cursor.at)?
+        {
+            let at = self.cursor.at;
+            self.cursor = Cursor::new(Some(next), at);
+            self.ahead = None;
+            return Ok(Verdict::Moved);
+        }
         let segments = self.list()?;
         let Some(seg) = &self.cursor.seg else {
             // Waiting for the segment that holds `at` to appear.
@@ -576,7 +612,21 @@ impl<S: Fs> Follower<S> {
         let base = seg.base;
         let at = self.cursor.at;
         let Some(next) = segments.iter().copied().find(|&b| b > base) else {
-            return Ok(Verdict::Wait); // the newest segment: written up to here, for now
+            // The newest segment: written up to here for now, unless a
+            // frame further on shows the writer past this place.
+            let Some((found, found_at)) = self.cursor.frame_after()? else { return Ok(Verdict::Wait) };
+            if !self.confirm()? {
+                return Ok(Verdict::Moved);
+            }
+            if seg_file_changed(&self.cursor)? {
+                let segments = self.list()?;
+                return self.after_cut(&segments);
+            }
+            let c = self.corruption(at, damage);
+            (self.cursor.pos, self.cursor.at) = (found, found_at);
+            self.lsn = self.lsn.max(found_at);
+            self.ahead = None;
+            return Ok(Verdict::Report(Error::Corrupt(c)));
         };
         if next == at {
             // Rotated here (whatever follows the last frame is not a record).
@@ -595,14 +645,8 @@ impl<S: Fs> Follower<S> {
         if !self.writer_past(next, at)? {
             return Ok(Verdict::Wait);
         }
-        for _ in 0..2 {
-            let (pos, at) = (self.cursor.pos, self.cursor.at);
-            if !matches!(self.cursor.try_step(true)?, Step::Stop(_)) {
-                // Written meanwhile: read it properly from here.
-                (self.cursor.pos, self.cursor.at) = (pos, at);
-                return Ok(Verdict::Moved);
-            }
-            std::thread::sleep(CONFIRM);
+        if !self.confirm()? {
+            return Ok(Verdict::Moved);
         }
         if seg_file_changed(&self.cursor)? {
             let segments = self.list()?;
@@ -610,6 +654,22 @@ impl<S: Fs> Follower<S> {
         }
         let c = self.corruption(at, damage);
         Ok(Verdict::Report(self.skip_segment(c)))
+    }
+
+    /// Reads the cursor's position again, twice, a moment apart, after the
+    /// writer was seen past it: `true` when the frame is still not there
+    /// (damage), `false` when it now is (it was in flight when first read).
+    fn confirm(&mut self) -> Result<bool> {
+        for _ in 0..2 {
+            std::thread::sleep(CONFIRM);
+            let (pos, at) = (self.cursor.pos, self.cursor.at);
+            if !matches!(self.cursor.try_step(true)?, Step::Stop(_)) {
+                // Written meanwhile: read it properly from here.
+                (self.cursor.pos, self.cursor.at) = (pos, at);
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Whether the writer has written past LSN `at`: the segment starting

@@ -56,6 +56,7 @@ pub struct Inspection<S: Fs = StdFs> {
     next_lsn: Lsn,
     log_start: Lsn,
     skips: Vec<Skip>,
+    in_use: bool,
 }
 
 impl<S: Fs> std::fmt::Debug for Inspection<S> {
@@ -97,6 +98,7 @@ impl<S: Fs> Inspection<S> {
             Ok(lock) => segment::read_start(&lock).map_err(|e| Error::io("read", &lock_path, e))?,
             Err(_) => None,
         };
+        let in_use = super::check::lock_held(&fs, &dir)?;
         let config = WalConfig::new(&dir).recovery(mode);
         let recovered =
             recovery::recover(&fs, &config, known_start.map_or(0, |(_, lsn)| lsn), recovery::Effect::DryRun)?;
@@ -117,7 +119,38 @@ impl<S: Fs> Inspection<S> {
             skips: recovered.skips,
             lens,
             fs,
+            in_use,
         })
+    }
+
+    /// Whether a writer (a [`Wal`](crate::blocking::Wal) in this or
+    /// another process) had the log open when it was inspected: what was
+    /// read is then a snapshot, taken while the writer wrote.
+    ///
+    /// ```
+    /// use nori_wal::blocking::Wal;
+    /// use nori_wal::wal::Inspection;
+    /// use nori_wal::{RecoveryMode, WalConfig};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-in-use-doc-{}", std::process::id()));
+    /// let (wal, _) = Wal::open(WalConfig::new(&dir))?;
+    /// assert!(Inspection::open(&dir, RecoveryMode::TolerateTornTail)?.in_use());
+    /// wal.close()?;
+    /// assert!(!Inspection::open(&dir, RecoveryMode::TolerateTornTail)?.in_use());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub const fn in_use(&self) -> bool {
+        self.in_use
+    }
+
+    /// A snapshot of a log in use that ends where the writer's writes were
+    /// in flight when read: told as such, not as damage.
+    pub(crate) fn end_in_flight(&mut self) {
+        let log = &mut self.info.log;
+        log.corruption = None;
+        log.torn_tail = false;
+        log.case = nori_wal_core::ring::RecoveryCase::InFlight;
     }
 
     /// What recovery would find and do.

@@ -93,6 +93,7 @@ macro_rules! trace {
     };
 }
 
+mod check;
 mod compress;
 mod config;
 mod engine;
@@ -104,6 +105,7 @@ mod recovery;
 mod segment;
 mod sync;
 
+pub use check::{Verified, verify, verify_in};
 pub use config::{Codec, FsyncPolicy, RecoveryMode, WalConfig};
 pub use engine::{SYNC_LATENCY_BUCKETS, Stats, SyncLatency, Wal};
 pub use error::{ConfigError, Corruption, Error};

@@ -253,7 +253,11 @@ fn live_writer(dir: &str, policy: &str) {
         for _ in 0..4 {
             s.spawn(|| {
                 while Instant::now() < until {
-                    wal.append(&Record::raw(&[0x42; 64])).expect("append");
+                    // Bursts, so that the log stays small on any disk.
+                    for _ in 0..200 {
+                        wal.append(&Record::raw(&[0x42; 64])).expect("append");
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
                 }
             });
         }
@@ -308,9 +312,11 @@ fn a_follower_in_another_process_gets_every_record_in_order() {
         }
         let status = child.wait().unwrap();
         assert!(status.success());
-        let end: Lsn = BufReader::new(child.stdout.take().unwrap())
-            .lines()
-            .find_map(|line| line.ok()?.trim().strip_prefix("end ")?.parse().ok())
+        let lines: Vec<String> =
+            BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok).collect();
+        let end: Lsn = lines
+            .iter()
+            .find_map(|line| line.trim().strip_prefix("end ")?.parse().ok())
             .expect("the writer's end");
         // What was written after the last wait is read now.
         while let Some(e) = follower.try_next().unwrap() {
@@ -321,4 +327,31 @@ fn a_follower_in_another_process_gets_every_record_in_order() {
         assert!(end > 1000, "{policy}: the writer wrote {end} records");
         println!("{policy}: followed {end} records in another process");
     }
+}
+
+#[test]
+fn damage_in_the_newest_segment_is_reported_once_the_writer_is_past_it() {
+    let scratch = Scratch::new("follow-damage-newest");
+    let (wal, _) = Wal::open(WalConfig::new(scratch.wal()).fsync(FsyncPolicy::Always)).unwrap();
+    append_values(&wal, 5);
+    let files = segment_files(&scratch.wal());
+    assert_eq!(files.len(), 1);
+    let mut follower = Follower::open(FollowConfig::new(scratch.wal())).unwrap();
+    assert_eq!(drain(&mut follower).unwrap().len(), 5);
+    // The next record is damaged once written: before the writer is past
+    // it, the follower waits (it may be a write in flight).
+    append_values(&wal, 1);
+    let end = std::fs::read(&files[0]).unwrap().iter().rposition(|&b| b != 0).unwrap() as u64;
+    flip_bit(&files[0], end - 2, 1);
+    assert!(drain(&mut follower).unwrap().is_empty(), "not yet known to be damage");
+    // The writer goes on: now it is damage, reported once, at its LSN.
+    append_values(&wal, 3);
+    let err = drain(&mut follower).unwrap_err();
+    match &err {
+        Error::Corrupt(c) => assert_eq!((c.lsn, &c.segment), (5, &files[0]), "{err}"),
+        e => panic!("expected Corrupt, got {e}"),
+    }
+    let rest = drain(&mut follower).unwrap();
+    assert_eq!(rest.iter().map(|r| r.0).collect::<Vec<_>>(), vec![6, 7, 8]);
+    assert!(rest.iter().all(|(l, v)| *v == value(*l)));
 }
