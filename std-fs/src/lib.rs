@@ -25,13 +25,13 @@ pub mod wal;
 mod asynchronous;
 
 #[cfg(feature = "async")]
-pub use asynchronous::{EntryBuf, Iter, RecordBuf, Wal};
-pub use wal::{Codec, Error, FsyncPolicy, RecoveryInfo, RecoveryMode, Stats, WalConfig};
+pub use asynchronous::{EntryBuf, Follower, Iter, RecordBuf, Wal};
+pub use wal::{Codec, Error, FollowConfig, FsyncPolicy, RecoveryInfo, RecoveryMode, Stats, WalConfig};
 
 /// The blocking API: the same WAL without a runtime. Its iterator lends
 /// each record from its buffer or from a map of the segment (zero-copy).
 pub mod blocking {
-    pub use crate::wal::{Entry, Iter, Wal};
+    pub use crate::wal::{Entry, Follower, Iter, Wal};
 }
 
 pub use nori_wal_core::{

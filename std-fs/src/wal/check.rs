@@ -74,9 +74,12 @@ fn settle<T>(dir: &Path, mut check: impl FnMut() -> Result<Attempt<T>>) -> Resul
 }
 
 impl<S: Fs + Clone> Inspection<S> {
-    /// [`Inspection::open_in`], made again while it finds damage in a log in
-    /// use, until the damage is found twice in a row (see the
-    /// [module docs](self)): what it reports was not a write in flight.
+    /// [`Inspection::open_in`], for a log that a writer may have open. On a
+    /// log in use (its lock held), damage in the newest segment is where the
+    /// writer's writes were in flight when read: the snapshot ends there
+    /// (its case is `InFlight`). Damage elsewhere is looked at again, after
+    /// a pause, until two looks in a row find the same: what it reports was
+    /// not a write in flight.
     ///
     /// ```
     /// use nori_wal::blocking::Wal;
@@ -177,9 +180,14 @@ pub struct Verified {
 }
 
 /// Reads and checks every frame of the WAL in `dir` as recovery in `mode`
-/// would, without the lock and without changing a byte; on a log in use,
-/// settles what it finds (see the [module docs](self)). `progress` is told
+/// would, without the lock and without changing a byte. `progress` is told
 /// the records read so far and the total now and then.
+///
+/// On a log in use (a writer has its lock), the records are read through
+/// a [`Follower`](crate::blocking::Follower) up to where the log ended when
+/// the check began: damage is reported only once the writer is past it and
+/// a fresh read confirms it, and the newest frames, being written, are not
+/// judged.
 ///
 /// ```
 /// use nori_wal::blocking::Wal;

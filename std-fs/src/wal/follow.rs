@@ -1,28 +1,4 @@
-//! Following a WAL that another process writes: a reader without the lock
-//! that waits for new records, follows rotations, and tells a write still
-//! in flight from damage before it reports anything.
-//!
-//! A reader in another process cannot take a consistent copy of a file
-//! that is being written: a read may see a frame's first bytes and not its
-//! last, or blank space where the writer's next bytes land a moment later.
-//! So what a follower reads is a claim to settle, not a verdict:
-//!
-//! - A frame that checks out (its header check and CRC) at the place its
-//!   LSN says is returned: it was fully written when read.
-//! - Anything else at the follower's position (blank space, a torn or
-//!   damaged frame) is where the log ends *for now*, until the writer is
-//!   seen past it: a later segment holds records (the writer writes in LSN
-//!   order, so everything before them was written first). Only then is the
-//!   position read again; if the frame is still not there, a second read a
-//!   moment later decides, and the damage is reported once
-//!   ([`Error::Corrupt`]) and the follower goes on at the next segment.
-//! - A segment removed below the follower (`truncate_before`) is reported
-//!   as [`Error::Reclaimed`]; a segment cut or replaced behind it
-//!   (`truncate_after`) as [`Error::Cut`]. Each names where the follower
-//!   goes on.
-//!
-//! Reads use `pread`, never a map: a file that the writer shortens or
-//! replaces cannot fault the follower.
+//! Following a WAL that another process writes: [`Follower`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -103,7 +79,8 @@ impl FollowConfig {
     }
 
     /// How often [`Follower::wait_next`] looks for new records (50 ms by
-    /// default).
+    /// default). With the feature `notify`, a change in the directory wakes
+    /// it sooner: this is then the fallback for a notification lost.
     #[must_use]
     pub const fn poll(mut self, every: Duration) -> Self {
         self.poll = every;
@@ -329,8 +306,31 @@ enum Verdict {
 /// It returns every record that was fully written when read, in LSN order,
 /// across rotations; with [`FollowConfig::durable_only`], only those the
 /// writer has made durable. It never returns a torn or phantom record, and
-/// never reports a write in flight as damage: see the module docs for how
-/// it settles what it reads.
+/// never reports a write in flight as damage.
+///
+/// A reader in another process cannot take a consistent copy of a file
+/// that is being written: a read may see a frame's first bytes and not its
+/// last, or blank space where the writer's next bytes land a moment later.
+/// So what a follower reads is a claim to settle, not a verdict:
+///
+/// - A frame that checks out (its header check and CRC) at the place its
+///   LSN says is returned: it was fully written when read.
+/// - Anything else at the follower's position (blank space, a torn or
+///   damaged frame) is where the log ends *for now*, until the writer is
+///   seen past it: a valid frame further on in the segment, or records in a
+///   later one (the writer writes in LSN order, so what comes before them
+///   was written first). Then the position is read again, twice, a moment
+///   apart; if the frame is still not there, the damage is reported once
+///   ([`Error::Corrupt`], at the LSN expected there) and the follower goes
+///   on after it.
+/// - Segments reclaimed below the follower (`truncate_before`) are reported
+///   as [`Error::Reclaimed`]; a cut behind it (`truncate_after`) as
+///   [`Error::Cut`]. Each says where the follower goes on.
+///
+/// It reads with `pread`, never through a map: a file that the writer
+/// shortens or replaces cannot fault it (`SIGBUS`). It sees what the writer
+/// has written to its files: under `FsyncPolicy::Os` the writer's buffer
+/// holds the newest records until it fills, or until a sync or a rotation.
 ///
 /// ```
 /// use std::time::Duration;
@@ -364,6 +364,33 @@ pub struct Follower<S: Fs = StdFs> {
     durable: Lsn,
     /// In durable-only mode, a second cursor that reads ahead for marks.
     ahead: Option<Cursor<S::File>>,
+    /// Wakes a wait when the directory changes (feature `notify`).
+    #[cfg(feature = "notify")]
+    watch: Option<Watch>,
+}
+
+/// A watch of the WAL directory: a change wakes a waiting follower.
+#[cfg(feature = "notify")]
+struct Watch {
+    _watcher: notify::RecommendedWatcher,
+    changed: std::sync::mpsc::Receiver<()>,
+}
+
+#[cfg(feature = "notify")]
+impl Watch {
+    /// Watches `dir`; `None` where the system offers no watch (the
+    /// follower then polls only).
+    fn new(dir: &std::path::Path) -> Option<Self> {
+        use notify::Watcher;
+        // One pending wake-up is enough: a burst of writes wakes once.
+        let (tx, changed) = std::sync::mpsc::sync_channel(1);
+        let mut watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+            let _ = tx.try_send(());
+        })
+        .ok()?;
+        watcher.watch(dir, notify::RecursiveMode::NonRecursive).ok()?;
+        Some(Self { _watcher: watcher, changed })
+    }
 }
 
 impl<S: Fs> std::fmt::Debug for Follower<S> {
@@ -407,6 +434,8 @@ impl<S: Fs> Follower<S> {
             current: None,
             durable: 0,
             ahead: None,
+            #[cfg(feature = "notify")]
+            watch: None,
             config,
         };
         let segments = follower.list()?;
@@ -455,9 +484,24 @@ impl<S: Fs> Follower<S> {
             if now >= deadline {
                 return Ok(None);
             }
-            std::thread::sleep(self.config.poll.min(deadline - now));
+            self.pause(self.config.poll.min(deadline - now));
         }
         self.take().map(Some)
+    }
+
+    /// Waits up to `limit`, or until the directory changes.
+    fn pause(&mut self, limit: Duration) {
+        #[cfg(feature = "notify")]
+        {
+            if self.watch.is_none() {
+                self.watch = Watch::new(&self.dir);
+            }
+            if let Some(watch) = &self.watch {
+                let _ = watch.changed.recv_timeout(limit);
+                return;
+            }
+        }
+        std::thread::sleep(limit);
     }
 
     /// Moves to the next record to return; `false` when there is none for

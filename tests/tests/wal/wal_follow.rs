@@ -355,3 +355,66 @@ fn damage_in_the_newest_segment_is_reported_once_the_writer_is_past_it() {
     assert_eq!(rest.iter().map(|r| r.0).collect::<Vec<_>>(), vec![6, 7, 8]);
     assert!(rest.iter().all(|(l, v)| *v == value(*l)));
 }
+
+#[test]
+fn the_async_follower_waits_for_records_and_loses_none_when_cancelled() {
+    let scratch = Scratch::new("follow-async");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (wal, _) = nori_wal::Wal::open(small(scratch.wal(), FsyncPolicy::Always)).await.unwrap();
+        let mut follower = nori_wal::Follower::open(FollowConfig::new(scratch.wal())).await.unwrap();
+        // Cancelled while it waits: nothing is there yet.
+        let waited = tokio::time::timeout(Duration::from_millis(50), follower.next()).await;
+        assert!(waited.is_err(), "no record yet");
+        for lsn in 0..300 {
+            assert_eq!(wal.append(&Record::raw(&value(lsn))).await.unwrap(), lsn);
+        }
+        // Some reads cancelled part-way through; every record still comes,
+        // once, in order.
+        let mut next = 0;
+        while next < 300 {
+            // A timeout cancels the read under way: it is taken up next time.
+            if let Ok(entry) = tokio::time::timeout(Duration::from_micros(200), follower.next()).await {
+                let entry = entry.unwrap();
+                assert_eq!((entry.lsn, payload(&entry.record.as_record())), (next, value(next)));
+                next += 1;
+            }
+        }
+        assert!(follower.try_next().await.unwrap().is_none());
+        // A record appended by another task while the follower waits.
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            wal.append(&Record::raw(b"late")).await.unwrap();
+            wal
+        });
+        let entry = follower.next().await.unwrap();
+        assert_eq!((entry.lsn, payload(&entry.record.as_record())), (300, b"late".to_vec()));
+        writer.await.unwrap().close().await.unwrap();
+    });
+}
+
+/// With the feature `notify` (on in these tests through `cli`), a waiting
+/// follower is woken by the file system, not by its polling: polling every
+/// 30 s, it still gets a record appended during its wait at once.
+#[test]
+fn a_waiting_follower_is_woken_by_the_file_system() {
+    let scratch = Scratch::new("follow-notify");
+    let (wal, _) = Wal::open(WalConfig::new(scratch.wal())).unwrap();
+    append_values(&wal, 1);
+    let mut follower =
+        Follower::open(FollowConfig::new(scratch.wal()).poll(Duration::from_secs(30))).unwrap();
+    assert_eq!(follower.try_next().unwrap().map(|e| e.lsn), Some(0));
+    // The watch starts with the first wait.
+    assert!(follower.wait_next(Duration::from_millis(10)).unwrap().is_none());
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        append_values(&wal, 1);
+        wal
+    });
+    let started = Instant::now();
+    let entry = follower.wait_next(Duration::from_secs(60)).unwrap().expect("the record appended");
+    assert_eq!(entry.lsn, 1);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(20), "woken by polling after {waited:?}, not by the file system");
+    drop(writer.join().unwrap());
+}

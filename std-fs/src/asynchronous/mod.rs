@@ -14,6 +14,8 @@
 //! The async API needs a tokio runtime (any flavour). The blocking API,
 //! [`blocking::Wal`](crate::blocking::Wal), has the same powers without one.
 
+mod follow;
+
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
@@ -21,6 +23,8 @@ use std::sync::Arc;
 use nori_wal_core::{Lsn, Record};
 
 use crate::fs::{Fs, StdFs};
+pub use follow::Follower;
+
 use crate::wal::{self, Error, FsyncPolicy, RecoveryInfo, Stats, WalConfig};
 
 type Result<T> = std::result::Result<T, Error>;
