@@ -258,16 +258,11 @@ fn verify_live<S: Fs + Clone>(fs: S, dir: &Path, progress: &mut impl FnMut(u64, 
         Inspection::open_in(fs.clone(), dir, RecoveryMode::PointInTime).map_or(Lsn::MAX, |l| l.next_lsn());
     let mut follower = Follower::open_in(fs, FollowConfig::new(dir))?;
     let first = follower.next_lsn();
-    let total = end.saturating_sub(first);
-    let (mut records, mut corruption, mut checks) = (0u64, None, 1);
+    let mut count = Count { records: 0, total: end.saturating_sub(first), progress };
+    let (mut corruption, mut checks) = (None, 1);
     while follower.next_lsn() < end {
         match follower.try_next() {
-            Ok(Some(_)) => {
-                records += 1;
-                if records.is_multiple_of(100_000) {
-                    progress(records, total);
-                }
-            }
+            Ok(Some(_)) => count.one(),
             Ok(None) => break,
             Err(Error::Corrupt(c)) => {
                 checks += 1;
@@ -279,7 +274,7 @@ fn verify_live<S: Fs + Clone>(fs: S, dir: &Path, progress: &mut impl FnMut(u64, 
         }
     }
     Ok(Verified {
-        records,
+        records: count.records,
         torn_tail: false,
         corruption,
         read_past: None,
@@ -310,18 +305,12 @@ fn verify_once<S: Fs + Clone>(
         }
         Err(e) => return Err(e),
     };
-    let total = look.info().records;
+    let mut count = Count { records: 0, total: look.info().records, progress };
     let mut iter = look.iter_from(look.first_lsn())?;
-    let mut records = 0u64;
     let mut corruption = None;
     loop {
         match iter.try_next() {
-            Ok(Some(_)) => {
-                records += 1;
-                if records.is_multiple_of(100_000) {
-                    progress(records, total);
-                }
-            }
+            Ok(Some(_)) => count.one(),
             Ok(None) => break,
             Err(Error::Corrupt(c)) => {
                 corruption = Some(c);
@@ -331,7 +320,7 @@ fn verify_once<S: Fs + Clone>(
         }
     }
     Ok(Verified {
-        records,
+        records: count.records,
         torn_tail: look.info().torn_tail,
         corruption,
         read_past: look.info().corruption.clone(),
@@ -339,4 +328,20 @@ fn verify_once<S: Fs + Clone>(
         next_lsn: look.next_lsn(),
         checks: 1,
     })
+}
+
+/// Records read so far, told to a progress callback every 100 000.
+struct Count<'p, P: FnMut(u64, u64)> {
+    records: u64,
+    total: u64,
+    progress: &'p mut P,
+}
+
+impl<P: FnMut(u64, u64)> Count<'_, P> {
+    fn one(&mut self) {
+        self.records += 1;
+        if self.records.is_multiple_of(100_000) {
+            (self.progress)(self.records, self.total);
+        }
+    }
 }

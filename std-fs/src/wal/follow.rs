@@ -659,12 +659,8 @@ impl<S: Fs> Follower<S> {
             // The newest segment: written up to here for now, unless a
             // frame further on shows the writer past this place.
             let Some((found, found_at)) = self.cursor.frame_after()? else { return Ok(Verdict::Wait) };
-            if !self.confirm()? {
-                return Ok(Verdict::Moved);
-            }
-            if seg_file_changed(&self.cursor)? {
-                let segments = self.list()?;
-                return self.after_cut(&segments);
+            if let Some(not_damage) = self.confirm()? {
+                return Ok(not_damage);
             }
             let c = self.corruption(at, damage);
             (self.cursor.pos, self.cursor.at) = (found, found_at);
@@ -689,31 +685,32 @@ impl<S: Fs> Follower<S> {
         if !self.writer_past(next, at)? {
             return Ok(Verdict::Wait);
         }
-        if !self.confirm()? {
-            return Ok(Verdict::Moved);
-        }
-        if seg_file_changed(&self.cursor)? {
-            let segments = self.list()?;
-            return self.after_cut(&segments);
+        if let Some(not_damage) = self.confirm()? {
+            return Ok(not_damage);
         }
         let c = self.corruption(at, damage);
         Ok(Verdict::Report(self.skip_segment(c)))
     }
 
     /// Reads the cursor's position again, twice, a moment apart, after the
-    /// writer was seen past it: `true` when the frame is still not there
-    /// (damage), `false` when it now is (it was in flight when first read).
-    fn confirm(&mut self) -> Result<bool> {
+    /// writer was seen past it: `None` when the frame is still not there in
+    /// the same file (damage), else what to do instead (the frame was in
+    /// flight when first read, or the file was cut or replaced meanwhile).
+    fn confirm(&mut self) -> Result<Option<Verdict>> {
         for _ in 0..2 {
             std::thread::sleep(CONFIRM);
             let (pos, at) = (self.cursor.pos, self.cursor.at);
             if !matches!(self.cursor.try_step(true)?, Step::Stop(_)) {
                 // Written meanwhile: read it properly from here.
                 (self.cursor.pos, self.cursor.at) = (pos, at);
-                return Ok(false);
+                return Ok(Some(Verdict::Moved));
             }
         }
-        Ok(true)
+        if seg_file_changed(&self.cursor)? {
+            let segments = self.list()?;
+            return self.after_cut(&segments).map(Some);
+        }
+        Ok(None)
     }
 
     /// Whether the writer has written past LSN `at`: the segment starting
