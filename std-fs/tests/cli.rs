@@ -159,10 +159,56 @@ fn repair_asks_for_yes_makes_a_backup_and_cuts_the_tail() {
     assert_ne!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("--yes"), "{}", stdout(&out));
     assert_eq!(nori_wal(&["verify", dir]).status.code(), Some(2), "nothing changed without --yes");
+    // What is not the WAL's (a directory of its own mount) is not copied.
+    std::fs::create_dir(scratch.0.join("lost+found")).unwrap();
     let out = nori_wal(&["repair", dir, "--yes"]);
-    assert!(out.status.success(), "{}", stdout(&out));
-    assert!(stdout(&out).contains("backup: "), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    // Where the backup went, and how big it is.
+    let line = text.lines().find_map(|l| l.strip_prefix("backup: ")).expect("a backup line");
+    let (path, size) = line.split_once(" (").unwrap();
+    let files = segment_files(Path::new(path)).len() + 1; // and LOCK
+    let bytes: u64 = std::fs::read_dir(path).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    assert_eq!(size, format!("{files} files, {bytes} bytes)"), "{text}");
+    assert!(text.contains("not copied (not the WAL's files): lost+found"), "{text}");
     assert_eq!(nori_wal(&["verify", dir]).status.code(), Some(0));
+}
+
+#[test]
+fn repair_puts_the_backup_where_it_is_told() {
+    let scratch = Scratch::new("repair-elsewhere");
+    log(&scratch.0, 50);
+    tear_tail(&scratch.0);
+    let elsewhere = Scratch::new("repair-backups");
+    std::fs::create_dir_all(&elsewhere.0).unwrap();
+    let dir = scratch.0.to_str().unwrap();
+    let out = nori_wal(&["repair", dir, "--yes", "--backup-dir", elsewhere.0.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    let line = text.lines().find_map(|l| l.strip_prefix("backup: ")).expect("a backup line");
+    let path = PathBuf::from(line.split(" (").next().unwrap());
+    assert_eq!(path.parent(), Some(elsewhere.0.as_path()), "{text}");
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with(&format!("{}.backup-", scratch.0.file_name().unwrap().to_string_lossy())),
+        "{name}"
+    );
+    // The backup is the log as it was: torn.
+    assert_eq!(nori_wal(&["verify", path.to_str().unwrap()]).status.code(), Some(2));
+    assert_eq!(nori_wal(&["verify", dir]).status.code(), Some(0));
+    // A backup directory that cannot take it: nothing changes.
+    tear_tail(&scratch.0);
+    let out = nori_wal(&["repair", dir, "--yes", "--backup-dir", "/nonexistent/nowhere"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing changed"), "{:?}", out);
+    assert_eq!(
+        nori_wal(&["verify", dir]).status.code(),
+        Some(2),
+        "still torn: not repaired without a backup"
+    );
+    // --no-backup and --backup-dir together are refused.
+    let both = nori_wal(&["repair", dir, "--yes", "--no-backup", "--backup-dir", "/tmp"]);
+    assert_eq!(both.status.code(), Some(2), "a usage error");
 }
 
 /// The permission bits of `path` itself.
@@ -189,7 +235,8 @@ fn repair_backups_keep_the_private_modes_whatever_the_umask() {
         .unwrap();
     assert!(out.status.success(), "{}", stdout(&out));
     let text = stdout(&out);
-    let backup = PathBuf::from(text.lines().find_map(|l| l.strip_prefix("backup: ")).expect("a backup line"));
+    let line = text.lines().find_map(|l| l.strip_prefix("backup: ")).expect("a backup line");
+    let backup = PathBuf::from(line.split(" (").next().unwrap());
     assert!(backup.starts_with(scratch.0.parent().unwrap()), "beside the WAL: {}", backup.display());
     assert_eq!(mode_of(&backup), 0o700, "the backup directory");
     let mut copies = 0;

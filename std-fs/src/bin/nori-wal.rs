@@ -59,8 +59,12 @@ enum Command {
         #[arg(long)]
         yes: bool,
         /// Skip the backup copy of the directory made before repairing.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "backup_dir")]
         no_backup: bool,
+        /// Where to make the backup copy (default: beside the WAL directory).
+        /// A WAL on a mount of its own may have no room beside it.
+        #[arg(long, value_name = "DIR")]
+        backup_dir: Option<PathBuf>,
     },
     /// Print the last records; with -f, follow new ones as they are appended.
     Tail {
@@ -164,7 +168,10 @@ fn main() -> ExitCode {
         Command::Info(target) => info(&target),
         Command::Dump { target, from, limit, json } => dump(&target, from, limit, json),
         Command::Verify(target) => verify(&target),
-        Command::Repair { path, mode, yes, no_backup } => repair(&path, mode.into(), yes, no_backup),
+        Command::Repair { path, mode, yes, no_backup, backup_dir } => {
+            let backup = if no_backup { Backup::None } else { Backup::In(backup_dir) };
+            repair(&path, mode.into(), yes, &backup)
+        }
         Command::Tail { path, lines, follow } => tail(&path, lines, follow),
         Command::Bench { dir } => bench(dir),
     };
@@ -492,7 +499,7 @@ fn verify(target: &Target) -> Result<u8, Failure> {
 /// here (never an existing directory or a link), with the modes of `from`;
 /// each file with its own modes, read and written without following a link,
 /// synced.
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<Copied> {
     let mut builder = std::fs::DirBuilder::new();
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
@@ -500,9 +507,16 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     if let Some(mode) = StdFs.mode(from)? {
         StdFs.set_mode(to, mode)?;
     }
+    let mut copied = Copied::default();
     let mut buf = vec![0u8; 1 << 20];
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
+        // The log is in regular files; anything else in the directory
+        // (`lost+found` on a WAL's own mount) is not the WAL's.
+        if !entry.file_type()?.is_file() {
+            copied.skipped.push(entry.file_name().to_string_lossy().into_owned());
+            continue;
+        }
         let source = StdFs.open(&entry.path(), OpenMode::Read)?;
         let copy = StdFs.open(&to.join(entry.file_name()), OpenMode::CreateNew)?;
         if let Some(mode) = source.mode()? {
@@ -518,16 +532,37 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
             at += n as u64;
         }
         copy.sync_data()?;
+        copied.files += 1;
+        copied.bytes += at;
     }
     StdFs.sync_dir(to)?;
     match to.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(parent) => StdFs.sync_dir(parent),
-        None => Ok(()),
+        Some(parent) => StdFs.sync_dir(parent)?,
+        None => {}
     }
+    Ok(copied)
 }
 
-fn repair(path: &Path, mode: RecoveryMode, yes: bool, no_backup: bool) -> Result<u8, Failure> {
+/// What [`copy_dir`] copied, and the names it left out.
+#[derive(Default)]
+struct Copied {
+    files: u64,
+    bytes: u64,
+    skipped: Vec<String>,
+}
+
+/// Where `repair` makes its backup.
+enum Backup {
+    None,
+    /// In this directory, or beside the WAL directory.
+    In(Option<PathBuf>),
+}
+
+fn repair(path: &Path, mode: RecoveryMode, yes: bool, backup: &Backup) -> Result<u8, Failure> {
     let look = Inspection::open(path, mode)?;
+    if look.in_use() {
+        return Err(format!("{} is in use by a writer: close it before repairing", path.display()).into());
+    }
     let info = look.info();
     let work = info.torn_tail || info.corruption.is_some() || info.segments_removed > 0;
     if !work {
@@ -542,13 +577,25 @@ fn repair(path: &Path, mode: RecoveryMode, yes: bool, no_backup: bool) -> Result
         println!("nothing changed: run again with --yes to repair");
         return Ok(1);
     }
-    if !no_backup {
+    if let Backup::In(dir) = backup {
+        // Named after the directory itself (`.` or `wal/` included).
+        let path = &std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let stamp =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let mut backup = path.as_os_str().to_owned();
-        backup.push(format!(".backup-{stamp}"));
-        copy_dir(path, Path::new(&backup))?;
-        println!("backup: {}", Path::new(&backup).display());
+        let name = format!(
+            "{}.backup-{stamp}",
+            path.file_name().map_or_else(|| "wal".into(), |n| n.to_string_lossy())
+        );
+        let to = match dir {
+            Some(dir) => dir.join(name),
+            None => path.with_file_name(name),
+        };
+        let copied =
+            copy_dir(path, &to).map_err(|e| format!("backup to {}: {e}; nothing changed", to.display()))?;
+        println!("backup: {} ({} files, {} bytes)", to.display(), copied.files, copied.bytes);
+        if !copied.skipped.is_empty() {
+            println!("not copied (not the WAL's files): {}", copied.skipped.join(", "));
+        }
     }
     let (wal, info) = Wal::open(WalConfig::new(path).recovery(mode))?;
     wal.close()?;

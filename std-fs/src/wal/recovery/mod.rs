@@ -12,7 +12,7 @@ use nori_wal_core::ring::{Action, RecoveryCase, decide};
 use super::config::{RecoveryMode, WalConfig};
 use super::error::{Corruption, Error};
 use super::segment::{self, FileDevice, LOCK_FILE};
-use crate::fs::{File, Fs, OpenMode};
+use crate::fs::{File, Fs, Kind, OpenMode};
 
 mod report;
 
@@ -196,7 +196,17 @@ impl<S: Fs> Recovery<'_, S> {
                 continue;
             };
             let mode = if self.effect == Effect::DryRun { OpenMode::Read } else { OpenMode::ReadWrite };
-            let file = self.fs.open(&path, mode).map_err(|e| Error::io("open", &path, e))?;
+            // A segment's name on a directory (or a device, a socket)
+            // claims to be the WAL's and is not; a link is refused as such.
+            let not_a_file = || matches!(self.fs.kind(&path), Ok(Kind::Dir | Kind::Other));
+            let file = match self.fs.open(&path, mode) {
+                Ok(_) if not_a_file() => return Err(Error::ForeignFile { path }),
+                Ok(file) => file,
+                Err(e) if !crate::fs::is_link_refused(&e) && not_a_file() => {
+                    return Err(Error::ForeignFile { path });
+                }
+                Err(e) => return Err(Error::io("open", &path, e)),
+            };
             let header = match segment::peek_header(&file).map_err(|e| Error::io("read", &path, e))? {
                 Ok(h) if h.base_lsn == base && h.log_start <= base && h.program_unit == 1 => {
                     (segment::MIN_SEGMENT..=segment::MAX_SEGMENT).contains(&h.segment_size).then_some(h)
@@ -318,7 +328,25 @@ impl<S: Fs> Recovery<'_, S> {
             let mut from = None;
             loop {
                 let stop = self.walk(&found[i], from, Some(next_base))?;
-                let Some(damage) = stop.damage else { break };
+                let Some(damage) = stop.damage else {
+                    // At the next file's base: that file must start where
+                    // this one's records end. Records running on past it
+                    // mean the two disagree (a segment of another log, or
+                    // one copied in): the later file is not this log's
+                    // continuation, and its records are never returned.
+                    let on = self.walk(&found[i], Some((stop.pos, stop.lsn)), None)?;
+                    if on.lsn > stop.lsn {
+                        let c = corruption(&found[i + 1].path, 0, next_base, Damage::MissingSegment);
+                        // Every mode that does not refuse ends the log here
+                        // (what follows cannot be told from the intruder's).
+                        if self.refuse_or_note(RecoveryCase::MissingSegment, c)? == Action::EndAtDamage {
+                            self.info.records_lost +=
+                                self.log_end.max(found[last].base).saturating_sub(stop.lsn);
+                        }
+                        return self.cut_end(found, i, stop, log_start, skips);
+                    }
+                    break;
+                };
                 let header = found[i].header.unwrap_or(EMPTY_HEADER);
                 let ahead = self.with_reader(&found[i], header, |reader| reader.look_ahead(&stop))?;
                 // Damage among reclaimed records is no loss: read on from
