@@ -536,9 +536,8 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<Copied> {
         copied.bytes += at;
     }
     StdFs.sync_dir(to)?;
-    match to.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(parent) => StdFs.sync_dir(parent)?,
-        None => {}
+    if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
+        StdFs.sync_dir(parent)?;
     }
     Ok(copied)
 }
