@@ -8,19 +8,21 @@
 //! [`FsyncPolicy::Always`] appends from many tasks share syncs, as threads
 //! do). Under [`FsyncPolicy::Batch`] the task awaits the background sync
 //! through a watch channel, holding no thread. Records that take the slow
-//! path are copied once to cross into the pool; entries read back are owned
-//! ([`EntryBuf`]).
+//! path are copied once to cross into the pool. Records read back are
+//! packed a batch at a time on the pool and lent by the iterator
+//! ([`EntryBuf`] is an owned copy).
 //!
 //! The async API needs a tokio runtime (any flavour). The blocking API,
 //! [`blocking::Wal`](crate::blocking::Wal), has the same powers without one.
 
 mod follow;
 
-use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
 
 use nori_wal_core::{Lsn, Record};
+
+use crate::wal::Entry;
 
 use crate::fs::{Fs, StdFs};
 pub use follow::Follower;
@@ -89,6 +91,13 @@ pub struct EntryBuf {
     pub record: RecordBuf,
 }
 
+impl From<&Entry<'_>> for EntryBuf {
+    /// An owned copy of a record lent by an iterator.
+    fn from(entry: &Entry<'_>) -> Self {
+        Self { lsn: entry.lsn, record: RecordBuf::from(&entry.record) }
+    }
+}
+
 /// Runs `op` on tokio's blocking pool.
 async fn blocking<T: Send + 'static>(op: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(op).await.map_err(task_failed)?
@@ -122,7 +131,8 @@ fn release<S: Fs>(wal: Arc<wal::Wal<S>>) {
 /// [`FsyncPolicy::Always`] the sync runs there, shared with other tasks'
 /// and threads' appends (group commit); under [`FsyncPolicy::Batch`] the
 /// task awaits the background sync through a watch channel, holding no
-/// thread. Entries read back are owned ([`EntryBuf`]). It needs a tokio
+/// thread. Records read back are lent by the iterator, as the blocking
+/// one lends them ([`EntryBuf`] is an owned copy). It needs a tokio
 /// runtime; [`blocking::Wal`](crate::blocking::Wal) has the same powers
 /// without one.
 ///
@@ -404,22 +414,99 @@ impl<S: Fs> Drop for Wal<S> {
 
 /// Reads records in LSN order from a [`Wal`], a batch at a time on the
 /// blocking pool: while the task consumes one batch, the next is read.
+/// Each record is lent from the batch (an [`Entry`] borrowing the
+/// iterator until the next call, as the blocking iterator lends its own);
+/// [`EntryBuf::from`] makes an owned copy.
 pub struct Iter<S: Fs = StdFs> {
     wal: Option<Arc<wal::Wal<S>>>,
     from: Option<Lsn>,
     /// The next batch, being read on the blocking pool (it holds the reader).
-    pending: Option<tokio::task::JoinHandle<Result<Batch<S>>>>,
-    ready: VecDeque<EntryBuf>,
+    pending: Option<tokio::task::JoinHandle<Result<Fetched<S>>>>,
+    /// The batch being returned.
+    batch: Packed,
+    /// A batch's buffers to read the next one into.
+    spare: Option<Packed>,
     done: bool,
 }
 
-/// A batch read on the blocking pool: the reader back, its entries, and
+/// A batch read on the blocking pool: the reader back, the records, and
 /// whether the log ended.
-type Batch<S> = (wal::Iter<S>, Vec<EntryBuf>, bool);
+type Fetched<S> = (wal::Iter<S>, Packed, bool);
+
+/// Records packed into one buffer: one copy each, no allocation per
+/// record.
+#[derive(Default)]
+struct Packed {
+    bytes: Vec<u8>,
+    items: Vec<Item>,
+    /// The next item to return.
+    next: usize,
+}
+
+/// Where a record of a [`Packed`] batch is: its kind, and its key and
+/// value (or payload) in the buffer.
+#[derive(Clone, Copy)]
+struct Item {
+    lsn: Lsn,
+    kind: ItemKind,
+    start: usize,
+    first: usize,
+    second: usize,
+}
+
+#[derive(Clone, Copy)]
+enum ItemKind {
+    Put,
+    Delete,
+    Raw,
+}
+
+impl Packed {
+    fn push(&mut self, lsn: Lsn, record: &Record<'_>) {
+        let start = self.bytes.len();
+        let (kind, first, second) = match (record.raw_payload(), record.key(), record.value()) {
+            (Some(payload), _, _) => {
+                self.bytes.extend_from_slice(payload);
+                (ItemKind::Raw, payload.len(), 0)
+            }
+            (None, Some(key), Some(value)) => {
+                self.bytes.extend_from_slice(key);
+                self.bytes.extend_from_slice(value);
+                (ItemKind::Put, key.len(), value.len())
+            }
+            (None, key, _) => {
+                let key = key.unwrap_or_default();
+                self.bytes.extend_from_slice(key);
+                (ItemKind::Delete, key.len(), 0)
+            }
+        };
+        self.items.push(Item { lsn, kind, start, first, second });
+    }
+
+    fn entry(&self, item: Item) -> Entry<'_> {
+        let first = &self.bytes[item.start..item.start + item.first];
+        let record = match item.kind {
+            ItemKind::Raw => Record::raw(first),
+            ItemKind::Delete => Record::delete(first),
+            ItemKind::Put => {
+                let at = item.start + item.first;
+                Record::put(first, &self.bytes[at..at + item.second])
+            }
+        };
+        Entry { lsn: item.lsn, record }
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.items.clear();
+        self.next = 0;
+    }
+}
 
 impl<S: Fs> std::fmt::Debug for Iter<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Iter").field("ready", &self.ready.len()).field("done", &self.done).finish()
+        let ready = self.batch.items.len() - self.batch.next;
+        f.debug_struct("Iter").field("ready", &ready).field("done", &self.done).finish()
     }
 }
 
@@ -427,74 +514,99 @@ impl<S: Fs> std::fmt::Debug for Iter<S> {
 const BATCH_RECORDS: usize = 1024;
 const BATCH_BYTES: usize = 1 << 20;
 
-/// Reads the next batch with `reader` (made from `wal` on the first trip).
-fn read_batch<S: Fs>(wal: &wal::Wal<S>, reader: Option<wal::Iter<S>>, from: Option<Lsn>) -> Result<Batch<S>> {
+/// Reads the next batch into `into` with `reader` (made from `wal` on the
+/// first trip).
+fn read_batch<S: Fs>(
+    wal: &wal::Wal<S>,
+    reader: Option<wal::Iter<S>>,
+    from: Option<Lsn>,
+    mut into: Packed,
+) -> Result<Fetched<S>> {
     let mut reader = match (reader, from) {
         (Some(reader), _) => reader,
         (None, Some(lsn)) => wal.iter_from(lsn)?,
         (None, None) => wal.iter()?,
     };
-    let (mut entries, mut bytes) = (Vec::new(), 0);
-    while entries.len() < BATCH_RECORDS && bytes < BATCH_BYTES {
+    into.clear();
+    while into.items.len() < BATCH_RECORDS && into.bytes.len() < BATCH_BYTES {
         match reader.try_next()? {
-            Some(entry) => {
-                let record = RecordBuf::from(&entry.record);
-                bytes += 16
-                    + match &record {
-                        RecordBuf::Put { key, value } => key.len() + value.len(),
-                        RecordBuf::Delete { key } | RecordBuf::Raw(key) => key.len(),
-                    };
-                entries.push(EntryBuf { lsn: entry.lsn, record });
-            }
-            None => return Ok((reader, entries, true)),
+            Some(entry) => into.push(entry.lsn, &entry.record),
+            None => return Ok((reader, into, true)),
         }
     }
-    Ok((reader, entries, false))
+    Ok((reader, into, false))
 }
 
 impl<S: Fs> Iter<S> {
     fn new(wal: Arc<wal::Wal<S>>, from: Option<Lsn>) -> Self {
-        Self { wal: Some(wal), from, pending: None, ready: VecDeque::new(), done: false }
+        Self { wal: Some(wal), from, pending: None, batch: Packed::default(), spare: None, done: false }
     }
 
     /// Starts reading the next batch on the blocking pool.
     fn fetch(&mut self, reader: Option<wal::Iter<S>>) {
         let (Some(wal), from) = (self.wal.as_ref().map(Arc::clone), self.from) else { return };
-        self.pending = Some(tokio::task::spawn_blocking(move || read_batch(&wal, reader, from)));
+        let into = self.spare.take().unwrap_or_default();
+        self.pending = Some(tokio::task::spawn_blocking(move || read_batch(&wal, reader, from, into)));
     }
 
     /// The next record, or `None` at the end of the log as it was when the
-    /// first record was read.
+    /// first record was read. The record borrows the iterator until the
+    /// next call.
+    ///
+    /// ```
+    /// use nori_wal::{EntryBuf, Record, Wal, WalConfig};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-async-iter-doc-{}", std::process::id()));
+    /// let (wal, _) = Wal::open(WalConfig::new(&dir)).await?;
+    /// wal.append(&Record::put(b"k", b"v")).await?;
+    /// let mut iter = wal.iter();
+    /// let mut kept = Vec::new();
+    /// while let Some(entry) = iter.try_next().await? {
+    ///     kept.push(EntryBuf::from(&entry)); // an owned copy, to keep
+    /// }
+    /// assert_eq!(kept[0].record.as_record(), Record::put(b"k", b"v"));
+    /// # drop(iter); wal.close().await?; std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
     /// As [`blocking::Iter::try_next`](crate::blocking::Iter::try_next), and
     /// [`Error::LsnOutOfRange`] for an LSN outside the log.
-    pub async fn try_next(&mut self) -> Result<Option<EntryBuf>> {
-        if let Some(entry) = self.ready.pop_front() {
-            return Ok(Some(entry));
-        }
-        if self.done {
-            return Ok(None);
-        }
-        if self.pending.is_none() {
-            self.fetch(None);
-        }
-        let Some(pending) = self.pending.take() else { return Ok(None) };
-        let (reader, entries, done) = match pending.await.map_err(task_failed)? {
-            Ok(batch) => batch,
-            Err(e) => {
-                self.done = true;
-                return Err(e);
+    pub async fn try_next(&mut self) -> Result<Option<Entry<'_>>> {
+        if self.batch.next == self.batch.items.len() {
+            if self.done {
+                return Ok(None);
             }
-        };
-        self.done = done;
-        self.ready.extend(entries);
-        if !done {
-            // Read the next batch while this one is consumed.
-            self.fetch(Some(reader));
+            if self.pending.is_none() {
+                self.fetch(None);
+            }
+            let Some(pending) = self.pending.as_mut() else { return Ok(None) };
+            // Cancel-safe: a read under way stays pending for the next call.
+            let fetched = pending.await;
+            self.pending = None;
+            let (reader, batch, done) = match fetched.map_err(task_failed)? {
+                Ok(fetched) => fetched,
+                Err(e) => {
+                    self.done = true;
+                    return Err(e);
+                }
+            };
+            self.done = done;
+            self.spare = Some(std::mem::replace(&mut self.batch, batch));
+            if !done {
+                // Read the next batch while this one is consumed.
+                self.fetch(Some(reader));
+            }
+            if self.batch.items.is_empty() {
+                return Ok(None);
+            }
         }
-        Ok(self.ready.pop_front())
+        let item = self.batch.items[self.batch.next];
+        self.batch.next += 1;
+        Ok(Some(self.batch.entry(item)))
     }
 }
 
