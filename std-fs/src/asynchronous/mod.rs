@@ -511,8 +511,8 @@ impl<S: Fs> std::fmt::Debug for Iter<S> {
 }
 
 /// Records read per trip to the blocking pool, and bytes.
-const BATCH_RECORDS: usize = 1024;
-const BATCH_BYTES: usize = 1 << 20;
+const BATCH_RECORDS: usize = 8192;
+const BATCH_BYTES: usize = 2 << 20;
 
 /// Reads the next batch into `into` with `reader` (made from `wal` on the
 /// first trip).
