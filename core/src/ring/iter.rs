@@ -7,6 +7,7 @@ use super::window::{Overlay, Window};
 use super::{RecoveryMode, RingLog};
 use crate::device::BlockDevice;
 use crate::format::{Compression, FRAME_HEADER_LEN, FrameKind, record_at};
+use crate::ring::WriteBuffer;
 use crate::{Lsn, Record};
 
 /// A record read back, with its LSN.
@@ -36,8 +37,8 @@ struct Current {
 /// Reads records in LSN order from a [`RingLog`]; see
 /// [`RingLog::iter_from`]. Not a `std` iterator: each record borrows the
 /// iterator's buffer until the next call.
-pub struct Iter<'r, 'b, D: BlockDevice> {
-    log: &'r mut RingLog<'b, D>,
+pub struct Iter<'r, 'b, D: BlockDevice, B: WriteBuffer = &'b mut [u8]> {
+    log: &'r mut RingLog<'b, D, B>,
     window: Window<'r>,
     seg: Seg,
     /// The LSN at which the current segment ends (the next one's base);
@@ -68,8 +69,12 @@ fn unwritten<'a>(active: Option<&super::Active>, buffer: &'a [u8]) -> Overlay<'a
     }
 }
 
-impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
-    pub(crate) fn new(log: &'r mut RingLog<'b, D>, lsn: Lsn, buffer: &'r mut [u8]) -> Result<Self, D::Error> {
+impl<'r, 'b, D: BlockDevice, B: WriteBuffer> Iter<'r, 'b, D, B> {
+    pub(crate) fn new(
+        log: &'r mut RingLog<'b, D, B>,
+        lsn: Lsn,
+        buffer: &'r mut [u8],
+    ) -> Result<Self, D::Error> {
         let (first, next) = (log.state.log_start, log.state.next_lsn);
         if lsn < first || lsn > next {
             return Err(Error::LsnOutOfRange { lsn, first, next });
@@ -249,7 +254,7 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
         let log = &mut *self.log;
         let reader = Reader {
             device: &mut log.device,
-            overlay: unwritten(log.state.active.as_ref(), log.buffer),
+            overlay: unwritten(log.state.active.as_ref(), log.buffer.as_ref()),
             window: &mut self.window,
             layout: log.layout,
             fault: &mut log.fault,
@@ -266,11 +271,11 @@ impl<'r, 'b, D: BlockDevice> Iter<'r, 'b, D> {
 
 /// A reader of the log's device through `window`, with the log's unwritten
 /// bytes laid over it.
-fn reader<'s, 'w, 'b, D: BlockDevice>(
-    log: &'s mut RingLog<'b, D>,
+fn reader<'s, 'w, 'b, D: BlockDevice, B: WriteBuffer>(
+    log: &'s mut RingLog<'b, D, B>,
     window: &'s mut Window<'w>,
 ) -> Reader<'s, 's, 'w, D> {
-    let overlay = unwritten(log.state.active.as_ref(), log.buffer);
+    let overlay = unwritten(log.state.active.as_ref(), log.buffer.as_ref());
     Reader { device: &mut log.device, overlay, window, layout: log.layout, fault: &mut log.fault }
 }
 

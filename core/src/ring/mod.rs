@@ -167,17 +167,24 @@ struct State {
 /// log.append(&Record::raw(b"event")).unwrap();
 /// log.sync().unwrap();
 /// ```
-pub struct RingLog<'b, D: BlockDevice> {
+pub struct RingLog<'b, D: BlockDevice, B: WriteBuffer = &'b mut [u8]> {
     device: D,
     layout: Layout,
     config: RingConfig,
-    buffer: &'b mut [u8],
+    buffer: B,
     state: State,
     /// The error of the last step that failed, for the public method.
     fault: Fault<D::Error>,
+    _buffer: core::marker::PhantomData<&'b mut [u8]>,
 }
 
-impl<D: BlockDevice> core::fmt::Debug for RingLog<'_, D> {
+/// A ring log's write buffer: a borrowed slice (firmware, `RingLog::open`)
+/// or one the log owns (a `Vec<u8>`, with `std`: [`RingLog::open_owned`]).
+pub trait WriteBuffer: AsRef<[u8]> + AsMut<[u8]> {}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]> + ?Sized> WriteBuffer for T {}
+
+impl<D: BlockDevice, B: WriteBuffer> core::fmt::Debug for RingLog<'_, D, B> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("RingLog")
             .field("config", &self.config)
@@ -211,15 +218,48 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     /// ```
     #[inline(never)]
     pub fn open(
-        mut device: D,
+        device: D,
         config: RingConfig,
         buffer: &'b mut [u8],
     ) -> Result<(Self, RecoveryInfo), D::Error> {
-        let layout = Layout::new(device.geometry(), device.capacity(), &config, buffer.len())?;
+        Self::open_with(device, config, buffer)
+    }
+}
+
+#[cfg(feature = "std")]
+impl<D: BlockDevice> RingLog<'static, D, std::vec::Vec<u8>> {
+    /// [`RingLog::open`] with a write buffer the log owns, for a log that
+    /// lives in a struct or moves between threads.
+    ///
+    /// # Errors
+    ///
+    /// As [`RingLog::open`].
+    ///
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{Geometry, RamDevice, Record};
+    /// let ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// let (mut log, _) = RingLog::open_owned(ram, RingConfig::new(4096), vec![0u8; 1024]).unwrap();
+    /// log.append(&Record::raw(b"a")).unwrap();
+    /// ```
+    pub fn open_owned(
+        device: D,
+        config: RingConfig,
+        buffer: std::vec::Vec<u8>,
+    ) -> Result<(Self, RecoveryInfo), D::Error> {
+        Self::open_with(device, config, buffer)
+    }
+}
+
+impl<'b, D: BlockDevice, B: WriteBuffer> RingLog<'b, D, B> {
+    #[inline(always)]
+    fn open_with(mut device: D, config: RingConfig, mut buffer: B) -> Result<(Self, RecoveryInfo), D::Error> {
+        let layout = Layout::new(device.geometry(), device.capacity(), &config, buffer.as_ref().len())?;
         let mut fault = Fault::new();
-        let recovered = recovery::recover(&mut device, layout, config.recovery, buffer, &mut fault);
+        let recovered = recovery::recover(&mut device, layout, config.recovery, buffer.as_mut(), &mut fault);
         let (state, info) = fault.out(recovered)?;
-        let mut log = Self { device, layout, config, buffer, state, fault };
+        let mut log =
+            Self { device, layout, config, buffer, state, fault, _buffer: core::marker::PhantomData };
         if let Some(active) = log.state.active {
             // Continuing in place: the buffer starts at the unit boundary `pos`.
             debug_assert_eq!(active.pos, active.buf_start);
@@ -628,7 +668,11 @@ impl<'b, D: BlockDevice> RingLog<'b, D> {
     /// }
     /// assert_eq!(keys, [(1, b"b".to_vec()), (2, b"c".to_vec())]);
     /// ```
-    pub fn iter_from<'r>(&'r mut self, lsn: Lsn, buffer: &'r mut [u8]) -> Result<Iter<'r, 'b, D>, D::Error> {
+    pub fn iter_from<'r>(
+        &'r mut self,
+        lsn: Lsn,
+        buffer: &'r mut [u8],
+    ) -> Result<Iter<'r, 'b, D, B>, D::Error> {
         iter::Iter::new(self, lsn, buffer)
     }
 }

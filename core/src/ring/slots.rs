@@ -8,8 +8,9 @@ use super::window::{Overlay, Window};
 use super::{Active, Error, FullPolicy, RingLog};
 use crate::device::{BlockDevice, Op, check_access};
 use crate::format::{EncodedFrame, Mark, SegmentHeader};
+use crate::ring::WriteBuffer;
 
-impl<D: BlockDevice> RingLog<'_, D> {
+impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
     /// The oldest segment that still holds LSNs at or above the log's
     /// start; the newest is always kept. Needs an empty write buffer.
     pub(super) fn first_retained(&mut self) -> Step<Option<u32>> {
@@ -65,8 +66,8 @@ impl<D: BlockDevice> RingLog<'_, D> {
         let header = SegmentHeader { epoch, base_lsn, log_start, segment_size, program_unit };
         let seg = Seg::new(slot, self.layout.offset(slot), epoch, base_lsn, log_start);
         let frames_offset = self.layout.frames_offset as usize;
-        self.buffer[..frames_offset].fill(0);
-        self.fault.lift(header.encode(&mut self.buffer[..frames_offset]))?;
+        self.buffer.as_mut()[..frames_offset].fill(0);
+        self.fault.lift(header.encode(&mut self.buffer.as_mut()[..frames_offset]))?;
         self.state.active = Some(Active {
             seg,
             pos: frames_offset as u64,
@@ -100,11 +101,11 @@ impl<D: BlockDevice> RingLog<'_, D> {
         }
         let mut at = 0;
         while at < size {
-            let n = (size - at).min(self.buffer.len() as u64) as usize;
-            if let Err(e) = self.device.read(abs + at, &mut self.buffer[..n]) {
+            let n = (size - at).min(self.buffer.as_ref().len() as u64) as usize;
+            if let Err(e) = self.device.read(abs + at, &mut self.buffer.as_mut()[..n]) {
                 return Err(self.fault.device(e));
             }
-            if self.buffer[..n].iter().any(|&b| b != erased) {
+            if self.buffer.as_ref()[..n].iter().any(|&b| b != erased) {
                 return Err(self.poison(Error::EraseFailed { slot }));
             }
             at += n as u64;
@@ -119,7 +120,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
         if self.has_unsynced_bytes() {
             return Err(self.broken(Broken::HeaderReadWhileBuffered));
         }
-        let mut window = Window::new(&mut *self.buffer);
+        let mut window = Window::new(self.buffer.as_mut());
         let mut reader = Reader {
             device: &mut self.device,
             overlay: Overlay::NONE,

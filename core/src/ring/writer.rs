@@ -6,8 +6,9 @@ use super::layout::MARK_FRAME_LEN;
 use super::{Error, Placed, RingLog, lsn_offset};
 use crate::device::{BlockDevice, Op, check_access};
 use crate::format::{EncodedFrame, FRAME_HEADER_LEN, Mark};
+use crate::ring::WriteBuffer;
 
-impl<D: BlockDevice> RingLog<'_, D> {
+impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
     pub(super) fn check_usable(&mut self) -> Step<()> {
         if self.state.poisoned { Err(self.fault.raise(Error::Poisoned)) } else { Ok(()) }
     }
@@ -93,7 +94,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
         #[cfg(feature = "std")]
         if let Some(active) = self.state.active.as_mut() {
             let at = (active.pos - active.buf_start) as usize;
-            if let Some(free) = self.buffer.get_mut(at..)
+            if let Some(free) = self.buffer.as_mut().get_mut(at..)
                 && frame.len() < free.len()
             {
                 self.fault.lift(frame.write_to(free))?;
@@ -118,12 +119,12 @@ impl<D: BlockDevice> RingLog<'_, D> {
         let (abs, mut pos, mut buf_start) = (active.seg.abs, active.pos, active.buf_start);
         while !bytes.is_empty() {
             let at = (pos - buf_start) as usize;
-            let n = bytes.len().min(self.buffer.len() - at);
-            self.buffer[at..at + n].copy_from_slice(&bytes[..n]);
+            let n = bytes.len().min(self.buffer.as_ref().len() - at);
+            self.buffer.as_mut()[at..at + n].copy_from_slice(&bytes[..n]);
             pos += n as u64;
             bytes = &bytes[n..];
-            if at + n == self.buffer.len() {
-                let len = self.buffer.len();
+            if at + n == self.buffer.as_ref().len() {
+                let len = self.buffer.as_ref().len();
                 self.program(abs + buf_start, len)?;
                 buf_start += len as u64;
             }
@@ -139,7 +140,7 @@ impl<D: BlockDevice> RingLog<'_, D> {
         let result =
             check_access(&self.device.geometry(), self.device.capacity(), Op::Program, at, len as u64)
                 .map_err(Error::Access)
-                .and_then(|()| self.device.program(at, &self.buffer[..len]).map_err(Error::Device));
+                .and_then(|()| self.device.program(at, &self.buffer.as_ref()[..len]).map_err(Error::Device));
         result.map_err(|e| self.poison(e))
     }
 
