@@ -272,6 +272,24 @@ impl RawSyncHandle {
     }
 }
 
+impl nori_wal_core::SyncHandle for RawSyncHandle {
+    type Error = RawError;
+
+    fn sync(&self) -> Result<(), RawError> {
+        Self::sync(self)
+    }
+}
+
+/// Group commit through the core's trait: the sync of a duplicate of the
+/// device's file descriptor, outside the lock that guards the log.
+impl nori_wal_core::SplitSync for RawDevice {
+    type Handle = RawSyncHandle;
+
+    fn sync_handle(&self) -> Result<RawSyncHandle, RawError> {
+        Self::sync_handle(self)
+    }
+}
+
 /// Known signatures: (name, offset, bytes).
 const SIGNATURES: &[(&str, usize, &[u8])] = &[
     ("an ext2/3/4 file system", 1080, &[0x53, 0xEF]),

@@ -284,6 +284,50 @@ pub trait BlockDevice {
     }
 }
 
+/// A device whose sync can run on another thread, outside the lock that
+/// guards a log on it (group commit: appends go on while a sync runs).
+/// `RawDevice` of `nori-wal-backends` has one (a duplicate of its file
+/// descriptor); a [`RamDevice`](crate::RamDevice)'s does nothing.
+///
+/// ```
+/// use nori_wal_core::{Geometry, RamDevice, SplitSync, SyncHandle};
+/// let ram = RamDevice::new(vec![0u8; 4096], Geometry::block(512).unwrap()).unwrap();
+/// let handle = ram.sync_handle().unwrap();
+/// handle.sync().unwrap(); // from any thread
+/// ```
+pub trait SplitSync: BlockDevice {
+    /// Syncs this device from elsewhere.
+    type Handle: SyncHandle<Error = Self::Error>;
+
+    /// A handle that syncs this device.
+    ///
+    /// # Errors
+    ///
+    /// The device's, when no handle can be made.
+    fn sync_handle(&self) -> Result<Self::Handle, Self::Error>;
+}
+
+/// Syncs a device from another thread than the one that writes to it:
+/// when [`sync`](Self::sync) returns `Ok`, every write to the device that
+/// completed before the call is durable.
+///
+/// ```
+/// use nori_wal_core::{Geometry, RamDevice, SplitSync, SyncHandle};
+/// let ram = RamDevice::new(vec![0u8; 4096], Geometry::block(512).unwrap()).unwrap();
+/// assert!(ram.sync_handle().unwrap().sync().is_ok());
+/// ```
+pub trait SyncHandle {
+    /// The device's error.
+    type Error: DeviceError;
+
+    /// Makes every completed write durable.
+    ///
+    /// # Errors
+    ///
+    /// The device's; nothing about the earlier writes is then known.
+    fn sync(&self) -> Result<(), Self::Error>;
+}
+
 impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
     type Error = T::Error;
 

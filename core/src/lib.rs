@@ -50,10 +50,12 @@ mod ram;
 mod record;
 pub mod ring;
 
-pub use device::{AccessError, BlockDevice, DeviceError, DeviceErrorKind, Op, check_access};
+pub use device::{
+    AccessError, BlockDevice, DeviceError, DeviceErrorKind, Op, SplitSync, SyncHandle, check_access,
+};
 pub use format::{DecodeError, EncodeError};
 pub use geometry::{Geometry, GeometryError};
-pub use ram::RamDevice;
+pub use ram::{RamDevice, RamSync};
 pub use record::{Bytes, Record};
 
 /// A log sequence number: the position of a record in the log, counted from

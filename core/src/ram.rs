@@ -134,3 +134,29 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> BlockDevice for RamDevice<B> {
         self.bytes.as_ref().get(start..end)
     }
 }
+
+/// The sync handle of a [`RamDevice`]: RAM needs no sync.
+///
+/// ```
+/// use nori_wal_core::{Geometry, RamDevice, SplitSync, SyncHandle};
+/// let ram = RamDevice::new(vec![0u8; 4096], Geometry::block(512).unwrap()).unwrap();
+/// ram.sync_handle().unwrap().sync().unwrap();
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RamSync;
+
+impl crate::device::SyncHandle for RamSync {
+    type Error = AccessError;
+
+    fn sync(&self) -> Result<(), AccessError> {
+        Ok(())
+    }
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> crate::device::SplitSync for RamDevice<B> {
+    type Handle = RamSync;
+
+    fn sync_handle(&self) -> Result<RamSync, AccessError> {
+        Ok(RamSync)
+    }
+}

@@ -19,6 +19,8 @@
 #![deny(unsafe_code)]
 
 pub mod fs;
+mod packed;
+pub mod shared;
 pub mod wal;
 
 #[cfg(feature = "async")]

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use nori_wal_core::{Lsn, Record};
 
+use crate::packed::Packed;
 use crate::wal::Entry;
 
 use crate::fs::{Fs, StdFs};
@@ -433,76 +434,6 @@ pub struct Iter<S: Fs = StdFs> {
 /// whether the log ended.
 type Fetched<S> = (wal::Iter<S>, Packed, bool);
 
-/// Records packed into one buffer: one copy each, no allocation per
-/// record.
-#[derive(Default)]
-struct Packed {
-    bytes: Vec<u8>,
-    items: Vec<Item>,
-    /// The next item to return.
-    next: usize,
-}
-
-/// Where a record of a [`Packed`] batch is: its kind, and its key and
-/// value (or payload) in the buffer.
-#[derive(Clone, Copy)]
-struct Item {
-    lsn: Lsn,
-    kind: ItemKind,
-    start: usize,
-    first: usize,
-    second: usize,
-}
-
-#[derive(Clone, Copy)]
-enum ItemKind {
-    Put,
-    Delete,
-    Raw,
-}
-
-impl Packed {
-    fn push(&mut self, lsn: Lsn, record: &Record<'_>) {
-        let start = self.bytes.len();
-        let (kind, first, second) = match (record.raw_payload(), record.key(), record.value()) {
-            (Some(payload), _, _) => {
-                self.bytes.extend_from_slice(payload);
-                (ItemKind::Raw, payload.len(), 0)
-            }
-            (None, Some(key), Some(value)) => {
-                self.bytes.extend_from_slice(key);
-                self.bytes.extend_from_slice(value);
-                (ItemKind::Put, key.len(), value.len())
-            }
-            (None, key, _) => {
-                let key = key.unwrap_or_default();
-                self.bytes.extend_from_slice(key);
-                (ItemKind::Delete, key.len(), 0)
-            }
-        };
-        self.items.push(Item { lsn, kind, start, first, second });
-    }
-
-    fn entry(&self, item: Item) -> Entry<'_> {
-        let first = &self.bytes[item.start..item.start + item.first];
-        let record = match item.kind {
-            ItemKind::Raw => Record::raw(first),
-            ItemKind::Delete => Record::delete(first),
-            ItemKind::Put => {
-                let at = item.start + item.first;
-                Record::put(first, &self.bytes[at..at + item.second])
-            }
-        };
-        Entry { lsn: item.lsn, record }
-    }
-
-    fn clear(&mut self) {
-        self.bytes.clear();
-        self.items.clear();
-        self.next = 0;
-    }
-}
-
 impl<S: Fs> std::fmt::Debug for Iter<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ready = self.batch.items.len() - self.batch.next;
@@ -528,7 +459,7 @@ fn read_batch<S: Fs>(
         (None, None) => wal.iter()?,
     };
     into.clear();
-    while into.items.len() < BATCH_RECORDS && into.bytes.len() < BATCH_BYTES {
+    while into.items.len() < BATCH_RECORDS && into.len_bytes() < BATCH_BYTES {
         match reader.try_next()? {
             Some(entry) => into.push(entry.lsn, &entry.record),
             None => return Ok((reader, into, true)),

@@ -107,6 +107,7 @@ mod sync;
 
 pub use check::{Verified, verify, verify_in};
 pub use config::{Codec, FsyncPolicy, RecoveryMode, WalConfig};
+pub(crate) use engine::{GroupCommit, Poisoned, lock};
 pub use engine::{SYNC_LATENCY_BUCKETS, Stats, SyncLatency, Wal};
 pub use error::{ConfigError, Corruption, Error};
 pub use follow::{FollowConfig, Follower};

@@ -12,3 +12,4 @@ mod ring_faults;
 mod ring_hostile;
 mod ring_model;
 mod ring_recovery;
+mod shared_ring;

@@ -38,7 +38,7 @@ mod truncate;
 pub(crate) use append::Inner;
 use append::Wait;
 pub(crate) use commit::lock;
-use commit::{GroupCommit, Poisoned};
+pub(crate) use commit::{GroupCommit, Poisoned};
 pub use stats::{SYNC_LATENCY_BUCKETS, Stats, SyncLatency};
 
 type Result<T> = std::result::Result<T, Error>;

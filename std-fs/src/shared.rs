@@ -1,0 +1,529 @@
+//! A ring log shared between threads: [`SharedRing`], for servers that log
+//! to a raw partition or an image file.
+//!
+//! The [`ring`](nori_wal_core::ring) log is one writer's (`&mut self`), as
+//! firmware wants it. A server appends from many threads: `SharedRing`
+//! wraps a ring log in a lock and gives it the file WAL's verbs and
+//! policies. Under [`FsyncPolicy::Always`] appends from many threads share
+//! syncs (group commit, the same type the file WAL uses): one thread
+//! flushes the ring's buffer under the lock, then syncs the device through
+//! its [`SplitSync`] handle *outside* the lock while the others go on
+//! appending, and every append the sync covers returns. Under
+//! [`FsyncPolicy::Batch`] a background thread syncs within the window;
+//! under [`FsyncPolicy::Os`] only [`SharedRing::sync`] and
+//! [`SharedRing::close`] do. A failed sync poisons the log (invariant I7):
+//! every waiter and every later call gets the error, with its cause.
+//!
+//! Readers take the lock for one batch of records at a time, so appends
+//! go on between batches.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nori_wal_core::ring::{self, Entry, RecoveryInfo, RingConfig, RingLog};
+use nori_wal_core::{BlockDevice, DeviceError, Lsn, Record, SplitSync, SyncHandle};
+
+use crate::packed::Packed;
+use crate::wal::{FsyncPolicy, GroupCommit, Poisoned, lock};
+
+/// An error of a [`SharedRing`] on a device whose errors are `E`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error<E> {
+    /// The ring log's own error: the device's, a full log, damage, a bad
+    /// LSN or configuration.
+    Ring(ring::Error<E>),
+    /// A write or sync failed earlier: nothing more is acknowledged until
+    /// the log is reopened, which recovers what is durable.
+    Poisoned {
+        /// The failure that poisoned the log (the first one).
+        cause: Arc<Error<E>>,
+    },
+    /// The background sync thread of [`FsyncPolicy::Batch`] could not be
+    /// started.
+    Thread(std::io::Error),
+}
+
+impl<E> From<ring::Error<E>> for Error<E> {
+    fn from(e: ring::Error<E>) -> Self {
+        Self::Ring(e)
+    }
+}
+
+impl<E> From<Poisoned<Arc<Error<E>>>> for Error<E> {
+    fn from(Poisoned(cause): Poisoned<Arc<Error<E>>>) -> Self {
+        Self::Poisoned { cause }
+    }
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for Error<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ring(e) => e.fmt(f),
+            Self::Poisoned { cause } => write!(
+                f,
+                "the log is poisoned by an earlier failure ({cause}): reopen it to recover what is durable"
+            ),
+            Self::Thread(e) => write!(f, "could not start the log's sync thread: {e}"),
+        }
+    }
+}
+
+impl<E: DeviceError + 'static> std::error::Error for Error<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Ring(e) => Some(e),
+            Self::Poisoned { cause } => Some(&**cause),
+            Self::Thread(e) => Some(e),
+        }
+    }
+}
+
+type Result<T, E> = std::result::Result<T, Error<E>>;
+
+/// How a [`SharedRing`] is laid out and made durable.
+///
+/// ```
+/// use std::time::Duration;
+/// use nori_wal::FsyncPolicy;
+/// use nori_wal::shared::SharedConfig;
+/// let config = SharedConfig::new(1 << 20).fsync(FsyncPolicy::Batch(Duration::from_millis(2))).buffer(4 << 20);
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone)]
+pub struct SharedConfig {
+    ring: RingConfig,
+    fsync: FsyncPolicy,
+    buffer: usize,
+}
+
+impl SharedConfig {
+    /// Segments of `segment_size` bytes, [`FsyncPolicy::Always`], a 1 MiB
+    /// write buffer (at most a segment), and the ring's defaults.
+    #[must_use]
+    pub fn new(segment_size: u64) -> Self {
+        Self { ring: RingConfig::new(segment_size), fsync: FsyncPolicy::Always, buffer: 1 << 20 }
+    }
+
+    /// The ring log's configuration (segment size, recovery mode, what to
+    /// do when full).
+    #[must_use]
+    pub fn ring(mut self, ring: RingConfig) -> Self {
+        self.ring = ring;
+        self
+    }
+
+    /// When appends are durable.
+    #[must_use]
+    pub const fn fsync(mut self, policy: FsyncPolicy) -> Self {
+        self.fsync = policy;
+        self
+    }
+
+    /// The write buffer's size: the largest write the log makes to the
+    /// device (rounded down to the device's program unit; at most a
+    /// segment).
+    #[must_use]
+    pub const fn buffer(mut self, bytes: usize) -> Self {
+        self.buffer = bytes;
+        self
+    }
+}
+
+/// What the lock guards.
+struct Inner<D: BlockDevice> {
+    log: RingLog<'static, D, Vec<u8>>,
+    /// Records appended since the last sync began (for the batch timer).
+    dirty: bool,
+}
+
+/// The shared state: the log under its lock, the group commit, the sync
+/// handle.
+struct Shared<D: SplitSync> {
+    inner: std::sync::Mutex<Inner<D>>,
+    commit: GroupCommit<Arc<Error<D::Error>>>,
+    handle: D::Handle,
+    policy: FsyncPolicy,
+    /// Tells the batch timer to stop.
+    stop: std::sync::Mutex<bool>,
+    stopped: std::sync::Condvar,
+}
+
+/// A ring log on a block device, shared between threads; see the
+/// [module docs](self).
+///
+/// ```
+/// use std::sync::Arc;
+/// use nori_wal::shared::{SharedConfig, SharedRing};
+/// use nori_wal::{Geometry, RamDevice, Record};
+///
+/// let device = RamDevice::new(vec![0u8; 8 << 20], Geometry::block(4096).unwrap()).unwrap();
+/// let (ring, _) = SharedRing::open(device, SharedConfig::new(1 << 20))?;
+/// let ring = Arc::new(ring);
+/// let writers: Vec<_> = (0..4)
+///     .map(|t| {
+///         let ring = Arc::clone(&ring);
+///         std::thread::spawn(move || ring.append(&Record::raw(&[t; 100])).unwrap()) // durable
+///     })
+///     .collect();
+/// for w in writers {
+///     w.join().unwrap();
+/// }
+/// let mut iter = ring.iter_from(0);
+/// let mut n = 0;
+/// while let Some(entry) = iter.try_next()? {
+///     assert_eq!(entry.record.raw_payload().map(<[u8]>::len), Some(100));
+///     n += 1;
+/// }
+/// assert_eq!(n, 4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SharedRing<D: SplitSync + Send + 'static>
+where
+    D::Handle: Send + Sync + 'static,
+    D::Error: Send + Sync + 'static,
+{
+    shared: Arc<Shared<D>>,
+    timer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl<D> std::fmt::Debug for SharedRing<D>
+where
+    D: SplitSync + Send + 'static,
+    D::Handle: Send + Sync + 'static,
+    D::Error: Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedRing").field("policy", &self.shared.policy).finish_non_exhaustive()
+    }
+}
+
+impl<D> SharedRing<D>
+where
+    D: SplitSync + Send + 'static,
+    D::Handle: Send + Sync + 'static,
+    D::Error: Send + Sync + 'static,
+{
+    /// Opens the ring log on `device`, recovering what it holds as the
+    /// configuration's recovery mode says.
+    ///
+    /// # Errors
+    ///
+    /// As [`RingLog::open`], and the device's error when it gives no sync
+    /// handle.
+    pub fn open(device: D, config: SharedConfig) -> Result<(Self, RecoveryInfo), D::Error> {
+        let handle = device.sync_handle().map_err(ring::Error::Device)?;
+        let unit = device.geometry().program_unit() as usize;
+        let bytes = config.buffer.min(usize::try_from(config.ring.segment_size).unwrap_or(usize::MAX));
+        let bytes = (bytes / unit.max(1)).max(1) * unit.max(1);
+        let (log, info) = RingLog::open_owned(device, config.ring, vec![0u8; bytes])?;
+        let durable = log.durable_lsn().map_or(log.first_lsn(), |l| l + 1).max(log.first_lsn());
+        let shared = Arc::new(Shared {
+            inner: std::sync::Mutex::new(Inner { log, dirty: false }),
+            commit: GroupCommit::new(durable, None),
+            handle,
+            policy: config.fsync,
+            stop: std::sync::Mutex::new(false),
+            stopped: std::sync::Condvar::new(),
+        });
+        let timer = match config.fsync {
+            FsyncPolicy::Batch(window) => {
+                let shared = Arc::clone(&shared);
+                Some(
+                    std::thread::Builder::new()
+                        .name("nori-wal-ring-sync".into())
+                        .spawn(move || shared.run_timer(window))
+                        .map_err(Error::Thread)?,
+                )
+            }
+            _ => None,
+        };
+        Ok((Self { shared, timer }, info))
+    }
+
+    /// Appends a record and returns its LSN; under
+    /// [`FsyncPolicy::Always`], once it is durable.
+    ///
+    /// # Errors
+    ///
+    /// As [`RingLog::append`]; [`Error::Poisoned`] after a failed write or
+    /// sync.
+    pub fn append(&self, record: &Record<'_>) -> Result<Lsn, D::Error> {
+        let lsn = self.shared.write(|log| log.append(record))?;
+        self.settle(lsn + 1)?;
+        Ok(lsn)
+    }
+
+    /// Appends records as one atomic batch (all or none after a crash) and
+    /// returns their LSNs; under [`FsyncPolicy::Always`], once durable.
+    ///
+    /// # Errors
+    ///
+    /// As [`RingLog::append_batch`]; [`Error::Poisoned`].
+    pub fn append_batch(&self, records: &[Record<'_>]) -> Result<Range<Lsn>, D::Error> {
+        let lsns = self.shared.write(|log| log.append_batch(records))?;
+        self.settle(lsns.end)?;
+        Ok(lsns)
+    }
+
+    /// What an append waits for under its policy.
+    fn settle(&self, end: Lsn) -> Result<(), D::Error> {
+        match self.shared.policy {
+            FsyncPolicy::Always => self.shared.sync_until(end),
+            FsyncPolicy::Batch(_) | FsyncPolicy::Os => Ok(()),
+        }
+    }
+
+    /// Makes every record appended so far durable (sharing a sync under
+    /// way when it covers them).
+    ///
+    /// # Errors
+    ///
+    /// The device's, which poisons the log; [`Error::Poisoned`].
+    pub fn sync(&self) -> Result<(), D::Error> {
+        let end = self.next_lsn();
+        self.shared.sync_until(end)
+    }
+
+    /// Returns once every record below `lsn` + 1 is durable, syncing if no
+    /// sync under way covers it.
+    ///
+    /// # Errors
+    ///
+    /// As [`sync`](Self::sync).
+    pub fn wait_durable(&self, lsn: Lsn) -> Result<(), D::Error> {
+        self.shared.sync_until(lsn.saturating_add(1).min(self.next_lsn()))
+    }
+
+    /// The LSN the next append gets.
+    #[must_use]
+    pub fn next_lsn(&self) -> Lsn {
+        lock(&self.shared.inner).log.next_lsn()
+    }
+
+    /// The first LSN the log holds.
+    #[must_use]
+    pub fn first_lsn(&self) -> Lsn {
+        lock(&self.shared.inner).log.first_lsn()
+    }
+
+    /// The highest durable LSN, if any record is durable.
+    #[must_use]
+    pub fn durable_lsn(&self) -> Option<Lsn> {
+        self.shared.commit.durable_end().checked_sub(1).filter(|&l| l >= self.first_lsn())
+    }
+
+    /// Reclaims the segments that hold only records below `lsn`, durably
+    /// (see [`RingLog::truncate_before`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`RingLog::truncate_before`]; [`Error::Poisoned`].
+    pub fn truncate_before(&self, lsn: Lsn) -> Result<(), D::Error> {
+        self.shared.commit.exclusive(|| self.shared.write(|log| log.truncate_before(lsn)))
+    }
+
+    /// Reads the records from `lsn` on, a batch at a time under the lock
+    /// (appends go on between batches). It ends at the log's end as it is
+    /// when it gets there.
+    #[must_use]
+    pub fn iter_from(&self, lsn: Lsn) -> SharedIter<'_, D> {
+        SharedIter { ring: self, next: lsn, batch: Packed::default(), read: Vec::new(), done: false }
+    }
+
+    /// Syncs what was appended and closes the log.
+    ///
+    /// # Errors
+    ///
+    /// As [`sync`](Self::sync).
+    pub fn close(mut self) -> Result<(), D::Error> {
+        self.stop_timer();
+        self.sync()
+    }
+
+    fn stop_timer(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            *lock(&self.shared.stop) = true;
+            self.shared.stopped.notify_all();
+            let _ = timer.join();
+        }
+    }
+}
+
+impl<D> Drop for SharedRing<D>
+where
+    D: SplitSync + Send + 'static,
+    D::Handle: Send + Sync + 'static,
+    D::Error: Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        self.stop_timer();
+    }
+}
+
+impl<D: SplitSync> Shared<D>
+where
+    D::Error: Send + Sync + 'static,
+{
+    /// Runs `op` on the log under the lock; a device error poisons the log
+    /// (the ring log poisons itself; the group commit learns of it here).
+    fn write<T>(
+        &self,
+        op: impl FnOnce(&mut RingLog<'static, D, Vec<u8>>) -> std::result::Result<T, ring::Error<D::Error>>,
+    ) -> Result<T, D::Error> {
+        self.commit.check()?;
+        let mut inner = lock(&self.inner);
+        match op(&mut inner.log) {
+            Ok(t) => {
+                inner.dirty = true;
+                Ok(t)
+            }
+            Err(e) => {
+                let poisoned = inner.log.is_poisoned();
+                drop(inner);
+                let e = Error::Ring(e);
+                if poisoned {
+                    let cause = Arc::new(e);
+                    self.commit.poison(|| Arc::clone(&cause));
+                    return Err(Error::Poisoned { cause });
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Returns once every LSN below `end` is durable: leads a turn of the
+    /// group commit (flush under the lock, sync outside it) or shares one.
+    fn sync_until(&self, end: Lsn) -> Result<(), D::Error> {
+        self.commit.sync_until(end, || {
+            let flushed = {
+                let mut inner = lock(&self.inner);
+                inner.dirty = false;
+                inner.log.flush()
+            };
+            let flushed = match flushed {
+                Ok(end) => end,
+                Err(e) => return Err(self.poison(Error::Ring(e))),
+            };
+            self.commit.cover(flushed);
+            if let Err(e) = self.handle.sync() {
+                lock(&self.inner).log.sync_failed();
+                return Err(self.poison(Error::Ring(ring::Error::Device(e))));
+            }
+            lock(&self.inner).log.synced(flushed);
+            Ok(flushed)
+        })
+    }
+
+    /// Poisons the log with `e` (the first cause is kept) and returns the
+    /// error for the caller.
+    fn poison(&self, e: Error<D::Error>) -> Error<D::Error> {
+        let cause = Arc::new(e);
+        self.commit.poison(|| Arc::clone(&cause));
+        Error::Poisoned { cause }
+    }
+
+    /// The batch timer: syncs what was appended, every `window`, until told
+    /// to stop.
+    fn run_timer(&self, window: Duration) {
+        let mut stop = lock(&self.stop);
+        loop {
+            stop = self.stopped.wait_timeout(stop, window).map_or_else(|e| e.into_inner().0, |(g, _)| g);
+            if *stop || self.commit.is_poisoned() {
+                return;
+            }
+            let (dirty, end) = {
+                let inner = lock(&self.inner);
+                (inner.dirty, inner.log.next_lsn())
+            };
+            if dirty {
+                drop(stop);
+                // A failure poisons the log; appends report it.
+                let _ = self.sync_until(end);
+                stop = lock(&self.stop);
+            }
+        }
+    }
+}
+
+/// Reads a [`SharedRing`]'s records in LSN order, a batch at a time under
+/// its lock; each record borrows the iterator until the next call.
+pub struct SharedIter<'r, D>
+where
+    D: SplitSync + Send + 'static,
+    D::Handle: Send + Sync + 'static,
+    D::Error: Send + Sync + 'static,
+{
+    ring: &'r SharedRing<D>,
+    next: Lsn,
+    batch: Packed,
+    read: Vec<u8>,
+    done: bool,
+}
+
+impl<D> std::fmt::Debug for SharedIter<'_, D>
+where
+    D: SplitSync + Send + 'static,
+    D::Handle: Send + Sync + 'static,
+    D::Error: Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedIter").field("next", &self.next).finish_non_exhaustive()
+    }
+}
+
+/// Records read per turn of the lock, and bytes.
+const BATCH_RECORDS: usize = 4096;
+const BATCH_BYTES: usize = 1 << 20;
+
+impl<D> SharedIter<'_, D>
+where
+    D: SplitSync + Send + 'static,
+    D::Handle: Send + Sync + 'static,
+    D::Error: Send + Sync + 'static,
+{
+    /// The next record, or `None` at the log's end.
+    ///
+    /// # Errors
+    ///
+    /// As [`RingLog::iter_from`] and its iterator: damage, a device error,
+    /// or an LSN reclaimed meanwhile ([`ring::Error::LsnOutOfRange`]).
+    pub fn try_next(&mut self) -> Result<Option<Entry<'_>>, D::Error> {
+        if self.batch.next == self.batch.items.len() {
+            if self.done {
+                return Ok(None);
+            }
+            self.fill()?;
+            if self.batch.items.is_empty() {
+                self.done = true;
+                return Ok(None);
+            }
+        }
+        Ok(self.batch.next_entry())
+    }
+
+    /// Reads the next batch under the lock.
+    fn fill(&mut self) -> Result<(), D::Error> {
+        self.batch.clear();
+        let mut inner = lock(&self.ring.shared.inner);
+        if self.next >= inner.log.next_lsn() {
+            return Ok(());
+        }
+        if self.read.is_empty() {
+            let unit = inner.log.device().geometry().io_unit() as usize;
+            self.read = vec![0u8; (64 << 10).max(2 * unit)];
+        }
+        let mut iter = inner.log.iter_from(self.next, &mut self.read)?;
+        while self.batch.items.len() < BATCH_RECORDS && self.batch.len_bytes() < BATCH_BYTES {
+            match iter.try_next()? {
+                Some(entry) => {
+                    self.batch.push(entry.lsn, &entry.record);
+                    self.next = entry.lsn + 1;
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,367 @@
+//! The shared ring (`nori_wal::shared::SharedRing`): many threads append,
+//! syncs are shared and run outside the lock, readers go on between
+//! batches; every acknowledged record survives a power cut at any point of
+//! the device's trace (I1), a failed sync poisons every waiter (I7); on a
+//! simulated device and on a real image file through `RawDevice`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use nori_wal::shared::{Error, SharedConfig, SharedRing};
+use nori_wal::{FsyncPolicy, Lsn, Record};
+use nori_wal_core::ring::{RingConfig, RingLog};
+use nori_wal_core::{BlockDevice, Geometry, RamDevice, SplitSync, SyncHandle};
+use nori_wal_tests::sim::{Crash, Cut, Faults, SimDevice, SimError, TraceOp};
+
+/// A simulated device that its sync handle shares: the handle's syncs go
+/// into the same trace as the writes, in the order they happened. A sync
+/// takes `sync_time` (a disk's), outside the device's lock.
+#[derive(Clone)]
+struct SharedSim(Arc<Mutex<SimDevice>>, Duration);
+
+impl SharedSim {
+    fn new(device: SimDevice) -> Self {
+        Self(Arc::new(Mutex::new(device)), Duration::ZERO)
+    }
+
+    fn slow_syncs(mut self, sync_time: Duration) -> Self {
+        self.1 = sync_time;
+        self
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut SimDevice) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl BlockDevice for SharedSim {
+    type Error = SimError;
+
+    fn geometry(&self) -> Geometry {
+        self.with(|d| d.geometry())
+    }
+
+    fn capacity(&self) -> u64 {
+        self.with(|d| d.capacity())
+    }
+
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), SimError> {
+        self.with(|d| d.read(offset, buf))
+    }
+
+    fn program(&mut self, offset: u64, data: &[u8]) -> Result<(), SimError> {
+        self.with(|d| d.program(offset, data))
+    }
+
+    fn erase(&mut self, offset: u64, len: u64) -> Result<(), SimError> {
+        self.with(|d| d.erase(offset, len))
+    }
+
+    fn sync(&mut self) -> Result<(), SimError> {
+        self.with(BlockDevice::sync)
+    }
+}
+
+struct SimHandle(Arc<Mutex<SimDevice>>, Duration);
+
+impl SyncHandle for SimHandle {
+    type Error = SimError;
+
+    fn sync(&self) -> Result<(), SimError> {
+        std::thread::sleep(self.1);
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).sync()
+    }
+}
+
+impl SplitSync for SharedSim {
+    type Handle = SimHandle;
+
+    fn sync_handle(&self) -> Result<SimHandle, SimError> {
+        Ok(SimHandle(Arc::clone(&self.0), self.1))
+    }
+}
+
+const SEGMENT: u64 = 32 << 10;
+
+fn geometry() -> Geometry {
+    Geometry::block(512).unwrap()
+}
+
+fn sim(len: usize) -> SharedSim {
+    SharedSim::new(SimDevice::blank(len, geometry()))
+}
+
+fn record(t: usize, i: usize) -> Vec<u8> {
+    let mut v = format!("thread {t} record {i} ").into_bytes();
+    v.resize(20 + (t * 7 + i * 13) % 90, b'.');
+    v
+}
+
+/// An acknowledged append: its LSN, its payload, and how long the
+/// device's trace was when the append returned (a power cut at or after
+/// that point must keep it).
+type Acked = (Lsn, Vec<u8>, usize);
+
+/// `threads` threads append `per_thread` records each under `Always`.
+fn durable_appends(
+    ring: &SharedRing<SharedSim>,
+    device: &SharedSim,
+    threads: usize,
+    per_thread: usize,
+) -> Vec<Acked> {
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (0..per_thread)
+                        .map(|i| {
+                            let payload = record(t, i);
+                            let lsn = ring.append(&Record::raw(&payload)).unwrap();
+                            (lsn, payload, device.with(|d| d.trace().len()))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    })
+}
+
+fn read_all(ring: &SharedRing<SharedSim>) -> HashMap<Lsn, Vec<u8>> {
+    let mut iter = ring.iter_from(ring.first_lsn());
+    let mut out = HashMap::new();
+    let mut last = None;
+    while let Some(e) = iter.try_next().unwrap() {
+        if let Some(l) = last {
+            assert_eq!(e.lsn, l + 1, "LSNs in order, no gap");
+        }
+        last = Some(e.lsn);
+        out.insert(e.lsn, e.record.raw_payload().unwrap().to_vec());
+    }
+    out
+}
+
+#[test]
+fn threads_share_syncs_and_every_acknowledged_record_reads_back() {
+    let device = sim(1 << 20).slow_syncs(Duration::from_micros(300));
+    let (ring, _) = SharedRing::open(device.clone(), SharedConfig::new(SEGMENT).buffer(8 << 10)).unwrap();
+    let acked = durable_appends(&ring, &device, 8, 100);
+    let syncs = device.with(|d| d.trace().iter().filter(|op| matches!(op, TraceOp::Sync)).count());
+    println!("{} durable appends from 8 threads took {syncs} syncs", acked.len());
+    assert!(syncs < acked.len(), "syncs are shared: {syncs} for {} appends", acked.len());
+    let mut lsns: Vec<Lsn> = acked.iter().map(|a| a.0).collect();
+    lsns.sort_unstable();
+    assert_eq!(lsns, (0..800).collect::<Vec<_>>(), "each append its own LSN");
+    assert_eq!(ring.durable_lsn(), Some(799));
+    let read = read_all(&ring);
+    for (lsn, payload, _) in &acked {
+        assert_eq!(read.get(lsn), Some(payload), "LSN {lsn}");
+    }
+}
+
+/// I1 on the shared ring: a power cut at any point of the trace that the
+/// threads and the shared syncs made keeps every record acknowledged
+/// before it, with its bytes, and invents nothing.
+#[test]
+fn a_power_cut_anywhere_keeps_every_acknowledged_record() {
+    let device = sim(256 << 10).slow_syncs(Duration::from_micros(100));
+    let (ring, _) = SharedRing::open(device.clone(), SharedConfig::new(SEGMENT).buffer(4 << 10)).unwrap();
+    let acked = durable_appends(&ring, &device, 4, 60);
+    drop(ring);
+    let (base, trace) = device.with(|d| (d.base().to_vec(), d.trace().to_vec()));
+    let crash = Crash::new(&base, geometry(), &trace);
+    let mut rng = nori_wal_tests::sim::rng(0x5a4e);
+    let payloads: HashMap<Lsn, &Vec<u8>> = acked.iter().map(|(l, p, _)| (*l, p)).collect();
+    let mut checked = 0;
+    for at in 0..=trace.len() {
+        for cut in [Cut::DropUnsynced, Cut::RandomSubset, Cut::Torn { n: 700, granularity: 512, garbage: 0 }]
+        {
+            let image = crash.image(at, cut, &mut rng);
+            let ram = RamDevice::new(image, geometry()).unwrap();
+            let mut buffer = vec![0u8; 4 << 10];
+            let (mut log, _) = RingLog::open(ram, RingConfig::new(SEGMENT), &mut buffer)
+                .unwrap_or_else(|e| panic!("cut at {at} ({cut:?}): {e}"));
+            let mut read = vec![0u8; 8 << 10];
+            let first = log.first_lsn();
+            let mut iter = log.iter_from(first, &mut read).unwrap();
+            let mut got = HashMap::new();
+            while let Some(e) = iter.try_next().unwrap() {
+                let p = e.record.raw_payload().unwrap().to_vec();
+                assert_eq!(
+                    payloads.get(&e.lsn).map(|p| p.as_slice()),
+                    Some(p.as_slice()),
+                    "cut at {at}: LSN {} invented",
+                    e.lsn
+                );
+                got.insert(e.lsn, p);
+            }
+            for (lsn, payload, when) in &acked {
+                if *when <= at {
+                    assert_eq!(
+                        got.get(lsn),
+                        Some(payload),
+                        "cut at {at} ({cut:?}): acknowledged LSN {lsn} lost"
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    println!("{checked} crash images checked over a trace of {} operations", trace.len());
+}
+
+#[test]
+fn a_failed_sync_poisons_every_waiter_and_every_later_call() {
+    let device = SharedSim::new(
+        SimDevice::blank(1 << 20, geometry()).with_faults(Faults { fail_sync: Some(4), ..Faults::default() }),
+    );
+    let (ring, _) = SharedRing::open(device.clone(), SharedConfig::new(SEGMENT)).unwrap();
+    let results: Vec<Result<Lsn, String>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let ring = &ring;
+                s.spawn(move || {
+                    (0..50)
+                        .map(|i| ring.append(&Record::raw(&record(t, i))).map_err(|e| e.to_string()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    assert!(failed > 0, "the fifth sync failed");
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(e.contains("sync failed (EIO)") || e.contains("poisoned"), "{e}");
+    }
+    match ring.append(&Record::raw(b"later")) {
+        Err(Error::Poisoned { cause }) => assert!(cause.to_string().contains("sync failed"), "{cause}"),
+        other => panic!("expected Poisoned, got {other:?}"),
+    }
+    assert!(ring.sync().is_err());
+    // What was acknowledged is durable: reopen from the durable image.
+    drop(ring);
+    let durable = device.with(|d| d.durable().to_vec());
+    let (reopened, _) = SharedRing::open(sim_from(durable), SharedConfig::new(SEGMENT)).unwrap();
+    let read = read_all(&reopened);
+    for lsn in results.iter().filter_map(|r| r.as_ref().ok()) {
+        assert!(read.contains_key(lsn), "acknowledged LSN {lsn} lost");
+    }
+}
+
+fn sim_from(image: Vec<u8>) -> SharedSim {
+    SharedSim::new(SimDevice::new(image, geometry()))
+}
+
+#[test]
+fn batch_makes_records_durable_within_the_window_and_os_only_when_asked() {
+    let device = sim(1 << 20);
+    let config = SharedConfig::new(SEGMENT).fsync(FsyncPolicy::Batch(Duration::from_millis(5)));
+    let (ring, _) = SharedRing::open(device.clone(), config).unwrap();
+    let lsn = ring.append(&Record::raw(b"batched")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ring.durable_lsn() < Some(lsn) {
+        assert!(Instant::now() < deadline, "the batch thread never synced");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    ring.close().unwrap();
+
+    let device = sim(1 << 20);
+    let (ring, _) =
+        SharedRing::open(device.clone(), SharedConfig::new(SEGMENT).fsync(FsyncPolicy::Os)).unwrap();
+    let syncs = || device.with(|d| d.trace().iter().filter(|op| matches!(op, TraceOp::Sync)).count());
+    let before = syncs();
+    for i in 0..100 {
+        ring.append(&Record::raw(&record(0, i))).unwrap();
+    }
+    assert_eq!(syncs(), before, "no sync asked for, none made");
+    assert_eq!(ring.durable_lsn(), None);
+    ring.wait_durable(50).unwrap();
+    assert_eq!(ring.durable_lsn(), Some(99), "one sync covers everything appended before it");
+    ring.close().unwrap();
+}
+
+#[test]
+fn readers_go_on_while_threads_append_and_reclaim() {
+    let device = sim(1 << 20);
+    let config = SharedConfig::new(SEGMENT).fsync(FsyncPolicy::Os).buffer(4 << 10);
+    let (ring, _) = SharedRing::open(device.clone(), config).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            for i in 0..5000 {
+                ring.append(&Record::raw(&record(1, i))).unwrap();
+                if i % 500 == 499 {
+                    // Keep the last 1 000 records: the ring never fills.
+                    ring.truncate_before(ring.next_lsn().saturating_sub(1000)).unwrap();
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Release);
+        });
+        let mut rounds = 0;
+        while !stop.load(std::sync::atomic::Ordering::Acquire) {
+            let first = ring.first_lsn();
+            let mut iter = ring.iter_from(first);
+            let mut expect = first;
+            loop {
+                match iter.try_next() {
+                    Ok(Some(e)) => {
+                        assert_eq!(e.lsn, expect, "in order, no gap");
+                        assert_eq!(e.record.raw_payload().unwrap(), record(1, e.lsn as usize).as_slice());
+                        expect += 1;
+                    }
+                    Ok(None) => break,
+                    // Reclaimed under the reader between two batches.
+                    Err(Error::Ring(nori_wal_core::ring::Error::LsnOutOfRange { .. })) => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            rounds += 1;
+        }
+        writer.join().unwrap();
+        assert!(rounds > 0);
+    });
+    assert_eq!(ring.next_lsn(), 5000);
+}
+
+/// The shared ring on a real image file through `RawDevice` (`O_DIRECT`,
+/// `fdatasync` of a duplicate descriptor outside the lock).
+#[test]
+fn on_a_raw_image_every_acknowledged_record_survives_a_reopen() {
+    use nori_wal_backends::raw::{RawDevice, RawOptions};
+    let image = nori_wal_tests::media::ImageFile::new(env!("CARGO_TARGET_TMPDIR"), "shared-ring", 8 << 20);
+    let acked: Vec<(Lsn, Vec<u8>)> = {
+        let device = RawDevice::open(&image.path, RawOptions::default()).unwrap();
+        let (ring, _) = SharedRing::open(device, SharedConfig::new(1 << 20)).unwrap();
+        let acked = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..8)
+                .map(|t| {
+                    let ring = &ring;
+                    s.spawn(move || {
+                        (0..100)
+                            .map(|i| {
+                                let p = record(t, i);
+                                (ring.append(&Record::raw(&p)).unwrap(), p)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+        });
+        ring.close().unwrap();
+        acked
+    };
+    let device = RawDevice::open(&image.path, RawOptions::default()).unwrap();
+    let (ring, info) = SharedRing::open(device, SharedConfig::new(1 << 20)).unwrap();
+    assert!(info.corruption.is_none());
+    let mut iter = ring.iter_from(ring.first_lsn());
+    let mut read = HashMap::new();
+    while let Some(e) = iter.try_next().unwrap() {
+        read.insert(e.lsn, e.record.raw_payload().unwrap().to_vec());
+    }
+    for (lsn, p) in &acked {
+        assert_eq!(read.get(lsn), Some(p), "LSN {lsn}");
+    }
+}
