@@ -230,6 +230,36 @@ impl<E> Error<E> {
             Self::LsnOutOfRange { lsn, first, next } => Error::LsnOutOfRange { lsn, first, next },
         })
     }
+
+    /// The same error with its device error, if it holds one, mapped by
+    /// `f` (for a device that wraps another).
+    ///
+    /// ```
+    /// use nori_wal_core::ring::Error;
+    /// let device: Error<u8> = Error::Device(7);
+    /// assert!(matches!(device.map_device(u32::from), Error::Device(7u32)));
+    /// ```
+    pub fn map_device<F>(self, f: impl FnOnce(E) -> F) -> Error<F> {
+        match self.into_device() {
+            Ok(e) => Error::Device(f(e)),
+            Err(other) => match other {
+                Error::Device(never) => match never {},
+                Error::Access(e) => Error::Access(e),
+                Error::Config(e) => Error::Config(e),
+                Error::Full => Error::Full,
+                Error::RecordTooLarge { len, max } => Error::RecordTooLarge { len, max },
+                Error::Encode(e) => Error::Encode(e),
+                Error::Poisoned => Error::Poisoned,
+                Error::Corrupt(c) => Error::Corrupt(c),
+                Error::UnsupportedVersion { found } => Error::UnsupportedVersion { found },
+                Error::EraseFailed { slot } => Error::EraseFailed { slot },
+                Error::BufferTooSmall { needed, available } => Error::BufferTooSmall { needed, available },
+                Error::Exhausted => Error::Exhausted,
+                Error::Internal(i) => Error::Internal(i),
+                Error::LsnOutOfRange { lsn, first, next } => Error::LsnOutOfRange { lsn, first, next },
+            },
+        }
+    }
 }
 
 impl<E> From<ConfigError> for Error<E> {

@@ -165,12 +165,19 @@ fn threads_share_syncs_and_every_acknowledged_record_reads_back() {
 /// before it, with its bytes, and invents nothing.
 #[test]
 fn a_power_cut_anywhere_keeps_every_acknowledged_record() {
-    let device = sim(256 << 10).slow_syncs(Duration::from_micros(100));
-    let (ring, _) = SharedRing::open(device.clone(), SharedConfig::new(SEGMENT).buffer(4 << 10)).unwrap();
+    // 512-byte and 4 KiB sectors.
+    for sector in [512, 4096] {
+        power_cuts_on(Geometry::block(sector).unwrap());
+    }
+}
+
+fn power_cuts_on(geometry: Geometry) {
+    let device = SharedSim::new(SimDevice::blank(2 << 20, geometry)).slow_syncs(Duration::from_micros(100));
+    let (ring, _) = SharedRing::open(device.clone(), SharedConfig::new(SEGMENT).buffer(8 << 10)).unwrap();
     let acked = durable_appends(&ring, &device, 4, 60);
     drop(ring);
     let (base, trace) = device.with(|d| (d.base().to_vec(), d.trace().to_vec()));
-    let crash = Crash::new(&base, geometry(), &trace);
+    let crash = Crash::new(&base, geometry, &trace);
     let mut rng = nori_wal_tests::sim::rng(0x5a4e);
     let payloads: HashMap<Lsn, &Vec<u8>> = acked.iter().map(|(l, p, _)| (*l, p)).collect();
     let mut checked = 0;
@@ -178,8 +185,8 @@ fn a_power_cut_anywhere_keeps_every_acknowledged_record() {
         for cut in [Cut::DropUnsynced, Cut::RandomSubset, Cut::Torn { n: 700, granularity: 512, garbage: 0 }]
         {
             let image = crash.image(at, cut, &mut rng);
-            let ram = RamDevice::new(image, geometry()).unwrap();
-            let mut buffer = vec![0u8; 4 << 10];
+            let ram = RamDevice::new(image, geometry).unwrap();
+            let mut buffer = vec![0u8; 8 << 10];
             let (mut log, _) = RingLog::open(ram, RingConfig::new(SEGMENT), &mut buffer)
                 .unwrap_or_else(|e| panic!("cut at {at} ({cut:?}): {e}"));
             let mut read = vec![0u8; 8 << 10];
@@ -208,7 +215,35 @@ fn a_power_cut_anywhere_keeps_every_acknowledged_record() {
             checked += 1;
         }
     }
-    println!("{checked} crash images checked over a trace of {} operations", trace.len());
+    println!("{checked} crash images checked over a trace of {} operations ({geometry:?})", trace.len());
+}
+
+/// A background write that fails (F12: half of it reached the device) is
+/// reported by the next call, and the log is poisoned from then on.
+#[test]
+fn a_failed_background_write_poisons_the_log() {
+    let device = SharedSim::new(
+        SimDevice::blank(1 << 20, geometry())
+            .with_faults(Faults { fail_program: Some(3), ..Faults::default() }),
+    );
+    let (ring, _) =
+        SharedRing::open(device.clone(), SharedConfig::new(SEGMENT).fsync(FsyncPolicy::Os).buffer(4 << 10))
+            .unwrap();
+    let mut first_error = None;
+    let mut acked = Vec::new();
+    for i in 0..2000 {
+        match ring.append(&Record::raw(&record(0, i))) {
+            Ok(lsn) => acked.push(lsn),
+            Err(e) => {
+                first_error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let first = first_error.expect("the fourth program failed");
+    assert!(first.contains("injected") || first.contains("program") || first.contains("poisoned"), "{first}");
+    assert!(matches!(ring.append(&Record::raw(b"later")), Err(Error::Poisoned { .. })));
+    assert!(ring.sync().is_err(), "nothing more is made durable");
 }
 
 #[test]

@@ -24,6 +24,10 @@ use std::time::Duration;
 use nori_wal_core::ring::{self, Entry, RecoveryInfo, RingConfig, RingLog};
 use nori_wal_core::{BlockDevice, DeviceError, Lsn, Record, SplitSync, SyncHandle};
 
+mod behind;
+
+use behind::{Behind, BehindError, BehindSync};
+
 use crate::packed::Packed;
 use crate::wal::{FsyncPolicy, GroupCommit, Poisoned, lock};
 
@@ -131,9 +135,12 @@ impl SharedConfig {
     }
 }
 
+/// The ring log, over its device written from a thread of its own.
+type Log<D> = RingLog<'static, Behind<D>, Vec<u8>>;
+
 /// What the lock guards.
 struct Inner<D: BlockDevice> {
-    log: RingLog<'static, D, Vec<u8>>,
+    log: Log<D>,
     /// Records appended since the last sync began (for the batch timer).
     dirty: bool,
 }
@@ -143,7 +150,7 @@ struct Inner<D: BlockDevice> {
 struct Shared<D: SplitSync> {
     inner: std::sync::Mutex<Inner<D>>,
     commit: GroupCommit<Arc<Error<D::Error>>>,
-    handle: D::Handle,
+    handle: BehindSync<D, D::Handle>,
     policy: FsyncPolicy,
     /// Tells the batch timer to stop.
     stop: std::sync::Mutex<bool>,
@@ -212,12 +219,19 @@ where
     ///
     /// As [`RingLog::open`], and the device's error when it gives no sync
     /// handle.
-    pub fn open(device: D, config: SharedConfig) -> Result<(Self, RecoveryInfo), D::Error> {
-        let handle = device.sync_handle().map_err(ring::Error::Device)?;
+    pub fn open(device: D, config: SharedConfig) -> Result<(Self, RecoveryInfo), D::Error>
+    where
+        D::Error: DeviceError,
+    {
+        let inner_handle = device.sync_handle().map_err(ring::Error::Device)?;
         let unit = device.geometry().program_unit() as usize;
         let bytes = config.buffer.min(usize::try_from(config.ring.segment_size).unwrap_or(usize::MAX));
         let bytes = (bytes / unit.max(1)).max(1) * unit.max(1);
-        let (log, info) = RingLog::open_owned(device, config.ring, vec![0u8; bytes])?;
+        // Two buffers' worth may wait for the device while a third fills.
+        let behind = Behind::new(device, 2 * bytes).map_err(Error::Thread)?;
+        let handle = behind.sync_handle(inner_handle);
+        let (log, info) =
+            RingLog::open_owned(behind, config.ring, vec![0u8; bytes]).map_err(|e| unwrap_behind(e, None))?;
         let durable = log.durable_lsn().map_or(log.first_lsn(), |l| l + 1).max(log.first_lsn());
         let shared = Arc::new(Shared {
             inner: std::sync::Mutex::new(Inner { log, dirty: false }),
@@ -370,7 +384,7 @@ where
     /// (the ring log poisons itself; the group commit learns of it here).
     fn write<T>(
         &self,
-        op: impl FnOnce(&mut RingLog<'static, D, Vec<u8>>) -> std::result::Result<T, ring::Error<D::Error>>,
+        op: impl FnOnce(&mut Log<D>) -> std::result::Result<T, ring::Error<BehindError<D::Error>>>,
     ) -> Result<T, D::Error> {
         self.commit.check()?;
         let mut inner = lock(&self.inner);
@@ -382,7 +396,10 @@ where
             Err(e) => {
                 let poisoned = inner.log.is_poisoned();
                 drop(inner);
-                let e = Error::Ring(e);
+                let e = unwrap_behind(e, Some(&self.commit));
+                if let Error::Poisoned { .. } = e {
+                    return Err(e);
+                }
                 if poisoned {
                     let cause = Arc::new(e);
                     self.commit.poison(|| Arc::clone(&cause));
@@ -404,12 +421,12 @@ where
             };
             let flushed = match flushed {
                 Ok(end) => end,
-                Err(e) => return Err(self.poison(Error::Ring(e))),
+                Err(e) => return Err(self.poison(unwrap_behind(e, Some(&self.commit)))),
             };
             self.commit.cover(flushed);
             if let Err(e) = self.handle.sync() {
                 lock(&self.inner).log.sync_failed();
-                return Err(self.poison(Error::Ring(ring::Error::Device(e))));
+                return Err(self.poison(unwrap_behind(ring::Error::Device(e), Some(&self.commit))));
             }
             lock(&self.inner).log.synced(flushed);
             Ok(flushed)
@@ -419,6 +436,9 @@ where
     /// Poisons the log with `e` (the first cause is kept) and returns the
     /// error for the caller.
     fn poison(&self, e: Error<D::Error>) -> Error<D::Error> {
+        if let Error::Poisoned { .. } = e {
+            return e;
+        }
         let cause = Arc::new(e);
         self.commit.poison(|| Arc::clone(&cause));
         Error::Poisoned { cause }
@@ -444,6 +464,20 @@ where
                 stop = lock(&self.stop);
             }
         }
+    }
+}
+
+/// The ring's error about the write-behind device as the shared ring's:
+/// the device's own error as it is, and the report of an earlier failed
+/// background write as the poisoning it caused.
+fn unwrap_behind<E>(e: ring::Error<BehindError<E>>, commit: Option<&GroupCommit<Arc<Error<E>>>>) -> Error<E> {
+    match e.into_device() {
+        Ok(BehindError::Device(e)) => Error::Ring(ring::Error::Device(e)),
+        Ok(BehindError::Failed) => match commit.map(GroupCommit::check) {
+            Some(Err(poisoned)) => poisoned.into(),
+            _ => Error::Ring(ring::Error::Poisoned),
+        },
+        Err(other) => Error::Ring(other.map_device(|never| match never {})),
     }
 }
 
@@ -514,9 +548,9 @@ where
             let unit = inner.log.device().geometry().io_unit() as usize;
             self.read = vec![0u8; (64 << 10).max(2 * unit)];
         }
-        let mut iter = inner.log.iter_from(self.next, &mut self.read)?;
+        let mut iter = inner.log.iter_from(self.next, &mut self.read).map_err(|e| unwrap_behind(e, None))?;
         while self.batch.items.len() < BATCH_RECORDS && self.batch.len_bytes() < BATCH_BYTES {
-            match iter.try_next()? {
+            match iter.try_next().map_err(|e| unwrap_behind(e, None))? {
                 Some(entry) => {
                     self.batch.push(entry.lsn, &entry.record);
                     self.next = entry.lsn + 1;

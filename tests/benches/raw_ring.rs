@@ -1,0 +1,252 @@
+//! The shared ring on a raw device against the device's own speed, each
+//! workload alternating with its baseline in the same run:
+//!
+//! - streaming 4 KiB and 128-byte records (`Os`, one sync at the end)
+//!   against `dd` writing 1 MiB blocks with `oflag=direct conv=fdatasync`;
+//! - one writer, a sync after each record (`Always`) against a loop of
+//!   4 KiB `O_DIRECT` writes each followed by `fdatasync`;
+//! - 64 threads, each append durable (`Always`), against the file WAL's 64
+//!   threads on the same disk.
+//!
+//! `NORI_WAL_BENCH_DEVICE=/dev/loopN` names a block device (`.ci/run` sets
+//! up a loop device with direct I/O over a file on the disk); without it,
+//! an image file in the target directory stands in. `--quick` is a smoke
+//! run.
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nori_wal::shared::{SharedConfig, SharedRing};
+use nori_wal::{FsyncPolicy, Record};
+use nori_wal_backends::raw::{RawDevice, RawOptions};
+
+const SEGMENT: u64 = 16 << 20;
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let rounds = if quick { 1 } else { 3 };
+    let (device, scratch) = target();
+    println!("nori-wal shared ring on {} ({} rounds)", device.display(), rounds);
+    let stream_bytes: u64 = if quick { 16 << 20 } else { 256 << 20 };
+    let mut rows = Vec::new();
+    rows.push(compare(
+        rounds,
+        "streaming 4 KiB records (MB/s of payload)",
+        || dd(&device, stream_bytes),
+        || stream(&device, 4096, stream_bytes),
+    ));
+    rows.push(compare(
+        rounds,
+        "streaming 128-byte records (MB/s of payload)",
+        || dd(&device, stream_bytes),
+        || stream(&device, 128, stream_bytes / 4),
+    ));
+    let syncs = if quick { 200 } else { 2000 };
+    rows.push(compare(
+        rounds,
+        "one writer, a sync after each record (records/s)",
+        || direct_sync_loop(&device, syncs),
+        || durable_one(&device, syncs),
+    ));
+    let per_thread = if quick { 20 } else { 100 };
+    rows.push(compare(
+        rounds,
+        "64 threads, each append durable (records/s)",
+        || file_wal_threads(&scratch, 64, per_thread),
+        || durable_threads(&device, 64, per_thread),
+    ));
+    println!();
+    println!("| workload | baseline | shared ring | ratio |");
+    println!("|---|---:|---:|---:|");
+    for (name, base, ours) in rows {
+        println!("| {name} | {} | {} | {} |", range(&base), range(&ours), ratios(&base, &ours));
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// The device to write to, and a scratch directory on the disk.
+fn target() -> (PathBuf, PathBuf) {
+    let scratch =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("raw-ring-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    if let Ok(dev) = std::env::var("NORI_WAL_BENCH_DEVICE") {
+        return (PathBuf::from(dev), scratch);
+    }
+    let image = scratch.join("image");
+    std::fs::File::create(&image).unwrap().set_len(512 << 20).unwrap();
+    (image, scratch)
+}
+
+/// Runs baseline and ours `rounds` times each, alternating; returns the
+/// rates of each.
+fn compare(
+    rounds: usize,
+    name: &str,
+    mut baseline: impl FnMut() -> f64,
+    mut ours: impl FnMut() -> f64,
+) -> (String, Vec<f64>, Vec<f64>) {
+    let (mut b, mut o) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        b.push(baseline());
+        o.push(ours());
+    }
+    println!("{name}: baseline {b:?}, shared ring {o:?}");
+    (name.to_string(), b, o)
+}
+
+fn range(v: &[f64]) -> String {
+    let (lo, hi) = v.iter().fold((f64::MAX, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    if (hi - lo) / hi < 0.005 { format!("{lo:.3e}") } else { format!("{lo:.3e}–{hi:.3e}") }
+}
+
+/// The per-round ratios, lowest to highest.
+fn ratios(base: &[f64], ours: &[f64]) -> String {
+    let mut r: Vec<f64> = base.iter().zip(ours).map(|(b, o)| o / b).collect();
+    r.sort_by(f64::total_cmp);
+    match (r.first(), r.last()) {
+        (Some(lo), Some(hi)) if hi - lo > 0.005 => format!("{lo:.2}–{hi:.2}x"),
+        (Some(lo), _) => format!("{lo:.2}x"),
+        _ => String::new(),
+    }
+}
+
+/// `dd` writing `bytes` in 1 MiB blocks with direct I/O and a final
+/// fdatasync: bytes per second.
+fn dd(device: &Path, bytes: u64) -> f64 {
+    let started = Instant::now();
+    let out = Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", device.display()))
+        .args(["bs=1M", &format!("count={}", bytes >> 20), "oflag=direct", "conv=fdatasync,notrunc"])
+        .output()
+        .expect("run dd");
+    assert!(out.status.success(), "dd: {}", String::from_utf8_lossy(&out.stderr));
+    bytes as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A fresh ring on `device` (each segment's first sector zeroed first,
+/// so that what a baseline or an earlier round left is not recovered).
+fn open(device: &Path, policy: FsyncPolicy) -> SharedRing<RawDevice> {
+    wipe(device);
+    let raw = RawDevice::open(device, RawOptions::default().force(true)).unwrap();
+    let config = SharedConfig::new(SEGMENT).fsync(policy).ring(
+        nori_wal_core::ring::RingConfig::new(SEGMENT)
+            .when_full(nori_wal_core::ring::FullPolicy::OverwriteOldest),
+    );
+    SharedRing::open(raw, config).unwrap().0
+}
+
+/// One writer appends `len`-byte records until `bytes` of payload, then
+/// syncs: payload bytes per second.
+fn stream(device: &Path, len: usize, bytes: u64) -> f64 {
+    let ring = open(device, FsyncPolicy::Os);
+    let payload = vec![0x5Au8; len];
+    let n = bytes / len as u64;
+    let started = Instant::now();
+    for _ in 0..n {
+        ring.append(&Record::raw(&payload)).unwrap();
+    }
+    ring.sync().unwrap();
+    let rate = (n * len as u64) as f64 / started.elapsed().as_secs_f64();
+    ring.close().unwrap();
+    rate
+}
+
+/// One writer, each 128-byte append durable: records per second.
+fn durable_one(device: &Path, n: u64) -> f64 {
+    let ring = open(device, FsyncPolicy::Always);
+    let payload = [0x5Au8; 128];
+    let started = Instant::now();
+    for _ in 0..n {
+        ring.append(&Record::raw(&payload)).unwrap();
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    ring.close().unwrap();
+    rate
+}
+
+/// `threads` threads, each 128-byte append durable: records per second.
+fn durable_threads(device: &Path, threads: usize, per_thread: usize) -> f64 {
+    let ring = open(device, FsyncPolicy::Always);
+    let payload = [0x5Au8; 128];
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..per_thread {
+                    ring.append(&Record::raw(&payload)).unwrap();
+                }
+            });
+        }
+    });
+    let rate = (threads * per_thread) as f64 / started.elapsed().as_secs_f64();
+    ring.close().unwrap();
+    rate
+}
+
+/// Zeroes the first 4 KiB of every segment slot.
+fn wipe(device: &Path) {
+    use std::os::unix::fs::FileExt;
+    let file =
+        std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT).open(device).unwrap();
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let len = if len == 0 { block_device_len(device) } else { len };
+    let mut raw = vec![0u8; 8192];
+    let at = raw.as_ptr().align_offset(4096);
+    let block = &mut raw[at..at + 4096];
+    let mut offset = 0;
+    while offset < len {
+        file.write_all_at(block, offset).unwrap();
+        offset += SEGMENT;
+    }
+    file.sync_data().unwrap();
+}
+
+/// The size of a block device (its metadata says 0).
+fn block_device_len(device: &Path) -> u64 {
+    use std::io::Seek;
+    std::fs::File::open(device).and_then(|mut f| f.seek(std::io::SeekFrom::End(0))).unwrap_or(0)
+}
+
+/// A loop of 4 KiB `O_DIRECT` writes, each followed by `fdatasync`:
+/// writes per second.
+fn direct_sync_loop(device: &Path, n: u64) -> f64 {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(device).unwrap();
+    // An aligned 4 KiB block.
+    let mut raw = vec![0x5Au8; 8192];
+    let at = raw.as_ptr().align_offset(4096);
+    let block = &mut raw[at..at + 4096];
+    block.fill(0x5A);
+    let started = Instant::now();
+    for i in 0..n {
+        file.write_all_at(block, (i % 1024) * 4096).unwrap();
+        file.sync_data().unwrap();
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The file WAL with `threads` threads, each append durable, in a
+/// directory on the same disk: records per second.
+fn file_wal_threads(scratch: &Path, threads: usize, per_thread: usize) -> f64 {
+    let dir = scratch.join("wal");
+    let _ = std::fs::remove_dir_all(&dir);
+    let (wal, _) = nori_wal::blocking::Wal::open(nori_wal::WalConfig::new(&dir)).unwrap();
+    let payload = [0x5Au8; 128];
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..per_thread {
+                    wal.append(&Record::raw(&payload)).unwrap();
+                }
+            });
+        }
+    });
+    let rate = (threads * per_thread) as f64 / started.elapsed().as_secs_f64();
+    drop(wal);
+    std::thread::sleep(Duration::from_millis(10));
+    rate
+}
