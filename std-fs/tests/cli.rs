@@ -462,3 +462,19 @@ fn verify_and_tail_f_on_a_log_being_written_never_cry_wolf() {
         println!("{policy}: 50 verifies and tail -f over {end} records in {files} files written meanwhile");
     }
 }
+
+#[test]
+fn bench_refuses_a_device_that_holds_a_file_system() {
+    let scratch = Scratch::new("bench-device");
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let image = scratch.0.join("disk.img");
+    let file = std::fs::File::create(&image).unwrap();
+    file.set_len(4 << 20).unwrap();
+    // The ext2/3/4 superblock magic.
+    std::os::unix::fs::FileExt::write_all_at(&file, &[0x53, 0xEF], 1080).unwrap();
+    let out = nori_wal(&["bench", "--device", image.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ext2/3/4 file system"), "{err}");
+    assert!(stdout(&out).is_empty(), "nothing ran: {}", stdout(&out));
+}

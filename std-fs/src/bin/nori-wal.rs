@@ -82,6 +82,11 @@ enum Command {
         /// Directory to run in (default: the system's temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// A raw partition (or an image file) for the shared ring's rows; it
+        /// is overwritten, and refused when it holds a file system or is
+        /// mounted. Without it, an image file in the directory stands in.
+        #[arg(long, value_name = "DEVICE")]
+        device: Option<PathBuf>,
     },
 }
 
@@ -173,7 +178,7 @@ fn main() -> ExitCode {
             repair(&path, mode.into(), yes, &backup)
         }
         Command::Tail { path, lines, follow } => tail(&path, lines, follow),
-        Command::Bench { dir } => bench(dir),
+        Command::Bench { dir, device } => bench(dir, device),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -644,7 +649,13 @@ fn tail(path: &Path, lines: u64, follow: bool) -> Result<u8, Failure> {
     Ok(if damaged { EXIT_CORRUPT } else { 0 })
 }
 
-fn bench(dir: Option<PathBuf>) -> Result<u8, Failure> {
+fn bench(dir: Option<PathBuf>, device: Option<PathBuf>) -> Result<u8, Failure> {
+    // A device that will be refused is refused before anything runs.
+    #[cfg(target_os = "linux")]
+    if let Some(device) = &device {
+        use nori_wal_backends::raw::{RawDevice, RawOptions};
+        drop(RawDevice::open(device, RawOptions::default()).map_err(|e| e.to_string())?);
+    }
     let root = dir.unwrap_or_else(std::env::temp_dir);
     let dir = root.join(format!("nori-wal-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -691,5 +702,72 @@ fn bench(dir: Option<PathBuf>) -> Result<u8, Failure> {
         info.records,
         info.records as f64 / recover
     );
+    #[cfg(target_os = "linux")]
+    raw_bench(&root, device)?;
+    #[cfg(not(target_os = "linux"))]
+    if device.is_some() {
+        return Err("--device: raw partitions are supported on Linux only".to_string().into());
+    }
     Ok(0)
+}
+
+/// The shared ring's rows of `bench`: on `device`, or on an image file in
+/// `root` (removed after).
+#[cfg(target_os = "linux")]
+fn raw_bench(root: &Path, device: Option<PathBuf>) -> Result<(), Failure> {
+    use nori_wal::shared::{SharedConfig, SharedRing};
+    use nori_wal_backends::raw::{RawDevice, RawOptions};
+    let image = root.join(format!("nori-wal-bench-{}.img", std::process::id()));
+    let path = match &device {
+        Some(path) => path.clone(),
+        None => {
+            std::fs::File::create(&image)
+                .and_then(|f| f.set_len(256 << 20))
+                .map_err(|e| format!("{}: {e}", image.display()))?;
+            image.clone()
+        }
+    };
+    let segment = 16 << 20;
+    let run = |policy: FsyncPolicy, threads: usize, per_thread: usize, len: usize| -> Result<f64, Failure> {
+        // Refused when it holds a file system or is mounted; an earlier
+        // run's ring is started over.
+        let raw = RawDevice::open(&path, RawOptions::default()).map_err(|e| e.to_string())?;
+        let config = SharedConfig::new(segment).fsync(policy).ring(
+            nori_wal::ring::RingConfig::new(segment).when_full(nori_wal::ring::FullPolicy::OverwriteOldest),
+        );
+        let (ring, _) = SharedRing::open(raw, config).map_err(|e| e.to_string())?;
+        let payload = vec![0x5Au8; len];
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    for _ in 0..per_thread {
+                        let _ = ring.append(&Record::raw(&payload));
+                    }
+                });
+            }
+        });
+        ring.sync().map_err(|e| e.to_string())?;
+        let rate = (threads * per_thread) as f64 / started.elapsed().as_secs_f64();
+        ring.close().map_err(|e| e.to_string())?;
+        Ok(rate)
+    };
+    let rows = [
+        ("Os, 1 writer, 4 KiB records (MB/s)", run(FsyncPolicy::Os, 1, 16_384, 4096)? * 4096.0 / 1e6),
+        ("Os, 1 writer, 128-byte records (appends/s)", run(FsyncPolicy::Os, 1, 500_000, 128)?),
+        ("Always, 1 writer (appends/s)", run(FsyncPolicy::Always, 1, 2_000, 128)?),
+        ("Always, 64 writers (appends/s)", run(FsyncPolicy::Always, 64, 100, 128)?),
+    ];
+    if device.is_none() {
+        let _ = std::fs::remove_file(&image);
+    }
+    println!();
+    println!("shared ring (nori_wal::shared) on {}, 16 MiB segments", path.display());
+    println!();
+    println!("| workload | rate |");
+    println!("|---|---:|");
+    for (name, rate) in rows {
+        println!("| {name} | {rate:>12.0} |");
+    }
+    Ok(())
 }
