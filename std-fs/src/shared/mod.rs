@@ -24,7 +24,12 @@ use std::time::Duration;
 use nori_wal_core::ring::{self, Entry, RecoveryInfo, RingConfig, RingLog};
 use nori_wal_core::{BlockDevice, DeviceError, Lsn, Record, SplitSync, SyncHandle};
 
+#[cfg(feature = "async")]
+mod asynchronous;
 mod behind;
+
+#[cfg(feature = "async")]
+pub use asynchronous::{AsyncSharedIter, AsyncSharedRing};
 
 use behind::{Behind, BehindError, BehindSync};
 
@@ -539,25 +544,35 @@ where
 
     /// Reads the next batch under the lock.
     fn fill(&mut self) -> Result<(), D::Error> {
-        self.batch.clear();
-        let mut inner = lock(&self.ring.shared.inner);
-        if self.next >= inner.log.next_lsn() {
-            return Ok(());
+        self.next = self.ring.shared.read_batch(self.next, &mut self.batch, &mut self.read)?;
+        Ok(())
+    }
+}
+
+impl<D: SplitSync> Shared<D> {
+    /// Reads the records from `next` on into `batch` (cleared first),
+    /// under the lock, up to a batch's worth; returns the LSN after the
+    /// last one read. `read` is the reader's buffer (made on first use).
+    fn read_batch(&self, mut next: Lsn, batch: &mut Packed, read: &mut Vec<u8>) -> Result<Lsn, D::Error> {
+        batch.clear();
+        let mut inner = lock(&self.inner);
+        if next >= inner.log.next_lsn() {
+            return Ok(next);
         }
-        if self.read.is_empty() {
+        if read.is_empty() {
             let unit = inner.log.device().geometry().io_unit() as usize;
-            self.read = vec![0u8; (64 << 10).max(2 * unit)];
+            *read = vec![0u8; (64 << 10).max(2 * unit)];
         }
-        let mut iter = inner.log.iter_from(self.next, &mut self.read).map_err(|e| unwrap_behind(e, None))?;
-        while self.batch.items.len() < BATCH_RECORDS && self.batch.len_bytes() < BATCH_BYTES {
+        let mut iter = inner.log.iter_from(next, read).map_err(|e| unwrap_behind(e, None))?;
+        while batch.items.len() < BATCH_RECORDS && batch.len_bytes() < BATCH_BYTES {
             match iter.try_next().map_err(|e| unwrap_behind(e, None))? {
                 Some(entry) => {
-                    self.batch.push(entry.lsn, &entry.record);
-                    self.next = entry.lsn + 1;
+                    batch.push(entry.lsn, &entry.record);
+                    next = entry.lsn + 1;
                 }
                 None => break,
             }
         }
-        Ok(())
+        Ok(next)
     }
 }

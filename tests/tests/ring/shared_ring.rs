@@ -400,3 +400,49 @@ fn on_a_raw_image_every_acknowledged_record_survives_a_reopen() {
         assert_eq!(read.get(lsn), Some(p), "LSN {lsn}");
     }
 }
+
+/// The async face: 32 tasks append durably (their syncs shared with a
+/// blocking thread's), and an async reader gets every record.
+#[test]
+fn async_tasks_and_threads_share_the_ring() {
+    use nori_wal::shared::AsyncSharedRing;
+    let device = sim(1 << 20).slow_syncs(Duration::from_micros(200));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (ring, _) = AsyncSharedRing::open(device.clone(), SharedConfig::new(SEGMENT)).await.unwrap();
+        let ring = Arc::new(ring);
+        let blocking = Arc::clone(ring.blocking());
+        let thread = std::thread::spawn(move || {
+            (0..50)
+                .map(|i| (blocking.append(&Record::raw(&record(99, i))).unwrap(), record(99, i)))
+                .collect::<Vec<_>>()
+        });
+        let tasks: Vec<_> = (0..32)
+            .map(|t| {
+                let ring = Arc::clone(&ring);
+                tokio::spawn(async move {
+                    let mut acked = Vec::new();
+                    for i in 0..10 {
+                        let p = record(t, i);
+                        acked.push((ring.append(&Record::raw(&p)).await.unwrap(), p));
+                    }
+                    acked
+                })
+            })
+            .collect();
+        let mut acked = thread.join().unwrap();
+        for task in tasks {
+            acked.extend(task.await.unwrap());
+        }
+        assert_eq!(acked.len(), 370);
+        let mut iter = ring.iter_from(0);
+        let mut read = HashMap::new();
+        while let Some(e) = iter.try_next().await.unwrap() {
+            read.insert(e.lsn, e.record.raw_payload().unwrap().to_vec());
+        }
+        for (lsn, p) in &acked {
+            assert_eq!(read.get(lsn), Some(p), "LSN {lsn}");
+        }
+        assert_eq!(ring.blocking().durable_lsn(), Some(369));
+    });
+}

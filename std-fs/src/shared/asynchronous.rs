@@ -1,0 +1,208 @@
+//! The async face of the shared ring: [`AsyncSharedRing`], on tokio.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use nori_wal_core::ring::{Entry, RecoveryInfo};
+use nori_wal_core::{DeviceError, Lsn, Record, SplitSync};
+
+use super::{Error, SharedConfig, SharedRing};
+use crate::RecordBuf;
+use crate::packed::Packed;
+
+type Result<T, E> = std::result::Result<T, Error<E>>;
+
+/// A [`SharedRing`] with an async API, on tokio: every call that may block
+/// (a write, a sync, a wait for durability, a read) runs on tokio's blocking
+/// pool, so no executor thread waits for the device. Syncs are shared with
+/// every other caller, async or blocking, through the ring's group commit.
+///
+/// ```
+/// use nori_wal::shared::{AsyncSharedRing, SharedConfig};
+/// use nori_wal::{Geometry, RamDevice, Record};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let device = RamDevice::new(vec![0u8; 8 << 20], Geometry::block(4096).unwrap()).unwrap();
+/// let (ring, _) = AsyncSharedRing::open(device, SharedConfig::new(1 << 20)).await?;
+/// let lsn = ring.append(&Record::raw(b"event")).await?; // durable
+/// let mut iter = ring.iter_from(lsn);
+/// let entry = iter.try_next().await?.expect("appended");
+/// assert_eq!(entry.record, Record::raw(b"event"));
+/// # Ok(())
+/// # }
+/// ```
+pub struct AsyncSharedRing<D>
+where
+    D: SplitSync + Send + 'static,
+    D::Handle: Send + Sync + 'static,
+    D::Error: Send + Sync + 'static,
+{
+    ring: Arc<SharedRing<D>>,
+}
+
+impl<D> std::fmt::Debug for AsyncSharedRing<D>
+where
+    D: SplitSync + Send + 'static,
+    D::Handle: Send + Sync + 'static,
+    D::Error: Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncSharedRing").field("ring", &self.ring).finish()
+    }
+}
+
+/// Runs `op` on tokio's blocking pool.
+async fn pool<T: Send + 'static, E: Send + Sync + 'static>(
+    op: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E> {
+    match tokio::task::spawn_blocking(op).await {
+        Ok(result) => result,
+        Err(e) => Err(Error::Thread(std::io::Error::other(format!("a nori-wal task failed: {e}")))),
+    }
+}
+
+impl<D> AsyncSharedRing<D>
+where
+    D: SplitSync + Send + 'static,
+    D::Handle: Send + Sync + 'static,
+    D::Error: DeviceError + Send + Sync + 'static,
+{
+    /// Opens the ring log on `device` ([`SharedRing::open`], on the
+    /// blocking pool).
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedRing::open`].
+    pub async fn open(device: D, config: SharedConfig) -> Result<(Self, RecoveryInfo), D::Error> {
+        let (ring, info) = pool(move || SharedRing::open(device, config)).await?;
+        Ok((Self { ring: Arc::new(ring) }, info))
+    }
+
+    /// The blocking ring, for threads that share it.
+    #[must_use]
+    pub fn blocking(&self) -> &Arc<SharedRing<D>> {
+        &self.ring
+    }
+
+    /// [`SharedRing::append`]: the record is copied once to cross to the
+    /// blocking pool. Cancelling the call after it started leaves the
+    /// record appended (with the LSN it would have returned) or not, as
+    /// the blocking call that runs to its end decides.
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedRing::append`].
+    pub async fn append(&self, record: &Record<'_>) -> Result<Lsn, D::Error> {
+        let (ring, record) = (Arc::clone(&self.ring), RecordBuf::from(record));
+        pool(move || ring.append(&record.as_record())).await
+    }
+
+    /// [`SharedRing::append_batch`].
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedRing::append_batch`].
+    pub async fn append_batch(&self, records: &[Record<'_>]) -> Result<Range<Lsn>, D::Error> {
+        let ring = Arc::clone(&self.ring);
+        let records: Vec<RecordBuf> = records.iter().map(RecordBuf::from).collect();
+        pool(move || {
+            let records: Vec<Record<'_>> = records.iter().map(RecordBuf::as_record).collect();
+            ring.append_batch(&records)
+        })
+        .await
+    }
+
+    /// [`SharedRing::sync`].
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedRing::sync`].
+    pub async fn sync(&self) -> Result<(), D::Error> {
+        let ring = Arc::clone(&self.ring);
+        pool(move || ring.sync()).await
+    }
+
+    /// [`SharedRing::wait_durable`].
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedRing::wait_durable`].
+    pub async fn wait_durable(&self, lsn: Lsn) -> Result<(), D::Error> {
+        let ring = Arc::clone(&self.ring);
+        pool(move || ring.wait_durable(lsn)).await
+    }
+
+    /// [`SharedRing::truncate_before`].
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedRing::truncate_before`].
+    pub async fn truncate_before(&self, lsn: Lsn) -> Result<(), D::Error> {
+        let ring = Arc::clone(&self.ring);
+        pool(move || ring.truncate_before(lsn)).await
+    }
+
+    /// Reads the records from `lsn` on, a batch at a time on the blocking
+    /// pool.
+    #[must_use]
+    pub fn iter_from(&self, lsn: Lsn) -> AsyncSharedIter<D> {
+        AsyncSharedIter {
+            ring: Arc::clone(&self.ring),
+            next: lsn,
+            batch: Packed::default(),
+            read: Vec::new(),
+        }
+    }
+}
+
+/// Reads an [`AsyncSharedRing`]'s records in LSN order; each record borrows
+/// the iterator until the next call.
+pub struct AsyncSharedIter<D>
+where
+    D: SplitSync + Send + 'static,
+    D::Handle: Send + Sync + 'static,
+    D::Error: Send + Sync + 'static,
+{
+    ring: Arc<SharedRing<D>>,
+    next: Lsn,
+    batch: Packed,
+    read: Vec<u8>,
+}
+
+impl<D> std::fmt::Debug for AsyncSharedIter<D>
+where
+    D: SplitSync + Send + 'static,
+    D::Handle: Send + Sync + 'static,
+    D::Error: Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncSharedIter").field("next", &self.next).finish_non_exhaustive()
+    }
+}
+
+impl<D> AsyncSharedIter<D>
+where
+    D: SplitSync + Send + 'static,
+    D::Handle: Send + Sync + 'static,
+    D::Error: DeviceError + Send + Sync + 'static,
+{
+    /// The next record, or `None` at the log's end.
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedIter::try_next`](super::SharedIter::try_next).
+    pub async fn try_next(&mut self) -> Result<Option<Entry<'_>>, D::Error> {
+        if self.batch.next == self.batch.items.len() {
+            let ring = Arc::clone(&self.ring);
+            let (next, mut batch, mut read) =
+                (self.next, std::mem::take(&mut self.batch), std::mem::take(&mut self.read));
+            let (next, batch, read) = pool(move || {
+                let next = ring.shared.read_batch(next, &mut batch, &mut read)?;
+                Ok((next, batch, read))
+            })
+            .await?;
+            (self.next, self.batch, self.read) = (next, batch, read);
+        }
+        Ok(self.batch.next_entry())
+    }
+}
