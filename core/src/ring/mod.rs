@@ -179,7 +179,16 @@ pub struct RingLog<'b, D: BlockDevice, B: WriteBuffer = &'b mut [u8]> {
 }
 
 /// A ring log's write buffer: a borrowed slice (firmware, `RingLog::open`)
-/// or one the log owns (a `Vec<u8>`, with `std`: [`RingLog::open_owned`]).
+/// or one the log owns (a `Vec<u8>`, with `std`: `RingLog::open_owned`).
+///
+/// ```
+/// use nori_wal_core::ring::WriteBuffer;
+/// fn len(buffer: &impl WriteBuffer) -> usize {
+///     buffer.as_ref().len()
+/// }
+/// assert_eq!(len(&vec![0u8; 1024]), 1024);
+/// assert_eq!(len(&&mut [0u8; 16][..]), 16);
+/// ```
 pub trait WriteBuffer: AsRef<[u8]> + AsMut<[u8]> {}
 
 impl<T: AsRef<[u8]> + AsMut<[u8]> + ?Sized> WriteBuffer for T {}

@@ -1,7 +1,7 @@
 //! A ring log shared between threads: [`SharedRing`], for servers that log
 //! to a raw partition or an image file.
 //!
-//! The [`ring`](nori_wal_core::ring) log is one writer's (`&mut self`), as
+//! The [`ring`] log is one writer's (`&mut self`), as
 //! firmware wants it. A server appends from many threads: `SharedRing`
 //! wraps a ring log in a lock and gives it the file WAL's verbs and
 //! policies. Under [`FsyncPolicy::Always`] appends from many threads share
@@ -37,6 +37,19 @@ use crate::packed::Packed;
 use crate::wal::{FsyncPolicy, GroupCommit, Poisoned, lock};
 
 /// An error of a [`SharedRing`] on a device whose errors are `E`.
+///
+/// ```
+/// # use nori_wal::shared::{SharedConfig, SharedRing};
+/// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+/// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+/// use nori_wal::shared::Error;
+/// let (ring, _) = SharedRing::open(device, SharedConfig::new(64 << 10))?;
+/// match ring.append(&Record::raw(&[0; 100_000])) {
+///     Err(Error::Ring(e)) => println!("{e}"), // record too large for a segment
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error<E> {
@@ -110,6 +123,16 @@ pub struct SharedConfig {
 impl SharedConfig {
     /// Segments of `segment_size` bytes, [`FsyncPolicy::Always`], a 1 MiB
     /// write buffer (at most a segment), and the ring's defaults.
+    ///
+    /// ```
+    /// # use nori_wal::shared::{SharedConfig, SharedRing};
+    /// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+    /// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+    /// let config = SharedConfig::new(1 << 20); // 1 MiB segments, Always
+    /// let (ring, _) = SharedRing::open(device, config)?;
+    /// assert_eq!(ring.next_lsn(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn new(segment_size: u64) -> Self {
         Self { ring: RingConfig::new(segment_size), fsync: FsyncPolicy::Always, buffer: 1 << 20 }
@@ -117,6 +140,17 @@ impl SharedConfig {
 
     /// The ring log's configuration (segment size, recovery mode, what to
     /// do when full).
+    ///
+    /// ```
+    /// # use nori_wal::shared::{SharedConfig, SharedRing};
+    /// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+    /// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+    /// use nori_wal::ring::{FullPolicy, RingConfig};
+    /// let ring_config = RingConfig::new(1 << 20).when_full(FullPolicy::OverwriteOldest);
+    /// let (ring, _) = SharedRing::open(device, SharedConfig::new(1 << 20).ring(ring_config))?;
+    /// # let _ = ring;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn ring(mut self, ring: RingConfig) -> Self {
         self.ring = ring;
@@ -124,6 +158,18 @@ impl SharedConfig {
     }
 
     /// When appends are durable.
+    ///
+    /// ```
+    /// # use nori_wal::shared::{SharedConfig, SharedRing};
+    /// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+    /// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+    /// let (ring, _) = SharedRing::open(device, SharedConfig::new(1 << 20).fsync(FsyncPolicy::Os))?;
+    /// ring.append(&Record::raw(b"a"))?; // not durable yet
+    /// assert_eq!(ring.durable_lsn(), None);
+    /// ring.sync()?;
+    /// assert_eq!(ring.durable_lsn(), Some(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub const fn fsync(mut self, policy: FsyncPolicy) -> Self {
         self.fsync = policy;
@@ -133,6 +179,15 @@ impl SharedConfig {
     /// The write buffer's size: the largest write the log makes to the
     /// device (rounded down to the device's program unit; at most a
     /// segment).
+    ///
+    /// ```
+    /// # use nori_wal::shared::{SharedConfig, SharedRing};
+    /// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+    /// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+    /// let (ring, _) = SharedRing::open(device, SharedConfig::new(1 << 20).buffer(256 << 10))?;
+    /// # let _ = ring;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub const fn buffer(mut self, bytes: usize) -> Self {
         self.buffer = bytes;
@@ -224,6 +279,16 @@ where
     ///
     /// As [`RingLog::open`], and the device's error when it gives no sync
     /// handle.
+    ///
+    /// ```
+    /// # use nori_wal::shared::{SharedConfig, SharedRing};
+    /// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+    /// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+    /// let (ring, info) = SharedRing::open(device, SharedConfig::new(1 << 20))?;
+    /// assert_eq!(info.records, 0);
+    /// # let _ = ring;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(device: D, config: SharedConfig) -> Result<(Self, RecoveryInfo), D::Error>
     where
         D::Error: DeviceError,
@@ -268,6 +333,16 @@ where
     ///
     /// As [`RingLog::append`]; [`Error::Poisoned`] after a failed write or
     /// sync.
+    ///
+    /// ```
+    /// # use nori_wal::shared::{SharedConfig, SharedRing};
+    /// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+    /// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+    /// let (ring, _) = SharedRing::open(device, SharedConfig::new(1 << 20))?;
+    /// let lsn = ring.append(&Record::put(b"k", b"v"))?; // durable under Always
+    /// assert_eq!(ring.durable_lsn(), Some(lsn));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn append(&self, record: &Record<'_>) -> Result<Lsn, D::Error> {
         let lsn = self.shared.write(|log| log.append(record))?;
         self.settle(lsn + 1)?;
@@ -280,6 +355,16 @@ where
     /// # Errors
     ///
     /// As [`RingLog::append_batch`]; [`Error::Poisoned`].
+    ///
+    /// ```
+    /// # use nori_wal::shared::{SharedConfig, SharedRing};
+    /// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+    /// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+    /// let (ring, _) = SharedRing::open(device, SharedConfig::new(1 << 20))?;
+    /// let lsns = ring.append_batch(&[Record::raw(b"a"), Record::raw(b"b")])?;
+    /// assert_eq!(lsns, 0..2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn append_batch(&self, records: &[Record<'_>]) -> Result<Range<Lsn>, D::Error> {
         let lsns = self.shared.write(|log| log.append_batch(records))?;
         self.settle(lsns.end)?;
@@ -300,6 +385,17 @@ where
     /// # Errors
     ///
     /// The device's, which poisons the log; [`Error::Poisoned`].
+    ///
+    /// ```
+    /// # use nori_wal::shared::{SharedConfig, SharedRing};
+    /// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+    /// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+    /// let (ring, _) = SharedRing::open(device, SharedConfig::new(1 << 20).fsync(FsyncPolicy::Os))?;
+    /// ring.append(&Record::raw(b"a"))?;
+    /// ring.sync()?;
+    /// assert_eq!(ring.durable_lsn(), Some(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn sync(&self) -> Result<(), D::Error> {
         let end = self.next_lsn();
         self.shared.sync_until(end)
@@ -311,23 +407,64 @@ where
     /// # Errors
     ///
     /// As [`sync`](Self::sync).
+    ///
+    /// ```
+    /// # use nori_wal::shared::{SharedConfig, SharedRing};
+    /// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+    /// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+    /// let (ring, _) = SharedRing::open(device, SharedConfig::new(1 << 20).fsync(FsyncPolicy::Os))?;
+    /// let lsn = ring.append(&Record::raw(b"a"))?;
+    /// ring.wait_durable(lsn)?;
+    /// assert_eq!(ring.durable_lsn(), Some(lsn));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait_durable(&self, lsn: Lsn) -> Result<(), D::Error> {
         self.shared.sync_until(lsn.saturating_add(1).min(self.next_lsn()))
     }
 
     /// The LSN the next append gets.
+    ///
+    /// ```
+    /// # use nori_wal::shared::{SharedConfig, SharedRing};
+    /// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+    /// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+    /// let (ring, _) = SharedRing::open(device, SharedConfig::new(1 << 20))?;
+    /// ring.append(&Record::raw(b"a"))?;
+    /// assert_eq!(ring.next_lsn(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn next_lsn(&self) -> Lsn {
         lock(&self.shared.inner).log.next_lsn()
     }
 
     /// The first LSN the log holds.
+    ///
+    /// ```
+    /// # use nori_wal::shared::{SharedConfig, SharedRing};
+    /// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+    /// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+    /// let (ring, _) = SharedRing::open(device, SharedConfig::new(1 << 20))?;
+    /// assert_eq!(ring.first_lsn(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn first_lsn(&self) -> Lsn {
         lock(&self.shared.inner).log.first_lsn()
     }
 
     /// The highest durable LSN, if any record is durable.
+    ///
+    /// ```
+    /// # use nori_wal::shared::{SharedConfig, SharedRing};
+    /// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+    /// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+    /// let (ring, _) = SharedRing::open(device, SharedConfig::new(1 << 20))?;
+    /// assert_eq!(ring.durable_lsn(), None);
+    /// ring.append(&Record::raw(b"a"))?;
+    /// assert_eq!(ring.durable_lsn(), Some(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn durable_lsn(&self) -> Option<Lsn> {
         self.shared.commit.durable_end().checked_sub(1).filter(|&l| l >= self.first_lsn())
@@ -339,6 +476,19 @@ where
     /// # Errors
     ///
     /// As [`RingLog::truncate_before`]; [`Error::Poisoned`].
+    ///
+    /// ```
+    /// # use nori_wal::shared::{SharedConfig, SharedRing};
+    /// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+    /// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+    /// let (ring, _) = SharedRing::open(device, SharedConfig::new(64 << 10).fsync(FsyncPolicy::Os))?;
+    /// for _ in 0..2000 {
+    ///     ring.append(&Record::raw(&[7; 100]))?;
+    /// }
+    /// ring.truncate_before(1500)?; // whole segments below 1500 are reclaimed
+    /// assert!(ring.first_lsn() > 0 && ring.first_lsn() <= 1500);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn truncate_before(&self, lsn: Lsn) -> Result<(), D::Error> {
         self.shared.commit.exclusive(|| self.shared.write(|log| log.truncate_before(lsn)))
     }
@@ -346,6 +496,18 @@ where
     /// Reads the records from `lsn` on, a batch at a time under the lock
     /// (appends go on between batches). It ends at the log's end as it is
     /// when it gets there.
+    ///
+    /// ```
+    /// # use nori_wal::shared::{SharedConfig, SharedRing};
+    /// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+    /// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+    /// let (ring, _) = SharedRing::open(device, SharedConfig::new(1 << 20))?;
+    /// ring.append(&Record::raw(b"a"))?;
+    /// let mut iter = ring.iter_from(0);
+    /// assert_eq!(iter.try_next()?.map(|e| e.lsn), Some(0));
+    /// assert!(iter.try_next()?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn iter_from(&self, lsn: Lsn) -> SharedIter<'_, D> {
         SharedIter { ring: self, next: lsn, batch: Packed::default(), read: Vec::new(), done: false }
@@ -356,6 +518,16 @@ where
     /// # Errors
     ///
     /// As [`sync`](Self::sync).
+    ///
+    /// ```
+    /// # use nori_wal::shared::{SharedConfig, SharedRing};
+    /// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+    /// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+    /// let (ring, _) = SharedRing::open(device, SharedConfig::new(1 << 20).fsync(FsyncPolicy::Os))?;
+    /// ring.append(&Record::raw(b"a"))?;
+    /// ring.close()?; // synced
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn close(mut self) -> Result<(), D::Error> {
         self.stop_timer();
         self.sync()
@@ -488,6 +660,16 @@ fn unwrap_behind<E>(e: ring::Error<BehindError<E>>, commit: Option<&GroupCommit<
 
 /// Reads a [`SharedRing`]'s records in LSN order, a batch at a time under
 /// its lock; each record borrows the iterator until the next call.
+///
+/// ```
+/// # use nori_wal::shared::{SharedConfig, SharedRing};
+/// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+/// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+/// let (ring, _) = SharedRing::open(device, SharedConfig::new(1 << 20))?;
+/// let mut iter = ring.iter_from(0);
+/// assert!(iter.try_next()?.is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct SharedIter<'r, D>
 where
     D: SplitSync + Send + 'static,
@@ -528,6 +710,19 @@ where
     ///
     /// As [`RingLog::iter_from`] and its iterator: damage, a device error,
     /// or an LSN reclaimed meanwhile ([`ring::Error::LsnOutOfRange`]).
+    ///
+    /// ```
+    /// # use nori_wal::shared::{SharedConfig, SharedRing};
+    /// # use nori_wal::{FsyncPolicy, Geometry, RamDevice, Record};
+    /// # let device = RamDevice::new(vec![0u8; 4 << 20], Geometry::block(4096).unwrap()).unwrap();
+    /// let (ring, _) = SharedRing::open(device, SharedConfig::new(1 << 20))?;
+    /// ring.append(&Record::raw(b"a"))?;
+    /// let mut iter = ring.iter_from(0);
+    /// while let Some(entry) = iter.try_next()? {
+    ///     println!("{} {:?}", entry.lsn, entry.record);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_next(&mut self) -> Result<Option<Entry<'_>>, D::Error> {
         if self.batch.next == self.batch.items.len() {
             if self.done {
