@@ -150,53 +150,72 @@ impl<D: BlockDevice> State<D> {
     fn run(&self) {
         let mut queue = lock(&self.queue);
         loop {
-            let Some(op) = queue.ops.pop_front() else {
-                if queue.stop {
-                    return;
-                }
-                queue = wait(&self.work, queue);
-                continue;
-            };
-            if queue.failed {
-                // Nothing after a failed write reaches the device.
-                queue.bytes -= op.len();
-                queue.done += 1;
-                self.done.notify_all();
+            if queue.in_flight.is_none() && !queue.ops.is_empty() {
+                queue = self.write_next(queue);
                 continue;
             }
-            queue.in_flight = Some(op.copy());
-            drop(queue);
-            let result = {
-                let mut device = lock(&self.device);
-                match &op {
-                    Op::Program { offset, data } => device.program(*offset, data),
-                    Op::Erase { offset, len } => device.erase(*offset, *len),
-                }
-            };
-            queue = lock(&self.queue);
-            queue.in_flight = None;
-            queue.bytes -= op.len();
-            queue.done += 1;
-            if let Op::Program { data, .. } = op
-                && let Ok(buffer) = Arc::try_unwrap(data)
-            {
-                queue.spares.push(buffer);
+            if queue.stop && queue.ops.is_empty() && queue.in_flight.is_none() {
+                return;
             }
-            if let Err(e) = result {
-                queue.failed = true;
-                queue.error.get_or_insert(e);
-            }
-            self.done.notify_all();
+            queue = wait(&self.work, queue);
         }
     }
 
-    /// Waits until every op queued before the call is done (later ones
-    /// may still be queued); then the first background failure, if any.
+    /// Writes the oldest queued op, with the queue unlocked meanwhile (it
+    /// stays laid over reads, as the op in flight); one op is in flight at
+    /// a time, so they reach the device in order.
+    fn write_next<'q>(
+        &'q self,
+        mut queue: std::sync::MutexGuard<'q, Queue<D::Error>>,
+    ) -> std::sync::MutexGuard<'q, Queue<D::Error>> {
+        let Some(op) = queue.ops.pop_front() else { return queue };
+        if queue.failed {
+            // Nothing after a failed write reaches the device.
+            queue.bytes -= op.len();
+            queue.done += 1;
+            self.done.notify_all();
+            return queue;
+        }
+        queue.in_flight = Some(op.copy());
+        drop(queue);
+        let result = {
+            let mut device = lock(&self.device);
+            match &op {
+                Op::Program { offset, data } => device.program(*offset, data),
+                Op::Erase { offset, len } => device.erase(*offset, *len),
+            }
+        };
+        let mut queue = lock(&self.queue);
+        queue.in_flight = None;
+        queue.bytes -= op.len();
+        queue.done += 1;
+        if let Op::Program { data, .. } = op
+            && let Ok(buffer) = Arc::try_unwrap(data)
+        {
+            queue.spares.push(buffer);
+        }
+        if let Err(e) = result {
+            queue.failed = true;
+            queue.error.get_or_insert(e);
+        }
+        self.done.notify_all();
+        self.work.notify_one();
+        queue
+    }
+
+    /// Returns once every op queued before the call is done (later ones
+    /// may still be queued), writing them itself when the writer thread is
+    /// not (no hand-off to wait for when a sync is what the caller needs);
+    /// then the first background failure, if any.
     fn drain(&self) -> Result<(), BehindError<D::Error>> {
         let mut queue = lock(&self.queue);
         let target = queue.queued;
         while queue.done < target {
-            queue = wait(&self.done, queue);
+            if queue.in_flight.is_none() && !queue.ops.is_empty() {
+                queue = self.write_next(queue);
+            } else {
+                queue = wait(&self.done, queue);
+            }
         }
         failure(&mut queue)
     }
