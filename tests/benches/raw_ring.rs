@@ -170,20 +170,28 @@ fn durable_one(device: &Path, n: u64) -> f64 {
 /// `threads` threads, each 128-byte append durable: records per second.
 fn durable_threads(device: &Path, threads: usize, per_thread: usize) -> f64 {
     let ring = open(device, FsyncPolicy::Always);
+    let rate = threaded(threads, per_thread, |p| {
+        ring.append(&Record::raw(p)).unwrap();
+    });
+    ring.close().unwrap();
+    rate
+}
+
+/// `threads` threads each calling `append` `per_thread` times with a
+/// 128-byte payload: calls per second.
+fn threaded(threads: usize, per_thread: usize, append: impl Fn(&[u8]) + Sync) -> f64 {
     let payload = [0x5Au8; 128];
     let started = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
                 for _ in 0..per_thread {
-                    ring.append(&Record::raw(&payload)).unwrap();
+                    append(&payload);
                 }
             });
         }
     });
-    let rate = (threads * per_thread) as f64 / started.elapsed().as_secs_f64();
-    ring.close().unwrap();
-    rate
+    (threads * per_thread) as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Zeroes the first 4 KiB of every segment slot.
@@ -234,18 +242,9 @@ fn file_wal_threads(scratch: &Path, threads: usize, per_thread: usize) -> f64 {
     let dir = scratch.join("wal");
     let _ = std::fs::remove_dir_all(&dir);
     let (wal, _) = nori_wal::blocking::Wal::open(nori_wal::WalConfig::new(&dir)).unwrap();
-    let payload = [0x5Au8; 128];
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                for _ in 0..per_thread {
-                    wal.append(&Record::raw(&payload)).unwrap();
-                }
-            });
-        }
+    let rate = threaded(threads, per_thread, |p| {
+        wal.append(&Record::raw(p)).unwrap();
     });
-    let rate = (threads * per_thread) as f64 / started.elapsed().as_secs_f64();
     drop(wal);
     std::thread::sleep(Duration::from_millis(10));
     rate
