@@ -8,8 +8,9 @@
 //! too: the log above poisons itself on the first.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
+
+use crate::wal::sync::{Condvar, JoinHandle, Mutex, MutexGuard};
 
 use nori_wal_core::{BlockDevice, DeviceError, DeviceErrorKind, Geometry, SyncHandle};
 
@@ -92,7 +93,7 @@ struct State<D: BlockDevice> {
     limit: usize,
 }
 
-fn wait<'a, T>(cv: &Condvar, guard: std::sync::MutexGuard<'a, T>) -> std::sync::MutexGuard<'a, T> {
+fn wait<'a, T>(cv: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
     cv.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -131,9 +132,7 @@ where
             limit,
         });
         let thread_state = Arc::clone(&state);
-        let writer = std::thread::Builder::new()
-            .name("nori-wal-ring-write".into())
-            .spawn(move || thread_state.run())?;
+        let writer = crate::wal::sync::spawn("nori-wal-ring-write", move || thread_state.run())?;
         Ok(Self { state, geometry, capacity, writer: Some(writer) })
     }
 
@@ -166,8 +165,8 @@ impl<D: BlockDevice> State<D> {
     /// a time, so they reach the device in order.
     fn write_next<'q>(
         &'q self,
-        mut queue: std::sync::MutexGuard<'q, Queue<D::Error>>,
-    ) -> std::sync::MutexGuard<'q, Queue<D::Error>> {
+        mut queue: MutexGuard<'q, Queue<D::Error>>,
+    ) -> MutexGuard<'q, Queue<D::Error>> {
         let Some(op) = queue.ops.pop_front() else { return queue };
         if queue.failed {
             // Nothing after a failed write reaches the device.

@@ -34,6 +34,7 @@ pub use asynchronous::{AsyncSharedIter, AsyncSharedRing};
 use behind::{Behind, BehindError, BehindSync};
 
 use crate::packed::Packed;
+use crate::wal::sync::{Condvar, JoinHandle, Mutex};
 use crate::wal::{FsyncPolicy, GroupCommit, Poisoned, lock};
 
 /// An error of a [`SharedRing`] on a device whose errors are `E`.
@@ -208,13 +209,13 @@ struct Inner<D: BlockDevice> {
 /// The shared state: the log under its lock, the group commit, the sync
 /// handle.
 struct Shared<D: SplitSync> {
-    inner: std::sync::Mutex<Inner<D>>,
+    inner: Mutex<Inner<D>>,
     commit: GroupCommit<Arc<Error<D::Error>>>,
     handle: BehindSync<D, D::Handle>,
     policy: FsyncPolicy,
     /// Tells the batch timer to stop.
-    stop: std::sync::Mutex<bool>,
-    stopped: std::sync::Condvar,
+    stop: Mutex<bool>,
+    stopped: Condvar,
 }
 
 /// A ring log on a block device, shared between threads; see the
@@ -252,7 +253,7 @@ where
     D::Error: Send + Sync + 'static,
 {
     shared: Arc<Shared<D>>,
-    timer: Option<std::thread::JoinHandle<()>>,
+    timer: Option<JoinHandle<()>>,
 }
 
 impl<D> std::fmt::Debug for SharedRing<D>
@@ -304,20 +305,18 @@ where
             RingLog::open_owned(behind, config.ring, vec![0u8; bytes]).map_err(|e| unwrap_behind(e, None))?;
         let durable = log.durable_lsn().map_or(log.first_lsn(), |l| l + 1).max(log.first_lsn());
         let shared = Arc::new(Shared {
-            inner: std::sync::Mutex::new(Inner { log, dirty: false }),
+            inner: Mutex::new(Inner { log, dirty: false }),
             commit: GroupCommit::new(durable, None),
             handle,
             policy: config.fsync,
-            stop: std::sync::Mutex::new(false),
-            stopped: std::sync::Condvar::new(),
+            stop: Mutex::new(false),
+            stopped: Condvar::new(),
         });
         let timer = match config.fsync {
             FsyncPolicy::Batch(window) => {
                 let shared = Arc::clone(&shared);
                 Some(
-                    std::thread::Builder::new()
-                        .name("nori-wal-ring-sync".into())
-                        .spawn(move || shared.run_timer(window))
+                    crate::wal::sync::spawn("nori-wal-ring-sync", move || shared.run_timer(window))
                         .map_err(Error::Thread)?,
                 )
             }

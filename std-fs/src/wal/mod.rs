@@ -103,7 +103,7 @@ mod inspect;
 mod iter;
 mod recovery;
 mod segment;
-mod sync;
+pub(crate) mod sync;
 
 pub use check::{Verified, verify, verify_in};
 pub use config::{Codec, FsyncPolicy, RecoveryMode, WalConfig};
