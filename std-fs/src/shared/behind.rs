@@ -198,7 +198,10 @@ impl<D: BlockDevice> State<D> {
             queue.error.get_or_insert(e);
         }
         self.done.notify_all();
-        self.work.notify_one();
+        if queue.ops.iter().any(|op| op.len() * 2 >= self.limit) {
+            // A full buffer waits: the writer thread takes it on.
+            self.work.notify_one();
+        }
         queue
     }
 
@@ -271,6 +274,8 @@ impl<D: BlockDevice> BlockDevice for Behind<D> {
         failure(&mut queue)?;
         // Room first: at most `limit` bytes wait (and one write more).
         while queue.bytes > 0 && queue.bytes + data.len() > self.state.limit {
+            // Whatever is queued is on its way before this waits for room.
+            self.state.work.notify_one();
             queue = wait(&self.state.done, queue);
             failure(&mut queue)?;
         }
@@ -278,9 +283,16 @@ impl<D: BlockDevice> BlockDevice for Behind<D> {
         buffer.clear();
         buffer.extend_from_slice(data);
         queue.bytes += buffer.len();
+        let full = buffer.len() * 2 >= self.state.limit;
         queue.ops.push_back(Op::Program { offset, data: Arc::new(buffer) });
         queue.queued += 1;
-        self.state.work.notify_one();
+        // A full buffer goes to the writer thread at once (streaming: the
+        // next one fills meanwhile). A partial one is what a sync flushed:
+        // the syncing thread writes it itself as it drains, with no
+        // hand-off to wait for; the writer takes it with the next full one.
+        if full {
+            self.state.work.notify_one();
+        }
         Ok(())
     }
 
