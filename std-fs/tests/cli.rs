@@ -2,6 +2,10 @@
 //! `verify`, JSON that parses, and one-line errors.
 #![cfg(feature = "cli")]
 
+mod common;
+
+use common::segment_files;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -56,16 +60,6 @@ fn log(dir: &Path, n: u32) {
         }
     }
     wal.close().unwrap();
-}
-
-fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-        .collect();
-    files.sort();
-    files
 }
 
 /// Tears the last frame of the newest segment, as a crash mid-write would.

@@ -6,6 +6,10 @@
 //! panics; `repair` leaves a backup. RELIABILITY.md has the table.
 #![cfg(all(feature = "cli", unix))]
 
+mod common;
+
+use common::segment_files;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -36,16 +40,6 @@ fn log_of(dir: &Path, len: usize) {
         wal.append(&Record::raw(&v)).unwrap();
     }
     wal.close().unwrap();
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-        .collect();
-    files.sort();
-    files
 }
 
 fn patch(path: &Path, offset: u64, bytes: &[u8]) {
@@ -123,7 +117,7 @@ struct Expect {
 }
 
 fn nth(dir: &Path, n: usize) -> PathBuf {
-    segments(dir)[n].clone()
+    segment_files(dir)[n].clone()
 }
 
 /// A case with the healthy log's expectations and the tools run as is.
@@ -195,7 +189,7 @@ fn cases() -> Vec<Case> {
         case(
             "garbage after the last frame (torn tail)",
             |s| {
-                let last = segments(&s.wal()).pop().unwrap();
+                let last = segment_files(&s.wal()).pop().unwrap();
                 patch(&last, written_end(&last) + 3, b"\x17garbage in the tail");
                 s.wal()
             },
@@ -213,7 +207,7 @@ fn cases() -> Vec<Case> {
         case(
             "newest segment cut short (header intact)",
             |s| {
-                let last = segments(&s.wal()).pop().unwrap();
+                let last = segment_files(&s.wal()).pop().unwrap();
                 let end = written_end(&last);
                 std::fs::OpenOptions::new().write(true).open(&last).unwrap().set_len(end / 2).unwrap();
                 s.wal()
@@ -323,7 +317,7 @@ fn cases() -> Vec<Case> {
         case(
             "a zero-length newest segment (rotation cut by a crash)",
             |s| {
-                let last = segments(&s.wal()).pop().unwrap();
+                let last = segment_files(&s.wal()).pop().unwrap();
                 let base: u64 = last.file_stem().unwrap().to_str().unwrap().parse().unwrap();
                 std::fs::File::create(s.wal().join(format!("{:020}.wal", base + 100_000))).unwrap();
                 s.wal()
@@ -384,7 +378,7 @@ fn cases() -> Vec<Case> {
                     // No mount here (not root): a directory this user cannot
                     // write, and the segments read-only.
                     std::fs::remove_dir(&ro).unwrap();
-                    for seg in segments(&s.wal()) {
+                    for seg in segment_files(&s.wal()) {
                         std::fs::set_permissions(seg, std::fs::Permissions::from_mode(0o400)).unwrap();
                     }
                     std::fs::set_permissions(s.wal(), std::fs::Permissions::from_mode(0o500)).unwrap();

@@ -213,6 +213,26 @@ impl<E> Error<E> {
     /// assert!(matches!(full.into_device(), Err(Error::Full)));
     /// ```
     pub fn into_device(self) -> Result<E, Error<core::convert::Infallible>> {
+        self.split()
+    }
+
+    /// The same error with its device error, if it holds one, mapped by
+    /// `f` (for a device that wraps another).
+    ///
+    /// ```
+    /// use nori_wal_core::ring::Error;
+    /// let device: Error<u8> = Error::Device(7);
+    /// assert!(matches!(device.map_device(u32::from), Error::Device(7u32)));
+    /// ```
+    pub fn map_device<F>(self, f: impl FnOnce(E) -> F) -> Error<F> {
+        match self.split() {
+            Ok(e) => Error::Device(f(e)),
+            Err(other) => other,
+        }
+    }
+
+    /// `Ok` with the device's error, `Err` with any other error, retyped.
+    fn split<F>(self) -> Result<E, Error<F>> {
         Err(match self {
             Self::Device(e) => return Ok(e),
             Self::Access(e) => Error::Access(e),
@@ -229,36 +249,6 @@ impl<E> Error<E> {
             Self::Internal(i) => Error::Internal(i),
             Self::LsnOutOfRange { lsn, first, next } => Error::LsnOutOfRange { lsn, first, next },
         })
-    }
-
-    /// The same error with its device error, if it holds one, mapped by
-    /// `f` (for a device that wraps another).
-    ///
-    /// ```
-    /// use nori_wal_core::ring::Error;
-    /// let device: Error<u8> = Error::Device(7);
-    /// assert!(matches!(device.map_device(u32::from), Error::Device(7u32)));
-    /// ```
-    pub fn map_device<F>(self, f: impl FnOnce(E) -> F) -> Error<F> {
-        match self.into_device() {
-            Ok(e) => Error::Device(f(e)),
-            Err(other) => match other {
-                Error::Device(never) => match never {},
-                Error::Access(e) => Error::Access(e),
-                Error::Config(e) => Error::Config(e),
-                Error::Full => Error::Full,
-                Error::RecordTooLarge { len, max } => Error::RecordTooLarge { len, max },
-                Error::Encode(e) => Error::Encode(e),
-                Error::Poisoned => Error::Poisoned,
-                Error::Corrupt(c) => Error::Corrupt(c),
-                Error::UnsupportedVersion { found } => Error::UnsupportedVersion { found },
-                Error::EraseFailed { slot } => Error::EraseFailed { slot },
-                Error::BufferTooSmall { needed, available } => Error::BufferTooSmall { needed, available },
-                Error::Exhausted => Error::Exhausted,
-                Error::Internal(i) => Error::Internal(i),
-                Error::LsnOutOfRange { lsn, first, next } => Error::LsnOutOfRange { lsn, first, next },
-            },
-        }
     }
 }
 

@@ -48,6 +48,9 @@ pub struct Follower<S: Fs = StdFs> {
     ready: VecDeque<EntryBuf>,
     error: Option<Error>,
     pending: Option<JoinHandle<(wal::Follower<S>, Batch)>>,
+    /// The reader's position after the last batch (it is away on the
+    /// blocking pool while a batch is read).
+    position: nori_wal_core::Lsn,
 }
 
 impl<S: Fs> std::fmt::Debug for Follower<S> {
@@ -103,7 +106,8 @@ impl<S: Fs> Follower<S> {
     /// As [`Follower::open`].
     pub async fn open_in(fs: S, config: FollowConfig) -> Result<Self> {
         let follower = super::blocking(move || wal::Follower::open_in(fs, config)).await?;
-        Ok(Self { follower: Some(follower), ready: VecDeque::new(), error: None, pending: None })
+        let position = follower.next_lsn();
+        Ok(Self { follower: Some(follower), ready: VecDeque::new(), error: None, pending: None, position })
     }
 
     /// The LSN of the next record this follower returns.
@@ -122,11 +126,7 @@ impl<S: Fs> Follower<S> {
     /// ```
     #[must_use]
     pub fn next_lsn(&self) -> nori_wal_core::Lsn {
-        match (self.ready.front(), &self.follower) {
-            (Some(entry), _) => entry.lsn,
-            (None, Some(f)) => f.next_lsn(),
-            (None, None) => 0,
-        }
+        self.ready.front().map_or(self.position, |entry| entry.lsn)
     }
 
     /// The next record, waiting for the writer to append one.
@@ -200,6 +200,7 @@ impl<S: Fs> Follower<S> {
         let joined = pending.await;
         self.pending = None;
         let (follower, (entries, error)) = joined.map_err(task_failed)?;
+        self.position = follower.next_lsn();
         self.follower = Some(follower);
         self.ready.extend(entries);
         if error.is_some() {

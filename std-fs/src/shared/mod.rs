@@ -199,17 +199,10 @@ impl SharedConfig {
 /// The ring log, over its device written from a thread of its own.
 type Log<D> = RingLog<'static, Behind<D>, Vec<u8>>;
 
-/// What the lock guards.
-struct Inner<D: BlockDevice> {
-    log: Log<D>,
-    /// Records appended since the last sync began (for the batch timer).
-    dirty: bool,
-}
-
 /// The shared state: the log under its lock, the group commit, the sync
 /// handle.
 struct Shared<D: SplitSync> {
-    inner: Mutex<Inner<D>>,
+    inner: Mutex<Log<D>>,
     commit: GroupCommit<Arc<Error<D::Error>>>,
     handle: BehindSync<D, D::Handle>,
     policy: FsyncPolicy,
@@ -305,7 +298,7 @@ where
             RingLog::open_owned(behind, config.ring, vec![0u8; bytes]).map_err(|e| unwrap_behind(e, None))?;
         let durable = log.durable_lsn().map_or(log.first_lsn(), |l| l + 1).max(log.first_lsn());
         let shared = Arc::new(Shared {
-            inner: Mutex::new(Inner { log, dirty: false }),
+            inner: Mutex::new(log),
             commit: GroupCommit::new(durable, None),
             handle,
             policy: config.fsync,
@@ -434,7 +427,7 @@ where
     /// ```
     #[must_use]
     pub fn next_lsn(&self) -> Lsn {
-        lock(&self.shared.inner).log.next_lsn()
+        lock(&self.shared.inner).next_lsn()
     }
 
     /// The first LSN the log holds.
@@ -449,7 +442,7 @@ where
     /// ```
     #[must_use]
     pub fn first_lsn(&self) -> Lsn {
-        lock(&self.shared.inner).log.first_lsn()
+        lock(&self.shared.inner).first_lsn()
     }
 
     /// The highest durable LSN, if any record is durable.
@@ -564,13 +557,10 @@ where
     ) -> Result<T, D::Error> {
         self.commit.check()?;
         let mut inner = lock(&self.inner);
-        match op(&mut inner.log) {
-            Ok(t) => {
-                inner.dirty = true;
-                Ok(t)
-            }
+        match op(&mut inner) {
+            Ok(t) => Ok(t),
             Err(e) => {
-                let poisoned = inner.log.is_poisoned();
+                let poisoned = inner.is_poisoned();
                 drop(inner);
                 let e = unwrap_behind(e, Some(&self.commit));
                 if let Error::Poisoned { .. } = e {
@@ -590,21 +580,17 @@ where
     /// group commit (flush under the lock, sync outside it) or shares one.
     fn sync_until(&self, end: Lsn) -> Result<(), D::Error> {
         self.commit.sync_until(end, || {
-            let flushed = {
-                let mut inner = lock(&self.inner);
-                inner.dirty = false;
-                inner.log.flush()
-            };
+            let flushed = lock(&self.inner).flush();
             let flushed = match flushed {
                 Ok(end) => end,
                 Err(e) => return Err(self.poison(unwrap_behind(e, Some(&self.commit)))),
             };
             self.commit.cover(flushed);
             if let Err(e) = self.handle.sync() {
-                lock(&self.inner).log.sync_failed();
+                lock(&self.inner).sync_failed();
                 return Err(self.poison(unwrap_behind(ring::Error::Device(e), Some(&self.commit))));
             }
-            lock(&self.inner).log.synced(flushed);
+            lock(&self.inner).synced(flushed);
             Ok(flushed)
         })
     }
@@ -629,11 +615,9 @@ where
             if *stop || self.commit.is_poisoned() {
                 return;
             }
-            let (dirty, end) = {
-                let inner = lock(&self.inner);
-                (inner.dirty, inner.log.next_lsn())
-            };
-            if dirty {
+            // Records appended and not yet durable: sync them.
+            let end = lock(&self.inner).next_lsn();
+            if end > self.commit.durable_end() {
                 drop(stop);
                 // A failure poisons the log; appends report it.
                 let _ = self.sync_until(end);
@@ -750,14 +734,14 @@ impl<D: SplitSync> Shared<D> {
     fn read_batch(&self, mut next: Lsn, batch: &mut Packed, read: &mut Vec<u8>) -> Result<Lsn, D::Error> {
         batch.clear();
         let mut inner = lock(&self.inner);
-        if next >= inner.log.next_lsn() {
+        if next >= inner.next_lsn() {
             return Ok(next);
         }
         if read.is_empty() {
-            let unit = inner.log.device().geometry().io_unit() as usize;
+            let unit = inner.device().geometry().io_unit() as usize;
             *read = vec![0u8; (64 << 10).max(2 * unit)];
         }
-        let mut iter = inner.log.iter_from(next, read).map_err(|e| unwrap_behind(e, None))?;
+        let mut iter = inner.iter_from(next, read).map_err(|e| unwrap_behind(e, None))?;
         while batch.items.len() < BATCH_RECORDS && batch.len_bytes() < BATCH_BYTES {
             match iter.try_next().map_err(|e| unwrap_behind(e, None))? {
                 Some(entry) => {

@@ -125,11 +125,29 @@ impl<S: Fs + Clone> Inspection<S> {
     }
 }
 
+/// The base LSN of the newest segment file in `dir`, by name.
+fn newest_base<S: Fs>(fs: &S, dir: &Path) -> Result<Option<Lsn>> {
+    let names = fs.list(dir).map_err(|e| Error::io("list", dir, e))?;
+    Ok(names.iter().filter_map(|n| segment::parse_name(n)).max())
+}
+
 /// The path of the newest segment file in `dir`, by name.
 fn newest_segment<S: Fs>(fs: &S, dir: &Path) -> Result<Option<PathBuf>> {
-    let names = fs.list(dir).map_err(|e| Error::io("list", dir, e))?;
-    let newest = names.iter().filter_map(|n| segment::parse_name(n)).max();
-    Ok(newest.map(|base| dir.join(segment::file_name(base))))
+    Ok(newest_base(fs, dir)?.map(|base| dir.join(segment::file_name(base))))
+}
+
+/// Where a log in use ends now: a follower reads its newest segment alone,
+/// to where the written frames stop.
+fn current_end<S: Fs + Clone>(fs: &S, dir: &Path) -> Result<Lsn> {
+    let Some(base) = newest_base(fs, dir)? else { return Ok(0) };
+    let mut probe = Follower::open_in(fs.clone(), FollowConfig::new(dir).from(base))?;
+    loop {
+        match probe.try_next() {
+            Ok(Some(_)) | Err(Error::Corrupt(_) | Error::Reclaimed { .. } | Error::Cut { .. }) => {}
+            Ok(None) => return Ok(probe.next_lsn()),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 impl Inspection<StdFs> {
@@ -252,10 +270,9 @@ pub fn verify_in<S: Fs + Clone>(
 /// up to where the log ended when the check began, and reports only damage
 /// the writer is past and a fresh read confirms.
 fn verify_live<S: Fs + Clone>(fs: S, dir: &Path, progress: &mut impl FnMut(u64, u64)) -> Result<Verified> {
-    // Where to stop: the end of a snapshot that ends at any damage (a
-    // write in flight included).
-    let end =
-        Inspection::open_in(fs.clone(), dir, RecoveryMode::PointInTime).map_or(Lsn::MAX, |l| l.next_lsn());
+    // Where to stop: where the log ends when the check begins (the writer
+    // goes on meanwhile), read from the newest segment alone.
+    let end = current_end(&fs, dir)?;
     let mut follower = Follower::open_in(fs, FollowConfig::new(dir))?;
     let first = follower.next_lsn();
     let mut count = Count { records: 0, total: end.saturating_sub(first), progress };

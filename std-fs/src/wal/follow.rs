@@ -190,8 +190,22 @@ impl<F: File> Cursor<F> {
             Err(e) => return Ok(Step::Stop(Damage::Frame(e))),
         };
         let len = header.frame_len();
-        if len as u64 > available {
-            let frame_len = len as u64;
+        // A frame longer than a chunk must also fit in the file as it is
+        // now: a length that checks out by chance in garbage cannot make
+        // the follower allocate what was never written.
+        let written = if len > CHUNK {
+            let seg = self.seg.as_ref().map(|s| (&s.file, &s.path));
+            match seg {
+                Some((file, path)) => {
+                    file.size().map_err(|e| Error::io("size", path, e))?.saturating_sub(self.pos)
+                }
+                None => 0,
+            }
+        } else {
+            available
+        };
+        if len as u64 > available.min(written) {
+            let (frame_len, available) = (len as u64, available.min(written));
             return Ok(Step::Stop(Damage::Frame(DecodeError::LengthOutOfBounds { frame_len, available })));
         }
         self.fill(len, false)?;
@@ -870,7 +884,7 @@ impl<S: Fs> Follower<S> {
             Err(e) => return Err(Error::io("open", &path, e)),
         };
         let header = match segment::peek_header(&file).map_err(|e| Error::io("read", &path, e))? {
-            Ok(h) if h.base_lsn == base => h,
+            Ok(h) if segment::plausible(&h, base) => h,
             _ => return Ok(None),
         };
         Ok(Some(Seg { path, base, epoch: header.epoch, size: header.segment_size, file }))
@@ -910,7 +924,16 @@ impl<S: Fs> Follower<S> {
             ahead.pos = self.cursor.pos;
             self.ahead = Some(ahead);
         }
-        let Some(ahead) = self.ahead.as_mut() else { return Ok(false) };
+        let Some(mut ahead) = self.ahead.take() else { return Ok(false) };
+        let found = self.scan_marks(&mut ahead, lsn);
+        self.ahead = Some(ahead);
+        found
+    }
+
+    /// Steps `ahead` over frames, across segments that plainly follow,
+    /// until a mark covers `lsn` (`true`) or it reaches what is written so
+    /// far (`false`).
+    fn scan_marks(&mut self, ahead: &mut Cursor<S::File>, lsn: Lsn) -> Result<bool> {
         while self.durable <= lsn {
             match ahead.step()? {
                 Step::Mark(mark) => self.durable = self.durable.max(mark.durable_end),
@@ -919,16 +942,10 @@ impl<S: Fs> Follower<S> {
                     // On to the next segment only where it plainly follows.
                     let base = ahead.seg.as_ref().map_or(0, |s| s.base);
                     let at = ahead.at;
-                    let names = self.fs.list(&self.dir).map_err(|e| Error::io("list", &self.dir, e))?;
-                    let next =
-                        names.iter().filter_map(|n| segment::parse_name(n)).filter(|&b| b > base).min();
-                    if next != Some(at) {
+                    if self.list()?.into_iter().find(|&b| b > base) != Some(at) {
                         return Ok(false);
                     }
-                    let path = self.dir.join(segment::file_name(at));
-                    let Ok(file) = self.fs.open(&path, OpenMode::Read) else { return Ok(false) };
-                    let Ok(Ok(header)) = segment::peek_header(&file) else { return Ok(false) };
-                    let seg = Seg { path, base: at, epoch: header.epoch, size: header.segment_size, file };
+                    let Some(seg) = self.open_segment(at)? else { return Ok(false) };
                     *ahead = Cursor::new(Some(seg), at);
                 }
             }

@@ -156,6 +156,17 @@ pub(crate) fn read_segment<F: File, T>(
         .map_err(|e| Error::from_segment(path, e))
 }
 
+/// Whether `header`, read from the file named by `base`, is one this WAL
+/// writes: its base LSN matches the name, its start is not past it, it is
+/// byte-addressed, and its size is in the range the WAL takes (a hostile
+/// size cannot make a reader scan or allocate a terabyte).
+pub(crate) fn plausible(header: &SegmentHeader, base: Lsn) -> bool {
+    header.base_lsn == base
+        && header.log_start <= base
+        && header.program_unit == 1
+        && (MIN_SEGMENT..=MAX_SEGMENT).contains(&header.segment_size)
+}
+
 /// Reads the first bytes of a segment file and decodes its header.
 pub(crate) fn peek_header<F: File>(
     file: &F,

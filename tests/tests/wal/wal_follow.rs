@@ -418,3 +418,63 @@ fn a_waiting_follower_is_woken_by_the_file_system() {
     assert!(waited < Duration::from_secs(20), "woken by polling after {waited:?}, not by the file system");
     drop(writer.join().unwrap());
 }
+
+/// Damages a segment file from an offset on.
+type Damage = fn(&std::path::Path, u64);
+
+/// What a follower reads is untrusted: after the last frame of a closed
+/// log, zeros, erased-looking `0xFF`, garbage or a torn frame end what it
+/// returns (it waits there, with no error: nothing shows a writer past
+/// them), and a segment header claiming a size no WAL writes is not
+/// trusted (nothing is read or allocated through it).
+#[test]
+fn garbage_blank_and_torn_bytes_end_what_a_follower_returns() {
+    use nori_wal_tests::walkit::overwrite;
+    let tails: [(&str, Damage); 4] = [
+        ("zeros", |_, _| {}),
+        ("0xFF", |p, end| overwrite(p, end, &[0xFF; 4096])),
+        ("garbage", |p, end| {
+            overwrite(p, end, &(0..4096u32).map(|i| (i * 7919 % 251) as u8).collect::<Vec<_>>())
+        }),
+        ("a torn last frame", |p, end| flip_bit(p, end - 40, 2)),
+    ];
+    for (name, damage) in tails {
+        let scratch = Scratch::new(&format!("follow-untrusted-{}", name.replace(' ', "-")));
+        let (wal, _) = Wal::open(WalConfig::new(scratch.wal()).fsync(FsyncPolicy::Os)).unwrap();
+        append_values(&wal, 50);
+        wal.sync().unwrap();
+        let file = segment_files(&scratch.wal()).pop().unwrap();
+        let written_end = |file: &std::path::Path| {
+            let bytes = std::fs::read(file).unwrap();
+            bytes.iter().rposition(|&b| b != 0).unwrap() as u64 + 1
+        };
+        // Where the last record's frame ends.
+        let end = written_end(&file);
+        drop(wal);
+        // A crash image: the clean close's mark is gone, then the damage.
+        let closed = written_end(&file);
+        overwrite(&file, end, &vec![0u8; (closed - end) as usize]);
+        damage(&file, end);
+        let mut follower =
+            Follower::open(FollowConfig::new(scratch.wal()).poll(Duration::from_millis(1))).unwrap();
+        let got = drain(&mut follower).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let expected = if name == "a torn last frame" { 49 } else { 50 };
+        assert_eq!(got.len(), expected, "{name}");
+        assert!(got.iter().all(|(l, v)| *v == value(*l)), "{name}: only what was written");
+        assert!(follower.wait_next(Duration::from_millis(20)).unwrap().is_none(), "{name}: it waits");
+    }
+    // A header claiming a segment of 2^41 bytes.
+    let scratch = Scratch::new("follow-untrusted-header");
+    let (wal, _) = Wal::open(WalConfig::new(scratch.wal())).unwrap();
+    append_values(&wal, 5);
+    drop(wal);
+    let file = segment_files(&scratch.wal()).pop().unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    let mut header = nori_wal::format::SegmentHeader::decode(&bytes[..56]).unwrap();
+    header.segment_size = 1 << 41;
+    let mut encoded = [0u8; 56];
+    header.encode(&mut encoded).unwrap();
+    overwrite(&file, 0, &encoded);
+    let mut follower = Follower::open(FollowConfig::new(scratch.wal())).unwrap();
+    assert!(drain(&mut follower).unwrap().is_empty(), "nothing read through an implausible header");
+}

@@ -208,9 +208,7 @@ impl<S: Fs> Recovery<'_, S> {
                 Err(e) => return Err(Error::io("open", &path, e)),
             };
             let header = match segment::peek_header(&file).map_err(|e| Error::io("read", &path, e))? {
-                Ok(h) if h.base_lsn == base && h.log_start <= base && h.program_unit == 1 => {
-                    (segment::MIN_SEGMENT..=segment::MAX_SEGMENT).contains(&h.segment_size).then_some(h)
-                }
+                Ok(h) if segment::plausible(&h, base) => Some(h),
                 Err(DecodeError::UnsupportedVersion { found, .. }) => {
                     return Err(Error::UnsupportedVersion { path, found });
                 }
