@@ -3,8 +3,9 @@
 //!
 //! - one writer, each append durable: `FsyncPolicy::Always` vs a raw loop of
 //!   `pwrite` + `fdatasync` on a preallocated file;
-//! - 64 threads, each append durable before it returns: nori-wal vs okaywal
-//!   0.3;
+//! - 64 writers, each append durable before it returns: nori-wal's
+//!   threads and async tasks vs raft-engine 0.4 (one put per synced
+//!   `write`) and okaywal 0.3 (`commit()` per entry);
 //! - one writer, `FsyncPolicy::Os`: vs a `BufWriter` writing the same
 //!   payload bytes;
 //! - reopening and recovering a 1 GiB log with the page cache warm: vs
@@ -70,6 +71,7 @@ fn main() {
         async_one_writer(settings, FsyncPolicy::Always);
         async_one_writer(settings, FsyncPolicy::Os);
         async_durable(settings, writers, FsyncPolicy::Always);
+        async_durable(settings, if quick { 64 } else { 1024 }, FsyncPolicy::Always);
         async_durable(settings, writers, FsyncPolicy::Batch(std::time::Duration::from_millis(1)));
         async_iterate(settings, if quick { 100_000 } else { 1_000_000 });
     }
@@ -179,58 +181,100 @@ impl okaywal::LogManager for NoCheckpoints {
     }
 }
 
+/// `threads` writers, each append durable before it returns: raft-engine
+/// (the baseline), okaywal, nori-wal's blocking API (threads) and its async
+/// API (tasks on the multi-thread runtime, as the Quick Example uses it),
+/// default configurations, one record per call.
 fn many_threads_always(settings: Settings, threads: usize) {
     const PER_THREAD: u64 = 20;
     let payload = [0x5Au8; RECORD];
     let ops = threads as u64 * PER_THREAD;
-    let okay_dir = bench_dir("okaywal");
-    let okay = okaywal::WriteAheadLog::recover(&okay_dir, NoCheckpoints).unwrap();
-    let baseline =
-        measure(&format!("okaywal, {threads} threads"), settings, ops, ops * RECORD as u64, || {
-            std::thread::scope(|s| {
-                for _ in 0..threads {
-                    s.spawn(|| {
-                        for _ in 0..PER_THREAD {
-                            let mut entry = okay.begin_entry().unwrap();
-                            entry.write_chunk(&payload).unwrap();
-                            entry.commit().unwrap();
-                        }
-                    });
-                }
-            });
-        });
-    drop(okay);
-    let wal_dir = bench_dir("threads");
-    let (wal, _) =
-        Wal::open(WalConfig::new(&wal_dir).segment_size(64 << 20).fsync(FsyncPolicy::Always)).unwrap();
-    let mut appended = 0u64;
-    let ours =
-        measure(&format!("nori-wal Always, {threads} threads"), settings, ops, ops * RECORD as u64, || {
-            std::thread::scope(|s| {
-                for _ in 0..threads {
-                    s.spawn(|| {
-                        for _ in 0..PER_THREAD {
-                            black_box(wal.append(&Record::raw(&payload)).unwrap());
-                        }
-                    });
-                }
-            });
-            appended += ops;
-            if appended >= 200_000 {
-                wal.truncate_before(wal.next_lsn()).unwrap();
-                appended = 0;
+    let bytes = ops * RECORD as u64;
+    let on_threads = |each: &(dyn Fn(u64) + Sync)| {
+        std::thread::scope(|s| {
+            for t in 0..threads as u64 {
+                s.spawn(move || (0..PER_THREAD).for_each(|_| each(t)));
             }
         });
-    print_table(
-        &format!("{threads} threads, every append durable before it returns (128 B)"),
-        &baseline,
-        &[ours],
-    );
+    };
+    let raft_dir = bench_dir("raft-engine");
+    let config = raft_engine::Config { dir: raft_dir.display().to_string(), ..Default::default() };
+    let engine = raft_engine::Engine::open(config).unwrap();
+    let baseline = measure(&format!("raft-engine 0.4, {threads} threads"), settings, ops, bytes, || {
+        on_threads(&|t| {
+            let mut batch = raft_engine::LogBatch::default();
+            batch.put(t + 1, b"key".to_vec(), payload.to_vec()).unwrap();
+            black_box(engine.write(&mut batch, true).unwrap());
+        });
+    });
+    drop(engine);
+    let okay_dir = bench_dir("okaywal");
+    let okay = okaywal::WriteAheadLog::recover(&okay_dir, NoCheckpoints).unwrap();
+    let okay_row = measure(&format!("okaywal 0.3, {threads} threads"), settings, ops, bytes, || {
+        on_threads(&|_| {
+            let mut entry = okay.begin_entry().unwrap();
+            entry.write_chunk(&payload).unwrap();
+            entry.commit().unwrap();
+        });
+    });
+    drop(okay);
+    let wal_dir = bench_dir("threads");
+    let (wal, _) = Wal::open(WalConfig::new(&wal_dir)).unwrap();
+    let ours = measure(&format!("nori-wal Always, {threads} threads"), settings, ops, bytes, || {
+        on_threads(&|_| {
+            black_box(wal.append(&Record::raw(&payload)).unwrap());
+        });
+        if wal.next_lsn() - wal.first_lsn() >= 200_000 {
+            wal.truncate_before(wal.next_lsn()).unwrap();
+        }
+    });
     let stats = wal.stats();
-    println!("\nnori-wal: {:.1} records per fdatasync", stats.records as f64 / stats.syncs.max(1) as f64);
     drop(wal);
-    let _ = std::fs::remove_dir_all(okay_dir);
-    let _ = std::fs::remove_dir_all(wal_dir);
+    let adir = bench_dir("threads-async");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let awal = std::sync::Arc::new(runtime.block_on(nori_wal::Wal::open(WalConfig::new(&adir))).unwrap().0);
+    let tasks = measure(&format!("nori-wal Always, {threads} async tasks"), settings, ops, bytes, || {
+        runtime.block_on(async_appends(&awal, threads, PER_THREAD));
+        if awal.next_lsn() - awal.first_lsn() >= 200_000 {
+            runtime.block_on(awal.truncate_before(awal.next_lsn())).unwrap();
+        }
+    });
+    let astats = awal.stats();
+    print_table(
+        &format!("{threads} writers, every append durable before it returns (128 B, default configs)"),
+        &baseline,
+        &[okay_row.clone(), ours.clone(), tasks.clone()],
+    );
+    println!(
+        "\nagainst okaywal: blocking {:.2}x, async {:.2}x; records per fdatasync: blocking {:.1}, async {:.1}",
+        ours.ops_per_sec / okay_row.ops_per_sec,
+        tasks.ops_per_sec / okay_row.ops_per_sec,
+        stats.records as f64 / stats.syncs.max(1) as f64,
+        astats.records as f64 / astats.syncs.max(1) as f64,
+    );
+    drop(awal);
+    drop(runtime);
+    for dir in [raft_dir, okay_dir, wal_dir, adir] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// `tasks` tasks on the current runtime, each appending `each` 128-byte
+/// records one `append` at a time.
+async fn async_appends(wal: &std::sync::Arc<nori_wal::Wal>, tasks: usize, each: u64) {
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let wal = std::sync::Arc::clone(wal);
+            tokio::spawn(async move {
+                for _ in 0..each {
+                    black_box(wal.append(&Record::raw(&[0x5Au8; RECORD])).await.unwrap());
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.unwrap();
+    }
 }
 
 /// Writes `bytes` of 128-byte records, then times reopening (recovery)
@@ -441,8 +485,8 @@ fn async_one_writer(settings: Settings, policy: FsyncPolicy) {
 }
 
 /// Reading back `records` single 128-byte records: the async iterator (a
-/// trip to the blocking pool per 1 024 records, owned copies) against the
-/// blocking one (borrowed from the maps).
+/// trip to the blocking pool per batch of up to 8 192 records, lent from
+/// the batch) against the blocking one (lent from the maps).
 fn async_iterate(settings: Settings, records: u64) {
     let payload = [0x5Au8; RECORD];
     let dir = bench_dir("iterate-async");
@@ -514,25 +558,24 @@ fn async_durable(settings: Settings, writers: usize, policy: FsyncPolicy) {
     let adir = bench_dir("durable-async");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let wal = std::sync::Arc::new(runtime.block_on(nori_wal::Wal::open(config(&adir))).unwrap().0);
+    let before = wal.stats();
     let ours = measure(&format!("async, {writers} tasks"), settings, ops, ops * RECORD as u64, || {
-        runtime.block_on(async {
-            let tasks: Vec<_> = (0..writers)
-                .map(|_| {
-                    let wal = std::sync::Arc::clone(&wal);
-                    tokio::spawn(async move {
-                        for _ in 0..PER_WRITER {
-                            black_box(wal.append(&Record::raw(&[0x5Au8; RECORD])).await.unwrap());
-                        }
-                    })
-                })
-                .collect();
-            for t in tasks {
-                t.await.unwrap();
-            }
-        });
+        runtime.block_on(async_appends(&wal, writers, PER_WRITER));
     });
+    let after = wal.stats();
+    let appended = after.records - before.records;
     let title = format!("{writers} writers under {policy:?}, each append durable before the next (128 B)");
     print_table(&title, &baseline, &[ours]);
+    println!(
+        "\nasync: {:.2} task wake-ups per append, {:.1} records per fdatasync",
+        (after.task_wakeups - before.task_wakeups) as f64 / appended.max(1) as f64,
+        appended as f64 / (after.syncs - before.syncs).max(1) as f64,
+    );
+    println!(
+        "\nasync: {:.2} task wake-ups per append, {:.1} records per fdatasync",
+        (after.task_wakeups - before.task_wakeups) as f64 / appended.max(1) as f64,
+        appended as f64 / (after.syncs - before.syncs).max(1) as f64,
+    );
     drop(wal);
     drop(runtime);
     let _ = std::fs::remove_dir_all(dir);

@@ -4,11 +4,12 @@
 //! active segment) is encoded on the calling task, with no copy. Every call
 //! that may block runs on tokio's blocking thread pool (`spawn_blocking`),
 //! so no executor thread waits for a read, a write or an `fdatasync`: a new
-//! segment, a full buffer with no spare one, a sync (under
-//! [`FsyncPolicy::Always`] appends from many tasks share syncs, as threads
-//! do). Under [`FsyncPolicy::Batch`] the task awaits the background sync
-//! through a watch channel, holding no thread. Records that take the slow
-//! path are copied once to cross into the pool. Records read back are
+//! segment, a full buffer with no spare one, an explicit sync. A durable
+//! append ([`FsyncPolicy::Always`], [`FsyncPolicy::Batch`]) awaits the
+//! WAL's sync thread, holding no thread of its own: under `Always` that
+//! thread syncs at once, in the same group commit as blocking callers, and
+//! each waiting task is woken once, when its record is durable. Records
+//! that take the slow path are copied once to cross into the pool. Records read back are
 //! packed a batch at a time on the pool and lent by the iterator
 //! ([`EntryBuf`] is an owned copy).
 //!
@@ -128,11 +129,11 @@ fn release<S: Fs>(wal: Arc<wal::Wal<S>>) {
 ///
 /// An append that cannot block is encoded on the calling task; every call
 /// that may block runs on tokio's blocking thread pool (`spawn_blocking`),
-/// so no executor thread waits for a read, a write or an `fdatasync`. Under
-/// [`FsyncPolicy::Always`] the sync runs there, shared with other tasks'
-/// and threads' appends (group commit); under [`FsyncPolicy::Batch`] the
-/// task awaits the background sync through a watch channel, holding no
-/// thread. Records read back are lent by the iterator, as the blocking
+/// so no executor thread waits for a read, a write or an `fdatasync`. A
+/// durable append awaits the WAL's sync thread, holding no thread: under
+/// [`FsyncPolicy::Always`] it syncs at once, shared with other tasks' and
+/// threads' appends (group commit); under [`FsyncPolicy::Batch`] at the
+/// end of the window. Records read back are lent by the iterator, as the blocking
 /// one lends them ([`EntryBuf`] is an owned copy). It needs a tokio
 /// runtime; [`blocking::Wal`](crate::blocking::Wal) has the same powers
 /// without one.
@@ -274,17 +275,10 @@ impl<S: Fs> Wal<S> {
         }
     }
 
-    /// Waits, holding no thread, until every LSN below `end` is durable.
+    /// Waits, holding no thread, until every LSN below `end` is durable
+    /// (woken once, when it is).
     async fn durable(&self, end: Lsn) -> Result<()> {
-        let mut rx = self.wal().shared().durable_tx.subscribe();
-        let state = *rx
-            .wait_for(|&(durable, poisoned)| poisoned || durable >= end)
-            .await
-            .map_err(|_| Error::Closed)?;
-        if state.1 {
-            return Err(self.wal().shared().commit.check().map_or_else(Error::from, |()| Error::Closed));
-        }
-        Ok(())
+        Ok(self.wal().shared().commit.durable(end).await?)
     }
 
     /// Makes every record appended so far durable.

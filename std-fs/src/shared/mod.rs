@@ -299,7 +299,7 @@ where
         let durable = log.durable_lsn().map_or(log.first_lsn(), |l| l + 1).max(log.first_lsn());
         let shared = Arc::new(Shared {
             inner: Mutex::new(log),
-            commit: GroupCommit::new(durable, None),
+            commit: GroupCommit::new(durable),
             handle,
             policy: config.fsync,
             stop: Mutex::new(false),

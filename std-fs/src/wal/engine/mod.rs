@@ -56,10 +56,6 @@ pub(crate) struct Shared<S: Fs> {
     behind: Option<behind::WriteBehind<S::File>>,
     counters: stats::Counters,
     recovery: RecoveryInfo,
-    /// The durable end and whether the WAL is poisoned, for async waiters
-    /// (the group commit's observer sends them).
-    #[cfg(feature = "async")]
-    pub(crate) durable_tx: Arc<tokio::sync::watch::Sender<(Lsn, bool)>>,
     /// Holds the directory's lock for the WAL's lifetime, and the log's
     /// start when `truncate_after` removes the segments that recorded it.
     lock_file: S::File,
@@ -286,6 +282,7 @@ impl<S: Fs> Wal<S> {
             segments_created: inner.segments_created,
             rotations,
             segments: inner.segments.len(),
+            task_wakeups: self.shared.commit.task_wakeups(),
             recovery: self.shared.recovery.clone(),
         }
     }

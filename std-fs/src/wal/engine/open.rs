@@ -6,14 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[cfg(feature = "async")]
-use nori_wal_core::Lsn;
 use nori_wal_core::format::EpochKey;
 
 use super::append::{Active, Inner};
 use super::behind::{BEHIND_BUFFERS, WriteBehind};
 use super::commit::GroupCommit;
 #[cfg(feature = "async")]
-use super::commit::Observer;
 use super::{Result, Shared, Wal, stats, timer};
 use crate::fs::{File, Fs, Kind, OpenMode};
 use crate::wal::config::{Codec, FsyncPolicy, WalConfig};
@@ -79,23 +77,15 @@ impl<S: Fs> Wal<S> {
             segments_created: 0,
             opened_at: recovered.next_lsn,
         };
-        #[cfg(feature = "async")]
-        let durable_tx = Arc::new(tokio::sync::watch::Sender::new((recovered.next_lsn, false)));
-        #[cfg(feature = "async")]
-        let observer = observer(&durable_tx);
-        #[cfg(not(feature = "async"))]
-        let observer = None;
         let shared = Arc::new(Shared {
             fs,
             inner: Mutex::new(inner),
-            commit: GroupCommit::new(recovered.next_lsn, observer),
+            commit: GroupCommit::new(recovered.next_lsn),
             timer: timer::Timer::default(),
             behind: (!matches!(config.fsync, FsyncPolicy::Always))
                 .then(|| WriteBehind::new(BEHIND_BUFFERS, buffer)),
             counters: stats::Counters::default(),
             recovery: recovered.info.clone(),
-            #[cfg(feature = "async")]
-            durable_tx,
             lock_file,
             start_seq: AtomicU64::new(start.map_or(0, |(seq, _)| seq)),
             config,
@@ -103,20 +93,6 @@ impl<S: Fs> Wal<S> {
         let (worker, writer) = start_threads(&shared, &dir)?;
         Ok((Self { shared, worker, writer }, recovered.info))
     }
-}
-
-/// The group commit's observer: the async API's watch channel, which
-/// changes only when the durable end or the poison does.
-#[cfg(feature = "async")]
-fn observer(tx: &Arc<tokio::sync::watch::Sender<(Lsn, bool)>>) -> Option<Observer> {
-    let tx = Arc::clone(tx);
-    Some(Box::new(move |durable: Lsn, poisoned: bool| {
-        tx.send_if_modified(|current| {
-            let changed = *current != (durable, poisoned);
-            *current = (durable, poisoned);
-            changed
-        });
-    }))
 }
 
 /// Checks that `dir` is a directory, creating it (durably, with the

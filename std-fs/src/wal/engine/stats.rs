@@ -79,6 +79,11 @@ pub struct Stats {
     pub rotations: u64,
     /// Segment files the log holds now.
     pub segments: usize,
+    /// Async tasks woken by the durable point (an awaited append or wait
+    /// woken once its LSN was durable, or the WAL poisoned): one per
+    /// durable async append that had to wait, however many syncs ran
+    /// meanwhile.
+    pub task_wakeups: u64,
     /// What recovery found and did when the WAL was opened.
     pub recovery: RecoveryInfo,
 }
