@@ -571,11 +571,6 @@ fn async_durable(settings: Settings, writers: usize, policy: FsyncPolicy) {
         (after.task_wakeups - before.task_wakeups) as f64 / appended.max(1) as f64,
         appended as f64 / (after.syncs - before.syncs).max(1) as f64,
     );
-    println!(
-        "\nasync: {:.2} task wake-ups per append, {:.1} records per fdatasync",
-        (after.task_wakeups - before.task_wakeups) as f64 / appended.max(1) as f64,
-        appended as f64 / (after.syncs - before.syncs).max(1) as f64,
-    );
     drop(wal);
     drop(runtime);
     let _ = std::fs::remove_dir_all(dir);

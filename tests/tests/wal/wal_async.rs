@@ -55,6 +55,14 @@ async fn many_tasks_append_and_every_record_is_durable_and_read_back() {
         }
         expected.sort();
         assert!(got == expected, "{policy:?}: {} of {} records read back", got.len(), expected.len());
+        // Each waiting task is woken once, when its record is durable, not
+        // at every sync: at most one wake-up per durable append or batch.
+        let wakeups = wal.stats().task_wakeups;
+        let durable_calls = 16 * 41;
+        match policy {
+            FsyncPolicy::Os => assert_eq!(wakeups, 0),
+            _ => assert!(wakeups <= durable_calls, "{policy:?}: {wakeups} wake-ups for {durable_calls} appends"),
+        }
         let count = wal.next_lsn();
         drop(iter);
         Arc::try_unwrap(wal).unwrap().close().await.unwrap();
