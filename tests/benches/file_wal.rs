@@ -45,7 +45,8 @@ fn bench_dir(name: &str) -> PathBuf {
 fn main() {
     let settings = Settings::from_args();
     let quick = std::env::args().any(|a| a == "--quick");
-    // Names given on the command line pick sections: always, os, threads, recovery.
+    // Names given on the command line pick sections: always, os, threads,
+    // recovery, iterate, async, async-iterate, compression, scaling.
     let picked: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let run = |name: &str| picked.is_empty() || picked.iter().any(|p| p == name);
     let root = std::env::var("NORI_WAL_BENCH_DIR").map_or_else(|_| std::env::temp_dir(), PathBuf::from);
@@ -73,6 +74,9 @@ fn main() {
         async_durable(settings, writers, FsyncPolicy::Always);
         async_durable(settings, if quick { 64 } else { 1024 }, FsyncPolicy::Always);
         async_durable(settings, writers, FsyncPolicy::Batch(std::time::Duration::from_millis(1)));
+        async_iterate(settings, if quick { 100_000 } else { 1_000_000 });
+    }
+    if picked.iter().any(|p| p == "async-iterate") {
         async_iterate(settings, if quick { 100_000 } else { 1_000_000 });
     }
     if run("compression") {

@@ -408,25 +408,28 @@ impl<S: Fs> Drop for Wal<S> {
 }
 
 /// Reads records in LSN order from a [`Wal`], a batch at a time on the
-/// blocking pool: while the task consumes one batch, the next is read.
-/// Each record is lent from the batch (an [`Entry`] borrowing the
+/// blocking pool: while the task consumes one batch, the next ones are
+/// read. Each record is lent from the batch (an [`Entry`] borrowing the
 /// iterator until the next call, as the blocking iterator lends its own);
 /// [`EntryBuf::from`] makes an owned copy.
+///
+/// From its first call until it ends or is dropped, the iterator keeps one
+/// thread of the blocking pool reading ahead, at most two batches (of up
+/// to 8 192 records or 2 MiB each) beyond the one being returned.
 pub struct Iter<S: Fs = StdFs> {
     wal: Option<Arc<wal::Wal<S>>>,
     from: Option<Lsn>,
-    /// The next batch, being read on the blocking pool (it holds the reader).
-    pending: Option<tokio::task::JoinHandle<Result<Fetched<S>>>>,
+    /// Batches read ahead on the blocking pool, once reading has started.
+    ahead: Option<tokio::sync::mpsc::Receiver<Result<Fetched>>>,
+    /// Read batches go back to the reader, to read into again.
+    spent: Option<std::sync::mpsc::Sender<Packed>>,
     /// The batch being returned.
     batch: Packed,
-    /// A batch's buffers to read the next one into.
-    spare: Option<Packed>,
     done: bool,
 }
 
-/// A batch read on the blocking pool: the reader back, the records, and
-/// whether the log ended.
-type Fetched<S> = (wal::Iter<S>, Packed, bool);
+/// A batch read on the blocking pool, and whether the log ended with it.
+type Fetched = (Packed, bool);
 
 impl<S: Fs> std::fmt::Debug for Iter<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -435,43 +438,73 @@ impl<S: Fs> std::fmt::Debug for Iter<S> {
     }
 }
 
-/// Records read per trip to the blocking pool, and bytes.
+/// Records read per batch, and bytes.
 const BATCH_RECORDS: usize = 8192;
 const BATCH_BYTES: usize = 2 << 20;
 
-/// Reads the next batch into `into` with `reader` (made from `wal` on the
-/// first trip).
-fn read_batch<S: Fs>(
+/// Reads batches from `from` (or the start) into `ahead` until the log as
+/// it was at the first read ends, an error, or the iterator is dropped;
+/// on the blocking pool. Batches come back through `spent` to be reused.
+fn read_ahead<S: Fs>(
     wal: &wal::Wal<S>,
-    reader: Option<wal::Iter<S>>,
     from: Option<Lsn>,
-    mut into: Packed,
-) -> Result<Fetched<S>> {
-    let mut reader = match (reader, from) {
-        (Some(reader), _) => reader,
-        (None, Some(lsn)) => wal.iter_from(lsn)?,
-        (None, None) => wal.iter()?,
+    ahead: &tokio::sync::mpsc::Sender<Result<Fetched>>,
+    spent: &std::sync::mpsc::Receiver<Packed>,
+) {
+    let reader = match from {
+        Some(lsn) => wal.iter_from(lsn),
+        None => wal.iter(),
     };
-    into.clear();
-    while into.items.len() < BATCH_RECORDS && into.len_bytes() < BATCH_BYTES {
-        match reader.try_next()? {
-            Some(entry) => into.push(entry.lsn, &entry.record),
-            None => return Ok((reader, into, true)),
+    let mut reader = match reader {
+        Ok(reader) => reader,
+        Err(e) => {
+            let _ = ahead.blocking_send(Err(e));
+            return;
+        }
+    };
+    loop {
+        let mut into = spent.try_recv().unwrap_or_default();
+        into.clear();
+        let mut end = false;
+        while into.items.len() < BATCH_RECORDS && into.len_bytes() < BATCH_BYTES {
+            match reader.try_next() {
+                Ok(Some(entry)) => into.push(entry.lsn, &entry.record),
+                Ok(None) => {
+                    end = true;
+                    break;
+                }
+                Err(e) => {
+                    // The records before the error first, then the error.
+                    if !into.items.is_empty() && ahead.blocking_send(Ok((into, false))).is_err() {
+                        return;
+                    }
+                    let _ = ahead.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+        // A send fails only once the iterator is dropped: stop reading.
+        if ahead.blocking_send(Ok((into, end))).is_err() || end {
+            return;
         }
     }
-    Ok((reader, into, false))
 }
 
 impl<S: Fs> Iter<S> {
     fn new(wal: Arc<wal::Wal<S>>, from: Option<Lsn>) -> Self {
-        Self { wal: Some(wal), from, pending: None, batch: Packed::default(), spare: None, done: false }
+        Self { wal: Some(wal), from, ahead: None, spent: None, batch: Packed::default(), done: false }
     }
 
-    /// Starts reading the next batch on the blocking pool.
-    fn fetch(&mut self, reader: Option<wal::Iter<S>>) {
-        let (Some(wal), from) = (self.wal.as_ref().map(Arc::clone), self.from) else { return };
-        let into = self.spare.take().unwrap_or_default();
-        self.pending = Some(tokio::task::spawn_blocking(move || read_batch(&wal, reader, from, into)));
+    /// Starts the reader on the blocking pool.
+    fn start(&mut self) {
+        let Some(wal) = self.wal.as_ref().map(Arc::clone) else { return };
+        let from = self.from;
+        // Two batches wait while a third is read.
+        let (ahead_tx, ahead_rx) = tokio::sync::mpsc::channel(2);
+        let (spent_tx, spent_rx) = std::sync::mpsc::channel();
+        drop(tokio::task::spawn_blocking(move || read_ahead(&wal, from, &ahead_tx, &spent_rx)));
+        self.ahead = Some(ahead_rx);
+        self.spent = Some(spent_tx);
     }
 
     /// The next record, or `None` at the end of the log as it was when the
@@ -496,6 +529,9 @@ impl<S: Fs> Iter<S> {
     /// # }
     /// ```
     ///
+    /// Cancel-safe: a call dropped while it waits for a batch loses nothing;
+    /// the next call returns the record it would have.
+    ///
     /// # Errors
     ///
     /// As [`blocking::Iter::try_next`](crate::blocking::Iter::try_next), and
@@ -505,25 +541,37 @@ impl<S: Fs> Iter<S> {
             if self.done {
                 return Ok(None);
             }
-            if self.pending.is_none() {
-                self.fetch(None);
+            if self.ahead.is_none() {
+                self.start();
             }
-            let Some(pending) = self.pending.as_mut() else { return Ok(None) };
-            // Cancel-safe: a read under way stays pending for the next call.
-            let fetched = pending.await;
-            self.pending = None;
-            let (reader, batch, done) = match fetched.map_err(task_failed)? {
-                Ok(fetched) => fetched,
-                Err(e) => {
-                    self.done = true;
+            let Some(ahead) = self.ahead.as_mut() else { return Ok(None) };
+            // Cancel-safe: a batch not yet received stays in the channel.
+            let fetched = ahead.recv().await;
+            let (batch, end) = match fetched {
+                Some(Ok(fetched)) => fetched,
+                Some(Err(e)) => {
+                    self.finish();
                     return Err(e);
                 }
+                // The reader stopped without a word: it panicked, or the
+                // runtime is shutting down.
+                None => {
+                    self.finish();
+                    return Err(Error::Io {
+                        op: "read",
+                        path: self.wal.as_ref().map(|w| w.config().dir.clone()).unwrap_or_default(),
+                        source: std::io::Error::other(
+                            "the async iterator's reader on the blocking pool stopped",
+                        ),
+                    });
+                }
             };
-            self.done = done;
-            self.spare = Some(std::mem::replace(&mut self.batch, batch));
-            if !done {
-                // Read the next batch while this one is consumed.
-                self.fetch(Some(reader));
+            let spent = std::mem::replace(&mut self.batch, batch);
+            if let Some(back) = &self.spent {
+                let _ = back.send(spent);
+            }
+            if end {
+                self.finish();
             }
             if self.batch.items.is_empty() {
                 return Ok(None);
@@ -532,6 +580,13 @@ impl<S: Fs> Iter<S> {
         let item = self.batch.items[self.batch.next];
         self.batch.next += 1;
         Ok(Some(self.batch.entry(item)))
+    }
+
+    /// Ends the iteration: later calls return `None`.
+    fn finish(&mut self) {
+        self.done = true;
+        self.ahead = None;
+        self.spent = None;
     }
 }
 

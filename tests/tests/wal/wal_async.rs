@@ -61,7 +61,10 @@ async fn many_tasks_append_and_every_record_is_durable_and_read_back() {
         let durable_calls = 16 * 41;
         match policy {
             FsyncPolicy::Os => assert_eq!(wakeups, 0),
-            _ => assert!(wakeups <= durable_calls, "{policy:?}: {wakeups} wake-ups for {durable_calls} appends"),
+            _ => assert!(
+                wakeups <= durable_calls,
+                "{policy:?}: {wakeups} wake-ups for {durable_calls} appends"
+            ),
         }
         let count = wal.next_lsn();
         drop(iter);
@@ -238,4 +241,44 @@ fn async_iteration_cancelled_part_way_loses_no_record() {
         drop(iter);
         wal.close().await.unwrap();
     });
+}
+
+/// Damage that appears in a segment after the WAL was opened: the async
+/// iterator returns every record before it, in order, then the error,
+/// then nothing — as the blocking iterator does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_iteration_reports_damage_after_the_records_before_it() {
+    let scratch = Scratch::new("async-iter-damage");
+    let config = WalConfig::new(scratch.wal()).segment_size(64 << 10).fsync(FsyncPolicy::Os);
+    let (wal, _) = Wal::open(config).await.unwrap();
+    let total = 20_000u64;
+    for i in 0..total {
+        wal.append(&Record::raw(format!("record {i:>12}").as_bytes())).await.unwrap();
+    }
+    wal.sync().await.unwrap();
+    let segments = nori_wal_tests::walkit::segment_files(&scratch.wal());
+    assert!(segments.len() > 4, "{} segments", segments.len());
+    // A byte in the middle of the third segment's frames.
+    nori_wal_tests::walkit::flip_bit(&segments[2], 32 << 10, 3);
+    let blocking: Vec<u64> = {
+        let mut iter = wal.blocking().iter().unwrap();
+        let mut lsns = Vec::new();
+        while let Ok(Some(entry)) = iter.try_next() {
+            lsns.push(entry.lsn);
+        }
+        lsns
+    };
+    let mut iter = wal.iter();
+    let mut lsns = Vec::new();
+    let error = loop {
+        match iter.try_next().await {
+            Ok(Some(entry)) => lsns.push(entry.lsn),
+            Ok(None) => panic!("the damage was not reported; {} records read", lsns.len()),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(error, Error::Corrupt(_)), "{error}");
+    assert_eq!(lsns, blocking, "the async iterator and the blocking one disagree before the damage");
+    assert!(lsns.iter().copied().eq(0..lsns.len() as u64) && (lsns.len() as u64) < total, "{}", lsns.len());
+    assert!(iter.try_next().await.unwrap().is_none(), "records after the error");
 }

@@ -344,7 +344,9 @@ impl<C: Clone> Future for Durable<'_, C> {
             drop(tasks);
             return Poll::Ready(commit.check());
         }
-        let id = *this.id.get_or_insert_with(|| commit.next_task.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let id = *this
+            .id
+            .get_or_insert_with(|| commit.next_task.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         match tasks.entry((this.end, id)) {
             std::collections::btree_map::Entry::Occupied(mut known) => {
                 if !known.get().will_wake(cx.waker()) {
@@ -658,7 +660,10 @@ mod shuttle_checks {
                     let lsn = log.append();
                     let result = log.commit.durable(lsn + 1).await;
                     if result.is_ok() {
-                        assert!(log.synced.load(Ordering::Acquire) > lsn, "LSN {lsn} acknowledged, not synced");
+                        assert!(
+                            log.synced.load(Ordering::Acquire) > lsn,
+                            "LSN {lsn} acknowledged, not synced"
+                        );
                     }
                     result.is_ok()
                 })
@@ -694,7 +699,8 @@ mod shuttle_checks {
             thread.join().unwrap();
         }
         syncer.join().unwrap();
-        let acknowledged = tasks.into_iter().map(shuttle::future::block_on).filter(|t| matches!(t, Ok(true))).count();
+        let acknowledged =
+            tasks.into_iter().map(shuttle::future::block_on).filter(|t| matches!(t, Ok(true))).count();
         if fail_at.is_none() {
             assert_eq!(acknowledged as u64, TASKS);
         }
