@@ -7,14 +7,14 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64};
 #[cfg(not(feature = "shuttle"))]
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 #[cfg(not(feature = "shuttle"))]
-pub(crate) use std::thread::{JoinHandle, sleep};
+pub(crate) use std::thread::{JoinHandle, Thread, current, park, sleep};
 
 #[cfg(feature = "shuttle")]
 pub(crate) use shuttle::sync::atomic::{AtomicBool, AtomicU64};
 #[cfg(feature = "shuttle")]
 pub(crate) use shuttle::sync::{Condvar, Mutex, MutexGuard};
 #[cfg(feature = "shuttle")]
-pub(crate) use shuttle::thread::{JoinHandle, sleep};
+pub(crate) use shuttle::thread::{JoinHandle, Thread, current, park, sleep};
 
 /// Starts the background thread.
 pub(crate) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle<()>> {

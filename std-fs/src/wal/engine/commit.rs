@@ -314,6 +314,36 @@ impl<C: Clone> GroupCommit<C> {
         Durable { commit: self, end, id: None }
     }
 
+    /// Whether a turn (a sync, or an exclusive operation) is under way.
+    pub(crate) fn is_busy(&self) -> bool {
+        lock(&self.turns).busy
+    }
+
+    /// Blocks the calling thread until every LSN below `end` is durable,
+    /// leading no turn: as [`durable`](Self::durable), the thread is woken
+    /// once, when a sync covers `end` (or the log is poisoned).
+    pub(crate) fn wait_woken(&self, end: Lsn) -> Result<(), Poisoned<C>> {
+        /// Wakes a parked thread.
+        struct Unpark(crate::wal::sync::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.unpark();
+            }
+            fn wake_by_ref(self: &std::sync::Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(std::sync::Arc::new(Unpark(crate::wal::sync::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut durable = self.durable(end);
+        loop {
+            if let Poll::Ready(result) = Pin::new(&mut durable).poll(&mut cx) {
+                return result;
+            }
+            crate::wal::sync::park();
+        }
+    }
+
     /// Tasks woken by the durable point since the log was opened.
     pub(crate) fn task_wakeups(&self) -> u64 {
         self.task_wakeups.load(std::sync::atomic::Ordering::Relaxed)

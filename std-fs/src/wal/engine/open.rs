@@ -154,10 +154,10 @@ fn start_threads<S: Fs>(shared: &Arc<Shared<S>>, dir: &Path) -> Result<Threads> 
         _ => None,
     };
     let age = shared.config.max_segment_age;
-    // Under `Always`, async appends ask this thread for their syncs and wait
-    // for them without holding a thread of their own.
-    let async_syncs = cfg!(feature = "async") && shared.config.fsync == FsyncPolicy::Always;
-    let worker = if window.is_some() || age.is_some() || async_syncs {
+    // Under `Always`, async appends, and blocking ones made while a sync
+    // runs, ask this thread for their syncs and wait for them.
+    let asked_syncs = shared.config.fsync == FsyncPolicy::Always;
+    let worker = if window.is_some() || age.is_some() || asked_syncs {
         let shared = Arc::clone(shared);
         let handle =
             crate::wal::sync::spawn("nori-wal-sync", move || shared.timer.run(window, age, &*shared))
