@@ -711,21 +711,7 @@ fn scaling(quick: bool) {
         let config = WalConfig::new(&dir).segment_size(64 << 20).fsync(FsyncPolicy::Always);
         let wal = std::sync::Arc::new(runtime.block_on(nori_wal::Wal::open(config)).unwrap().0);
         let tasks = measure("async", settings, ops, ops, || {
-            runtime.block_on(async {
-                let handles: Vec<_> = (0..n)
-                    .map(|_| {
-                        let wal = std::sync::Arc::clone(&wal);
-                        tokio::spawn(async move {
-                            for _ in 0..per_thread {
-                                black_box(wal.append(&Record::raw(&[0x5Au8; RECORD])).await.unwrap());
-                            }
-                        })
-                    })
-                    .collect();
-                for h in handles {
-                    h.await.unwrap();
-                }
-            });
+            runtime.block_on(async_appends(&wal, n, per_thread));
         });
         drop(wal);
         let _ = std::fs::remove_dir_all(&dir);
