@@ -5,13 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[cfg(feature = "async")]
 use nori_wal_core::format::EpochKey;
 
 use super::append::{Active, Inner};
 use super::behind::{BEHIND_BUFFERS, WriteBehind};
 use super::commit::GroupCommit;
-#[cfg(feature = "async")]
 use super::{Result, Shared, Wal, stats, timer};
 use crate::fs::{File, Fs, Kind, OpenMode};
 use crate::wal::config::{Codec, FsyncPolicy, WalConfig};
