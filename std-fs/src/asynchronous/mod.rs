@@ -414,8 +414,9 @@ impl<S: Fs> Drop for Wal<S> {
 /// [`EntryBuf::from`] makes an owned copy.
 ///
 /// From its first call until it ends or is dropped, the iterator keeps one
-/// thread of the blocking pool reading ahead, at most two batches (of up
-/// to 8 192 records or 2 MiB each) beyond the one being returned.
+/// thread of the blocking pool reading ahead: at most two batches ready and
+/// one being read beyond the one being returned (each up to 8 192 records
+/// or 2 MiB).
 pub struct Iter<S: Fs = StdFs> {
     wal: Option<Arc<wal::Wal<S>>>,
     from: Option<Lsn>,

@@ -191,17 +191,12 @@ impl<S: Fs> Shared<S> {
     /// What the policy asks after an append ending at `end`.
     pub(super) fn after_append(&self, end: Lsn) -> Result<()> {
         match self.config.fsync {
-            // Alone, the caller leads the sync itself (no hand-off). While
-            // a sync runs, it asks the sync thread for the next one and
-            // sleeps until a sync covers its record: the sync thread leads
-            // turn after turn, and each waiter is woken once.
-            FsyncPolicy::Always if self.commit.is_busy() => {
-                if self.commit.durable_end() < end {
-                    self.timer.request_sync();
-                }
-                Ok(self.commit.wait_woken(end)?)
+            // Alone, the caller leads its sync itself (no hand-off); while
+            // a sync runs, it asks the sync thread (which runs under
+            // `Always`) for the next one and parks until a sync covers it.
+            FsyncPolicy::Always => {
+                self.commit.sync_or_ask(end, || self.lead_sync(), Some(&|| self.timer.request_sync()))
             }
-            FsyncPolicy::Always => self.sync_until(end),
             FsyncPolicy::Batch(_) => {
                 self.timer.mark_dirty();
                 Ok(())

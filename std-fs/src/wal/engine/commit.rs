@@ -3,10 +3,12 @@
 //!
 //! It knows neither files nor runtimes: a turn's leader syncs through the
 //! closure it is given (a segment file's `fdatasync`, a raw device's sync
-//! handle). Threads wait on condition variables; tasks await
-//! [`GroupCommit::durable`], a future woken once, when the durable point
-//! reaches the LSN it waits for (any executor: it holds a
-//! [`Waker`](std::task::Waker), no thread).
+//! handle). Threads that may lead wait on condition variables for their
+//! turn; tasks await [`GroupCommit::durable`], a future woken once, when
+//! the durable point reaches the LSN it waits for (any executor: it holds
+//! a [`Waker`](std::task::Waker), no thread), and threads that leave the
+//! syncing to a sync thread park on the same future
+//! ([`GroupCommit::sync_or_ask`]).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -162,7 +164,22 @@ impl<C: Clone> GroupCommit<C> {
     pub(crate) fn sync_until<E: From<Poisoned<C>>>(
         &self,
         end: Lsn,
+        lead: impl FnMut() -> Result<Lsn, E>,
+    ) -> Result<(), E> {
+        self.sync_or_ask(end, lead, None)
+    }
+
+    /// As [`sync_until`](Self::sync_until) when no turn is under way; while
+    /// one is, calls `ask` (which must see that a sync thread runs the next
+    /// turn) and parks until a sync covers `end`, woken once
+    /// ([`wait_woken`](Self::wait_woken)), instead of waiting to lead the
+    /// next turn itself. So a lone caller leads its own sync, and many
+    /// callers are gathered by a syncer that is always ready.
+    pub(crate) fn sync_or_ask<E: From<Poisoned<C>>>(
+        &self,
+        end: Lsn,
         mut lead: impl FnMut() -> Result<Lsn, E>,
+        ask: Option<&dyn Fn()>,
     ) -> Result<(), E> {
         let mut turns = lock(&self.turns);
         loop {
@@ -177,6 +194,11 @@ impl<C: Clone> GroupCommit<C> {
                 return Ok(());
             }
             if turns.busy {
+                if let Some(ask) = ask {
+                    drop(turns);
+                    ask();
+                    return Ok(self.wait_woken(end)?);
+                }
                 turns = self.wait_for_turn(turns, end);
                 continue;
             }
@@ -314,11 +336,6 @@ impl<C: Clone> GroupCommit<C> {
         Durable { commit: self, end, id: None }
     }
 
-    /// Whether a turn (a sync, or an exclusive operation) is under way.
-    pub(crate) fn is_busy(&self) -> bool {
-        lock(&self.turns).busy
-    }
-
     /// Blocks the calling thread until every LSN below `end` is durable,
     /// leading no turn: as [`durable`](Self::durable), the thread is woken
     /// once, when a sync covers `end` (or the log is poisoned).
@@ -364,6 +381,10 @@ impl<C: Clone> Future for Durable<'_, C> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let commit = this.commit;
+        if this.id.is_none() && !commit.is_poisoned() && commit.durable_end() >= this.end {
+            // Durable already and never registered: nothing to undo.
+            return Poll::Ready(Ok(()));
+        }
         let mut tasks = lock(&commit.tasks);
         // Checked under the task lock: a change made after this check
         // wakes the waker registered below.
@@ -486,6 +507,56 @@ mod tests {
         }
         assert_eq!(commit.durable_end(), 4);
         assert_eq!(leads.load(Ordering::Acquire), 2, "one sync for the three that waited");
+    }
+
+    #[test]
+    fn a_caller_that_can_ask_leads_alone_and_asks_while_a_sync_runs() {
+        let commit = Arc::new(Commit::new(0));
+        let asked = Arc::new(StdU64::new(0));
+        let ask = {
+            let asked = Arc::clone(&asked);
+            move || {
+                asked.fetch_add(1, Ordering::AcqRel);
+            }
+        };
+        // Alone: it leads its own sync and asks nobody.
+        commit.sync_or_ask(1, || -> Result<Lsn, TestError> { Ok(1) }, Some(&ask)).unwrap();
+        assert_eq!((commit.durable_end(), asked.load(Ordering::Acquire)), (1, 0));
+        // While a sync runs: it asks, leads nothing, and returns once a
+        // sync (here the running one's successor, led by the "sync
+        // thread") covers it.
+        let (release, gate) = mpsc::channel::<()>();
+        let (started_tx, started) = mpsc::channel::<()>();
+        let running = {
+            let commit = Arc::clone(&commit);
+            thread::spawn(move || {
+                commit.sync_until(2, || -> Result<Lsn, TestError> {
+                    commit.cover(2);
+                    started_tx.send(()).unwrap();
+                    gate.recv().unwrap();
+                    Ok(2)
+                })
+            })
+        };
+        started.recv().unwrap();
+        let asker = {
+            let (commit, ask) = (Arc::clone(&commit), ask.clone());
+            thread::spawn(move || {
+                commit.sync_or_ask(3, || -> Result<Lsn, TestError> { panic!("it led a sync") }, Some(&ask))
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while asked.load(Ordering::Acquire) == 0 {
+            assert!(std::time::Instant::now() < deadline, "it did not ask while a sync ran");
+            thread::sleep(Duration::from_millis(1));
+        }
+        release.send(()).unwrap();
+        running.join().unwrap().unwrap();
+        thread::sleep(Duration::from_millis(20));
+        assert!(!asker.is_finished(), "returned before its record was durable");
+        commit.sync_until(3, || -> Result<Lsn, TestError> { Ok(3) }).unwrap();
+        asker.join().unwrap().unwrap();
+        assert_eq!(asked.load(Ordering::Acquire), 1);
     }
 
     #[test]
