@@ -46,6 +46,10 @@ struct Turns<C> {
     covered_end: Option<Lsn>,
     /// Threads waiting for the turn after the running one.
     next_waiters: usize,
+    /// A caller asked the sync thread for a sync since the running (or
+    /// last) turn began: the sync thread runs another turn, so a caller
+    /// arriving between turns asks too rather than lead one of its own.
+    asked: bool,
     /// The failure that poisoned the log, first one only.
     poisoned: Option<C>,
 }
@@ -66,7 +70,11 @@ pub(crate) struct GroupCommit<C> {
     poisoned: AtomicBool,
     /// Tasks awaiting [`durable`](GroupCommit::durable), by the end each
     /// waits for and a number of its own.
-    tasks: Mutex<BTreeMap<(Lsn, u64), Waker>>,
+    tasks: Mutex<BTreeMap<(Lsn, u64), Waiter>>,
+    /// Parked threads a sync made durable, not yet unparked: each thread
+    /// unparked unparks [`RELAY`] more, so the syncer is free for the
+    /// next sync after unparking a few (see [`wake_tasks`](Self::wake_tasks)).
+    relay: Mutex<Vec<std::sync::Arc<Parked>>>,
     /// Numbers the waiting tasks.
     next_task: AtomicU64,
     /// Tasks woken because the durable point reached their end (or the log
@@ -77,13 +85,15 @@ pub(crate) struct GroupCommit<C> {
 impl<C: Clone> GroupCommit<C> {
     /// A group commit whose LSNs below `durable_end` are durable.
     pub(crate) fn new(durable_end: Lsn) -> Self {
-        let turns = Turns { busy: false, turn: 0, covered_end: None, next_waiters: 0, poisoned: None };
+        let turns =
+            Turns { busy: false, turn: 0, covered_end: None, next_waiters: 0, asked: false, poisoned: None };
         Self {
             turns: Mutex::new(turns),
             cvs: [Condvar::new(), Condvar::new()],
             durable_end: AtomicU64::new(durable_end),
             poisoned: AtomicBool::new(false),
             tasks: Mutex::new(BTreeMap::new()),
+            relay: Mutex::new(Vec::new()),
             next_task: AtomicU64::new(0),
             task_wakeups: AtomicU64::new(0),
         }
@@ -193,17 +203,21 @@ impl<C: Clone> GroupCommit<C> {
                 }
                 return Ok(());
             }
+            if let Some(ask) = ask
+                && (turns.busy || turns.asked)
+            {
+                turns.asked = true;
+                drop(turns);
+                ask();
+                return Ok(self.wait_woken(end)?);
+            }
             if turns.busy {
-                if let Some(ask) = ask {
-                    drop(turns);
-                    ask();
-                    return Ok(self.wait_woken(end)?);
-                }
                 turns = self.wait_for_turn(turns, end);
                 continue;
             }
             turns.busy = true;
             turns.covered_end = None;
+            turns.asked = false;
             drop(turns);
             let result = lead();
             turns = lock(&self.turns);
@@ -213,7 +227,13 @@ impl<C: Clone> GroupCommit<C> {
                 self.durable_end.fetch_max(flushed, std::sync::atomic::Ordering::AcqRel);
             }
             self.end_turn(&mut turns);
+            // Tasks and parked writers are woken with the turn lock
+            // released: they append (and take that lock) while the rest
+            // are woken.
+            drop(turns);
+            self.wake_tasks();
             result?;
+            turns = lock(&self.turns);
         }
     }
 
@@ -275,13 +295,14 @@ impl<C: Clone> GroupCommit<C> {
         drop(turns);
         let result = op();
         self.end_turn(&mut lock(&self.turns));
+        self.wake_tasks();
         result
     }
 
     /// Ends the running turn: releases its waiters and elects the next
-    /// leader among the others.
+    /// leader among the others. The caller then wakes the tasks
+    /// ([`wake_tasks`](Self::wake_tasks)), with the lock released.
     fn end_turn(&self, turns: &mut Turns<C>) {
-        self.wake_tasks();
         let turn = turns.turn;
         turns.busy = false;
         turns.covered_end = None;
@@ -322,8 +343,42 @@ impl<C: Clone> GroupCommit<C> {
             }
         };
         self.task_wakeups.fetch_add(ready.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        for waker in ready.into_values() {
-            waker.wake();
+        let mut threads = Vec::new();
+        for waiter in ready.into_values() {
+            match waiter {
+                Waiter::Task(waker) => waker.wake(),
+                Waiter::Thread(parked) => threads.push(parked),
+            }
+        }
+        if !threads.is_empty() {
+            lock(&self.relay).append(&mut threads);
+            self.relay_wakes();
+        }
+    }
+
+    /// Unparks up to [`RELAY`] of the threads a sync made durable. Called
+    /// by the syncer and by every thread as it leaves
+    /// [`wait_woken`](Self::wait_woken), so each unparked thread unparks
+    /// more (a tree): on few CPUs, unparking dozens of threads one by one
+    /// kept the syncer from its next sync for about as long as a sync.
+    ///
+    /// None is left parked: a thread is counted only if it has not left
+    /// yet (checked under the relay lock), and a thread leaves only after
+    /// marking itself left and then relaying; so each thread counted
+    /// relays later, and the list empties.
+    fn relay_wakes(&self) {
+        let mut wake = Vec::with_capacity(RELAY);
+        {
+            let mut relay = lock(&self.relay);
+            while wake.len() < RELAY {
+                let Some(parked) = relay.pop() else { break };
+                if !parked.left.load(std::sync::atomic::Ordering::Acquire) {
+                    wake.push(parked);
+                }
+            }
+        }
+        for parked in wake {
+            parked.thread.unpark();
         }
     }
 
@@ -333,28 +388,23 @@ impl<C: Clone> GroupCommit<C> {
     /// another thread). The task is woken once, when the durable point
     /// reaches `end`, not at every move. Dropping the future forgets it.
     pub(crate) fn durable(&self, end: Lsn) -> Durable<'_, C> {
-        Durable { commit: self, end, id: None }
+        Durable { commit: self, end, id: None, thread: None }
     }
 
     /// Blocks the calling thread until every LSN below `end` is durable,
     /// leading no turn: as [`durable`](Self::durable), the thread is woken
     /// once, when a sync covers `end` (or the log is poisoned).
     pub(crate) fn wait_woken(&self, end: Lsn) -> Result<(), Poisoned<C>> {
-        /// Wakes a parked thread.
-        struct Unpark(crate::wal::sync::Thread);
-        impl std::task::Wake for Unpark {
-            fn wake(self: std::sync::Arc<Self>) {
-                self.0.unpark();
-            }
-            fn wake_by_ref(self: &std::sync::Arc<Self>) {
-                self.0.unpark();
-            }
-        }
-        let waker = Waker::from(std::sync::Arc::new(Unpark(crate::wal::sync::current())));
-        let mut cx = Context::from_waker(&waker);
-        let mut durable = self.durable(end);
+        let parked =
+            std::sync::Arc::new(Parked { thread: crate::wal::sync::current(), left: AtomicBool::new(false) });
+        let mut durable =
+            Durable { commit: self, end, id: None, thread: Some(std::sync::Arc::clone(&parked)) };
+        // The future registers the thread, not this waker.
+        let mut cx = Context::from_waker(Waker::noop());
         loop {
             if let Poll::Ready(result) = Pin::new(&mut durable).poll(&mut cx) {
+                parked.left.store(true, std::sync::atomic::Ordering::Release);
+                self.relay_wakes();
                 return result;
             }
             crate::wal::sync::park();
@@ -373,7 +423,30 @@ pub(crate) struct Durable<'a, C> {
     end: Lsn,
     /// Its number among the waiting tasks, once it has waited.
     id: Option<u64>,
+    /// The parked thread that waits on it ([`GroupCommit::wait_woken`]),
+    /// registered instead of the context's waker.
+    thread: Option<std::sync::Arc<Parked>>,
 }
+
+/// A registered waiter.
+enum Waiter {
+    /// A task, woken by its waker.
+    Task(Waker),
+    /// A parked thread, unparked by relay ([`GroupCommit::relay_wakes`]).
+    Thread(std::sync::Arc<Parked>),
+}
+
+/// A thread parked in [`GroupCommit::wait_woken`].
+struct Parked {
+    thread: crate::wal::sync::Thread,
+    /// It left `wait_woken` (or is about to, and relays): unparking it
+    /// would relay nothing.
+    left: AtomicBool,
+}
+
+/// How many parked threads the syncer, and then each thread it unparks,
+/// unparks in turn.
+const RELAY: usize = 2;
 
 impl<C: Clone> Future for Durable<'_, C> {
     type Output = Result<(), Poisoned<C>>;
@@ -400,12 +473,17 @@ impl<C: Clone> Future for Durable<'_, C> {
             .get_or_insert_with(|| commit.next_task.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         match tasks.entry((this.end, id)) {
             std::collections::btree_map::Entry::Occupied(mut known) => {
-                if !known.get().will_wake(cx.waker()) {
-                    known.insert(cx.waker().clone());
+                if let Waiter::Task(waker) = known.get_mut()
+                    && !waker.will_wake(cx.waker())
+                {
+                    *waker = cx.waker().clone();
                 }
             }
             std::collections::btree_map::Entry::Vacant(new) => {
-                new.insert(cx.waker().clone());
+                new.insert(match &this.thread {
+                    Some(parked) => Waiter::Thread(std::sync::Arc::clone(parked)),
+                    None => Waiter::Task(cx.waker().clone()),
+                });
             }
         }
         Poll::Pending
@@ -554,9 +632,59 @@ mod tests {
         running.join().unwrap().unwrap();
         thread::sleep(Duration::from_millis(20));
         assert!(!asker.is_finished(), "returned before its record was durable");
-        commit.sync_until(3, || -> Result<Lsn, TestError> { Ok(3) }).unwrap();
+        // Between turns, with a sync asked for and not yet begun: a new
+        // caller asks too, rather than lead a sync of its own.
+        let second = {
+            let (commit, ask) = (Arc::clone(&commit), ask.clone());
+            thread::spawn(move || {
+                commit.sync_or_ask(4, || -> Result<Lsn, TestError> { panic!("it led a sync") }, Some(&ask))
+            })
+        };
+        while asked.load(Ordering::Acquire) < 2 {
+            assert!(std::time::Instant::now() < deadline, "it did not ask between turns");
+            thread::sleep(Duration::from_millis(1));
+        }
+        // The asked-for turn (the "sync thread") covers both.
+        commit.sync_until(3, || -> Result<Lsn, TestError> { Ok(4) }).unwrap();
         asker.join().unwrap().unwrap();
-        assert_eq!(asked.load(Ordering::Acquire), 1);
+        second.join().unwrap().unwrap();
+        assert_eq!(asked.load(Ordering::Acquire), 2);
+        // That turn answered every ask: a lone caller leads again.
+        commit.sync_or_ask(5, || -> Result<Lsn, TestError> { Ok(5) }, Some(&ask)).unwrap();
+        assert_eq!((commit.durable_end(), asked.load(Ordering::Acquire)), (5, 2));
+    }
+
+    #[test]
+    fn every_parked_thread_a_sync_covers_is_unparked() {
+        // The syncer unparks two; each unparked thread unparks two more.
+        let commit = Arc::new(Commit::new(0));
+        let parked: Vec<_> = (1..=33)
+            .map(|end| {
+                let commit = Arc::clone(&commit);
+                thread::spawn(move || commit.wait_woken(end))
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while lock(&commit.tasks).len() < 33 {
+            assert!(std::time::Instant::now() < deadline, "the threads did not wait");
+            thread::sleep(Duration::from_millis(1));
+        }
+        // A sync covering the first 20: exactly those leave.
+        commit.advance(20).unwrap();
+        for t in &parked[..20] {
+            while !t.is_finished() {
+                assert!(std::time::Instant::now() < deadline, "a covered thread stayed parked");
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+        thread::sleep(Duration::from_millis(20));
+        assert!(parked[20..].iter().all(|t| !t.is_finished()), "a thread left before its end was durable");
+        assert!(lock(&commit.relay).is_empty());
+        commit.advance(33).unwrap();
+        for t in parked {
+            t.join().unwrap().unwrap();
+        }
+        assert_eq!(commit.task_wakeups(), 33);
     }
 
     #[test]
@@ -702,7 +830,8 @@ mod tests {
 
 /// Async waiters under shuttle's randomized scheduler (`cargo test -p
 /// nori-wal --features shuttle --lib shuttle`): tasks awaiting
-/// [`GroupCommit::durable`] beside threads that append and lead syncs.
+/// [`GroupCommit::durable`] beside threads that append and lead syncs or
+/// ask for them and park.
 /// Checked over many interleavings: no task is left waiting (shuttle
 /// reports a deadlock if one is never woken), a task resolves `Ok` only
 /// once a completed sync covers its record, and once a sync fails every
@@ -744,7 +873,10 @@ mod shuttle_checks {
     }
 
     const TASKS: u64 = 3;
-    const THREADS: u64 = 2;
+    /// Thread 0 leads its syncs; the others ask the sync thread while a
+    /// sync runs (or one is asked for) and park, unparked by relay (more
+    /// of them than the syncer unparks itself).
+    const THREADS: u64 = 5;
 
     fn waiters(fail_at: Option<u64>) {
         let log = Arc::new(Log {
@@ -771,11 +903,14 @@ mod shuttle_checks {
             })
             .collect();
         let threads: Vec<_> = (0..THREADS)
-            .map(|_| {
+            .map(|t| {
                 let log = Arc::clone(&log);
                 shuttle::thread::spawn(move || {
                     let lsn = log.append();
-                    let result = log.commit.sync_until(lsn + 1, || log.lead());
+                    // The sync thread below runs until every record is
+                    // durable: asking it needs no message.
+                    let ask: Option<&dyn Fn()> = if t == 0 { None } else { Some(&|| {}) };
+                    let result = log.commit.sync_or_ask(lsn + 1, || log.lead(), ask);
                     if result.is_ok() {
                         assert!(log.synced.load(Ordering::Acquire) > lsn);
                     }
@@ -806,6 +941,7 @@ mod shuttle_checks {
             assert_eq!(acknowledged as u64, TASKS);
         }
         assert!(lock(&log.commit.tasks).is_empty(), "a task stayed registered");
+        assert!(lock(&log.commit.relay).is_empty(), "a thread was never unparked");
     }
 
     #[test]
