@@ -79,10 +79,12 @@ pub struct Stats {
     pub rotations: u64,
     /// Segment files the log holds now.
     pub segments: usize,
-    /// Async tasks woken by the durable point (an awaited append or wait
+    /// Waiters woken by the durable point (an awaited append or wait
     /// woken once its LSN was durable, or the WAL poisoned): one per
     /// durable async append that had to wait, however many syncs ran
-    /// meanwhile.
+    /// meanwhile. Under [`FsyncPolicy::Always`](crate::FsyncPolicy::Always)
+    /// a blocking append that waits for a sync another thread runs is
+    /// counted too (it parks, and is unparked once).
     pub task_wakeups: u64,
     /// What recovery found and did when the WAL was opened.
     pub recovery: RecoveryInfo,
