@@ -397,8 +397,8 @@ impl<C: Clone> GroupCommit<C> {
     pub(crate) fn wait_woken(&self, end: Lsn) -> Result<(), Poisoned<C>> {
         let parked =
             std::sync::Arc::new(Parked { thread: crate::wal::sync::current(), left: AtomicBool::new(false) });
-        let mut durable =
-            Durable { commit: self, end, id: None, thread: Some(std::sync::Arc::clone(&parked)) };
+        let mut durable = self.durable(end);
+        durable.thread = Some(std::sync::Arc::clone(&parked));
         // The future registers the thread, not this waker.
         let mut cx = Context::from_waker(Waker::noop());
         loop {
