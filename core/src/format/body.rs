@@ -28,6 +28,65 @@ pub enum Body<'a> {
     Padding,
     /// Log metadata: no record.
     Mark(Mark),
+    /// A declared range of lost LSNs (format v2): `count` LSNs from the
+    /// frame's own, no record.
+    Hole {
+        /// How many LSNs were lost (at least 1).
+        count: u32,
+    },
+    /// A segment's seal (format v2): no record.
+    Seal(Seal),
+}
+
+/// Length of a hole frame's payload (format v2).
+pub const HOLE_PAYLOAD_LEN: usize = 4;
+
+/// Length of a seal frame's payload (format v2).
+pub const SEAL_PAYLOAD_LEN: usize = 8;
+
+/// What a sealed segment holds (format v2, FORMAT.md section v2.6): the
+/// LSNs its frames take and a checksum of its frames' CRC fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Seal {
+    /// LSNs the segment's frames take (holes included): the next segment
+    /// starts at `base_lsn + records`.
+    pub records: u32,
+    /// CRC32C of the `crc` fields of the segment's frames, in order
+    /// (see [`FramesCrc`](super::v2::FramesCrc)).
+    pub frames_crc: u32,
+}
+
+impl Seal {
+    pub(super) fn to_bytes(self) -> [u8; SEAL_PAYLOAD_LEN] {
+        let mut out = [0u8; SEAL_PAYLOAD_LEN];
+        out[..4].copy_from_slice(&self.records.to_le_bytes());
+        out[4..].copy_from_slice(&self.frames_crc.to_le_bytes());
+        out
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let Ok(bytes) = <&[u8; SEAL_PAYLOAD_LEN]>::try_from(bytes) else {
+            return Err(malformed(Malformed::SealLength));
+        };
+        let (records, crc) = bytes.split_at(4);
+        let mut a = [0u8; 4];
+        let mut b = [0u8; 4];
+        a.copy_from_slice(records);
+        b.copy_from_slice(crc);
+        Ok(Self { records: u32::from_le_bytes(a), frames_crc: u32::from_le_bytes(b) })
+    }
+}
+
+/// Parses a hole's payload: its count, at least 1.
+fn parse_hole(bytes: &[u8]) -> Result<u32, DecodeError> {
+    let Ok(bytes) = <[u8; HOLE_PAYLOAD_LEN]>::try_from(bytes) else {
+        return Err(malformed(Malformed::HoleLength));
+    };
+    match u32::from_le_bytes(bytes) {
+        0 => Err(malformed(Malformed::EmptyHole)),
+        count => Ok(count),
+    }
 }
 
 /// Length of a mark frame's payload.
@@ -83,6 +142,8 @@ impl<'a> Body<'a> {
         match kind {
             FrameKind::Padding => Ok(Self::Padding),
             FrameKind::Mark => Mark::parse(bytes).map(Self::Mark),
+            FrameKind::Hole => parse_hole(bytes).map(|count| Self::Hole { count }),
+            FrameKind::Seal => Seal::parse(bytes).map(Self::Seal),
             FrameKind::Batch => BatchRecords::parse(bytes).map(Self::Batch),
             FrameKind::Put | FrameKind::Delete | FrameKind::Raw => {
                 parse_record(kind, bytes).map(Self::Record)
@@ -90,13 +151,23 @@ impl<'a> Body<'a> {
         }
     }
 
-    /// How many records (and LSNs) the body holds.
+    /// How many records (and LSNs) the body holds. A hole holds none
+    /// (see [`lsn_count`](Self::lsn_count)).
     #[must_use]
     pub fn record_count(&self) -> u32 {
         match self {
             Self::Record(_) => 1,
             Self::Batch(batch) => batch.remaining,
-            Self::Padding | Self::Mark(_) => 0,
+            Self::Padding | Self::Mark(_) | Self::Hole { .. } | Self::Seal(_) => 0,
+        }
+    }
+
+    /// How many LSNs the body takes: its records, or a hole's count.
+    #[must_use]
+    pub fn lsn_count(&self) -> u32 {
+        match self {
+            Self::Hole { count } => *count,
+            _ => self.record_count(),
         }
     }
 
@@ -106,7 +177,9 @@ impl<'a> Body<'a> {
         match self {
             Self::Record(record) => Records(RecordsInner::One(Some(*record))),
             Self::Batch(batch) => Records(RecordsInner::Batch(batch.clone())),
-            Self::Padding | Self::Mark(_) => Records(RecordsInner::One(None)),
+            Self::Padding | Self::Mark(_) | Self::Hole { .. } | Self::Seal(_) => {
+                Records(RecordsInner::One(None))
+            }
         }
     }
 }
@@ -300,7 +373,9 @@ fn parse_record(kind: FrameKind, bytes: &[u8]) -> Result<Record<'_>, DecodeError
         }
         FrameKind::Delete => Ok(Record::delete(bytes)),
         FrameKind::Raw => Ok(Record::raw(bytes)),
-        FrameKind::Batch | FrameKind::Padding | FrameKind::Mark => Err(malformed(Malformed::NotARecord)),
+        FrameKind::Batch | FrameKind::Padding | FrameKind::Mark | FrameKind::Hole | FrameKind::Seal => {
+            Err(malformed(Malformed::NotARecord))
+        }
     }
 }
 

@@ -105,6 +105,12 @@ pub enum DecodeError {
 pub enum Malformed {
     /// A mark's payload is not 16 bytes.
     MarkLength,
+    /// A hole's payload is not 4 bytes (format v2).
+    HoleLength,
+    /// A hole of zero LSNs (format v2).
+    EmptyHole,
+    /// A seal's payload is not 8 bytes (format v2).
+    SealLength,
     /// A batch payload is shorter than its 4-byte record count.
     BatchCountCut,
     /// A batch's count is zero.
@@ -145,6 +151,9 @@ impl fmt::Display for Malformed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::MarkLength => "mark payload is not 16 bytes",
+            Self::HoleLength => "hole payload is not 4 bytes",
+            Self::EmptyHole => "hole of zero LSNs",
+            Self::SealLength => "seal payload is not 8 bytes",
             Self::BatchCountCut => "batch shorter than its count",
             Self::EmptyBatch => "batch of zero records",
             Self::ExtraEntries => "batch holds more entries than its count",

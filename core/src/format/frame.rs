@@ -27,7 +27,7 @@ fn epoch_crc(epoch: u64) -> u32 {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct EpochKey {
     epoch: u64,
-    crc: u32,
+    pub(super) crc: u32,
 }
 
 impl EpochKey {

@@ -67,13 +67,14 @@ pub(crate) mod body;
 mod error;
 mod frame;
 mod segment_header;
+pub mod v2;
 
 #[cfg(feature = "lz4")]
 pub mod lz4;
 
 pub use body::{
-    BATCH_ENTRIES_AT, BatchRecords, Body, MARK_PAYLOAD_LEN, Mark, Records, batch_entry_at, record_at,
-    record_kind,
+    BATCH_ENTRIES_AT, BatchRecords, Body, HOLE_PAYLOAD_LEN, MARK_PAYLOAD_LEN, Mark, Records,
+    SEAL_PAYLOAD_LEN, Seal, batch_entry_at, record_at, record_kind,
 };
 pub use error::{DecodeError, EncodeError, HeaderField, Malformed};
 pub use frame::{
@@ -172,6 +173,10 @@ pub enum FrameKind {
     /// Log metadata: how far the log was durable and where it starts
     /// ([`Mark`]); holds no record.
     Mark,
+    /// A declared range of lost LSNs (format v2 only).
+    Hole,
+    /// A segment's seal (format v2 only).
+    Seal,
 }
 
 impl FrameKind {
@@ -183,9 +188,12 @@ impl FrameKind {
             Self::Batch => 4,
             Self::Padding => 5,
             Self::Mark => 6,
+            Self::Hole => 7,
+            Self::Seal => 8,
         }
     }
 
+    /// The kind of a type code of format v1 (1 to 6).
     const fn from_code(code: u8) -> Option<Self> {
         match code {
             1 => Some(Self::Put),
@@ -196,6 +204,20 @@ impl FrameKind {
             6 => Some(Self::Mark),
             _ => None,
         }
+    }
+
+    /// The kind of a type code of format v2 (1 to 8).
+    const fn from_code_v2(code: u8) -> Option<Self> {
+        match code {
+            7 => Some(Self::Hole),
+            8 => Some(Self::Seal),
+            _ => Self::from_code(code),
+        }
+    }
+
+    /// Whether frames of this kind hold records (and may be compressed).
+    const fn holds_records(self) -> bool {
+        matches!(self, Self::Put | Self::Delete | Self::Raw | Self::Batch)
     }
 }
 

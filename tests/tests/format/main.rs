@@ -7,3 +7,4 @@ mod crc;
 mod fuzz_corpora;
 mod golden;
 mod one_format;
+mod v2;

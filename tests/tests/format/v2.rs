@@ -1,0 +1,418 @@
+//! Format v2: golden vectors that freeze it (`tests/fixtures/format-v2/`),
+//! and its structural guarantees checked exhaustively where the space is
+//! small (every byte value, every bit of a frame, every kind byte).
+//!
+//! To write the fixtures of a *new* case (never to paper over a change):
+//! `NORI_WAL_BLESS=1 cargo test -p nori-wal-tests --test format -- v2::`.
+
+use std::fs;
+
+use nori_wal_core::format::v2::{self, EncodedFrame, FramesCrc, SegmentHeader};
+use nori_wal_core::format::{Body, Compression, DecodeError, EpochKey, FrameKind, Mark, Seal};
+use nori_wal_core::{Lsn, Record};
+use nori_wal_tests::{fixtures_dir, from_hex, to_hex};
+
+struct Case {
+    name: &'static str,
+    about: &'static str,
+    encode: fn() -> Vec<u8>,
+    check: fn(&[u8]),
+}
+
+fn written(frame: EncodedFrame<'_>, epoch: u64, lsn: Lsn) -> Vec<u8> {
+    let mut buf = vec![0u8; frame.len()];
+    assert_eq!(frame.write_to(&mut buf, &EpochKey::new(epoch), lsn).unwrap(), buf.len());
+    buf
+}
+
+fn header_bytes(h: SegmentHeader) -> Vec<u8> {
+    let mut buf = vec![0u8; h.len()];
+    assert_eq!(h.encode(&mut buf).unwrap(), buf.len());
+    buf
+}
+
+fn body(bytes: &[u8], epoch: u64, lsn: Lsn) -> Body<'_> {
+    let f = v2::decode_frame(bytes, &EpochKey::new(epoch), lsn).unwrap();
+    assert_eq!(f.len(), bytes.len());
+    f.body().unwrap()
+}
+
+const PUT: Record<'static> = Record::put(b"user:42", b"alice@example.com");
+const BATCH: [Record<'static>; 3] = [Record::put(b"a", b"1"), Record::delete(b"b"), Record::raw(b"xyz")];
+
+const CASES: &[Case] = &[
+    Case {
+        name: "segment-header",
+        about: "v2 segment header: epoch 1, base LSN 0, program unit 4 (a flash ring slot)",
+        encode: || header_bytes(SegmentHeader::new(1, 0, 4).unwrap()),
+        check: |b| assert_eq!(SegmentHeader::decode(b), Ok(SegmentHeader::new(1, 0, 4).unwrap())),
+    },
+    Case {
+        name: "segment-header-sized",
+        about: "v2 segment header: epoch 0x010203040506, base LSN 0x1122334455667788, program unit 1, \
+                SIZED 64 MiB, PREALLOCATED (a segment file)",
+        encode: || {
+            header_bytes(
+                SegmentHeader::new(0x0102_0304_0506, 0x1122_3344_5566_7788, 1)
+                    .unwrap()
+                    .sized(64 << 20)
+                    .unwrap()
+                    .preallocated(true),
+            )
+        },
+        check: |b| {
+            let h = SegmentHeader::decode(b).unwrap();
+            assert_eq!(
+                (h.epoch, h.base_lsn, h.program_unit, h.segment_size, h.preallocated),
+                (0x0102_0304_0506, 0x1122_3344_5566_7788, 1, Some(64 << 20), true)
+            );
+        },
+    },
+    Case {
+        name: "frame-put",
+        about: "put user:42 = alice@example.com, epoch 7, LSN 1000",
+        encode: || written(EncodedFrame::record(&PUT).unwrap(), 7, 1000),
+        check: |b| assert_eq!(body(b, 7, 1000), Body::Record(PUT)),
+    },
+    Case {
+        name: "frame-raw-16",
+        about: "a raw record of the 16 bytes 0..16, epoch 7, LSN 1001 (24 bytes: the flash_cost record)",
+        encode: || {
+            let payload: Vec<u8> = (0u8..16).collect();
+            written(EncodedFrame::record(&Record::raw(&payload)).unwrap(), 7, 1001)
+        },
+        check: |b| {
+            let payload: Vec<u8> = (0u8..16).collect();
+            assert_eq!(b.len(), 24);
+            assert_eq!(body(b, 7, 1001), Body::Record(Record::raw(&payload)));
+        },
+    },
+    Case {
+        name: "frame-delete",
+        about: "delete user:42, epoch 7, LSN 2^40",
+        encode: || written(EncodedFrame::record(&Record::delete(b"user:42")).unwrap(), 7, 1 << 40),
+        check: |b| assert_eq!(body(b, 7, 1 << 40), Body::Record(Record::delete(b"user:42"))),
+    },
+    Case {
+        name: "frame-batch",
+        about: "batch [put a=1, delete b, raw xyz], epoch 3, LSN 5",
+        encode: || written(EncodedFrame::batch(&BATCH).unwrap(), 3, 5),
+        check: |b| {
+            let f = v2::decode_frame(b, &EpochKey::new(3), 5).unwrap();
+            assert_eq!(f.records().unwrap().collect::<Vec<_>>(), BATCH);
+        },
+    },
+    Case {
+        name: "frame-padding-12",
+        about: "padding frame of 12 bytes, epoch 3, bound to LSN 8",
+        encode: || written(EncodedFrame::padding(12).unwrap(), 3, 8),
+        check: |b| assert_eq!(body(b, 3, 8), Body::Padding),
+    },
+    Case {
+        name: "frame-mark",
+        about: "mark durable_end 100 log_start 40, epoch 3, bound to LSN 100",
+        encode: || written(EncodedFrame::mark(Mark { durable_end: 100, log_start: 40 }), 3, 100),
+        check: |b| assert_eq!(body(b, 3, 100), Body::Mark(Mark { durable_end: 100, log_start: 40 })),
+    },
+    Case {
+        name: "frame-hole",
+        about: "hole of 17 LSNs from LSN 200, epoch 3",
+        encode: || written(EncodedFrame::hole(17).unwrap(), 3, 200),
+        check: |b| assert_eq!(body(b, 3, 200), Body::Hole { count: 17 }),
+    },
+    Case {
+        name: "frame-seal",
+        about: "seal: 169 records, frames_crc 0xDEADBEEF, epoch 3, bound to base LSN 0",
+        encode: || written(EncodedFrame::seal(Seal { records: 169, frames_crc: 0xDEAD_BEEF }), 3, 0),
+        check: |b| {
+            assert_eq!(b.len(), v2::SEAL_LEN);
+            assert_eq!(body(b, 3, 0), Body::Seal(Seal { records: 169, frames_crc: 0xDEAD_BEEF }));
+        },
+    },
+    Case {
+        name: "frame-lz4-marked",
+        about: "a batch of 3 records compressed with LZ4 to the bytes 'opaque' (uncompressed length 1000), \
+                epoch 2, LSN 0",
+        encode: || {
+            written(
+                EncodedFrame::compressed(FrameKind::Batch, Compression::Lz4, 1000, 3, b"opaque").unwrap(),
+                2,
+                0,
+            )
+        },
+        check: |b| {
+            let f = v2::decode_frame(b, &EpochKey::new(2), 0).unwrap();
+            assert_eq!((f.header().kind(), f.header().compression()), (FrameKind::Batch, Compression::Lz4));
+            assert_eq!(f.payload(), b"\xE8\x03\x00\x00opaque");
+            assert_eq!(f.body(), Err(DecodeError::Compressed { codec: Compression::Lz4 }));
+        },
+    },
+];
+
+fn fixture_path(name: &str) -> std::path::PathBuf {
+    fixtures_dir().join("format-v2").join(format!("{name}.hex"))
+}
+
+#[test]
+fn golden_vectors_freeze_format_v2() {
+    let bless = std::env::var_os("NORI_WAL_BLESS").is_some();
+    let mut mismatches = Vec::new();
+    for case in CASES {
+        let encoded = (case.encode)();
+        let path = fixture_path(case.name);
+        if bless && !path.exists() {
+            fs::write(&path, format!("# {}\n{}", case.about, to_hex(&encoded))).unwrap();
+        }
+        let text = fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("fixture {} missing ({e}); see the module docs", path.display()));
+        let fixture = from_hex(&text).unwrap();
+        (case.check)(&fixture);
+        if fixture != encoded {
+            mismatches.push(format!(
+                "{}:\n  fixture {}\n  encoded {}",
+                case.name,
+                to_hex(&fixture),
+                to_hex(&encoded)
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "format v2 encoding changed:\n{}", mismatches.join("\n"));
+}
+
+#[test]
+fn every_v2_fixture_has_a_case() {
+    let names: Vec<String> = fs::read_dir(fixtures_dir().join("format-v2"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for name in &names {
+        let stem = name.strip_suffix(".hex").unwrap_or_else(|| panic!("unexpected fixture file {name}"));
+        assert!(CASES.iter().any(|c| c.name == stem), "fixture {name} has no case");
+    }
+    assert_eq!(names.len(), CASES.len());
+}
+
+#[test]
+fn a_run_of_one_byte_value_never_decodes() {
+    for value in 0..=255u8 {
+        let run = [value; 64];
+        for lsn in [0, 1, 1000, u64::MAX] {
+            for epoch in [1, v2::MAX_EPOCH] {
+                let got = v2::decode_frame(&run, &EpochKey::new(epoch), lsn);
+                assert_eq!(got.unwrap_err(), DecodeError::Blank { fill: value }, "byte {value:#04x}");
+            }
+        }
+        assert_eq!(SegmentHeader::decode(&run), Err(DecodeError::Blank { fill: value }));
+    }
+}
+
+#[test]
+fn exactly_28_kind_bytes_are_defined() {
+    let mut defined = Vec::new();
+    for kind in 0..=255u8 {
+        // A long form needs a length above the short form's.
+        let mut h = [kind, !kind, 0, 0, 1, 0, 0, 0, 0, 0];
+        let long = kind & 0x40 != 0;
+        if long {
+            h[2..6].copy_from_slice(&0x1_0000u32.to_le_bytes());
+        }
+        match v2::FrameHeader::decode(&h) {
+            Ok(header) => {
+                assert_eq!(header.header_len(), if long { 10 } else { 8 });
+                defined.push(kind);
+            }
+            Err(e) => assert_eq!(e, DecodeError::UnknownKind { byte: kind }, "kind {kind:#04x}"),
+        }
+    }
+    assert_eq!(defined.len(), 28, "{defined:02x?}");
+    // A broken complement is a bad header, whatever the kind.
+    assert_eq!(v2::FrameHeader::decode(&[3, 3 ^ 0xFF ^ 1, 0, 0, 0, 0, 0, 0]), Err(DecodeError::BadHeader));
+}
+
+/// Frames of every kind, as written.
+fn sample_frames() -> Vec<(&'static str, Vec<u8>, Lsn)> {
+    let big = vec![0x5Au8; 70_000];
+    let big_record = Record::raw(&big);
+    vec![
+        ("put", written(EncodedFrame::record(&PUT).unwrap(), 7, 1000), 1000),
+        ("raw-16", written(EncodedFrame::record(&Record::raw(&[1; 16])).unwrap(), 7, 5), 5),
+        ("batch", written(EncodedFrame::batch(&BATCH).unwrap(), 7, 9), 9),
+        ("padding", written(EncodedFrame::padding(20).unwrap(), 7, 12), 12),
+        ("mark", written(EncodedFrame::mark(Mark { durable_end: 3, log_start: 1 }), 7, 12), 12),
+        ("hole", written(EncodedFrame::hole(4).unwrap(), 7, 12), 12),
+        ("seal", written(EncodedFrame::seal(Seal { records: 9, frames_crc: 1 }), 7, 0), 0),
+        ("long", written(EncodedFrame::record(&big_record).unwrap(), 7, 77), 77),
+    ]
+}
+
+#[test]
+fn every_single_bit_flip_of_a_frame_is_caught() {
+    let key = EpochKey::new(7);
+    let mut flips = 0u64;
+    for (name, frame, lsn) in sample_frames() {
+        assert!(v2::decode_frame(&frame, &key, lsn).is_ok(), "{name}");
+        // Every bit of the header and of short payloads; a stride through
+        // the long one.
+        let stride = if frame.len() > 4096 { 61 } else { 1 };
+        for byte in (0..frame.len()).filter(|&i| i < 16 || i % stride == 0) {
+            for bit in 0..8 {
+                let mut bad = frame.clone();
+                bad[byte] ^= 1 << bit;
+                let got = v2::decode_frame(&bad, &key, lsn);
+                assert!(got.is_err(), "{name}: flip of byte {byte} bit {bit} decoded");
+                flips += 1;
+            }
+        }
+    }
+    assert!(flips > 10_000, "{flips}");
+}
+
+#[test]
+fn a_frame_checks_out_only_under_its_epoch_and_lsn() {
+    for (name, frame, lsn) in sample_frames() {
+        let key = EpochKey::new(7);
+        assert!(v2::decode_frame(&frame, &key, lsn).is_ok());
+        for other in [lsn.wrapping_add(1), lsn.wrapping_sub(1), lsn ^ (1 << 32), lsn ^ (1 << 63)] {
+            assert!(
+                matches!(v2::decode_frame(&frame, &key, other), Err(DecodeError::BadChecksum { .. })),
+                "{name} under LSN {other}"
+            );
+        }
+        for epoch in [6, 8, 7 | (1 << 47)] {
+            assert!(
+                matches!(
+                    v2::decode_frame(&frame, &EpochKey::new(epoch), lsn),
+                    Err(DecodeError::BadChecksum { .. })
+                ),
+                "{name} under epoch {epoch}"
+            );
+        }
+    }
+}
+
+#[test]
+fn no_length_reads_past_the_bytes_given() {
+    // Every short length, and long lengths around the edges, on a frame cut
+    // to the bytes before a seal slot: an error, never a panic or a read
+    // past the slice.
+    let key = EpochKey::new(7);
+    let frame = written(EncodedFrame::record(&Record::raw(&[9; 40])).unwrap(), 7, 0);
+    for len in 0..=u16::MAX {
+        let mut bad = frame.clone();
+        bad[2..4].copy_from_slice(&len.to_le_bytes());
+        match v2::decode_frame(&bad, &key, 0) {
+            Ok(f) => assert_eq!((len, f.len()), (40, 48)),
+            Err(DecodeError::LengthOutOfBounds { frame_len, available }) => {
+                assert!(frame_len > available && available == 48);
+            }
+            Err(DecodeError::BadChecksum { .. } | DecodeError::Truncated { .. }) => {}
+            Err(e) => panic!("len {len}: {e:?}"),
+        }
+    }
+    let long_kind = 3 | 0x40;
+    for len in [0x1_0000u32, v2::MAX_PAYLOAD_LEN, v2::MAX_PAYLOAD_LEN + 1, u32::MAX] {
+        let mut bad = vec![long_kind, !long_kind];
+        bad.extend_from_slice(&len.to_le_bytes());
+        bad.extend_from_slice(&[0; 100]);
+        assert!(matches!(v2::decode_frame(&bad, &key, 0), Err(DecodeError::LengthOutOfBounds { .. })));
+    }
+    // A long frame whose length fits the short form has one encoding only.
+    let mut short_in_long = vec![long_kind, !long_kind];
+    short_in_long.extend_from_slice(&5u32.to_le_bytes());
+    short_in_long.extend_from_slice(&[0; 9]);
+    assert_eq!(v2::FrameHeader::decode(&short_in_long), Err(DecodeError::UnknownKind { byte: long_kind }));
+}
+
+#[test]
+fn long_frames_round_trip_above_64_kib() {
+    let key = EpochKey::new(2);
+    for n in [65_535usize, 65_536, 1 << 20] {
+        let payload = vec![0xC3u8; n];
+        let record = Record::raw(&payload);
+        let frame = written(EncodedFrame::record(&record).unwrap(), 2, 3);
+        let header_len = if n <= 65_535 { 8 } else { 10 };
+        assert_eq!(frame.len(), header_len + n);
+        let f = v2::decode_frame(&frame, &key, 3).unwrap();
+        assert_eq!(f.body().unwrap(), Body::Record(record));
+    }
+}
+
+#[test]
+fn holes_and_seals_hold_what_was_written() {
+    assert!(EncodedFrame::hole(0).is_err());
+    let key = EpochKey::new(5);
+    // A hole payload of zero, written by hand, is refused as malformed.
+    let mut zero_hole = written(EncodedFrame::hole(1).unwrap(), 5, 0);
+    zero_hole[8..12].copy_from_slice(&0u32.to_le_bytes());
+    let crc = {
+        let mut f = zero_hole.clone();
+        // Re-seal by hand: CRC32C(epoch ‖ lsn ‖ kind inv len ‖ payload).
+        let mut bytes = 5u64.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&0u64.to_le_bytes());
+        bytes.extend_from_slice(&f[..4]);
+        bytes.extend_from_slice(&f[8..]);
+        f.truncate(0);
+        nori_wal_core::crc::crc32c(&bytes)
+    };
+    zero_hole[4..8].copy_from_slice(&crc.to_le_bytes());
+    let f = v2::decode_frame(&zero_hole, &key, 0).unwrap();
+    assert!(matches!(f.body(), Err(DecodeError::MalformedBody { .. })));
+    // A hole takes its count of LSNs and holds no record.
+    let hole = written(EncodedFrame::hole(u32::MAX).unwrap(), 5, 10);
+    let b = v2::decode_frame(&hole, &key, 10).unwrap().body().unwrap();
+    assert_eq!((b.lsn_count(), b.record_count(), b.records().count()), (u32::MAX, 0, 0));
+    // The seal's checksum is the running CRC of the frames' CRC fields.
+    let frames = [
+        written(EncodedFrame::record(&PUT).unwrap(), 5, 0),
+        written(EncodedFrame::batch(&BATCH).unwrap(), 5, 1),
+    ];
+    let mut sum = FramesCrc::default();
+    let mut crcs = Vec::new();
+    for f in &frames {
+        let h = v2::FrameHeader::decode(f).unwrap();
+        sum.add(h.stored_crc());
+        crcs.extend_from_slice(&h.stored_crc().to_le_bytes());
+    }
+    assert_eq!(sum.value(), nori_wal_core::crc::crc32c(&crcs));
+}
+
+#[test]
+fn segment_headers_refuse_what_they_do_not_hold() {
+    let plain = SegmentHeader::new(9, 77, 4).unwrap();
+    let sized = SegmentHeader::new(9, 77, 1).unwrap().sized(1 << 20).unwrap().preallocated(true);
+    for h in [plain, sized] {
+        let bytes = header_bytes(h);
+        assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
+        // Every single-bit flip fails (never another valid header).
+        for byte in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut bad = bytes.clone();
+                bad[byte] ^= 1 << bit;
+                assert!(SegmentHeader::decode(&bad).is_err(), "flip {byte}.{bit} of {h:?}");
+            }
+        }
+        assert!(matches!(
+            SegmentHeader::decode(&bytes[..bytes.len() - 1]),
+            Err(DecodeError::Truncated { .. })
+        ));
+    }
+    // Version 1's magic is another format; a newer version byte is refused
+    // as unsupported.
+    assert_eq!(SegmentHeader::decode(b"NORIWAL\0________________________"), Err(DecodeError::NotASegment));
+    let mut newer = header_bytes(plain);
+    newer[4] = 3;
+    assert_eq!(
+        SegmentHeader::decode(&newer),
+        Err(DecodeError::UnsupportedVersion { found: 3, supported: 2 })
+    );
+    // Impossible values are refused when encoding.
+    assert!(SegmentHeader::new(0, 0, 4).is_err());
+    assert!(SegmentHeader::new(v2::MAX_EPOCH + 1, 0, 4).is_err());
+    assert!(SegmentHeader::new(1, 0, 3).is_err());
+    assert!(SegmentHeader::new(1, 0, 1 << 17).is_err());
+    assert!(SegmentHeader::new(1, 0, 4096).unwrap().sized(4096).is_err(), "no room for a frame and the seal");
+    assert!(SegmentHeader::new(1, 0, 4096).unwrap().sized(3 * 4096).is_ok());
+    // On flash: 24 bytes of header and a 16-byte seal slot leave 4 056
+    // bytes of frames in a 4 KiB sector (FORMAT.md section v2.10).
+    assert_eq!((plain.frames_offset(), plain.seal_offset(4096)), (24, 4080));
+}
