@@ -65,7 +65,7 @@ impl Seal {
         out
     }
 
-    fn parse(bytes: &[u8]) -> Result<Self, DecodeError> {
+    pub(super) fn parse(bytes: &[u8]) -> Result<Self, DecodeError> {
         let Ok(bytes) = <&[u8; SEAL_PAYLOAD_LEN]>::try_from(bytes) else {
             return Err(malformed(Malformed::SealLength));
         };
@@ -79,7 +79,7 @@ impl Seal {
 }
 
 /// Parses a hole's payload: its count, at least 1.
-fn parse_hole(bytes: &[u8]) -> Result<u32, DecodeError> {
+pub(super) fn parse_hole(bytes: &[u8]) -> Result<u32, DecodeError> {
     let Ok(bytes) = <[u8; HOLE_PAYLOAD_LEN]>::try_from(bytes) else {
         return Err(malformed(Malformed::HoleLength));
     };
@@ -138,12 +138,14 @@ impl<'a> Body<'a> {
     /// [`DecodeError::MalformedBody`] when the bytes do not have the layout
     /// the kind requires. A batch is checked whole before it is returned, so
     /// iterating it never fails.
+    #[inline]
     pub fn parse(kind: FrameKind, bytes: &'a [u8]) -> Result<Self, DecodeError> {
         match kind {
             FrameKind::Padding => Ok(Self::Padding),
             FrameKind::Mark => Mark::parse(bytes).map(Self::Mark),
-            FrameKind::Hole => parse_hole(bytes).map(|count| Self::Hole { count }),
-            FrameKind::Seal => Seal::parse(bytes).map(Self::Seal),
+            // Format v2's own kinds are parsed by its frames
+            // (`v2::Frame::body`), never from a decompressed payload.
+            FrameKind::Hole | FrameKind::Seal => Err(malformed(Malformed::NotARecord)),
             FrameKind::Batch => BatchRecords::parse(bytes).map(Self::Batch),
             FrameKind::Put | FrameKind::Delete | FrameKind::Raw => {
                 parse_record(kind, bytes).map(Self::Record)

@@ -141,6 +141,15 @@ impl SegmentHeader {
     /// [`EncodeError::InvalidSegmentHeader`] for an epoch of 0 or above
     /// [`MAX_EPOCH`], or a program unit that is not a power of two up to
     /// 65 536.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// let header = SegmentHeader::new(1, 0, 4).unwrap();
+    /// assert_eq!((header.len(), header.segment_size), (24, None));
+    /// assert!(SegmentHeader::new(0, 0, 4).is_err()); // epoch 0
+    /// ```
     pub const fn new(epoch: u64, base_lsn: Lsn, program_unit: u32) -> Result<Self, EncodeError> {
         if epoch == 0 || epoch > MAX_EPOCH {
             return Err(EncodeError::InvalidSegmentHeader { field: HeaderField::Epoch });
@@ -158,6 +167,15 @@ impl SegmentHeader {
     /// [`EncodeError::InvalidSegmentHeader`] when the size is not a multiple
     /// of the program unit or leaves no room for the header, one frame
     /// header and the seal slot.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// let header = SegmentHeader::new(1, 0, 1).unwrap().sized(64 << 20).unwrap();
+    /// assert_eq!((header.len(), header.segment_size), (32, Some(64 << 20)));
+    /// assert!(SegmentHeader::new(1, 0, 4096).unwrap().sized(4096).is_err()); // no room
+    /// ```
     pub const fn sized(mut self, segment_size: u64) -> Result<Self, EncodeError> {
         self.segment_size = Some(segment_size);
         if !size_fits(segment_size, self.program_unit, SIZED_HEADER_LEN) {
@@ -167,6 +185,13 @@ impl SegmentHeader {
     }
 
     /// The same header, marked preallocated or not.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// assert!(SegmentHeader::new(1, 0, 1).unwrap().preallocated(true).preallocated);
+    /// ```
     #[must_use]
     pub const fn preallocated(mut self, on: bool) -> Self {
         self.preallocated = on;
@@ -175,6 +200,13 @@ impl SegmentHeader {
 
     /// The header's length: [`HEADER_LEN`], or [`SIZED_HEADER_LEN`] with a
     /// recorded size.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// assert_eq!(SegmentHeader::new(1, 0, 4).unwrap().len(), v2::HEADER_LEN);
+    /// ```
     #[must_use]
     #[allow(clippy::len_without_is_empty, reason = "a header is never empty")]
     pub const fn len(&self) -> usize {
@@ -183,6 +215,14 @@ impl SegmentHeader {
 
     /// Where the frames start: the header's length rounded up to the
     /// program unit.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// assert_eq!(SegmentHeader::new(1, 0, 4).unwrap().frames_offset(), 24);
+    /// assert_eq!(SegmentHeader::new(1, 0, 512).unwrap().frames_offset(), 512);
+    /// ```
     #[must_use]
     pub const fn frames_offset(&self) -> usize {
         round_up(self.len() as u64, self.program_unit) as usize
@@ -190,6 +230,14 @@ impl SegmentHeader {
 
     /// Where the seal slot of a segment of `segment_size` bytes starts: the
     /// frames end there.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// // A 4 KiB flash sector: frames end 16 bytes before the end.
+    /// assert_eq!(SegmentHeader::new(1, 0, 4).unwrap().seal_offset(4096), 4080);
+    /// ```
     #[must_use]
     pub const fn seal_offset(&self, segment_size: u64) -> u64 {
         segment_size.saturating_sub(round_up(SEAL_LEN as u64, self.program_unit))
@@ -200,6 +248,15 @@ impl SegmentHeader {
     /// # Errors
     ///
     /// [`EncodeError::BufferTooSmall`]; `out` is then unchanged.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// let mut bytes = [0u8; 24];
+    /// assert_eq!(SegmentHeader::new(1, 0, 4).unwrap().encode(&mut bytes), Ok(24));
+    /// assert_eq!(&bytes[..4], b"NWAL");
+    /// ```
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
         let len = self.len();
         let Some(h) = out.get_mut(..len) else {
@@ -237,6 +294,17 @@ impl SegmentHeader {
     /// - [`DecodeError::BadSegmentChecksum`]: the CRC fails;
     /// - [`DecodeError::InvalidSegmentHeader`]: a field holds an impossible
     ///   value.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// # use nori_wal_core::DecodeError;
+    /// let mut bytes = [0u8; 24];
+    /// SegmentHeader::new(9, 100, 4).unwrap().encode(&mut bytes).unwrap();
+    /// assert_eq!(SegmentHeader::decode(&bytes).unwrap().base_lsn, 100);
+    /// assert_eq!(SegmentHeader::decode(&[0xFF; 24]), Err(DecodeError::Blank { fill: 0xFF }));
+    /// ```
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let Some(h) = bytes.first_chunk::<HEADER_LEN>() else {
             return Err(DecodeError::Truncated { needed: HEADER_LEN as u64, available: bytes.len() as u64 });
@@ -342,6 +410,16 @@ const fn parse_kind_byte(byte: u8) -> Option<(FrameKind, Compression, bool)> {
 
 /// A frame header that passed the structural checks (complement, kind,
 /// length form); its CRC is checked with [`verify`](Self::verify).
+///
+/// ```
+/// use nori_wal_core::format::v2::{EncodedFrame, FrameHeader};
+/// use nori_wal_core::format::EpochKey;
+/// use nori_wal_core::Record;
+/// let mut buf = [0u8; 10];
+/// EncodedFrame::record(&Record::raw(b"hi")).unwrap().write_to(&mut buf, &EpochKey::new(1), 0).unwrap();
+/// let header = FrameHeader::decode(&buf).unwrap();
+/// assert_eq!(header.frame_len(), 10);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FrameHeader {
@@ -364,6 +442,20 @@ impl FrameHeader {
     ///   frame whose length fits the short form;
     /// - [`DecodeError::LengthOutOfBounds`]: a length above
     ///   [`MAX_PAYLOAD_LEN`].
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// # let key = EpochKey::new(1);
+    /// # let record = Record::raw(b"abc");
+    /// # let mut buf = [0u8; 11];
+    /// # EncodedFrame::record(&record).unwrap().write_to(&mut buf, &key, 5).unwrap();
+    /// # use nori_wal_core::DecodeError;
+    /// let header = FrameHeader::decode(&buf).unwrap();
+    /// assert_eq!((header.kind(), header.frame_len()), (FrameKind::Raw, 11));
+    /// assert_eq!(FrameHeader::decode(&[0u8; 8]), Err(DecodeError::Blank { fill: 0 }));
+    /// ```
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let Some(h) = bytes.first_chunk::<FRAME_HEADER_LEN>() else {
             return Err(DecodeError::Truncated {
@@ -406,18 +498,51 @@ impl FrameHeader {
     }
 
     /// What the frame holds.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// # let key = EpochKey::new(1);
+    /// # let record = Record::raw(b"abc");
+    /// # let mut buf = [0u8; 11];
+    /// # EncodedFrame::record(&record).unwrap().write_to(&mut buf, &key, 5).unwrap();
+    /// assert_eq!(FrameHeader::decode(&buf).unwrap().kind(), FrameKind::Raw);
+    /// ```
     #[must_use]
     pub const fn kind(&self) -> FrameKind {
         self.kind
     }
 
     /// How the payload is compressed.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// # let key = EpochKey::new(1);
+    /// # let record = Record::raw(b"abc");
+    /// # let mut buf = [0u8; 11];
+    /// # EncodedFrame::record(&record).unwrap().write_to(&mut buf, &key, 5).unwrap();
+    /// assert_eq!(FrameHeader::decode(&buf).unwrap().compression(), Compression::None);
+    /// ```
     #[must_use]
     pub const fn compression(&self) -> Compression {
         self.compression
     }
 
     /// The payload length in bytes.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// # let key = EpochKey::new(1);
+    /// # let record = Record::raw(b"abc");
+    /// # let mut buf = [0u8; 11];
+    /// # EncodedFrame::record(&record).unwrap().write_to(&mut buf, &key, 5).unwrap();
+    /// assert_eq!(FrameHeader::decode(&buf).unwrap().payload_len(), 3);
+    /// ```
     #[must_use]
     pub const fn payload_len(&self) -> u32 {
         self.payload_len
@@ -425,12 +550,34 @@ impl FrameHeader {
 
     /// The header's length: [`FRAME_HEADER_LEN`] or
     /// [`LONG_FRAME_HEADER_LEN`].
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// # let key = EpochKey::new(1);
+    /// # let record = Record::raw(b"abc");
+    /// # let mut buf = [0u8; 11];
+    /// # EncodedFrame::record(&record).unwrap().write_to(&mut buf, &key, 5).unwrap();
+    /// assert_eq!(FrameHeader::decode(&buf).unwrap().header_len(), v2::FRAME_HEADER_LEN);
+    /// ```
     #[must_use]
     pub const fn header_len(&self) -> usize {
         if self.long { LONG_FRAME_HEADER_LEN } else { FRAME_HEADER_LEN }
     }
 
     /// The whole frame's length, header included.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// # let key = EpochKey::new(1);
+    /// # let record = Record::raw(b"abc");
+    /// # let mut buf = [0u8; 11];
+    /// # EncodedFrame::record(&record).unwrap().write_to(&mut buf, &key, 5).unwrap();
+    /// assert_eq!(FrameHeader::decode(&buf).unwrap().frame_len(), 11);
+    /// ```
     #[must_use]
     pub const fn frame_len(&self) -> usize {
         self.header_len() + self.payload_len as usize
@@ -438,6 +585,18 @@ impl FrameHeader {
 
     /// The CRC stored in the frame (what a seal's
     /// [`FramesCrc`] is computed over).
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// # let key = EpochKey::new(1);
+    /// # let record = Record::raw(b"abc");
+    /// # let mut buf = [0u8; 11];
+    /// # EncodedFrame::record(&record).unwrap().write_to(&mut buf, &key, 5).unwrap();
+    /// let header = FrameHeader::decode(&buf).unwrap();
+    /// assert_eq!(header.stored_crc().to_le_bytes(), buf[4..8]);
+    /// ```
     #[must_use]
     pub const fn stored_crc(&self) -> u32 {
         self.stored_crc
@@ -452,6 +611,19 @@ impl FrameHeader {
     /// [`DecodeError::Truncated`] for a slice of another length;
     /// [`DecodeError::BadChecksum`] when the CRC fails: the frame is torn,
     /// damaged, of another epoch, or not at `lsn`.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// # let key = EpochKey::new(1);
+    /// # let record = Record::raw(b"abc");
+    /// # let mut buf = [0u8; 11];
+    /// # EncodedFrame::record(&record).unwrap().write_to(&mut buf, &key, 5).unwrap();
+    /// let header = FrameHeader::decode(&buf).unwrap();
+    /// assert!(header.verify(&key, 5, &buf).is_ok());
+    /// assert!(header.verify(&key, 6, &buf).is_err()); // another LSN
+    /// ```
     pub fn verify(&self, key: &EpochKey, lsn: Lsn, frame: &[u8]) -> Result<(), DecodeError> {
         if frame.len() != self.frame_len() {
             return Err(DecodeError::Truncated {
@@ -470,6 +642,18 @@ impl FrameHeader {
 }
 
 /// A checked v2 frame borrowed from the bytes it was decoded from.
+///
+/// ```
+/// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+/// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+/// # use nori_wal_core::Record;
+/// # let key = EpochKey::new(1);
+/// # let record = Record::raw(b"abc");
+/// # let mut buf = [0u8; 11];
+/// # EncodedFrame::record(&record).unwrap().write_to(&mut buf, &key, 5).unwrap();
+/// let frame: v2::Frame<'_> = v2::decode_frame(&buf, &key, 5).unwrap();
+/// assert_eq!(frame.payload(), b"abc");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frame<'a> {
     header: FrameHeader,
@@ -484,6 +668,18 @@ pub struct Frame<'a> {
 ///
 /// As [`FrameHeader::decode`] and [`FrameHeader::verify`], and
 /// [`DecodeError::LengthOutOfBounds`] for a frame running past `bytes`.
+///
+/// ```
+/// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+/// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+/// # use nori_wal_core::Record;
+/// # let key = EpochKey::new(1);
+/// # let record = Record::raw(b"abc");
+/// # let mut buf = [0u8; 11];
+/// # EncodedFrame::record(&record).unwrap().write_to(&mut buf, &key, 5).unwrap();
+/// assert!(v2::decode_frame(&buf, &key, 5).is_ok());
+/// assert!(v2::decode_frame(&buf, &EpochKey::new(2), 5).is_err()); // another epoch
+/// ```
 pub fn decode_frame<'a>(bytes: &'a [u8], key: &EpochKey, lsn: Lsn) -> Result<Frame<'a>, DecodeError> {
     let header = FrameHeader::decode(bytes)?;
     let Some(frame) = bytes.get(..header.frame_len()) else {
@@ -498,12 +694,34 @@ pub fn decode_frame<'a>(bytes: &'a [u8], key: &EpochKey, lsn: Lsn) -> Result<Fra
 
 impl<'a> Frame<'a> {
     /// The frame's header.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// # let key = EpochKey::new(1);
+    /// # let record = Record::raw(b"abc");
+    /// # let mut buf = [0u8; 11];
+    /// # EncodedFrame::record(&record).unwrap().write_to(&mut buf, &key, 5).unwrap();
+    /// assert_eq!(v2::decode_frame(&buf, &key, 5).unwrap().header().kind(), FrameKind::Raw);
+    /// ```
     #[must_use]
     pub const fn header(&self) -> FrameHeader {
         self.header
     }
 
     /// The whole frame's length, header included.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// # let key = EpochKey::new(1);
+    /// # let record = Record::raw(b"abc");
+    /// # let mut buf = [0u8; 11];
+    /// # EncodedFrame::record(&record).unwrap().write_to(&mut buf, &key, 5).unwrap();
+    /// assert_eq!(v2::decode_frame(&buf, &key, 5).unwrap().len(), 11);
+    /// ```
     #[must_use]
     #[allow(clippy::len_without_is_empty, reason = "a frame is never empty")]
     pub const fn len(&self) -> usize {
@@ -511,6 +729,17 @@ impl<'a> Frame<'a> {
     }
 
     /// The payload bytes (compressed for a compressed frame).
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// # let key = EpochKey::new(1);
+    /// # let record = Record::raw(b"abc");
+    /// # let mut buf = [0u8; 11];
+    /// # EncodedFrame::record(&record).unwrap().write_to(&mut buf, &key, 5).unwrap();
+    /// assert_eq!(v2::decode_frame(&buf, &key, 5).unwrap().payload(), b"abc");
+    /// ```
     #[must_use]
     pub fn payload(&self) -> &'a [u8] {
         &self.bytes[self.header.header_len()..]
@@ -522,11 +751,26 @@ impl<'a> Frame<'a> {
     ///
     /// [`DecodeError::Compressed`] for a compressed frame;
     /// [`DecodeError::MalformedBody`] for a broken layout.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// # let key = EpochKey::new(1);
+    /// # let record = Record::raw(b"abc");
+    /// # let mut buf = [0u8; 11];
+    /// # EncodedFrame::record(&record).unwrap().write_to(&mut buf, &key, 5).unwrap();
+    /// assert_eq!(v2::decode_frame(&buf, &key, 5).unwrap().body(), Ok(Body::Record(Record::raw(b"abc"))));
+    /// ```
     pub fn body(&self) -> Result<Body<'a>, DecodeError> {
         if self.header.compression != Compression::None {
             return Err(DecodeError::Compressed { codec: self.header.compression });
         }
-        Body::parse(self.header.kind, self.payload())
+        match self.header.kind {
+            FrameKind::Hole => body::parse_hole(self.payload()).map(|count| Body::Hole { count }),
+            FrameKind::Seal => Seal::parse(self.payload()).map(Body::Seal),
+            kind => Body::parse(kind, self.payload()),
+        }
     }
 
     /// The records of an uncompressed frame, in LSN order (none for
@@ -535,6 +779,17 @@ impl<'a> Frame<'a> {
     /// # Errors
     ///
     /// As [`body`](Self::body).
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// # let key = EpochKey::new(1);
+    /// # let record = Record::raw(b"abc");
+    /// # let mut buf = [0u8; 11];
+    /// # EncodedFrame::record(&record).unwrap().write_to(&mut buf, &key, 5).unwrap();
+    /// assert_eq!(v2::decode_frame(&buf, &key, 5).unwrap().records().unwrap().count(), 1);
+    /// ```
     pub fn records(&self) -> Result<Records<'a>, DecodeError> {
         self.body().map(|b| b.records())
     }
@@ -556,11 +811,23 @@ pub struct FramesCrc(u32);
 
 impl FramesCrc {
     /// Adds the next frame's stored CRC.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::FramesCrc;
+    /// let mut frames = FramesCrc::default();
+    /// frames.add(7);
+    /// assert_ne!(frames, FramesCrc::default());
+    /// ```
     pub fn add(&mut self, frame_crc: u32) {
         self.0 = crc32c_append(self.0, &frame_crc.to_le_bytes());
     }
 
     /// The checksum of the frames added so far.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::FramesCrc;
+    /// assert_eq!(FramesCrc::default().value(), 0);
+    /// ```
     #[must_use]
     pub const fn value(&self) -> u32 {
         self.0
@@ -643,6 +910,14 @@ impl<'a> EncodedFrame<'a> {
     /// # Errors
     ///
     /// [`EncodeError::PayloadTooLarge`].
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// let record = Record::put(b"k", b"v");
+    /// assert_eq!(EncodedFrame::record(&record).unwrap().len(), 8 + 4 + 2);
+    /// ```
     pub fn record(record: &'a Record<'a>) -> Result<Self, EncodeError> {
         let len = checked_len(body::record_body_len(record))?;
         Ok(Self::new(body::record_kind(record), Compression::None, len, Source::Record(record)))
@@ -655,6 +930,17 @@ impl<'a> EncodedFrame<'a> {
     ///
     /// [`EncodeError::EmptyBatch`], [`EncodeError::LsnOverflow`] (more
     /// than `u32::MAX` records) or [`EncodeError::PayloadTooLarge`].
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// let records = [Record::raw(b"a"), Record::raw(b"b")];
+    /// let frame = EncodedFrame::batch(&records).unwrap();
+    /// let mut buf = vec![0u8; frame.len()];
+    /// frame.write_to(&mut buf, &EpochKey::new(1), 0).unwrap();
+    /// assert_eq!(v2::decode_frame(&buf, &EpochKey::new(1), 0).unwrap().records().unwrap().count(), 2);
+    /// ```
     pub fn batch(records: &'a [Record<'a>]) -> Result<Self, EncodeError> {
         if records.is_empty() {
             return Err(EncodeError::EmptyBatch);
@@ -671,6 +957,14 @@ impl<'a> EncodedFrame<'a> {
     ///
     /// [`EncodeError::PaddingTooShort`] below 8 bytes,
     /// [`EncodeError::PayloadTooLarge`] above.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// assert_eq!(EncodedFrame::padding(12).unwrap().len(), 12);
+    /// assert!(EncodedFrame::padding(7).is_err());
+    /// ```
     pub fn padding(frame_len: usize) -> Result<Self, EncodeError> {
         let Some(body_len) = frame_len.checked_sub(FRAME_HEADER_LEN) else {
             return Err(EncodeError::PaddingTooShort { len: frame_len as u64 });
@@ -682,6 +976,13 @@ impl<'a> EncodedFrame<'a> {
     }
 
     /// A mark (bound to the next record's LSN).
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// assert_eq!(EncodedFrame::mark(Mark { durable_end: 5, log_start: 0 }).len(), 24);
+    /// ```
     #[must_use]
     pub fn mark(mark: Mark) -> Self {
         let source = Source::Bytes(mark.to_bytes(), MARK_PAYLOAD_LEN);
@@ -693,6 +994,14 @@ impl<'a> EncodedFrame<'a> {
     /// # Errors
     ///
     /// [`EncodeError::EmptyBatch`] for a count of zero.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// assert_eq!(EncodedFrame::hole(10).unwrap().len(), 12);
+    /// assert!(EncodedFrame::hole(0).is_err());
+    /// ```
     pub fn hole(count: u32) -> Result<Self, EncodeError> {
         if count == 0 {
             return Err(EncodeError::EmptyBatch);
@@ -709,6 +1018,13 @@ impl<'a> EncodedFrame<'a> {
 
     /// A seal (bound to the segment's base LSN); it is written in the
     /// segment's seal slot ([`SegmentHeader::seal_offset`]).
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// assert_eq!(EncodedFrame::seal(Seal { records: 3, frames_crc: 9 }).len(), v2::SEAL_LEN);
+    /// ```
     #[must_use]
     pub fn seal(seal: Seal) -> Self {
         let mut bytes = [0u8; MARK_PAYLOAD_LEN];
@@ -730,6 +1046,14 @@ impl<'a> EncodedFrame<'a> {
     /// [`EncodeError::InvalidUncompressedLen`], [`EncodeError::EmptyBatch`]
     /// (no records, or a kind that holds none) or
     /// [`EncodeError::PayloadTooLarge`].
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// let frame = EncodedFrame::compressed(FrameKind::Raw, Compression::Lz4, 100, 1, b"lz4 bytes").unwrap();
+    /// assert_eq!(frame.len(), 8 + 4 + 9);
+    /// ```
     pub fn compressed(
         kind: FrameKind,
         codec: Compression,
@@ -748,6 +1072,15 @@ impl<'a> EncodedFrame<'a> {
     }
 
     /// The whole frame's length, header included.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// let payload = vec![0u8; 70_000];
+    /// let record = Record::raw(&payload);
+    /// assert_eq!(EncodedFrame::record(&record).unwrap().len(), 10 + 70_000); // the long form
+    /// ```
     #[must_use]
     #[allow(clippy::len_without_is_empty, reason = "a frame is never empty")]
     pub const fn len(&self) -> usize {
@@ -764,6 +1097,16 @@ impl<'a> EncodedFrame<'a> {
     /// # Errors
     ///
     /// [`EncodeError::BufferTooSmall`]; `out` is then unchanged.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame, FrameHeader, SegmentHeader};
+    /// # use nori_wal_core::format::{EpochKey, FrameKind, Compression, Body, Mark, Seal};
+    /// # use nori_wal_core::Record;
+    /// let record = Record::raw(b"x");
+    /// let mut buf = [0u8; 9];
+    /// assert_eq!(EncodedFrame::record(&record).unwrap().write_to(&mut buf, &EpochKey::new(1), 0), Ok(9));
+    /// assert!(EncodedFrame::record(&record).unwrap().write_to(&mut buf[..8], &EpochKey::new(1), 0).is_err());
+    /// ```
     pub fn write_to(&self, out: &mut [u8], key: &EpochKey, lsn: Lsn) -> Result<usize, EncodeError> {
         let len = self.len();
         let Some(frame) = out.get_mut(..len) else {
@@ -787,5 +1130,315 @@ impl<'a> EncodedFrame<'a> {
         });
         h[hl - 4..].copy_from_slice(&crc.to_le_bytes());
         Ok(len)
+    }
+}
+
+/// A linear map on 32-bit CRC registers over GF(2): column `i` is the image
+/// of bit `i`.
+type Matrix = [u32; 32];
+
+/// The raw CRC32C register after `bytes`, from register `register` (no
+/// initial or final inversion: the map is linear in the register and the
+/// bytes together).
+fn raw(register: u32, bytes: &[u8]) -> u32 {
+    !crc32c_append(!register, bytes)
+}
+
+fn apply(m: &Matrix, v: u32) -> u32 {
+    let mut out = 0;
+    let mut bits = v;
+    while bits != 0 {
+        let i = bits.trailing_zeros();
+        out ^= m[i as usize];
+        bits &= bits - 1;
+    }
+    out
+}
+
+fn compose(a: &Matrix, b: &Matrix) -> Matrix {
+    core::array::from_fn(|i| apply(a, b[i]))
+}
+
+/// The map of a register through `n` zero bytes.
+fn zeros_map(mut n: u64) -> Matrix {
+    let mut power: Matrix = core::array::from_fn(|i| raw(1 << i, &[0]));
+    let mut result: Matrix = core::array::from_fn(|i| 1 << i);
+    while n > 0 {
+        if n & 1 == 1 {
+            result = compose(&power, &result);
+        }
+        power = compose(&power, &power);
+        n >>= 1;
+    }
+    result
+}
+
+/// The `x` with `m · x = v`, when `m` is invertible.
+fn solve(m: &Matrix, v: u32) -> Option<u32> {
+    // Rows of the augmented system: coefficients in bits 0..32 of the low
+    // word, the right-hand side in the high word's bit 0.
+    let mut rows: [(u32, u32); 32] = core::array::from_fn(|j| {
+        let coefficients = (0..32).fold(0u32, |acc, i| acc | (((m[i] >> j) & 1) << i));
+        (coefficients, (v >> j) & 1)
+    });
+    for col in 0..32 {
+        let pivot = (col..32).find(|&r| rows[r].0 >> col & 1 == 1)?;
+        rows.swap(col, pivot);
+        let (pc, pv) = rows[col];
+        for (r, row) in rows.iter_mut().enumerate() {
+            if r != col && row.0 >> col & 1 == 1 {
+                row.0 ^= pc;
+                row.1 ^= pv;
+            }
+        }
+    }
+    Some(rows.iter().enumerate().fold(0, |acc, (i, row)| acc | (row.1 << i)))
+}
+
+/// The LSN in `range` under which `frame` (exactly one frame, its header
+/// structurally valid) checks out, if there is one: what a reader that
+/// lost its place after damage uses to find the frames that follow
+/// (FORMAT.md section v2.3). The CRC is affine in the bound LSN, and the
+/// LSN's low half enters through an invertible map: for each value of the
+/// high half the range allows, one solve gives the only low half that can
+/// check out. The range should be narrow (what the damaged span allows);
+/// a range that spans more than four values of the high half is refused.
+///
+/// ```
+/// use nori_wal_core::format::v2::{self, EncodedFrame};
+/// use nori_wal_core::format::EpochKey;
+/// use nori_wal_core::Record;
+///
+/// let key = EpochKey::new(3);
+/// let mut frame = [0u8; 13];
+/// EncodedFrame::record(&Record::raw(b"hello")).unwrap().write_to(&mut frame, &key, 123_456).unwrap();
+/// assert_eq!(v2::solve_lsn(&key, &frame, 100_000..200_000), Some(123_456));
+/// assert_eq!(v2::solve_lsn(&key, &frame, 0..100_000), None);
+/// ```
+#[must_use]
+pub fn solve_lsn(key: &EpochKey, frame: &[u8], range: core::ops::Range<Lsn>) -> Option<Lsn> {
+    let header = FrameHeader::decode(frame).ok()?;
+    if frame.len() != header.frame_len() || range.is_empty() {
+        return None;
+    }
+    let (first_hi, last_hi) = (range.start >> 32, (range.end - 1) >> 32);
+    if last_hi - first_hi >= 4 {
+        return None;
+    }
+    let hl = header.header_len();
+    // The register the CRC ends in, and what the bytes after the LSN add to
+    // it from a zero register.
+    let end = !header.stored_crc;
+    let rest = raw(raw(0, &frame[..hl - 4]), &frame[hl..]);
+    let after_lsn = solve(&zeros_map((hl - 4 + frame.len() - hl) as u64), end ^ rest)?;
+    // The epoch's register carried through the LSN's 8 bytes, and the
+    // LSN's own part.
+    let want = after_lsn ^ raw(!key.crc, &[0; 8]);
+    let shift4 = zeros_map(4);
+    let low: Matrix = core::array::from_fn(|i| raw(0, &(1u32 << i).to_le_bytes()));
+    for hi in first_hi..=last_hi {
+        let hi_part = raw(0, &(hi << 32).to_le_bytes());
+        let Some(low_register) = solve(&shift4, want ^ hi_part) else { continue };
+        let Some(lo) = solve(&low, low_register) else { continue };
+        let lsn = (hi << 32) | u64::from(lo);
+        if range.contains(&lsn) && header.verify(key, lsn, frame).is_ok() {
+            return Some(lsn);
+        }
+    }
+    None
+}
+
+/// Where the frames resume after damage: the first frame
+/// [`find_after_damage`] accepts, and its LSN.
+///
+/// ```
+/// # use nori_wal_core::format::v2::Resumed;
+/// let resumed = Resumed { offset: 56, lsn: 12 };
+/// assert_eq!(resumed.lsn, 12);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Resumed {
+    /// Its offset in the bytes searched.
+    pub offset: usize,
+    /// Its bound LSN: LSNs from the damage's up to this one were lost.
+    pub lsn: Lsn,
+}
+
+/// The smallest number of bytes per LSN a frame can take (a batch entry of
+/// an empty raw record): at most one LSN per this many bytes skipped.
+const MIN_BYTES_PER_LSN: u64 = 5;
+/// A candidate with no frame after it is accepted only after a span this
+/// short (FORMAT.md section v2.3).
+const LAST_FRAME_SPAN: usize = 1 << 10;
+
+/// Finds the first frame after damage. `bytes` are a segment's frames, from
+/// its frames offset (a program-unit boundary) to its seal slot; the damage
+/// begins at `damaged_at` (the frame that failed), where LSN `from` was
+/// expected; `end` is the segment's end LSN when a seal or the next segment
+/// gives it, and `unit` the program unit (fill bytes reach its
+/// boundaries). The offset found is in `bytes`.
+///
+/// A candidate is a position where a structurally valid header starts and
+/// an LSN the damage allows there ([`solve_lsn`]): from `from` to one LSN
+/// per 5 bytes skipped (the densest frames, batches of empty records), or
+/// to `end` when it is given (a sealed segment, whose holes may take any
+/// number of LSNs). It is accepted only if the frame after it validates
+/// under the next LSN (and the one after that, when the span and the range
+/// of LSNs are so wide that one would leave the odds above 2^-40), or if it
+/// is the last frame before blank space or the end and the span before it
+/// is at most 1 KiB. So the odds
+/// that damage yields a phantom record stay below 2^-40 (FORMAT.md). The
+/// cost is one CRC pass over each candidate frame; most positions of
+/// random bytes fail the header's structural checks first.
+///
+/// ```
+/// use nori_wal_core::format::v2::{self, EncodedFrame, Resumed};
+/// use nori_wal_core::format::EpochKey;
+/// use nori_wal_core::Record;
+///
+/// let key = EpochKey::new(5);
+/// let mut segment = vec![0xFFu8; 256];
+/// let mut at = 0;
+/// for lsn in 10..16 {
+///     let payload = [lsn as u8; 20];
+///     let record = Record::raw(&payload);
+///     at += EncodedFrame::record(&record).unwrap().write_to(&mut segment[at..], &key, lsn).unwrap();
+/// }
+/// // Damage the first two frames (28 bytes each).
+/// segment[3] ^= 0x10;
+/// segment[40] ^= 0x01;
+/// assert_eq!(
+///     v2::find_after_damage(&segment, 0, &key, 10, None, 1),
+///     Some(Resumed { offset: 56, lsn: 12 })
+/// );
+/// ```
+#[must_use]
+pub fn find_after_damage(
+    bytes: &[u8],
+    damaged_at: usize,
+    key: &EpochKey,
+    from: Lsn,
+    end: Option<Lsn>,
+    unit: u32,
+) -> Option<Resumed> {
+    for offset in damaged_at..bytes.len() {
+        let rest = &bytes[offset..];
+        let skipped = (offset - damaged_at) as u64;
+        let Ok(header) = FrameHeader::decode(rest) else { continue };
+        let Some(frame) = rest.get(..header.frame_len()) else { continue };
+        // The LSNs the damage allows here.
+        let most = match end {
+            Some(end) => end.saturating_add(1),
+            None => from.saturating_add(skipped / MIN_BYTES_PER_LSN + 1),
+        };
+        let Some(lsn) = solve_lsn(key, frame, from..most) else { continue };
+        // Candidate pairs tried: at most the span times the widest range.
+        // Each confirmation multiplies the odds of a phantom by 2^-43.
+        let pairs = ((bytes.len() - damaged_at) as u128) * u128::from(most.saturating_sub(from));
+        let needed = if pairs < 1 << 46 { 1 } else { 2 };
+        if confirmed(bytes, key, offset, lsn, unit, needed, skipped) {
+            return Some(Resumed { offset, lsn });
+        }
+    }
+    None
+}
+
+/// Whether `needed` frames validate after the frame at `offset` (bound to
+/// `lsn`), or it is the last frame after a short span.
+fn confirmed(
+    bytes: &[u8],
+    key: &EpochKey,
+    offset: usize,
+    lsn: Lsn,
+    unit: u32,
+    needed: usize,
+    skipped: u64,
+) -> bool {
+    let (mut at, mut lsn, mut validated) = (offset, lsn, 0);
+    loop {
+        let Ok(frame) = decode_frame(&bytes[at..], key, lsn) else { return false };
+        let after = at + frame.len();
+        let next = match frame.body() {
+            Ok(body) => {
+                let next_lsn = lsn + u64::from(body.lsn_count());
+                next_frame(bytes, key, after, unit, next_lsn..next_lsn + 1)
+            }
+            // A compressed frame's count is in its compressed body: the
+            // next frame's LSN is solved for instead.
+            Err(DecodeError::Compressed { .. }) => {
+                next_frame(bytes, key, after, unit, lsn + 1..lsn + 2 + frame.payload().len() as u64)
+            }
+            Err(_) => return false,
+        };
+        let Some((next_at, next_lsn)) = next else {
+            // Nothing valid after it: accepted only as the last frame, before
+            // blank space or the end, after a short span.
+            let end = skip_fill(bytes, after, unit);
+            return validated == 0
+                && skipped <= LAST_FRAME_SPAN as u64
+                && (end >= bytes.len() || is_blank_at(bytes, end));
+        };
+        validated += 1;
+        if validated == needed {
+            return true;
+        }
+        (at, lsn) = (next_at, next_lsn);
+    }
+}
+
+/// The frame that follows at `after` (or, past fill bytes, at the next
+/// unit boundary) under an LSN in `lsns`: its offset and LSN.
+fn next_frame(
+    bytes: &[u8],
+    key: &EpochKey,
+    after: usize,
+    unit: u32,
+    lsns: core::ops::Range<Lsn>,
+) -> Option<(usize, Lsn)> {
+    let at_fill = skip_fill(bytes, after, unit);
+    [after, at_fill].into_iter().take(if at_fill == after { 1 } else { 2 }).find_map(|at| {
+        let rest = bytes.get(at..)?;
+        let header = FrameHeader::decode(rest).ok()?;
+        let frame = rest.get(..header.frame_len())?;
+        let lsn = if lsns.end - lsns.start == 1 {
+            header.verify(key, lsns.start, frame).ok().map(|()| lsns.start)?
+        } else {
+            solve_lsn(key, frame, lsns.clone())?
+        };
+        Some((at, lsn))
+    })
+}
+
+/// The offset after fill bytes at `at`: if `at` is off a unit boundary and
+/// every byte from it to the boundary holds one value, the boundary; else
+/// `at`. A reader tries a frame at `at` first: fill is what it finds there
+/// when no frame checks out (FORMAT.md section v2.4).
+///
+/// ```
+/// # use nori_wal_core::format::v2;
+/// let bytes = [1, 2, 3, 0xFF, 9, 9, 9, 9];
+/// assert_eq!(v2::skip_fill(&bytes, 3, 4), 4); // one fill byte to the boundary
+/// assert_eq!(v2::skip_fill(&bytes, 4, 4), 4); // on a boundary: nothing to skip
+/// ```
+#[must_use]
+pub fn skip_fill(bytes: &[u8], at: usize, unit: u32) -> usize {
+    let unit = unit as usize;
+    if unit <= 1 || at.is_multiple_of(unit) || at >= bytes.len() {
+        return at;
+    }
+    let boundary = (at / unit + 1) * unit;
+    match bytes.get(at..boundary.min(bytes.len())) {
+        Some(fill) if uniform_fill(fill).is_some() => boundary,
+        _ => at,
+    }
+}
+
+/// Whether the frame header at `at` is blank (8 bytes of one value) or cut
+/// short by the end of `bytes`.
+fn is_blank_at(bytes: &[u8], at: usize) -> bool {
+    match bytes.get(at..at + FRAME_HEADER_LEN) {
+        Some(h) => uniform_fill(h).is_some(),
+        None => true,
     }
 }

@@ -416,3 +416,186 @@ fn segment_headers_refuse_what_they_do_not_hold() {
     // bytes of frames in a 4 KiB sector (FORMAT.md section v2.10).
     assert_eq!((plain.frames_offset(), plain.seal_offset(4096)), (24, 4080));
 }
+
+/// A small deterministic generator (xorshift), so failures reproduce.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+#[test]
+fn the_lsn_of_a_frame_is_solved_from_its_bytes() {
+    let mut g = Gen(0x5EED);
+    let key = EpochKey::new(0x00AB_CDEF_0123);
+    for round in 0..400 {
+        // LSNs anywhere, and next to the 2^32 boundaries the solve splits on.
+        let lsn = match round % 4 {
+            0 => g.next(),
+            1 => (g.below(1 << 20) << 32) | (u64::from(u32::MAX) - g.below(16)),
+            2 => g.below(1 << 24),
+            _ => (g.below(1 << 30) << 32) + g.below(16),
+        };
+        let n = g.below(300) as usize;
+        let payload = g.bytes(n);
+        let record = Record::raw(&payload);
+        let frame = written(EncodedFrame::record(&record).unwrap(), key.epoch(), lsn);
+        let width = 1 + g.below(1 << 20);
+        let start = lsn.saturating_sub(g.below(width));
+        let range = start..start.saturating_add(width).max(lsn + 1);
+        assert_eq!(v2::solve_lsn(&key, &frame, range.clone()), Some(lsn), "round {round}, {range:?}");
+        assert_eq!(v2::solve_lsn(&key, &frame, range.end..range.end.saturating_add(width)), None);
+        assert_eq!(v2::solve_lsn(&key, &frame, range.start.saturating_sub(width)..range.start), None);
+        // Another epoch: no LSN in a narrow range checks out.
+        assert_eq!(v2::solve_lsn(&EpochKey::new(key.epoch() + 1), &frame, range), None);
+    }
+    // A long frame, a hole and a seal too.
+    let big = vec![7u8; 100_000];
+    let big_record = Record::raw(&big);
+    for (frame, lsn) in [
+        (written(EncodedFrame::record(&big_record).unwrap(), 9, 1 << 33), 1u64 << 33),
+        (written(EncodedFrame::hole(5).unwrap(), 9, 77), 77),
+        (written(EncodedFrame::seal(Seal { records: 3, frames_crc: 4 }), 9, 0), 0),
+    ] {
+        assert_eq!(v2::solve_lsn(&EpochKey::new(9), &frame, lsn.saturating_sub(1000)..lsn + 1000), Some(lsn));
+    }
+}
+
+/// A segment's frame region of `n` frames of mixed kinds from LSN `first`
+/// (holes only with `holes`: a repair writes them, and seals the segment,
+/// so a reader knows its end LSN): the bytes, and each frame's (offset,
+/// LSN).
+fn frame_region(
+    g: &mut Gen,
+    key: &EpochKey,
+    first: Lsn,
+    n: usize,
+    unit: u32,
+    holes: bool,
+) -> (Vec<u8>, Vec<(usize, Lsn)>) {
+    let mut bytes = Vec::new();
+    let mut frames = Vec::new();
+    let mut lsn = first;
+    for i in 0..n {
+        let n = g.below(120) as usize;
+        let payload = g.bytes(n);
+        let batch = [Record::raw(&payload), Record::delete(b"k")];
+        let record = Record::put(b"key", &payload);
+        let (frame, taken) = match i % 7 {
+            0 => (EncodedFrame::batch(&batch).unwrap(), 2),
+            1 if holes => (EncodedFrame::hole(3).unwrap(), 3),
+            2 => (EncodedFrame::mark(Mark { durable_end: lsn, log_start: first }), 0),
+            3 => (EncodedFrame::compressed(FrameKind::Raw, Compression::Lz4, 10, 1, &payload).unwrap(), 1),
+            _ => (EncodedFrame::record(&record).unwrap(), 1),
+        };
+        let at = bytes.len();
+        bytes.resize(at + frame.len(), 0);
+        frame.write_to(&mut bytes[at..], key, lsn).unwrap();
+        frames.push((at, lsn));
+        lsn += taken;
+        // Fill to the unit boundary now and then, as a flash writer does
+        // after a sync.
+        if unit > 1 && g.below(3) == 0 {
+            let boundary = bytes.len().div_ceil(unit as usize) * unit as usize;
+            bytes.resize(boundary, 0xFF);
+        }
+    }
+    (bytes, frames)
+}
+
+#[test]
+fn frames_after_damage_are_found_with_their_true_lsns() {
+    let mut g = Gen(0xDA3A6E);
+    let key = EpochKey::new(41);
+    let mut found = 0;
+    for round in 0..300 {
+        let unit = [1u32, 4, 8, 256][round % 4];
+        // Half the rounds know the segment's end LSN (a sealed segment,
+        // which may hold holes).
+        let sealed = round % 2 == 0;
+        let (mut bytes, frames) = frame_region(&mut g, &key, 1000 + round as u64, 60, unit, sealed);
+        bytes.extend(std::iter::repeat_n(0xFF, 64));
+        // Damage a span starting inside a frame: random bytes, zeros or
+        // erased bytes.
+        let victim = g.below(40) as usize;
+        let start = frames[victim].0 + g.below(4) as usize;
+        let len = 1 + g.below(600) as usize;
+        let fill = g.below(3);
+        for b in &mut bytes[start..(start + len).min(frames[59].0)] {
+            *b = match fill {
+                0 => g.next() as u8,
+                1 => 0,
+                _ => 0xFF,
+            };
+        }
+        let damage_end = (start + len).min(frames[59].0);
+        let end = sealed.then_some(frames[59].1 + 3);
+        let resumed = v2::find_after_damage(&bytes, frames[victim].0, &key, frames[victim].1, end, unit)
+            .expect("two intact frames follow the damage");
+        let at = resumed.offset;
+        // It is a real frame, with its real LSN...
+        let truth =
+            frames.iter().find(|f| f.0 == at).unwrap_or_else(|| panic!("round {round}: phantom at {at}"));
+        assert_eq!(truth.1, resumed.lsn, "round {round}");
+        // ... and the first one the damage left whole (or the frame the
+        // damage began in, when the damage left it checking out).
+        let first_whole = frames.iter().position(|f| f.0 >= damage_end).unwrap();
+        let index = frames.iter().position(|f| f.0 == at).unwrap();
+        assert!(
+            index <= first_whole,
+            "round {round}: skipped whole frames {first_whole}..{index}; unit {unit}, victim {victim}, damage {start}..{damage_end}, frames {:?}",
+            &frames[victim..=index]
+        );
+        found += 1;
+    }
+    assert_eq!(found, 300);
+}
+
+#[test]
+fn garbage_yields_no_frame() {
+    let mut g = Gen(0x6A5BA6E);
+    let key = EpochKey::new(3);
+    for _ in 0..20 {
+        let garbage = g.bytes(64 << 10);
+        assert_eq!(v2::find_after_damage(&garbage, 0, &key, 0, None, 1), None);
+    }
+    // Frames of another epoch (a stale lap) are not frames of this one.
+    let (stale, _) = frame_region(&mut g, &EpochKey::new(2), 0, 200, 1, true);
+    assert_eq!(v2::find_after_damage(&stale, 0, &key, 0, None, 1), None);
+}
+
+#[test]
+fn a_lone_last_frame_is_accepted_only_after_a_short_span() {
+    let key = EpochKey::new(8);
+    let record = Record::raw(b"the last record");
+    for (junk, accepted) in [(100usize, true), (1024, true), (1025, false), (10_000, false)] {
+        let mut bytes = vec![0x00u8; junk];
+        let at = bytes.len();
+        let frame = EncodedFrame::record(&record).unwrap();
+        bytes.resize(at + frame.len(), 0);
+        frame.write_to(&mut bytes[at..], &key, 500).unwrap();
+        bytes.extend([0xFF; 32]);
+        let got = v2::find_after_damage(&bytes, 0, &key, 499, None, 1);
+        assert_eq!(got, accepted.then_some(v2::Resumed { offset: junk, lsn: 500 }), "after {junk} bytes");
+    }
+    // The end LSN bounds the search.
+    let mut bytes = vec![0u8; 16];
+    let frame = EncodedFrame::record(&record).unwrap();
+    bytes.resize(16 + frame.len(), 0);
+    frame.write_to(&mut bytes[16..], &key, 3).unwrap();
+    assert_eq!(v2::find_after_damage(&bytes, 0, &key, 0, Some(3), 1).map(|r| r.lsn), Some(3));
+    assert_eq!(v2::find_after_damage(&bytes, 0, &key, 0, Some(2), 1), None);
+}
