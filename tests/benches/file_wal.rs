@@ -46,7 +46,7 @@ fn main() {
     let settings = Settings::from_args();
     let quick = std::env::args().any(|a| a == "--quick");
     // Names given on the command line pick sections: always, os, threads,
-    // recovery, iterate, async, async-iterate, compression, scaling.
+    // recovery, iterate, replay, async, async-iterate, compression, scaling.
     let picked: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let run = |name: &str| picked.is_empty() || picked.iter().any(|p| p == name);
     let root = std::env::var("NORI_WAL_BENCH_DIR").map_or_else(|_| std::env::temp_dir(), PathBuf::from);
@@ -66,6 +66,9 @@ fn main() {
     }
     if run("iterate") {
         iterate(if quick { 64 << 20 } else { (1 << 30) + (64 << 20) }, quick);
+    }
+    if run("replay") {
+        replay(if quick { 64 << 20 } else { 1 << 30 }, quick);
     }
     if run("async") {
         let writers = if quick { 8 } else { 64 };
@@ -417,6 +420,91 @@ fn iterate(bytes: u64, quick: bool) {
     );
     drop(wal);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A log of `bytes` of single 128-byte records (one record per frame, as
+/// one `append` per record writes them; the default configuration), and
+/// the same of frames of 64 records: `open` (recovery, every segment
+/// checked) and a replay (`open`, then iterate every record, what a
+/// key-value store does at start), each against `read()` of the same
+/// files in the same run, page cache warm.
+fn replay(bytes: u64, quick: bool) {
+    let rounds = if quick { 2 } else { 5 };
+    for batch in [1usize, 64] {
+        let dir = bench_dir(&format!("replay-{batch}"));
+        let config = WalConfig::new(&dir).fsync(FsyncPolicy::Os);
+        let payload = [0x5Au8; RECORD];
+        {
+            let (wal, _) = Wal::open(config.clone()).unwrap();
+            let records: Vec<Record<'_>> = (0..batch).map(|_| Record::raw(&payload)).collect();
+            let per_frame = (batch * (RECORD + 5) + 16) as u64;
+            for _ in 0..bytes / per_frame {
+                if batch == 1 {
+                    wal.append(&records[0]).unwrap();
+                } else {
+                    wal.append_batch(&records).unwrap();
+                }
+            }
+            wal.close().unwrap();
+        }
+        let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+            .collect();
+        let total: u64 = files.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+        let read_time = median(rounds, || read_files(&files));
+        let mut held = 0;
+        let open_time = median(rounds, || {
+            let t = Instant::now();
+            let (wal, info) = Wal::open(config.clone()).unwrap();
+            held = info.records;
+            let elapsed = t.elapsed().as_secs_f64();
+            drop(wal);
+            elapsed
+        });
+        let replay_time = median(rounds, || {
+            let t = Instant::now();
+            let (wal, _) = Wal::open(config.clone()).unwrap();
+            let mut iter = wal.iter().unwrap();
+            let (mut n, mut sum) = (0u64, 0u64);
+            while let Some(entry) = iter.try_next().unwrap() {
+                n += 1;
+                if let Some(p) = entry.record.raw_payload() {
+                    sum = sum.wrapping_add(u64::from(p[0]));
+                }
+            }
+            assert_eq!(n, held);
+            black_box(sum);
+            let elapsed = t.elapsed().as_secs_f64();
+            drop(iter);
+            drop(wal);
+            elapsed
+        });
+        let row = |name: String, time: f64| Measurement {
+            name,
+            ops_per_sec: held as f64 / time,
+            bytes_per_sec: total as f64 / time,
+        };
+        let baseline = row("read() the files".into(), read_time);
+        let frames = if batch == 1 {
+            "one record per frame".to_string()
+        } else {
+            format!("frames of {batch} records")
+        };
+        print_table(
+            &format!(
+                "Replay of a {} MiB log of {held} 128 B records, {frames} (default config, page cache warm; ops = records)",
+                total >> 20
+            ),
+            &baseline,
+            &[
+                row("open (every segment checked)".into(), open_time),
+                row("open, then iterate every record".into(), replay_time),
+            ],
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// 64 writers under `Batch(1 ms)`, each append durable before the writer
