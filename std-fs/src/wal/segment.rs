@@ -85,10 +85,13 @@ pub(crate) const fn frames_offset() -> u64 {
 }
 
 /// A segment file seen as a device of `capacity` bytes, for reading: bytes
-/// past the end of the file read as zeros (never written).
+/// past the end of the file read as zeros (never written). With a map of
+/// the file, the reader checks the mapped bytes in place instead of copying
+/// them out first.
 pub(crate) struct FileDevice<'f, F: File> {
     pub(crate) file: &'f F,
     pub(crate) capacity: u64,
+    pub(crate) map: Option<crate::fs::Map>,
 }
 
 impl<F: File> BlockDevice for FileDevice<'_, F> {
@@ -129,6 +132,12 @@ impl<F: File> BlockDevice for FileDevice<'_, F> {
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
     }
+
+    fn bytes_in_place(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        let bytes = self.map.as_ref()?.bytes();
+        let start = usize::try_from(offset).ok()?;
+        bytes.get(start..start.checked_add(usize::try_from(len).ok()?)?)
+    }
 }
 
 /// An error of the core's segment layer reading a segment file.
@@ -150,7 +159,11 @@ pub(crate) fn read_segment<F: File, T>(
 ) -> Result<T, Error> {
     let capacity = header.segment_size.min(len.max(frames_offset()));
     let header = SegmentHeader { segment_size: capacity, ..header };
-    let mut device = FileDevice { file, capacity };
+    // Mapped when the file system maps files (the `mmap` feature): the
+    // reader then checks the bytes in place. The map ends with this call,
+    // before recovery may cut the file.
+    let map = file.map(capacity.min(len)).ok().flatten();
+    let mut device = FileDevice { file, capacity, map };
     SegmentReader::with_header(&mut device, buffer, WriteOrder::AnyOrder, header)
         .and_then(|reader| op(&mut reader.fresh()))
         .map_err(|e| Error::from_segment(path, e))
@@ -172,7 +185,7 @@ pub(crate) fn peek_header<F: File>(
     file: &F,
 ) -> io::Result<Result<SegmentHeader, nori_wal_core::DecodeError>> {
     let mut bytes = [0u8; MAX_SEGMENT_HEADER_LEN];
-    let mut device = FileDevice { file, capacity: MAX_SEGMENT_HEADER_LEN as u64 };
+    let mut device = FileDevice { file, capacity: MAX_SEGMENT_HEADER_LEN as u64, map: None };
     device.read(0, &mut bytes)?;
     Ok(SegmentHeader::decode(&bytes))
 }
@@ -231,7 +244,7 @@ pub(crate) const START_LEN: u64 = 2 * START_SLOT as u64;
 /// The log's start recorded in the lock file, and its sequence number.
 pub(crate) fn read_start<F: File>(file: &F) -> io::Result<Option<(u64, Lsn)>> {
     let mut bytes = [0u8; 2 * START_SLOT];
-    let mut device = FileDevice { file, capacity: bytes.len() as u64 };
+    let mut device = FileDevice { file, capacity: bytes.len() as u64, map: None };
     device.read(0, &mut bytes)?;
     let best = bytes
         .chunks_exact(START_SLOT)

@@ -53,7 +53,12 @@ struct Recovery<'a, S: Fs> {
     /// The modes the configuration allows the WAL's files and directory.
     file_mode: u32,
     dir_mode: u32,
+    /// Threads that walk the sealed segments ahead of the decisions.
+    threads: usize,
 }
+
+/// The read buffer of each thread that walks sealed segments.
+const PREWALK_BUFFER: usize = 64 << 10;
 
 /// Whether recovery changes the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +103,10 @@ pub(crate) fn recover<S: Fs>(
         log_end: 0,
         file_mode: config.file_mode,
         dir_mode: config.dir_mode,
+        threads: match config.recovery_threads {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8),
+            n => n,
+        },
     };
     let mut recovered = recovery.run()?;
     recovered.info.elapsed = started.elapsed();
@@ -321,11 +330,19 @@ impl<S: Fs> Recovery<'_, S> {
         }
         let mut skips = Vec::new();
         let mut claims = None;
+        let mut prewalked = self.prewalk(&found);
         for i in 0..last {
             let next_base = found[i + 1].base;
             let mut from = None;
             loop {
-                let stop = self.walk(&found[i], from, Some(next_base))?;
+                let stop = match prewalked.get_mut(i).and_then(Option::take).filter(|_| from.is_none()) {
+                    Some(stop) => {
+                        let stop = stop?;
+                        self.info.bytes_scanned += stop.pos;
+                        stop
+                    }
+                    None => self.walk(&found[i], from, Some(next_base))?,
+                };
                 let Some(damage) = stop.damage else {
                     // At the next file's base: that file must start where
                     // this one's records end. Records running on past it
@@ -423,6 +440,54 @@ impl<S: Fs> Recovery<'_, S> {
             }
         }
         self.settle_newest(found, log_start, skips)
+    }
+
+    /// Walks every segment but the newest, from its start to the next
+    /// one's base, on [`threads`](Self::threads) threads at once: what
+    /// [`settle`](Self::settle) then decides on, in order, as if it had
+    /// walked them itself (`None` where it walks on its own: one thread,
+    /// or a file without a header). Each thread reads through its own
+    /// buffer, so memory stays bounded whatever the log's size.
+    fn prewalk(&self, found: &[Found<S::File>]) -> Vec<Option<Result<Stop>>> {
+        let sealed = found.len().saturating_sub(1);
+        let threads = self.threads.min(sealed);
+        if threads <= 1 {
+            return Vec::new();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let walk_one = |buffer: &mut Vec<u8>, i: usize| {
+            let f = &found[i];
+            let header = f.header?;
+            let stop_at = found[i + 1].base;
+            Some(segment::read_segment(&f.file, &f.path, f.len, header, buffer, |reader| {
+                reader.walk(None, Some(stop_at))
+            }))
+        };
+        let mut results: Vec<Option<Result<Stop>>> = (0..sealed).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut buffer = vec![0u8; PREWALK_BUFFER];
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if i >= sealed {
+                                return done;
+                            }
+                            done.push((i, walk_one(&mut buffer, i)));
+                        }
+                    })
+                })
+                .collect();
+            for worker in workers {
+                // A panicking walk leaves its segments to the ordered pass.
+                for (i, stop) in worker.join().unwrap_or_default() {
+                    results[i] = stop;
+                }
+            }
+        });
+        results
     }
 
     /// The highest durable point that the marks of `found[from..]` record
