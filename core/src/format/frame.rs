@@ -275,7 +275,28 @@ pub struct Frame<'a> {
 /// assert!(format::decode_frame(&buf[..n], 2).is_err());
 /// ```
 pub fn decode_frame(bytes: &[u8], epoch: u64) -> Result<Frame<'_>, DecodeError> {
-    let header = FrameHeader::decode(bytes, epoch)?;
+    decode_frame_with(bytes, &EpochKey::new(epoch))
+}
+
+/// [`decode_frame`] with the epoch's CRC computed once, for readers that
+/// check many frames of one segment: one header decode and one CRC pass per
+/// frame.
+///
+/// # Errors
+///
+/// As [`decode_frame`].
+///
+/// ```
+/// use nori_wal_core::format::{self, EpochKey};
+/// use nori_wal_core::Record;
+/// let key = EpochKey::new(4);
+/// let mut buf = [0u8; 64];
+/// let n = format::encode_record(&mut buf, 4, 0, &Record::raw(b"x")).unwrap();
+/// assert_eq!(format::decode_frame_with(&buf, &key).unwrap().len(), n);
+/// ```
+#[cfg_attr(feature = "std", inline)]
+pub fn decode_frame_with<'a>(bytes: &'a [u8], key: &EpochKey) -> Result<Frame<'a>, DecodeError> {
+    let header = FrameHeader::decode_with(bytes, key)?;
     let Some(payload) = bytes.get(FRAME_HEADER_LEN..header.frame_len()) else {
         return Err(DecodeError::LengthOutOfBounds {
             frame_len: header.frame_len() as u64,

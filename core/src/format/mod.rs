@@ -79,7 +79,8 @@ pub use body::{
 pub use error::{DecodeError, EncodeError, HeaderField, Malformed};
 pub use frame::{
     Compressed, EncodedFrame, EpochKey, Frame, FrameHeader, PayloadCheck, batch_frame_len, decode_frame,
-    encode_batch, encode_compressed, encode_mark, encode_padding, encode_record, record_frame_len,
+    decode_frame_with, encode_batch, encode_compressed, encode_mark, encode_padding, encode_record,
+    record_frame_len,
 };
 pub use segment_header::SegmentHeader;
 

@@ -1,7 +1,8 @@
 //! Reading the log from an LSN, across segment files.
 
 use nori_wal_core::format::{
-    BATCH_ENTRIES_AT, Body, FRAME_HEADER_LEN, FrameHeader, FrameKind, Malformed, decode_frame, record_at,
+    BATCH_ENTRIES_AT, Body, EpochKey, FRAME_HEADER_LEN, FrameHeader, FrameKind, Malformed, decode_frame_with,
+    record_at,
 };
 use nori_wal_core::ring::Entry;
 use nori_wal_core::ring::segment::Damage;
@@ -90,6 +91,8 @@ pub struct Iter<S: Fs> {
     /// The decompressed payload of the current frame.
     plain: Vec<u8>,
     current: Option<Current>,
+    /// The current segment's epoch, prepared for checking its frames.
+    key: EpochKey,
 }
 
 impl<S: Fs> std::fmt::Debug for Iter<S> {
@@ -134,6 +137,7 @@ impl<S: Fs> Iter<S> {
             buf: Vec::new(),
             plain: Vec::new(),
             current: None,
+            key: EpochKey::new(0),
         })
     }
 
@@ -230,8 +234,11 @@ impl<S: Fs> Iter<S> {
                 self.map = file.map(len).map_err(|e| Error::io("map", &seg.path, e))?;
                 self.file = Some(file);
             }
-            let (epoch, size) = (seg.epoch, seg.size);
-            match self.load(epoch, size)? {
+            let size = seg.size;
+            if self.key.epoch() != seg.epoch {
+                self.key = EpochKey::new(seg.epoch);
+            }
+            match self.load(size)? {
                 Ok(()) => return Ok(()),
                 Err(damage) => {
                     let base = self.segments[self.index].base;
@@ -249,7 +256,10 @@ impl<S: Fs> Iter<S> {
     }
 
     /// Reads and checks the frame at `pos`; steps over padding and marks.
-    fn load(&mut self, epoch: u64, size: u64) -> Result<std::result::Result<(), Damage>> {
+    /// A frame is checked here again (its header decoded once, one CRC
+    /// pass), whatever recovery checked: the mapped bytes may have been
+    /// dropped by the kernel and read back since.
+    fn load(&mut self, size: u64) -> Result<std::result::Result<(), Damage>> {
         let header_len = FRAME_HEADER_LEN as u64;
         let available = size.saturating_sub(self.pos);
         if available < header_len {
@@ -257,31 +267,19 @@ impl<S: Fs> Iter<S> {
         }
         let path = &self.segments[self.index].path;
         let at = self.pos as usize;
+        let key = self.key;
         // The frame's bytes: borrowed from the map, or read into `buf`.
-        let (frame, source): (&[u8], _) = match (&self.map, &self.file) {
+        let (decoded, source) = match (&self.map, &self.file) {
             (Some(map), _) if (map.bytes().len() as u64) >= self.pos + header_len => {
-                let bytes = &map.bytes()[at..];
-                let header = match FrameHeader::decode(&bytes[..FRAME_HEADER_LEN], epoch) {
-                    Ok(h) => h,
+                match decode_frame_with(&map.bytes()[at..], &key) {
+                    Ok(frame) => (frame, Source::Map(at + FRAME_HEADER_LEN)),
                     Err(e) => return Ok(Err(Damage::Frame(e))),
-                };
-                let len = header.frame_len();
-                match bytes.get(..len) {
-                    Some(frame) => (frame, Source::Map(at + FRAME_HEADER_LEN)),
-                    None => {
-                        let frame_len = len as u64;
-                        let available = bytes.len() as u64;
-                        return Ok(Err(Damage::Frame(DecodeError::LengthOutOfBounds {
-                            frame_len,
-                            available,
-                        })));
-                    }
                 }
             }
             (_, Some(file)) => {
                 self.buf.resize(FRAME_HEADER_LEN, 0);
                 read_exact_at(file, &mut self.buf, self.pos).map_err(|e| Error::io("read", path, e))?;
-                let header = match FrameHeader::decode(&self.buf, epoch) {
+                let header = match FrameHeader::decode_with(&self.buf, &key) {
                     Ok(h) => h,
                     Err(e) => return Ok(Err(Damage::Frame(e))),
                 };
@@ -293,13 +291,12 @@ impl<S: Fs> Iter<S> {
                 self.buf.resize(len, 0);
                 read_exact_at(file, &mut self.buf[FRAME_HEADER_LEN..], self.pos + header_len)
                     .map_err(|e| Error::io("read", path, e))?;
-                (&self.buf[..], Source::Buf)
+                match decode_frame_with(&self.buf, &key) {
+                    Ok(frame) => (frame, Source::Buf),
+                    Err(e) => return Ok(Err(Damage::Frame(e))),
+                }
             }
             (_, None) => return Ok(Err(Damage::MissingSegment)),
-        };
-        let decoded = match decode_frame(frame, epoch) {
-            Ok(frame) => frame,
-            Err(e) => return Ok(Err(Damage::Frame(e))),
         };
         let header = *decoded.header();
         let len = decoded.len();
