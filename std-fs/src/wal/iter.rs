@@ -303,6 +303,12 @@ impl<S: Fs> Iter<S> {
         let first = self.segments[self.index].base + u64::from(header.lsn_offset());
         let (count, source, payload_len) = match decoded.compressed() {
             Err(e) => return Ok(Err(Damage::Frame(e))),
+            // A single record is parsed once, when it is returned (a
+            // broken layout is reported there, at its LSN); a batch is
+            // checked whole here, before any of its records is returned.
+            Ok(None) if matches!(header.kind(), FrameKind::Put | FrameKind::Delete | FrameKind::Raw) => {
+                (1, source, len - FRAME_HEADER_LEN)
+            }
             Ok(None) => match decoded.body() {
                 Ok(body) => (body.record_count(), source, len - FRAME_HEADER_LEN),
                 Err(e) => return Ok(Err(Damage::Frame(e))),
