@@ -202,6 +202,14 @@ impl FrameHeader {
         Ok(())
     }
 
+    /// The CRC the frame check continues from (after the header check's
+    /// bytes) and the CRC stored in the frame: for readers that check
+    /// several frames at once.
+    #[cfg(feature = "std")]
+    pub(crate) const fn crc_parts(&self) -> (u32, u32) {
+        (self.check_crc, self.stored_crc)
+    }
+
     /// Starts a payload check that takes the payload in pieces, for readers
     /// that stream a large frame through a small buffer.
     #[must_use]

@@ -36,6 +36,27 @@ fn read_bytes<'a, D: BlockDevice>(
     window.get(device, fault, overlay, at, len, end)
 }
 
+/// Frames longer than this are left to the frame-by-frame walk: one long
+/// frame keeps the CPU's CRC unit busy on its own.
+#[cfg(feature = "std")]
+const RUN_FRAME_MAX: usize = 512;
+
+/// Where a frame's check starts: after the frame CRC field (bytes 0..4),
+/// the header check covers bytes 4..14 and the frame CRC continues from it
+/// at byte 14 (FORMAT.md section 3).
+#[cfg(feature = "std")]
+const HEADER_CHECK_AT: usize = 14;
+
+/// How far [`Reader::run_in_place`] walked, and the marks it met.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Run {
+    pub(crate) pos: u64,
+    pub(crate) lsn: Lsn,
+    pub(crate) log_start: Lsn,
+    pub(crate) durable_end: Lsn,
+}
+
 /// A checked frame found at a position.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Found {
@@ -101,6 +122,80 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
     pub(crate) fn into_bytes(self, abs: u64, pos: u64, len: u64) -> Step<&'a [u8]> {
         let end = abs + self.layout.segment_size;
         read_bytes(self.device, self.window, self.fault, self.overlay, abs + pos, len, end)
+    }
+
+    /// Walks the frames of `seg` from `pos` (expecting `lsn`) while they are
+    /// short, whole, valid and in place on the device, three at a time
+    /// with their CRCs computed interleaved: where a frame-by-frame walk
+    /// ([`frame_at`](Self::frame_at)) would spend most of its time waiting
+    /// for one frame's CRC chain. Stops before the first frame that is
+    /// anything else (long, compressed, damaged, not the LSN expected, past
+    /// `stop_at`, not in place) and returns how far it got, for the
+    /// frame-by-frame walk to take over there and report what it finds.
+    #[cfg(feature = "std")]
+    pub(crate) fn run_in_place(&mut self, seg: &Seg, pos: u64, lsn: Lsn, stop_at: Option<Lsn>) -> Run {
+        let mut run = Run { pos, lsn, log_start: 0, durable_end: 0 };
+        let size = self.layout.segment_size;
+        if !self.overlay.bytes.is_empty() || pos >= size {
+            return run;
+        }
+        let device: &D = self.device;
+        let Some(bytes) = device.bytes_in_place(seg.abs + pos, size - pos) else { return run };
+        let mut at = 0usize;
+        loop {
+            // Up to three short frames whose headers check out.
+            let mut frames: [(usize, Option<FrameHeader>); 3] = [(0, None); 3];
+            let mut p = at;
+            for slot in &mut frames {
+                let Some(h) = bytes.get(p..p + FRAME_HEADER_LEN) else { break };
+                let Ok(header) = FrameHeader::decode_with(h, &seg.key) else { break };
+                let len = header.frame_len();
+                if len > RUN_FRAME_MAX || p + len > bytes.len() || header.compression() != Compression::None {
+                    break;
+                }
+                *slot = (p, Some(header));
+                p += len;
+            }
+            if frames[0].1.is_none() {
+                return run;
+            }
+            let parts = frames.map(|(_, h)| h.map_or((0, 0), |h| h.crc_parts()));
+            let data =
+                frames.map(|(p, h)| h.map_or(&[][..], |h| &bytes[p + HEADER_CHECK_AT..p + h.frame_len()]));
+            let computed = crate::crc::crc32c_append_3(parts.map(|(check, _)| check), data);
+            for (k, (p, header)) in frames.into_iter().enumerate() {
+                let Some(header) = header else { return run };
+                if computed[k] != parts[k].1 || stop_at == Some(run.lsn) {
+                    return run;
+                }
+                let first = seg.base_lsn.saturating_add(u64::from(header.lsn_offset()));
+                if first != run.lsn {
+                    return run;
+                }
+                let payload = &bytes[p + FRAME_HEADER_LEN..p + header.frame_len()];
+                let count = match header.kind() {
+                    FrameKind::Put | FrameKind::Delete | FrameKind::Raw => 1,
+                    FrameKind::Padding => 0,
+                    kind @ (FrameKind::Batch | FrameKind::Mark) => match Body::parse(kind, payload) {
+                        Ok(Body::Mark(mark)) => {
+                            run.log_start = run.log_start.max(mark.log_start);
+                            run.durable_end = run.durable_end.max(mark.durable_end);
+                            0
+                        }
+                        Ok(body) if body.record_count() > 0 => body.record_count(),
+                        _ => return run,
+                    },
+                    _ => return run,
+                };
+                let end = first.saturating_add(u64::from(count));
+                if stop_at.is_some_and(|s| end > s) {
+                    return run;
+                }
+                run.lsn = end;
+                run.pos = pos + (p + header.frame_len()) as u64;
+                at = p + header.frame_len();
+            }
+        }
     }
 
     /// Decodes and checks the frame at `pos` of `seg`.

@@ -106,6 +106,14 @@ pub(crate) fn scan<D: BlockDevice>(
 ) -> Step<Stop> {
     let (mut log_start, mut durable_end) = (0, 0);
     let damage = loop {
+        // With `std`, frames in place are walked three at a time first.
+        #[cfg(feature = "std")]
+        {
+            let run = reader.run_in_place(seg, pos, lsn, stop_at);
+            (pos, lsn) = (run.pos, run.lsn);
+            log_start = log_start.max(run.log_start);
+            durable_end = durable_end.max(run.durable_end);
+        }
         if stop_at == Some(lsn) {
             break None;
         }
