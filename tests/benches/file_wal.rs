@@ -299,12 +299,7 @@ fn recovery(bytes: u64, quick: bool) {
         }
         wal.close().unwrap();
     }
-    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-        .collect();
-    let total: u64 = files.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let (files, total) = segment_files(&dir);
     let rounds = if quick { 2 } else { 7 };
     let read_rate = median(rounds, || read_files(&files));
     let mut recovered = 0;
@@ -371,11 +366,18 @@ fn write_log(dir: &Path, bytes: u64) -> Vec<PathBuf> {
         wal.append_batch(&batch).unwrap();
     }
     wal.close().unwrap();
-    std::fs::read_dir(dir)
+    segment_files(dir).0
+}
+
+/// The segment files of the WAL in `dir`, and their bytes in all.
+fn segment_files(dir: &Path) -> (Vec<PathBuf>, u64) {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-        .collect()
+        .collect();
+    let total = files.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    (files, total)
 }
 
 /// Iterates the whole log through the blocking API (records borrowed from
@@ -383,7 +385,7 @@ fn write_log(dir: &Path, bytes: u64) -> Vec<PathBuf> {
 fn iterate(bytes: u64, quick: bool) {
     let dir = bench_dir("iterate");
     let files = write_log(&dir, bytes);
-    let total: u64 = files.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let total = segment_files(&dir).1;
     let (wal, _) = Wal::open(WalConfig::new(&dir).segment_size(64 << 20).fsync(FsyncPolicy::Os)).unwrap();
     let rounds = if quick { 2 } else { 7 };
     let read_time = median(rounds, || read_files(&files));
@@ -447,12 +449,7 @@ fn replay(bytes: u64, quick: bool) {
             }
             wal.close().unwrap();
         }
-        let files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-            .collect();
-        let total: u64 = files.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+        let (files, total) = segment_files(&dir);
         let read_time = median(rounds, || read_files(&files));
         let mut held = 0;
         let open_time = median(rounds, || {

@@ -71,6 +71,65 @@ pub fn from_hex(text: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
+/// A golden vector: fixed inputs encoded, compared with a checked-in hex
+/// fixture, and the fixture decoded and checked field by field.
+pub struct GoldenCase {
+    /// The fixture's file name, without `.hex`.
+    pub name: &'static str,
+    /// What the fixture holds (its first line).
+    pub about: &'static str,
+    /// Encodes the inputs today.
+    pub encode: fn() -> Vec<u8>,
+    /// Decodes the fixture and checks every field (panics if one is off).
+    pub check: fn(&[u8]),
+}
+
+/// Runs golden vectors against the fixtures in `fixtures/<dir>`: every
+/// fixture decodes to its inputs, every encoding matches its fixture, and
+/// every fixture file has a case. With `NORI_WAL_BLESS` set, writes the
+/// fixture of a *new* case (never one that exists: a changed encoding is a
+/// new format version).
+///
+/// # Panics
+///
+/// On any mismatch, naming the fixtures whose encoding changed.
+pub fn check_golden(dir: &str, cases: &[GoldenCase]) {
+    let dir = fixtures_dir().join(dir);
+    let bless = std::env::var_os("NORI_WAL_BLESS").is_some();
+    let mut mismatches = Vec::new();
+    for case in cases {
+        let encoded = (case.encode)();
+        let path = dir.join(format!("{}.hex", case.name));
+        if bless && !path.exists() {
+            std::fs::write(&path, format!("# {}\n{}", case.about, to_hex(&encoded))).unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("fixture {} missing ({e}); see the test module's docs", path.display())
+        });
+        let fixture = from_hex(&text).unwrap();
+        // The fixture decodes to the inputs, whatever the encoder does today.
+        (case.check)(&fixture);
+        if fixture != encoded {
+            mismatches.push(format!(
+                "{}:\n  fixture {}\n  encoded {}",
+                case.name,
+                to_hex(&fixture),
+                to_hex(&encoded)
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "encoding changed under {}:\n{}", dir.display(), mismatches.join("\n"));
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for name in &names {
+        let stem = name.strip_suffix(".hex").unwrap_or_else(|| panic!("unexpected fixture file {name}"));
+        assert!(cases.iter().any(|c| c.name == stem), "fixture {name} has no case");
+    }
+    assert_eq!(names.len(), cases.len());
+}
+
 /// The name the test harness gives the test function `name` of the module
 /// `module` (pass `module_path!()`), for a test that runs itself again in a
 /// child process with `--exact`: the module path without the crate.

@@ -437,12 +437,16 @@ pub struct EncodedFrame<'a> {
     source: Source<'a>,
 }
 
+/// Where a frame's payload comes from, fed to the encoder piece by piece
+/// (shared by both format versions).
 #[derive(Debug, Clone, Copy)]
-enum Source<'a> {
+pub(super) enum Source<'a> {
     Record(&'a Record<'a>),
     Batch(&'a [Record<'a>]),
     Zeros,
-    Mark([u8; MARK_PAYLOAD_LEN]),
+    /// A fixed payload: a mark's 16 bytes, or (format v2) a hole's or a
+    /// seal's first bytes of these.
+    Fixed([u8; MARK_PAYLOAD_LEN], u8),
     Compressed([u8; 4], &'a [u8]),
 }
 
@@ -450,7 +454,7 @@ enum Source<'a> {
 static ZEROS: [u8; 64] = [0; 64];
 
 impl<'a> Source<'a> {
-    fn feed(&self, payload_len: u32, f: &mut dyn FnMut(&[u8])) {
+    pub(super) fn feed(&self, payload_len: u32, f: &mut dyn FnMut(&[u8])) {
         match self {
             Self::Record(record) => body::record_pieces(record, f),
             Self::Batch(records) => body::batch_pieces(records, f),
@@ -462,7 +466,7 @@ impl<'a> Source<'a> {
                     left -= n;
                 }
             }
-            Self::Mark(bytes) => f(bytes),
+            Self::Fixed(bytes, len) => f(&bytes[..usize::from(*len)]),
             Self::Compressed(len, data) => {
                 f(len);
                 f(data);
@@ -558,7 +562,7 @@ impl<'a> EncodedFrame<'a> {
     /// A mark frame carrying the LSN offset of the next record.
     #[must_use]
     pub fn mark(epoch: impl Into<EpochKey>, lsn_offset: u32, mark: Mark) -> Self {
-        let source = Source::Mark(mark.to_bytes());
+        let source = Source::Fixed(mark.to_bytes(), MARK_PAYLOAD_LEN as u8);
         Self::new(
             epoch.into(),
             lsn_offset,

@@ -58,6 +58,7 @@
 //! ```
 
 use super::body::{self, Body, HOLE_PAYLOAD_LEN, MARK_PAYLOAD_LEN, Mark, Records, SEAL_PAYLOAD_LEN, Seal};
+use super::frame::Source;
 use super::{Compression, DecodeError, EncodeError, EpochKey, FrameKind, HeaderField, uniform_fill};
 use crate::Lsn;
 use crate::Record;
@@ -858,40 +859,6 @@ pub struct EncodedFrame<'a> {
     source: Source<'a>,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Source<'a> {
-    Record(&'a Record<'a>),
-    Batch(&'a [Record<'a>]),
-    Zeros,
-    Bytes([u8; MARK_PAYLOAD_LEN], usize),
-    Compressed([u8; 4], &'a [u8]),
-}
-
-/// Zeros to feed padding from.
-static ZEROS: [u8; 64] = [0; 64];
-
-impl Source<'_> {
-    fn feed(&self, payload_len: u32, f: &mut dyn FnMut(&[u8])) {
-        match self {
-            Self::Record(record) => body::record_pieces(record, f),
-            Self::Batch(records) => body::batch_pieces(records, f),
-            Self::Zeros => {
-                let mut left = payload_len as usize;
-                while left > 0 {
-                    let n = left.min(ZEROS.len());
-                    f(&ZEROS[..n]);
-                    left -= n;
-                }
-            }
-            Self::Bytes(bytes, n) => f(&bytes[..*n]),
-            Self::Compressed(len, data) => {
-                f(len);
-                f(data);
-            }
-        }
-    }
-}
-
 fn checked_len(payload_len: u64) -> Result<u32, EncodeError> {
     if payload_len > u64::from(MAX_PAYLOAD_LEN) {
         return Err(EncodeError::PayloadTooLarge { len: payload_len, max: u64::from(MAX_PAYLOAD_LEN) });
@@ -985,7 +952,7 @@ impl<'a> EncodedFrame<'a> {
     /// ```
     #[must_use]
     pub fn mark(mark: Mark) -> Self {
-        let source = Source::Bytes(mark.to_bytes(), MARK_PAYLOAD_LEN);
+        let source = Source::Fixed(mark.to_bytes(), MARK_PAYLOAD_LEN as u8);
         Self::new(FrameKind::Mark, Compression::None, MARK_PAYLOAD_LEN as u32, source)
     }
 
@@ -1012,7 +979,7 @@ impl<'a> EncodedFrame<'a> {
             FrameKind::Hole,
             Compression::None,
             HOLE_PAYLOAD_LEN as u32,
-            Source::Bytes(bytes, HOLE_PAYLOAD_LEN),
+            Source::Fixed(bytes, HOLE_PAYLOAD_LEN as u8),
         ))
     }
 
@@ -1033,7 +1000,7 @@ impl<'a> EncodedFrame<'a> {
             FrameKind::Seal,
             Compression::None,
             SEAL_PAYLOAD_LEN as u32,
-            Source::Bytes(bytes, SEAL_PAYLOAD_LEN),
+            Source::Fixed(bytes, SEAL_PAYLOAD_LEN as u8),
         )
     }
 

@@ -8,18 +8,9 @@
 //! To write the fixtures of a *new* case (never to paper over a change):
 //! `NORI_WAL_BLESS=1 cargo test -p nori-wal-tests --test format -- golden::`.
 
-use std::fs;
-
 use nori_wal_core::Record;
 use nori_wal_core::format::{self, Body, Compression, FrameKind, Mark, SegmentHeader};
-use nori_wal_tests::{fixtures_dir, from_hex, to_hex};
-
-struct Case {
-    name: &'static str,
-    about: &'static str,
-    encode: fn() -> Vec<u8>,
-    check: fn(&[u8]),
-}
+use nori_wal_tests::GoldenCase as Case;
 
 fn frame(len: u64, write: impl FnOnce(&mut [u8]) -> usize) -> Vec<u8> {
     let mut buf = vec![0u8; len as usize];
@@ -196,47 +187,8 @@ const CASES: &[Case] = &[
     },
 ];
 
-fn fixture_path(name: &str) -> std::path::PathBuf {
-    fixtures_dir().join("format-v1").join(format!("{name}.hex"))
-}
-
 #[test]
 fn golden_vectors_freeze_format_v1() {
-    let bless = std::env::var_os("NORI_WAL_BLESS").is_some();
-    let mut mismatches = Vec::new();
-    for case in CASES {
-        let encoded = (case.encode)();
-        let path = fixture_path(case.name);
-        if bless && !path.exists() {
-            fs::write(&path, format!("# {}\n{}", case.about, to_hex(&encoded))).unwrap();
-        }
-        let text = fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("fixture {} missing ({e}); see the module docs", path.display()));
-        let fixture = from_hex(&text).unwrap();
-        // The fixture decodes to the inputs, whatever the encoder does today.
-        (case.check)(&fixture);
-        if fixture != encoded {
-            mismatches.push(format!(
-                "{}:\n  fixture {}\n  encoded {}",
-                case.name,
-                to_hex(&fixture),
-                to_hex(&encoded)
-            ));
-        }
-    }
-    assert!(mismatches.is_empty(), "format v1 encoding changed:\n{}", mismatches.join("\n"));
+    nori_wal_tests::check_golden("format-v1", CASES);
     println!("{} golden vectors match", CASES.len());
-}
-
-#[test]
-fn every_fixture_has_a_case() {
-    let names: Vec<String> = fs::read_dir(fixtures_dir().join("format-v1"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    for name in &names {
-        let stem = name.strip_suffix(".hex").unwrap_or_else(|| panic!("unexpected fixture file {name}"));
-        assert!(CASES.iter().any(|c| c.name == stem), "fixture {name} has no case in golden.rs");
-    }
-    assert_eq!(names.len(), CASES.len());
 }
