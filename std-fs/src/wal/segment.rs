@@ -155,14 +155,17 @@ pub(crate) fn read_segment<F: File, T>(
     len: u64,
     header: SegmentHeader,
     buffer: &mut [u8],
+    mapped: bool,
     op: impl FnOnce(&mut SegmentReader<'_, '_, FileDevice<'_, F>>) -> Result<T, ReadError>,
 ) -> Result<T, Error> {
     let capacity = header.segment_size.min(len.max(frames_offset()));
     let header = SegmentHeader { segment_size: capacity, ..header };
-    // Mapped when the file system maps files (the `mmap` feature): the
-    // reader then checks the bytes in place. The map ends with this call,
-    // before recovery may cut the file.
-    let map = file.map(capacity.min(len)).ok().flatten();
+    // With `mapped`, and where the file system maps files (the `mmap`
+    // feature), the reader checks the bytes in place. Only a caller that
+    // holds the WAL's lock asks for it: no other process can shrink a file
+    // under the map then (an inspection of a log in use reads with `pread`).
+    // The map ends with this call, before recovery may cut the file.
+    let map = if mapped { file.map(capacity.min(len)).ok().flatten() } else { None };
     let mut device = FileDevice { file, capacity, map };
     SegmentReader::with_header(&mut device, buffer, WriteOrder::AnyOrder, header)
         .and_then(|reader| op(&mut reader.fresh()))

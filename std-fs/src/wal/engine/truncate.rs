@@ -165,7 +165,7 @@ impl<S: Fs> Shared<S> {
         };
         let mut buffer = vec![0u8; 64 << 10];
         let len = file.size().map_err(|e| Error::io("size", &seg.path, e))?;
-        segment::read_segment(file, &seg.path, len, header, &mut buffer, |reader| {
+        segment::read_segment(file, &seg.path, len, header, &mut buffer, true, |reader| {
             let mut from = None;
             loop {
                 let stop = reader.walk(from, Some(lsn))?;

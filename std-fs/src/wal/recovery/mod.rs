@@ -239,7 +239,8 @@ impl<S: Fs> Recovery<'_, S> {
         header: SegmentHeader,
         op: impl FnOnce(&mut SegmentReader<'_, '_, FileDevice<'_, S::File>>) -> CoreResult<T>,
     ) -> Result<T> {
-        segment::read_segment(&f.file, &f.path, f.len, header, &mut self.buffer, op)
+        let mapped = self.effect != Effect::DryRun;
+        segment::read_segment(&f.file, &f.path, f.len, header, &mut self.buffer, mapped, op)
     }
 
     /// Whether a file whose header is invalid holds frames of the epoch it
@@ -455,11 +456,12 @@ impl<S: Fs> Recovery<'_, S> {
             return Vec::new();
         }
         let next = std::sync::atomic::AtomicUsize::new(0);
+        let mapped = self.effect != Effect::DryRun;
         let walk_one = |buffer: &mut Vec<u8>, i: usize| {
             let f = &found[i];
             let header = f.header?;
             let stop_at = found[i + 1].base;
-            Some(segment::read_segment(&f.file, &f.path, f.len, header, buffer, |reader| {
+            Some(segment::read_segment(&f.file, &f.path, f.len, header, buffer, mapped, |reader| {
                 reader.walk(None, Some(stop_at))
             }))
         };
