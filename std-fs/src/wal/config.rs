@@ -131,7 +131,8 @@ pub struct WalConfig {
     /// open, each with a 64 KiB read buffer (segments are mapped where the
     /// file system maps files, so the buffer is rarely read into). `0`,
     /// the default, is one per available CPU, at most 8; `1` checks them
-    /// on the opening thread alone. Every segment is checked either way:
+    /// on the opening thread alone; larger values are capped at 64 (and at
+    /// the number of sealed segments). Every segment is checked either way:
     /// the figure only changes how long `open` takes.
     pub recovery_threads: usize,
 }

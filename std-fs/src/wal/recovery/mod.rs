@@ -60,6 +60,9 @@ struct Recovery<'a, S: Fs> {
 /// The read buffer of each thread that walks sealed segments.
 const PREWALK_BUFFER: usize = 64 << 10;
 
+/// The most threads recovery uses, whatever the configuration asks.
+const MAX_RECOVERY_THREADS: usize = 64;
+
 /// Whether recovery changes the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Effect {
@@ -105,7 +108,7 @@ pub(crate) fn recover<S: Fs>(
         dir_mode: config.dir_mode,
         threads: match config.recovery_threads {
             0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8),
-            n => n,
+            n => n.min(MAX_RECOVERY_THREADS),
         },
     };
     let mut recovered = recovery.run()?;
