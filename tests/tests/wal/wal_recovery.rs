@@ -69,8 +69,17 @@ fn keep(lsns: impl IntoIterator<Item = u64>, case: RecoveryCase) -> Expect {
 }
 
 /// Opens a copy of the scenario in `dir` under every mode and checks each
-/// against `expect` (one entry per mode of [`MODES`]).
+/// against `expect` (one entry per mode of [`MODES`]), with the sealed
+/// segments checked on the opening thread alone and on four threads: both
+/// must decide the same.
 fn check_modes(name: &str, build: impl Fn(&Path), expect: [Expect; 4]) {
+    for threads in [1, 4] {
+        check_modes_on(name, &build, expect.clone(), threads);
+    }
+}
+
+fn check_modes_on(name: &str, build: &impl Fn(&Path), expect: [Expect; 4], threads: usize) {
+    let config = |dir: &Path, policy| config(dir, policy).recovery_threads(threads);
     for (mode, expect) in MODES.into_iter().zip(expect) {
         let scratch = Scratch::new(name);
         let dir = scratch.wal();
