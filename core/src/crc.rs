@@ -231,13 +231,13 @@ mod x86 {
     /// step; then each stream's rest on its own.
     #[target_feature(enable = "sse4.2")]
     fn interleaved(crcs: [u32; 3], data: [&[u8]; 3]) -> [u32; 3] {
-        let words = data.iter().map(|d| d.len() / 8).min().unwrap_or(0);
+        let common = data.iter().map(|d| d.len() / 8).min().unwrap_or(0);
         let [mut s0, mut s1, mut s2] = crcs.map(|c| u64::from(!c));
         let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
-        let streams = data[0][..words * 8]
+        let streams = data[0][..common * 8]
             .chunks_exact(8)
-            .zip(data[1][..words * 8].chunks_exact(8))
-            .zip(data[2][..words * 8].chunks_exact(8));
+            .zip(data[1][..common * 8].chunks_exact(8))
+            .zip(data[2][..common * 8].chunks_exact(8));
         for ((a, b), c) in streams {
             s0 = _mm_crc32_u64(s0, word(a));
             s1 = _mm_crc32_u64(s1, word(b));
@@ -245,20 +245,14 @@ mod x86 {
         }
         let state = [s0, s1, s2];
         core::array::from_fn(|k| {
-            let rest = &data[k][words * 8..];
+            let rest = &data[k][common * 8..];
             let crc = !(state[k] as u32);
             if rest.len() < super::hardware::SMALL {
-                words_of(crc, rest)
+                words(crc, rest)
             } else {
                 crc32c::crc32c_append(crc, rest)
             }
         })
-    }
-
-    /// Continues the CRC32C `crc` over `data`, eight bytes per instruction.
-    #[target_feature(enable = "sse4.2")]
-    fn words_of(crc: u32, data: &[u8]) -> u32 {
-        words(crc, data)
     }
 
     /// Continues the CRC32C `crc` over `data`, eight bytes per instruction.

@@ -425,19 +425,22 @@ fn iterate(bytes: u64, quick: bool) {
 }
 
 /// A log of `bytes` of single 128-byte records (one record per frame, as
-/// one `append` per record writes them; the default configuration), and
-/// the same of frames of 64 records: `open` (recovery, every segment
-/// checked) and a replay (`open`, then iterate every record, what a
-/// key-value store does at start), each against `read()` of the same
-/// files in the same run, page cache warm.
+/// one `append` per record writes them), and the same of frames of 64
+/// records: a replay (`open`, then iterate every record, what a key-value
+/// store does at start) and `open` alone (recovery, every segment checked),
+/// with the default configuration, each against `read()` of the same files
+/// in the same run, page cache warm. The async API first (the seed's
+/// Quick Example), then the blocking one.
 fn replay(bytes: u64, quick: bool) {
     let rounds = if quick { 2 } else { 5 };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     for batch in [1usize, 64] {
         let dir = bench_dir(&format!("replay-{batch}"));
-        let config = WalConfig::new(&dir).fsync(FsyncPolicy::Os);
+        let config = WalConfig::new(&dir);
         let payload = [0x5Au8; RECORD];
         {
-            let (wal, _) = Wal::open(config.clone()).unwrap();
+            // Written without a sync per record (what is measured is reading).
+            let (wal, _) = Wal::open(config.clone().fsync(FsyncPolicy::Os)).unwrap();
             let records: Vec<Record<'_>> = (0..batch).map(|_| Record::raw(&payload)).collect();
             let per_frame = (batch * (RECORD + 5) + 16) as u64;
             for _ in 0..bytes / per_frame {
@@ -478,6 +481,33 @@ fn replay(bytes: u64, quick: bool) {
             drop(wal);
             elapsed
         });
+        let async_open_time = median(rounds, || {
+            let t = Instant::now();
+            let (wal, _) = runtime.block_on(nori_wal::Wal::open(config.clone())).unwrap();
+            let elapsed = t.elapsed().as_secs_f64();
+            drop(wal);
+            elapsed
+        });
+        let async_replay_time = median(rounds, || {
+            runtime.block_on(async {
+                let t = Instant::now();
+                let (wal, _) = nori_wal::Wal::open(config.clone()).await.unwrap();
+                let mut iter = wal.iter();
+                let (mut n, mut sum) = (0u64, 0u64);
+                while let Some(entry) = iter.try_next().await.unwrap() {
+                    n += 1;
+                    if let Some(p) = entry.record.raw_payload() {
+                        sum = sum.wrapping_add(u64::from(p[0]));
+                    }
+                }
+                assert_eq!(n, held);
+                black_box(sum);
+                let elapsed = t.elapsed().as_secs_f64();
+                drop(iter);
+                drop(wal);
+                elapsed
+            })
+        });
         let row = |name: String, time: f64| Measurement {
             name,
             ops_per_sec: held as f64 / time,
@@ -496,8 +526,10 @@ fn replay(bytes: u64, quick: bool) {
             ),
             &baseline,
             &[
-                row("open (every segment checked)".into(), open_time),
-                row("open, then iterate every record".into(), replay_time),
+                row("**async: open, then iterate every record**".into(), async_replay_time),
+                row("async: open (every segment checked)".into(), async_open_time),
+                row("blocking: open, then iterate every record".into(), replay_time),
+                row("blocking: open (every segment checked)".into(), open_time),
             ],
         );
         let _ = std::fs::remove_dir_all(dir);

@@ -59,9 +59,13 @@
 
 use super::body::{self, Body, HOLE_PAYLOAD_LEN, MARK_PAYLOAD_LEN, Mark, Records, SEAL_PAYLOAD_LEN, Seal};
 use super::frame::Source;
-use super::{Compression, DecodeError, EncodeError, EpochKey, FrameKind, HeaderField, uniform_fill};
+use super::{
+    Compression, DecodeError, EncodeError, EpochKey, FrameKind, HeaderField, le_u16, le_u32, le_u64,
+    uniform_fill,
+};
 use crate::Lsn;
 use crate::Record;
+use crate::align::{align_up, is_aligned};
 use crate::crc::{crc32c, crc32c_append};
 
 /// The magic of a v2 segment header: its first 4 bytes.
@@ -226,7 +230,7 @@ impl SegmentHeader {
     /// ```
     #[must_use]
     pub const fn frames_offset(&self) -> usize {
-        round_up(self.len() as u64, self.program_unit) as usize
+        align_up(self.len() as u64, self.program_unit as u64) as usize
     }
 
     /// Where the seal slot of a segment of `segment_size` bytes starts: the
@@ -241,7 +245,7 @@ impl SegmentHeader {
     /// ```
     #[must_use]
     pub const fn seal_offset(&self, segment_size: u64) -> u64 {
-        segment_size.saturating_sub(round_up(SEAL_LEN as u64, self.program_unit))
+        segment_size.saturating_sub(align_up(SEAL_LEN as u64, self.program_unit as u64))
     }
 
     /// Writes the header at the start of `out`; returns its length.
@@ -327,7 +331,7 @@ impl SegmentHeader {
         let Some(h) = bytes.get(..len) else {
             return Err(DecodeError::Truncated { needed: len as u64, available: bytes.len() as u64 });
         };
-        let stored = le_u32(&h[len - 4..]);
+        let stored = le_u32(h, len - 4..len);
         let computed = crc32c(&h[..len - 4]);
         if stored != computed {
             return Err(DecodeError::BadSegmentChecksum { stored, computed });
@@ -347,9 +351,9 @@ impl SegmentHeader {
         if epoch == 0 {
             return invalid(HeaderField::Epoch);
         }
-        let base_lsn = le_u64(&h[12..20]);
+        let base_lsn = le_u64(h, 12..20);
         let segment_size = if len == SIZED_HEADER_LEN {
-            let size = le_u64(&h[20..28]);
+            let size = le_u64(h, 20..28);
             if !size_fits(size, program_unit, SIZED_HEADER_LEN) {
                 return invalid(HeaderField::SegmentSize);
             }
@@ -364,26 +368,11 @@ impl SegmentHeader {
 /// Whether a segment of `size` bytes written with `unit` holds a header of
 /// `header_len`, one frame header and the seal slot.
 const fn size_fits(size: u64, unit: u32, header_len: usize) -> bool {
-    let needed = round_up(header_len as u64, unit)
-        + round_up(FRAME_HEADER_LEN as u64, unit)
-        + round_up(SEAL_LEN as u64, unit);
-    size.is_multiple_of(unit as u64) && size >= needed
-}
-
-const fn round_up(n: u64, unit: u32) -> u64 {
-    n.div_ceil(unit as u64) * unit as u64
-}
-
-fn le_u32(b: &[u8]) -> u32 {
-    let mut raw = [0u8; 4];
-    raw.copy_from_slice(&b[..4]);
-    u32::from_le_bytes(raw)
-}
-
-fn le_u64(b: &[u8]) -> u64 {
-    let mut raw = [0u8; 8];
-    raw.copy_from_slice(&b[..8]);
-    u64::from_le_bytes(raw)
+    let unit = unit as u64;
+    let needed = align_up(header_len as u64, unit)
+        + align_up(FRAME_HEADER_LEN as u64, unit)
+        + align_up(SEAL_LEN as u64, unit);
+    is_aligned(size, unit) && size >= needed
 }
 
 /// Packs a v2 kind byte.
@@ -481,7 +470,7 @@ impl FrameHeader {
                     available: bytes.len() as u64,
                 });
             };
-            let len = le_u32(&h[2..6]);
+            let len = le_u32(h, 2..6);
             if len <= SHORT_MAX {
                 return Err(DecodeError::UnknownKind { byte: kind });
             }
@@ -491,9 +480,9 @@ impl FrameHeader {
                     available: LONG_FRAME_HEADER_LEN as u64 + u64::from(MAX_PAYLOAD_LEN),
                 });
             }
-            (len, le_u32(&h[6..10]))
+            (len, le_u32(h, 6..10))
         } else {
-            (u32::from(u16::from_le_bytes([h[2], h[3]])), le_u32(&h[4..8]))
+            (u32::from(le_u16(h, 2..4)), le_u32(h, 4..8))
         };
         Ok(Self { kind: frame_kind, compression, long, payload_len, stored_crc })
     }

@@ -10,6 +10,10 @@ use crate::device::BlockDevice;
 use crate::format::{
     Body, Compression, DecodeError, FRAME_HEADER_LEN, FrameHeader, FrameKind, Malformed, Mark, SegmentHeader,
 };
+// A frame's CRC continues from its header check at the header-check field
+// (as `FrameHeader::verify_frame` does).
+#[cfg(feature = "std")]
+use crate::format::frame_offsets::HEADER_CHECK;
 
 /// The device bytes `[at, at + len)` of a segment that ends at `end`: in
 /// place when the device holds its bytes in memory and the unwritten
@@ -40,12 +44,6 @@ fn read_bytes<'a, D: BlockDevice>(
 /// frame keeps the CPU's CRC unit busy on its own.
 #[cfg(feature = "std")]
 const RUN_FRAME_MAX: usize = 512;
-
-/// Where a frame's check starts: after the frame CRC field (bytes 0..4),
-/// the header check covers bytes 4..14 and the frame CRC continues from it
-/// at byte 14 (FORMAT.md section 3).
-#[cfg(feature = "std")]
-const HEADER_CHECK_AT: usize = 14;
 
 /// How far [`Reader::run_in_place`] walked, and the marks it met.
 #[cfg(feature = "std")]
@@ -184,7 +182,7 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
             }
             let parts = frames.map(|(_, h)| h.map_or((0, 0), |h| h.crc_parts()));
             let data =
-                frames.map(|(p, h)| h.map_or(&[][..], |h| &bytes[p + HEADER_CHECK_AT..p + h.frame_len()]));
+                frames.map(|(p, h)| h.map_or(&[][..], |h| &bytes[p + HEADER_CHECK.start..p + h.frame_len()]));
             let computed = crate::crc::crc32c_append_3(parts.map(|(check, _)| check), data);
             for (k, (p, header)) in frames.into_iter().enumerate() {
                 let Some(header) = header else { return run };

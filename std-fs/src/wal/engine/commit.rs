@@ -315,8 +315,8 @@ impl<C: Clone> GroupCommit<C> {
         }
     }
 
-    /// Tells the observer and every waiter that the durable end or the
-    /// poison changed.
+    /// Tells every waiter (tasks, parked threads, threads on the condition
+    /// variables) that the durable end or the poison changed.
     fn publish(&self) {
         self.wake_tasks();
         for cv in &self.cvs {
