@@ -2,6 +2,7 @@
 //! [`SimDevice`], a model of what the log acknowledged, and the checks of
 //! invariants I1, I2, I3, I5, I6 and F16 after a power cut at any point.
 
+use nori_wal_core::format::Version;
 use nori_wal_core::ring::{Error, FullPolicy, RecoveryMode, RingConfig, RingLog};
 use nori_wal_core::{BlockDevice, Geometry, Lsn, Record};
 use rand::Rng;
@@ -188,13 +189,21 @@ pub struct Setup {
     pub policy: FullPolicy,
     /// Write buffer size.
     pub buffer: usize,
+    /// The format version the log writes.
+    pub format: Version,
 }
 
 impl Setup {
     /// The ring configuration.
     #[must_use]
     pub fn config(&self, mode: RecoveryMode) -> RingConfig {
-        RingConfig::new(self.segment_size).recovery(mode).when_full(self.policy)
+        RingConfig::new(self.segment_size).recovery(mode).when_full(self.policy).format(self.format)
+    }
+
+    /// The same setup, writing format `version`.
+    #[must_use]
+    pub fn with_format(self, version: Version) -> Self {
+        Self { format: version, ..self }
     }
 }
 

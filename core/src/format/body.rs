@@ -392,7 +392,7 @@ pub const fn record_kind(record: &Record<'_>) -> FrameKind {
 }
 
 /// Length of the body of `record` stored alone.
-pub(super) const fn record_body_len(record: &Record<'_>) -> u64 {
+pub(crate) const fn record_body_len(record: &Record<'_>) -> u64 {
     match record {
         Record::Put { key, value } => 4 + key.len() as u64 + value.len() as u64,
         Record::Delete { key } => key.len() as u64,
@@ -401,7 +401,7 @@ pub(super) const fn record_body_len(record: &Record<'_>) -> u64 {
 }
 
 /// Length of the body of a batch of `records`.
-pub(super) fn batch_body_len(records: &[Record<'_>]) -> u64 {
+pub(crate) fn batch_body_len(records: &[Record<'_>]) -> u64 {
     records.iter().fold(4, |acc, r| acc.saturating_add(ENTRY_HEADER_LEN as u64 + record_body_len(r)))
 }
 

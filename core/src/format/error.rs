@@ -109,6 +109,12 @@ pub enum Malformed {
     HoleLength,
     /// A hole of zero LSNs (format v2).
     EmptyHole,
+    /// A format v2 segment whose first frame is not the opening mark its
+    /// log writes there, or a seal found among the frames.
+    MisplacedFrame,
+    /// A seal whose record count or frames checksum is not the segment's
+    /// (format v2).
+    SealMismatch,
     /// A seal's payload is not 8 bytes (format v2).
     SealLength,
     /// A batch payload is shorter than its 4-byte record count.
@@ -153,6 +159,12 @@ impl fmt::Display for Malformed {
             Self::MarkLength => "mark payload is not 16 bytes",
             Self::HoleLength => "hole payload is not 4 bytes",
             Self::EmptyHole => "hole of zero LSNs",
+            Self::MisplacedFrame => {
+                "a frame where its kind never goes (no opening mark, or a seal among the frames)"
+            }
+            Self::SealMismatch => {
+                "the seal's record count or frames checksum differs from the segment's frames"
+            }
             Self::SealLength => "seal payload is not 8 bytes",
             Self::BatchCountCut => "batch shorter than its count",
             Self::EmptyBatch => "batch of zero records",

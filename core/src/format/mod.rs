@@ -86,8 +86,12 @@ pub use segment_header::SegmentHeader;
 
 use core::fmt;
 
-/// The format version this crate writes and the newest it reads.
+/// Format version 1's number, as its segment headers store it (the
+/// version this module's v1 codec writes and reads).
 pub const FORMAT_VERSION: u16 = 1;
+
+/// The newest format version this crate reads (and writes by default).
+pub const NEWEST_VERSION: u16 = 2;
 
 /// The segment magic: the first 8 bytes of every segment.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"NORIWAL\0";
@@ -146,6 +150,154 @@ pub mod frame_offsets {
     pub const KIND_INV: usize = 13;
     /// `header_check`: u16, low half of CRC32C(epoch ‖ bytes 4..14).
     pub const HEADER_CHECK: Range<usize> = 14..16;
+}
+
+/// A format version a log writes its new segments in.
+///
+/// Every reader reads both; the version is a writer's choice, so that a
+/// deployment can roll back to a build that reads only version 1 (write
+/// [`Version::V1`] and let the version 2 segments be reclaimed first).
+///
+/// ```
+/// use nori_wal_core::format::Version;
+/// assert_eq!(Version::default(), Version::V2);
+/// assert_eq!(Version::V1.number(), 1);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Version {
+    /// Format version 1: 16-byte frame headers, 56-byte segment headers.
+    V1,
+    /// Format version 2 (the default): 8-byte frame headers bound to their
+    /// LSN, 24-byte segment headers, seals.
+    #[default]
+    V2,
+}
+
+impl Version {
+    /// The version's number, as segment headers store it.
+    ///
+    /// ```
+    /// assert_eq!(nori_wal_core::format::Version::V2.number(), 2);
+    /// ```
+    #[must_use]
+    pub const fn number(self) -> u16 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "format version {}", self.number())
+    }
+}
+
+/// A segment header of either version, decoded: what a reader needs to
+/// walk the segment's frames.
+///
+/// ```
+/// use nori_wal_core::format::{AnyHeader, SegmentHeader, Version, v2};
+/// let mut bytes = [0u8; 64];
+/// SegmentHeader::new(3, 10, 4096, 4).unwrap().encode(&mut bytes).unwrap();
+/// let h = AnyHeader::decode(&bytes).unwrap();
+/// assert_eq!((h.version, h.epoch, h.base_lsn, h.frames_offset), (Version::V1, 3, 10, 56));
+/// v2::SegmentHeader::new(3, 10, 4).unwrap().encode(&mut bytes).unwrap();
+/// let h = AnyHeader::decode(&bytes).unwrap();
+/// assert_eq!((h.version, h.frames_offset, h.segment_size), (Version::V2, 24, None));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct AnyHeader {
+    /// The segment's format version.
+    pub version: Version,
+    /// The segment epoch.
+    pub epoch: u64,
+    /// The LSN of the segment's first record.
+    pub base_lsn: u64,
+    /// Version 1's `log_start`; `None` in version 2, which keeps it in the
+    /// segment's opening mark.
+    pub log_start: Option<u64>,
+    /// The segment's size, when the header records it (always in version 1).
+    pub segment_size: Option<u64>,
+    /// The program unit the segment was written with.
+    pub program_unit: u32,
+    /// Where the frames start.
+    pub frames_offset: u64,
+    /// Version 2's `PREALLOCATED` flag (false in version 1).
+    pub preallocated: bool,
+}
+
+impl AnyHeader {
+    /// Decodes a segment header of either version: version 2's magic
+    /// (`NWAL`) or version 1's (`NORIWAL\0`).
+    ///
+    /// # Errors
+    ///
+    /// What [`SegmentHeader::decode`] or [`v2::SegmentHeader::decode`]
+    /// reports.
+    ///
+    /// ```
+    /// use nori_wal_core::format::{AnyHeader, DecodeError};
+    /// assert_eq!(AnyHeader::decode(&[0xFF; 64]), Err(DecodeError::Blank { fill: 0xFF }));
+    /// ```
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.get(..4) == Some(&v2::MAGIC[..]) {
+            let h = v2::SegmentHeader::decode(bytes)?;
+            return Ok(Self::from(h));
+        }
+        SegmentHeader::decode(bytes).map(Self::from)
+    }
+
+    /// Where the frames end: the seal slot's start in version 2, the
+    /// segment's end in version 1.
+    ///
+    /// ```
+    /// use nori_wal_core::format::{AnyHeader, v2};
+    /// let h = AnyHeader::from(v2::SegmentHeader::new(1, 0, 4).unwrap());
+    /// assert_eq!(h.frames_end(4096), 4080);
+    /// ```
+    #[must_use]
+    pub const fn frames_end(&self, segment_size: u64) -> u64 {
+        match self.version {
+            Version::V1 => segment_size,
+            Version::V2 => segment_size
+                .saturating_sub(crate::align::align_up(v2::SEAL_LEN as u64, self.program_unit as u64)),
+        }
+    }
+}
+
+impl From<SegmentHeader> for AnyHeader {
+    fn from(h: SegmentHeader) -> Self {
+        Self {
+            version: Version::V1,
+            epoch: h.epoch,
+            base_lsn: h.base_lsn,
+            log_start: Some(h.log_start),
+            segment_size: Some(h.segment_size),
+            program_unit: h.program_unit,
+            frames_offset: h.frames_offset(),
+            preallocated: false,
+        }
+    }
+}
+
+impl From<v2::SegmentHeader> for AnyHeader {
+    fn from(h: v2::SegmentHeader) -> Self {
+        Self {
+            version: Version::V2,
+            epoch: h.epoch,
+            base_lsn: h.base_lsn,
+            log_start: None,
+            segment_size: h.segment_size,
+            program_unit: h.program_unit,
+            frames_offset: h.frames_offset() as u64,
+            preallocated: h.preallocated,
+        }
+    }
 }
 
 /// What a frame holds: bits 0–3 of the kind byte.
@@ -295,7 +447,7 @@ const fn parse_kind_byte(byte: u8) -> Option<(FrameKind, Compression)> {
 }
 
 /// `Some(b)` when every byte of `bytes` is `b` (and `bytes` is not empty).
-fn uniform_fill(bytes: &[u8]) -> Option<u8> {
+pub(crate) fn uniform_fill(bytes: &[u8]) -> Option<u8> {
     let (&first, rest) = bytes.split_first()?;
     rest.iter().all(|&b| b == first).then_some(first)
 }

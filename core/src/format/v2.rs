@@ -320,21 +320,24 @@ impl SegmentHeader {
         if h[..4] != MAGIC {
             return Err(DecodeError::NotASegment);
         }
-        if h[4] != VERSION {
-            return Err(DecodeError::UnsupportedVersion {
-                found: u16::from(h[4]),
-                supported: u16::from(VERSION),
-            });
-        }
         let geometry = h[5];
         let len = if geometry & SIZED != 0 { SIZED_HEADER_LEN } else { HEADER_LEN };
         let Some(h) = bytes.get(..len) else {
             return Err(DecodeError::Truncated { needed: len as u64, available: bytes.len() as u64 });
         };
+        // The CRC first: a header torn or damaged after its magic is
+        // damage (or a rotation a crash cut), never a newer version.
         let stored = le_u32(h, len - 4..len);
         let computed = crc32c(&h[..len - 4]);
         if stored != computed {
             return Err(DecodeError::BadSegmentChecksum { stored, computed });
+        }
+        if h[4] != VERSION {
+            return Err(if h[4] > VERSION {
+                DecodeError::UnsupportedVersion { found: u16::from(h[4]), supported: u16::from(VERSION) }
+            } else {
+                DecodeError::InvalidSegmentHeader { field: HeaderField::Version }
+            });
         }
         let invalid = |field| Err(DecodeError::InvalidSegmentHeader { field });
         if geometry & 0x80 != 0 {
@@ -1047,6 +1050,56 @@ impl<'a> EncodedFrame<'a> {
         if self.kind & LONG != 0 { LONG_FRAME_HEADER_LEN } else { FRAME_HEADER_LEN }
     }
 
+    /// The frame's header, checked under `key`'s epoch and bound to `lsn`,
+    /// and its length (the first [`FRAME_HEADER_LEN`] or
+    /// [`LONG_FRAME_HEADER_LEN`] bytes): for a writer that streams the
+    /// payload after it (see [`for_each_payload_piece`](Self::for_each_payload_piece)).
+    /// The CRC takes one pass over the payload.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::EncodedFrame;
+    /// # use nori_wal_core::format::EpochKey;
+    /// # use nori_wal_core::Record;
+    /// let record = Record::raw(b"xyz");
+    /// let frame = EncodedFrame::record(&record).unwrap();
+    /// let (key, mut whole) = (EpochKey::new(1), [0u8; 11]);
+    /// frame.write_to(&mut whole, &key, 5).unwrap();
+    /// let (header, len) = frame.header(&key, 5);
+    /// let mut streamed = header[..len].to_vec();
+    /// frame.for_each_payload_piece(|piece| streamed.extend_from_slice(piece));
+    /// assert_eq!(streamed, whole);
+    /// ```
+    #[must_use]
+    pub fn header(&self, key: &EpochKey, lsn: Lsn) -> ([u8; LONG_FRAME_HEADER_LEN], usize) {
+        let hl = self.header_len();
+        let mut h = [0u8; LONG_FRAME_HEADER_LEN];
+        h[0] = self.kind;
+        h[1] = !self.kind;
+        if hl == LONG_FRAME_HEADER_LEN {
+            h[2..6].copy_from_slice(&self.payload_len.to_le_bytes());
+        } else {
+            h[2..4].copy_from_slice(&(self.payload_len as u16).to_le_bytes());
+        }
+        let mut crc = crc32c_append(crc32c_append(key.crc, &lsn.to_le_bytes()), &h[..hl - 4]);
+        self.source.feed(self.payload_len, &mut |piece| crc = crc32c_append(crc, piece));
+        h[hl - 4..hl].copy_from_slice(&crc.to_le_bytes());
+        (h, hl)
+    }
+
+    /// Calls `f` with the payload's bytes, in order, in pieces.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::EncodedFrame;
+    /// # use nori_wal_core::Record;
+    /// let record = Record::put(b"k", b"v");
+    /// let mut n = 0;
+    /// EncodedFrame::record(&record).unwrap().for_each_payload_piece(|piece| n += piece.len());
+    /// assert_eq!(n, 4 + 1 + 1);
+    /// ```
+    pub fn for_each_payload_piece(&self, mut f: impl FnMut(&[u8])) {
+        self.source.feed(self.payload_len, &mut f);
+    }
+
     /// Writes the whole frame at the start of `out`, checked under `key`'s
     /// epoch and bound to `lsn`. Returns its length.
     ///
@@ -1182,26 +1235,85 @@ pub fn solve_lsn(key: &EpochKey, frame: &[u8], range: core::ops::Range<Lsn>) -> 
         return None;
     }
     let hl = header.header_len();
+    let rest = raw(raw(0, &frame[..hl - 4]), &frame[hl..]);
+    let mut found = None;
+    solve_candidates(key, &header, rest, first_hi..=last_hi, &mut |lsn| {
+        if range.contains(&lsn) && header.verify(key, lsn, frame).is_ok() {
+            found = Some(lsn);
+        }
+        found.is_none()
+    });
+    found
+}
+
+/// A frame's CRC so far, after the epoch, the bound `lsn` and the header
+/// bytes before the CRC field (`header` holds at least those): a reader
+/// streaming a frame too long for its buffer continues it over the payload.
+pub(crate) fn crc_start(key: &EpochKey, lsn: Lsn, header: &FrameHeader, bytes: &[u8]) -> u32 {
+    crc32c_append(crc32c_append(key.crc, &lsn.to_le_bytes()), &bytes[..header.header_len() - 4])
+}
+
+/// The CRC register after `bytes`, from `register`, without the
+/// pre- and post-inversion: what a reader streaming a frame too long for
+/// its buffer accumulates for [`solve_streamed`].
+pub(crate) fn raw_crc(register: u32, bytes: &[u8]) -> u32 {
+    raw(register, bytes)
+}
+
+/// [`solve_lsn`] for a frame read in pieces: `rest` is [`raw_crc`] from 0
+/// over the header bytes before the CRC and then the payload. The LSN
+/// returned is the only one in `range` that can check out; the caller
+/// checks the frame under it.
+pub(crate) fn solve_streamed(
+    key: &EpochKey,
+    header: &FrameHeader,
+    rest: u32,
+    range: core::ops::Range<Lsn>,
+) -> Option<Lsn> {
+    if range.is_empty() {
+        return None;
+    }
+    let (first_hi, last_hi) = (range.start >> 32, (range.end - 1) >> 32);
+    if last_hi - first_hi >= 4 {
+        return None;
+    }
+    let mut found = None;
+    solve_candidates(key, header, rest, first_hi..=last_hi, &mut |lsn| {
+        if range.contains(&lsn) {
+            found = Some(lsn);
+        }
+        found.is_none()
+    });
+    found
+}
+
+/// Calls `each` with the one LSN per value of the high half in `his` under
+/// which a frame whose header is `header` and whose other bytes give
+/// `rest` can check out, until it returns `false`.
+fn solve_candidates(
+    key: &EpochKey,
+    header: &FrameHeader,
+    rest: u32,
+    his: core::ops::RangeInclusive<u64>,
+    each: &mut dyn FnMut(Lsn) -> bool,
+) {
     // The register the CRC ends in, and what the bytes after the LSN add to
     // it from a zero register.
     let end = !header.stored_crc;
-    let rest = raw(raw(0, &frame[..hl - 4]), &frame[hl..]);
-    let after_lsn = solve(&zeros_map((hl - 4 + frame.len() - hl) as u64), end ^ rest)?;
+    let Some(after_lsn) = solve(&zeros_map((header.frame_len() - 4) as u64), end ^ rest) else { return };
     // The epoch's register carried through the LSN's 8 bytes, and the
     // LSN's own part.
     let want = after_lsn ^ raw(!key.crc, &[0; 8]);
     let shift4 = zeros_map(4);
     let low: Matrix = core::array::from_fn(|i| raw(0, &(1u32 << i).to_le_bytes()));
-    for hi in first_hi..=last_hi {
+    for hi in his {
         let hi_part = raw(0, &(hi << 32).to_le_bytes());
         let Some(low_register) = solve(&shift4, want ^ hi_part) else { continue };
         let Some(lo) = solve(&low, low_register) else { continue };
-        let lsn = (hi << 32) | u64::from(lo);
-        if range.contains(&lsn) && header.verify(key, lsn, frame).is_ok() {
-            return Some(lsn);
+        if !each((hi << 32) | u64::from(lo)) {
+            return;
         }
     }
-    None
 }
 
 /// Where the frames resume after damage: the first frame

@@ -2,6 +2,8 @@
 
 use core::fmt;
 
+use crate::format::Version;
+
 /// What [`RingLog::open`](super::RingLog::open) does with damage it finds.
 ///
 /// The full decision table is in the [module docs](super#recovery-decisions).
@@ -59,6 +61,9 @@ pub struct RingConfig {
     pub recovery: RecoveryMode,
     /// What an append does when the ring is full.
     pub when_full: FullPolicy,
+    /// The format version new segments are written in (default
+    /// [`Version::V2`]); segments of either version are read.
+    pub format: Version,
 }
 
 impl RingConfig {
@@ -66,7 +71,27 @@ impl RingConfig {
     /// tail, and return `Full` when the ring is full.
     #[must_use]
     pub const fn new(segment_size: u64) -> Self {
-        Self { segment_size, recovery: RecoveryMode::TolerateTornTail, when_full: FullPolicy::Error }
+        Self {
+            segment_size,
+            recovery: RecoveryMode::TolerateTornTail,
+            when_full: FullPolicy::Error,
+            format: Version::V2,
+        }
+    }
+
+    /// Writes new segments in format `version` (default [`Version::V2`]).
+    /// Version 1 is for a deployment that may roll back to a build that
+    /// reads only version 1.
+    ///
+    /// ```
+    /// use nori_wal_core::format::Version;
+    /// use nori_wal_core::ring::RingConfig;
+    /// assert_eq!(RingConfig::new(4096).format(Version::V1).format, Version::V1);
+    /// ```
+    #[must_use]
+    pub const fn format(mut self, version: Version) -> Self {
+        self.format = version;
+        self
     }
 
     /// Sets the recovery mode.

@@ -181,7 +181,7 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
             Self::UnsupportedVersion { found } => write!(
                 f,
                 "the device holds format version {found}; this nori-wal reads up to {}: upgrade it",
-                crate::format::FORMAT_VERSION
+                crate::format::NEWEST_VERSION
             ),
             Self::EraseFailed { slot } => write!(f, "segment {slot} does not read back blank after an erase"),
             Self::BufferTooSmall { needed, available } => {
@@ -304,6 +304,9 @@ pub(crate) enum Broken {
     SegmentVanished,
     /// The newest segment's walk stopped with no reason recorded.
     NoStopCause,
+    /// A segment held more records than its seal can count, or the write
+    /// buffer is shorter than the seal slot.
+    SegmentOverfull,
 }
 
 impl fmt::Display for Invariant {
@@ -311,6 +314,7 @@ impl fmt::Display for Invariant {
         f.write_str(match self.0 {
             Broken::Unexplained => "a step failed without saying why",
             Broken::ActiveAtStart => "start_segment with an active segment",
+            Broken::SegmentOverfull => "a segment too full to seal",
             Broken::HeaderReadWhileBuffered => "header read with a non-empty write buffer",
             Broken::NoActiveAfterMark => "no active segment after a mark",
             Broken::WriteWithoutActive => "write without an active segment",

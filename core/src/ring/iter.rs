@@ -6,7 +6,7 @@ use super::scan::Reader;
 use super::window::{Overlay, Window};
 use super::{RecoveryMode, RingLog};
 use crate::device::BlockDevice;
-use crate::format::{Compression, FRAME_HEADER_LEN, FrameKind, record_at};
+use crate::format::{Compression, FrameKind, record_at};
 use crate::ring::WriteBuffer;
 use crate::{Lsn, Record};
 
@@ -26,6 +26,8 @@ struct Current {
     pos: u64,
     len: u64,
     kind: FrameKind,
+    /// Length of the frame's header.
+    header_len: usize,
     /// LSN of the next record of the frame.
     lsn: Lsn,
     /// Records of the frame not yet returned.
@@ -45,6 +47,9 @@ pub struct Iter<'r, 'b, D: BlockDevice, B: WriteBuffer = &'b mut [u8]> {
     /// `None` for the newest.
     seg_end: Option<Lsn>,
     pos: u64,
+    /// The LSN the frame at `pos` is expected to start at (format v2 checks
+    /// it there).
+    pos_lsn: Lsn,
     /// The next LSN to return.
     lsn: Lsn,
     current: Option<Current>,
@@ -86,6 +91,7 @@ impl<'r, 'b, D: BlockDevice, B: WriteBuffer> Iter<'r, 'b, D, B> {
             seg: Seg::probe(0, 0),
             seg_end: None,
             pos: 0,
+            pos_lsn: 0,
             lsn,
             current: None,
         };
@@ -120,12 +126,12 @@ impl<'r, 'b, D: BlockDevice, B: WriteBuffer> Iter<'r, 'b, D, B> {
             return Ok(active.seg);
         }
         let h = reader(self.log, &mut self.window).held_header(slot)?;
-        Ok(Seg::new(slot, self.log.layout.offset(slot), h.epoch, h.base_lsn, h.log_start))
+        Ok(h.seg(slot, self.log.layout.offset(slot), self.log.layout.segment_size))
     }
 
     fn enter(&mut self, slot: u32) -> Step<()> {
         self.seg = self.segment(slot)?;
-        self.pos = self.log.layout.frames_offset;
+        (self.pos, self.pos_lsn) = (self.seg.frames_offset, self.seg.base_lsn);
         self.seg_end = if slot == self.log.state.newest {
             None
         } else {
@@ -181,35 +187,38 @@ impl<'r, 'b, D: BlockDevice, B: WriteBuffer> Iter<'r, 'b, D, B> {
     /// Reads the frame at the current position and makes it current.
     fn advance(&mut self) -> Step<()> {
         let pos = self.pos;
-        let found = match reader(self.log, &mut self.window).frame_at(&self.seg, pos)? {
+        let found = match reader(self.log, &mut self.window).frame_at(&self.seg, pos, self.pos_lsn)? {
             Ok(found) => found,
             Err(damage) => return self.damaged(damage),
         };
-        let len = found.header.frame_len() as u64;
+        let len = found.frame_len as u64;
         if found.count > 0 && found.lsn + u64::from(found.count) <= self.lsn {
             // Entirely before the LSN asked for.
         } else if found.count > 0 {
             if found.lsn > self.lsn {
                 return self.damaged(Damage::LsnMismatch { found: found.lsn });
             }
-            if found.header.compression() != Compression::None {
+            // A ring holds no holes (a repair cannot rewrite a slot in place).
+            if found.compression != Compression::None || found.kind == FrameKind::Hole {
                 return self.damaged(Damage::Unsupported);
             }
             if len > self.window.max_span(self.log.layout.read_unit) {
                 let available = self.window.max_span(1);
                 return Err(self.log.fault.raise(Error::BufferTooSmall { needed: len, available }));
             }
-            let entry_at = if found.header.kind() == FrameKind::Batch { 4 } else { 0 };
+            let entry_at = if found.kind == FrameKind::Batch { 4 } else { 0 };
             self.current = Some(Current {
                 pos,
                 len,
-                kind: found.header.kind(),
+                kind: found.kind,
+                header_len: found.header_len,
                 lsn: found.lsn,
                 left: found.count,
                 entry_at,
             });
         }
         self.pos = pos + len;
+        self.pos_lsn = found.lsn.saturating_add(u64::from(found.count));
         Ok(())
     }
 
@@ -223,9 +232,10 @@ impl<'r, 'b, D: BlockDevice, B: WriteBuffer> Iter<'r, 'b, D, B> {
             return Err(self.log.fault.corrupt(corruption));
         }
         let (from, lsn) = (self.pos, self.lsn);
-        match reader(self.log, &mut self.window).next_valid(&self.seg, from, lsn)? {
+        let known = self.pos_lsn;
+        match reader(self.log, &mut self.window).next_valid(&self.seg, from, known, lsn)? {
             Some((pos, found_lsn)) if self.seg_end.is_none_or(|end| found_lsn < end) => {
-                self.pos = pos;
+                (self.pos, self.pos_lsn) = (pos, found_lsn);
                 self.lsn = found_lsn;
             }
             _ => match self.seg_end {
@@ -242,7 +252,7 @@ impl<'r, 'b, D: BlockDevice, B: WriteBuffer> Iter<'r, 'b, D, B> {
             return Ok(0);
         }
         let frame = reader(self.log, &mut self.window).into_bytes(self.seg.abs, current.pos, current.len)?;
-        match record_at(current.kind, &frame[FRAME_HEADER_LEN..], current.entry_at) {
+        match record_at(current.kind, &frame[current.header_len..], current.entry_at) {
             Ok((_, next)) => Ok(next),
             Err(e) => Err(self.log.fault.raise(malformed(&self.seg, current, e))),
         }
@@ -262,7 +272,7 @@ impl<'r, 'b, D: BlockDevice, B: WriteBuffer> Iter<'r, 'b, D, B> {
         let Ok(frame) = reader.into_bytes(seg.abs, current.pos, current.len) else {
             return Err(log.fault.take());
         };
-        match record_at(current.kind, &frame[FRAME_HEADER_LEN..], current.entry_at) {
+        match record_at(current.kind, &frame[current.header_len..], current.entry_at) {
             Ok((record, _)) => Ok(record),
             Err(e) => Err(malformed(seg, current, e)),
         }

@@ -4,10 +4,20 @@ use super::config::{ConfigError, RingConfig};
 use crate::Geometry;
 use crate::Lsn;
 use crate::align::{align_up, div, is_aligned};
-use crate::format::{EpochKey, FRAME_HEADER_LEN, MARK_PAYLOAD_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{
+    AnyHeader, EpochKey, FRAME_HEADER_LEN, MARK_PAYLOAD_LEN, SEGMENT_HEADER_LEN, Version, v2,
+};
 
-/// Length of a mark frame.
+/// Length of a mark frame in format v1.
 pub(crate) const MARK_FRAME_LEN: u64 = (FRAME_HEADER_LEN + MARK_PAYLOAD_LEN) as u64;
+
+/// Length of a mark frame in `version`.
+pub(crate) const fn mark_frame_len(version: Version) -> u64 {
+    match version {
+        Version::V1 => MARK_FRAME_LEN,
+        Version::V2 => (v2::FRAME_HEADER_LEN + MARK_PAYLOAD_LEN) as u64,
+    }
+}
 
 /// The smallest buffer a ring log takes, whatever the geometry.
 pub const MIN_BUFFER_LEN: usize = 512;
@@ -22,6 +32,8 @@ pub(crate) struct Layout {
     pub(crate) read_unit: u32,
     pub(crate) erase_value: Option<u8>,
     pub(crate) frames_offset: u64,
+    /// The format version new segments are written in.
+    pub(crate) version: Version,
     /// Whether the space was never used before the segment (a new file):
     /// then bytes that are neither blank nor a frame were written by this
     /// segment (a torn or damaged frame), never left from an earlier use.
@@ -41,7 +53,12 @@ impl Layout {
             return Err(ConfigError::SegmentNotAligned { segment_size, erase_unit });
         }
         let pu = u64::from(geometry.program_unit());
-        let frames_offset = align_up(SEGMENT_HEADER_LEN as u64, pu);
+        let version = config.format;
+        let header_len = match version {
+            Version::V1 => SEGMENT_HEADER_LEN,
+            Version::V2 => v2::SIZED_HEADER_LEN,
+        };
+        let frames_offset = align_up(header_len as u64, pu);
         let layout = Self {
             segment_size,
             slots: 0,
@@ -49,10 +66,15 @@ impl Layout {
             read_unit: geometry.read_unit(),
             erase_value: geometry.erase_value(),
             frames_offset,
+            version,
             fresh: false,
         };
-        // Room for the first mark, the tail reserve and a 64-byte frame.
-        let min = frames_offset + MARK_FRAME_LEN + layout.tail_reserve() + 64;
+        // Room for the first mark, the tail reserve, the seal and a 64-byte frame.
+        let min = frames_offset
+            + mark_frame_len(version)
+            + layout.tail_reserve()
+            + (segment_size - layout.frames_end())
+            + 64;
         let min = align_up(min, u64::from(erase_unit));
         if segment_size < min {
             return Err(ConfigError::SegmentTooSmall { segment_size, min });
@@ -65,15 +87,30 @@ impl Layout {
         Ok(Self { slots: u32::try_from(segments).unwrap_or(u32::MAX), ..layout })
     }
 
-    /// Bytes kept free at the end of the active segment after every frame:
-    /// room for a mark and the padding of a final sync.
+    /// Bytes kept free before the end of the frames of the active segment
+    /// after every frame: room for a mark and the padding (v1) or fill (v2)
+    /// of a final sync.
     pub(crate) const fn tail_reserve(&self) -> u64 {
-        MARK_FRAME_LEN + FRAME_HEADER_LEN as u64 + self.program_unit as u64
+        match self.version {
+            Version::V1 => MARK_FRAME_LEN + FRAME_HEADER_LEN as u64 + self.program_unit as u64,
+            Version::V2 => {
+                mark_frame_len(Version::V2) + v2::FRAME_HEADER_LEN as u64 + self.program_unit as u64
+            }
+        }
+    }
+
+    /// Where the frames of a segment written now end: before the seal slot
+    /// in v2.
+    pub(crate) const fn frames_end(&self) -> u64 {
+        match self.version {
+            Version::V1 => self.segment_size,
+            Version::V2 => self.segment_size - align_up(v2::SEAL_LEN as u64, self.program_unit as u64),
+        }
     }
 
     /// The largest frame a segment takes.
     pub(crate) const fn max_frame_len(&self) -> u64 {
-        self.segment_size - self.frames_offset - 2 * MARK_FRAME_LEN - self.tail_reserve()
+        self.frames_end() - self.frames_offset - 2 * mark_frame_len(self.version) - self.tail_reserve()
     }
 
     pub(crate) const fn offset(&self, slot: u32) -> u64 {
@@ -117,17 +154,72 @@ pub(crate) struct Seg {
     /// The segment's epoch, prepared for checking frames.
     pub(crate) key: EpochKey,
     pub(crate) base_lsn: Lsn,
+    /// The log's start when the segment was begun (v1's header, v2's
+    /// opening mark).
     pub(crate) log_start: Lsn,
+    /// The segment's format version.
+    pub(crate) version: Version,
+    /// Segment offset of the first frame.
+    pub(crate) frames_offset: u64,
+    /// Segment offset where the frames end (v2: the seal slot).
+    pub(crate) frames_end: u64,
 }
 
 impl Seg {
-    pub(crate) fn new(slot: u32, abs: u64, epoch: u64, base_lsn: Lsn, log_start: Lsn) -> Self {
-        Self { slot, abs, key: EpochKey::new(epoch), base_lsn, log_start }
+    /// The segment of `slot` at `abs` whose header is `h` (v2: and whose
+    /// opening mark gave `log_start`), in a segment of `segment_size` bytes.
+    pub(crate) fn new(slot: u32, abs: u64, h: &AnyHeader, log_start: Lsn, segment_size: u64) -> Self {
+        Self {
+            slot,
+            abs,
+            key: EpochKey::new(h.epoch),
+            base_lsn: h.base_lsn,
+            log_start,
+            version: h.version,
+            frames_offset: h.frames_offset,
+            frames_end: h.frames_end(segment_size),
+        }
+    }
+
+    /// The segment of `version` that a damaged header in `slot` may have
+    /// headed: of `epoch`, its records from `base_lsn` on.
+    pub(crate) fn unheaded(
+        slot: u32,
+        abs: u64,
+        layout: &Layout,
+        version: Version,
+        epoch: u64,
+        base_lsn: Lsn,
+    ) -> Self {
+        let header_len = match version {
+            Version::V1 => SEGMENT_HEADER_LEN,
+            Version::V2 => v2::SIZED_HEADER_LEN,
+        };
+        let h = AnyHeader {
+            version,
+            epoch,
+            base_lsn,
+            log_start: Some(0),
+            segment_size: Some(layout.segment_size),
+            program_unit: layout.program_unit,
+            frames_offset: align_up(header_len as u64, u64::from(layout.program_unit)),
+            preallocated: false,
+        };
+        Self::new(slot, abs, &h, 0, layout.segment_size)
     }
 
     /// A segment whose header is yet to be read.
     pub(crate) fn probe(slot: u32, abs: u64) -> Self {
-        Self::new(slot, abs, 0, 0, 0)
+        Self {
+            slot,
+            abs,
+            key: EpochKey::new(0),
+            base_lsn: 0,
+            log_start: 0,
+            version: Version::V1,
+            frames_offset: 0,
+            frames_end: 0,
+        }
     }
 
     pub(crate) const fn epoch(&self) -> u64 {

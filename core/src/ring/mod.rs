@@ -113,7 +113,6 @@ pub use recovery::RecoveryInfo;
 use core::ops::Range;
 
 use crate::device::BlockDevice;
-use crate::format::EncodedFrame;
 use crate::{Lsn, Record};
 use layout::{Layout, Seg};
 
@@ -127,14 +126,15 @@ struct Active {
     buf_start: u64,
     /// `durable_end` recorded by the last mark written in this segment.
     marked_durable: Lsn,
+    /// The CRCs of the frames written in this segment so far (format v2's
+    /// seal holds it).
+    frames_crc: crate::format::v2::FramesCrc,
 }
 
-/// Where [`RingLog::reserve`] placed the next frame: the active segment's
-/// epoch key and base LSN.
+/// Where [`RingLog::reserve`] placed the next frame: the active segment.
 #[derive(Debug, Clone, Copy)]
 struct Placed {
-    key: crate::format::EpochKey,
-    base_lsn: Lsn,
+    seg: Seg,
 }
 
 /// The log's state, apart from the device and the buffer.
@@ -435,9 +435,9 @@ impl<'b, D: BlockDevice, B: WriteBuffer> RingLog<'b, D, B> {
         if lsn == Lsn::MAX {
             return Err(self.fault.raise(Error::Exhausted));
         }
-        let frame_len = crate::format::record_frame_len(record);
+        let frame_len = writer::frame_len(self.layout.version, crate::format::body::record_body_len(record));
         let placed = self.reserve(frame_len, 1)?;
-        let frame = EncodedFrame::record(placed.key, lsn_offset(placed.base_lsn, lsn), record);
+        let frame = writer::Out::record(&placed.seg, lsn, record);
         let frame = self.fault.lift(frame)?;
         self.write_frame(&frame)?;
         self.state.next_lsn = lsn + 1;
@@ -477,8 +477,9 @@ impl<'b, D: BlockDevice, B: WriteBuffer> RingLog<'b, D, B> {
         if first.checked_add(u64::from(count)).is_none() {
             return Err(self.fault.raise(Error::Exhausted));
         }
-        let placed = self.reserve(crate::format::batch_frame_len(records), count)?;
-        let frame = EncodedFrame::batch(placed.key, lsn_offset(placed.base_lsn, first), records);
+        let body_len = crate::format::body::batch_body_len(records);
+        let placed = self.reserve(writer::frame_len(self.layout.version, body_len), count)?;
+        let frame = writer::Out::batch(&placed.seg, first, records);
         let frame = self.fault.lift(frame)?;
         self.write_frame(&frame)?;
         self.state.next_lsn += u64::from(count);
@@ -635,9 +636,10 @@ impl<'b, D: BlockDevice, B: WriteBuffer> RingLog<'b, D, B> {
         self.state.log_start = lsn;
         // Make the new start durable before any reclaimed slot is reused: in
         // a mark of the active segment, or in the header of a new segment.
-        let size = self.layout.segment_size;
         let recorded = match &self.state.active {
-            Some(active) if active.pos + self.layout.tail_reserve() <= size => self.write_mark(),
+            Some(active) if active.pos + self.layout.tail_reserve() <= active.seg.frames_end => {
+                self.write_mark()
+            }
             Some(_) => self.seal_active().and_then(|()| self.start_segment()),
             None => self.start_segment(),
         };
@@ -684,10 +686,4 @@ impl<'b, D: BlockDevice, B: WriteBuffer> RingLog<'b, D, B> {
     ) -> Result<Iter<'r, 'b, D, B>, D::Error> {
         iter::Iter::new(self, lsn, buffer)
     }
-}
-
-/// The LSN offset of `lsn` in the active segment of base LSN `base_lsn`
-/// (checked by `reserve`).
-const fn lsn_offset(base_lsn: Lsn, lsn: Lsn) -> u32 {
-    (lsn - base_lsn) as u32
 }

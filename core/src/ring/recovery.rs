@@ -10,7 +10,7 @@ use super::window::{Overlay, Window};
 use super::{Active, RecoveryMode, State};
 use crate::Lsn;
 use crate::device::BlockDevice;
-use crate::format::DecodeError;
+use crate::format::{DecodeError, Version};
 
 /// What recovery found and did. `At` names a segment, as in
 /// [`Corruption`]: its slot for a ring log; the file WAL's recovery report
@@ -74,6 +74,8 @@ struct Recovery<'a, 'w, D: BlockDevice> {
     /// The log's state, set when recovery settles (built in place: the
     /// state is too large to pass back up through every step).
     state: State,
+    /// The frames' CRCs of the newest segment, for appends that go on in it.
+    frames_crc: crate::format::v2::FramesCrc,
 }
 
 /// Recovers the log on `device`, reading through `buffer`.
@@ -97,7 +99,8 @@ pub(crate) fn recover<D: BlockDevice>(
         log_start: 0,
         poisoned: false,
     };
-    let mut recovery = Recovery { reader, layout, mode, max_epoch: 0, info, state };
+    let frames_crc = crate::format::v2::FramesCrc::default();
+    let mut recovery = Recovery { reader, layout, mode, max_epoch: 0, info, state, frames_crc };
     recovery.run()?;
     Ok((recovery.state, recovery.info))
 }
@@ -142,14 +145,15 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     fn header(&mut self, slot: u32) -> Step<Option<Seg>> {
         let abs = self.layout.offset(slot);
         match self.reader.header(slot)? {
-            Ok(h) => {
-                if h.segment_size != self.layout.segment_size || h.program_unit != self.layout.program_unit {
+            Ok(head) => {
+                let size = head.h.segment_size.unwrap_or(self.layout.segment_size);
+                if size != self.layout.segment_size || head.h.program_unit != self.layout.program_unit {
                     return Err(self.reader.fail(Error::Config(super::ConfigError::LayoutMismatch {
-                        found_segment_size: h.segment_size,
-                        found_program_unit: h.program_unit,
+                        found_segment_size: size,
+                        found_program_unit: head.h.program_unit,
                     })));
                 }
-                Ok(Some(Seg::new(slot, abs, h.epoch, h.base_lsn, h.log_start)))
+                Ok(Some(head.seg(slot, abs, self.layout.segment_size)))
             }
             Err(DecodeError::UnsupportedVersion { found, .. }) => {
                 Err(self.reader.fail(Error::UnsupportedVersion { found }))
@@ -164,8 +168,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     #[inline(never)]
     fn recover_from(&mut self, head: &mut Seg) -> Step<bool> {
         // The head segment first: its marks may move the log's start.
-        let head_stop =
-            segment::scan(&mut self.reader, head, self.layout.frames_offset, head.base_lsn, None)?;
+        let head_stop = segment::scan(&mut self.reader, head, head.frames_offset, head.base_lsn, None)?;
         let log_start = head.log_start.max(head_stop.log_start).min(head_stop.lsn);
         let mut oldest = *head;
         if let Some(reheaded) = self.walk_back(&mut oldest, head, log_start)? {
@@ -219,10 +222,37 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             let Some(next) = self.header(self.layout.next(seg.slot))? else {
                 return Err(self.reader.fault.internal(Broken::SegmentVanished));
             };
-            let (mut pos, mut lsn) = (self.layout.frames_offset, seg.base_lsn);
+            let (mut pos, mut lsn) = (seg.frames_offset, seg.base_lsn);
             loop {
                 let stop = segment::scan(&mut self.reader, &seg, pos, lsn, Some(next.base_lsn))?;
-                let Some(damage) = stop.damage else { break };
+                let checked_whole = pos == seg.frames_offset;
+                let damage = match stop.damage {
+                    None if !checked_whole => break,
+                    // The seal of a segment walked whole, in format v2.
+                    None => match segment::check_seal(
+                        &mut self.reader,
+                        &seg,
+                        &stop,
+                        next.base_lsn,
+                        self.mode == RecoveryMode::Strict,
+                    )? {
+                        None => break,
+                        Some(damage) => {
+                            let offset = seg.abs + seg.frames_end;
+                            let corruption =
+                                Corruption { segment: seg.slot, offset, lsn: next.base_lsn, damage };
+                            self.durable_damage(RecoveryCase::DamagedSegment, corruption)?;
+                            if decide(RecoveryCase::DamagedSegment, self.mode) == Action::EndAtDamage {
+                                // Its records are whole: the log ends after them.
+                                self.info.records_lost += head_end.saturating_sub(stop.lsn);
+                                self.finish(oldest.slot, first_lsn, &seg, stop.pos, stop.lsn, false);
+                                return Ok(true);
+                            }
+                            break;
+                        }
+                    },
+                    Some(damage) => damage,
+                };
                 let corruption =
                     Corruption { segment: seg.slot, offset: seg.abs + stop.pos, lsn: stop.lsn, damage };
                 self.durable_damage(RecoveryCase::DamagedSegment, corruption)?;
@@ -251,6 +281,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     /// Decides how the newest segment ends, from where its scan stopped.
     #[inline(always)] // called once: keeps recovery one function in the binary
     fn settle_newest(&mut self, oldest: Seg, first_lsn: Lsn, head: Seg, mut stop: Stop) -> Step<()> {
+        let mut skipped = false;
         loop {
             let Some(damage) = stop.damage else {
                 return Err(self.reader.fault.internal(Broken::NoStopCause));
@@ -265,11 +296,16 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     // Append in place only at a unit boundary followed by
                     // erased space (flash: no unit programmed twice), or, on
                     // media without erase, by nothing of this epoch.
+                    // Nor in a sealed segment (format v2), nor after damage
+                    // was skipped (its seal would not cover the frames).
                     let aligned = crate::align::is_aligned(stop.pos, u64::from(self.layout.program_unit));
-                    let free = match self.layout.erase_value {
-                        Some(_) => ahead.blank_to_end,
-                        None => ahead.furthest_end.is_none() && ahead.first_valid.is_none(),
-                    };
+                    let free = !ahead.sealed
+                        && !skipped
+                        && match self.layout.erase_value {
+                            Some(_) => ahead.blank_to_end,
+                            None => ahead.furthest_end.is_none() && ahead.first_valid.is_none(),
+                        };
+                    self.frames_crc = stop.frames_crc;
                     self.finish(oldest.slot, first_lsn, &head, stop.pos, stop.lsn, aligned && free);
                     return Ok(());
                 }
@@ -290,6 +326,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                         Some((p, l)) if action == Action::Skip => {
                             self.info.records_lost += l - stop.lsn;
                             stop = segment::scan(&mut self.reader, &head, p, l, None)?;
+                            skipped = true;
                         }
                         _ => {
                             // Lost: up to what the marks say was durable, or
@@ -326,18 +363,19 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         self.max_epoch = self.max_epoch.saturating_add(1);
         // Its records would start where the newest valid segment ends.
         let base = match after {
-            Some(head) => {
-                segment::scan(&mut self.reader, head, self.layout.frames_offset, head.base_lsn, None)?.lsn
-            }
+            Some(head) => segment::scan(&mut self.reader, head, head.frames_offset, head.base_lsn, None)?.lsn,
             None => 0,
         };
-        let hidden = Seg::new(slot, abs, self.max_epoch, base, 0);
         let ordered = self.reader.device.writes_persist_in_order();
         let mut synced = false;
-        self.reader.scan_ahead(&hidden, self.layout.frames_offset - 1, &mut |_, found| {
-            synced |= found.mark.is_some_and(|m| m.durable_end > base) || (ordered && found.count > 0);
-            !synced
-        })?;
+        // The header says nothing of its version: look for frames of both.
+        for version in [Version::V1, Version::V2] {
+            let hidden = Seg::unheaded(slot, abs, &self.layout, version, self.max_epoch, base);
+            self.reader.scan_ahead(&hidden, hidden.frames_offset - 1, base, &mut |_, found| {
+                synced |= found.mark.is_some_and(|m| m.durable_end > base) || (ordered && found.count > 0);
+                !synced
+            })?;
+        }
         if !synced {
             return Ok(());
         }
@@ -395,8 +433,13 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         self.info.first_lsn = (held > 0).then_some(first_lsn);
         self.info.last_lsn = (held > 0).then(|| next_lsn - 1);
         self.info.segments = segments;
-        let active =
-            in_place.then_some(Active { seg: *newest, pos, buf_start: pos, marked_durable: next_lsn });
+        let active = in_place.then_some(Active {
+            seg: *newest,
+            pos,
+            buf_start: pos,
+            marked_durable: next_lsn,
+            frames_crc: self.frames_crc,
+        });
         self.state = State {
             oldest: Some(oldest),
             newest: newest.slot,

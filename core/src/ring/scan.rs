@@ -8,7 +8,8 @@ use super::window::{Overlay, Window};
 use crate::Lsn;
 use crate::device::BlockDevice;
 use crate::format::{
-    Body, Compression, DecodeError, FRAME_HEADER_LEN, FrameHeader, FrameKind, Malformed, Mark, SegmentHeader,
+    AnyHeader, Body, Compression, DecodeError, EpochKey, FRAME_HEADER_LEN, FrameHeader, FrameKind, Malformed,
+    Mark, Version, uniform_fill, v2,
 };
 // A frame's CRC continues from its header check at the header-check field
 // (as `FrameHeader::verify_frame` does).
@@ -78,11 +79,43 @@ fn first_other(bytes: &[u8], fill: u8) -> Option<usize> {
     words.remainder().iter().position(|&b| b != fill).map(|i| at + i)
 }
 
-/// A checked frame found at a position.
+/// A segment's header as a reader needs it: the header of either version,
+/// and the log's start it gives (v1's header field, v2's opening mark).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Head {
+    pub(crate) h: AnyHeader,
+    pub(crate) log_start: Lsn,
+}
+
+impl Head {
+    /// The segment of `slot` at device offset `abs` this header heads.
+    pub(crate) fn seg(&self, slot: u32, abs: u64, segment_size: u64) -> Seg {
+        Seg::new(slot, abs, &self.h, self.log_start, segment_size)
+    }
+}
+
+/// Lowest number of payload bytes per LSN (a batch entry of an empty
+/// record): bounds the LSNs a span of damaged bytes can have held.
+const MIN_BYTES_PER_LSN: u64 = 5;
+
+/// A candidate frame with nothing valid after it is accepted after a span
+/// of damage at most this long (FORMAT.md section v2.3).
+const LAST_FRAME_SPAN: u64 = 1 << 10;
+
+/// A checked frame found at a position (or, in format v2, fill up to a
+/// program-unit boundary: a `Padding` of header length 0).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Found {
-    pub(crate) header: FrameHeader,
-    /// The frame's first LSN.
+    pub(crate) kind: FrameKind,
+    pub(crate) compression: Compression,
+    /// Length of the frame's header (0 for fill).
+    pub(crate) header_len: usize,
+    /// Length of the whole frame.
+    pub(crate) frame_len: usize,
+    /// The frame's stored CRC (format v2's seal covers it; 0 for fill and
+    /// in v1).
+    pub(crate) crc: u32,
+    /// The frame's first LSN (v2: the LSN it is bound to).
     pub(crate) lsn: Lsn,
     /// Records (and LSNs) it holds.
     pub(crate) count: u32,
@@ -119,15 +152,37 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
         self.fault.raise(error)
     }
 
-    /// Reads and decodes the header of the segment in `slot`.
+    /// Reads and decodes the header of the segment in `slot` (of either
+    /// version; in v2, with the opening mark that gives the log's start).
     #[inline(never)]
-    pub(crate) fn header(&mut self, slot: u32) -> Step<Result<SegmentHeader, DecodeError>> {
-        let len = self.layout.header_read_len().min(self.layout.segment_size);
-        Ok(SegmentHeader::decode(self.bytes_at(self.layout.offset(slot), 0, len)?))
+    pub(crate) fn header(&mut self, slot: u32) -> Step<Result<Head, DecodeError>> {
+        let size = self.layout.segment_size;
+        let len = self.layout.header_read_len().min(size);
+        let abs = self.layout.offset(slot);
+        let h = match AnyHeader::decode(self.bytes_at(abs, 0, len)?) {
+            Ok(h) => h,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Some(log_start) = h.log_start {
+            return Ok(Ok(Head { h, log_start }));
+        }
+        // v2: the opening mark, bound to the base LSN.
+        let mark_len = super::layout::mark_frame_len(Version::V2);
+        let available = size.saturating_sub(h.frames_offset);
+        if available < mark_len {
+            return Ok(Err(DecodeError::Truncated { needed: mark_len, available }));
+        }
+        let bytes = self.bytes_at(abs, h.frames_offset, mark_len)?;
+        let key = EpochKey::new(h.epoch);
+        Ok(match v2::decode_frame(bytes, &key, h.base_lsn).and_then(|f| f.body()) {
+            Ok(Body::Mark(mark)) => Ok(Head { h, log_start: mark.log_start }),
+            Ok(_) => Err(DecodeError::MalformedBody { reason: Malformed::MisplacedFrame }),
+            Err(e) => Err(e),
+        })
     }
 
     /// The header of a segment the log holds, where damage is an error.
-    pub(crate) fn held_header(&mut self, slot: u32) -> Step<SegmentHeader> {
+    pub(crate) fn held_header(&mut self, slot: u32) -> Step<Head> {
         match self.header(slot)? {
             Ok(header) => Ok(header),
             Err(e) => {
@@ -157,7 +212,7 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
     pub(crate) fn run_in_place(&mut self, seg: &Seg, pos: u64, lsn: Lsn, stop_at: Option<Lsn>) -> Run {
         let mut run = Run { pos, lsn, log_start: 0, durable_end: 0 };
         let size = self.layout.segment_size;
-        if !self.overlay.bytes.is_empty() || pos >= size {
+        if seg.version != Version::V1 || !self.overlay.bytes.is_empty() || pos >= size {
             return run;
         }
         let device: &D = self.device;
@@ -219,8 +274,18 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
         }
     }
 
-    /// Decodes and checks the frame at `pos` of `seg`.
-    pub(crate) fn frame_at(&mut self, seg: &Seg, pos: u64) -> Step<Result<Found, Damage>> {
+    /// Decodes and checks the frame at `pos` of `seg`, where the LSN `lsn`
+    /// is expected (format v2 checks the frame under it; v1 reads the
+    /// frame's own).
+    pub(crate) fn frame_at(&mut self, seg: &Seg, pos: u64, lsn: Lsn) -> Step<Result<Found, Damage>> {
+        match seg.version {
+            Version::V1 => self.frame_at_v1(seg, pos),
+            Version::V2 => self.frame_at_v2(seg, pos, lsn),
+        }
+    }
+
+    /// [`frame_at`](Self::frame_at) for a format v1 segment.
+    fn frame_at_v1(&mut self, seg: &Seg, pos: u64) -> Step<Result<Found, Damage>> {
         let seg_size = self.layout.segment_size;
         let left = seg_size.saturating_sub(pos);
         if left < FRAME_HEADER_LEN as u64 {
@@ -297,7 +362,148 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
             return Ok(Err(Damage::Frame(DecodeError::MalformedBody { reason: Malformed::EmptyBatch })));
         }
         let lsn = seg.base_lsn.saturating_add(u64::from(header.lsn_offset()));
-        Ok(Ok(Found { header, lsn, count, mark }))
+        Ok(Ok(Found {
+            kind: header.kind(),
+            compression: header.compression(),
+            header_len: FRAME_HEADER_LEN,
+            frame_len: header.frame_len(),
+            crc: 0,
+            lsn,
+            count,
+            mark,
+        }))
+    }
+
+    /// [`frame_at`](Self::frame_at) for a format v2 segment: a frame bound
+    /// to `lsn`, or fill up to the next program-unit boundary (FORMAT.md
+    /// section v2.4).
+    fn frame_at_v2(&mut self, seg: &Seg, pos: u64, lsn: Lsn) -> Step<Result<Found, Damage>> {
+        let damage = match self.frame_v2(seg, pos, lsn)? {
+            Ok(found) => return Ok(Ok(found)),
+            Err(damage) => damage,
+        };
+        let unit = u64::from(self.layout.program_unit);
+        if unit > 1 && !pos.is_multiple_of(unit) {
+            let boundary = (pos / unit + 1) * unit;
+            if boundary <= seg.frames_end && uniform_fill(self.bytes(seg, pos, boundary - pos)?).is_some() {
+                let fill = (boundary - pos) as usize;
+                let (kind, compression) = (FrameKind::Padding, Compression::None);
+                let found = Found {
+                    kind,
+                    compression,
+                    header_len: 0,
+                    frame_len: fill,
+                    crc: 0,
+                    lsn,
+                    count: 0,
+                    mark: None,
+                };
+                return Ok(Ok(found));
+            }
+        }
+        Ok(Err(damage))
+    }
+
+    fn frame_v2(&mut self, seg: &Seg, pos: u64, lsn: Lsn) -> Step<Result<Found, Damage>> {
+        let left = seg.frames_end.saturating_sub(pos);
+        let short = v2::FRAME_HEADER_LEN as u64;
+        if left < short {
+            return Ok(Err(Damage::Frame(DecodeError::Truncated { needed: short, available: left })));
+        }
+        let n = left.min(v2::LONG_FRAME_HEADER_LEN as u64);
+        let header = match v2::FrameHeader::decode(self.bytes(seg, pos, n)?) {
+            Ok(header) => header,
+            Err(e) => return Ok(Err(Damage::Frame(e))),
+        };
+        let frame_len = header.frame_len() as u64;
+        if frame_len > left {
+            return Ok(Err(Damage::Frame(DecodeError::LengthOutOfBounds { frame_len, available: left })));
+        }
+        let span = self.window.max_span(self.layout.read_unit);
+        let hl = header.header_len() as u64;
+        let whole = frame_len <= span;
+        if whole {
+            if let Err(e) = header.verify(&seg.key, lsn, self.bytes(seg, pos, frame_len)?) {
+                return Ok(Err(Damage::Frame(e)));
+            }
+        } else {
+            let mut crc = v2::crc_start(&seg.key, lsn, &header, self.bytes(seg, pos, hl)?);
+            let mut at = pos + hl;
+            while at < pos + frame_len {
+                let n = (pos + frame_len - at).min(span);
+                crc = crate::crc::crc32c_append(crc, self.bytes(seg, at, n)?);
+                at += n;
+            }
+            if crc != header.stored_crc() {
+                let bad = DecodeError::BadChecksum { stored: header.stored_crc(), computed: crc };
+                return Ok(Err(Damage::Frame(bad)));
+            }
+        }
+        let payload_len = frame_len - hl;
+        let kind = header.kind();
+        let needed = match kind {
+            FrameKind::Batch | FrameKind::Mark | FrameKind::Hole if whole => payload_len,
+            FrameKind::Batch => payload_len.min(4),
+            _ => 0,
+        };
+        let payload = if needed == 0 { &[][..] } else { self.bytes(seg, pos + hl, needed)? };
+        let (count, mark) = match (kind, header.compression(), whole) {
+            (FrameKind::Put | FrameKind::Delete | FrameKind::Raw, _, _) => (1, None),
+            (FrameKind::Padding, _, _) => (0, None),
+            (FrameKind::Batch, Compression::None, false) => {
+                (payload.first_chunk::<4>().map_or(0, |c| u32::from_le_bytes(*c)), None)
+            }
+            (FrameKind::Batch | FrameKind::Mark | FrameKind::Hole, Compression::None, true) => {
+                match Body::parse(kind, payload) {
+                    Ok(Body::Mark(mark)) => (0, Some(mark)),
+                    Ok(body) => (body.lsn_count(), None),
+                    Err(e) => return Ok(Err(Damage::Frame(e))),
+                }
+            }
+            (FrameKind::Seal, _, _) => {
+                let misplaced = DecodeError::MalformedBody { reason: Malformed::MisplacedFrame };
+                return Ok(Err(Damage::Frame(misplaced)));
+            }
+            _ => return Ok(Err(Damage::Unsupported)),
+        };
+        if count == 0 && matches!(kind, FrameKind::Batch) {
+            return Ok(Err(Damage::Frame(DecodeError::MalformedBody { reason: Malformed::EmptyBatch })));
+        }
+        Ok(Ok(Found {
+            kind,
+            compression: header.compression(),
+            header_len: hl as usize,
+            frame_len: frame_len as usize,
+            crc: header.stored_crc(),
+            lsn,
+            count,
+            mark,
+        }))
+    }
+
+    /// The LSN in `range` under which the v2 frame at `pos` (whose header
+    /// is `header`, and which ends inside the frames) can check out.
+    fn solve_at(
+        &mut self,
+        seg: &Seg,
+        pos: u64,
+        header: &v2::FrameHeader,
+        range: core::ops::Range<Lsn>,
+    ) -> Step<Option<Lsn>> {
+        let frame_len = header.frame_len() as u64;
+        let span = self.window.max_span(self.layout.read_unit);
+        if frame_len <= span {
+            return Ok(v2::solve_lsn(&seg.key, self.bytes(seg, pos, frame_len)?, range));
+        }
+        let hl = header.header_len() as u64;
+        let mut rest = v2::raw_crc(0, &self.bytes(seg, pos, hl)?[..hl as usize - 4]);
+        let mut at = pos + hl;
+        while at < pos + frame_len {
+            let n = (pos + frame_len - at).min(span);
+            rest = v2::raw_crc(rest, self.bytes(seg, at, n)?);
+            at += n;
+        }
+        Ok(v2::solve_streamed(&seg.key, header, rest, range))
     }
 }
 
@@ -311,8 +517,12 @@ impl<D: BlockDevice> Reader<'_, '_, '_, D> {
         &mut self,
         seg: &Seg,
         from: u64,
+        lsn: Lsn,
         visit: &mut dyn FnMut(u64, &Found) -> bool,
     ) -> Step<()> {
+        if seg.version == Version::V2 {
+            return self.scan_ahead_v2(seg, from, lsn, visit);
+        }
         let size = self.layout.segment_size;
         let header_len = FRAME_HEADER_LEN as u64;
         let key = seg.key;
@@ -342,12 +552,12 @@ impl<D: BlockDevice> Reader<'_, '_, '_, D> {
                 q += 1;
                 continue;
             }
-            match self.frame_at(seg, q)? {
+            match self.frame_at_v1(seg, q)? {
                 Ok(found) => {
                     if !visit(q, &found) {
                         return Ok(());
                     }
-                    q += found.header.frame_len() as u64;
+                    q += found.frame_len as u64;
                 }
                 Err(_) => q += 1,
             }
@@ -355,10 +565,130 @@ impl<D: BlockDevice> Reader<'_, '_, '_, D> {
         Ok(())
     }
 
+    /// The end of the run of `fill` bytes that starts at `at` in `seg`
+    /// (bounded by `end`), a window at a time.
+    fn run_end(&mut self, seg: &Seg, mut at: u64, end: u64, fill: u8) -> Step<u64> {
+        let span = self.window.max_span(self.layout.read_unit).max(1);
+        while at < end {
+            let n = (end - at).min(span);
+            let chunk = self.bytes(seg, at, n)?;
+            match first_other(chunk, fill) {
+                Some(i) => return Ok(at + i as u64),
+                None => at += n,
+            }
+        }
+        Ok(end)
+    }
+
+    /// [`scan_ahead`](Self::scan_ahead) in a format v2 segment, where `lsn`
+    /// was expected at `from`. A frame's LSN is not stored: each candidate
+    /// position is solved for the one LSN the damaged span allows there,
+    /// and accepted only when the frame after it checks out too, or when it
+    /// is the last before blank space after a short span (FORMAT.md section
+    /// v2.3). Frames that follow an accepted one are checked under the
+    /// LSNs that follow.
+    fn scan_ahead_v2(
+        &mut self,
+        seg: &Seg,
+        from: u64,
+        lsn: Lsn,
+        visit: &mut dyn FnMut(u64, &Found) -> bool,
+    ) -> Step<()> {
+        let end = seg.frames_end;
+        let short = v2::FRAME_HEADER_LEN as u64;
+        // The last place whose LSN is known, and that LSN.
+        let (mut known_at, mut known_lsn) = (from, lsn);
+        let mut q = from + 1;
+        while q + short <= end {
+            let h = self.bytes(seg, q, short)?;
+            if let Some(fill) = uniform_fill(h) {
+                let run = self.run_end(seg, q + short, end, fill)?;
+                q = (run + 1).saturating_sub(short).max(q + 1);
+                continue;
+            }
+            let n = (end - q).min(v2::LONG_FRAME_HEADER_LEN as u64);
+            let header = match v2::FrameHeader::decode(self.bytes(seg, q, n)?) {
+                Ok(header) if q + header.frame_len() as u64 <= end => header,
+                _ => {
+                    q += 1;
+                    continue;
+                }
+            };
+            let skipped = q - known_at;
+            let most = known_lsn.saturating_add(skipped / MIN_BYTES_PER_LSN + 1);
+            let Some(candidate) = self.solve_at(seg, q, &header, known_lsn..most)? else {
+                q += 1;
+                continue;
+            };
+            let Ok(found) = self.frame_at_v2(seg, q, candidate)? else {
+                q += 1;
+                continue;
+            };
+            let pairs = u128::from(end - from) * u128::from(most - known_lsn);
+            let needed = if pairs < 1 << 46 { 1 } else { 2 };
+            if !self.confirmed(seg, q, &found, needed, skipped)? {
+                q += 1;
+                continue;
+            }
+            // Accepted: it, and the frames that follow it in order.
+            let (mut p, mut found) = (q, found);
+            loop {
+                if !visit(p, &found) {
+                    return Ok(());
+                }
+                p += found.frame_len as u64;
+                let next = found.lsn.saturating_add(u64::from(found.count));
+                match self.frame_at_v2(seg, p, next)? {
+                    Ok(f) => found = f,
+                    Err(_) => {
+                        (known_at, known_lsn) = (p, next);
+                        break;
+                    }
+                }
+            }
+            q = p + 1;
+        }
+        Ok(())
+    }
+
+    /// Whether the candidate `found` at `at` is confirmed: `needed` frames
+    /// after it check out under the LSNs that follow, or nothing valid
+    /// follows it but blank space or the end of the frames and the span
+    /// before it was short.
+    fn confirmed(&mut self, seg: &Seg, at: u64, found: &Found, needed: u32, skipped: u64) -> Step<bool> {
+        let (mut p, mut f, mut validated) = (at, *found, 0);
+        loop {
+            p += f.frame_len as u64;
+            let next = f.lsn.saturating_add(u64::from(f.count));
+            match self.frame_at_v2(seg, p, next)? {
+                Ok(after) if after.header_len > 0 => {
+                    validated += 1;
+                    if validated >= needed {
+                        return Ok(true);
+                    }
+                    f = after;
+                }
+                // Fill: look past it.
+                Ok(after) => f = after,
+                Err(Damage::Frame(DecodeError::Blank { .. } | DecodeError::Truncated { .. })) => {
+                    return Ok(validated == 0 && skipped <= LAST_FRAME_SPAN);
+                }
+                Err(_) => return Ok(false),
+            }
+        }
+    }
+
     /// The first frame after `from` holding records at or above `lsn`.
-    pub(crate) fn next_valid(&mut self, seg: &Seg, from: u64, lsn: Lsn) -> Step<Option<(u64, Lsn)>> {
+    /// (`known`: the LSN expected at `from`.)
+    pub(crate) fn next_valid(
+        &mut self,
+        seg: &Seg,
+        from: u64,
+        known: Lsn,
+        lsn: Lsn,
+    ) -> Step<Option<(u64, Lsn)>> {
         let mut first = None;
-        self.scan_ahead(seg, from, &mut |q, found| {
+        self.scan_ahead(seg, from, known, &mut |q, found| {
             if found.count > 0 && found.lsn >= lsn {
                 first = Some((q, found.lsn));
                 false

@@ -10,7 +10,8 @@ use super::scan::Reader;
 use super::window::{Overlay, Window};
 use crate::Lsn;
 use crate::device::BlockDevice;
-use crate::format::{DecodeError, FrameHeader, SegmentHeader};
+use crate::format::v2::FramesCrc;
+use crate::format::{DecodeError, FrameKind, Malformed, SegmentHeader};
 
 pub use super::error::Damage;
 
@@ -40,6 +41,9 @@ pub struct Stop {
     pub log_start: Lsn,
     /// The highest `durable_end` among the marks walked over (0 if none).
     pub durable_end: Lsn,
+    /// Format v2: the CRC of the CRCs of the frames walked over, as a seal
+    /// holds it (from the walk's start).
+    pub frames_crc: FramesCrc,
 }
 
 /// What lies after a [`Stop`].
@@ -72,6 +76,9 @@ pub struct Ahead {
     /// The highest LSN end (first LSN plus records) of the valid frames
     /// after the stop.
     pub reach: Option<Lsn>,
+    /// Whether the segment (format v2) holds a seal: it was closed, and
+    /// nothing may be appended to it.
+    pub sealed: bool,
 }
 
 impl Ahead {
@@ -100,9 +107,22 @@ impl Ahead {
 pub(crate) fn scan<D: BlockDevice>(
     reader: &mut Reader<'_, '_, '_, D>,
     seg: &Seg,
+    pos: u64,
+    lsn: Lsn,
+    stop_at: Option<Lsn>,
+) -> Step<Stop> {
+    scan_with(reader, seg, pos, lsn, stop_at, FramesCrc::default())
+}
+
+/// [`scan`], adding the frames' CRCs to `frames_crc` (the CRCs of the
+/// frames before `pos`).
+pub(crate) fn scan_with<D: BlockDevice>(
+    reader: &mut Reader<'_, '_, '_, D>,
+    seg: &Seg,
     mut pos: u64,
     mut lsn: Lsn,
     stop_at: Option<Lsn>,
+    mut frames_crc: FramesCrc,
 ) -> Step<Stop> {
     let (mut log_start, mut durable_end) = (0, 0);
     let damage = loop {
@@ -117,7 +137,7 @@ pub(crate) fn scan<D: BlockDevice>(
         if stop_at == Some(lsn) {
             break None;
         }
-        let found = match reader.frame_at(seg, pos)? {
+        let found = match reader.frame_at(seg, pos, lsn)? {
             Ok(found) => found,
             Err(damage) => break Some(damage),
         };
@@ -129,10 +149,51 @@ pub(crate) fn scan<D: BlockDevice>(
             log_start = log_start.max(mark.log_start);
             durable_end = durable_end.max(mark.durable_end);
         }
+        if found.header_len > 0 {
+            frames_crc.add(found.crc);
+        }
         lsn = end;
-        pos += found.header.frame_len() as u64;
+        pos += found.frame_len as u64;
     };
-    Ok(Stop { pos, lsn, damage, log_start, durable_end })
+    Ok(Stop { pos, lsn, damage, log_start, durable_end, frames_crc })
+}
+
+/// Checks the seal of a format v2 segment that another follows (whose
+/// next LSN is `end`), when its frames were walked whole up to `stop`:
+/// the frames without records after `stop` are walked too, then the seal
+/// must hold the segment's record count and its frames' checksum. A blank
+/// seal slot is a segment a crash left unsealed; a seal that does not
+/// decode is damage only for `strict` (a crash may tear it; the frames
+/// were each checked). `None` when it holds; else the damage.
+pub(crate) fn check_seal<D: BlockDevice>(
+    reader: &mut Reader<'_, '_, '_, D>,
+    seg: &Seg,
+    stop: &Stop,
+    end: Lsn,
+    strict: bool,
+) -> Step<Option<Damage>> {
+    if seg.version != crate::format::Version::V2 {
+        return Ok(None);
+    }
+    let size = reader.layout.segment_size;
+    let slot = reader.bytes(seg, seg.frames_end, size - seg.frames_end)?;
+    let seal = match crate::format::v2::decode_frame(slot, &seg.key, seg.base_lsn).and_then(|f| f.body()) {
+        Ok(crate::format::Body::Seal(seal)) => seal,
+        // Blank: never sealed (a crash came first).
+        Err(DecodeError::Blank { .. }) => return Ok(None),
+        // Torn by a crash while it was programmed, or damaged: the frames
+        // were each checked, so nothing is lost; `Strict` reports it.
+        Err(e) => return Ok(strict.then_some(Damage::Frame(e))),
+        Ok(_) => {
+            let misplaced = DecodeError::MalformedBody { reason: Malformed::MisplacedFrame };
+            return Ok(strict.then_some(Damage::Frame(misplaced)));
+        }
+    };
+    let tail = scan_with(reader, seg, stop.pos, stop.lsn, None, stop.frames_crc)?;
+    let holds = tail.lsn == end
+        && u64::from(seal.records) == end - seg.base_lsn
+        && seal.frames_crc == tail.frames_crc.value();
+    Ok((!holds).then_some(Damage::Frame(DecodeError::MalformedBody { reason: Malformed::SealMismatch })))
 }
 
 /// Looks at every offset after a stop at `stop` (expecting `lsn`) in `seg`
@@ -147,6 +208,11 @@ pub(crate) fn look_ahead<D: BlockDevice>(
     let layout = reader.layout;
     let size = layout.segment_size;
     let mut ahead = Ahead::default();
+    if seg.version == crate::format::Version::V2 && seg.frames_end < size {
+        let slot = reader.bytes(seg, seg.frames_end, size - seg.frames_end)?;
+        ahead.sealed = crate::format::v2::decode_frame(slot, &seg.key, seg.base_lsn)
+            .is_ok_and(|f| f.header().kind() == crate::format::FrameKind::Seal);
+    }
     let erased = layout.erase_value;
     // Is everything from the stop to the end blank? On erased media, where
     // does the last programmed byte lie?
@@ -170,7 +236,7 @@ pub(crate) fn look_ahead<D: BlockDevice>(
     if ahead.blank_to_end {
         return Ok(ahead);
     }
-    reader.scan_ahead(seg, stop, &mut |q, found| {
+    reader.scan_ahead(seg, stop, lsn, &mut |q, found| {
         if found.lsn >= lsn && ahead.first_valid.is_none() && found.count > 0 {
             ahead.first_valid = Some((q, found.lsn));
         }
@@ -181,7 +247,7 @@ pub(crate) fn look_ahead<D: BlockDevice>(
                 ahead.first_valid = Some((q, found.lsn));
             }
         }
-        ahead.furthest_end = Some(q + found.header.frame_len() as u64);
+        ahead.furthest_end = Some(q + found.frame_len as u64);
         let end = found.lsn.saturating_add(u64::from(found.count));
         ahead.reach = Some(ahead.reach.map_or(end, |r| r.max(end)));
         true
@@ -238,15 +304,17 @@ pub(crate) fn classify(
 /// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
 /// # let mut buffer = [0u8; 512];
 /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
-/// let info = segment.frame_at(56).unwrap().unwrap();
-/// assert_eq!(info.header.frame_len(), 19);
+/// let info = segment.frame_at(56, 100).unwrap().unwrap();
+/// assert_eq!(info.frame_len, 19);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub struct FrameInfo {
-    /// The frame's decoded header.
-    pub header: FrameHeader,
+    /// What the frame holds.
+    pub kind: FrameKind,
+    /// Length of the whole frame, header included.
+    pub frame_len: usize,
     /// The frame's first LSN.
     pub lsn: Lsn,
     /// Records (and LSNs) it holds: 0 for padding and marks.
@@ -323,7 +391,7 @@ impl<E: core::fmt::Display> core::fmt::Display for OpenError<E> {
             Self::NoSegment(HeaderError::UnsupportedVersion { found }) => write!(
                 f,
                 "the segment is in format version {found}; this nori-wal reads up to {}: upgrade it",
-                crate::format::FORMAT_VERSION
+                crate::format::NEWEST_VERSION
             ),
             Self::NoSegment(HeaderError::SizeMismatch { header, device }) => {
                 write!(f, "the segment header says {header} bytes, the device holds {device}")
@@ -527,19 +595,27 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
             reader.header(0)
         };
         let decoded = fault.out(decoded)?;
-        let header = match decoded {
+        let head = match decoded {
             Ok(h) => h,
             Err(DecodeError::UnsupportedVersion { found, .. }) => {
                 return Err(OpenError::NoSegment(HeaderError::UnsupportedVersion { found }));
             }
             Err(e) => return Err(OpenError::NoSegment(HeaderError::Invalid(e))),
         };
-        if header.segment_size != capacity {
-            let mismatch = HeaderError::SizeMismatch { header: header.segment_size, device: capacity };
+        let segment_size = head.h.segment_size.unwrap_or(capacity);
+        if segment_size != capacity {
+            let mismatch = HeaderError::SizeMismatch { header: segment_size, device: capacity };
             return Err(OpenError::NoSegment(mismatch));
         }
-        let layout = Layout { frames_offset: header.frames_offset(), ..layout };
-        let seg = Seg::new(0, 0, header.epoch, header.base_lsn, header.log_start);
+        let layout = Layout { frames_offset: head.h.frames_offset, ..layout };
+        let seg = head.seg(0, 0, capacity);
+        let header = SegmentHeader {
+            epoch: head.h.epoch,
+            base_lsn: head.h.base_lsn,
+            log_start: head.log_start,
+            segment_size,
+            program_unit: head.h.program_unit,
+        };
         Ok(Self { device, window, layout, order, seg, header, fault })
     }
 
@@ -575,7 +651,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
             }));
         }
         let layout = Self::layout_of(device, header.frames_offset());
-        let seg = Seg::new(0, 0, header.epoch, header.base_lsn, header.log_start);
+        let seg = Seg::new(0, 0, &header.into(), header.log_start, header.segment_size);
         Ok(Self { device, window: Window::new(buffer), layout, order, seg, header, fault: Fault::new() })
     }
 
@@ -588,6 +664,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
             read_unit: geometry.read_unit(),
             erase_value: geometry.erase_value(),
             frames_offset,
+            version: crate::format::Version::V1,
             fresh: false,
         }
     }
@@ -702,10 +779,11 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// ```
     pub fn classify_end(&mut self, stop: &Stop) -> Result<Classified, D::Error> {
         let ahead = self.look_ahead(stop)?;
-        let free_after = match self.layout.erase_value {
-            Some(_) => ahead.blank_to_end,
-            None => ahead.furthest_end.is_none() && ahead.first_valid.is_none(),
-        };
+        let free_after = !ahead.sealed
+            && match self.layout.erase_value {
+                Some(_) => ahead.blank_to_end,
+                None => ahead.furthest_end.is_none() && ahead.first_valid.is_none(),
+            };
         let Some(damage) = stop.damage else { return Ok(Classified::Clean { free_after }) };
         Ok(match classify(&self.layout, self.order == WriteOrder::InOrder, &damage, &ahead, stop.lsn) {
             RecoveryCase::Clean => Classified::Clean { free_after },
@@ -715,7 +793,9 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
         })
     }
 
-    /// Decodes and checks the frame at `pos`; `Ok(Err(_))` for damage.
+    /// Decodes and checks the frame at `pos`, where the LSN `lsn` is
+    /// expected (format v2 checks the frame under it; v1 reads its own);
+    /// `Ok(Err(_))` for damage.
     ///
     /// # Errors
     ///
@@ -726,14 +806,23 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
     /// # let mut buffer = [0u8; 512];
     /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
-    /// let info = segment.frame_at(56).unwrap().unwrap();
+    /// let info = segment.frame_at(56, 100).unwrap().unwrap();
     /// assert_eq!((info.lsn, info.count), (100, 1));
-    /// assert!(segment.frame_at(57).unwrap().is_err(), "not a frame there");
+    /// assert!(segment.frame_at(57, 100).unwrap().is_err(), "not a frame there");
     /// ```
-    pub fn frame_at(&mut self, pos: u64) -> Result<core::result::Result<FrameInfo, Damage>, D::Error> {
+    pub fn frame_at(
+        &mut self,
+        pos: u64,
+        lsn: Lsn,
+    ) -> Result<core::result::Result<FrameInfo, Damage>, D::Error> {
         let seg = self.seg;
-        let step = self.reader().frame_at(&seg, pos);
-        Ok(self.fault.out(step)?.map(|f| FrameInfo { header: f.header, lsn: f.lsn, count: f.count }))
+        let step = self.reader().frame_at(&seg, pos, lsn);
+        Ok(self.fault.out(step)?.map(|f| FrameInfo {
+            kind: f.kind,
+            frame_len: f.frame_len,
+            lsn: f.lsn,
+            count: f.count,
+        }))
     }
 
     /// The bytes `[pos, pos + len)` of the segment, through the buffer

@@ -5,9 +5,10 @@ use super::error::{Broken, Step};
 use super::layout::Seg;
 use super::scan::Reader;
 use super::window::{Overlay, Window};
+use super::writer::Out;
 use super::{Active, Error, FullPolicy, RingLog};
 use crate::device::{BlockDevice, Op, check_access};
-use crate::format::{EncodedFrame, Mark, SegmentHeader};
+use crate::format::{AnyHeader, Mark, SegmentHeader, Version, v2};
 use crate::ring::WriteBuffer;
 
 impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
@@ -63,16 +64,33 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
         let base_lsn = self.state.next_lsn;
         // Checked as it is encoded.
         let (segment_size, program_unit) = (self.layout.segment_size, self.layout.program_unit);
-        let header = SegmentHeader { epoch, base_lsn, log_start, segment_size, program_unit };
-        let seg = Seg::new(slot, self.layout.offset(slot), epoch, base_lsn, log_start);
         let frames_offset = self.layout.frames_offset as usize;
         self.buffer.as_mut()[..frames_offset].fill(0);
-        self.fault.lift(header.encode(&mut self.buffer.as_mut()[..frames_offset]))?;
+        let out = &mut self.buffer.as_mut()[..frames_offset];
+        let header: AnyHeader = match self.layout.version {
+            Version::V1 => {
+                let header = SegmentHeader { epoch, base_lsn, log_start, segment_size, program_unit };
+                self.fault.lift(header.encode(out))?;
+                header.into()
+            }
+            Version::V2 => {
+                // Every slot is erased (or its old frames made stale by the
+                // new epoch) before any record goes in: preallocated.
+                // The size is recorded: a ring opened with another segment
+                // size is refused with a clear error.
+                let header = self.fault.lift(v2::SegmentHeader::new(epoch, base_lsn, program_unit))?;
+                let header = self.fault.lift(header.sized(segment_size))?.preallocated(true);
+                self.fault.lift(header.encode(out))?;
+                header.into()
+            }
+        };
+        let seg = Seg::new(slot, self.layout.offset(slot), &header, log_start, segment_size);
         self.state.active = Some(Active {
             seg,
             pos: frames_offset as u64,
             buf_start: 0,
             marked_durable: self.state.durable_end,
+            frames_crc: v2::FramesCrc::default(),
         });
         self.state.max_epoch = epoch;
         self.state.newest = slot;
@@ -80,7 +98,7 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
         self.state.log_start = log_start;
         // Every segment opens with a mark.
         let mark = Mark { durable_end: self.state.durable_end, log_start };
-        let frame = EncodedFrame::mark(seg.key, 0, mark);
+        let frame = Out::mark(&seg, base_lsn, mark);
         self.write_frame(&frame)
     }
 
@@ -116,7 +134,7 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
     /// Reads the header of a sealed segment the log holds, through the write
     /// buffer, which must hold nothing unwritten.
     #[inline(never)]
-    fn read_header(&mut self, slot: u32) -> Step<SegmentHeader> {
+    fn read_header(&mut self, slot: u32) -> Step<AnyHeader> {
         if self.has_unsynced_bytes() {
             return Err(self.broken(Broken::HeaderReadWhileBuffered));
         }
@@ -128,6 +146,6 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
             layout: self.layout,
             fault: &mut self.fault,
         };
-        reader.held_header(slot)
+        reader.held_header(slot).map(|head| head.h)
     }
 }

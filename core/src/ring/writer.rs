@@ -2,11 +2,69 @@
 //! program unit, programs and syncs, and poisoning on failure.
 
 use super::error::{Broken, Step};
-use super::layout::MARK_FRAME_LEN;
-use super::{Error, Placed, RingLog, lsn_offset};
+use super::layout::{Seg, mark_frame_len};
+use super::{Error, Placed, RingLog};
 use crate::device::{BlockDevice, Op, check_access};
-use crate::format::{EncodedFrame, FRAME_HEADER_LEN, Mark};
+use crate::format::{EncodeError, EncodedFrame, EpochKey, FRAME_HEADER_LEN, Mark, Seal, Version, v2};
 use crate::ring::WriteBuffer;
+use crate::{Lsn, Record};
+
+/// A frame to write into the active segment, in its format version.
+pub(super) enum Out<'a> {
+    V1(EncodedFrame<'a>),
+    /// A v2 frame, with the epoch and the LSN it is bound to.
+    V2(v2::EncodedFrame<'a>, EpochKey, Lsn),
+}
+
+impl<'a> Out<'a> {
+    /// The frame of `record`, at LSN `lsn` of `seg`.
+    pub(super) fn record(seg: &Seg, lsn: Lsn, record: &'a Record<'a>) -> Result<Self, EncodeError> {
+        Ok(match seg.version {
+            Version::V1 => Self::V1(EncodedFrame::record(seg.key, lsn_offset(seg.base_lsn, lsn), record)?),
+            Version::V2 => Self::V2(v2::EncodedFrame::record(record)?, seg.key, lsn),
+        })
+    }
+
+    /// The frame of a batch whose first LSN is `first`.
+    pub(super) fn batch(seg: &Seg, first: Lsn, records: &'a [Record<'a>]) -> Result<Self, EncodeError> {
+        Ok(match seg.version {
+            Version::V1 => Self::V1(EncodedFrame::batch(seg.key, lsn_offset(seg.base_lsn, first), records)?),
+            Version::V2 => Self::V2(v2::EncodedFrame::batch(records)?, seg.key, first),
+        })
+    }
+
+    /// A mark, bound to (or, in v1, at the offset of) the next LSN.
+    pub(super) fn mark(seg: &Seg, next: Lsn, mark: Mark) -> Self {
+        match seg.version {
+            Version::V1 => Self::V1(EncodedFrame::mark(seg.key, lsn_offset(seg.base_lsn, next), mark)),
+            Version::V2 => Self::V2(v2::EncodedFrame::mark(mark), seg.key, next),
+        }
+    }
+
+    #[cfg(feature = "std")]
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Self::V1(frame) => frame.len(),
+            Self::V2(frame, ..) => frame.len(),
+        }
+    }
+}
+
+/// The length of the frame of a payload of `body_len` bytes in `version`.
+pub(super) const fn frame_len(version: Version, body_len: u64) -> u64 {
+    let header = match version {
+        Version::V1 => FRAME_HEADER_LEN,
+        Version::V2 if body_len > v2::SHORT_MAX as u64 => v2::LONG_FRAME_HEADER_LEN,
+        Version::V2 => v2::FRAME_HEADER_LEN,
+    };
+    body_len.saturating_add(header as u64)
+}
+
+/// The LSN offset of `lsn` in a segment of base LSN `base_lsn` (format v1;
+/// checked by `reserve`).
+const fn lsn_offset(base_lsn: Lsn, lsn: Lsn) -> u32 {
+    (lsn - base_lsn) as u32
+}
 
 impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
     pub(super) fn check_usable(&mut self) -> Step<()> {
@@ -49,9 +107,9 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
             // completed sync is preceded by a mark of how far it got.
             let needs_mark =
                 !self.device.writes_persist_in_order() && active.marked_durable < self.state.durable_end;
-            let mark_len = if needs_mark { MARK_FRAME_LEN } else { 0 };
+            let mark_len = if needs_mark { mark_frame_len(active.seg.version) } else { 0 };
             let fits =
-                active.pos + mark_len + frame_len + self.layout.tail_reserve() <= self.layout.segment_size;
+                active.pos + mark_len + frame_len + self.layout.tail_reserve() <= active.seg.frames_end;
             let offset_fits =
                 (self.state.next_lsn - active.seg.base_lsn + u64::from(count)) <= u64::from(u32::MAX);
             if fits && offset_fits {
@@ -59,7 +117,7 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
                     self.write_mark()?;
                 }
                 return match &self.state.active {
-                    Some(active) => Ok(Placed { key: active.seg.key, base_lsn: active.seg.base_lsn }),
+                    Some(active) => Ok(Placed { seg: active.seg }),
                     None => Err(self.broken(Broken::NoActiveAfterMark)),
                 };
             }
@@ -71,8 +129,7 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
     pub(super) fn write_mark(&mut self) -> Step<()> {
         let Some(active) = &self.state.active else { return Ok(()) };
         let mark = Mark { durable_end: self.state.durable_end, log_start: self.state.log_start };
-        let frame =
-            EncodedFrame::mark(active.seg.key, lsn_offset(active.seg.base_lsn, self.state.next_lsn), mark);
+        let frame = Out::mark(&active.seg, self.state.next_lsn, mark);
         self.write_frame(&frame)?;
         if let Some(active) = self.state.active.as_mut() {
             active.marked_durable = self.state.durable_end;
@@ -82,7 +139,7 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
 
     /// Copies a frame into the write buffer, programming the buffer each
     /// time it fills.
-    pub(super) fn write_frame(&mut self, frame: &EncodedFrame<'_>) -> Step<()> {
+    pub(super) fn write_frame(&mut self, frame: &Out<'_>) -> Step<()> {
         // The common case: the frame fits in the buffer's free space (and
         // leaves it not full, which would call for programming): written in
         // place, its checks computed in one pass over the bytes written.
@@ -97,18 +154,42 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
             if let Some(free) = self.buffer.as_mut().get_mut(at..)
                 && frame.len() < free.len()
             {
-                self.fault.lift(frame.write_to(free))?;
+                match frame {
+                    Out::V1(frame) => {
+                        self.fault.lift(frame.write_to(free))?;
+                    }
+                    Out::V2(frame, key, lsn) => {
+                        self.fault.lift(frame.write_to(free, key, *lsn))?;
+                        active.frames_crc.add(stored_crc(free));
+                    }
+                }
                 active.pos += frame.len() as u64;
                 return Ok(());
             }
         }
-        self.write_bytes(&frame.header())?;
         let mut result = Ok(());
-        frame.for_each_payload_piece(|piece| {
-            if result.is_ok() {
-                result = self.write_bytes(piece);
+        match frame {
+            Out::V1(frame) => {
+                self.write_bytes(&frame.header())?;
+                frame.for_each_payload_piece(|piece| {
+                    if result.is_ok() {
+                        result = self.write_bytes(piece);
+                    }
+                });
             }
-        });
+            Out::V2(frame, key, lsn) => {
+                let (header, hl) = frame.header(key, *lsn);
+                if let Some(active) = self.state.active.as_mut() {
+                    active.frames_crc.add(stored_crc(&header));
+                }
+                self.write_bytes(&header[..hl])?;
+                frame.for_each_payload_piece(|piece| {
+                    if result.is_ok() {
+                        result = self.write_bytes(piece);
+                    }
+                });
+            }
+        }
         result
     }
 
@@ -154,7 +235,27 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
         let Some(active) = &self.state.active else { return Ok(()) };
         let pu = u64::from(self.layout.program_unit);
         let partial = active.pos & (pu - 1);
-        if partial != 0 {
+        if partial != 0 && active.seg.version == Version::V2 && self.layout.erase_value.is_none() {
+            // Without erase, a padding frame to the boundary: space after
+            // the frames may hold data of an earlier lap, so the padding
+            // tells damage to the last frame from never-written space.
+            let mut pad = pu - partial;
+            while pad < v2::FRAME_HEADER_LEN as u64 {
+                pad += pu;
+            }
+            let frame = self.fault.lift(v2::EncodedFrame::padding(pad as usize))?;
+            self.write_frame(&Out::V2(frame, active.seg.key, self.state.next_lsn))?;
+        } else if partial != 0 && active.seg.version == Version::V2 {
+            // Fill to the boundary with the erase value (FORMAT.md section
+            // v2.4): erased space after it is never-written space.
+            let fill = [self.layout.erase_value.unwrap_or(0); 64];
+            let mut left = (pu - partial) as usize;
+            while left > 0 {
+                let n = left.min(fill.len());
+                self.write_bytes(&fill[..n])?;
+                left -= n;
+            }
+        } else if partial != 0 {
             let mut pad = pu - partial;
             while pad < FRAME_HEADER_LEN as u64 {
                 pad += pu;
@@ -165,7 +266,7 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
                 pad as usize,
             );
             let frame = self.fault.lift(frame)?;
-            self.write_frame(&frame)?;
+            self.write_frame(&Out::V1(frame))?;
         }
         let Some(active) = &self.state.active else {
             return Err(self.broken(Broken::FlushWithoutActive));
@@ -191,11 +292,47 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
 
     /// Ends the active segment: everything in it becomes durable, so that
     /// every segment but the newest is always whole on the medium.
+    /// In format v2 the seal is programmed after that sync (the next sync
+    /// makes it durable): a seal that checks out always speaks of frames
+    /// that were durable before it. A crash may leave it blank or torn.
     pub(super) fn seal_active(&mut self) -> Step<()> {
         self.sync_now()?;
+        if let Some(active) = self.state.active
+            && active.seg.version == Version::V2
+        {
+            self.write_seal(&active.seg, active.frames_crc.value())?;
+        }
         self.state.active = None;
         Ok(())
     }
+
+    /// Programs format v2's seal into the seal slot of `seg` (FORMAT.md
+    /// section v2.6): its record count and the CRC of its frames' CRCs,
+    /// bound to its base LSN. Called with the buffer flushed and synced.
+    fn write_seal(&mut self, seg: &Seg, frames_crc: u32) -> Step<()> {
+        let records = self.state.next_lsn - seg.base_lsn;
+        let Ok(records) = u32::try_from(records) else {
+            return Err(self.broken(Broken::SegmentOverfull));
+        };
+        let slot_len = (self.layout.segment_size - seg.frames_end) as usize;
+        let fill = self.layout.erase_value.unwrap_or(0);
+        let buffer = self.buffer.as_mut();
+        let Some(slot) = buffer.get_mut(..slot_len) else {
+            return Err(self.broken(Broken::SegmentOverfull));
+        };
+        slot.fill(fill);
+        let seal = v2::EncodedFrame::seal(Seal { records, frames_crc });
+        self.fault.lift(seal.write_to(slot, &seg.key, seg.base_lsn))?;
+        self.program(seg.abs + seg.frames_end, slot_len)
+    }
+}
+
+/// The CRC field of the v2 frame at the start of `frame`.
+fn stored_crc(frame: &[u8]) -> u32 {
+    let hl = if frame[0] & 0x40 != 0 { v2::LONG_FRAME_HEADER_LEN } else { v2::FRAME_HEADER_LEN };
+    let mut crc = [0u8; 4];
+    crc.copy_from_slice(&frame[hl - 4..hl]);
+    u32::from_le_bytes(crc)
 }
 
 #[cfg(test)]

@@ -269,7 +269,7 @@ fn medium(target: &Target) -> Result<Medium, Failure> {
 
 /// The lines every medium's `info` shares.
 fn summary(case: RecoveryCase, torn_tail: bool, records: u64, lsns: Option<(Lsn, Lsn)>) {
-    println!("format version:  {}", nori_wal::format::FORMAT_VERSION);
+    println!("format versions: reads 1 and {}", nori_wal::format::NEWEST_VERSION);
     println!("health:          {case:?}{}", if torn_tail { " (torn tail)" } else { "" });
     println!("records:         {records}");
     match lsns {

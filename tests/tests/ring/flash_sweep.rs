@@ -4,6 +4,7 @@
 //! program and inside every erase, and every recovery is checked (I1, I2,
 //! I3, I5, I6, F16, appending after recovery).
 
+use nori_wal_core::format::Version;
 use nori_wal_core::ring::FullPolicy;
 use nori_wal_tests::crash::{Setup, sweep};
 use nori_wal_tests::nor::{SimNorDevice, SimNorFlash};
@@ -15,6 +16,7 @@ fn setup<const R: usize, const W: usize, const E: usize>(policy: FullPolicy, era
         segment_size: E as u64,
         policy,
         buffer: 512,
+        format: Version::V2,
     }
 }
 
@@ -32,11 +34,15 @@ fn geometry_read<const R: usize, const W: usize, const E: usize>(steps: usize, s
     for (policy, erase_value) in
         [FullPolicy::OverwriteOldest, FullPolicy::Error].into_iter().zip(erase_values)
     {
-        let name = format!("nor read {R} pu {W} erase {E} {policy:?} erased {erase_value:#04x}");
-        let setup = setup::<R, W, E>(policy, erase_value);
-        let n = sweep::<SimNorDevice<R, W, E>>(&name, &setup, seed, steps, true);
-        println!("{name}: {n} crash points");
-        points += n;
+        // Logs written in both format versions.
+        for version in [Version::V1, Version::V2] {
+            let name =
+                format!("nor read {R} pu {W} erase {E} {policy:?} erased {erase_value:#04x} {version}");
+            let setup = setup::<R, W, E>(policy, erase_value).with_format(version);
+            let n = sweep::<SimNorDevice<R, W, E>>(&name, &setup, seed, steps, true);
+            println!("{name}: {n} crash points");
+            points += n;
+        }
     }
     points
 }

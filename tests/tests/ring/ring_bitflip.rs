@@ -3,7 +3,7 @@
 //! recovery mode says, and no damaged byte is ever returned as data.
 
 use nori_wal_backends::nor::NorFlashDevice;
-use nori_wal_core::format::{self, Body, SegmentHeader};
+use nori_wal_core::format::{self, AnyHeader, Body, EpochKey, Version, v2};
 use nori_wal_core::ring::{Error, RecoveryInfo, RecoveryMode, RingConfig, RingLog};
 use nori_wal_core::{BlockDevice, Geometry, Lsn, RamDevice, Record};
 use nori_wal_tests::crash::read_back_raw;
@@ -17,6 +17,8 @@ struct Medium {
     slots: usize,
     /// Flip the bits of every `step`-th byte (1: every byte).
     step: usize,
+    /// The format version the log is written in.
+    format: Version,
     /// Through the NOR flash adapter on the simulated flash (writes
     /// durable in order, no marks), rather than on a `RamDevice` that may
     /// reorder writes (marks after syncs).
@@ -35,6 +37,7 @@ fn flash() -> Medium {
         slots: 8,
         step: 1,
         nor: false,
+        format: Version::V2,
     }
 }
 
@@ -45,7 +48,14 @@ fn nor_adapter() -> Medium {
 
 /// A disk or raw partition: 512-byte sectors, no erase (every 7th byte).
 fn disk() -> Medium {
-    Medium { geometry: Geometry::block(512).unwrap(), segment: 4096, slots: 8, step: 7, nor: false }
+    Medium {
+        geometry: Geometry::block(512).unwrap(),
+        segment: 4096,
+        slots: 8,
+        step: 7,
+        nor: false,
+        format: Version::V2,
+    }
 }
 
 fn payload(lsn: Lsn) -> Vec<u8> {
@@ -64,12 +74,16 @@ fn build(m: Medium) -> Vec<u8> {
     device.into_inner()
 }
 
-/// Appends 90 records and batches of two, syncing every third, then syncs.
+/// Appends records and batches of two (90 of them; 150 in format v2,
+/// whose frames are smaller, to span as many segments), syncing every
+/// third, then syncs.
 fn fill<D: BlockDevice>(device: &mut D, m: Medium) {
     let mut buffer = [0u8; 1024];
+    let appends = if m.format == Version::V1 || m.geometry.erase_value().is_none() { 90 } else { 150 };
     {
-        let (mut log, _) = RingLog::open(device, RingConfig::new(m.segment), &mut buffer).unwrap();
-        for i in 0..90u64 {
+        let config = RingConfig::new(m.segment).format(m.format);
+        let (mut log, _) = RingLog::open(device, config, &mut buffer).unwrap();
+        for i in 0..appends {
             if i % 5 == 4 {
                 let owned: Vec<Vec<u8>> = (0..2).map(|k| payload(log.next_lsn() + k)).collect();
                 let batch: Vec<Record<'_>> = owned.iter().map(|p| Record::raw(p)).collect();
@@ -96,23 +110,55 @@ fn written(m: Medium, image: &[u8]) -> (Vec<(usize, usize)>, Lsn, Lsn) {
     let mut last_frame = (0, 0);
     for slot in 0..m.slots {
         let seg = &image[slot * m.segment as usize..(slot + 1) * m.segment as usize];
-        let Ok(header) = SegmentHeader::decode(seg) else { continue };
-        let mut pos = header.frames_offset() as usize;
+        let Ok(header) = AnyHeader::decode(seg) else { continue };
+        let mut pos = header.frames_offset as usize;
         let mut last_record_end = pos;
-        while let Ok(frame) = format::decode_frame(&seg[pos..], header.epoch) {
-            match frame.body() {
+        let mut lsn = header.base_lsn;
+        let key = EpochKey::new(header.epoch);
+        let frames_end = header.frames_end(m.segment) as usize;
+        loop {
+            // Each frame's body, length and first LSN, in either version
+            // (v2: fill to a unit boundary is stepped over).
+            let (body, len, first) = if header.version == Version::V1 {
+                let Ok(frame) = format::decode_frame(&seg[pos..], header.epoch) else { break };
+                let first = header.base_lsn + u64::from(frame.header().lsn_offset());
+                (frame.body(), frame.len(), first)
+            } else {
+                match v2::decode_frame(&seg[pos..frames_end], &key, lsn) {
+                    Ok(frame) => (frame.body(), frame.len(), lsn),
+                    Err(_) => {
+                        let next = v2::skip_fill(&seg[..frames_end], pos, m.geometry.program_unit());
+                        if next == pos {
+                            break;
+                        }
+                        pos = next;
+                        continue;
+                    }
+                }
+            };
+            match body {
                 Ok(Body::Mark(mark)) => claim = claim.max(mark.durable_end),
                 Ok(Body::Padding) => {}
-                _ => {
-                    last_record_end = pos + frame.len();
-                    let lsn = header.base_lsn + u64::from(frame.header().lsn_offset());
-                    last_frame = last_frame.max((header.epoch, lsn));
+                body => {
+                    last_record_end = pos + len;
+                    last_frame = last_frame.max((header.epoch, first));
+                    lsn = first + u64::from(body.map_or(1, |b| b.lsn_count()));
                 }
             }
-            pos += frame.len();
+            pos += len;
         }
         let base = slot * m.segment as usize;
-        ranges.push((base, base + header.frames_offset() as usize, base + last_record_end, base + pos));
+        let header_len =
+            if header.version == Version::V1 { format::SEGMENT_HEADER_LEN } else { v2::SIZED_HEADER_LEN };
+        let seal = base + frames_end;
+        ranges.push((
+            base,
+            base + header.frames_offset as usize,
+            base + last_record_end,
+            base + pos,
+            header_len,
+            seal,
+        ));
         newest = newest.max((header.epoch, ranges.len() - 1));
     }
     // The header, then the frames: the zeros between them (up to the first
@@ -120,11 +166,14 @@ fn written(m: Medium, image: &[u8]) -> (Vec<(usize, usize)>, Lsn, Lsn) {
     let ranges = ranges
         .iter()
         .enumerate()
-        .flat_map(|(i, &(start, frames, records_end, end))| {
-            [
-                (start, start + format::SEGMENT_HEADER_LEN),
-                (frames, if i == newest.1 { end } else { records_end }),
-            ]
+        .flat_map(|(i, &(start, frames, records_end, end, header_len, seal))| {
+            let mut spans =
+                vec![(start, start + header_len), (frames, if i == newest.1 { end } else { records_end })];
+            // v2: the seal of every segment but the newest.
+            if m.format == Version::V2 && i != newest.1 {
+                spans.push((seal, seal + v2::SEAL_LEN));
+            }
+            spans
         })
         .collect();
     (ranges, claim, last_frame.1)
@@ -149,7 +198,7 @@ fn open(m: Medium, image: &[u8], mode: RecoveryMode) -> Result<Vec<Lsn>, Refused
             Err(e) => Err(Refused::Other(e.to_string())),
         }
     }
-    let config = RingConfig::new(m.segment).recovery(mode);
+    let config = RingConfig::new(m.segment).recovery(mode).format(m.format);
     if m.nor {
         let device = NorFlashDevice::new(Flash::from_image(image.to_vec(), 0xFF), 0xFF).unwrap();
         return outcome(read_back_raw(device, config, payload));
@@ -159,17 +208,21 @@ fn open(m: Medium, image: &[u8], mode: RecoveryMode) -> Result<Vec<Lsn>, Refused
 
 #[test]
 fn every_bit_flip_is_detected_and_handled_by_mode() {
-    sweep("NOR flash geometry, every byte", flash());
+    sweep("NOR flash geometry, every byte, format v2", flash());
+    sweep("NOR flash geometry, every byte, format v1", Medium { format: Version::V1, ..flash() });
 }
 
 #[test]
 fn every_bit_flip_through_the_nor_adapter_is_detected_and_handled_by_mode() {
-    sweep("NOR flash through NorFlashDevice (writes in order), every byte", nor_adapter());
+    sweep("NOR flash through NorFlashDevice (writes in order), every byte, format v2", nor_adapter());
+    let v1 = Medium { format: Version::V1, ..nor_adapter() };
+    sweep("NOR flash through NorFlashDevice (writes in order), every byte, format v1", v1);
 }
 
 #[test]
 fn sampled_bit_flips_on_sector_geometry_are_detected_and_handled_by_mode() {
-    sweep("512-byte sectors, every 7th byte", disk());
+    sweep("512-byte sectors, every 7th byte, format v2", disk());
+    sweep("512-byte sectors, every 7th byte, format v1", Medium { format: Version::V1, ..disk() });
 }
 
 fn sweep(name: &str, m: Medium) {

@@ -5,12 +5,16 @@
 //! I1, I2, I3, I5, I6 and F16.
 
 use nori_wal_core::Geometry;
+use nori_wal_core::format::Version;
 use nori_wal_core::ring::FullPolicy;
 use nori_wal_tests::crash::{Setup, record_run, sweep};
 use nori_wal_tests::sim::{SimDevice, TraceOp};
 
 /// Operations per recorded workload.
-const STEPS: usize = 250;
+const STEPS: usize = 280;
+
+/// Every sweep runs on logs written in both format versions.
+const VERSIONS: [Version; 2] = [Version::V1, Version::V2];
 
 fn ram(policy: FullPolicy) -> Setup {
     Setup {
@@ -19,6 +23,7 @@ fn ram(policy: FullPolicy) -> Setup {
         segment_size: 1024,
         policy,
         buffer: 512,
+        format: Version::V2,
     }
 }
 
@@ -29,6 +34,7 @@ fn disk(policy: FullPolicy) -> Setup {
         segment_size: 4096,
         policy,
         buffer: 1024,
+        format: Version::V2,
     }
 }
 
@@ -39,6 +45,7 @@ fn disk_4k(policy: FullPolicy) -> Setup {
         segment_size: 16384,
         policy,
         buffer: 8192,
+        format: Version::V2,
     }
 }
 
@@ -49,6 +56,7 @@ fn flash(policy: FullPolicy, program_unit: u32) -> Setup {
         segment_size: 2048,
         policy,
         buffer: 512,
+        format: Version::V2,
     }
 }
 
@@ -56,8 +64,17 @@ fn flash(policy: FullPolicy, program_unit: u32) -> Setup {
 fn crash_sweep_ram_ring() {
     let mut points = 0;
     for seed in 0..nori_wal_tests::sweep_seeds(3) {
-        points += sweep::<SimDevice>("ram/full-error", &ram(FullPolicy::Error), seed, STEPS, false);
-        points += sweep::<SimDevice>("ram/overwrite", &ram(FullPolicy::OverwriteOldest), seed, STEPS, false);
+        for v in VERSIONS {
+            points += sweep::<SimDevice>(
+                "ram/full-error",
+                &ram(FullPolicy::Error).with_format(v),
+                seed,
+                STEPS,
+                false,
+            );
+            let overwrite = ram(FullPolicy::OverwriteOldest).with_format(v);
+            points += sweep::<SimDevice>("ram/overwrite", &overwrite, seed, STEPS, false);
+        }
     }
     println!("ram ring: {points} crash points checked");
     assert!(points > 1000);
@@ -66,15 +83,19 @@ fn crash_sweep_ram_ring() {
 #[test]
 fn crash_sweep_disk_ring() {
     let mut points = 0;
-    for seed in 10..10 + nori_wal_tests::sweep_seeds(2) {
-        points += sweep::<SimDevice>("disk/full-error", &disk(FullPolicy::Error), seed, STEPS, false);
-        points +=
-            sweep::<SimDevice>("disk/overwrite", &disk(FullPolicy::OverwriteOldest), seed, STEPS, false);
-    }
-    for seed in 30..30 + nori_wal_tests::sweep_seeds(1) {
-        points += sweep::<SimDevice>("disk4k/full-error", &disk_4k(FullPolicy::Error), seed, STEPS, false);
-        points +=
-            sweep::<SimDevice>("disk4k/overwrite", &disk_4k(FullPolicy::OverwriteOldest), seed, STEPS, false);
+    for v in VERSIONS {
+        for seed in 10..10 + nori_wal_tests::sweep_seeds(2) {
+            let error = disk(FullPolicy::Error).with_format(v);
+            points += sweep::<SimDevice>("disk/full-error", &error, seed, STEPS, false);
+            let overwrite = disk(FullPolicy::OverwriteOldest).with_format(v);
+            points += sweep::<SimDevice>("disk/overwrite", &overwrite, seed, STEPS, false);
+        }
+        for seed in 30..30 + nori_wal_tests::sweep_seeds(1) {
+            let error = disk_4k(FullPolicy::Error).with_format(v);
+            points += sweep::<SimDevice>("disk4k/full-error", &error, seed, STEPS, false);
+            let overwrite = disk_4k(FullPolicy::OverwriteOldest).with_format(v);
+            points += sweep::<SimDevice>("disk4k/overwrite", &overwrite, seed, STEPS, false);
+        }
     }
     println!("disk ring (512-byte and 4 KiB sectors): {points} crash points checked");
     assert!(points > 1000);
@@ -85,9 +106,12 @@ fn crash_sweep_flash_every_byte() {
     let mut points = 0;
     let seeds = nori_wal_tests::sweep_seeds(1);
     for (seed, pu) in (0..seeds).flat_map(|s| [(20 + 2 * s, 8), (21 + 2 * s, 16)]) {
-        points +=
-            sweep::<SimDevice>("flash/overwrite", &flash(FullPolicy::OverwriteOldest, pu), seed, 60, true);
-        points += sweep::<SimDevice>("flash/full-error", &flash(FullPolicy::Error, pu), seed + 100, 60, true);
+        for v in VERSIONS {
+            let overwrite = flash(FullPolicy::OverwriteOldest, pu).with_format(v);
+            points += sweep::<SimDevice>("flash/overwrite", &overwrite, seed, 60, true);
+            let error = flash(FullPolicy::Error, pu).with_format(v);
+            points += sweep::<SimDevice>("flash/full-error", &error, seed + 100, 60, true);
+        }
     }
     println!("flash ring (program-once, cut at every byte of every program): {points} crash points checked");
     assert!(points > 1000);
@@ -100,7 +124,10 @@ fn workloads_wrap_the_ring_and_reclaim() {
         ram(FullPolicy::OverwriteOldest),
         disk(FullPolicy::Error),
         flash(FullPolicy::OverwriteOldest, 8),
-    ] {
+    ]
+    .into_iter()
+    .flat_map(|setup| VERSIONS.map(|v| setup.with_format(v)))
+    {
         let run = record_run::<SimDevice>(&setup, 1, STEPS);
         let segments = setup.capacity as u64 / setup.segment_size;
         let headers = run
@@ -111,8 +138,9 @@ fn workloads_wrap_the_ring_and_reclaim() {
         let syncs = run.trace.iter().filter(|op| **op == TraceOp::Sync).count();
         let last = run.checkpoints.last().unwrap();
         println!(
-            "{:?}: {} ops, {} syncs, {} records, {} segments started on {} slots, log now {}..{}",
+            "{:?} {}: {} ops, {} syncs, {} records, {} segments started on {} slots, log now {}..{}",
             setup.policy,
+            setup.format,
             run.trace.len(),
             syncs,
             run.records.len(),

@@ -1,6 +1,6 @@
 //! Every row of the ring log's recovery decision table, under every mode.
 
-use nori_wal_core::format::{self, FrameKind, SegmentHeader};
+use nori_wal_core::format::{self, FrameKind, SegmentHeader, Version};
 use nori_wal_core::ring::{Damage, Error, RecoveryCase, RecoveryInfo, RecoveryMode, RingConfig, RingLog};
 use nori_wal_core::{Geometry, Lsn, RamDevice, Record};
 use nori_wal_tests::crash::read_back_raw;
@@ -34,7 +34,8 @@ fn build_on(in_order: bool, f: impl FnOnce(&mut RingLog<'_, &mut RamDevice<Vec<u
         .with_writes_in_order(in_order);
     let mut buffer = [0u8; 512];
     {
-        let (mut log, _) = RingLog::open(&mut device, RingConfig::new(SEGMENT), &mut buffer).unwrap();
+        let (mut log, _) =
+            RingLog::open(&mut device, RingConfig::new(SEGMENT).format(Version::V1), &mut buffer).unwrap();
         f(&mut log);
     }
     device.into_inner()
@@ -54,7 +55,7 @@ type Opened = Result<(RecoveryInfo, Vec<Lsn>), OpenError>;
 /// each against what was appended at its LSN.
 fn open(image: &[u8], mode: RecoveryMode) -> Opened {
     let device = RamDevice::new(image.to_vec(), geometry()).unwrap();
-    read_back_raw(device, RingConfig::new(SEGMENT).recovery(mode), payload)
+    read_back_raw(device, RingConfig::new(SEGMENT).format(Version::V1).recovery(mode), payload)
 }
 
 /// Opens `image` in `mode` on a device that keeps writes in order or not:
@@ -62,7 +63,7 @@ fn open(image: &[u8], mode: RecoveryMode) -> Opened {
 fn open_on(in_order: bool, image: &[u8], mode: RecoveryMode) -> Result<(Lsn, RecoveryInfo), OpenError> {
     let mut buffer = [0u8; 512];
     let mut device = RamDevice::new(image.to_vec(), geometry()).unwrap().with_writes_in_order(in_order);
-    let config = RingConfig::new(SEGMENT).recovery(mode);
+    let config = RingConfig::new(SEGMENT).format(Version::V1).recovery(mode);
     RingLog::open(&mut device, config, &mut buffer).map(|(log, info)| (log.next_lsn(), info))
 }
 
@@ -475,7 +476,8 @@ fn a_log_restarted_over_a_hidden_segment_does_not_take_its_old_frames() {
     let mut device = RamDevice::new(vec![0; SLOTS * SEGMENT as usize], geometry).unwrap();
     let mut buffer = [0u8; 512];
     {
-        let (mut log, _) = RingLog::open(&mut device, RingConfig::new(SEGMENT), &mut buffer).unwrap();
+        let (mut log, _) =
+            RingLog::open(&mut device, RingConfig::new(SEGMENT).format(Version::V1), &mut buffer).unwrap();
         append(&mut log, 10);
         log.sync().unwrap();
         append(&mut log, 10);
@@ -484,7 +486,7 @@ fn a_log_restarted_over_a_hidden_segment_does_not_take_its_old_frames() {
     let mut image = device.into_inner();
     image[17] ^= 0x20;
     let mut device = RamDevice::new(image, geometry).unwrap();
-    let config = RingConfig::new(SEGMENT).recovery(RecoveryMode::SkipDamaged);
+    let config = RingConfig::new(SEGMENT).format(Version::V1).recovery(RecoveryMode::SkipDamaged);
     {
         let (mut log, info) = RingLog::open(&mut device, config, &mut buffer).unwrap();
         assert_eq!((info.case, log.next_lsn()), (RecoveryCase::MissingSegment, 0));

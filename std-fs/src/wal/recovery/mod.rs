@@ -264,6 +264,7 @@ impl<S: Fs> Recovery<'_, S> {
             damage: None,
             log_start: 0,
             durable_end: 0,
+            frames_crc: nori_wal_core::format::v2::FramesCrc::default(),
         };
         let ahead = self.with_reader(f, header, |reader| reader.look_ahead(&stop))?;
         Ok(ahead.furthest_end.is_some())
