@@ -82,6 +82,12 @@ pub enum DecodeError {
         /// The field at fault.
         field: HeaderField,
     },
+    /// The segment is in a format version this build leaves out (without
+    /// `nori-wal-core`'s feature `v1` or `v2`).
+    VersionNotBuilt {
+        /// The version in the segment header.
+        found: u16,
+    },
 }
 
 /// What is wrong with a frame payload whose checksum holds: the reason of
@@ -281,6 +287,11 @@ impl fmt::Display for DecodeError {
             Self::InvalidSegmentHeader { field } => {
                 write!(f, "segment header has an impossible value in field `{field}`")
             }
+            Self::VersionNotBuilt { found } => write!(
+                f,
+                "segment written in format version {found}, which this build does not read: enable \
+                 nori-wal-core's `v{found}` feature"
+            ),
         }
     }
 }
@@ -323,6 +334,9 @@ pub enum EncodeError {
     },
     /// The uncompressed length given for a compressed frame is impossible.
     InvalidUncompressedLen,
+    /// Writing a format version was asked of a build without it
+    /// (`nori-wal-core`'s features `v1` and `v2`).
+    VersionNotBuilt,
 }
 
 impl fmt::Display for EncodeError {
@@ -349,6 +363,9 @@ impl fmt::Display for EncodeError {
             Self::InvalidUncompressedLen => {
                 f.write_str("uncompressed length of a compressed frame exceeds the maximum payload length")
             }
+            Self::VersionNotBuilt => f.write_str(
+                "this format version is not in this build: enable nori-wal-core's feature `v1` or `v2`",
+            ),
         }
     }
 }

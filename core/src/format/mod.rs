@@ -163,18 +163,53 @@ pub mod frame_offsets {
 /// assert_eq!(Version::default(), Version::V2);
 /// assert_eq!(Version::V1.number(), 1);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Version {
     /// Format version 1: 16-byte frame headers, 56-byte segment headers.
     V1,
     /// Format version 2 (the default): 8-byte frame headers bound to their
     /// LSN, 24-byte segment headers, seals.
-    #[default]
     V2,
 }
 
+impl Default for Version {
+    /// [`Version::newest_built`]: version 2, unless the build leaves it out.
+    fn default() -> Self {
+        Self::newest_built()
+    }
+}
+
 impl Version {
+    /// Whether this build reads and writes the version (the cargo features
+    /// `v1` and `v2` of `nori-wal-core`; a build with neither holds
+    /// version 2).
+    ///
+    /// ```
+    /// # use nori_wal_core::format::Version;
+    /// let either = Version::V1.built() || Version::V2.built();
+    /// assert!(either);
+    /// ```
+    #[must_use]
+    pub const fn built(self) -> bool {
+        match self {
+            Self::V1 => cfg!(feature = "v1"),
+            // A build that names neither version reads and writes version 2.
+            Self::V2 => cfg!(feature = "v2") || !cfg!(feature = "v1"),
+        }
+    }
+
+    /// The newest version this build writes: the default for new segments.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::Version;
+    /// assert!(Version::newest_built().built());
+    /// ```
+    #[must_use]
+    pub const fn newest_built() -> Self {
+        if Self::V2.built() { Self::V2 } else { Self::V1 }
+    }
+
     /// The version's number, as segment headers store it.
     ///
     /// ```
@@ -246,10 +281,21 @@ impl AnyHeader {
     /// ```
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         if bytes.get(..4) == Some(&v2::MAGIC[..]) {
+            if !Version::V2.built() {
+                return Err(DecodeError::VersionNotBuilt { found: Version::V2.number() });
+            }
             let h = v2::SegmentHeader::decode(bytes)?;
             return Ok(Self::from(h));
         }
-        SegmentHeader::decode(bytes).map(Self::from)
+        #[cfg(feature = "v1")]
+        return SegmentHeader::decode(bytes).map(Self::from);
+        #[cfg(not(feature = "v1"))]
+        match bytes.get(..8) {
+            Some(magic) if magic == SEGMENT_MAGIC => {
+                Err(DecodeError::VersionNotBuilt { found: FORMAT_VERSION })
+            }
+            _ => SegmentHeader::decode(bytes).map(Self::from),
+        }
     }
 
     /// Where the frames end: the seal slot's start in version 2, the
@@ -263,6 +309,7 @@ impl AnyHeader {
     #[must_use]
     pub const fn frames_end(&self, segment_size: u64) -> u64 {
         match self.version {
+            _ if !Version::V2.built() => segment_size,
             Version::V1 => segment_size,
             Version::V2 => segment_size
                 .saturating_sub(crate::align::align_up(v2::SEAL_LEN as u64, self.program_unit as u64)),

@@ -62,7 +62,8 @@ pub struct RingConfig {
     /// What an append does when the ring is full.
     pub when_full: FullPolicy,
     /// The format version new segments are written in (default
-    /// [`Version::V2`]); segments of either version are read.
+    /// [`Version::V2`], unless the build leaves it out); segments of every
+    /// version the build holds are read.
     pub format: Version,
 }
 
@@ -75,7 +76,7 @@ impl RingConfig {
             segment_size,
             recovery: RecoveryMode::TolerateTornTail,
             when_full: FullPolicy::Error,
-            format: Version::V2,
+            format: Version::newest_built(),
         }
     }
 
@@ -151,6 +152,12 @@ pub enum ConfigError {
         /// The program unit found on the device.
         found_program_unit: u32,
     },
+    /// The configuration asks for a format version this build leaves out
+    /// (`nori-wal-core`'s features `v1` and `v2`).
+    VersionNotBuilt {
+        /// The version asked for.
+        version: Version,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -178,6 +185,11 @@ impl fmt::Display for ConfigError {
                 f,
                 "the device holds a log with {found_segment_size}-byte segments and a {found_program_unit}-byte \
                  program unit; open it with that segment size"
+            ),
+            Self::VersionNotBuilt { version } => write!(
+                f,
+                "{version} is not in this build: enable nori-wal-core's feature `v{}` or write another version",
+                version.number()
             ),
         }
     }

@@ -54,6 +54,9 @@ impl Layout {
         }
         let pu = u64::from(geometry.program_unit());
         let version = config.format;
+        if !version.built() {
+            return Err(ConfigError::VersionNotBuilt { version });
+        }
         let header_len = match version {
             Version::V1 => SEGMENT_HEADER_LEN,
             Version::V2 => v2::SIZED_HEADER_LEN,
@@ -91,7 +94,7 @@ impl Layout {
     /// after every frame: room for a mark and the padding (v1) or fill (v2)
     /// of a final sync.
     pub(crate) const fn tail_reserve(&self) -> u64 {
-        match self.version {
+        match self.written_version() {
             Version::V1 => MARK_FRAME_LEN + FRAME_HEADER_LEN as u64 + self.program_unit as u64,
             Version::V2 => {
                 mark_frame_len(Version::V2) + v2::FRAME_HEADER_LEN as u64 + self.program_unit as u64
@@ -102,7 +105,7 @@ impl Layout {
     /// Where the frames of a segment written now end: before the seal slot
     /// in v2.
     pub(crate) const fn frames_end(&self) -> u64 {
-        match self.version {
+        match self.written_version() {
             Version::V1 => self.segment_size,
             Version::V2 => self.segment_size - align_up(v2::SEAL_LEN as u64, self.program_unit as u64),
         }
@@ -110,7 +113,22 @@ impl Layout {
 
     /// The largest frame a segment takes.
     pub(crate) const fn max_frame_len(&self) -> u64 {
-        self.frames_end() - self.frames_offset - 2 * mark_frame_len(self.version) - self.tail_reserve()
+        self.frames_end()
+            - self.frames_offset
+            - 2 * mark_frame_len(self.written_version())
+            - self.tail_reserve()
+    }
+
+    /// The version new segments are written in (told to the compiler: a
+    /// build holds one version, or both).
+    const fn written_version(&self) -> Version {
+        if !Version::V2.built() {
+            Version::V1
+        } else if !Version::V1.built() {
+            Version::V2
+        } else {
+            self.version
+        }
     }
 
     pub(crate) const fn offset(&self, slot: u32) -> u64 {

@@ -227,7 +227,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 let stop = segment::scan(&mut self.reader, &seg, pos, lsn, Some(next.base_lsn))?;
                 let checked_whole = pos == seg.frames_offset;
                 let damage = match stop.damage {
-                    None if !checked_whole => break,
+                    None if !checked_whole || !Version::V2.built() => break,
                     // The seal of a segment walked whole, in format v2.
                     None => match segment::check_seal(
                         &mut self.reader,
@@ -369,7 +369,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         let ordered = self.reader.device.writes_persist_in_order();
         let mut synced = false;
         // The header says nothing of its version: look for frames of both.
-        for version in [Version::V1, Version::V2] {
+        for version in [Version::V1, Version::V2].into_iter().filter(|v| v.built()) {
             let hidden = Seg::unheaded(slot, abs, &self.layout, version, self.max_epoch, base);
             self.reader.scan_ahead(&hidden, hidden.frames_offset - 1, base, &mut |_, found| {
                 synced |= found.mark.is_some_and(|m| m.durable_end > base) || (ordered && found.count > 0);

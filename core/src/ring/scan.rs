@@ -8,12 +8,14 @@ use super::window::{Overlay, Window};
 use crate::Lsn;
 use crate::device::BlockDevice;
 use crate::format::{
-    AnyHeader, Body, Compression, DecodeError, EpochKey, FRAME_HEADER_LEN, FrameHeader, FrameKind, Malformed,
-    Mark, Version, uniform_fill, v2,
+    AnyHeader, Body, Compression, DecodeError, EpochKey, FrameKind, Malformed, Mark, Version, uniform_fill,
+    v2,
 };
+#[cfg(feature = "v1")]
+use crate::format::{FRAME_HEADER_LEN, FrameHeader};
 // A frame's CRC continues from its header check at the header-check field
 // (as `FrameHeader::verify_frame` does).
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", feature = "v1"))]
 use crate::format::frame_offsets::HEADER_CHECK;
 
 /// The device bytes `[at, at + len)` of a segment that ends at `end`: in
@@ -43,11 +45,11 @@ fn read_bytes<'a, D: BlockDevice>(
 
 /// Frames longer than this are left to the frame-by-frame walk: one long
 /// frame keeps the CPU's CRC unit busy on its own.
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", feature = "v1"))]
 const RUN_FRAME_MAX: usize = 512;
 
 /// How far [`Reader::run_in_place`] walked, and the marks it met.
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", feature = "v1"))]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Run {
     pub(crate) pos: u64,
@@ -166,6 +168,9 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
         if let Some(log_start) = h.log_start {
             return Ok(Ok(Head { h, log_start }));
         }
+        if !Version::V2.built() {
+            return Ok(Err(DecodeError::VersionNotBuilt { found: Version::V2.number() }));
+        }
         // v2: the opening mark, bound to the base LSN.
         let mark_len = super::layout::mark_frame_len(Version::V2);
         let available = size.saturating_sub(h.frames_offset);
@@ -208,7 +213,7 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
     /// anything else (long, compressed, damaged, not the LSN expected, past
     /// `stop_at`, not in place) and returns how far it got, for the
     /// frame-by-frame walk to take over there and report what it finds.
-    #[cfg(feature = "std")]
+    #[cfg(all(feature = "std", feature = "v1"))]
     pub(crate) fn run_in_place(&mut self, seg: &Seg, pos: u64, lsn: Lsn, stop_at: Option<Lsn>) -> Run {
         let mut run = Run { pos, lsn, log_start: 0, durable_end: 0 };
         let size = self.layout.segment_size;
@@ -279,12 +284,18 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
     /// frame's own).
     pub(crate) fn frame_at(&mut self, seg: &Seg, pos: u64, lsn: Lsn) -> Step<Result<Found, Damage>> {
         match seg.version {
+            #[cfg(feature = "v1")]
             Version::V1 => self.frame_at_v1(seg, pos),
-            Version::V2 => self.frame_at_v2(seg, pos, lsn),
+            // Never met: without the feature a v1 header is refused.
+            #[cfg(not(feature = "v1"))]
+            Version::V1 => Ok(Err(Damage::Unsupported)),
+            Version::V2 if Version::V2.built() => self.frame_at_v2(seg, pos, lsn),
+            Version::V2 => Ok(Err(Damage::Unsupported)),
         }
     }
 
     /// [`frame_at`](Self::frame_at) for a format v1 segment.
+    #[cfg(feature = "v1")]
     fn frame_at_v1(&mut self, seg: &Seg, pos: u64) -> Step<Result<Found, Damage>> {
         let seg_size = self.layout.segment_size;
         let left = seg_size.saturating_sub(pos);
@@ -520,9 +531,23 @@ impl<D: BlockDevice> Reader<'_, '_, '_, D> {
         lsn: Lsn,
         visit: &mut dyn FnMut(u64, &Found) -> bool,
     ) -> Step<()> {
-        if seg.version == Version::V2 {
+        if Version::V2.built() && (seg.version == Version::V2 || !Version::V1.built()) {
             return self.scan_ahead_v2(seg, from, lsn, visit);
         }
+        #[cfg(feature = "v1")]
+        self.scan_ahead_v1(seg, from, visit)?;
+        Ok(())
+    }
+
+    /// [`scan_ahead`](Self::scan_ahead) in a format v1 segment, whose
+    /// frames say their LSN.
+    #[cfg(feature = "v1")]
+    fn scan_ahead_v1(
+        &mut self,
+        seg: &Seg,
+        from: u64,
+        visit: &mut dyn FnMut(u64, &Found) -> bool,
+    ) -> Step<()> {
         let size = self.layout.segment_size;
         let header_len = FRAME_HEADER_LEN as u64;
         let key = seg.key;

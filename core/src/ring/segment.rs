@@ -127,7 +127,7 @@ pub(crate) fn scan_with<D: BlockDevice>(
     let (mut log_start, mut durable_end) = (0, 0);
     let damage = loop {
         // With `std`, frames in place are walked three at a time first.
-        #[cfg(feature = "std")]
+        #[cfg(all(feature = "std", feature = "v1"))]
         {
             let run = reader.run_in_place(seg, pos, lsn, stop_at);
             (pos, lsn) = (run.pos, run.lsn);
@@ -149,7 +149,7 @@ pub(crate) fn scan_with<D: BlockDevice>(
             log_start = log_start.max(mark.log_start);
             durable_end = durable_end.max(mark.durable_end);
         }
-        if found.header_len > 0 {
+        if crate::format::Version::V2.built() && found.header_len > 0 {
             frames_crc.add(found.crc);
         }
         lsn = end;
@@ -172,7 +172,7 @@ pub(crate) fn check_seal<D: BlockDevice>(
     end: Lsn,
     strict: bool,
 ) -> Step<Option<Damage>> {
-    if seg.version != crate::format::Version::V2 {
+    if !crate::format::Version::V2.built() || seg.version != crate::format::Version::V2 {
         return Ok(None);
     }
     let size = reader.layout.segment_size;
@@ -208,7 +208,10 @@ pub(crate) fn look_ahead<D: BlockDevice>(
     let layout = reader.layout;
     let size = layout.segment_size;
     let mut ahead = Ahead::default();
-    if seg.version == crate::format::Version::V2 && seg.frames_end < size {
+    if crate::format::Version::V2.built()
+        && seg.version == crate::format::Version::V2
+        && seg.frames_end < size
+    {
         let slot = reader.bytes(seg, seg.frames_end, size - seg.frames_end)?;
         ahead.sealed = crate::format::v2::decode_frame(slot, &seg.key, seg.base_lsn)
             .is_ok_and(|f| f.header().kind() == crate::format::FrameKind::Seal);

@@ -8,7 +8,9 @@ use super::window::{Overlay, Window};
 use super::writer::Out;
 use super::{Active, Error, FullPolicy, RingLog};
 use crate::device::{BlockDevice, Op, check_access};
-use crate::format::{AnyHeader, Mark, SegmentHeader, Version, v2};
+#[cfg(feature = "v1")]
+use crate::format::SegmentHeader;
+use crate::format::{AnyHeader, Mark, Version, v2};
 use crate::ring::WriteBuffer;
 
 impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
@@ -68,10 +70,16 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
         self.buffer.as_mut()[..frames_offset].fill(0);
         let out = &mut self.buffer.as_mut()[..frames_offset];
         let header: AnyHeader = match self.layout.version {
+            #[cfg(not(feature = "v1"))]
+            Version::V1 => return Err(self.fault.raise(Error::Encode(crate::EncodeError::VersionNotBuilt))),
+            #[cfg(feature = "v1")]
             Version::V1 => {
                 let header = SegmentHeader { epoch, base_lsn, log_start, segment_size, program_unit };
                 self.fault.lift(header.encode(out))?;
                 header.into()
+            }
+            Version::V2 if !Version::V2.built() => {
+                return Err(self.fault.raise(Error::Encode(crate::EncodeError::VersionNotBuilt)));
             }
             Version::V2 => {
                 // Every slot is erased (or its old frames made stale by the

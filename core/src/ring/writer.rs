@@ -5,12 +5,15 @@ use super::error::{Broken, Step};
 use super::layout::{Seg, mark_frame_len};
 use super::{Error, Placed, RingLog};
 use crate::device::{BlockDevice, Op, check_access};
-use crate::format::{EncodeError, EncodedFrame, EpochKey, FRAME_HEADER_LEN, Mark, Seal, Version, v2};
+#[cfg(feature = "v1")]
+use crate::format::EncodedFrame;
+use crate::format::{EncodeError, EpochKey, FRAME_HEADER_LEN, Mark, Seal, Version, v2};
 use crate::ring::WriteBuffer;
 use crate::{Lsn, Record};
 
 /// A frame to write into the active segment, in its format version.
 pub(super) enum Out<'a> {
+    #[cfg(feature = "v1")]
     V1(EncodedFrame<'a>),
     /// A v2 frame, with the epoch and the LSN it is bound to.
     V2(v2::EncodedFrame<'a>, EpochKey, Lsn),
@@ -20,30 +23,49 @@ impl<'a> Out<'a> {
     /// The frame of `record`, at LSN `lsn` of `seg`.
     pub(super) fn record(seg: &Seg, lsn: Lsn, record: &'a Record<'a>) -> Result<Self, EncodeError> {
         Ok(match seg.version {
+            #[cfg(feature = "v1")]
             Version::V1 => Self::V1(EncodedFrame::record(seg.key, lsn_offset(seg.base_lsn, lsn), record)?),
-            Version::V2 => Self::V2(v2::EncodedFrame::record(record)?, seg.key, lsn),
+            #[cfg(not(feature = "v1"))]
+            Version::V1 => return Err(EncodeError::VersionNotBuilt),
+            Version::V2 if Version::V2.built() => Self::V2(v2::EncodedFrame::record(record)?, seg.key, lsn),
+            Version::V2 => return Err(EncodeError::VersionNotBuilt),
         })
     }
 
     /// The frame of a batch whose first LSN is `first`.
     pub(super) fn batch(seg: &Seg, first: Lsn, records: &'a [Record<'a>]) -> Result<Self, EncodeError> {
         Ok(match seg.version {
+            #[cfg(feature = "v1")]
             Version::V1 => Self::V1(EncodedFrame::batch(seg.key, lsn_offset(seg.base_lsn, first), records)?),
-            Version::V2 => Self::V2(v2::EncodedFrame::batch(records)?, seg.key, first),
+            #[cfg(not(feature = "v1"))]
+            Version::V1 => return Err(EncodeError::VersionNotBuilt),
+            Version::V2 if Version::V2.built() => Self::V2(v2::EncodedFrame::batch(records)?, seg.key, first),
+            Version::V2 => return Err(EncodeError::VersionNotBuilt),
         })
     }
 
     /// A mark, bound to (or, in v1, at the offset of) the next LSN.
     pub(super) fn mark(seg: &Seg, next: Lsn, mark: Mark) -> Self {
-        match seg.version {
-            Version::V1 => Self::V1(EncodedFrame::mark(seg.key, lsn_offset(seg.base_lsn, next), mark)),
-            Version::V2 => Self::V2(v2::EncodedFrame::mark(mark), seg.key, next),
+        #[cfg(feature = "v1")]
+        if seg.version == Version::V1 {
+            return Self::V1(EncodedFrame::mark(seg.key, lsn_offset(seg.base_lsn, next), mark));
+        }
+        Self::V2(v2::EncodedFrame::mark(mark), seg.key, next)
+    }
+
+    /// Calls `f` with the payload's bytes, in pieces.
+    fn for_each_payload_piece(&self, f: impl FnMut(&[u8])) {
+        match self {
+            #[cfg(feature = "v1")]
+            Self::V1(frame) => frame.for_each_payload_piece(f),
+            Self::V2(frame, ..) => frame.for_each_payload_piece(f),
         }
     }
 
     #[cfg(feature = "std")]
     pub(super) fn len(&self) -> usize {
         match self {
+            #[cfg(feature = "v1")]
             Self::V1(frame) => frame.len(),
             Self::V2(frame, ..) => frame.len(),
         }
@@ -62,6 +84,7 @@ pub(super) const fn frame_len(version: Version, body_len: u64) -> u64 {
 
 /// The LSN offset of `lsn` in a segment of base LSN `base_lsn` (format v1;
 /// checked by `reserve`).
+#[cfg(feature = "v1")]
 const fn lsn_offset(base_lsn: Lsn, lsn: Lsn) -> u32 {
     (lsn - base_lsn) as u32
 }
@@ -155,6 +178,7 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
                 && frame.len() < free.len()
             {
                 match frame {
+                    #[cfg(feature = "v1")]
                     Out::V1(frame) => {
                         self.fault.lift(frame.write_to(free))?;
                     }
@@ -167,29 +191,32 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
                 return Ok(());
             }
         }
-        let mut result = Ok(());
-        match frame {
+        // Streamed: the header (its checks take a pass over the payload),
+        // then the payload in pieces.
+        let mut header = [0u8; FRAME_HEADER_LEN];
+        let len = match frame {
+            #[cfg(feature = "v1")]
             Out::V1(frame) => {
-                self.write_bytes(&frame.header())?;
-                frame.for_each_payload_piece(|piece| {
-                    if result.is_ok() {
-                        result = self.write_bytes(piece);
-                    }
-                });
+                header = frame.header();
+                FRAME_HEADER_LEN
             }
-            Out::V2(frame, key, lsn) => {
-                let (header, hl) = frame.header(key, *lsn);
+            Out::V2(frame, key, lsn) if Version::V2.built() => {
+                let (h, hl) = frame.header(key, *lsn);
+                header[..hl].copy_from_slice(&h[..hl]);
                 if let Some(active) = self.state.active.as_mut() {
-                    active.frames_crc.add(stored_crc(&header));
+                    active.frames_crc.add(stored_crc(&h));
                 }
-                self.write_bytes(&header[..hl])?;
-                frame.for_each_payload_piece(|piece| {
-                    if result.is_ok() {
-                        result = self.write_bytes(piece);
-                    }
-                });
+                hl
             }
-        }
+            Out::V2(..) => return Err(self.broken(Broken::Unexplained)),
+        };
+        self.write_bytes(&header[..len])?;
+        let mut result = Ok(());
+        frame.for_each_payload_piece(|piece| {
+            if result.is_ok() {
+                result = self.write_bytes(piece);
+            }
+        });
         result
     }
 
@@ -235,7 +262,8 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
         let Some(active) = &self.state.active else { return Ok(()) };
         let pu = u64::from(self.layout.program_unit);
         let partial = active.pos & (pu - 1);
-        if partial != 0 && active.seg.version == Version::V2 && self.layout.erase_value.is_none() {
+        let v2 = Version::V2.built() && active.seg.version == Version::V2;
+        if partial != 0 && v2 && self.layout.erase_value.is_none() {
             // Without erase, a padding frame to the boundary: space after
             // the frames may hold data of an earlier lap, so the padding
             // tells damage to the last frame from never-written space.
@@ -245,7 +273,7 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
             }
             let frame = self.fault.lift(v2::EncodedFrame::padding(pad as usize))?;
             self.write_frame(&Out::V2(frame, active.seg.key, self.state.next_lsn))?;
-        } else if partial != 0 && active.seg.version == Version::V2 {
+        } else if partial != 0 && v2 {
             // Fill to the boundary with the erase value (FORMAT.md section
             // v2.4): erased space after it is never-written space.
             let fill = [self.layout.erase_value.unwrap_or(0); 64];
@@ -256,17 +284,20 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
                 left -= n;
             }
         } else if partial != 0 {
-            let mut pad = pu - partial;
-            while pad < FRAME_HEADER_LEN as u64 {
-                pad += pu;
+            #[cfg(feature = "v1")]
+            {
+                let mut pad = pu - partial;
+                while pad < FRAME_HEADER_LEN as u64 {
+                    pad += pu;
+                }
+                let frame = EncodedFrame::padding(
+                    active.seg.key,
+                    lsn_offset(active.seg.base_lsn, self.state.next_lsn),
+                    pad as usize,
+                );
+                let frame = self.fault.lift(frame)?;
+                self.write_frame(&Out::V1(frame))?;
             }
-            let frame = EncodedFrame::padding(
-                active.seg.key,
-                lsn_offset(active.seg.base_lsn, self.state.next_lsn),
-                pad as usize,
-            );
-            let frame = self.fault.lift(frame)?;
-            self.write_frame(&Out::V1(frame))?;
         }
         let Some(active) = &self.state.active else {
             return Err(self.broken(Broken::FlushWithoutActive));
@@ -298,6 +329,7 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
     pub(super) fn seal_active(&mut self) -> Step<()> {
         self.sync_now()?;
         if let Some(active) = self.state.active
+            && Version::V2.built()
             && active.seg.version == Version::V2
         {
             self.write_seal(&active.seg, active.frames_crc.value())?;

@@ -351,15 +351,23 @@ fn segment_headers_refuse_what_they_do_not_hold() {
             Err(DecodeError::Truncated { .. })
         ));
     }
-    // Version 1's magic is another format; a newer version byte is refused
-    // as unsupported.
+    // Version 1's magic is another format; a newer version byte under a CRC
+    // that holds is refused as unsupported, under one that fails it is
+    // damage (a torn header is never taken for a newer version).
     assert_eq!(SegmentHeader::decode(b"NORIWAL\0________________________"), Err(DecodeError::NotASegment));
     let mut newer = header_bytes(plain);
     newer[4] = 3;
+    assert!(matches!(SegmentHeader::decode(&newer), Err(DecodeError::BadSegmentChecksum { .. })));
+    let crc = nori_wal_core::crc::crc32c(&newer[..20]);
+    newer[20..24].copy_from_slice(&crc.to_le_bytes());
     assert_eq!(
         SegmentHeader::decode(&newer),
         Err(DecodeError::UnsupportedVersion { found: 3, supported: 2 })
     );
+    newer[4] = 1;
+    let crc = nori_wal_core::crc::crc32c(&newer[..20]);
+    newer[20..24].copy_from_slice(&crc.to_le_bytes());
+    assert!(matches!(SegmentHeader::decode(&newer), Err(DecodeError::InvalidSegmentHeader { .. })));
     // Impossible values are refused when encoding.
     assert!(SegmentHeader::new(0, 0, 4).is_err());
     assert!(SegmentHeader::new(v2::MAX_EPOCH + 1, 0, 4).is_err());

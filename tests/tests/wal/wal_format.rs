@@ -3,6 +3,7 @@
 //! other's.
 
 use nori_wal::blocking::Wal;
+use nori_wal::format::Version;
 use nori_wal::ring::{RingConfig, RingLog};
 use nori_wal::{FsyncPolicy, Geometry, Lsn, RamDevice, Record, WalConfig};
 use nori_wal_tests::walkit::{Scratch, read_all, segment_files};
@@ -46,12 +47,14 @@ fn a_ring_log_reads_a_segment_file() {
     println!("a ring log read {} records from the first segment file", got.len());
 }
 
+/// A ring slot written in format v1 (the file WAL writes and reads v1).
 #[test]
 fn the_file_wal_reads_a_ring_slot() {
     let mut device = RamDevice::new(vec![0u8; 4 * SEGMENT as usize], Geometry::block(1).unwrap()).unwrap();
     let mut buffer = [0u8; 512];
     {
-        let (mut log, _) = RingLog::open(&mut device, RingConfig::new(SEGMENT), &mut buffer).unwrap();
+        let config = RingConfig::new(SEGMENT).format(Version::V1);
+        let (mut log, _) = RingLog::open(&mut device, config, &mut buffer).unwrap();
         for lsn in 0..20 {
             log.append(&Record::raw(&value(lsn))).unwrap();
             if lsn % 7 == 0 {
