@@ -256,7 +256,8 @@ pub struct AnyHeader {
     /// Version 1's `log_start`; `None` in version 2, which keeps it in the
     /// segment's opening mark.
     pub log_start: Option<u64>,
-    /// The segment's size, when the header records it (always in version 1).
+    /// The segment's size, when the header records it (always in version
+    /// 1) or its check binds it (version 2, [`v2::SegmentHeader::bound`]).
     pub segment_size: Option<u64>,
     /// The program unit the segment was written with.
     pub program_unit: u32,
@@ -280,11 +281,37 @@ impl AnyHeader {
     /// assert_eq!(AnyHeader::decode(&[0xFF; 64]), Err(DecodeError::Blank { fill: 0xFF }));
     /// ```
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode_with(bytes, None)
+    }
+
+    /// [`decode`](Self::decode) for a reader that expects segments of
+    /// `segment_size` bytes: a version 2 header that does not record its
+    /// size may be bound to it ([`v2::SegmentHeader::bound`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Self::decode).
+    ///
+    /// ```
+    /// use nori_wal_core::format::{AnyHeader, v2};
+    /// let mut bytes = [0u8; 64];
+    /// v2::SegmentHeader::new(3, 10, 4).unwrap().bound(4096).encode(&mut bytes).unwrap();
+    /// assert_eq!(AnyHeader::decode_in(&bytes, 4096).unwrap().segment_size, Some(4096));
+    /// assert!(AnyHeader::decode_in(&bytes, 2048).is_err());
+    /// ```
+    pub fn decode_in(bytes: &[u8], segment_size: u64) -> Result<Self, DecodeError> {
+        Self::decode_with(bytes, Some(segment_size))
+    }
+
+    fn decode_with(bytes: &[u8], segment_size: Option<u64>) -> Result<Self, DecodeError> {
         if bytes.get(..4) == Some(&v2::MAGIC[..]) {
             if !Version::V2.built() {
                 return Err(DecodeError::VersionNotBuilt { found: Version::V2.number() });
             }
-            let h = v2::SegmentHeader::decode(bytes)?;
+            let h = match segment_size {
+                Some(size) => v2::SegmentHeader::decode_bound(bytes, size)?,
+                None => v2::SegmentHeader::decode(bytes)?,
+            };
             return Ok(Self::from(h));
         }
         #[cfg(feature = "v1")]
@@ -339,7 +366,7 @@ impl From<v2::SegmentHeader> for AnyHeader {
             epoch: h.epoch,
             base_lsn: h.base_lsn,
             log_start: None,
-            segment_size: h.segment_size,
+            segment_size: h.segment_size.or(h.bound_size),
             program_unit: h.program_unit,
             frames_offset: h.frames_offset() as u64,
             preallocated: h.preallocated,

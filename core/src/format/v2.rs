@@ -136,6 +136,9 @@ pub struct SegmentHeader {
     /// The segment was at full size, with its header durable, before any
     /// record went into it.
     pub preallocated: bool,
+    /// A segment size the header's CRC binds without recording it (ring
+    /// slots on flash): the header checks out only under that size.
+    pub bound_size: Option<u64>,
 }
 
 impl SegmentHeader {
@@ -162,7 +165,28 @@ impl SegmentHeader {
         if !program_unit.is_power_of_two() || program_unit > 65_536 {
             return Err(EncodeError::InvalidSegmentHeader { field: HeaderField::ProgramUnit });
         }
-        Ok(Self { epoch, base_lsn, program_unit, segment_size: None, preallocated: false })
+        Ok(Self { epoch, base_lsn, program_unit, segment_size: None, preallocated: false, bound_size: None })
+    }
+
+    /// The same header, its CRC bound to `segment_size` without recording
+    /// it (FORMAT.md section v2.2): a reader checks it under the segment
+    /// size it expects ([`decode_bound`](Self::decode_bound)), and a reader
+    /// that expects another size finds no header. For a header that
+    /// records its size, the size recorded is what counts.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::SegmentHeader;
+    /// let header = SegmentHeader::new(1, 0, 4).unwrap().bound(4096);
+    /// let mut bytes = [0u8; 24];
+    /// header.encode(&mut bytes).unwrap();
+    /// assert_eq!(SegmentHeader::decode_bound(&bytes, 4096), Ok(header));
+    /// assert!(SegmentHeader::decode_bound(&bytes, 8192).is_err());
+    /// assert!(SegmentHeader::decode(&bytes).is_err(), "the size is part of the check");
+    /// ```
+    #[must_use]
+    pub const fn bound(mut self, segment_size: u64) -> Self {
+        self.bound_size = Some(segment_size);
+        self
     }
 
     /// The same header recording `segment_size`.
@@ -282,9 +306,27 @@ impl SegmentHeader {
         if let Some(size) = self.segment_size {
             h[20..28].copy_from_slice(&size.to_le_bytes());
         }
-        let crc = crc32c(&h[..len - 4]);
+        let crc = header_crc(&h[..len - 4], self.bound_size.filter(|_| self.segment_size.is_none()));
         h[len - 4..].copy_from_slice(&crc.to_le_bytes());
         Ok(len)
+    }
+
+    /// [`decode`](Self::decode) for a reader that expects segments of
+    /// `segment_size` bytes: a header that does not record its size checks
+    /// out bound to that size (see [`bound`](Self::bound)), or unbound.
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Self::decode).
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::SegmentHeader;
+    /// let mut bytes = [0u8; 24];
+    /// SegmentHeader::new(1, 7, 4).unwrap().encode(&mut bytes).unwrap(); // unbound
+    /// assert_eq!(SegmentHeader::decode_bound(&bytes, 4096).unwrap().base_lsn, 7);
+    /// ```
+    pub fn decode_bound(bytes: &[u8], segment_size: u64) -> Result<Self, DecodeError> {
+        Self::decode_with(bytes, Some(segment_size))
     }
 
     /// Decodes and checks the header at the start of `bytes`.
@@ -311,6 +353,10 @@ impl SegmentHeader {
     /// assert_eq!(SegmentHeader::decode(&[0xFF; 24]), Err(DecodeError::Blank { fill: 0xFF }));
     /// ```
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode_with(bytes, None)
+    }
+
+    fn decode_with(bytes: &[u8], expected_size: Option<u64>) -> Result<Self, DecodeError> {
         let Some(h) = bytes.first_chunk::<HEADER_LEN>() else {
             return Err(DecodeError::Truncated { needed: HEADER_LEN as u64, available: bytes.len() as u64 });
         };
@@ -329,7 +375,18 @@ impl SegmentHeader {
         // damage (or a rotation a crash cut), never a newer version.
         let stored = le_u32(h, len - 4..len);
         let computed = crc32c(&h[..len - 4]);
-        if stored != computed {
+        // Unsized, it may be bound to the size the reader expects.
+        let bound = match expected_size {
+            Some(size)
+                if stored != computed
+                    && len == HEADER_LEN
+                    && header_crc(&h[..len - 4], Some(size)) == stored =>
+            {
+                Some(size)
+            }
+            _ => None,
+        };
+        if stored != computed && bound.is_none() {
             return Err(DecodeError::BadSegmentChecksum { stored, computed });
         }
         if h[4] != VERSION {
@@ -364,7 +421,24 @@ impl SegmentHeader {
         } else {
             None
         };
-        Ok(Self { epoch, base_lsn, program_unit, segment_size, preallocated: geometry & PREALLOCATED != 0 })
+        if let Some(size) = bound
+            && !size_fits(size, program_unit, HEADER_LEN)
+        {
+            return invalid(HeaderField::SegmentSize);
+        }
+        let preallocated = geometry & PREALLOCATED != 0;
+        Ok(Self { epoch, base_lsn, program_unit, segment_size, preallocated, bound_size: bound })
+    }
+}
+
+/// A header's CRC: over its bytes before the CRC field, then, for a header
+/// bound to a segment size it does not record, that size (8 bytes, little
+/// endian).
+fn header_crc(covered: &[u8], bound_size: Option<u64>) -> u32 {
+    let crc = crc32c(covered);
+    match bound_size {
+        Some(size) => crc32c_append(crc, &size.to_le_bytes()),
+        None => crc,
     }
 }
 

@@ -19,6 +19,20 @@ pub(crate) const fn mark_frame_len(version: Version) -> u64 {
     }
 }
 
+/// Length of the segment header a ring writes in `version` on a medium
+/// whose erase value is `erase_value`: in v2 the segment size is recorded
+/// where there is no erase (disks, partitions); on flash the header's CRC
+/// binds it without recording it, to cost no more flash than a store that
+/// records none. Either way a ring opened with another segment size finds
+/// out.
+pub(crate) const fn header_len(version: Version, erase_value: Option<u8>) -> usize {
+    match version {
+        Version::V1 => SEGMENT_HEADER_LEN,
+        Version::V2 if erase_value.is_some() => v2::HEADER_LEN,
+        Version::V2 => v2::SIZED_HEADER_LEN,
+    }
+}
+
 /// The smallest buffer a ring log takes, whatever the geometry.
 pub const MIN_BUFFER_LEN: usize = 512;
 
@@ -57,11 +71,7 @@ impl Layout {
         if !version.built() {
             return Err(ConfigError::VersionNotBuilt { version });
         }
-        let header_len = match version {
-            Version::V1 => SEGMENT_HEADER_LEN,
-            Version::V2 => v2::SIZED_HEADER_LEN,
-        };
-        let frames_offset = align_up(header_len as u64, pu);
+        let frames_offset = align_up(header_len(version, geometry.erase_value()) as u64, pu);
         let layout = Self {
             segment_size,
             slots: 0,
@@ -91,14 +101,15 @@ impl Layout {
     }
 
     /// Bytes kept free before the end of the frames of the active segment
-    /// after every frame: room for a mark and the padding (v1) or fill (v2)
-    /// of a final sync.
+    /// after every frame: in v1 room for a mark and the padding of a final
+    /// sync; in v2 room for the padding of a final sync where there is no
+    /// erase, and none on erased media (fill always fits in the unit the
+    /// frames end in, and the frames end on a unit boundary).
     pub(crate) const fn tail_reserve(&self) -> u64 {
         match self.written_version() {
             Version::V1 => MARK_FRAME_LEN + FRAME_HEADER_LEN as u64 + self.program_unit as u64,
-            Version::V2 => {
-                mark_frame_len(Version::V2) + v2::FRAME_HEADER_LEN as u64 + self.program_unit as u64
-            }
+            Version::V2 if self.erase_value.is_some() => 0,
+            Version::V2 => v2::FRAME_HEADER_LEN as u64 + self.program_unit as u64,
         }
     }
 
@@ -173,8 +184,8 @@ pub(crate) struct Seg {
     pub(crate) key: EpochKey,
     pub(crate) base_lsn: Lsn,
     /// The log's start when the segment was begun (v1's header, v2's
-    /// opening mark).
-    pub(crate) log_start: Lsn,
+    /// opening mark; `None` for a v2 segment that opens without a mark).
+    pub(crate) log_start: Option<Lsn>,
     /// The segment's format version.
     pub(crate) version: Version,
     /// Segment offset of the first frame.
@@ -186,7 +197,7 @@ pub(crate) struct Seg {
 impl Seg {
     /// The segment of `slot` at `abs` whose header is `h` (v2: and whose
     /// opening mark gave `log_start`), in a segment of `segment_size` bytes.
-    pub(crate) fn new(slot: u32, abs: u64, h: &AnyHeader, log_start: Lsn, segment_size: u64) -> Self {
+    pub(crate) fn new(slot: u32, abs: u64, h: &AnyHeader, log_start: Option<Lsn>, segment_size: u64) -> Self {
         Self {
             slot,
             abs,
@@ -209,10 +220,7 @@ impl Seg {
         epoch: u64,
         base_lsn: Lsn,
     ) -> Self {
-        let header_len = match version {
-            Version::V1 => SEGMENT_HEADER_LEN,
-            Version::V2 => v2::SIZED_HEADER_LEN,
-        };
+        let header_len = header_len(version, layout.erase_value);
         let h = AnyHeader {
             version,
             epoch,
@@ -223,7 +231,7 @@ impl Seg {
             frames_offset: align_up(header_len as u64, u64::from(layout.program_unit)),
             preallocated: false,
         };
-        Self::new(slot, abs, &h, 0, layout.segment_size)
+        Self::new(slot, abs, &h, Some(0), layout.segment_size)
     }
 
     /// A segment whose header is yet to be read.
@@ -233,7 +241,7 @@ impl Seg {
             abs,
             key: EpochKey::new(0),
             base_lsn: 0,
-            log_start: 0,
+            log_start: None,
             version: Version::V1,
             frames_offset: 0,
             frames_end: 0,

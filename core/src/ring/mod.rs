@@ -152,6 +152,10 @@ struct State {
     durable_end: Lsn,
     /// The first LSN the log holds.
     log_start: Lsn,
+    /// The oldest segment chained before the newest (its slot and base
+    /// LSN), where a recovery would take the log to start without a mark;
+    /// `None` until read.
+    floor: Option<(u32, Lsn)>,
     poisoned: bool,
 }
 
@@ -637,7 +641,16 @@ impl<'b, D: BlockDevice, B: WriteBuffer> RingLog<'b, D, B> {
         // Make the new start durable before any reclaimed slot is reused: in
         // a mark of the active segment, or in the header of a new segment.
         let recorded = match &self.state.active {
-            Some(active) if active.pos + self.layout.tail_reserve() <= active.seg.frames_end => {
+            // (v1's tail reserve holds a mark; v2's only the padding.)
+            Some(active)
+                if active.pos
+                    + match active.seg.version {
+                        crate::format::Version::V1 => 0,
+                        crate::format::Version::V2 => layout::mark_frame_len(active.seg.version),
+                    }
+                    + self.layout.tail_reserve()
+                    <= active.seg.frames_end =>
+            {
                 self.write_mark()
             }
             Some(_) => self.seal_active().and_then(|()| self.start_segment()),

@@ -97,6 +97,7 @@ pub(crate) fn recover<D: BlockDevice>(
         next_lsn: 0,
         durable_end: 0,
         log_start: 0,
+        floor: None,
         poisoned: false,
     };
     let frames_crc = crate::format::v2::FramesCrc::default();
@@ -119,6 +120,8 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             }
         }
         let Some(mut head) = head else {
+            // A ring of another segment size, whose headers bind their size.
+            self.check_size()?;
             // No valid header: the log's first segment (slot 0) may still
             // be there under a damaged one.
             self.check_hidden(0, None)?;
@@ -139,6 +142,37 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             }
         }
         Err(self.reader.fault.internal(Broken::RecoveryUnsettled))
+    }
+
+    /// With no header valid under the configured segment size: whether the
+    /// header at offset 0 checks out under another one (a v2 header on
+    /// flash binds its segment size without recording it). Then the ring
+    /// was written with that size, and opening it with this one is refused.
+    #[inline(never)]
+    fn check_size(&mut self) -> Step<()> {
+        if !Version::V2.built() {
+            return Ok(());
+        }
+        let unit = u64::from(self.reader.device.geometry().erase_unit());
+        let capacity = self.reader.device.capacity();
+        let len = self.layout.header_read_len().min(self.layout.segment_size);
+        // Multiples of the erase unit, then (past 65 536 of them) powers of two.
+        let mut size = unit;
+        while size <= capacity / 2 {
+            if size != self.layout.segment_size {
+                let bytes = self.reader.bytes_at(0, 0, len)?;
+                if let Ok(h) = crate::format::AnyHeader::decode_in(bytes, size)
+                    && h.segment_size == Some(size)
+                {
+                    return Err(self.reader.fail(Error::Config(super::ConfigError::LayoutMismatch {
+                        found_segment_size: size,
+                        found_program_unit: h.program_unit,
+                    })));
+                }
+            }
+            size = if size / unit < 1 << 16 { size + unit } else { size * 2 };
+        }
+        Ok(())
     }
 
     /// Reads the header of `slot`: `None` for anything but a valid v1 header.
@@ -169,7 +203,26 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     fn recover_from(&mut self, head: &mut Seg) -> Step<bool> {
         // The head segment first: its marks may move the log's start.
         let head_stop = segment::scan(&mut self.reader, head, head.frames_offset, head.base_lsn, None)?;
-        let log_start = head.log_start.max(head_stop.log_start).min(head_stop.lsn);
+        let log_start = match head.log_start {
+            Some(start) => start,
+            // A v2 segment that opens without a mark (on media that keep
+            // write order): the log starts where the chain of segments
+            // before it starts, unless a mark says later.
+            None => {
+                let (floor, gap) = self.chain_floor(head)?;
+                if let Some(slot) = gap {
+                    let offset = self.layout.offset(slot);
+                    let corruption =
+                        Corruption { segment: slot, offset, lsn: floor, damage: Damage::MissingSegment };
+                    self.durable_damage(RecoveryCase::MissingSegment, corruption)?;
+                    if decide(RecoveryCase::MissingSegment, self.mode) == Action::EndAtDamage {
+                        return self.rehead_before(slot, head);
+                    }
+                }
+                floor
+            }
+        };
+        let log_start = log_start.max(head_stop.log_start).min(head_stop.lsn);
         let mut oldest = *head;
         if let Some(reheaded) = self.walk_back(&mut oldest, head, log_start)? {
             return Ok(reheaded);
@@ -179,6 +232,38 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             self.settle_newest(oldest, first_lsn, *head, head_stop)?;
         }
         Ok(false)
+    }
+
+    /// The base LSN of the oldest segment chained before `head`: adjacent
+    /// slots back from it of decreasing epoch and base, never into the slot
+    /// after `head` (which a log keeps free). With it, the slot where the
+    /// chain ends, when that looks like a lost segment: a header that does
+    /// not decode and is not blank, or blank space with a segment of an
+    /// older epoch before it (a log never leaves a slot blank between two
+    /// of its segments).
+    fn chain_floor(&mut self, head: &Seg) -> Step<(Lsn, Option<u32>)> {
+        let successor = self.layout.next(head.slot);
+        let mut oldest = *head;
+        loop {
+            let slot = self.layout.prev(oldest.slot);
+            if slot == successor || slot == head.slot {
+                return Ok((oldest.base_lsn, None));
+            }
+            match self.reader.header(slot)? {
+                Ok(h) if h.h.epoch < oldest.epoch() && h.h.base_lsn <= oldest.base_lsn => {
+                    oldest = h.seg(slot, self.layout.offset(slot), self.layout.segment_size);
+                }
+                Ok(_) => return Ok((oldest.base_lsn, None)),
+                Err(DecodeError::Blank { .. }) => {
+                    let before = self.layout.prev(slot);
+                    let older = before != successor
+                        && before != head.slot
+                        && matches!(self.reader.header(before)?, Ok(b) if b.h.epoch < oldest.epoch());
+                    return Ok((oldest.base_lsn, older.then_some(slot)));
+                }
+                Err(_) => return Ok((oldest.base_lsn, Some(slot))),
+            }
+        }
     }
 
     /// Walks `oldest` back from `head` (where it starts) through adjacent
@@ -448,6 +533,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             next_lsn,
             durable_end: next_lsn,
             log_start: first_lsn,
+            floor: None,
             poisoned: false,
         };
     }

@@ -8,8 +8,7 @@ use super::window::{Overlay, Window};
 use crate::Lsn;
 use crate::device::BlockDevice;
 use crate::format::{
-    AnyHeader, Body, Compression, DecodeError, EpochKey, FrameKind, Malformed, Mark, Version, uniform_fill,
-    v2,
+    AnyHeader, Body, Compression, DecodeError, FrameKind, Malformed, Mark, Version, uniform_fill, v2,
 };
 #[cfg(feature = "v1")]
 use crate::format::{FRAME_HEADER_LEN, FrameHeader};
@@ -82,11 +81,12 @@ fn first_other(bytes: &[u8], fill: u8) -> Option<usize> {
 }
 
 /// A segment's header as a reader needs it: the header of either version,
-/// and the log's start it gives (v1's header field, v2's opening mark).
+/// and the log's start it gives (v1's header field, v2's opening mark;
+/// `None` for a v2 segment that opens without a mark).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Head {
     pub(crate) h: AnyHeader,
-    pub(crate) log_start: Lsn,
+    pub(crate) log_start: Option<Lsn>,
 }
 
 impl Head {
@@ -155,34 +155,33 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
     }
 
     /// Reads and decodes the header of the segment in `slot` (of either
-    /// version; in v2, with the opening mark that gives the log's start).
+    /// version). A v2 header counts only with the frame after it, which a
+    /// log writes in the same program: a crash that tore that program left
+    /// no segment (as a torn v1 header), and a first frame that is a mark
+    /// gives the log's start.
     #[inline(never)]
     pub(crate) fn header(&mut self, slot: u32) -> Step<Result<Head, DecodeError>> {
         let size = self.layout.segment_size;
         let len = self.layout.header_read_len().min(size);
         let abs = self.layout.offset(slot);
-        let h = match AnyHeader::decode(self.bytes_at(abs, 0, len)?) {
+        let h = match AnyHeader::decode_in(self.bytes_at(abs, 0, len)?, size) {
             Ok(h) => h,
             Err(e) => return Ok(Err(e)),
         };
-        if let Some(log_start) = h.log_start {
-            return Ok(Ok(Head { h, log_start }));
+        if h.log_start.is_some() {
+            return Ok(Ok(Head { h, log_start: h.log_start }));
         }
         if !Version::V2.built() {
             return Ok(Err(DecodeError::VersionNotBuilt { found: Version::V2.number() }));
         }
-        // v2: the opening mark, bound to the base LSN.
-        let mark_len = super::layout::mark_frame_len(Version::V2);
-        let available = size.saturating_sub(h.frames_offset);
-        if available < mark_len {
-            return Ok(Err(DecodeError::Truncated { needed: mark_len, available }));
-        }
-        let bytes = self.bytes_at(abs, h.frames_offset, mark_len)?;
-        let key = EpochKey::new(h.epoch);
-        Ok(match v2::decode_frame(bytes, &key, h.base_lsn).and_then(|f| f.body()) {
-            Ok(Body::Mark(mark)) => Ok(Head { h, log_start: mark.log_start }),
+        let seg = Seg::new(slot, abs, &h, None, size);
+        Ok(match self.frame_v2(&seg, h.frames_offset, h.base_lsn)? {
+            Ok(first) if first.kind != FrameKind::Hole => {
+                Ok(Head { h, log_start: first.mark.map(|m| m.log_start) })
+            }
             Ok(_) => Err(DecodeError::MalformedBody { reason: Malformed::MisplacedFrame }),
-            Err(e) => Err(e),
+            Err(Damage::Frame(e)) => Err(e),
+            Err(_) => Err(DecodeError::MalformedBody { reason: Malformed::MisplacedFrame }),
         })
     }
 

@@ -615,7 +615,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
         let header = SegmentHeader {
             epoch: head.h.epoch,
             base_lsn: head.h.base_lsn,
-            log_start: head.log_start,
+            log_start: head.log_start.unwrap_or(head.h.base_lsn),
             segment_size,
             program_unit: head.h.program_unit,
         };
@@ -654,7 +654,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
             }));
         }
         let layout = Self::layout_of(device, header.frames_offset());
-        let seg = Seg::new(0, 0, &header.into(), header.log_start, header.segment_size);
+        let seg = Seg::new(0, 0, &header.into(), Some(header.log_start), header.segment_size);
         Ok(Self { device, window: Window::new(buffer), layout, order, seg, header, fault: Fault::new() })
     }
 

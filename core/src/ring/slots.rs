@@ -7,6 +7,7 @@ use super::scan::Reader;
 use super::window::{Overlay, Window};
 use super::writer::Out;
 use super::{Active, Error, FullPolicy, RingLog};
+use crate::Lsn;
 use crate::device::{BlockDevice, Op, check_access};
 #[cfg(feature = "v1")]
 use crate::format::SegmentHeader;
@@ -64,6 +65,13 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
             return Err(self.fault.raise(Error::Exhausted));
         };
         let base_lsn = self.state.next_lsn;
+        // A segment opens with a mark of the log's start and durable point,
+        // except in format v2 on media that keep write order, where the
+        // chain of segments before it already says where the log starts
+        // (its first frame then comes in the same program as its header).
+        let marked = self.layout.version == Version::V1
+            || !self.device.writes_persist_in_order()
+            || log_start > self.chain_floor(slot, epoch, base_lsn)?;
         // Checked as it is encoded.
         let (segment_size, program_unit) = (self.layout.segment_size, self.layout.program_unit);
         let frames_offset = self.layout.frames_offset as usize;
@@ -83,16 +91,20 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
             }
             Version::V2 => {
                 // Every slot is erased (or its old frames made stale by the
-                // new epoch) before any record goes in: preallocated.
-                // The size is recorded: a ring opened with another segment
-                // size is refused with a clear error.
+                // new epoch) before any record goes in: preallocated. The
+                // size is recorded where there is no erase (see
+                // `layout::header_len`).
                 let header = self.fault.lift(v2::SegmentHeader::new(epoch, base_lsn, program_unit))?;
-                let header = self.fault.lift(header.sized(segment_size))?.preallocated(true);
+                let header = match self.layout.erase_value {
+                    Some(_) => header.bound(segment_size),
+                    None => self.fault.lift(header.sized(segment_size))?,
+                }
+                .preallocated(true);
                 self.fault.lift(header.encode(out))?;
                 header.into()
             }
         };
-        let seg = Seg::new(slot, self.layout.offset(slot), &header, log_start, segment_size);
+        let seg = Seg::new(slot, self.layout.offset(slot), &header, Some(log_start), segment_size);
         self.state.active = Some(Active {
             seg,
             pos: frames_offset as u64,
@@ -104,10 +116,47 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
         self.state.newest = slot;
         self.state.oldest = Some(oldest);
         self.state.log_start = log_start;
-        // Every segment opens with a mark.
+        if !marked {
+            return Ok(());
+        }
         let mark = Mark { durable_end: self.state.durable_end, log_start };
         let frame = Out::mark(&seg, base_lsn, mark);
         self.write_frame(&frame)
+    }
+
+    /// The base LSN of the oldest segment a recovery would find chained
+    /// before a new segment in `slot` (of `epoch`, from `base_lsn`): where it
+    /// would take the log to start without a mark. Kept from one segment to
+    /// the next; read from the headers the first time.
+    fn chain_floor(&mut self, slot: u32, epoch: u64, base_lsn: Lsn) -> Step<Lsn> {
+        let after = self.layout.next(slot);
+        let floor = match self.state.floor {
+            // The chain of the newest, less the slot after the new one.
+            Some((oldest, base)) if oldest != after => (oldest, base),
+            Some((oldest, _)) if oldest == self.state.newest => (slot, base_lsn),
+            Some((oldest, _)) => {
+                let next = self.layout.next(oldest);
+                (next, self.read_header(next)?.base_lsn)
+            }
+            None => {
+                let (mut oldest, mut epoch, mut base) = (slot, epoch, base_lsn);
+                loop {
+                    let prev = self.layout.prev(oldest);
+                    if prev == after || prev == slot {
+                        break;
+                    }
+                    match self.peek_header(prev)? {
+                        Some(h) if h.epoch < epoch && h.base_lsn <= base => {
+                            (oldest, epoch, base) = (prev, h.epoch, h.base_lsn);
+                        }
+                        _ => break,
+                    }
+                }
+                (oldest, base)
+            }
+        };
+        self.state.floor = Some(floor);
+        Ok(floor.1)
     }
 
     /// Erases a slot (on media that need it) and checks that it reads back
@@ -137,6 +186,23 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
             at += n as u64;
         }
         Ok(())
+    }
+
+    /// Reads the header in `slot` if it is a valid one, through the write
+    /// buffer, which must hold nothing unwritten.
+    fn peek_header(&mut self, slot: u32) -> Step<Option<AnyHeader>> {
+        if self.has_unsynced_bytes() {
+            return Err(self.broken(Broken::HeaderReadWhileBuffered));
+        }
+        let mut window = Window::new(self.buffer.as_mut());
+        let mut reader = Reader {
+            device: &mut self.device,
+            overlay: Overlay::NONE,
+            window: &mut window,
+            layout: self.layout,
+            fault: &mut self.fault,
+        };
+        Ok(reader.header(slot)?.ok().map(|head| head.h))
     }
 
     /// Reads the header of a sealed segment the log holds, through the write

@@ -110,7 +110,7 @@ fn written(m: Medium, image: &[u8]) -> (Vec<(usize, usize)>, Lsn, Lsn) {
     let mut last_frame = (0, 0);
     for slot in 0..m.slots {
         let seg = &image[slot * m.segment as usize..(slot + 1) * m.segment as usize];
-        let Ok(header) = AnyHeader::decode(seg) else { continue };
+        let Ok(header) = AnyHeader::decode_in(seg, m.segment) else { continue };
         let mut pos = header.frames_offset as usize;
         let mut last_record_end = pos;
         let mut lsn = header.base_lsn;
@@ -148,8 +148,12 @@ fn written(m: Medium, image: &[u8]) -> (Vec<(usize, usize)>, Lsn, Lsn) {
             pos += len;
         }
         let base = slot * m.segment as usize;
-        let header_len =
-            if header.version == Version::V1 { format::SEGMENT_HEADER_LEN } else { v2::SIZED_HEADER_LEN };
+        // v2 records the segment size only where there is no erase.
+        let header_len = match header.version {
+            Version::V1 => format::SEGMENT_HEADER_LEN,
+            _ if m.geometry.erase_value().is_some() => v2::HEADER_LEN,
+            _ => v2::SIZED_HEADER_LEN,
+        };
         let seal = base + frames_end;
         ranges.push((
             base,
