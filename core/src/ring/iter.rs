@@ -131,7 +131,7 @@ impl<'r, 'b, D: BlockDevice, B: WriteBuffer> Iter<'r, 'b, D, B> {
 
     fn enter(&mut self, slot: u32) -> Step<()> {
         self.seg = self.segment(slot)?;
-        (self.pos, self.pos_lsn) = (self.seg.frames_offset, self.seg.base_lsn);
+        (self.pos, self.pos_lsn) = (self.seg.frames_offset(), self.seg.base_lsn);
         self.seg_end = if slot == self.log.state.newest {
             None
         } else {

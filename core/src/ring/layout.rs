@@ -178,36 +178,45 @@ pub(crate) fn check_buffer(geometry: &Geometry, len: usize) -> Result<(), Config
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Seg {
     pub(crate) slot: u32,
+    /// Segment offset of the first frame.
+    pub(crate) frames_offset: u32,
+    /// Length of the seal slot at the segment's end, where the frames end
+    /// (v2; 0 in v1). Small fields first: the log keeps one `Seg` in its
+    /// fixed state.
+    seal_len: u32,
+    /// The segment's format version.
+    pub(crate) version: Version,
     /// Device offset of the segment.
     pub(crate) abs: u64,
     /// The segment's epoch, prepared for checking frames.
     pub(crate) key: EpochKey,
     pub(crate) base_lsn: Lsn,
-    /// The log's start when the segment was begun (v1's header, v2's
-    /// opening mark; `None` for a v2 segment that opens without a mark).
-    pub(crate) log_start: Option<Lsn>,
-    /// The segment's format version.
-    pub(crate) version: Version,
-    /// Segment offset of the first frame.
-    pub(crate) frames_offset: u64,
-    /// Segment offset where the frames end (v2: the seal slot).
-    pub(crate) frames_end: u64,
 }
 
 impl Seg {
-    /// The segment of `slot` at `abs` whose header is `h` (v2: and whose
-    /// opening mark gave `log_start`), in a segment of `segment_size` bytes.
-    pub(crate) fn new(slot: u32, abs: u64, h: &AnyHeader, log_start: Option<Lsn>, segment_size: u64) -> Self {
+    /// The segment of `slot` at `abs` whose header is `h`, in a segment of
+    /// `segment_size` bytes.
+    pub(crate) fn new(slot: u32, abs: u64, h: &AnyHeader, segment_size: u64) -> Self {
         Self {
             slot,
+            frames_offset: h.frames_offset as u32,
+            seal_len: (segment_size - h.frames_end(segment_size)) as u32,
+            version: h.version,
             abs,
             key: EpochKey::new(h.epoch),
             base_lsn: h.base_lsn,
-            log_start,
-            version: h.version,
-            frames_offset: h.frames_offset,
-            frames_end: h.frames_end(segment_size),
         }
+    }
+
+    /// Segment offset of the first frame.
+    pub(crate) const fn frames_offset(&self) -> u64 {
+        self.frames_offset as u64
+    }
+
+    /// Segment offset where the frames end in a segment of `segment_size`
+    /// bytes (v2: the seal slot's start).
+    pub(crate) const fn frames_end(&self, segment_size: u64) -> u64 {
+        segment_size - self.seal_len as u64
     }
 
     /// The segment of `version` that a damaged header in `slot` may have
@@ -231,20 +240,19 @@ impl Seg {
             frames_offset: align_up(header_len as u64, u64::from(layout.program_unit)),
             preallocated: false,
         };
-        Self::new(slot, abs, &h, Some(0), layout.segment_size)
+        Self::new(slot, abs, &h, layout.segment_size)
     }
 
     /// A segment whose header is yet to be read.
     pub(crate) fn probe(slot: u32, abs: u64) -> Self {
         Self {
             slot,
+            frames_offset: 0,
+            seal_len: 0,
+            version: Version::V1,
             abs,
             key: EpochKey::new(0),
             base_lsn: 0,
-            log_start: None,
-            version: Version::V1,
-            frames_offset: 0,
-            frames_end: 0,
         }
     }
 

@@ -116,6 +116,9 @@ use crate::device::BlockDevice;
 use crate::{Lsn, Record};
 use layout::{Layout, Seg};
 
+/// A slot number that is no slot.
+const NO_SLOT: u32 = u32::MAX;
+
 /// The segment being appended to.
 #[derive(Debug, Clone, Copy)]
 struct Active {
@@ -152,10 +155,10 @@ struct State {
     durable_end: Lsn,
     /// The first LSN the log holds.
     log_start: Lsn,
-    /// The oldest segment chained before the newest (its slot and base
-    /// LSN), where a recovery would take the log to start without a mark;
-    /// `None` until read.
-    floor: Option<(u32, Lsn)>,
+    /// The slot of the oldest segment chained before the newest, where a
+    /// recovery would take the log to start without a mark; [`NO_SLOT`]
+    /// until read.
+    floor: u32,
     poisoned: bool,
 }
 
@@ -649,7 +652,7 @@ impl<'b, D: BlockDevice, B: WriteBuffer> RingLog<'b, D, B> {
                         crate::format::Version::V2 => layout::mark_frame_len(active.seg.version),
                     }
                     + self.layout.tail_reserve()
-                    <= active.seg.frames_end =>
+                    <= active.seg.frames_end(self.layout.segment_size) =>
             {
                 self.write_mark()
             }

@@ -97,7 +97,7 @@ pub(crate) fn recover<D: BlockDevice>(
         next_lsn: 0,
         durable_end: 0,
         log_start: 0,
-        floor: None,
+        floor: super::NO_SLOT,
         poisoned: false,
     };
     let frames_crc = crate::format::v2::FramesCrc::default();
@@ -202,8 +202,10 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
     #[inline(never)]
     fn recover_from(&mut self, head: &mut Seg) -> Step<bool> {
         // The head segment first: its marks may move the log's start.
-        let head_stop = segment::scan(&mut self.reader, head, head.frames_offset, head.base_lsn, None)?;
-        let log_start = match head.log_start {
+        let head_stop = segment::scan(&mut self.reader, head, head.frames_offset(), head.base_lsn, None)?;
+        // The log's start its header (v1) or opening mark (v2) gives.
+        let marked = self.reader.header(head.slot)?.ok().and_then(|h| h.log_start);
+        let log_start = match marked {
             Some(start) => start,
             // A v2 segment that opens without a mark (on media that keep
             // write order): the log starts where the chain of segments
@@ -307,10 +309,10 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             let Some(next) = self.header(self.layout.next(seg.slot))? else {
                 return Err(self.reader.fault.internal(Broken::SegmentVanished));
             };
-            let (mut pos, mut lsn) = (seg.frames_offset, seg.base_lsn);
+            let (mut pos, mut lsn) = (seg.frames_offset(), seg.base_lsn);
             loop {
                 let stop = segment::scan(&mut self.reader, &seg, pos, lsn, Some(next.base_lsn))?;
-                let checked_whole = pos == seg.frames_offset;
+                let checked_whole = pos == seg.frames_offset();
                 let damage = match stop.damage {
                     None if !checked_whole || !Version::V2.built() => break,
                     // The seal of a segment walked whole, in format v2.
@@ -323,7 +325,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     )? {
                         None => break,
                         Some(damage) => {
-                            let offset = seg.abs + seg.frames_end;
+                            let offset = seg.abs + seg.frames_end(self.layout.segment_size);
                             let corruption =
                                 Corruption { segment: seg.slot, offset, lsn: next.base_lsn, damage };
                             self.durable_damage(RecoveryCase::DamagedSegment, corruption)?;
@@ -448,7 +450,9 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         self.max_epoch = self.max_epoch.saturating_add(1);
         // Its records would start where the newest valid segment ends.
         let base = match after {
-            Some(head) => segment::scan(&mut self.reader, head, head.frames_offset, head.base_lsn, None)?.lsn,
+            Some(head) => {
+                segment::scan(&mut self.reader, head, head.frames_offset(), head.base_lsn, None)?.lsn
+            }
             None => 0,
         };
         let ordered = self.reader.device.writes_persist_in_order();
@@ -456,7 +460,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         // The header says nothing of its version: look for frames of both.
         for version in [Version::V1, Version::V2].into_iter().filter(|v| v.built()) {
             let hidden = Seg::unheaded(slot, abs, &self.layout, version, self.max_epoch, base);
-            self.reader.scan_ahead(&hidden, hidden.frames_offset - 1, base, &mut |_, found| {
+            self.reader.scan_ahead(&hidden, hidden.frames_offset() - 1, base, &mut |_, found| {
                 synced |= found.mark.is_some_and(|m| m.durable_end > base) || (ordered && found.count > 0);
                 !synced
             })?;
@@ -533,7 +537,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             next_lsn,
             durable_end: next_lsn,
             log_start: first_lsn,
-            floor: None,
+            floor: super::NO_SLOT,
             poisoned: false,
         };
     }

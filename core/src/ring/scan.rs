@@ -92,7 +92,7 @@ pub(crate) struct Head {
 impl Head {
     /// The segment of `slot` at device offset `abs` this header heads.
     pub(crate) fn seg(&self, slot: u32, abs: u64, segment_size: u64) -> Seg {
-        Seg::new(slot, abs, &self.h, self.log_start, segment_size)
+        Seg::new(slot, abs, &self.h, segment_size)
     }
 }
 
@@ -174,7 +174,7 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
         if !Version::V2.built() {
             return Ok(Err(DecodeError::VersionNotBuilt { found: Version::V2.number() }));
         }
-        let seg = Seg::new(slot, abs, &h, None, size);
+        let seg = Seg::new(slot, abs, &h, size);
         Ok(match self.frame_v2(&seg, h.frames_offset, h.base_lsn)? {
             Ok(first) if first.kind != FrameKind::Hole => {
                 Ok(Head { h, log_start: first.mark.map(|m| m.log_start) })
@@ -395,7 +395,9 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
         let unit = u64::from(self.layout.program_unit);
         if unit > 1 && !pos.is_multiple_of(unit) {
             let boundary = (pos / unit + 1) * unit;
-            if boundary <= seg.frames_end && uniform_fill(self.bytes(seg, pos, boundary - pos)?).is_some() {
+            if boundary <= seg.frames_end(self.layout.segment_size)
+                && uniform_fill(self.bytes(seg, pos, boundary - pos)?).is_some()
+            {
                 let fill = (boundary - pos) as usize;
                 let (kind, compression) = (FrameKind::Padding, Compression::None);
                 let found = Found {
@@ -415,7 +417,7 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
     }
 
     fn frame_v2(&mut self, seg: &Seg, pos: u64, lsn: Lsn) -> Step<Result<Found, Damage>> {
-        let left = seg.frames_end.saturating_sub(pos);
+        let left = seg.frames_end(self.layout.segment_size).saturating_sub(pos);
         let short = v2::FRAME_HEADER_LEN as u64;
         if left < short {
             return Ok(Err(Damage::Frame(DecodeError::Truncated { needed: short, available: left })));
@@ -618,7 +620,7 @@ impl<D: BlockDevice> Reader<'_, '_, '_, D> {
         lsn: Lsn,
         visit: &mut dyn FnMut(u64, &Found) -> bool,
     ) -> Step<()> {
-        let end = seg.frames_end;
+        let end = seg.frames_end(self.layout.segment_size);
         let short = v2::FRAME_HEADER_LEN as u64;
         // The last place whose LSN is known, and that LSN.
         let (mut known_at, mut known_lsn) = (from, lsn);

@@ -176,7 +176,11 @@ pub(crate) fn check_seal<D: BlockDevice>(
         return Ok(None);
     }
     let size = reader.layout.segment_size;
-    let slot = reader.bytes(seg, seg.frames_end, size - seg.frames_end)?;
+    let slot = reader.bytes(
+        seg,
+        seg.frames_end(reader.layout.segment_size),
+        size - seg.frames_end(reader.layout.segment_size),
+    )?;
     let seal = match crate::format::v2::decode_frame(slot, &seg.key, seg.base_lsn).and_then(|f| f.body()) {
         Ok(crate::format::Body::Seal(seal)) => seal,
         // Blank: never sealed (a crash came first).
@@ -210,9 +214,13 @@ pub(crate) fn look_ahead<D: BlockDevice>(
     let mut ahead = Ahead::default();
     if crate::format::Version::V2.built()
         && seg.version == crate::format::Version::V2
-        && seg.frames_end < size
+        && seg.frames_end(reader.layout.segment_size) < size
     {
-        let slot = reader.bytes(seg, seg.frames_end, size - seg.frames_end)?;
+        let slot = reader.bytes(
+            seg,
+            seg.frames_end(reader.layout.segment_size),
+            size - seg.frames_end(reader.layout.segment_size),
+        )?;
         ahead.sealed = crate::format::v2::decode_frame(slot, &seg.key, seg.base_lsn)
             .is_ok_and(|f| f.header().kind() == crate::format::FrameKind::Seal);
     }
@@ -654,7 +662,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
             }));
         }
         let layout = Self::layout_of(device, header.frames_offset());
-        let seg = Seg::new(0, 0, &header.into(), Some(header.log_start), header.segment_size);
+        let seg = Seg::new(0, 0, &header.into(), header.segment_size);
         Ok(Self { device, window: Window::new(buffer), layout, order, seg, header, fault: Fault::new() })
     }
 

@@ -104,7 +104,7 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
                 header.into()
             }
         };
-        let seg = Seg::new(slot, self.layout.offset(slot), &header, Some(log_start), segment_size);
+        let seg = Seg::new(slot, self.layout.offset(slot), &header, segment_size);
         self.state.active = Some(Active {
             seg,
             pos: frames_offset as u64,
@@ -132,13 +132,7 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
         let after = self.layout.next(slot);
         let floor = match self.state.floor {
             // The chain of the newest, less the slot after the new one.
-            Some((oldest, base)) if oldest != after => (oldest, base),
-            Some((oldest, _)) if oldest == self.state.newest => (slot, base_lsn),
-            Some((oldest, _)) => {
-                let next = self.layout.next(oldest);
-                (next, self.read_header(next)?.base_lsn)
-            }
-            None => {
+            super::NO_SLOT => {
                 let (mut oldest, mut epoch, mut base) = (slot, epoch, base_lsn);
                 loop {
                     let prev = self.layout.prev(oldest);
@@ -154,8 +148,14 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
                 }
                 (oldest, base)
             }
+            oldest if oldest == after && oldest == self.state.newest => (slot, base_lsn),
+            oldest if oldest == after => {
+                let next = self.layout.next(oldest);
+                (next, self.read_header(next)?.base_lsn)
+            }
+            oldest => (oldest, self.read_header(oldest)?.base_lsn),
         };
-        self.state.floor = Some(floor);
+        self.state.floor = floor.0;
         Ok(floor.1)
     }
 

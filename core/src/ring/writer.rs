@@ -131,8 +131,8 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
             let needs_mark =
                 !self.device.writes_persist_in_order() && active.marked_durable < self.state.durable_end;
             let mark_len = if needs_mark { mark_frame_len(active.seg.version) } else { 0 };
-            let fits =
-                active.pos + mark_len + frame_len + self.layout.tail_reserve() <= active.seg.frames_end;
+            let fits = active.pos + mark_len + frame_len + self.layout.tail_reserve()
+                <= active.seg.frames_end(self.layout.segment_size);
             let offset_fits =
                 (self.state.next_lsn - active.seg.base_lsn + u64::from(count)) <= u64::from(u32::MAX);
             if fits && offset_fits {
@@ -346,7 +346,7 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
         let Ok(records) = u32::try_from(records) else {
             return Err(self.broken(Broken::SegmentOverfull));
         };
-        let slot_len = (self.layout.segment_size - seg.frames_end) as usize;
+        let slot_len = (self.layout.segment_size - seg.frames_end(self.layout.segment_size)) as usize;
         let fill = self.layout.erase_value.unwrap_or(0);
         let buffer = self.buffer.as_mut();
         let Some(slot) = buffer.get_mut(..slot_len) else {
@@ -355,7 +355,7 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
         slot.fill(fill);
         let seal = v2::EncodedFrame::seal(Seal { records, frames_crc });
         self.fault.lift(seal.write_to(slot, &seg.key, seg.base_lsn))?;
-        self.program(seg.abs + seg.frames_end, slot_len)
+        self.program(seg.abs + seg.frames_end(self.layout.segment_size), slot_len)
     }
 }
 
