@@ -375,7 +375,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             };
             let ahead = segment::look_ahead(&mut self.reader, &head, stop.pos, stop.lsn)?;
             let ordered = self.reader.device.writes_persist_in_order();
-            let case = segment::classify(&self.layout, ordered, &damage, &ahead, stop.lsn);
+            let case = segment::classify(&self.layout, head.version, ordered, &damage, &ahead, stop.lsn);
             let corruption =
                 Corruption { segment: head.slot, offset: head.abs + stop.pos, lsn: stop.lsn, damage };
             match decide(case, self.mode) {

@@ -271,6 +271,7 @@ pub(crate) fn look_ahead<D: BlockDevice>(
 /// keeps writes in order.
 pub(crate) fn classify(
     layout: &Layout,
+    version: crate::format::Version,
     ordered: bool,
     damage: &Damage,
     ahead: &Ahead,
@@ -303,6 +304,18 @@ pub(crate) fn classify(
         // data (or a torn header): it was never part of this epoch. Where
         // the space is fresh there is no older data: it is a torn tail.
         Damage::Frame(DecodeError::BadHeader) => layout.erase_value.is_none() && !layout.fresh,
+        // Format v2 has no header check keyed to the epoch: a frame of an
+        // earlier use of the space fails only its CRC, as a torn frame
+        // does. With nothing valid after it, where the space may hold older
+        // data, it is taken as never written in this epoch (v1's rule for a
+        // header that does not check); nothing durable is lost either way,
+        // since a durable frame after it, or a mark, would have been found.
+        Damage::Frame(
+            DecodeError::BadChecksum { .. }
+            | DecodeError::UnknownKind { .. }
+            | DecodeError::LengthOutOfBounds { .. }
+            | DecodeError::MalformedBody { .. },
+        ) if version == crate::format::Version::V2 => layout.erase_value.is_none() && !layout.fresh,
         _ => false,
     };
     if never_written { RecoveryCase::Clean } else { RecoveryCase::TornTail }
@@ -796,7 +809,8 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
                 None => ahead.furthest_end.is_none() && ahead.first_valid.is_none(),
             };
         let Some(damage) = stop.damage else { return Ok(Classified::Clean { free_after }) };
-        Ok(match classify(&self.layout, self.order == WriteOrder::InOrder, &damage, &ahead, stop.lsn) {
+        let (version, ordered) = (self.seg.version, self.order == WriteOrder::InOrder);
+        Ok(match classify(&self.layout, version, ordered, &damage, &ahead, stop.lsn) {
             RecoveryCase::Clean => Classified::Clean { free_after },
             RecoveryCase::TornTail => Classified::TornTail { discarded: ahead.written_after(stop.pos) },
             RecoveryCase::InFlight => Classified::InFlight { discarded: ahead.written_after(stop.pos) },

@@ -6,6 +6,7 @@
 mod decision_tables;
 mod flash_sweep;
 mod group_commit;
+mod mixed_versions;
 mod ring_bitflip;
 mod ring_crash;
 mod ring_faults;
