@@ -55,6 +55,7 @@ fn write_seed_corpora() {
     use nori_wal::blocking::Wal;
     use nori_wal::fs::{File, Fs, OpenMode};
     use nori_wal::{FsyncPolicy, Record, WalConfig};
+    use nori_wal_core::format::Version;
     use nori_wal_core::ring::{RingConfig, RingLog};
     use nori_wal_core::{Geometry, RamDevice};
     use nori_wal_tests::simfs::{FsFaults, SimFs};
@@ -64,21 +65,32 @@ fn write_seed_corpora() {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("seed-{name}")), data).unwrap();
     };
-    // Frames and segment headers: the golden vectors.
-    for path in inputs(&nori_wal_tests::fixtures_dir().join("format-v1")) {
-        let text = std::fs::read_to_string(&path).unwrap();
-        let bytes = nori_wal_tests::from_hex(&text).unwrap();
-        write("frame_decoder", path.file_stem().unwrap().to_str().unwrap(), &bytes);
+    // Frames and segment headers: the golden vectors of both versions.
+    for (version, prefix) in [("format-v1", ""), ("format-v2", "v2-")] {
+        for path in inputs(&nori_wal_tests::fixtures_dir().join(version)) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let Ok(bytes) = nori_wal_tests::from_hex(&text) else { continue };
+            write(
+                "frame_decoder",
+                &format!("{prefix}{}", path.file_stem().unwrap().to_str().unwrap()),
+                &bytes,
+            );
+        }
     }
-    // Device images written by the ring log: geometry 0 (bytes) and 3 (NOR).
-    for (geometry_index, geometry) in
-        [(0u8, Geometry::block(1).unwrap()), (3, Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap())]
-    {
+    // Device images written by the ring log: geometry 0 (bytes) and 3 (NOR),
+    // in both format versions.
+    for (geometry_index, geometry, version, suffix) in [
+        (0u8, Geometry::block(1).unwrap(), Version::V1, ""),
+        (3, Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap(), Version::V1, ""),
+        (0u8, Geometry::block(1).unwrap(), Version::V2, "-v2"),
+        (3, Geometry::try_new(1, 8, 4096, Some(0xFF), false).unwrap(), Version::V2, "-v2"),
+    ] {
         let fill = geometry.erase_value().unwrap_or(0);
         let mut device = RamDevice::new(vec![fill; 4 * 4096], geometry).unwrap();
         let mut buffer = vec![0u8; 4096];
         {
-            let (mut log, _) = RingLog::open(&mut device, RingConfig::new(4096), &mut buffer).unwrap();
+            let config = RingConfig::new(4096).format(version);
+            let (mut log, _) = RingLog::open(&mut device, config, &mut buffer).unwrap();
             for i in 0..40u32 {
                 log.append(&Record::raw(format!("record {i}").as_bytes())).unwrap();
                 if i % 7 == 0 {
@@ -89,7 +101,7 @@ fn write_seed_corpora() {
         }
         let mut input = vec![geometry_index, 0];
         input.extend_from_slice(device.bytes());
-        write("ring_image", &format!("geometry-{geometry_index}"), &input);
+        write("ring_image", &format!("geometry-{geometry_index}{suffix}"), &input);
     }
     // Operation scripts.
     for (name, script) in [
