@@ -79,6 +79,20 @@ pub(crate) fn crc32c_append_3(crcs: [u32; 3], data: [&[u8]; 3]) -> [u32; 3] {
     [crc32c_append(crcs[0], data[0]), crc32c_append(crcs[1], data[1]), crc32c_append(crcs[2], data[2])]
 }
 
+/// [`crc32c_append_3`] over each stream's 12-byte `prefixes` entry and
+/// then its `data`, as if they were contiguous: for format v2 frames, whose
+/// CRC covers the bound LSN and the header's first bytes, then (past the
+/// CRC field) the payload.
+#[cfg(feature = "std")]
+#[inline]
+pub(crate) fn crc32c_append_3_after(crcs: [u32; 3], prefixes: [[u8; 12]; 3], data: [&[u8]; 3]) -> [u32; 3] {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(three) = x86::append_3_after(crcs, prefixes, data) {
+        return three;
+    }
+    core::array::from_fn(|k| crc32c_append(crc32c_append(crcs[k], &prefixes[k]), data[k]))
+}
+
 /// Which implementation [`crc32c_append`] uses on this machine.
 ///
 /// ```
@@ -202,7 +216,7 @@ mod hardware {
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 #[allow(unsafe_code)]
 mod x86 {
-    use core::arch::x86_64::{_mm_crc32_u8, _mm_crc32_u64};
+    use core::arch::x86_64::{_mm_crc32_u8, _mm_crc32_u32, _mm_crc32_u64};
 
     /// Continues the CRC32C `crc` over `data` with the CPU's instruction;
     /// `None` on a CPU without SSE4.2.
@@ -225,6 +239,60 @@ mod x86 {
         // SAFETY: `interleaved` is compiled for SSE4.2, which the CPU was
         // just found to have.
         Some(unsafe { interleaved(crcs, data) })
+    }
+
+    /// Three CRC32Cs at once, each over a 12-byte prefix and then its
+    /// data; `None` on a CPU without SSE4.2.
+    #[inline]
+    pub(super) fn append_3_after(
+        crcs: [u32; 3],
+        prefixes: [[u8; 12]; 3],
+        data: [&[u8]; 3],
+    ) -> Option<[u32; 3]> {
+        if !std::is_x86_feature_detected!("sse4.2") {
+            return None;
+        }
+        // SAFETY: `interleaved_after` is compiled for SSE4.2, which the
+        // CPU was just found to have.
+        Some(unsafe { interleaved_after(crcs, prefixes, data) })
+    }
+
+    /// [`interleaved`] after each stream's 12-byte prefix (one 8-byte and
+    /// one 4-byte step per stream), the state kept in registers between
+    /// the two.
+    #[target_feature(enable = "sse4.2")]
+    fn interleaved_after(crcs: [u32; 3], prefixes: [[u8; 12]; 3], data: [&[u8]; 3]) -> [u32; 3] {
+        let low = |p: &[u8; 12]| u64::from_le_bytes([p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]);
+        let high = |p: &[u8; 12]| u32::from_le_bytes([p[8], p[9], p[10], p[11]]);
+        let mut s0 = _mm_crc32_u64(u64::from(!crcs[0]), low(&prefixes[0]));
+        let mut s1 = _mm_crc32_u64(u64::from(!crcs[1]), low(&prefixes[1]));
+        let mut s2 = _mm_crc32_u64(u64::from(!crcs[2]), low(&prefixes[2]));
+        s0 = u64::from(_mm_crc32_u32(s0 as u32, high(&prefixes[0])));
+        s1 = u64::from(_mm_crc32_u32(s1 as u32, high(&prefixes[1])));
+        s2 = u64::from(_mm_crc32_u32(s2 as u32, high(&prefixes[2])));
+        let common = data.iter().map(|d| d.len() / 8).min().unwrap_or(0);
+        let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+        let streams = data[0][..common * 8]
+            .chunks_exact(8)
+            .zip(data[1][..common * 8].chunks_exact(8))
+            .zip(data[2][..common * 8].chunks_exact(8));
+        for ((a, b), c) in streams {
+            s0 = _mm_crc32_u64(s0, word(a));
+            s1 = _mm_crc32_u64(s1, word(b));
+            s2 = _mm_crc32_u64(s2, word(c));
+        }
+        let state = [s0, s1, s2];
+        core::array::from_fn(|k| {
+            let rest = &data[k][common * 8..];
+            let crc = !(state[k] as u32);
+            if rest.is_empty() {
+                crc
+            } else if rest.len() < super::hardware::SMALL {
+                words(crc, rest)
+            } else {
+                crc32c::crc32c_append(crc, rest)
+            }
+        })
     }
 
     /// The three streams' common length in words, eight bytes of each per
@@ -341,6 +409,13 @@ mod tests {
             let crcs = [0, 0xDEAD_BEEF, 42];
             let expected: [u32; 3] = core::array::from_fn(|k| portable::crc32c_append(crcs[k], bufs[k]));
             assert_eq!(crc32c_append_3(crcs, bufs), expected, "{a} {b} {c}");
+            // After 12-byte prefixes, as if each prefix and its data were one.
+            let prefixes: [[u8; 12]; 3] =
+                core::array::from_fn(|k| core::array::from_fn(|i| (k * 31 + i * 7) as u8));
+            let expected: [u32; 3] = core::array::from_fn(|k| {
+                portable::crc32c_append(portable::crc32c_append(crcs[k], &prefixes[k]), bufs[k])
+            });
+            assert_eq!(crc32c_append_3_after(crcs, prefixes, bufs), expected, "after a prefix: {a} {b} {c}");
         }
     }
 

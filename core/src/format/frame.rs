@@ -205,7 +205,7 @@ impl FrameHeader {
     /// The CRC the frame check continues from (after the header check's
     /// bytes) and the CRC stored in the frame: for readers that check
     /// several frames at once.
-    #[cfg(feature = "std")]
+    #[cfg(all(feature = "std", feature = "v1"))]
     pub(crate) const fn crc_parts(&self) -> (u32, u32) {
         (self.check_crc, self.stored_crc)
     }

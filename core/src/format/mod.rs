@@ -526,18 +526,21 @@ pub(crate) fn uniform_fill(bytes: &[u8]) -> Option<u8> {
     rest.iter().all(|&b| b == first).then_some(first)
 }
 
+#[cfg_attr(feature = "std", inline)]
 fn le_u16(bytes: &[u8], at: core::ops::Range<usize>) -> u16 {
     let mut raw = [0u8; 2];
     raw.copy_from_slice(&bytes[at]);
     u16::from_le_bytes(raw)
 }
 
+#[cfg_attr(feature = "std", inline)]
 fn le_u32(bytes: &[u8], at: core::ops::Range<usize>) -> u32 {
     let mut raw = [0u8; 4];
     raw.copy_from_slice(&bytes[at]);
     u32::from_le_bytes(raw)
 }
 
+#[cfg_attr(feature = "std", inline)]
 fn le_u64(bytes: &[u8], at: core::ops::Range<usize>) -> u64 {
     let mut raw = [0u8; 8];
     raw.copy_from_slice(&bytes[at]);

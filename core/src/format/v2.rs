@@ -457,24 +457,6 @@ const fn kind_byte(kind: FrameKind, compression: Compression, long: bool) -> u8 
     kind.code() | (compression.code() << 4) | if long { LONG } else { 0 }
 }
 
-/// Unpacks a v2 kind byte: `None` for anything v2 does not define.
-const fn parse_kind_byte(byte: u8) -> Option<(FrameKind, Compression, bool)> {
-    if byte & 0x80 != 0 {
-        return None;
-    }
-    let Some(kind) = FrameKind::from_code_v2(byte & 0x0F) else {
-        return None;
-    };
-    let Some(compression) = Compression::from_code((byte >> 4) & 0b11) else {
-        return None;
-    };
-    let long = byte & LONG != 0;
-    if !kind.holds_records() && (long || !matches!(compression, Compression::None)) {
-        return None;
-    }
-    Some((kind, compression, long))
-}
-
 /// A frame header that passed the structural checks (complement, kind,
 /// length form); its CRC is checked with [`verify`](Self::verify).
 ///
@@ -523,6 +505,7 @@ impl FrameHeader {
     /// assert_eq!((header.kind(), header.frame_len()), (FrameKind::Raw, 11));
     /// assert_eq!(FrameHeader::decode(&[0u8; 8]), Err(DecodeError::Blank { fill: 0 }));
     /// ```
+    #[cfg_attr(feature = "std", inline)]
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let Some(h) = bytes.first_chunk::<FRAME_HEADER_LEN>() else {
             return Err(DecodeError::Truncated {
@@ -538,8 +521,18 @@ impl FrameHeader {
                 None => DecodeError::BadHeader,
             });
         }
-        let (frame_kind, compression, long) =
-            parse_kind_byte(kind).ok_or(DecodeError::UnknownKind { byte: kind })?;
+        // The kind byte's fields, checked one by one: bit 7 clear, a
+        // defined type and codec, and the long form or a codec only for
+        // types that hold records (FORMAT.md section v2.3.1).
+        let long = kind & LONG != 0;
+        let (Some(frame_kind), Some(compression)) =
+            (FrameKind::from_code_v2(kind & 0x0F), Compression::from_code((kind >> 4) & 0b11))
+        else {
+            return Err(DecodeError::UnknownKind { byte: kind });
+        };
+        if kind & 0x80 != 0 || (!frame_kind.holds_records() && (long || kind & 0x30 != 0)) {
+            return Err(DecodeError::UnknownKind { byte: kind });
+        }
         let (payload_len, stored_crc) = if long {
             let Some(h) = bytes.first_chunk::<LONG_FRAME_HEADER_LEN>() else {
                 return Err(DecodeError::Truncated {
@@ -887,6 +880,12 @@ impl FramesCrc {
     /// ```
     pub fn add(&mut self, frame_crc: u32) {
         self.0 = crc32c_append(self.0, &frame_crc.to_le_bytes());
+    }
+
+    /// Adds several frames' CRCs at once: `crcs` holds them in order, each
+    /// as 4 little-endian bytes (one CRC pass instead of one per frame).
+    pub(crate) fn add_bytes(&mut self, crcs: &[u8]) {
+        self.0 = crc32c_append(self.0, crcs);
     }
 
     /// The checksum of the frames added so far.
@@ -1325,6 +1324,12 @@ pub fn solve_lsn(key: &EpochKey, frame: &[u8], range: core::ops::Range<Lsn>) -> 
 /// streaming a frame too long for its buffer continues it over the payload.
 pub(crate) fn crc_start(key: &EpochKey, lsn: Lsn, header: &FrameHeader, bytes: &[u8]) -> u32 {
     crc32c_append(crc32c_append(key.crc, &lsn.to_le_bytes()), &bytes[..header.header_len() - 4])
+}
+
+/// The epoch's CRC state, which every frame's CRC starts from (the bound
+/// LSN and the header bytes follow, see [`crc_start`]).
+pub(crate) const fn key_crc(key: &EpochKey) -> u32 {
+    key.crc
 }
 
 /// The CRC register after `bytes`, from `register`, without the

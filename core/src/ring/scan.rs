@@ -44,11 +44,11 @@ fn read_bytes<'a, D: BlockDevice>(
 
 /// Frames longer than this are left to the frame-by-frame walk: one long
 /// frame keeps the CPU's CRC unit busy on its own.
-#[cfg(all(feature = "std", feature = "v1"))]
+#[cfg(feature = "std")]
 const RUN_FRAME_MAX: usize = 512;
 
 /// How far [`Reader::run_in_place`] walked, and the marks it met.
-#[cfg(all(feature = "std", feature = "v1"))]
+#[cfg(feature = "std")]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Run {
     pub(crate) pos: u64,
@@ -212,11 +212,130 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
     /// anything else (long, compressed, damaged, not the LSN expected, past
     /// `stop_at`, not in place) and returns how far it got, for the
     /// frame-by-frame walk to take over there and report what it finds.
+    #[cfg(feature = "std")]
+    pub(crate) fn run_in_place(
+        &mut self,
+        seg: &Seg,
+        pos: u64,
+        lsn: Lsn,
+        stop_at: Option<Lsn>,
+        frames_crc: &mut crate::format::v2::FramesCrc,
+    ) -> Run {
+        match seg.version {
+            Version::V2 if Version::V2.built() => self.run_in_place_v2(seg, pos, lsn, stop_at, frames_crc),
+            #[cfg(feature = "v1")]
+            Version::V1 => self.run_in_place_v1(seg, pos, lsn, stop_at),
+            _ => Run { pos, lsn, log_start: 0, durable_end: 0 },
+        }
+    }
+
+    /// [`run_in_place`](Self::run_in_place) in a format v2 segment: each
+    /// frame's CRC starts from its epoch, the LSN expected there and its
+    /// header, and runs over its payload, three frames interleaved. The
+    /// LSNs of the second and third frames follow from the counts of the
+    /// ones before (a batch's count is read before its CRC is checked, and
+    /// checked with it). The frames' CRCs go into `frames_crc`.
+    #[cfg(feature = "std")]
+    fn run_in_place_v2(
+        &mut self,
+        seg: &Seg,
+        pos: u64,
+        lsn: Lsn,
+        stop_at: Option<Lsn>,
+        frames_crc: &mut crate::format::v2::FramesCrc,
+    ) -> Run {
+        let mut run = Run { pos, lsn, log_start: 0, durable_end: 0 };
+        let end = seg.frames_end(self.layout.segment_size);
+        if !self.overlay.bytes.is_empty() || pos >= end {
+            return run;
+        }
+        let device: &D = self.device;
+        let Some(bytes) = device.bytes_in_place(seg.abs + pos, end - pos) else { return run };
+        let mut at = 0usize;
+        loop {
+            // Up to three short frames whose headers are well formed, with
+            // the LSN each is expected at and the LSNs it takes.
+            let mut frames: [(usize, Option<v2::FrameHeader>, Lsn, u32); 3] = [(0, None, 0, 0); 3];
+            let (mut p, mut l) = (at, run.lsn);
+            for slot in &mut frames {
+                let Some(h) = bytes.get(p..p + v2::FRAME_HEADER_LEN) else { break };
+                let Ok(header) = v2::FrameHeader::decode(h) else { break };
+                let (len, hl) = (header.frame_len(), header.header_len());
+                if len > RUN_FRAME_MAX || p + len > bytes.len() || header.compression() != Compression::None {
+                    break;
+                }
+                let count = match header.kind() {
+                    FrameKind::Put | FrameKind::Delete | FrameKind::Raw => 1,
+                    FrameKind::Padding | FrameKind::Mark => 0,
+                    FrameKind::Batch => match bytes.get(p + hl..p + hl + 4) {
+                        Some(c) => u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                        None => break,
+                    },
+                    _ => break,
+                };
+                *slot = (p, Some(header), l, count);
+                p += len;
+                l = l.saturating_add(u64::from(count));
+            }
+            if frames[0].1.is_none() {
+                return run;
+            }
+            // Each CRC over the bound LSN and the header's first 4 bytes
+            // (short frames only: the CRC field follows them), then over
+            // the payload: both passes three frames interleaved.
+            let prefixes = frames.map(|(p, h, l, _)| {
+                let mut prefix = [0u8; 12];
+                if h.is_some() {
+                    prefix[..8].copy_from_slice(&l.to_le_bytes());
+                    prefix[8..].copy_from_slice(&bytes[p..p + 4]);
+                }
+                prefix
+            });
+            let key = v2::key_crc(&seg.key);
+            let data = frames
+                .map(|(p, h, _, _)| h.map_or(&[][..], |h| &bytes[p + h.header_len()..p + h.frame_len()]));
+            let computed = crate::crc::crc32c_append_3_after([key; 3], prefixes, data);
+            // The CRCs of the frames that check out, for the seal's check.
+            let (mut crcs, mut checked) = ([0u8; 12], 0);
+            for (k, (p, header, first, count)) in frames.into_iter().enumerate() {
+                let Some(header) = header.filter(|h| h.header_len() == v2::FRAME_HEADER_LEN) else { break };
+                if computed[k] != header.stored_crc() || stop_at == Some(run.lsn) {
+                    break;
+                }
+                let payload = &bytes[p + header.header_len()..p + header.frame_len()];
+                if let kind @ (FrameKind::Batch | FrameKind::Mark) = header.kind() {
+                    match Body::parse(kind, payload) {
+                        Ok(Body::Mark(mark)) => {
+                            run.log_start = run.log_start.max(mark.log_start);
+                            run.durable_end = run.durable_end.max(mark.durable_end);
+                        }
+                        Ok(body) if body.record_count() == count && count > 0 => {}
+                        _ => break,
+                    }
+                }
+                let next = first.saturating_add(u64::from(count));
+                if stop_at.is_some_and(|s| next > s) {
+                    break;
+                }
+                crcs[4 * checked..4 * checked + 4].copy_from_slice(&header.stored_crc().to_le_bytes());
+                checked += 1;
+                run.lsn = next;
+                run.pos = pos + (p + header.frame_len()) as u64;
+                at = p + header.frame_len();
+            }
+            frames_crc.add_bytes(&crcs[..4 * checked]);
+            if checked < 3 {
+                return run;
+            }
+        }
+    }
+
+    /// [`run_in_place`](Self::run_in_place) in a format v1 segment.
     #[cfg(all(feature = "std", feature = "v1"))]
-    pub(crate) fn run_in_place(&mut self, seg: &Seg, pos: u64, lsn: Lsn, stop_at: Option<Lsn>) -> Run {
+    fn run_in_place_v1(&mut self, seg: &Seg, pos: u64, lsn: Lsn, stop_at: Option<Lsn>) -> Run {
         let mut run = Run { pos, lsn, log_start: 0, durable_end: 0 };
         let size = self.layout.segment_size;
-        if seg.version != Version::V1 || !self.overlay.bytes.is_empty() || pos >= size {
+        if !self.overlay.bytes.is_empty() || pos >= size {
             return run;
         }
         let device: &D = self.device;

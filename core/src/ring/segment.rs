@@ -127,9 +127,9 @@ pub(crate) fn scan_with<D: BlockDevice>(
     let (mut log_start, mut durable_end) = (0, 0);
     let damage = loop {
         // With `std`, frames in place are walked three at a time first.
-        #[cfg(all(feature = "std", feature = "v1"))]
+        #[cfg(feature = "std")]
         {
-            let run = reader.run_in_place(seg, pos, lsn, stop_at);
+            let run = reader.run_in_place(seg, pos, lsn, stop_at, &mut frames_crc);
             (pos, lsn) = (run.pos, run.lsn);
             log_start = log_start.max(run.log_start);
             durable_end = durable_end.max(run.durable_end);
