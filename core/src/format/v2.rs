@@ -884,6 +884,7 @@ impl FramesCrc {
 
     /// Adds several frames' CRCs at once: `crcs` holds them in order, each
     /// as 4 little-endian bytes (one CRC pass instead of one per frame).
+    #[cfg(feature = "std")]
     pub(crate) fn add_bytes(&mut self, crcs: &[u8]) {
         self.0 = crc32c_append(self.0, crcs);
     }
