@@ -70,6 +70,10 @@ pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
 /// cycle) is paid once for three: a reader checking many small frames in a
 /// row checks three at a time.
 #[cfg(feature = "std")]
+#[cfg_attr(
+    not(feature = "v1"),
+    allow(dead_code, reason = "format v1's reader alone checks frames three at a time without a prefix")
+)]
 #[inline]
 pub(crate) fn crc32c_append_3(crcs: [u32; 3], data: [&[u8]; 3]) -> [u32; 3] {
     #[cfg(target_arch = "x86_64")]
@@ -231,6 +235,7 @@ mod x86 {
     }
 
     /// Three CRC32Cs at once; `None` on a CPU without SSE4.2.
+    #[cfg_attr(not(feature = "v1"), allow(dead_code, reason = "used by format v1's reader"))]
     #[inline]
     pub(super) fn append_3(crcs: [u32; 3], data: [&[u8]; 3]) -> Option<[u32; 3]> {
         if !std::is_x86_feature_detected!("sse4.2") {
@@ -297,6 +302,7 @@ mod x86 {
 
     /// The three streams' common length in words, eight bytes of each per
     /// step; then each stream's rest on its own.
+    #[cfg_attr(not(feature = "v1"), allow(dead_code, reason = "used by format v1's reader"))]
     #[target_feature(enable = "sse4.2")]
     fn interleaved(crcs: [u32; 3], data: [&[u8]; 3]) -> [u32; 3] {
         let common = data.iter().map(|d| d.len() / 8).min().unwrap_or(0);

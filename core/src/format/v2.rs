@@ -1329,6 +1329,7 @@ pub(crate) fn crc_start(key: &EpochKey, lsn: Lsn, header: &FrameHeader, bytes: &
 
 /// The epoch's CRC state, which every frame's CRC starts from (the bound
 /// LSN and the header bytes follow, see [`crc_start`]).
+#[cfg(feature = "std")]
 pub(crate) const fn key_crc(key: &EpochKey) -> u32 {
     key.crc
 }
