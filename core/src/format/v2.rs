@@ -377,12 +377,8 @@ impl SegmentHeader {
         let computed = crc32c(&h[..len - 4]);
         // Unsized, it may be bound to the size the reader expects.
         let bound = match expected_size {
-            Some(size)
-                if stored != computed
-                    && len == HEADER_LEN
-                    && header_crc(&h[..len - 4], Some(size)) == stored =>
-            {
-                Some(size)
+            Some(size) if stored != computed && len == HEADER_LEN => {
+                (crc32c_append(computed, &size.to_le_bytes()) == stored).then_some(size)
             }
             _ => None,
         };
@@ -1332,6 +1328,27 @@ pub(crate) fn crc_start(key: &EpochKey, lsn: Lsn, header: &FrameHeader, bytes: &
 #[cfg(feature = "std")]
 pub(crate) const fn key_crc(key: &EpochKey) -> u32 {
     key.crc
+}
+
+/// The seal at the start of a segment's seal slot `slot`, checked under the
+/// segment's epoch and base LSN (a reader's one use of it: no general frame
+/// decoder needed).
+pub(crate) fn decode_seal(slot: &[u8], key: &EpochKey, base_lsn: Lsn) -> Result<Seal, DecodeError> {
+    let header = FrameHeader::decode(slot)?;
+    if header.kind != FrameKind::Seal {
+        return Err(DecodeError::MalformedBody { reason: super::Malformed::MisplacedFrame });
+    }
+    let Some(frame) = slot.get(..header.frame_len()) else {
+        return Err(DecodeError::LengthOutOfBounds {
+            frame_len: header.frame_len() as u64,
+            available: slot.len() as u64,
+        });
+    };
+    let computed = crc32c_append(crc_start(key, base_lsn, &header, frame), &frame[FRAME_HEADER_LEN..]);
+    if computed != header.stored_crc {
+        return Err(DecodeError::BadChecksum { stored: header.stored_crc, computed });
+    }
+    Seal::parse(&frame[FRAME_HEADER_LEN..])
 }
 
 /// The CRC register after `bytes`, from `register`, without the

@@ -181,17 +181,13 @@ pub(crate) fn check_seal<D: BlockDevice>(
         seg.frames_end(reader.layout.segment_size),
         size - seg.frames_end(reader.layout.segment_size),
     )?;
-    let seal = match crate::format::v2::decode_frame(slot, &seg.key, seg.base_lsn).and_then(|f| f.body()) {
-        Ok(crate::format::Body::Seal(seal)) => seal,
+    let seal = match crate::format::v2::decode_seal(slot, &seg.key, seg.base_lsn) {
+        Ok(seal) => seal,
         // Blank: never sealed (a crash came first).
         Err(DecodeError::Blank { .. }) => return Ok(None),
         // Torn by a crash while it was programmed, or damaged: the frames
         // were each checked, so nothing is lost; `Strict` reports it.
         Err(e) => return Ok(strict.then_some(Damage::Frame(e))),
-        Ok(_) => {
-            let misplaced = DecodeError::MalformedBody { reason: Malformed::MisplacedFrame };
-            return Ok(strict.then_some(Damage::Frame(misplaced)));
-        }
     };
     let tail = scan_with(reader, seg, stop.pos, stop.lsn, None, stop.frames_crc)?;
     let holds = tail.lsn == end
@@ -221,8 +217,7 @@ pub(crate) fn look_ahead<D: BlockDevice>(
             seg.frames_end(reader.layout.segment_size),
             size - seg.frames_end(reader.layout.segment_size),
         )?;
-        ahead.sealed = crate::format::v2::decode_frame(slot, &seg.key, seg.base_lsn)
-            .is_ok_and(|f| f.header().kind() == crate::format::FrameKind::Seal);
+        ahead.sealed = crate::format::v2::decode_seal(slot, &seg.key, seg.base_lsn).is_ok();
     }
     let erased = layout.erase_value;
     // Is everything from the stop to the end blank? On erased media, where

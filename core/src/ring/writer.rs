@@ -353,8 +353,16 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
             return Err(self.broken(Broken::SegmentOverfull));
         };
         slot.fill(fill);
+        // The header and the 8-byte payload (the seal slot is at least 16
+        // bytes, the seal's length).
         let seal = v2::EncodedFrame::seal(Seal { records, frames_crc });
-        self.fault.lift(seal.write_to(slot, &seg.key, seg.base_lsn))?;
+        let (header, hl) = seal.header(&seg.key, seg.base_lsn);
+        slot[..hl].copy_from_slice(&header[..hl]);
+        let mut at = hl;
+        seal.for_each_payload_piece(|piece| {
+            slot[at..at + piece.len()].copy_from_slice(piece);
+            at += piece.len();
+        });
         self.program(seg.abs + seg.frames_end(self.layout.segment_size), slot_len)
     }
 }
