@@ -48,7 +48,11 @@ enum Command {
     Verify(Target),
     /// Cut a torn tail, or apply a recovery mode, to a WAL directory; exit 0
     /// when the log then opens in the default mode, 3 when it still holds
-    /// damage that only the mode given reads past.
+    /// damage that only the mode given reads past. A ring image or partition
+    /// is not repaired: a ring cannot rewrite a slot in place without an
+    /// erase, and its recovery writes nothing (a torn tail is left behind
+    /// and the next segment starts elsewhere); `verify` reports its damage,
+    /// and the log opens in the mode that reads past it.
     Repair {
         /// The WAL directory.
         path: PathBuf,
