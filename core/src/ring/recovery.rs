@@ -210,7 +210,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
             // A v2 segment that opens without a mark (on media that keep
             // write order): the log starts where the chain of segments
             // before it starts, unless a mark says later.
-            None => {
+            None if Version::V2.built() => {
                 let (floor, gap) = self.chain_floor(head)?;
                 if let Some(slot) = gap {
                     let offset = self.layout.offset(slot);
@@ -223,6 +223,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 }
                 floor
             }
+            None => 0,
         };
         let log_start = log_start.max(head_stop.log_start).min(head_stop.lsn);
         let mut oldest = *head;

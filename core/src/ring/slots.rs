@@ -69,7 +69,8 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
         // except in format v2 on media that keep write order, where the
         // chain of segments before it already says where the log starts
         // (its first frame then comes in the same program as its header).
-        let marked = self.layout.version == Version::V1
+        let marked = !Version::V2.built()
+            || self.layout.version == Version::V1
             || !self.device.writes_persist_in_order()
             || log_start > self.chain_floor(slot, epoch, base_lsn)?;
         // Checked as it is encoded.
