@@ -275,7 +275,24 @@ mod x86 {
         s0 = u64::from(_mm_crc32_u32(s0 as u32, high(&prefixes[0])));
         s1 = u64::from(_mm_crc32_u32(s1 as u32, high(&prefixes[1])));
         s2 = u64::from(_mm_crc32_u32(s2 as u32, high(&prefixes[2])));
+        streams([s0, s1, s2], data)
+    }
+
+    /// Three CRC32Cs interleaved (see [`streams`]).
+    #[cfg_attr(not(feature = "v1"), allow(dead_code, reason = "used by format v1's reader"))]
+    #[target_feature(enable = "sse4.2")]
+    fn interleaved(crcs: [u32; 3], data: [&[u8]; 3]) -> [u32; 3] {
+        streams(crcs.map(|c| u64::from(!c)), data)
+    }
+
+    /// The three streams from their CRC states (inverted, as the
+    /// instruction keeps them): their common length in words, eight bytes
+    /// of each per step; then each stream's rest on its own.
+    #[target_feature(enable = "sse4.2")]
+    #[inline]
+    fn streams(state: [u64; 3], data: [&[u8]; 3]) -> [u32; 3] {
         let common = data.iter().map(|d| d.len() / 8).min().unwrap_or(0);
+        let [mut s0, mut s1, mut s2] = state;
         let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
         let streams = data[0][..common * 8]
             .chunks_exact(8)
@@ -293,35 +310,6 @@ mod x86 {
             if rest.is_empty() {
                 crc
             } else if rest.len() < super::hardware::SMALL {
-                words(crc, rest)
-            } else {
-                crc32c::crc32c_append(crc, rest)
-            }
-        })
-    }
-
-    /// The three streams' common length in words, eight bytes of each per
-    /// step; then each stream's rest on its own.
-    #[cfg_attr(not(feature = "v1"), allow(dead_code, reason = "used by format v1's reader"))]
-    #[target_feature(enable = "sse4.2")]
-    fn interleaved(crcs: [u32; 3], data: [&[u8]; 3]) -> [u32; 3] {
-        let common = data.iter().map(|d| d.len() / 8).min().unwrap_or(0);
-        let [mut s0, mut s1, mut s2] = crcs.map(|c| u64::from(!c));
-        let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
-        let streams = data[0][..common * 8]
-            .chunks_exact(8)
-            .zip(data[1][..common * 8].chunks_exact(8))
-            .zip(data[2][..common * 8].chunks_exact(8));
-        for ((a, b), c) in streams {
-            s0 = _mm_crc32_u64(s0, word(a));
-            s1 = _mm_crc32_u64(s1, word(b));
-            s2 = _mm_crc32_u64(s2, word(c));
-        }
-        let state = [s0, s1, s2];
-        core::array::from_fn(|k| {
-            let rest = &data[k][common * 8..];
-            let crc = !(state[k] as u32);
-            if rest.len() < super::hardware::SMALL {
                 words(crc, rest)
             } else {
                 crc32c::crc32c_append(crc, rest)

@@ -1141,6 +1141,16 @@ impl<'a> EncodedFrame<'a> {
     /// ```
     #[must_use]
     pub fn header(&self, key: &EpochKey, lsn: Lsn) -> ([u8; LONG_FRAME_HEADER_LEN], usize) {
+        let (mut h, hl) = self.header_fields();
+        let mut crc = crc32c_append(crc32c_append(key.crc, &lsn.to_le_bytes()), &h[..hl - 4]);
+        self.source.feed(self.payload_len, &mut |piece| crc = crc32c_append(crc, piece));
+        h[hl - 4..hl].copy_from_slice(&crc.to_le_bytes());
+        (h, hl)
+    }
+
+    /// The header's bytes before the CRC (kind, complement, length), in an
+    /// array of the long form's length, and the header's length.
+    fn header_fields(&self) -> ([u8; LONG_FRAME_HEADER_LEN], usize) {
         let hl = self.header_len();
         let mut h = [0u8; LONG_FRAME_HEADER_LEN];
         h[0] = self.kind;
@@ -1150,9 +1160,6 @@ impl<'a> EncodedFrame<'a> {
         } else {
             h[2..4].copy_from_slice(&(self.payload_len as u16).to_le_bytes());
         }
-        let mut crc = crc32c_append(crc32c_append(key.crc, &lsn.to_le_bytes()), &h[..hl - 4]);
-        self.source.feed(self.payload_len, &mut |piece| crc = crc32c_append(crc, piece));
-        h[hl - 4..hl].copy_from_slice(&crc.to_le_bytes());
         (h, hl)
     }
 
@@ -1191,15 +1198,9 @@ impl<'a> EncodedFrame<'a> {
         let Some(frame) = out.get_mut(..len) else {
             return Err(EncodeError::BufferTooSmall { needed: len as u64, available: out.len() as u64 });
         };
-        let hl = self.header_len();
+        let (fields, hl) = self.header_fields();
         let (h, mut rest) = frame.split_at_mut(hl);
-        h[0] = self.kind;
-        h[1] = !self.kind;
-        if hl == LONG_FRAME_HEADER_LEN {
-            h[2..6].copy_from_slice(&self.payload_len.to_le_bytes());
-        } else {
-            h[2..4].copy_from_slice(&(self.payload_len as u16).to_le_bytes());
-        }
+        h.copy_from_slice(&fields[..hl]);
         let mut crc = crc32c_append(crc32c_append(key.crc, &lsn.to_le_bytes()), &h[..hl - 4]);
         self.source.feed(self.payload_len, &mut |piece| {
             let (dst, after) = core::mem::take(&mut rest).split_at_mut(piece.len());

@@ -458,38 +458,13 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
                 return Ok(Err(Damage::Frame(e)));
             }
         }
-        // The records. Only a batch or a mark is read again: a payload the
-        // window holds is parsed whole (a batch's entries checked, a mark's
-        // fields read); a larger batch is taken at its count, and its
-        // entries are checked as they are read.
         let payload_len = frame_len - FRAME_HEADER_LEN as u64;
-        let whole = frame_len <= span;
-        let needed = match header.kind() {
-            FrameKind::Batch | FrameKind::Mark if whole => payload_len,
-            FrameKind::Batch => payload_len.min(4),
-            _ => 0,
-        };
-        let payload = if needed == 0 { &[][..] } else { self.bytes(seg, payload_at, needed)? };
-        let (count, mark) = match (header.kind(), header.compression(), whole) {
-            (FrameKind::Put | FrameKind::Delete | FrameKind::Raw, _, _) => (1, None),
-            (FrameKind::Padding, _, _) => (0, None),
-            (FrameKind::Batch, Compression::None, false) => {
-                (payload.first_chunk::<4>().map_or(0, |c| u32::from_le_bytes(*c)), None)
-            }
-            (kind @ (FrameKind::Batch | FrameKind::Mark), Compression::None, true) => {
-                match Body::parse(kind, payload) {
-                    Ok(Body::Mark(mark)) => (0, Some(mark)),
-                    Ok(body) => (body.record_count(), None),
-                    Err(e) => return Ok(Err(Damage::Frame(e))),
-                }
-            }
-            // A compressed batch or mark, or a mark larger than the window
-            // (a mark is 32 bytes: never).
-            _ => return Ok(Err(Damage::Unsupported)),
-        };
-        if count == 0 && matches!(header.kind(), FrameKind::Batch) {
-            return Ok(Err(Damage::Frame(DecodeError::MalformedBody { reason: Malformed::EmptyBatch })));
-        }
+        let (kind, compression) = (header.kind(), header.compression());
+        let (count, mark) =
+            match self.frame_body(seg, kind, compression, payload_at, payload_len, frame_len <= span)? {
+                Ok(body) => body,
+                Err(damage) => return Ok(Err(damage)),
+            };
         let lsn = seg.base_lsn.saturating_add(u64::from(header.lsn_offset()));
         Ok(Ok(Found {
             kind: header.kind(),
@@ -572,15 +547,46 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
                 return Ok(Err(Damage::Frame(bad)));
             }
         }
-        let payload_len = frame_len - hl;
         let kind = header.kind();
+        let (count, mark) =
+            match self.frame_body(seg, kind, header.compression(), pos + hl, frame_len - hl, whole)? {
+                Ok(body) => body,
+                Err(damage) => return Ok(Err(damage)),
+            };
+        Ok(Ok(Found {
+            kind,
+            compression: header.compression(),
+            header_len: hl as usize,
+            frame_len: frame_len as usize,
+            crc: header.stored_crc(),
+            lsn,
+            count,
+            mark,
+        }))
+    }
+
+    /// The LSNs a checked frame of `kind` takes and the mark it holds, its
+    /// payload (`payload_len` bytes at `payload_at`) read again only for a
+    /// batch, a mark or a hole: whole when the window holds the frame
+    /// (`whole`: a batch's entries checked, a mark's fields read), else a
+    /// batch is taken at its count and its entries are checked as they are
+    /// read. The same for both format versions.
+    fn frame_body(
+        &mut self,
+        seg: &Seg,
+        kind: FrameKind,
+        compression: Compression,
+        payload_at: u64,
+        payload_len: u64,
+        whole: bool,
+    ) -> Step<Result<(u32, Option<Mark>), Damage>> {
         let needed = match kind {
             FrameKind::Batch | FrameKind::Mark | FrameKind::Hole if whole => payload_len,
             FrameKind::Batch => payload_len.min(4),
             _ => 0,
         };
-        let payload = if needed == 0 { &[][..] } else { self.bytes(seg, pos + hl, needed)? };
-        let (count, mark) = match (kind, header.compression(), whole) {
+        let payload = if needed == 0 { &[][..] } else { self.bytes(seg, payload_at, needed)? };
+        let (count, mark) = match (kind, compression, whole) {
             (FrameKind::Put | FrameKind::Delete | FrameKind::Raw, _, _) => (1, None),
             (FrameKind::Padding, _, _) => (0, None),
             (FrameKind::Batch, Compression::None, false) => {
@@ -593,25 +599,19 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
                     Err(e) => return Ok(Err(Damage::Frame(e))),
                 }
             }
+            // A seal among the frames (format v2 keeps it past them).
             (FrameKind::Seal, _, _) => {
                 let misplaced = DecodeError::MalformedBody { reason: Malformed::MisplacedFrame };
                 return Ok(Err(Damage::Frame(misplaced)));
             }
+            // A compressed batch or mark, or a mark larger than the window
+            // (a mark is 32 bytes: never).
             _ => return Ok(Err(Damage::Unsupported)),
         };
         if count == 0 && matches!(kind, FrameKind::Batch) {
             return Ok(Err(Damage::Frame(DecodeError::MalformedBody { reason: Malformed::EmptyBatch })));
         }
-        Ok(Ok(Found {
-            kind,
-            compression: header.compression(),
-            header_len: hl as usize,
-            frame_len: frame_len as usize,
-            crc: header.stored_crc(),
-            lsn,
-            count,
-            mark,
-        }))
+        Ok(Ok((count, mark)))
     }
 
     /// The LSN in `range` under which the v2 frame at `pos` (whose header

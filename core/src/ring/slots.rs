@@ -192,24 +192,19 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
     /// Reads the header in `slot` if it is a valid one, through the write
     /// buffer, which must hold nothing unwritten.
     fn peek_header(&mut self, slot: u32) -> Step<Option<AnyHeader>> {
-        if self.has_unsynced_bytes() {
-            return Err(self.broken(Broken::HeaderReadWhileBuffered));
-        }
-        let mut window = Window::new(self.buffer.as_mut());
-        let mut reader = Reader {
-            device: &mut self.device,
-            overlay: Overlay::NONE,
-            window: &mut window,
-            layout: self.layout,
-            fault: &mut self.fault,
-        };
-        Ok(reader.header(slot)?.ok().map(|head| head.h))
+        Ok(self.with_reader(|reader| reader.header(slot))?.ok().map(|head| head.h))
     }
 
     /// Reads the header of a sealed segment the log holds, through the write
     /// buffer, which must hold nothing unwritten.
     #[inline(never)]
     fn read_header(&mut self, slot: u32) -> Step<AnyHeader> {
+        self.with_reader(|reader| reader.held_header(slot)).map(|head| head.h)
+    }
+
+    /// Runs `read` on a reader of the device through the write buffer,
+    /// which must hold nothing unwritten.
+    fn with_reader<T>(&mut self, read: impl FnOnce(&mut Reader<'_, '_, '_, D>) -> Step<T>) -> Step<T> {
         if self.has_unsynced_bytes() {
             return Err(self.broken(Broken::HeaderReadWhileBuffered));
         }
@@ -221,6 +216,6 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
             layout: self.layout,
             fault: &mut self.fault,
         };
-        reader.held_header(slot).map(|head| head.h)
+        read(&mut reader)
     }
 }
