@@ -13,4 +13,5 @@ mod ring_faults;
 mod ring_hostile;
 mod ring_model;
 mod ring_recovery;
+mod ring_recovery_v2;
 mod shared_ring;
