@@ -253,14 +253,16 @@ fn a_checkpoint_survives_rotations_without_opening_marks() {
         RamDevice::new(vec![0xFF; SLOTS * SEGMENT as usize], geometry()).unwrap().with_writes_in_order(true);
     let mut buffer = [0u8; 512];
     let config = config().when_full(FullPolicy::OverwriteOldest);
-    let (mut log, _) = RingLog::open(&mut device, config, &mut buffer).unwrap();
-    for _ in 0..2000 {
-        let lsn = log.next_lsn();
-        log.append(&Record::raw(&payload(lsn))).unwrap();
-    }
-    log.sync().unwrap();
-    let (first, next) = (log.first_lsn(), log.next_lsn());
-    drop(log);
+    let (first, next) = {
+        let (mut log, _) = RingLog::open(&mut device, config, &mut buffer).unwrap();
+        for _ in 0..2000 {
+            let lsn = log.next_lsn();
+            log.append(&Record::raw(&payload(lsn))).unwrap();
+        }
+        log.sync().unwrap();
+        (log.first_lsn(), log.next_lsn())
+    };
+    assert!(first > 0, "the ring wrapped");
     let (info, lsns) = read_back_raw(device, config, payload).unwrap();
     assert!(info.corruption.is_none());
     assert_eq!(lsns, (first..next).collect::<Vec<_>>());
