@@ -5,16 +5,19 @@ use nori_wal_core::ring::{Damage, Error, RecoveryCase, RecoveryInfo, RecoveryMod
 use nori_wal_core::{Geometry, Lsn, RamDevice, Record};
 use nori_wal_tests::crash::read_back_raw;
 
-const SEGMENT: u64 = 2048;
-const SLOTS: usize = 6;
-const MODES: [RecoveryMode; 4] = [
+pub(crate) const SEGMENT: u64 = 2048;
+pub(crate) const SLOTS: usize = 6;
+/// Every recovery mode (the v2 cases use the same).
+pub(crate) const MODES: [RecoveryMode; 4] = [
     RecoveryMode::TolerateTornTail,
     RecoveryMode::PointInTime,
     RecoveryMode::SkipDamaged,
     RecoveryMode::Strict,
 ];
 
-fn geometry() -> Geometry {
+/// NOR flash geometry: 8-byte program units, 1 KiB erase units, erased to
+/// 0xFF.
+pub(crate) fn geometry() -> Geometry {
     Geometry::try_new(1, 8, 1024, Some(0xFF), false).unwrap()
 }
 

@@ -8,23 +8,10 @@ use nori_wal_core::format::{AnyHeader, EpochKey, Seal, Version, v2};
 use nori_wal_core::ring::{
     ConfigError, Damage, Error, FullPolicy, RecoveryCase, RecoveryInfo, RecoveryMode, RingConfig, RingLog,
 };
-use nori_wal_core::{Geometry, Lsn, RamDevice, Record};
+use nori_wal_core::{Lsn, RamDevice, Record};
 use nori_wal_tests::crash::read_back_raw;
 
-const SEGMENT: u64 = 2048;
-const SLOTS: usize = 6;
-const MODES: [RecoveryMode; 4] = [
-    RecoveryMode::TolerateTornTail,
-    RecoveryMode::PointInTime,
-    RecoveryMode::SkipDamaged,
-    RecoveryMode::Strict,
-];
-
-/// NOR flash geometry: 8-byte program units, 1 KiB erase units, erased to
-/// 0xFF.
-fn geometry() -> Geometry {
-    Geometry::try_new(1, 8, 1024, Some(0xFF), false).unwrap()
-}
+use super::ring_recovery::{MODES, SEGMENT, SLOTS, geometry};
 
 fn payload(lsn: Lsn) -> Vec<u8> {
     format!("v2 record {lsn:04} ....................").into_bytes()
