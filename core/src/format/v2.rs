@@ -1609,3 +1609,71 @@ fn is_blank_at(bytes: &[u8], at: usize) -> bool {
         None => true,
     }
 }
+
+#[cfg(test)]
+mod decode_tests {
+    extern crate std;
+    use std::vec::Vec;
+
+    use super::{EncodedFrame, SEAL_LEN, SegmentHeader, decode_seal};
+    use crate::format::{AnyHeader, DecodeError, EpochKey, Seal};
+
+    /// Untrusted bytes where a seal or a bound header should be: runs of one
+    /// value (zeros, 0xFF, any other), garbage, and each written one cut
+    /// anywhere (the rest erased or zeroed) never decode as anything but
+    /// what was written.
+    #[test]
+    fn seals_and_bound_headers_refuse_what_was_not_written_whole() {
+        let key = EpochKey::new(9);
+        let mut seal = [0u8; SEAL_LEN];
+        EncodedFrame::seal(Seal { records: 7, frames_crc: 0xABCD }).write_to(&mut seal, &key, 100).unwrap();
+        assert_eq!(decode_seal(&seal, &key, 100), Ok(Seal { records: 7, frames_crc: 0xABCD }));
+        assert!(decode_seal(&seal, &key, 101).is_err(), "bound to the base LSN");
+        assert!(decode_seal(&seal, &EpochKey::new(10), 100).is_err(), "bound to the epoch");
+        let mut header = [0u8; 24];
+        SegmentHeader::new(9, 100, 8).unwrap().bound(4096).encode(&mut header).unwrap();
+        assert!(AnyHeader::decode_in(&header, 4096).is_ok());
+        let mut inputs: Vec<Vec<u8>> = (0..=255u8).map(|b| std::vec![b; 32]).collect();
+        let mut x = 0x9E37_79B9_u32;
+        for _ in 0..2000 {
+            inputs.push(
+                (0..32)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        x as u8
+                    })
+                    .collect(),
+            );
+        }
+        for cut in 0..SEAL_LEN {
+            for fill in [0x00, 0xFF] {
+                let mut torn = std::vec![fill; 32];
+                torn[..cut].copy_from_slice(&seal[..cut]);
+                // (A cut before bytes that already held the fill leaves
+                // the whole seal: not torn.)
+                if torn[..SEAL_LEN] != seal {
+                    inputs.push(torn);
+                }
+            }
+        }
+        for cut in 0..header.len() {
+            for fill in [0x00, 0xFF] {
+                let mut torn = std::vec![fill; 32];
+                torn[..cut].copy_from_slice(&header[..cut]);
+                if torn[..header.len()] != header {
+                    inputs.push(torn);
+                }
+            }
+        }
+        for input in &inputs {
+            assert!(decode_seal(input, &key, 100).is_err(), "a seal from {input:02x?}");
+            assert!(SegmentHeader::decode_bound(input, 4096).is_err(), "a header from {input:02x?}");
+            assert!(AnyHeader::decode_in(input, 4096).is_err(), "a header from {input:02x?}");
+        }
+        // Blank space says so (a seal slot never written).
+        assert!(matches!(decode_seal(&[0xFF; SEAL_LEN], &key, 100), Err(DecodeError::Blank { fill: 0xFF })));
+        assert!(matches!(decode_seal(&[0x00; SEAL_LEN], &key, 100), Err(DecodeError::Blank { fill: 0x00 })));
+    }
+}

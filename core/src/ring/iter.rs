@@ -126,7 +126,7 @@ impl<'r, 'b, D: BlockDevice, B: WriteBuffer> Iter<'r, 'b, D, B> {
             return Ok(active.seg);
         }
         let h = reader(self.log, &mut self.window).held_header(slot)?;
-        Ok(h.seg(slot, self.log.layout.offset(slot), self.log.layout.segment_size))
+        Ok(Seg::new(slot, self.log.layout.offset(slot), &h, self.log.layout.segment_size))
     }
 
     fn enter(&mut self, slot: u32) -> Step<()> {

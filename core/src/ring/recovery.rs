@@ -180,14 +180,14 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
         let abs = self.layout.offset(slot);
         match self.reader.header(slot)? {
             Ok(head) => {
-                let size = head.h.segment_size.unwrap_or(self.layout.segment_size);
-                if size != self.layout.segment_size || head.h.program_unit != self.layout.program_unit {
+                let size = head.segment_size.unwrap_or(self.layout.segment_size);
+                if size != self.layout.segment_size || head.program_unit != self.layout.program_unit {
                     return Err(self.reader.fail(Error::Config(super::ConfigError::LayoutMismatch {
                         found_segment_size: size,
-                        found_program_unit: head.h.program_unit,
+                        found_program_unit: head.program_unit,
                     })));
                 }
-                Ok(Some(head.seg(slot, abs, self.layout.segment_size)))
+                Ok(Some(Seg::new(slot, abs, &head, self.layout.segment_size)))
             }
             Err(DecodeError::UnsupportedVersion { found, .. }) => {
                 Err(self.reader.fail(Error::UnsupportedVersion { found }))
@@ -253,15 +253,15 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                 return Ok((oldest.base_lsn, None));
             }
             match self.reader.header(slot)? {
-                Ok(h) if h.h.epoch < oldest.epoch() && h.h.base_lsn <= oldest.base_lsn => {
-                    oldest = h.seg(slot, self.layout.offset(slot), self.layout.segment_size);
+                Ok(h) if h.epoch < oldest.epoch() && h.base_lsn <= oldest.base_lsn => {
+                    oldest = Seg::new(slot, self.layout.offset(slot), &h, self.layout.segment_size);
                 }
                 Ok(_) => return Ok((oldest.base_lsn, None)),
                 Err(DecodeError::Blank { .. }) => {
                     let before = self.layout.prev(slot);
                     let older = before != successor
                         && before != head.slot
-                        && matches!(self.reader.header(before)?, Ok(b) if b.h.epoch < oldest.epoch());
+                        && matches!(self.reader.header(before)?, Ok(b) if b.epoch < oldest.epoch());
                     return Ok((oldest.base_lsn, older.then_some(slot)));
                 }
                 Err(_) => return Ok((oldest.base_lsn, Some(slot))),
@@ -387,12 +387,7 @@ impl<D: BlockDevice> Recovery<'_, '_, D> {
                     // Nor in a sealed segment (format v2), nor after damage
                     // was skipped (its seal would not cover the frames).
                     let aligned = crate::align::is_aligned(stop.pos, u64::from(self.layout.program_unit));
-                    let free = !ahead.sealed
-                        && !skipped
-                        && match self.layout.erase_value {
-                            Some(_) => ahead.blank_to_end,
-                            None => ahead.furthest_end.is_none() && ahead.first_valid.is_none(),
-                        };
+                    let free = !skipped && ahead.free_after(self.layout.erase_value);
                     self.frames_crc = stop.frames_crc;
                     self.finish(oldest.slot, first_lsn, &head, stop.pos, stop.lsn, aligned && free);
                     return Ok(());

@@ -80,22 +80,6 @@ fn first_other(bytes: &[u8], fill: u8) -> Option<usize> {
     words.remainder().iter().position(|&b| b != fill).map(|i| at + i)
 }
 
-/// A segment's header as a reader needs it: the header of either version,
-/// and the log's start it gives (v1's header field, v2's opening mark;
-/// `None` for a v2 segment that opens without a mark).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Head {
-    pub(crate) h: AnyHeader,
-    pub(crate) log_start: Option<Lsn>,
-}
-
-impl Head {
-    /// The segment of `slot` at device offset `abs` this header heads.
-    pub(crate) fn seg(&self, slot: u32, abs: u64, segment_size: u64) -> Seg {
-        Seg::new(slot, abs, &self.h, segment_size)
-    }
-}
-
 /// Lowest number of payload bytes per LSN (a batch entry of an empty
 /// record): bounds the LSNs a span of damaged bytes can have held.
 const MIN_BYTES_PER_LSN: u64 = 5;
@@ -158,9 +142,10 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
     /// version). A v2 header counts only with the frame after it, which a
     /// log writes in the same program: a crash that tore that program left
     /// no segment (as a torn v1 header), and a first frame that is a mark
-    /// gives the log's start.
+    /// gives the log's start (in the header's `log_start`, which stays
+    /// `None` for a v2 segment that opens without a mark).
     #[inline(never)]
-    pub(crate) fn header(&mut self, slot: u32) -> Step<Result<Head, DecodeError>> {
+    pub(crate) fn header(&mut self, slot: u32) -> Step<Result<AnyHeader, DecodeError>> {
         let size = self.layout.segment_size;
         let len = self.layout.header_read_len().min(size);
         let abs = self.layout.offset(slot);
@@ -169,7 +154,7 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
             Err(e) => return Ok(Err(e)),
         };
         if h.log_start.is_some() {
-            return Ok(Ok(Head { h, log_start: h.log_start }));
+            return Ok(Ok(h));
         }
         if !Version::V2.built() {
             return Ok(Err(DecodeError::VersionNotBuilt { found: Version::V2.number() }));
@@ -177,7 +162,7 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
         let seg = Seg::new(slot, abs, &h, size);
         Ok(match self.frame_v2(&seg, h.frames_offset, h.base_lsn)? {
             Ok(first) if first.kind != FrameKind::Hole => {
-                Ok(Head { h, log_start: first.mark.map(|m| m.log_start) })
+                Ok(AnyHeader { log_start: first.mark.map(|m| m.log_start), ..h })
             }
             Ok(_) => Err(DecodeError::MalformedBody { reason: Malformed::MisplacedFrame }),
             Err(Damage::Frame(e)) => Err(e),
@@ -186,7 +171,7 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
     }
 
     /// The header of a segment the log holds, where damage is an error.
-    pub(crate) fn held_header(&mut self, slot: u32) -> Step<Head> {
+    pub(crate) fn held_header(&mut self, slot: u32) -> Step<AnyHeader> {
         match self.header(slot)? {
             Ok(header) => Ok(header),
             Err(e) => {

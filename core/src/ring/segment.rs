@@ -82,6 +82,18 @@ pub struct Ahead {
 }
 
 impl Ahead {
+    /// Whether appends may go on after the stop: the segment is not sealed
+    /// (format v2), and after the stop everything is erased (media erased
+    /// to `erase_value`) or nothing of the segment's epoch lies (media
+    /// without erase).
+    pub(crate) const fn free_after(&self, erase_value: Option<u8>) -> bool {
+        !self.sealed
+            && match erase_value {
+                Some(_) => self.blank_to_end,
+                None => self.furthest_end.is_none() && self.first_valid.is_none(),
+            }
+    }
+
     /// Bytes after a cut at `pos` that were written: up to the last
     /// programmed byte on erased media, else up to the end of the last
     /// frame of the epoch found.
@@ -621,19 +633,19 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
             }
             Err(e) => return Err(OpenError::NoSegment(HeaderError::Invalid(e))),
         };
-        let segment_size = head.h.segment_size.unwrap_or(capacity);
+        let segment_size = head.segment_size.unwrap_or(capacity);
         if segment_size != capacity {
             let mismatch = HeaderError::SizeMismatch { header: segment_size, device: capacity };
             return Err(OpenError::NoSegment(mismatch));
         }
-        let layout = Layout { frames_offset: head.h.frames_offset, ..layout };
-        let seg = head.seg(0, 0, capacity);
+        let layout = Layout { frames_offset: head.frames_offset, ..layout };
+        let seg = Seg::new(0, 0, &head, capacity);
         let header = SegmentHeader {
-            epoch: head.h.epoch,
-            base_lsn: head.h.base_lsn,
-            log_start: head.log_start.unwrap_or(head.h.base_lsn),
+            epoch: head.epoch,
+            base_lsn: head.base_lsn,
+            log_start: head.log_start.unwrap_or(head.base_lsn),
             segment_size,
-            program_unit: head.h.program_unit,
+            program_unit: head.program_unit,
         };
         Ok(Self { device, window, layout, order, seg, header, fault })
     }
@@ -798,11 +810,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// ```
     pub fn classify_end(&mut self, stop: &Stop) -> Result<Classified, D::Error> {
         let ahead = self.look_ahead(stop)?;
-        let free_after = !ahead.sealed
-            && match self.layout.erase_value {
-                Some(_) => ahead.blank_to_end,
-                None => ahead.furthest_end.is_none() && ahead.first_valid.is_none(),
-            };
+        let free_after = ahead.free_after(self.layout.erase_value);
         let Some(damage) = stop.damage else { return Ok(Classified::Clean { free_after }) };
         let (version, ordered) = (self.seg.version, self.order == WriteOrder::InOrder);
         Ok(match classify(&self.layout, version, ordered, &damage, &ahead, stop.lsn) {

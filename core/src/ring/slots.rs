@@ -192,14 +192,14 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
     /// Reads the header in `slot` if it is a valid one, through the write
     /// buffer, which must hold nothing unwritten.
     fn peek_header(&mut self, slot: u32) -> Step<Option<AnyHeader>> {
-        Ok(self.with_reader(|reader| reader.header(slot))?.ok().map(|head| head.h))
+        Ok(self.with_reader(|reader| reader.header(slot))?.ok())
     }
 
     /// Reads the header of a sealed segment the log holds, through the write
     /// buffer, which must hold nothing unwritten.
     #[inline(never)]
     fn read_header(&mut self, slot: u32) -> Step<AnyHeader> {
-        self.with_reader(|reader| reader.held_header(slot)).map(|head| head.h)
+        self.with_reader(|reader| reader.held_header(slot))
     }
 
     /// Runs `read` on a reader of the device through the write buffer,
