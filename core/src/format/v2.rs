@@ -1616,7 +1616,7 @@ mod decode_tests {
     use std::vec::Vec;
 
     use super::{EncodedFrame, SEAL_LEN, SegmentHeader, decode_seal};
-    use crate::format::{AnyHeader, DecodeError, EpochKey, Seal};
+    use crate::format::{AnyHeader, DecodeError, EpochKey, Seal, Version};
 
     /// Untrusted bytes where a seal or a bound header should be: runs of one
     /// value (zeros, 0xFF, any other), garbage, and each written one cut
@@ -1632,7 +1632,11 @@ mod decode_tests {
         assert!(decode_seal(&seal, &EpochKey::new(10), 100).is_err(), "bound to the epoch");
         let mut header = [0u8; 24];
         SegmentHeader::new(9, 100, 8).unwrap().bound(4096).encode(&mut header).unwrap();
-        assert!(AnyHeader::decode_in(&header, 4096).is_ok());
+        // (A build without the `v2` feature refuses it by name.)
+        match AnyHeader::decode_in(&header, 4096) {
+            Ok(h) => assert!(Version::V2.built() && h.segment_size == Some(4096)),
+            Err(e) => assert!(!Version::V2.built() && e == DecodeError::VersionNotBuilt { found: 2 }, "{e}"),
+        }
         let mut inputs: Vec<Vec<u8>> = (0..=255u8).map(|b| std::vec![b; 32]).collect();
         let mut x = 0x9E37_79B9_u32;
         for _ in 0..2000 {
