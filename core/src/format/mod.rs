@@ -63,6 +63,7 @@
 //! assert_eq!(seen[2], (1002, r#"Raw("x")"#.to_string()));
 //! ```
 
+mod any;
 pub(crate) mod body;
 mod error;
 mod frame;
@@ -72,6 +73,7 @@ pub mod v2;
 #[cfg(feature = "lz4")]
 pub mod lz4;
 
+pub use any::{AnyFrame, decode_frame_in, frame_header_len, frame_len_in, frame_len_of};
 pub use body::{
     BATCH_ENTRIES_AT, BatchRecords, Body, HOLE_PAYLOAD_LEN, MARK_PAYLOAD_LEN, Mark, Records,
     SEAL_PAYLOAD_LEN, Seal, batch_entry_at, record_at, record_kind,

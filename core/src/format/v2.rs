@@ -1177,6 +1177,32 @@ impl<'a> EncodedFrame<'a> {
         self.source.feed(self.payload_len, &mut f);
     }
 
+    /// Appends the whole frame to `out`, checked under `key`'s epoch and
+    /// bound to `lsn`: the payload is copied once and the CRC takes one
+    /// pass over the copy.
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::{self, EncodedFrame};
+    /// # use nori_wal_core::format::EpochKey;
+    /// # use nori_wal_core::Record;
+    /// let record = Record::raw(b"event");
+    /// let mut log = vec![0xAA; 3];
+    /// EncodedFrame::record(&record).unwrap().append_to(&mut log, &EpochKey::new(1), 7);
+    /// assert!(v2::decode_frame(&log[3..], &EpochKey::new(1), 7).is_ok());
+    /// ```
+    #[cfg(feature = "std")]
+    #[inline]
+    pub fn append_to(&self, out: &mut std::vec::Vec<u8>, key: &EpochKey, lsn: Lsn) {
+        let start = out.len();
+        let (fields, hl) = self.header_fields();
+        out.reserve(self.len());
+        out.extend_from_slice(&fields[..hl]);
+        self.source.feed(self.payload_len, &mut |piece| out.extend_from_slice(piece));
+        let crc = crc32c_append(crc32c_append(key.crc, &lsn.to_le_bytes()), &fields[..hl - 4]);
+        let crc = crc32c_append(crc, &out[start + hl..]);
+        out[start + hl - 4..start + hl].copy_from_slice(&crc.to_le_bytes());
+    }
+
     /// Writes the whole frame at the start of `out`, checked under `key`'s
     /// epoch and bound to `lsn`. Returns its length.
     ///

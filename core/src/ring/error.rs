@@ -51,6 +51,16 @@ pub enum Damage {
     MissingSegment,
     /// A frame kind this log does not write (a compressed batch).
     Unsupported,
+    /// A segment file shorter than the size it was created at (format
+    /// version 2 records that it was made at full size before any frame
+    /// went in, so no crash leaves it shorter): what it held past its end
+    /// is lost.
+    CutShort {
+        /// The file's length.
+        len: u64,
+        /// The size its header records.
+        size: u64,
+    },
 }
 
 /// How a [`Corruption`] names the place of its damage.
@@ -95,6 +105,10 @@ impl fmt::Display for Damage {
                 f.write_str("the segment holding it is missing, or its header is damaged")
             }
             Self::Unsupported => f.write_str("a frame kind this reader does not read (a compressed batch)"),
+            Self::CutShort { len, size } => write!(
+                f,
+                "the file is {len} bytes long but was created at {size} bytes: it was cut after its records were written, and what it held past byte {len} is lost"
+            ),
         }
     }
 }

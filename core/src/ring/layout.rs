@@ -243,6 +243,13 @@ impl Seg {
         Self::new(slot, abs, &h, layout.segment_size)
     }
 
+    /// The segment with its frames ending at `frames_end`, on a device of
+    /// `capacity` bytes (a segment file not yet written to its end).
+    pub(crate) const fn ending_at(mut self, frames_end: u64, capacity: u64) -> Self {
+        self.seal_len = (capacity - frames_end) as u32;
+        self
+    }
+
     /// A segment whose header is yet to be read.
     pub(crate) fn probe(slot: u32, abs: u64) -> Self {
         Self {

@@ -11,7 +11,7 @@ use super::window::{Overlay, Window};
 use crate::Lsn;
 use crate::device::BlockDevice;
 use crate::format::v2::FramesCrc;
-use crate::format::{DecodeError, FrameKind, Malformed, SegmentHeader};
+use crate::format::{AnyHeader, DecodeError, FrameKind, Malformed, SegmentHeader};
 
 pub use super::error::Damage;
 
@@ -532,7 +532,7 @@ pub struct SegmentReader<'d, 'w, D: BlockDevice> {
     /// Whether the device keeps writes in order (the caller says).
     order: WriteOrder,
     seg: Seg,
-    header: SegmentHeader,
+    header: AnyHeader,
     fault: Fault<D::Error>,
 }
 
@@ -640,24 +640,21 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
         }
         let layout = Layout { frames_offset: head.frames_offset, ..layout };
         let seg = Seg::new(0, 0, &head, capacity);
-        let header = SegmentHeader {
-            epoch: head.epoch,
-            base_lsn: head.base_lsn,
-            log_start: head.log_start.unwrap_or(head.base_lsn),
-            segment_size,
-            program_unit: head.program_unit,
-        };
+        let header = AnyHeader { segment_size: Some(segment_size), ..head };
         Ok(Self { device, window, layout, order, seg, header, fault })
     }
 
     /// A reader of a segment whose header is known (read before, or the one
     /// a segment with a damaged header would have had); the device's bytes
-    /// at offset 0 are not read.
+    /// at offset 0 are not read. The device may be shorter than the
+    /// segment the header describes (a file not yet written to its end):
+    /// the frames then end where the device does, or where the header's
+    /// segment puts them, whichever comes first.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] for a buffer of the wrong size or a header whose
-    /// segment size is not the device's capacity.
+    /// segment size is below the device's capacity.
     ///
     /// ```
     /// # use nori_wal_core::ring::segment::*;
@@ -672,17 +669,20 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
         device: &'d mut D,
         buffer: &'w mut [u8],
         order: WriteOrder,
-        header: SegmentHeader,
+        header: impl Into<AnyHeader>,
     ) -> Result<Self, D::Error> {
+        let header = header.into();
         super::layout::check_buffer(&device.geometry(), buffer.len())?;
-        if header.segment_size != device.capacity() {
+        let capacity = device.capacity();
+        let size = header.segment_size.unwrap_or(capacity);
+        if size < capacity || header.frames_offset > capacity {
             return Err(Error::Config(super::ConfigError::LayoutMismatch {
-                found_segment_size: header.segment_size,
+                found_segment_size: size,
                 found_program_unit: header.program_unit,
             }));
         }
-        let layout = Self::layout_of(device, header.frames_offset());
-        let seg = Seg::new(0, 0, &header.into(), header.segment_size);
+        let layout = Self::layout_of(device, header.frames_offset);
+        let seg = Seg::new(0, 0, &header, size).ending_at(header.frames_end(size).min(capacity), capacity);
         Ok(Self { device, window: Window::new(buffer), layout, order, seg, header, fault: Fault::new() })
     }
 
@@ -729,7 +729,7 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     /// assert_eq!((segment.header().epoch, segment.header().base_lsn), (7, 100));
     /// ```
     #[must_use]
-    pub const fn header(&self) -> &SegmentHeader {
+    pub const fn header(&self) -> &AnyHeader {
         &self.header
     }
 
@@ -787,6 +787,36 @@ impl<'d, 'w, D: BlockDevice> SegmentReader<'d, 'w, D> {
     pub fn look_ahead(&mut self, stop: &Stop) -> Result<Ahead, D::Error> {
         let seg = self.seg;
         let step = look_ahead(&mut self.reader(), &seg, stop.pos, stop.lsn);
+        self.fault.out(step)
+    }
+
+    /// Checks the seal of a format v2 segment whose frames were walked
+    /// whole up to `stop`, and that another segment follows at LSN `end`:
+    /// the seal must hold the segment's record count and its frames'
+    /// checksum. `None` when it holds, when the segment is of version 1, or
+    /// when its seal slot is blank or lies past the device's end (a crash
+    /// came before the seal); a seal that does not decode is damage only
+    /// for `strict` (a crash may tear it, and the frames were each
+    /// checked).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Device`] when a read fails.
+    ///
+    /// ```
+    /// # use nori_wal_core::ring::segment::*;
+    /// # let (mut device, header, end) = nori_wal_core::ring::segment::doc_example();
+    /// # let mut buffer = [0u8; 512];
+    /// # let mut segment = SegmentReader::open(&mut device, &mut buffer, WriteOrder::AnyOrder).unwrap();
+    /// let stop = segment.walk(None, None).unwrap();
+    /// assert_eq!(segment.check_seal(&stop, 103, true).unwrap(), None, "version 1: no seal");
+    /// ```
+    pub fn check_seal(&mut self, stop: &Stop, end: Lsn, strict: bool) -> Result<Option<Damage>, D::Error> {
+        if self.header.segment_size != Some(self.layout.segment_size) {
+            return Ok(None);
+        }
+        let seg = self.seg;
+        let step = check_seal(&mut self.reader(), &seg, stop, end, strict);
         self.fault.out(step)
     }
 

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use nori_wal_core::format::Version;
 pub use nori_wal_core::ring::RecoveryMode;
 
 /// When appended records are made durable (`fdatasync`).
@@ -135,6 +136,12 @@ pub struct WalConfig {
     /// the number of sealed segments). Every segment is checked either way:
     /// the figure only changes how long `open` takes.
     pub recovery_threads: usize,
+    /// The format version new segment files are written in. Default
+    /// [`Version::V2`]; a log may hold segments of both versions, and every
+    /// build reads both. [`Version::V1`] is for a deployment that may roll
+    /// back to a build that reads version 1 only: such a build opens the
+    /// log once every version 2 segment has been reclaimed.
+    pub format: Version,
 }
 
 impl Default for WalConfig {
@@ -162,6 +169,7 @@ impl WalConfig {
             file_mode: 0o600,
             dir_mode: 0o700,
             recovery_threads: 0,
+            format: Version::V2,
         }
     }
 
@@ -234,6 +242,20 @@ impl WalConfig {
     #[must_use]
     pub const fn recovery_threads(mut self, threads: usize) -> Self {
         self.recovery_threads = threads;
+        self
+    }
+
+    /// Sets [`format`](Self::format).
+    ///
+    /// ```
+    /// use nori_wal::{Version, WalConfig};
+    /// // New segments in format version 1, readable by older builds.
+    /// let config = WalConfig::new("wal").format(Version::V1);
+    /// assert_eq!(config.format, Version::V1);
+    /// ```
+    #[must_use]
+    pub const fn format(mut self, version: Version) -> Self {
+        self.format = version;
         self
     }
 

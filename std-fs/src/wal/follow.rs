@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nori_wal_core::format::{
-    BATCH_ENTRIES_AT, Body, FRAME_HEADER_LEN, FrameHeader, FrameKind, Malformed, Mark,
+    BATCH_ENTRIES_AT, Body, EpochKey, FrameKind, Malformed, Mark, Version, decode_frame_in, frame_header_len,
+    frame_len_in, frame_len_of, record_at, v2,
 };
-use nori_wal_core::format::{decode_frame, record_at};
 use nori_wal_core::ring::Entry;
 use nori_wal_core::ring::segment::Damage;
 use nori_wal_core::{DecodeError, Lsn};
@@ -92,8 +92,10 @@ impl FollowConfig {
 struct Seg<F> {
     path: PathBuf,
     base: Lsn,
-    epoch: u64,
+    key: EpochKey,
+    /// Where its frames end (its seal slot, in format version 2).
     size: u64,
+    version: Version,
     file: F,
 }
 
@@ -127,14 +129,15 @@ struct Cursor<F> {
 
 impl<F: File> Cursor<F> {
     fn new(seg: Option<Seg<F>>, at: Lsn) -> Self {
-        Self { seg, pos: segment::frames_offset(), at, chunk: Vec::new(), chunk_at: 0, plain: Vec::new() }
+        let pos = seg.as_ref().map_or(0, |s| segment::frames_offset(s.version));
+        Self { seg, pos, at, chunk: Vec::new(), chunk_at: 0, plain: Vec::new() }
     }
 
     /// Whether the next step reads from the file.
     fn needs_fill(&self) -> bool {
         self.seg.is_some()
             && (self.pos < self.chunk_at
-                || self.pos + FRAME_HEADER_LEN as u64 > self.chunk_at + self.chunk.len() as u64)
+                || self.pos + frame_len_of(Version::V1, 0) > self.chunk_at + self.chunk.len() as u64)
     }
 
     /// Makes `chunk` hold the segment's bytes `[pos, pos + need)` (as far
@@ -177,19 +180,19 @@ impl<F: File> Cursor<F> {
 
     fn try_step(&mut self, fresh: bool) -> Result<Step> {
         let Some(seg) = &self.seg else { return Ok(Step::Stop(Damage::MissingSegment)) };
-        let (epoch, size, base) = (seg.epoch, seg.size, seg.base);
-        let header_len = FRAME_HEADER_LEN as u64;
+        let (key, size, base, version) = (seg.key, seg.size, seg.base, seg.version);
+        let needed = frame_len_of(version, 0);
         let available = size.saturating_sub(self.pos);
-        if available < header_len {
-            return Ok(Step::Stop(Damage::Frame(DecodeError::Truncated { needed: header_len, available })));
+        if available < needed {
+            return Ok(Step::Stop(Damage::Frame(DecodeError::Truncated { needed, available })));
         }
-        self.fill(FRAME_HEADER_LEN, fresh)?;
+        let header_len = (frame_header_len(version) as u64).min(available) as usize;
+        self.fill(header_len, fresh)?;
         let off = (self.pos - self.chunk_at) as usize;
-        let header = match FrameHeader::decode(&self.chunk[off..off + FRAME_HEADER_LEN], epoch) {
-            Ok(h) => h,
+        let len = match frame_len_in(version, &self.chunk[off..off + header_len], &key) {
+            Ok(len) => len,
             Err(e) => return Ok(Step::Stop(Damage::Frame(e))),
         };
-        let len = header.frame_len();
         // A frame longer than a chunk must also fit in the file as it is
         // now: a length that checks out by chance in garbage cannot make
         // the follower allocate what was never written.
@@ -210,12 +213,12 @@ impl<F: File> Cursor<F> {
         }
         self.fill(len, false)?;
         let off = (self.pos - self.chunk_at) as usize;
-        let frame = match decode_frame(&self.chunk[off..off + len], epoch) {
+        let frame = match decode_frame_in(version, &self.chunk[off..off + len], &key, base, self.at) {
             Ok(frame) => frame,
             Err(e) => return Ok(Step::Stop(Damage::Frame(e))),
         };
-        let first = base + u64::from(header.lsn_offset());
-        let payload = off + FRAME_HEADER_LEN..off + len;
+        let (first, kind) = (frame.first_lsn(), frame.kind());
+        let payload = off + frame.header_len()..off + len;
         let (kind, count, plain) = match frame.compressed() {
             Err(e) => return Ok(Step::Stop(Damage::Frame(e))),
             Ok(None) => match frame.body() {
@@ -227,7 +230,17 @@ impl<F: File> Cursor<F> {
                     self.pos += len as u64;
                     return Ok(Step::Padding);
                 }
-                Ok(body) => (header.kind(), body.record_count(), false),
+                // Declared lost by a repair: its LSNs are stepped over.
+                Ok(Body::Hole { count }) => {
+                    self.pos += len as u64;
+                    self.at = first + u64::from(count);
+                    return Ok(Step::Padding);
+                }
+                Ok(Body::Seal(_)) => {
+                    let reason = Malformed::MisplacedFrame;
+                    return Ok(Step::Stop(Damage::Frame(DecodeError::MalformedBody { reason })));
+                }
+                Ok(body) => (kind, body.record_count(), false),
                 Err(e) => return Ok(Step::Stop(Damage::Frame(e))),
             },
             Ok(Some(packed)) => {
@@ -239,8 +252,8 @@ impl<F: File> Cursor<F> {
                 if let Err(e) = compress::decompress(packed.codec, packed.data, plain_len, &mut self.plain) {
                     return Ok(Step::Stop(Damage::Frame(e)));
                 }
-                match Body::parse(header.kind(), &self.plain) {
-                    Ok(body) => (header.kind(), body.record_count(), true),
+                match Body::parse(kind, &self.plain) {
+                    Ok(body) => (kind, body.record_count(), true),
                     Err(e) => return Ok(Step::Stop(Damage::Frame(e))),
                 }
             }
@@ -269,14 +282,21 @@ impl<F: File> Cursor<F> {
         }
         let start = (self.pos - self.chunk_at) as usize;
         let bytes = &self.chunk[start.min(self.chunk.len())..];
-        for off in 1..bytes.len().saturating_sub(FRAME_HEADER_LEN) {
-            let Ok(header) = FrameHeader::decode(&bytes[off..off + FRAME_HEADER_LEN], seg.epoch) else {
+        if seg.version == Version::V2 {
+            // The frames' LSNs are bound, not stored: solved for, and each
+            // candidate confirmed by the frame after it (FORMAT.md v2.3).
+            let found = v2::find_after_damage(bytes, 0, &seg.key, self.at, None, 1);
+            return Ok(found.map(|r| (self.pos + r.offset as u64, r.lsn)));
+        }
+        let header_len = frame_len_of(Version::V1, 0) as usize;
+        for off in 1..bytes.len().saturating_sub(header_len) {
+            let Ok(len) = frame_len_in(Version::V1, &bytes[off..off + header_len], &seg.key) else {
                 continue;
             };
-            let Some(frame) = bytes.get(off..off + header.frame_len()) else { continue };
-            let first = seg.base + u64::from(header.lsn_offset());
-            if first >= self.at && decode_frame(frame, seg.epoch).is_ok() {
-                return Ok(Some((self.pos + off as u64, first)));
+            let Some(frame) = bytes.get(off..off + len) else { continue };
+            match decode_frame_in(Version::V1, frame, &seg.key, seg.base, self.at) {
+                Ok(f) if f.first_lsn() >= self.at => return Ok(Some((self.pos + off as u64, f.first_lsn()))),
+                _ => {}
             }
         }
         Ok(None)
@@ -762,13 +782,13 @@ impl<S: Fs> Follower<S> {
     /// log now continues, and reports a cut of records already returned.
     fn after_cut(&mut self, segments: &[Lsn]) -> Result<Verdict> {
         let Some(seg) = self.cursor.seg.as_ref() else { return Ok(Verdict::Wait) };
-        let (base, epoch) = (seg.base, seg.epoch);
+        let (base, epoch) = (seg.base, seg.key.epoch());
         let pos = self.cursor.pos;
         let lsn = self.lsn;
         // The file now at the path: a cut copy (same epoch, shorter) or a new
         // segment of the same name (a new epoch).
         if let Some(now) = self.open_segment(base)? {
-            if now.epoch == epoch {
+            if now.key.epoch() == epoch {
                 let mut probe = Cursor::new(Some(now), base);
                 probe.run_to_end()?;
                 if probe.pos >= pos {
@@ -812,7 +832,7 @@ impl<S: Fs> Follower<S> {
         let mut older = None;
         for &b in segments.iter().rev().filter(|&&b| b < base) {
             match self.open_segment(b)? {
-                Some(seg) if seg.epoch < epoch => {
+                Some(seg) if seg.key.epoch() < epoch => {
                     older = Some(seg);
                     break;
                 }
@@ -887,7 +907,9 @@ impl<S: Fs> Follower<S> {
             Ok(h) if segment::plausible(&h, base) => h,
             _ => return Ok(None),
         };
-        Ok(Some(Seg { path, base, epoch: header.epoch, size: header.segment_size, file }))
+        let (version, size) = (header.version, segment::size_of(&header));
+        let size = segment::frames_end(version, size);
+        Ok(Some(Seg { path, base, key: EpochKey::new(header.epoch), size, version, file }))
     }
 
     /// The base LSNs of the segment files, oldest first.

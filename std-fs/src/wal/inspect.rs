@@ -111,7 +111,7 @@ impl<S: Fs> Inspection<S> {
             lens.push(len);
         }
         Ok(Self {
-            active_end: recovered.active.as_ref().map(|(_, pos)| *pos),
+            active_end: recovered.active.as_ref().map(|(_, pos, _)| *pos),
             next_lsn: recovered.next_lsn,
             log_start: recovered.log_start,
             info: recovered.info,

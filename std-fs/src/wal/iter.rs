@@ -1,7 +1,7 @@
 //! Reading the log from an LSN, across segment files.
 
 use nori_wal_core::format::{
-    BATCH_ENTRIES_AT, Body, EpochKey, FRAME_HEADER_LEN, FrameHeader, FrameKind, Malformed, decode_frame_with,
+    BATCH_ENTRIES_AT, Body, EpochKey, FrameKind, Malformed, decode_frame_in, frame_header_len, frame_len_in, frame_len_of,
     record_at,
 };
 use nori_wal_core::ring::Entry;
@@ -10,7 +10,7 @@ use nori_wal_core::{DecodeError, Lsn, Record};
 
 use super::error::{Corruption, Error};
 use super::recovery::{SegMeta, Skip};
-use super::{compress, segment};
+use super::compress;
 use crate::fs::{File, Fs, Map, OpenMode, read_exact_at};
 
 /// Where the payload of the current frame is.
@@ -18,8 +18,8 @@ use crate::fs::{File, Fs, Map, OpenMode, read_exact_at};
 enum Source {
     /// In the segment's map, from this offset.
     Map(usize),
-    /// In `buf`, after the frame header.
-    Buf,
+    /// In `buf`, after the frame header (of this length).
+    Buf(usize),
     /// In `plain`, decompressed.
     Plain,
 }
@@ -29,7 +29,7 @@ enum Source {
 fn payload_of<'a>(cur: &Current, map: Option<&'a Map>, buf: &'a [u8], plain: &'a [u8]) -> &'a [u8] {
     match cur.source {
         Source::Map(start) => map.and_then(|m| m.bytes().get(start..start + cur.len)).unwrap_or_default(),
-        Source::Buf => buf.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + cur.len).unwrap_or_default(),
+        Source::Buf(at) => buf.get(at..at + cur.len).unwrap_or_default(),
         Source::Plain => plain,
     }
 }
@@ -122,6 +122,7 @@ impl<S: Fs> Iter<S> {
             .skip(index)
             .map(|seg| fs.open(&seg.path, OpenMode::Read).map_err(|e| Error::io("open", &seg.path, e)))
             .collect::<Result<_>>()?;
+        let pos = segments.get(index).map_or(0, SegMeta::frames_offset);
         Ok(Self {
             files,
             segments,
@@ -130,7 +131,7 @@ impl<S: Fs> Iter<S> {
             index,
             file: None,
             map: None,
-            pos: segment::frames_offset(),
+            pos,
             at,
             lsn,
             end,
@@ -218,7 +219,7 @@ impl<S: Fs> Iter<S> {
                 self.index += 1;
                 self.file = None;
                 self.map = None;
-                self.pos = segment::frames_offset();
+                self.pos = self.segments[self.index].frames_offset();
                 self.at = self.segments[self.index].base;
                 self.lsn = self.lsn.max(self.at);
                 continue;
@@ -234,11 +235,10 @@ impl<S: Fs> Iter<S> {
                 self.map = file.map(len).map_err(|e| Error::io("map", &seg.path, e))?;
                 self.file = Some(file);
             }
-            let size = seg.size;
             if self.key.epoch() != seg.epoch {
                 self.key = EpochKey::new(seg.epoch);
             }
-            match self.load(size)? {
+            match self.load()? {
                 Ok(()) => return Ok(()),
                 Err(damage) => {
                     let base = self.segments[self.index].base;
@@ -259,58 +259,75 @@ impl<S: Fs> Iter<S> {
     /// A frame is checked here again (its header decoded once, one CRC
     /// pass), whatever recovery checked: the mapped bytes may have been
     /// dropped by the kernel and read back since.
-    fn load(&mut self, size: u64) -> Result<std::result::Result<(), Damage>> {
-        let header_len = FRAME_HEADER_LEN as u64;
-        let available = size.saturating_sub(self.pos);
-        if available < header_len {
-            return Ok(Err(Damage::Frame(DecodeError::Truncated { needed: header_len, available })));
+    fn load(&mut self) -> Result<std::result::Result<(), Damage>> {
+        let seg = &self.segments[self.index];
+        let (version, base, size, end) = (seg.version, seg.base, seg.size, seg.frames_end());
+        // The shortest header, and the most of one read to learn a length.
+        let needed = frame_len_of(version, 0);
+        let available = end.saturating_sub(self.pos);
+        if available < needed {
+            return Ok(Err(Damage::Frame(DecodeError::Truncated { needed, available })));
         }
-        let path = &self.segments[self.index].path;
+        let header_len = (frame_header_len(version) as u64).min(available);
+        let path = &seg.path;
         let at = self.pos as usize;
         let key = self.key;
         // The frame's bytes: borrowed from the map, or read into `buf`.
         let (decoded, source) = match (&self.map, &self.file) {
             (Some(map), _) if (map.bytes().len() as u64) >= self.pos + header_len => {
-                match decode_frame_with(&map.bytes()[at..], &key) {
-                    Ok(frame) => (frame, Source::Map(at + FRAME_HEADER_LEN)),
+                let bytes = &map.bytes()[at..map.bytes().len().min(end as usize)];
+                match decode_frame_in(version, bytes, &key, base, self.at) {
+                    Ok(frame) => (frame, Source::Map(at + frame.header_len())),
                     Err(e) => return Ok(Err(Damage::Frame(e))),
                 }
             }
             (_, Some(file)) => {
-                self.buf.resize(FRAME_HEADER_LEN, 0);
+                self.buf.resize(header_len as usize, 0);
                 read_exact_at(file, &mut self.buf, self.pos).map_err(|e| Error::io("read", path, e))?;
-                let header = match FrameHeader::decode_with(&self.buf, &key) {
-                    Ok(h) => h,
+                let len = match frame_len_in(version, &self.buf, &key) {
+                    Ok(len) => len,
                     Err(e) => return Ok(Err(Damage::Frame(e))),
                 };
-                let len = header.frame_len();
                 if len as u64 > available {
                     let frame_len = len as u64;
                     return Ok(Err(Damage::Frame(DecodeError::LengthOutOfBounds { frame_len, available })));
                 }
+                let have = self.buf.len();
                 self.buf.resize(len, 0);
-                read_exact_at(file, &mut self.buf[FRAME_HEADER_LEN..], self.pos + header_len)
-                    .map_err(|e| Error::io("read", path, e))?;
-                match decode_frame_with(&self.buf, &key) {
-                    Ok(frame) => (frame, Source::Buf),
+                if len > have {
+                    read_exact_at(file, &mut self.buf[have..], self.pos + have as u64)
+                        .map_err(|e| Error::io("read", path, e))?;
+                }
+                match decode_frame_in(version, &self.buf, &key, base, self.at) {
+                    Ok(frame) => (frame, Source::Buf(frame.header_len())),
                     Err(e) => return Ok(Err(Damage::Frame(e))),
                 }
             }
             (_, None) => return Ok(Err(Damage::MissingSegment)),
         };
-        let header = *decoded.header();
-        let len = decoded.len();
-        let first = self.segments[self.index].base + u64::from(header.lsn_offset());
+        let (kind, len, first) = (decoded.kind(), decoded.len(), decoded.first_lsn());
+        let payload_len = len - decoded.header_len();
         let (count, source, payload_len) = match decoded.compressed() {
             Err(e) => return Ok(Err(Damage::Frame(e))),
             // A single record is parsed once, when it is returned (a
             // broken layout is reported there, at its LSN); a batch is
             // checked whole here, before any of its records is returned.
-            Ok(None) if matches!(header.kind(), FrameKind::Put | FrameKind::Delete | FrameKind::Raw) => {
-                (1, source, len - FRAME_HEADER_LEN)
+            Ok(None) if matches!(kind, FrameKind::Put | FrameKind::Delete | FrameKind::Raw) => {
+                (1, source, payload_len)
             }
             Ok(None) => match decoded.body() {
-                Ok(body) => (body.record_count(), source, len - FRAME_HEADER_LEN),
+                // Declared lost (a repaired log): its LSNs are stepped over.
+                Ok(Body::Hole { count }) => {
+                    self.pos += len as u64;
+                    self.at = first + u64::from(count);
+                    self.lsn = self.lsn.max(self.at);
+                    return Ok(Ok(()));
+                }
+                Ok(Body::Seal(_)) => {
+                    let reason = Malformed::MisplacedFrame;
+                    return Ok(Err(Damage::Frame(DecodeError::MalformedBody { reason })));
+                }
+                Ok(body) => (body.record_count(), source, payload_len),
                 Err(e) => return Ok(Err(Damage::Frame(e))),
             },
             Ok(Some(packed)) => {
@@ -324,7 +341,7 @@ impl<S: Fs> Iter<S> {
                 if let Err(e) = compress::decompress(packed.codec, packed.data, plain_len, &mut self.plain) {
                     return Ok(Err(Damage::Frame(e)));
                 }
-                match Body::parse(header.kind(), &self.plain) {
+                match Body::parse(kind, &self.plain) {
                     Ok(body) => (body.record_count(), Source::Plain, plain_len),
                     Err(e) => return Ok(Err(Damage::Frame(e))),
                 }
@@ -337,7 +354,7 @@ impl<S: Fs> Iter<S> {
         if count > 0 {
             self.at = first + u64::from(count);
             self.current = Some(Current {
-                kind: header.kind(),
+                kind,
                 source,
                 len: payload_len,
                 first,

@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use nori_wal_core::format::{
-    EncodedFrame, EpochKey, MAX_SEGMENT_HEADER_LEN, Mark, SEGMENT_HEADER_LEN, SegmentHeader,
+    AnyHeader, EncodedFrame, EpochKey, MAX_SEGMENT_HEADER_LEN, Mark, SegmentHeader, Version, v2,
 };
 use nori_wal_core::ring::segment::{SegmentReader, WriteOrder};
 use nori_wal_core::{BlockDevice, Geometry, Lsn};
@@ -21,9 +21,10 @@ const DIGITS: usize = 20;
 /// The lock file's name.
 pub(crate) const LOCK_FILE: &str = "LOCK";
 
-/// Length of a mark frame.
-pub(crate) const MARK_FRAME_LEN: u64 =
-    (nori_wal_core::format::FRAME_HEADER_LEN + nori_wal_core::format::MARK_PAYLOAD_LEN) as u64;
+/// Length of a mark frame in a segment of `version`.
+pub(crate) const fn mark_frame_len(version: Version) -> u64 {
+    nori_wal_core::format::frame_len_of(version, nori_wal_core::format::MARK_PAYLOAD_LEN as u64)
+}
 
 /// The smallest and largest segment sizes taken.
 pub(crate) const MIN_SEGMENT: u64 = 4096;
@@ -79,9 +80,31 @@ pub(crate) const fn file_geometry() -> Geometry {
     FILE_GEOMETRY
 }
 
-/// The frame offset of a segment file.
-pub(crate) const fn frames_offset() -> u64 {
-    SEGMENT_HEADER_LEN as u64
+/// Where the frames of a segment file of `version` start: after its
+/// header (version 2 files record their size, so the longer form).
+pub(crate) const fn frames_offset(version: Version) -> u64 {
+    match version {
+        Version::V1 => nori_wal_core::format::SEGMENT_HEADER_LEN as u64,
+        Version::V2 => v2::SIZED_HEADER_LEN as u64,
+    }
+}
+
+/// Where the frames of a segment file of `version` and `size` bytes end:
+/// before the seal slot in version 2.
+pub(crate) const fn frames_end(version: Version, size: u64) -> u64 {
+    match version {
+        Version::V1 => size,
+        Version::V2 => size - v2::SEAL_LEN as u64,
+    }
+}
+
+/// The segment size a header of a segment file records (version 2 files
+/// are written `SIZED`; a header without a size is not one of the WAL's).
+pub(crate) const fn size_of(header: &AnyHeader) -> u64 {
+    match header.segment_size {
+        Some(size) => size,
+        None => 0,
+    }
 }
 
 /// A segment file seen as a device of `capacity` bytes, for reading: bytes
@@ -153,13 +176,12 @@ pub(crate) fn read_segment<F: File, T>(
     file: &F,
     path: &Path,
     len: u64,
-    header: SegmentHeader,
+    header: AnyHeader,
     buffer: &mut [u8],
     mapped: bool,
     op: impl FnOnce(&mut SegmentReader<'_, '_, FileDevice<'_, F>>) -> Result<T, ReadError>,
 ) -> Result<T, Error> {
-    let capacity = header.segment_size.min(len.max(frames_offset()));
-    let header = SegmentHeader { segment_size: capacity, ..header };
+    let capacity = size_of(&header).min(len.max(header.frames_offset));
     // With `mapped`, and where the file system maps files (the `mmap`
     // feature), the reader checks the bytes in place. Only a caller that
     // holds the WAL's lock asks for it: no other process can shrink a file
@@ -174,53 +196,97 @@ pub(crate) fn read_segment<F: File, T>(
 
 /// Whether `header`, read from the file named by `base`, is one this WAL
 /// writes: its base LSN matches the name, its start is not past it, it is
-/// byte-addressed, and its size is in the range the WAL takes (a hostile
-/// size cannot make a reader scan or allocate a terabyte).
-pub(crate) fn plausible(header: &SegmentHeader, base: Lsn) -> bool {
+/// byte-addressed, it records its size, and that size is in the range the
+/// WAL takes (a hostile size cannot make a reader scan or allocate a
+/// terabyte).
+pub(crate) fn plausible(header: &AnyHeader, base: Lsn) -> bool {
     header.base_lsn == base
-        && header.log_start <= base
+        && header.log_start.is_none_or(|start| start <= base)
         && header.program_unit == 1
-        && (MIN_SEGMENT..=MAX_SEGMENT).contains(&header.segment_size)
+        && (MIN_SEGMENT..=MAX_SEGMENT).contains(&size_of(header))
+        && header.frames_offset == frames_offset(header.version)
 }
 
-/// Reads the first bytes of a segment file and decodes its header.
-pub(crate) fn peek_header<F: File>(
-    file: &F,
-) -> io::Result<Result<SegmentHeader, nori_wal_core::DecodeError>> {
+/// Reads the first bytes of a segment file and decodes its header, of
+/// either version.
+pub(crate) fn peek_header<F: File>(file: &F) -> io::Result<Result<AnyHeader, nori_wal_core::DecodeError>> {
     let mut bytes = [0u8; MAX_SEGMENT_HEADER_LEN];
     let mut device = FileDevice { file, capacity: MAX_SEGMENT_HEADER_LEN as u64, map: None };
     device.read(0, &mut bytes)?;
-    Ok(SegmentHeader::decode(&bytes))
+    Ok(AnyHeader::decode(&bytes))
+}
+
+/// What a new segment file is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewSegment {
+    /// The format version it is written in.
+    pub(crate) version: Version,
+    pub(crate) epoch: u64,
+    pub(crate) base_lsn: Lsn,
+    /// The log's start when it is created (version 1 keeps it in the
+    /// header; both keep it in the opening mark).
+    pub(crate) log_start: Lsn,
+    pub(crate) size: u64,
+    /// Whether the file is allocated at its full size before any frame
+    /// goes in (version 2 says so in its header: a shorter file with a
+    /// valid header is then damage, never a crash).
+    pub(crate) preallocate: bool,
+}
+
+impl NewSegment {
+    /// The header's bytes and the opening mark `mark`, and the header.
+    fn encode(&self, mark: Mark) -> Result<(Vec<u8>, AnyHeader), nori_wal_core::EncodeError> {
+        let key = EpochKey::new(self.epoch);
+        match self.version {
+            Version::V1 => {
+                let header = SegmentHeader::new(self.epoch, self.base_lsn, self.size, 1)?
+                    .with_log_start(self.log_start)?;
+                let mut bytes = vec![0u8; nori_wal_core::format::SEGMENT_HEADER_LEN];
+                header.encode(&mut bytes)?;
+                EncodedFrame::mark(key, 0, mark).append_to(&mut bytes);
+                Ok((bytes, header.into()))
+            }
+            Version::V2 => {
+                let header = v2::SegmentHeader::new(self.epoch, self.base_lsn, 1)?
+                    .sized(self.size)?
+                    .preallocated(self.preallocate);
+                let mut bytes = vec![0u8; header.len()];
+                header.encode(&mut bytes)?;
+                v2::EncodedFrame::mark(mark).append_to(&mut bytes, &key, self.base_lsn);
+                Ok((bytes, header.into()))
+            }
+        }
+    }
 }
 
 /// A new segment file, created durably: given the permission bits `mode`,
-/// preallocated, its header written and synced, the directory synced.
-/// Nothing of it is left behind when creation fails.
+/// preallocated, its header and opening mark `first_mark` written and
+/// synced, the directory synced. Nothing of it is left behind when
+/// creation fails. Returns the file, its path, its header and the CRC of
+/// the opening mark (the first a seal covers).
 pub(crate) fn create<S: Fs>(
     fs: &S,
     dir: &Path,
-    header: &SegmentHeader,
+    new: &NewSegment,
     first_mark: Mark,
-    preallocate: bool,
     mode: u32,
-) -> Result<(S::File, PathBuf), Error> {
-    let path = dir.join(file_name(header.base_lsn));
+) -> Result<(S::File, PathBuf, AnyHeader, u32), Error> {
+    let path = dir.join(file_name(new.base_lsn));
     // Encoded first: a header that does not encode creates no file.
-    let mut bytes = vec![0u8; SEGMENT_HEADER_LEN];
-    header.encode(&mut bytes).map_err(Error::Encode)?;
-    encode_mark(&mut bytes, EpochKey::new(header.epoch), 0, first_mark);
+    let (bytes, header) = new.encode(first_mark).map_err(Error::Encode)?;
+    let mark_crc = stored_crc(new.version, &bytes[header.frames_offset as usize..]);
     let file = fs.open(&path, OpenMode::CreateNew).map_err(|e| Error::io("create segment", &path, e))?;
     let written = (|| {
         file.set_mode(mode)?;
-        if preallocate {
-            file.allocate(header.segment_size)?;
+        if new.preallocate {
+            file.allocate(new.size)?;
         }
         file.write_all_at(&bytes, 0)?;
         file.sync_data()?;
         fs.sync_dir(dir)
     })();
     match written {
-        Ok(()) => Ok((file, path)),
+        Ok(()) => Ok((file, path, header, mark_crc)),
         Err(e) => {
             drop(file);
             // Best effort: a file left here holds no record and recovery
@@ -231,9 +297,59 @@ pub(crate) fn create<S: Fs>(
     }
 }
 
-/// Appends a mark frame to `out`.
-pub(crate) fn encode_mark(out: &mut Vec<u8>, key: EpochKey, lsn_offset: u32, mark: Mark) {
-    EncodedFrame::mark(key, lsn_offset, mark).append_to(out);
+/// Appends a mark frame to `out`, in a segment of `version` and base LSN
+/// `base`, before the record of LSN `next`; returns the frame's CRC (what
+/// a seal covers).
+pub(crate) fn encode_mark(
+    out: &mut Vec<u8>,
+    version: Version,
+    key: &EpochKey,
+    base: Lsn,
+    next: Lsn,
+    mark: Mark,
+) -> u32 {
+    let start = out.len();
+    match version {
+        Version::V1 => EncodedFrame::mark(*key, (next - base) as u32, mark).append_to(out),
+        Version::V2 => v2::EncodedFrame::mark(mark).append_to(out, key, next),
+    }
+    stored_crc(version, &out[start..])
+}
+
+/// The stored CRC of the frame at the start of `frame`, written by this
+/// process: what a format v2 seal's checksum covers (0 in version 1,
+/// whose segments have no seal).
+#[inline]
+pub(crate) fn stored_crc(version: Version, frame: &[u8]) -> u32 {
+    match version {
+        Version::V1 => 0,
+        Version::V2 => v2::FrameHeader::decode(frame).map_or(0, |h| h.stored_crc()),
+    }
+}
+
+/// Where the epochs of a log without segments start: a number from the
+/// clock (microseconds since 1970 over 16, about 2^47 now), so that blocks
+/// a file system hands back from an earlier log in the same place (deleted
+/// and created again) hold frames of other epochs and never validate
+/// (invariant I6). Fits format version 2's 48-bit epochs, with 2^47 epochs
+/// of room.
+pub(crate) fn fresh_epochs() -> u64 {
+    let micros =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    ((micros as u64) >> 4).clamp(1, v2::MAX_EPOCH)
+}
+
+/// The epoch of a new segment of `version` after segments whose highest
+/// epoch is `max`: the next one, or, where that is beyond what `version`
+/// holds (a log whose version 1 segments took epochs from a finer clock),
+/// a fresh one from the clock (recovery takes a version 2 segment after
+/// such a version 1 one as in order). `None` when the epochs are spent.
+pub(crate) fn next_epoch(max: u64, version: Version) -> Option<u64> {
+    let next = max.checked_add(1)?;
+    match version {
+        Version::V2 if next > v2::MAX_EPOCH => Some(fresh_epochs()),
+        _ => Some(next),
+    }
 }
 
 /// The lock file also keeps the log's start for `truncate_after`, which may

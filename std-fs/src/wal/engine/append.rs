@@ -5,15 +5,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use nori_wal_core::format::{EncodedFrame, EpochKey, Mark, SegmentHeader};
-use nori_wal_core::{EncodeError, Lsn};
+use nori_wal_core::format::v2::{self, FramesCrc};
+use nori_wal_core::format::{Compression, EncodedFrame, EpochKey, FrameKind, Mark, Seal, Version};
+use nori_wal_core::{EncodeError, Lsn, Record};
 
 use super::{Result, Shared, lock};
 use crate::fs::{File, Fs};
 use crate::wal::config::FsyncPolicy;
 use crate::wal::error::Error;
 use crate::wal::recovery::{SegMeta, Skip};
-use crate::wal::segment::{self, MARK_FRAME_LEN};
+use crate::wal::segment;
 
 /// The segment being appended to.
 pub(crate) struct Active<F> {
@@ -21,7 +22,13 @@ pub(crate) struct Active<F> {
     pub(super) path: PathBuf,
     pub(super) key: EpochKey,
     pub(super) base: Lsn,
-    pub(super) size: u64,
+    /// The segment's format version.
+    pub(super) version: Version,
+    /// Where its frames must end (before the seal slot, in version 2).
+    pub(super) end: u64,
+    /// The checksum of its frames' CRCs so far, for its seal (version 2);
+    /// `None` when it is not known (a segment recovered past damage).
+    pub(super) frames_crc: Option<FramesCrc>,
     /// Offset of the next frame (buffered bytes included).
     pub(super) pos: u64,
     /// Offset at which the write buffer's bytes belong.
@@ -35,7 +42,7 @@ impl<F> Active<F> {
     /// Whether `len` more bytes fit, holding LSNs up to `end` (the LSN
     /// offsets of a segment are 32-bit).
     fn takes(&self, len: u64, end: Lsn) -> bool {
-        self.pos + len <= self.size && end - self.base <= u64::from(u32::MAX)
+        self.pos + len <= self.end && end - self.base <= u64::from(u32::MAX)
     }
 
     /// Whether a frame of `len` bytes ending at `end` goes in as it is: it
@@ -52,6 +59,9 @@ pub(super) struct Sealed<F> {
     pub(super) path: PathBuf,
     /// The LSN after its last record.
     pub(super) end: Lsn,
+    /// Its seal (version 2), written once a sync has made its frames
+    /// durable: the bytes and where they go.
+    pub(super) seal: Option<([u8; v2::SEAL_LEN], u64)>,
 }
 
 /// State under the append lock.
@@ -90,17 +100,20 @@ pub(crate) enum Wait {
 }
 
 impl<S: Fs> Shared<S> {
-    /// Encodes a frame of `len` bytes holding `count` LSNs into the write
-    /// buffer; returns its first LSN, or `None` when `wait` is
-    /// [`Wait::Never`] and appending would block (nothing was appended).
+    /// Encodes a frame of `what`, whose payload is `payload_len` bytes
+    /// long and holds `count` LSNs, into the write buffer, in the active
+    /// segment's format version; returns its first LSN, or `None` when
+    /// `wait` is [`Wait::Never`] and appending would block (nothing was
+    /// appended).
     #[inline]
-    pub(super) fn append_frame<'r>(
+    pub(super) fn append_frame(
         &self,
-        len: u64,
+        payload_len: u64,
         count: u32,
         wait: Wait,
-        encode: impl FnOnce(EpochKey, u32) -> std::result::Result<EncodedFrame<'r>, EncodeError>,
+        what: Payload<'_>,
     ) -> Result<Option<Lsn>> {
+        let len = nori_wal_core::format::frame_len_of(self.config.format, payload_len);
         let max = self.max_frame_len();
         if len > max {
             return Err(Error::RecordTooLarge { len, max });
@@ -127,9 +140,12 @@ impl<S: Fs> Shared<S> {
             return Err(self.no_active_segment());
         };
         // Nothing was buffered: the WAL goes on after a record it refuses.
-        let frame = encode(active.key, (lsn - active.base) as u32).map_err(Error::Encode)?;
-        frame.append_to(&mut inner.buf);
-        active.pos += frame.len() as u64;
+        let start = inner.buf.len();
+        what.encode(&mut inner.buf, active.version, &active.key, active.base, lsn).map_err(Error::Encode)?;
+        if let Some(crc) = active.frames_crc.as_mut() {
+            crc.add(segment::stored_crc(active.version, &inner.buf[start..]));
+        }
+        active.pos += (inner.buf.len() - start) as u64;
         inner.next_lsn = end;
         if inner.buf.len() >= self.config.write_buffer {
             self.write_out(inner)?;
@@ -226,7 +242,7 @@ impl<S: Fs> Shared<S> {
                 continue;
             };
             let needs_mark = active.marked_durable < durable;
-            let mark_len = if needs_mark { MARK_FRAME_LEN } else { 0 };
+            let mark_len = if needs_mark { segment::mark_frame_len(active.version) } else { 0 };
             if active.takes(mark_len + len, end) {
                 if needs_mark {
                     self.write_mark(inner, durable);
@@ -242,8 +258,11 @@ impl<S: Fs> Shared<S> {
         let mark = Mark { durable_end: durable, log_start: inner.log_start };
         let next = inner.next_lsn;
         if let Some(active) = inner.active.as_mut() {
-            segment::encode_mark(&mut inner.buf, active.key, (next - active.base) as u32, mark);
-            active.pos += MARK_FRAME_LEN;
+            let crc = segment::encode_mark(&mut inner.buf, active.version, &active.key, active.base, next, mark);
+            if let Some(frames) = active.frames_crc.as_mut() {
+                frames.add(crc);
+            }
+            active.pos += segment::mark_frame_len(active.version);
             active.marked_durable = durable;
         }
     }
@@ -256,7 +275,7 @@ impl<S: Fs> Shared<S> {
         self.check_poison()?;
         let durable = self.commit.durable_end();
         let Some(active) = inner.active.as_ref() else { return Ok(()) };
-        let room = active.pos + MARK_FRAME_LEN <= active.size;
+        let room = active.pos + segment::mark_frame_len(active.version) <= active.end;
         if active.marked_durable >= durable || durable < inner.next_lsn || !room {
             return Ok(());
         }
@@ -290,27 +309,45 @@ impl<S: Fs> Shared<S> {
     /// Ends the active segment: its bytes are written out, and the next
     /// sync syncs it (sealing does not wait for the disk; the next
     /// segment's first mark says how far the log was durable, so recovery
-    /// knows an unsynced tail from damage).
+    /// knows an unsynced tail from damage). A version 2 segment's seal is
+    /// written once its frames are durable: here when they already are,
+    /// else by the sync that makes them so.
     pub(super) fn seal(&self, inner: &mut Inner<S::File>) -> Result<()> {
         let Some(active) = inner.active.as_ref() else { return Ok(()) };
-        if active.pos == segment::frames_offset() + MARK_FRAME_LEN && inner.next_lsn == active.base {
+        let opening = segment::frames_offset(active.version) + segment::mark_frame_len(active.version);
+        if active.pos == opening && inner.next_lsn == active.base {
             return Ok(());
         }
         self.flush(inner)?;
         self.counters.rotated();
         trace!(debug, next_lsn = inner.next_lsn, "segment sealed");
-        if let Some(active) = inner.active.take()
-            && self.commit.durable_end() < inner.next_lsn
-        {
-            inner.unsynced.push(Sealed { file: active.file, path: active.path, end: inner.next_lsn });
+        if let Some(active) = inner.active.take() {
+            let seal = seal_of(&active, inner.next_lsn);
+            let sealed = Sealed { file: active.file, path: active.path, end: inner.next_lsn, seal };
+            if self.commit.durable_end() < inner.next_lsn {
+                inner.unsynced.push(sealed);
+            } else {
+                self.write_seal(&sealed)?;
+            }
         }
         Ok(())
+    }
+
+    /// Writes the seal of a segment whose frames are durable. It is not
+    /// synced: a seal lost in a crash leaves the segment unsealed, which
+    /// recovery takes as it is (its frames are each checked).
+    fn write_seal(&self, sealed: &Sealed<S::File>) -> Result<()> {
+        let Some((bytes, at)) = &sealed.seal else { return Ok(()) };
+        sealed.file.write_all_at(bytes, *at).map_err(|e| self.poison(Error::io("seal", &sealed.path, e)))
     }
 
     /// Syncs the sealed segments not yet synced, oldest first (under the
     /// append lock, or with the list taken out of it).
     pub(super) fn sync_sealed(&self, sealed: &[Sealed<S::File>]) -> Result<()> {
-        sealed.iter().try_for_each(|s| self.sync_file(&s.file, &s.path))
+        sealed.iter().try_for_each(|s| {
+            self.sync_file(&s.file, &s.path)?;
+            self.write_seal(s)
+        })
     }
 
     /// `fdatasync` of a segment file, counted; a failure poisons.
@@ -318,39 +355,52 @@ impl<S: Fs> Shared<S> {
         self.counters.time_sync(|| file.sync_data()).map_err(|e| self.poison(Error::io("sync", path, e)))
     }
 
-    /// Creates the next segment file, starting at the next LSN.
+    /// Creates the next segment file, starting at the next LSN, in the
+    /// configured format version.
     fn start_segment(&self, inner: &mut Inner<S::File>) -> Result<()> {
-        let epoch = inner.max_epoch.checked_add(1).ok_or(Error::Exhausted)?;
+        let version = self.config.format;
+        let epoch = segment::next_epoch(inner.max_epoch, version).ok_or(Error::Exhausted)?;
         let size = self.config.segment_size;
-        let header = SegmentHeader::new(epoch, inner.next_lsn, size, 1)
-            .and_then(|h| h.with_log_start(inner.log_start.min(inner.next_lsn)))
-            .map_err(|_| Error::Exhausted)?;
+        let new = segment::NewSegment {
+            version,
+            epoch,
+            base_lsn: inner.next_lsn,
+            log_start: inner.log_start.min(inner.next_lsn),
+            size,
+            preallocate: self.config.preallocate,
+        };
         // Its first frame records how far the log is durable: the older
         // segments' bytes past that point may be lost in a crash.
         let durable = self.commit.durable_end();
-        let mark = Mark { durable_end: durable, log_start: header.log_start };
+        let mark = Mark { durable_end: durable, log_start: new.log_start };
         // A failure here (a full disk) leaves nothing behind and appends nothing.
-        let (file, path) = segment::create(
-            &self.fs,
-            self.dir(),
-            &header,
-            mark,
-            self.config.preallocate,
-            self.config.file_mode,
-        )?;
-        trace!(debug, base_lsn = header.base_lsn, epoch, "segment created");
+        let (file, path, header, mark_crc) =
+            segment::create(&self.fs, self.dir(), &new, mark, self.config.file_mode)?;
+        trace!(debug, base_lsn = new.base_lsn, epoch, "segment created");
         inner.max_epoch = epoch;
         inner.segments_created += 1;
-        inner.bytes_written += segment::frames_offset();
-        inner.segments.push(SegMeta { base: header.base_lsn, epoch, size, path: path.clone() });
+        let opening = header.frames_offset + segment::mark_frame_len(version);
+        inner.bytes_written += opening;
+        inner.segments.push(SegMeta {
+            base: new.base_lsn,
+            epoch,
+            size,
+            path: path.clone(),
+            version,
+            preallocated: header.preallocated,
+        });
+        let mut frames_crc = FramesCrc::default();
+        frames_crc.add(mark_crc);
         inner.active = Some(Active {
             file: Arc::new(file),
             path,
             key: EpochKey::new(epoch),
-            base: header.base_lsn,
-            size,
-            pos: segment::frames_offset() + MARK_FRAME_LEN,
-            written: segment::frames_offset() + MARK_FRAME_LEN,
+            base: new.base_lsn,
+            version,
+            end: segment::frames_end(version, size),
+            frames_crc: Some(frames_crc),
+            pos: opening,
+            written: opening,
             marked_durable: durable,
             created: Instant::now(),
         });
@@ -383,7 +433,7 @@ impl<S: Fs> Shared<S> {
             let sealed: Vec<Sealed<S::File>> = inner
                 .unsynced
                 .iter()
-                .map(|s| Sealed { file: Arc::clone(&s.file), path: s.path.clone(), end: s.end })
+                .map(|s| Sealed { file: Arc::clone(&s.file), path: s.path.clone(), end: s.end, seal: s.seal })
                 .collect();
             let file = inner.active.as_ref().map(|a| (Arc::clone(&a.file), a.path.clone()));
             (sealed, file, inner.next_lsn)
@@ -399,4 +449,64 @@ impl<S: Fs> Shared<S> {
         }
         Ok(flushed)
     }
+}
+
+/// What a frame holds: the file WAL encodes it in the active segment's
+/// format version.
+#[derive(Clone, Copy)]
+pub(super) enum Payload<'r> {
+    /// One record.
+    Record(&'r Record<'r>),
+    /// An atomic batch.
+    Batch(&'r [Record<'r>]),
+    /// One record's body, compressed.
+    Compressed {
+        kind: FrameKind,
+        codec: Compression,
+        body_len: u32,
+        data: &'r [u8],
+    },
+}
+
+impl Payload<'_> {
+    /// Appends the frame to `out`, in a segment of `version`, epoch `key`
+    /// and base LSN `base`, at LSN `lsn`.
+    #[inline]
+    fn encode(
+        self,
+        out: &mut Vec<u8>,
+        version: Version,
+        key: &EpochKey,
+        base: Lsn,
+        lsn: Lsn,
+    ) -> std::result::Result<(), EncodeError> {
+        // Checked by `takes`: the LSNs of a segment span at most 2^32.
+        let off = (lsn - base) as u32;
+        match (version, self) {
+            (Version::V1, Self::Record(r)) => EncodedFrame::record(*key, off, r)?.append_to(out),
+            (Version::V1, Self::Batch(rs)) => EncodedFrame::batch(*key, off, rs)?.append_to(out),
+            (Version::V1, Self::Compressed { kind, codec, body_len, data }) => {
+                EncodedFrame::compressed(*key, off, kind, codec, body_len, 1, data)?.append_to(out);
+            }
+            (Version::V2, Self::Record(r)) => v2::EncodedFrame::record(r)?.append_to(out, key, lsn),
+            (Version::V2, Self::Batch(rs)) => v2::EncodedFrame::batch(rs)?.append_to(out, key, lsn),
+            (Version::V2, Self::Compressed { kind, codec, body_len, data }) => {
+                v2::EncodedFrame::compressed(kind, codec, body_len, 1, data)?.append_to(out, key, lsn);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The seal of `active`, whose records end at `end` (version 2, with the
+/// checksum of every frame known), and where it goes.
+fn seal_of<F>(active: &Active<F>, end: Lsn) -> Option<([u8; v2::SEAL_LEN], u64)> {
+    if active.version != Version::V2 {
+        return None;
+    }
+    let frames_crc = active.frames_crc?.value();
+    let records = u32::try_from(end - active.base).ok()?;
+    let mut bytes = [0u8; v2::SEAL_LEN];
+    v2::EncodedFrame::seal(Seal { records, frames_crc }).write_to(&mut bytes, &active.key, active.base).ok()?;
+    Some((bytes, active.end))
 }

@@ -16,14 +16,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use nori_wal_core::format::{EncodedFrame, FRAME_HEADER_LEN, batch_frame_len, record_frame_len, record_kind};
+use nori_wal_core::format::{FRAME_HEADER_LEN, batch_frame_len, record_frame_len, record_kind};
 use nori_wal_core::{Lsn, Record};
 
 use super::config::{Codec, FsyncPolicy, WalConfig};
 use super::error::Error;
 use super::iter::Iter;
 use super::recovery::RecoveryInfo;
-use super::segment::{self, MARK_FRAME_LEN};
+use super::segment;
 use super::sync::{AtomicU64, JoinHandle, Mutex};
 use crate::fs::{Fs, StdFs};
 
@@ -36,7 +36,7 @@ mod timer;
 mod truncate;
 
 pub(crate) use append::Inner;
-use append::Wait;
+use append::{Payload, Wait};
 pub(crate) use commit::lock;
 pub(crate) use commit::{GroupCommit, Poisoned};
 pub use stats::{SYNC_LATENCY_BUCKETS, Stats, SyncLatency};
@@ -131,10 +131,11 @@ impl<S: Fs> Wal<S> {
     /// Appends `record` (compressed as configured) into the write buffer;
     /// `None` when `wait` forbids blocking and appending would block.
     fn append_record(&self, record: &Record<'_>, wait: Wait) -> Result<Option<Lsn>> {
-        let len = record_frame_len(record);
+        // The payload's length (a v1 frame's length less its header).
+        let len = record_frame_len(record) - FRAME_HEADER_LEN as u64;
         let config = &self.shared.config;
         // Too large a record is refused below, compressible or not.
-        let packed = if config.compression != Codec::None && len <= self.shared.max_frame_len() {
+        let packed = if config.compression != Codec::None && nori_wal_core::format::frame_len_of(config.format, len) <= self.shared.max_frame_len() {
             super::compress::compress(config.compression, config.compress_min, record)
         } else {
             None
@@ -142,12 +143,10 @@ impl<S: Fs> Wal<S> {
         match packed {
             Some(p) => {
                 let kind = record_kind(record);
-                let frame_len = (FRAME_HEADER_LEN + 4 + p.data.len()) as u64;
-                self.shared.append_frame(frame_len, 1, wait, |key, off| {
-                    EncodedFrame::compressed(key, off, kind, p.codec, p.body_len, 1, &p.data)
-                })
+                let payload = Payload::Compressed { kind, codec: p.codec, body_len: p.body_len, data: &p.data };
+                self.shared.append_frame(4 + p.data.len() as u64, 1, wait, payload)
             }
-            None => self.shared.append_frame(len, 1, wait, |key, off| EncodedFrame::record(key, off, record)),
+            None => self.shared.append_frame(len, 1, wait, Payload::Record(record)),
         }
     }
 
@@ -205,9 +204,8 @@ impl<S: Fs> Wal<S> {
         }
         let count = u32::try_from(records.len())
             .map_err(|_| Error::RecordTooLarge { len: u64::MAX, max: self.shared.max_frame_len() })?;
-        let len = batch_frame_len(records);
-        let first =
-            self.shared.append_frame(len, count, wait, |key, off| EncodedFrame::batch(key, off, records))?;
+        let len = batch_frame_len(records) - FRAME_HEADER_LEN as u64;
+        let first = self.shared.append_frame(len, count, wait, Payload::Batch(records))?;
         Ok(first.map(|first| first..first + u64::from(count)))
     }
 
@@ -440,7 +438,10 @@ impl<S: Fs> Shared<S> {
     /// The largest frame a segment of the configured size takes, bounded by
     /// the record limit.
     fn max_frame_len(&self) -> u64 {
-        let room = self.config.segment_size - segment::frames_offset() - MARK_FRAME_LEN;
+        let (version, size) = (self.config.format, self.config.segment_size);
+        let room = segment::frames_end(version, size)
+            - segment::frames_offset(version)
+            - segment::mark_frame_len(version);
         room.min(self.config.max_record_len)
     }
 

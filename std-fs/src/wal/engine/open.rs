@@ -47,14 +47,18 @@ impl<S: Fs> Wal<S> {
         if let Some(c) = &recovered.info.corruption {
             tracing::warn!(damage = %c, "recovery found damage");
         }
-        let active = recovered.active.and_then(|(file, pos)| {
-            let meta = recovered.segments.last()?;
+        // Appends go on in the newest segment when it is of the version
+        // the configuration writes; else the next append starts a segment.
+        let active = recovered.active.and_then(|(file, pos, frames_crc)| {
+            let meta = recovered.segments.last().filter(|m| m.version == config.format)?;
             Some(Active {
                 file: Arc::new(file),
                 path: meta.path.clone(),
                 key: EpochKey::new(meta.epoch),
                 base: meta.base,
-                size: meta.size,
+                version: meta.version,
+                end: meta.frames_end(),
+                frames_crc,
                 pos,
                 written: pos,
                 marked_durable: recovered.next_lsn,

@@ -131,6 +131,11 @@ impl<S: Fs> Shared<S> {
         }
         let out = self.fs.open(&tmp, OpenMode::CreateNew).map_err(|e| Error::io("create", &tmp, e))?;
         out.set_mode(self.config.file_mode).map_err(|e| Error::io("set the modes of", &tmp, e))?;
+        // A segment whose header says it was made at full size stays so:
+        // recovery takes a shorter one for damage.
+        if seg.preallocated {
+            out.allocate(seg.size).map_err(|e| Error::io("allocate", &tmp, e))?;
+        }
         let mut buf = vec![0u8; (1 << 20).min(pos as usize)];
         let mut at = 0;
         while at < pos {

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nori_wal_core::Lsn;
-use nori_wal_core::format::{DecodeError, SegmentHeader};
+use nori_wal_core::format::v2::{self, FramesCrc};
+use nori_wal_core::format::{AnyHeader, DecodeError, SegmentHeader, Version};
 use nori_wal_core::ring::segment::{Classified, Damage, SegmentReader, Stop};
 use nori_wal_core::ring::{Action, RecoveryCase, decide};
 
@@ -26,7 +27,16 @@ struct Found<F> {
     file: F,
     /// The file's length when listed.
     len: u64,
-    header: Option<SegmentHeader>,
+    header: Option<AnyHeader>,
+}
+
+impl<F> Found<F> {
+    /// Whether the file is shorter than its header says it was made: a
+    /// version 2 segment created at full size (`PREALLOCATED`) cannot be
+    /// left shorter by a crash, so a cut file is damage.
+    fn cut_short(&self) -> bool {
+        self.header.is_some_and(|h| h.preallocated && self.len < segment::size_of(&h))
+    }
 }
 
 /// Read buffer of recovery: bounded, whatever the segment size.
@@ -119,8 +129,7 @@ pub(crate) fn recover<S: Fs>(
 impl<S: Fs> Recovery<'_, S> {
     fn run(&mut self) -> Result<Recovered<S::File>> {
         let mut found = self.list()?;
-        self.max_epoch =
-            found.iter().filter_map(|f| f.header.map(|h| h.epoch)).max().unwrap_or_else(fresh_epochs);
+        self.max_epoch = max_epoch(&found).unwrap_or_else(segment::fresh_epochs);
         // A newest file without a valid header is a rotation that a crash
         // interrupted (segment files get no frame before their header is
         // durable), unless frames follow: then its header was damaged.
@@ -141,13 +150,13 @@ impl<S: Fs> Recovery<'_, S> {
         // The log's start: the newest header's, or a later mark's.
         let head_stop = self.walk(newest, None, None)?;
         self.log_end = head_stop.lsn;
-        let header_start = newest.header.map_or(0, |h| h.log_start).max(self.known_start);
+        let header_start = newest.header.and_then(|h| h.log_start).unwrap_or(0).max(self.known_start);
         // Bounded by the records the newest segment holds: by where this
         // first walk stops or, past damage among reclaimed records (handled
         // in `settle`), by the valid frames after it.
         let mut log_start = header_start.max(head_stop.log_start);
         if log_start > head_stop.lsn && head_stop.damage.is_some() {
-            let header = newest.header.unwrap_or(EMPTY_HEADER);
+            let header = newest.header.unwrap_or_else(empty_header);
             let ahead = self.with_reader(newest, header, |reader| reader.look_ahead(&head_stop))?;
             log_start = log_start.min(ahead.reach.unwrap_or(head_stop.lsn).max(head_stop.lsn));
         } else {
@@ -239,7 +248,7 @@ impl<S: Fs> Recovery<'_, S> {
     fn with_reader<T>(
         &mut self,
         f: &Found<S::File>,
-        header: SegmentHeader,
+        header: AnyHeader,
         op: impl FnOnce(&mut SegmentReader<'_, '_, FileDevice<'_, S::File>>) -> CoreResult<T>,
     ) -> Result<T> {
         let mapped = self.effect != Effect::DryRun;
@@ -247,27 +256,40 @@ impl<S: Fs> Recovery<'_, S> {
     }
 
     /// Whether a file whose header is invalid holds frames of the epoch it
-    /// would have had (the one after the highest found).
+    /// would have had (the one after the highest found), in either version.
     fn holds_frames(&mut self, f: &Found<S::File>) -> Result<bool> {
-        let Some(epoch) = self.max_epoch.checked_add(1) else { return Ok(false) };
-        let size = f.file.size().map_err(|e| Error::io("size", &f.path, e))?;
-        if size <= segment::frames_offset() {
-            return Ok(false);
+        let size = f.file.size().map_err(|e| Error::io("size", &f.path, e))?.min(segment::MAX_SEGMENT);
+        for version in [Version::V1, Version::V2] {
+            let Some(epoch) = segment::next_epoch(self.max_epoch, version) else { continue };
+            let offset = segment::frames_offset(version);
+            if size <= offset {
+                continue;
+            }
+            let header: AnyHeader = match version {
+                Version::V1 => match SegmentHeader::new(epoch, f.base, size, 1) {
+                    Ok(h) => h.into(),
+                    Err(_) => continue,
+                },
+                Version::V2 => match v2::SegmentHeader::new(epoch, f.base, 1).and_then(|h| h.sized(size)) {
+                    Ok(h) => h.into(),
+                    Err(_) => continue,
+                },
+            };
+            self.info.bytes_scanned += size;
+            let stop = Stop {
+                pos: offset - 1,
+                lsn: f.base,
+                damage: None,
+                log_start: 0,
+                durable_end: 0,
+                frames_crc: FramesCrc::default(),
+            };
+            let ahead = self.with_reader(f, header, |reader| reader.look_ahead(&stop))?;
+            if ahead.furthest_end.is_some() {
+                return Ok(true);
+            }
         }
-        let Ok(header) = SegmentHeader::new(epoch, f.base, size.min(segment::MAX_SEGMENT), 1) else {
-            return Ok(false);
-        };
-        self.info.bytes_scanned += header.segment_size;
-        let stop = Stop {
-            pos: segment::frames_offset() - 1,
-            lsn: f.base,
-            damage: None,
-            log_start: 0,
-            durable_end: 0,
-            frames_crc: nori_wal_core::format::v2::FramesCrc::default(),
-        };
-        let ahead = self.with_reader(f, header, |reader| reader.look_ahead(&stop))?;
-        Ok(ahead.furthest_end.is_some())
+        Ok(false)
     }
 
     /// Walks the frames of `f` from `from` until damage or `stop_at`.
@@ -287,7 +309,10 @@ impl<S: Fs> Recovery<'_, S> {
         let mut epoch = 0;
         while i < found.len() {
             match found[i].header {
-                Some(h) if h.epoch > epoch => {
+                // Epochs grow along the log; a version 2 segment after
+                // version 1 ones whose epochs are beyond its range takes a
+                // fresh one from the clock.
+                Some(h) if h.epoch > epoch || (h.version == Version::V2 && epoch > v2::MAX_EPOCH) => {
                     epoch = h.epoch;
                     i += 1;
                     continue;
@@ -365,9 +390,19 @@ impl<S: Fs> Recovery<'_, S> {
                         }
                         return self.cut_end(found, i, stop, log_start, skips);
                     }
+                    // A segment walked whole: its seal (format v2) must
+                    // agree with its frames.
+                    if from.is_none()
+                        && let Some(c) = self.seal_damage(&found[i], &stop, next_base)?
+                        && self.refuse_or_note(RecoveryCase::DamagedSegment, c)? == Action::EndAtDamage
+                    {
+                        // Its records are whole: the log ends after them.
+                        self.info.records_lost += self.log_end.max(found[last].base).saturating_sub(stop.lsn);
+                        return self.cut_end(found, i, stop, log_start, skips);
+                    }
                     break;
                 };
-                let header = found[i].header.unwrap_or(EMPTY_HEADER);
+                let header = found[i].header.unwrap_or_else(empty_header);
                 let ahead = self.with_reader(&found[i], header, |reader| reader.look_ahead(&stop))?;
                 // Damage among reclaimed records is no loss: read on from
                 // the next valid frame that still reaches the log's start.
@@ -382,7 +417,7 @@ impl<S: Fs> Recovery<'_, S> {
                 // durable point that every later segment's marks record (the
                 // first one written when the segment was created), this
                 // segment's tail was in flight at a crash.
-                if self.later_claim(&found, i + 1, &mut claims)? <= stop.lsn {
+                if !found[i].cut_short() && self.later_claim(&found, i + 1, &mut claims)? <= stop.lsn {
                     let c = corruption(&found[i].path, stop.pos, stop.lsn, damage);
                     if decide(RecoveryCase::InFlight, self.mode) == Action::Refuse {
                         return Err(Error::Corrupt(c));
@@ -410,7 +445,9 @@ impl<S: Fs> Recovery<'_, S> {
                         damage,
                         Damage::Frame(DecodeError::Blank { .. } | DecodeError::Truncated { .. })
                     );
-                let (case, c) = if gap {
+                let (case, c) = if found[i].cut_short() {
+                    (RecoveryCase::DamagedSegment, cut_short(&found[i], stop.lsn))
+                } else if gap {
                     let next = &found[i + 1];
                     (
                         RecoveryCase::MissingSegment,
@@ -537,7 +574,7 @@ impl<S: Fs> Recovery<'_, S> {
         mut skips: Vec<Skip>,
     ) -> Result<Recovered<S::File>> {
         let last = found.len() - 1;
-        let header = found[last].header.unwrap_or(EMPTY_HEADER);
+        let header = found[last].header.unwrap_or_else(empty_header);
         let mut from = None;
         loop {
             let stop = self.walk(&found[last], from, None)?;
@@ -551,12 +588,20 @@ impl<S: Fs> Recovery<'_, S> {
                 }
             }
             let classified = self.with_reader(&found[last], header, |reader| reader.classify_end(&stop))?;
+            // A file made at full size and now shorter was cut by something
+            // other than a crash: what it held past its end is lost.
+            if found[last].cut_short() && !matches!(classified, Classified::DurableDamage { .. }) {
+                let c = cut_short(&found[last], stop.lsn);
+                self.refuse_or_note(RecoveryCase::DurableDamage, c)?;
+                return self.cut_end(found, last, stop, log_start, skips);
+            }
             let c =
                 corruption(&found[last].path, stop.pos, stop.lsn, stop.damage.unwrap_or(Damage::Unsupported));
             match classified {
                 Classified::Clean { free_after: true } => {
                     let segments = found.iter().map(meta_of).collect();
-                    let active = found.pop().map(|f| (f.file, stop.pos));
+                    let frames_crc = from.is_none().then_some(stop.frames_crc);
+                    let active = found.pop().map(|f| (f.file, stop.pos, frames_crc));
                     return Ok(self.finish(segments, active, stop.lsn, log_start, skips));
                 }
                 Classified::Clean { free_after: false } => {
@@ -622,8 +667,14 @@ impl<S: Fs> Recovery<'_, S> {
                 self.remove(f)?;
             } else {
                 let size = f.file.size().map_err(|e| Error::io("size", &f.path, e))?;
-                if size > stop.pos && self.effect == Effect::Repair {
+                if (size > stop.pos || f.cut_short()) && self.effect == Effect::Repair {
                     f.file.set_len(stop.pos).map_err(|e| Error::io("cut the tail of", &f.path, e))?;
+                    // A file whose header says it was made at full size is
+                    // made so again (zeros after the cut): recovery takes a
+                    // shorter one for damage.
+                    if let Some(h) = f.header.filter(|h| h.preallocated) {
+                        f.file.allocate(segment::size_of(&h)).map_err(|e| Error::io("allocate", &f.path, e))?;
+                    }
                     f.file.sync_data().map_err(|e| Error::io("sync", &f.path, e))?;
                     self.fs.sync_dir(self.dir).map_err(|e| Error::io("sync", self.dir, e))?;
                 }
@@ -645,6 +696,18 @@ impl<S: Fs> Recovery<'_, S> {
         Ok(())
     }
 
+    /// The damage the seal of `f` (format v2) shows, when its frames were
+    /// walked whole to `stop` and the next segment starts at `end`; `None`
+    /// when it holds, or the segment has no seal (version 1, or a crash
+    /// came before it was written).
+    fn seal_damage(&mut self, f: &Found<S::File>, stop: &Stop, end: Lsn) -> Result<Option<Corruption>> {
+        let Some(header) = f.header.filter(|h| h.version == Version::V2) else { return Ok(None) };
+        let strict = self.mode == RecoveryMode::Strict;
+        let damage = self.with_reader(f, header, |reader| reader.check_seal(stop, end, strict))?;
+        let offset = segment::frames_end(header.version, segment::size_of(&header));
+        Ok(damage.map(|d| corruption(&f.path, offset, end, d)))
+    }
+
     /// Refuses damage in the modes that refuse it; else notes it (the
     /// first one found) and returns what to do with it.
     fn refuse_or_note(&mut self, case: RecoveryCase, c: Corruption) -> Result<Action> {
@@ -662,7 +725,7 @@ impl<S: Fs> Recovery<'_, S> {
     fn finish(
         &mut self,
         segments: Vec<SegMeta>,
-        active: Option<(S::File, u64)>,
+        active: Option<(S::File, u64, Option<FramesCrc>)>,
         next_lsn: Lsn,
         log_start: Lsn,
         skips: Vec<Skip>,
@@ -686,14 +749,17 @@ impl<S: Fs> Recovery<'_, S> {
     }
 }
 
-/// Where the epochs of a log without segments start: a number from the
-/// clock, so that blocks a file system hands back from an earlier log in
-/// the same place (deleted and created again) hold frames of other epochs
-/// and never validate (invariant I6). Leaves 2^63 epochs of room.
-fn fresh_epochs() -> u64 {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    (nanos as u64) >> 2
+/// The highest epoch of the segments `found`, which the next segment's
+/// exceeds; at a log's change from version 1 segments with epochs beyond
+/// version 2's range to version 2 ones, the highest of the version 2 ones.
+fn max_epoch<F>(found: &[Found<F>]) -> Option<u64> {
+    let headers = || found.iter().filter_map(|f| f.header);
+    let max = headers().map(|h| h.epoch).max()?;
+    let newest_v2 = headers().last().is_some_and(|h| h.version == Version::V2);
+    if max > v2::MAX_EPOCH && newest_v2 {
+        return headers().filter(|h| h.version == Version::V2).map(|h| h.epoch).max();
+    }
+    Some(max)
 }
 
 /// Stands in for a header where one was checked to exist.
@@ -702,9 +768,28 @@ const EMPTY_HEADER: SegmentHeader = match SegmentHeader::new(1, 0, segment::MIN_
     Err(_) => panic!("a valid header"),
 };
 
+/// [`EMPTY_HEADER`] of either version.
+fn empty_header() -> AnyHeader {
+    EMPTY_HEADER.into()
+}
+
 fn meta_of<F>(f: &Found<F>) -> SegMeta {
-    let h = f.header.unwrap_or(EMPTY_HEADER);
-    SegMeta { base: f.base, epoch: h.epoch, size: h.segment_size, path: f.path.clone() }
+    let h = f.header.unwrap_or_else(empty_header);
+    SegMeta {
+        base: f.base,
+        epoch: h.epoch,
+        size: segment::size_of(&h),
+        path: f.path.clone(),
+        version: h.version,
+        preallocated: h.preallocated,
+    }
+}
+
+/// The damage of a file `f` cut short ([`Found::cut_short`]), whose frames
+/// end at LSN `lsn`.
+fn cut_short<F>(f: &Found<F>, lsn: Lsn) -> Corruption {
+    let size = f.header.map_or(0, |h| segment::size_of(&h));
+    corruption(&f.path, f.len, lsn, Damage::CutShort { len: f.len, size })
 }
 
 fn corruption(path: &Path, offset: u64, lsn: Lsn, damage: Damage) -> Corruption {

@@ -113,6 +113,22 @@ pub(crate) struct SegMeta {
     pub(crate) epoch: u64,
     pub(crate) size: u64,
     pub(crate) path: PathBuf,
+    /// The segment's format version.
+    pub(crate) version: nori_wal_core::format::Version,
+    /// Whether its header says it was created at full size (version 2).
+    pub(crate) preallocated: bool,
+}
+
+impl SegMeta {
+    /// Where its frames start.
+    pub(crate) const fn frames_offset(&self) -> u64 {
+        crate::wal::segment::frames_offset(self.version)
+    }
+
+    /// Where its frames end (before the seal slot, in version 2).
+    pub(crate) const fn frames_end(&self) -> u64 {
+        crate::wal::segment::frames_end(self.version, self.size)
+    }
 }
 
 /// Damage skipped by `SkipDamaged`: reading the segment of base `base`
@@ -137,9 +153,10 @@ impl Skip {
 /// The log's state after recovery.
 pub(crate) struct Recovered<F> {
     pub(crate) segments: Vec<SegMeta>,
-    /// The newest segment, when appends continue in it: its file and the
-    /// offset of the next frame.
-    pub(crate) active: Option<(F, u64)>,
+    /// The newest segment, when appends continue in it: its file, the
+    /// offset of the next frame, and the checksum of its frames' CRCs
+    /// (format v2, for its seal; `None` when damage was skipped in it).
+    pub(crate) active: Option<(F, u64, Option<nori_wal_core::format::v2::FramesCrc>)>,
     pub(crate) next_lsn: Lsn,
     pub(crate) log_start: Lsn,
     pub(crate) max_epoch: u64,
