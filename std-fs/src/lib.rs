@@ -28,7 +28,9 @@ mod asynchronous;
 
 #[cfg(feature = "async")]
 pub use asynchronous::{EntryBuf, Follower, Iter, RecordBuf, Wal};
-pub use wal::{Codec, Error, FollowConfig, FsyncPolicy, RecoveryInfo, RecoveryMode, Stats, Version, WalConfig};
+pub use wal::{
+    Codec, Error, FollowConfig, FsyncPolicy, RecoveryInfo, RecoveryMode, Stats, Version, WalConfig,
+};
 
 /// The blocking API: the same WAL without a runtime. Its iterator lends
 /// each record from its buffer or from a map of the segment (zero-copy).

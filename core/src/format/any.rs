@@ -4,7 +4,9 @@
 
 #[cfg(feature = "v1")]
 use super::frame;
-use super::{Body, Compressed, Compression, DecodeError, EpochKey, FrameKind, MAX_PAYLOAD_LEN, Malformed, Version, v2};
+use super::{
+    Body, Compressed, Compression, DecodeError, EpochKey, FrameKind, MAX_PAYLOAD_LEN, Malformed, Version, v2,
+};
 use crate::Lsn;
 
 /// A checked frame of either version, borrowed from the bytes it was

@@ -1,16 +1,16 @@
 //! Reading the log from an LSN, across segment files.
 
 use nori_wal_core::format::{
-    BATCH_ENTRIES_AT, Body, EpochKey, FrameKind, Malformed, decode_frame_in, frame_header_len, frame_len_in, frame_len_of,
-    record_at,
+    BATCH_ENTRIES_AT, Body, EpochKey, FrameKind, Malformed, decode_frame_in, frame_header_len, frame_len_in,
+    frame_len_of, record_at,
 };
 use nori_wal_core::ring::Entry;
 use nori_wal_core::ring::segment::Damage;
 use nori_wal_core::{DecodeError, Lsn, Record};
 
+use super::compress;
 use super::error::{Corruption, Error};
 use super::recovery::{SegMeta, Skip};
-use super::compress;
 use crate::fs::{File, Fs, Map, OpenMode, read_exact_at};
 
 /// Where the payload of the current frame is.

@@ -255,12 +255,16 @@ fn records_of_every_size_up_to_the_limit_round_trip() {
     let config = small(&scratch.wal()).fsync(FsyncPolicy::Os);
     let (wal, _) = Wal::open(config.clone()).unwrap();
     let max = wal.max_record_len();
-    let sizes: Vec<usize> = (0..300).chain([1000, 4096, 30_000]).chain([(max - 16) as usize]).collect();
+    // The largest payload whose frame (header included) is `max` long.
+    let version = nori_wal::Version::default();
+    let largest = (max - 16..max).rev().find(|&p| nori_wal::format::frame_len_of(version, p) <= max).unwrap();
+    assert_eq!(nori_wal::format::frame_len_of(version, largest), max);
+    let sizes: Vec<usize> = (0..300).chain([1000, 4096, 30_000]).chain([largest as usize]).collect();
     for &n in &sizes {
         let v: Vec<u8> = (0..n).map(|i| (i * 31 + n) as u8).collect();
         wal.append(&Record::raw(&v)).unwrap();
     }
-    assert!(wal.append(&Record::raw(&vec![0; (max - 15) as usize])).is_err());
+    assert!(wal.append(&Record::raw(&vec![0; largest as usize + 1])).is_err());
     drop(wal);
     let (wal, _) = Wal::open(config).unwrap();
     let got = read_all(&wal);

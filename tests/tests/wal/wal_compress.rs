@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use nori_wal::blocking::Wal;
-use nori_wal::format::{Compression, EncodedFrame, EpochKey, FrameKind, SegmentHeader};
+use nori_wal::format::{
+    AnyHeader, Compression, EncodedFrame, EpochKey, FrameKind, MARK_PAYLOAD_LEN, Version, frame_len_of, v2,
+};
 use nori_wal::{Codec, Error, FsyncPolicy, Record, WalConfig};
 use nori_wal_tests::walkit::{Scratch, overwrite, read_all, segment_files, try_read_all};
 use rand::RngCore;
@@ -97,24 +99,41 @@ fn records_of_every_size_round_trip_compressed() {
     }
 }
 
-/// Builds a frame under a segment's epoch.
-type MakeFrame = dyn Fn(EpochKey) -> EncodedFrame<'static>;
+/// A compressed frame to plant: its kind, codec, recorded uncompressed
+/// length and compressed bytes.
+type Planted = (FrameKind, Compression, u32, &'static [u8]);
 
-/// Writes `frame` after the last frame of the only segment of a one-record
-/// log in `dir`, at the LSN that follows.
-fn plant(dir: &Path, make: impl Fn(EpochKey) -> EncodedFrame<'static>) {
+/// Writes the compressed frame `planted` after the last frame of the only
+/// segment of a one-record log in `dir` written in `version`, at the LSN
+/// that follows.
+fn plant(dir: &Path, version: Version, planted: Planted) {
+    let config = WalConfig::new(dir).segment_size(64 << 10).fsync(FsyncPolicy::Always).format(version);
     {
-        let (wal, _) =
-            Wal::open(WalConfig::new(dir).segment_size(64 << 10).fsync(FsyncPolicy::Always)).unwrap();
+        let (wal, _) = Wal::open(config).unwrap();
         wal.append(&Record::raw(b"the one good record")).unwrap();
     }
     let file = &segment_files(dir)[0];
     let bytes = std::fs::read(file).unwrap();
-    let header = SegmentHeader::decode(&bytes).unwrap();
-    let end = 56 + 32 + 16 + 19; // header, the first mark, then one raw frame of 19 bytes
-    let frame = make(EpochKey::new(header.epoch));
-    let mut out = vec![0u8; frame.len()];
-    frame.write_to(&mut out).unwrap();
+    let header = AnyHeader::decode(&bytes).unwrap();
+    let key = EpochKey::new(header.epoch);
+    let (kind, codec, len, data) = planted;
+    // The header, the first mark, then one raw frame of 19 bytes.
+    let mark = frame_len_of(version, MARK_PAYLOAD_LEN as u64);
+    let end = header.frames_offset + mark + frame_len_of(version, 19);
+    let out = match version {
+        Version::V1 => {
+            let frame = EncodedFrame::compressed(key, 1, kind, codec, len, 1, data).unwrap();
+            let mut out = vec![0u8; frame.len()];
+            frame.write_to(&mut out).unwrap();
+            out
+        }
+        Version::V2 => {
+            let frame = v2::EncodedFrame::compressed(kind, codec, len, 1, data).unwrap();
+            let mut out = vec![0u8; frame.len()];
+            frame.write_to(&mut out, &key, header.base_lsn + 1).unwrap();
+            out
+        }
+    };
     overwrite(file, end, &out);
 }
 
@@ -122,50 +141,26 @@ fn plant(dir: &Path, make: impl Fn(EpochKey) -> EncodedFrame<'static>) {
 fn hostile_compressed_frames_give_errors_not_panics() {
     static GARBAGE: [u8; 64] = [0xA7; 64];
     static SHORT: [u8; 3] = [0x10, b'a', 0];
-    let cases: Vec<(&str, Box<MakeFrame>)> = vec![
-        (
-            "garbage LZ4",
-            Box::new(|k| {
-                EncodedFrame::compressed(k, 1, FrameKind::Raw, Compression::Lz4, 500, 1, &GARBAGE).unwrap()
-            }),
-        ),
-        (
-            "garbage Zstd",
-            Box::new(|k| {
-                EncodedFrame::compressed(k, 1, FrameKind::Raw, Compression::Zstd, 500, 1, &GARBAGE).unwrap()
-            }),
-        ),
-        (
-            "length above the segment",
-            Box::new(|k| {
-                EncodedFrame::compressed(k, 1, FrameKind::Raw, Compression::Lz4, 2_000_000_000, 1, &GARBAGE)
-                    .unwrap()
-            }),
-        ),
-        (
-            "shorter than recorded",
-            Box::new(|k| {
-                EncodedFrame::compressed(k, 1, FrameKind::Raw, Compression::Lz4, 40, 1, &SHORT).unwrap()
-            }),
-        ),
-        (
-            "a put whose body is malformed",
-            Box::new(|k| {
-                EncodedFrame::compressed(k, 1, FrameKind::Put, Compression::Lz4, 1, 1, &SHORT[..2]).unwrap()
-            }),
-        ),
+    let cases: [(&str, Planted); 5] = [
+        ("garbage LZ4", (FrameKind::Raw, Compression::Lz4, 500, &GARBAGE)),
+        ("garbage Zstd", (FrameKind::Raw, Compression::Zstd, 500, &GARBAGE)),
+        ("length above the segment", (FrameKind::Raw, Compression::Lz4, 2_000_000_000, &GARBAGE)),
+        ("shorter than recorded", (FrameKind::Raw, Compression::Lz4, 40, &SHORT)),
+        ("a put whose body is malformed", (FrameKind::Put, Compression::Lz4, 1, &SHORT[..2])),
     ];
-    for (name, make) in cases {
-        let scratch = Scratch::new("compress-hostile");
-        plant(&scratch.wal(), make);
-        // The frame's checksum is valid: recovery keeps it as a record.
-        let (wal, info) = Wal::open(WalConfig::new(scratch.wal()).segment_size(64 << 10)).unwrap();
-        assert_eq!(info.records, 2, "{name}");
-        let err = try_read_all(&wal).unwrap_err();
-        assert!(matches!(err, Error::Corrupt(_)), "{name}: {err}");
-        // The good record before it still reads.
-        let mut iter = wal.iter().unwrap();
-        assert_eq!(iter.try_next().unwrap().unwrap().record, Record::raw(b"the one good record"));
-        println!("{name}: {err}");
+    for version in [Version::V1, Version::V2] {
+        for (name, planted) in cases {
+            let scratch = Scratch::new("compress-hostile");
+            plant(&scratch.wal(), version, planted);
+            // The frame's checksum is valid: recovery keeps it as a record.
+            let (wal, info) = Wal::open(WalConfig::new(scratch.wal()).segment_size(64 << 10)).unwrap();
+            assert_eq!(info.records, 2, "{name} ({version})");
+            let err = try_read_all(&wal).unwrap_err();
+            assert!(matches!(err, Error::Corrupt(_)), "{name} ({version}): {err}");
+            // The good record before it still reads.
+            let mut iter = wal.iter().unwrap();
+            assert_eq!(iter.try_next().unwrap().unwrap().record, Record::raw(b"the one good record"));
+            println!("{name} ({version}): {err}");
+        }
     }
 }

@@ -470,9 +470,9 @@ fn garbage_blank_and_torn_bytes_end_what_a_follower_returns() {
     drop(wal);
     let file = segment_files(&scratch.wal()).pop().unwrap();
     let bytes = std::fs::read(&file).unwrap();
-    let mut header = nori_wal::format::SegmentHeader::decode(&bytes[..56]).unwrap();
-    header.segment_size = 1 << 41;
-    let mut encoded = [0u8; 56];
+    let header = nori_wal::format::v2::SegmentHeader::decode(&bytes).unwrap();
+    let header = header.sized(1 << 41).unwrap();
+    let mut encoded = vec![0u8; header.len()];
     header.encode(&mut encoded).unwrap();
     overwrite(&file, 0, &encoded);
     let mut follower = Follower::open(FollowConfig::new(scratch.wal())).unwrap();

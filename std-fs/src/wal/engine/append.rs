@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use nori_wal_core::format::v2::{self, FramesCrc};
-use nori_wal_core::format::{Compression, EncodedFrame, EpochKey, FrameKind, Mark, Seal, Version};
+use nori_wal_core::format::{
+    Compression, EncodedFrame, EpochKey, FrameKind, Mark, Seal, Version, frame_len_of,
+};
 use nori_wal_core::{EncodeError, Lsn, Record};
 
 use super::{Result, Shared, lock};
@@ -45,11 +47,12 @@ impl<F> Active<F> {
         self.pos + len <= self.end && end - self.base <= u64::from(u32::MAX)
     }
 
-    /// Whether a frame of `len` bytes ending at `end` goes in as it is: it
-    /// fits, and no mark of the durable point `durable` is due before it.
+    /// Whether a frame whose payload is `payload` bytes long, ending at
+    /// `end`, goes in as it is: it fits, and no mark of the durable point
+    /// `durable` is due before it.
     #[inline]
-    fn fits_now(&self, len: u64, end: Lsn, durable: Lsn) -> bool {
-        self.marked_durable >= durable && self.takes(len, end)
+    fn fits_now(&self, payload: u64, end: Lsn, durable: Lsn) -> bool {
+        self.marked_durable >= durable && self.takes(frame_len_of(self.version, payload), end)
     }
 }
 
@@ -113,7 +116,7 @@ impl<S: Fs> Shared<S> {
         wait: Wait,
         what: Payload<'_>,
     ) -> Result<Option<Lsn>> {
-        let len = nori_wal_core::format::frame_len_of(self.config.format, payload_len);
+        let len = frame_len_of(self.config.format, payload_len);
         let max = self.max_frame_len();
         if len > max {
             return Err(Error::RecordTooLarge { len, max });
@@ -131,8 +134,8 @@ impl<S: Fs> Shared<S> {
         let end = lsn.checked_add(u64::from(count)).ok_or(Error::Exhausted)?;
         let durable = self.commit.durable_end();
         match wait {
-            Wait::Block => self.reserve(&mut inner, len, end, durable)?,
-            Wait::Never if !self.appends_now(&inner, len, end, durable) => return Ok(None),
+            Wait::Block => self.reserve(&mut inner, payload_len, end, durable)?,
+            Wait::Never if !self.appends_now(&inner, payload_len, end, durable) => return Ok(None),
             Wait::Never => {}
         }
         let inner = &mut *inner;
@@ -153,12 +156,15 @@ impl<S: Fs> Shared<S> {
         Ok(Some(lsn))
     }
 
-    /// Whether a frame of `len` bytes ending at LSN `end` can be appended
-    /// without blocking: it fits the active segment with no mark due, and
-    /// if it fills the write buffer, a spare one is waiting (only appends,
-    /// under this lock, take spares: the hand-off will not wait).
-    fn appends_now(&self, inner: &Inner<S::File>, len: u64, end: Lsn, durable: Lsn) -> bool {
-        let fits = inner.active.as_ref().is_some_and(|a| a.fits_now(len, end, durable));
+    /// Whether a frame whose payload is `payload` bytes long, ending at LSN
+    /// `end`, can be appended without blocking: it fits the active segment
+    /// with no mark due, and if it fills the write buffer, a spare one is
+    /// waiting (only appends, under this lock, take spares: the hand-off
+    /// will not wait).
+    fn appends_now(&self, inner: &Inner<S::File>, payload: u64, end: Lsn, durable: Lsn) -> bool {
+        let Some(active) = inner.active.as_ref() else { return false };
+        let fits = active.fits_now(payload, end, durable);
+        let len = frame_len_of(active.version, payload);
         let fills = inner.buf.len() as u64 + len >= self.config.write_buffer as u64;
         fits && (!fills || self.behind.as_ref().is_some_and(|behind| behind.has_spare()))
     }
@@ -221,21 +227,22 @@ impl<S: Fs> Shared<S> {
         }
     }
 
-    /// Makes room in the active segment for a frame of `len` bytes whose
-    /// LSNs end at `end` (and the mark that must precede it), rotating when
-    /// there is none. The common case, room and no mark due, is inline.
+    /// Makes room in the active segment for a frame whose payload is
+    /// `payload` bytes long and whose LSNs end at `end` (and the mark that
+    /// must precede it), rotating when there is none. The common case, room
+    /// and no mark due, is inline.
     #[inline]
-    fn reserve(&self, inner: &mut Inner<S::File>, len: u64, end: Lsn, durable: Lsn) -> Result<()> {
+    fn reserve(&self, inner: &mut Inner<S::File>, payload: u64, end: Lsn, durable: Lsn) -> Result<()> {
         match &inner.active {
-            Some(active) if active.fits_now(len, end, durable) => Ok(()),
-            _ => self.make_room(inner, len, end, durable),
+            Some(active) if active.fits_now(payload, end, durable) => Ok(()),
+            _ => self.make_room(inner, payload, end, durable),
         }
     }
 
     /// [`reserve`](Self::reserve) when a segment must start, or be sealed,
     /// or a mark is due.
     #[cold]
-    fn make_room(&self, inner: &mut Inner<S::File>, len: u64, end: Lsn, durable: Lsn) -> Result<()> {
+    fn make_room(&self, inner: &mut Inner<S::File>, payload: u64, end: Lsn, durable: Lsn) -> Result<()> {
         loop {
             let Some(active) = inner.active.as_ref() else {
                 self.start_segment(inner)?;
@@ -243,7 +250,7 @@ impl<S: Fs> Shared<S> {
             };
             let needs_mark = active.marked_durable < durable;
             let mark_len = if needs_mark { segment::mark_frame_len(active.version) } else { 0 };
-            if active.takes(mark_len + len, end) {
+            if active.takes(mark_len + frame_len_of(active.version, payload), end) {
                 if needs_mark {
                     self.write_mark(inner, durable);
                 }
@@ -258,7 +265,8 @@ impl<S: Fs> Shared<S> {
         let mark = Mark { durable_end: durable, log_start: inner.log_start };
         let next = inner.next_lsn;
         if let Some(active) = inner.active.as_mut() {
-            let crc = segment::encode_mark(&mut inner.buf, active.version, &active.key, active.base, next, mark);
+            let crc =
+                segment::encode_mark(&mut inner.buf, active.version, &active.key, active.base, next, mark);
             if let Some(frames) = active.frames_crc.as_mut() {
                 frames.add(crc);
             }
@@ -460,12 +468,7 @@ pub(super) enum Payload<'r> {
     /// An atomic batch.
     Batch(&'r [Record<'r>]),
     /// One record's body, compressed.
-    Compressed {
-        kind: FrameKind,
-        codec: Compression,
-        body_len: u32,
-        data: &'r [u8],
-    },
+    Compressed { kind: FrameKind, codec: Compression, body_len: u32, data: &'r [u8] },
 }
 
 impl Payload<'_> {
@@ -507,6 +510,8 @@ fn seal_of<F>(active: &Active<F>, end: Lsn) -> Option<([u8; v2::SEAL_LEN], u64)>
     let frames_crc = active.frames_crc?.value();
     let records = u32::try_from(end - active.base).ok()?;
     let mut bytes = [0u8; v2::SEAL_LEN];
-    v2::EncodedFrame::seal(Seal { records, frames_crc }).write_to(&mut bytes, &active.key, active.base).ok()?;
+    v2::EncodedFrame::seal(Seal { records, frames_crc })
+        .write_to(&mut bytes, &active.key, active.base)
+        .ok()?;
     Some((bytes, active.end))
 }

@@ -135,7 +135,9 @@ impl<S: Fs> Wal<S> {
         let len = record_frame_len(record) - FRAME_HEADER_LEN as u64;
         let config = &self.shared.config;
         // Too large a record is refused below, compressible or not.
-        let packed = if config.compression != Codec::None && nori_wal_core::format::frame_len_of(config.format, len) <= self.shared.max_frame_len() {
+        let packed = if config.compression != Codec::None
+            && nori_wal_core::format::frame_len_of(config.format, len) <= self.shared.max_frame_len()
+        {
             super::compress::compress(config.compression, config.compress_min, record)
         } else {
             None
@@ -143,7 +145,8 @@ impl<S: Fs> Wal<S> {
         match packed {
             Some(p) => {
                 let kind = record_kind(record);
-                let payload = Payload::Compressed { kind, codec: p.codec, body_len: p.body_len, data: &p.data };
+                let payload =
+                    Payload::Compressed { kind, codec: p.codec, body_len: p.body_len, data: &p.data };
                 self.shared.append_frame(4 + p.data.len() as u64, 1, wait, payload)
             }
             None => self.shared.append_frame(len, 1, wait, Payload::Record(record)),

@@ -47,10 +47,10 @@ impl<S: Fs> Wal<S> {
         if let Some(c) = &recovered.info.corruption {
             tracing::warn!(damage = %c, "recovery found damage");
         }
-        // Appends go on in the newest segment when it is of the version
-        // the configuration writes; else the next append starts a segment.
+        // Appends go on in the newest segment, in its own format version
+        // (the configured version takes over at the next rotation).
         let active = recovered.active.and_then(|(file, pos, frames_crc)| {
-            let meta = recovered.segments.last().filter(|m| m.version == config.format)?;
+            let meta = recovered.segments.last()?;
             Some(Active {
                 file: Arc::new(file),
                 path: meta.path.clone(),

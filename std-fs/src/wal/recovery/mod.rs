@@ -673,7 +673,9 @@ impl<S: Fs> Recovery<'_, S> {
                     // made so again (zeros after the cut): recovery takes a
                     // shorter one for damage.
                     if let Some(h) = f.header.filter(|h| h.preallocated) {
-                        f.file.allocate(segment::size_of(&h)).map_err(|e| Error::io("allocate", &f.path, e))?;
+                        f.file
+                            .allocate(segment::size_of(&h))
+                            .map_err(|e| Error::io("allocate", &f.path, e))?;
                     }
                     f.file.sync_data().map_err(|e| Error::io("sync", &f.path, e))?;
                     self.fs.sync_dir(self.dir).map_err(|e| Error::io("sync", self.dir, e))?;
