@@ -27,12 +27,12 @@ fn stats_count_appends_syncs_rotations_and_recovery() {
     let config = WalConfig::new(&dir).segment_size(8192).fsync(FsyncPolicy::Always);
     {
         let (wal, _) = Wal::open(config.clone()).unwrap();
-        for i in 0..200u32 {
+        for i in 0..400u32 {
             wal.append(&Record::raw(&i.to_le_bytes())).unwrap();
         }
         let stats = wal.stats();
-        assert_eq!(stats.records, 200);
-        assert!(stats.syncs >= 200 && stats.bytes_written > 200 * 20, "{stats:?}");
+        assert_eq!(stats.records, 400);
+        assert!(stats.syncs >= 400 && stats.bytes_written > 400 * 20, "{stats:?}");
         assert!(stats.rotations >= 1 && stats.segments_created >= 2, "{stats:?}");
         assert_eq!(stats.segments as u64, stats.segments_created);
         assert_eq!(stats.sync_latency.counts.iter().sum::<u64>(), stats.syncs);
@@ -43,7 +43,7 @@ fn stats_count_appends_syncs_rotations_and_recovery() {
     }
     let (wal, _) = Wal::open(config).unwrap();
     let stats = wal.stats();
-    assert_eq!((stats.records, stats.recovery.records), (0, 200));
+    assert_eq!((stats.records, stats.recovery.records), (0, 400));
     assert_eq!(stats.recovery.case, RecoveryCase::Clean);
     drop(wal);
     std::fs::remove_dir_all(&dir).unwrap();

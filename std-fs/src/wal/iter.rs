@@ -80,6 +80,9 @@ pub struct Iter<S: Fs> {
     file: Option<S::File>,
     /// The map of the segment being read, where the file system maps.
     map: Option<Map>,
+    /// How far the segment being read may be read: the file's end (a
+    /// file cut short ends there), or the active segment's written end.
+    file_end: u64,
     pos: u64,
     /// The LSN expected at `pos`.
     at: Lsn,
@@ -131,6 +134,7 @@ impl<S: Fs> Iter<S> {
             index,
             file: None,
             map: None,
+            file_end: 0,
             pos,
             at,
             lsn,
@@ -234,6 +238,7 @@ impl<S: Fs> Iter<S> {
                 let len = file.size().map_err(|e| Error::io("size", &seg.path, e))?.min(limit);
                 self.map = file.map(len).map_err(|e| Error::io("map", &seg.path, e))?;
                 self.file = Some(file);
+                self.file_end = len;
             }
             if self.key.epoch() != seg.epoch {
                 self.key = EpochKey::new(seg.epoch);
@@ -261,7 +266,8 @@ impl<S: Fs> Iter<S> {
     /// dropped by the kernel and read back since.
     fn load(&mut self) -> Result<std::result::Result<(), Damage>> {
         let seg = &self.segments[self.index];
-        let (version, base, size, end) = (seg.version, seg.base, seg.size, seg.frames_end());
+        let (version, base, size) = (seg.version, seg.base, seg.size);
+        let end = seg.frames_end().min(self.file_end);
         // The shortest header, and the most of one read to learn a length.
         let needed = frame_len_of(version, 0);
         let available = end.saturating_sub(self.pos);

@@ -445,3 +445,129 @@ fn point_in_time_counts_every_record_it_drops() {
         );
     }
 }
+
+/// Cuts `file` to `len` bytes.
+fn cut_file(file: &Path, len: u64) {
+    std::fs::OpenOptions::new().write(true).open(file).unwrap().set_len(len).unwrap();
+}
+
+/// The newest segment file cut short with its header intact. Format
+/// version 2 records in the header that a file was made at full size
+/// before any frame went in, so no crash leaves one shorter: the records
+/// past the cut were acknowledged, and their loss is durable damage.
+/// Version 1 records nothing of the kind: the cut looks like a torn tail.
+#[test]
+fn a_newest_segment_cut_short_is_damage_where_its_header_says_it_was_made_whole() {
+    let build = |dir: &Path| {
+        write(dir, 40, FsyncPolicy::Always);
+        let files = segment_files(dir);
+        assert_eq!(files.len(), 1);
+        cut_file(&files[0], frame_offset(&files[0], 30));
+    };
+    let expect = match VERSION {
+        Version::V2 => {
+            let cut = keep(0..30, RecoveryCase::DurableDamage);
+            [Expect::Refuse, cut.clone(), cut, Expect::Refuse]
+        }
+        Version::V1 => {
+            let cut = keep(0..30, RecoveryCase::Clean);
+            [cut.clone(), cut.clone(), cut.clone(), cut]
+        }
+    };
+    check_modes("cut-short-newest", build, expect);
+    // Without preallocation the header says nothing: a short file is what
+    // a crash leaves, and its end is where its frames end.
+    let build = |dir: &Path| {
+        let (wal, _) = Wal::open(config(dir, FsyncPolicy::Always).preallocate(false)).unwrap();
+        for i in 0..40 {
+            wal.append(&Record::raw(&raw(i))).unwrap();
+        }
+        wal.close().unwrap();
+        let files = segment_files(dir);
+        cut_file(&files[0], frame_offset(&files[0], 30));
+    };
+    let cut = keep(0..30, RecoveryCase::Clean);
+    check_modes("cut-short-unallocated", build, [cut.clone(), cut.clone(), cut.clone(), cut]);
+}
+
+/// A segment before the newest cut short: in version 2 a damaged segment
+/// (nothing but damage shortens a file made at full size), in version 1 a
+/// segment whose records stop short of the next one's (a missing span).
+#[test]
+fn a_sealed_segment_cut_short_is_reported() {
+    let n = 400;
+    let files = {
+        let scratch = Scratch::new("cut-short-probe");
+        multi_segment(&scratch.wal(), n);
+        segment_files(&scratch.wal())
+    };
+    let second = base(&files[1]);
+    let build = |dir: &Path| {
+        multi_segment(dir, n);
+        let first = &segment_files(dir)[0];
+        cut_file(first, frame_offset(first, 10));
+    };
+    let case = match VERSION {
+        Version::V1 => RecoveryCase::MissingSegment,
+        Version::V2 => RecoveryCase::DamagedSegment,
+    };
+    let pit = keep(0..10, case);
+    let skip = keep((0..10).chain(second..n as u64), case);
+    check_modes("cut-short-sealed", build, [Expect::Refuse, pit, skip, Expect::Refuse]);
+}
+
+/// The seal of the oldest segment (format version 2), with `edit` applied
+/// to it, written back with a valid checksum.
+fn reseal(file: &Path, edit: impl Fn(&mut format::Seal)) {
+    let bytes = std::fs::read(file).unwrap();
+    let header = format::AnyHeader::decode(&bytes).unwrap();
+    let key = format::EpochKey::new(header.epoch);
+    let at = bytes.len() - format::v2::SEAL_LEN;
+    let frame = format::v2::decode_frame(&bytes[at..], &key, header.base_lsn).expect("a sealed segment");
+    let format::Body::Seal(mut seal) = frame.body().unwrap() else { panic!("not a seal") };
+    edit(&mut seal);
+    let mut out = [0u8; format::v2::SEAL_LEN];
+    format::v2::EncodedFrame::seal(seal).write_to(&mut out, &key, header.base_lsn).unwrap();
+    overwrite(file, at as u64, &out);
+}
+
+/// Seals (format version 2): one that checks out but disagrees with its
+/// segment's frames is damage in every mode; one that is torn is damage
+/// only to `Strict` (a crash may tear it, and each frame is checked on its
+/// own); one that was never written is a segment a crash left unsealed.
+#[test]
+fn a_seal_that_disagrees_with_its_frames_is_a_damaged_segment() {
+    if VERSION != Version::V2 {
+        return;
+    }
+    let n = 400;
+    let files = {
+        let scratch = Scratch::new("seal-probe");
+        multi_segment(&scratch.wal(), n);
+        segment_files(&scratch.wal())
+    };
+    let second = base(&files[1]);
+    let wrong_count = |dir: &Path| {
+        multi_segment(dir, n);
+        reseal(&segment_files(dir)[0], |seal| seal.records += 1);
+    };
+    let pit = keep(0..second, RecoveryCase::DamagedSegment);
+    let skip = keep(0..n as u64, RecoveryCase::DamagedSegment);
+    check_modes("seal-count", wrong_count, [Expect::Refuse, pit.clone(), skip.clone(), Expect::Refuse]);
+    let wrong_crc = |dir: &Path| {
+        multi_segment(dir, n);
+        reseal(&segment_files(dir)[0], |seal| seal.frames_crc ^= 1);
+    };
+    check_modes("seal-checksum", wrong_crc, [Expect::Refuse, pit, skip, Expect::Refuse]);
+    let clean = keep(0..n as u64, RecoveryCase::Clean);
+    let torn = |dir: &Path| {
+        multi_segment(dir, n);
+        flip_bit(&segment_files(dir)[0], 4096 - 3, 6);
+    };
+    check_modes("seal-torn", torn, [clean.clone(), clean.clone(), clean.clone(), Expect::Refuse]);
+    let blank = |dir: &Path| {
+        multi_segment(dir, n);
+        overwrite(&segment_files(dir)[0], 4096 - format::v2::SEAL_LEN as u64, &[0; format::v2::SEAL_LEN]);
+    };
+    check_modes("seal-blank", blank, [clean.clone(), clean.clone(), clean.clone(), clean]);
+}
