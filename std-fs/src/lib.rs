@@ -6,8 +6,8 @@
 //! files with fsync policies, group commit, size and age rotation, crash
 //! recovery, reads through memory maps and LZ4/Zstd compression (see the
 //! [`wal`] module for the files, the durability policies and the recovery
-//! decisions). The crate also offers what [`nori_wal_core`] has — the format v1
-//! codec and the [`ring`] log over any [`BlockDevice`] — with the
+//! decisions). The crate also offers what [`nori_wal_core`] has — the format
+//! codec (versions 1 and 2) and the [`ring`] log over any [`BlockDevice`] — with the
 //! hardware-accelerated CRC32C enabled, and the file-system layer the WAL
 //! runs on ([`fs`]).
 //!

@@ -15,7 +15,10 @@
 //! - 64 async tasks appending under `Batch`, each append resolving when
 //!   durable: vs 64 threads doing `append` + `wait_durable` with the
 //!   blocking API;
-//! - LZ4 and Zstd on a text-like and a random payload: ratio and speed.
+//! - LZ4 and Zstd on a text-like and a random payload: ratio and speed;
+//! - format version 2 against version 1, in alternating runs: one writer
+//!   under `FsyncPolicy::Os`, then reopening (recovery) and a replay of
+//!   what it wrote.
 //!
 //! `cargo bench -p nori-wal-tests --bench file_wal` (add `-- --quick` for a
 //! smoke run with small sizes). `NORI_WAL_BENCH_DIR` picks the directory
@@ -46,7 +49,8 @@ fn main() {
     let settings = Settings::from_args();
     let quick = std::env::args().any(|a| a == "--quick");
     // Names given on the command line pick sections: always, os, threads,
-    // recovery, iterate, replay, async, async-iterate, compression, scaling.
+    // recovery, iterate, replay, async, async-iterate, compression, format,
+    // scaling.
     let picked: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let run = |name: &str| picked.is_empty() || picked.iter().any(|p| p == name);
     let root = std::env::var("NORI_WAL_BENCH_DIR").map_or_else(|_| std::env::temp_dir(), PathBuf::from);
@@ -84,6 +88,9 @@ fn main() {
     }
     if run("compression") {
         compression(settings);
+    }
+    if run("format") {
+        formats(if quick { 200_000 } else { 2_000_000 }, if quick { 2 } else { 5 });
     }
     // Not in the default run: it takes a few minutes and rewrites the chart.
     if picked.iter().any(|p| p == "scaling") {
@@ -891,4 +898,74 @@ fn scaling(quick: bool) {
         .unwrap();
     root.present().unwrap();
     println!("\nchart written to {}", path.display());
+}
+
+/// Format version 2 against version 1, run by run in turn (this machine is
+/// shared: alternating keeps the two under the same load): `records`
+/// single 128-byte records appended under `FsyncPolicy::Os` with the
+/// default configuration otherwise, then the log reopened (recovery checks
+/// every frame) and replayed (open, then iterate every record).
+fn formats(records: u64, rounds: usize) {
+    use nori_wal::Version;
+    let payload = [0x5Au8; RECORD];
+    let mut times: [[Vec<f64>; 3]; 2] = Default::default();
+    for round in 0..=rounds {
+        for (v, version) in [Version::V1, Version::V2].into_iter().enumerate() {
+            let dir = bench_dir(&format!("format-{version}"));
+            let config = WalConfig::new(&dir).format(version);
+            let t = Instant::now();
+            let (wal, _) = Wal::open(config.clone().fsync(FsyncPolicy::Os)).unwrap();
+            for _ in 0..records {
+                black_box(wal.append(&Record::raw(&payload)).unwrap());
+            }
+            wal.close().unwrap();
+            let append = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let (wal, info) = Wal::open(config.clone()).unwrap();
+            let open = t.elapsed().as_secs_f64();
+            assert_eq!(info.records, records);
+            drop(wal);
+            let t = Instant::now();
+            let (wal, _) = Wal::open(config).unwrap();
+            let mut iter = wal.iter().unwrap();
+            let mut n = 0u64;
+            while let Some(entry) = iter.try_next().unwrap() {
+                black_box(entry.record.raw_payload());
+                n += 1;
+            }
+            assert_eq!(n, records);
+            let replay = t.elapsed().as_secs_f64();
+            drop(iter);
+            drop(wal);
+            let (_, bytes) = segment_files(&dir);
+            let _ = std::fs::remove_dir_all(&dir);
+            // The first round warms up and is not counted.
+            if round > 0 {
+                for (k, time) in [append, open, replay].into_iter().enumerate() {
+                    times[v][k].push(time);
+                }
+                println!(
+                    "round {round} {version}: append {:.0} K/s, open {:.3} s, replay {:.3} s ({bytes} bytes of files)",
+                    records as f64 / append / 1e3,
+                    open,
+                    replay
+                );
+            }
+        }
+    }
+    println!(
+        "\nFormat version 2 against version 1, {records} single 128-byte records, {rounds} alternating rounds"
+    );
+    println!("{:<28} {:>12} {:>12} {:>12}", "step (median)", "v1", "v2", "v2 / v1");
+    for (k, step) in
+        ["Os appends (records/s)", "open (records/s)", "replay (records/s)"].into_iter().enumerate()
+    {
+        let rate = |v: usize| {
+            let mut t = times[v][k].clone();
+            t.sort_by(f64::total_cmp);
+            records as f64 / t[t.len() / 2]
+        };
+        let (one, two) = (rate(0), rate(1));
+        println!("{step:<28} {:>12.0} {:>12.0} {:>11.2}x", one, two, two / one);
+    }
 }

@@ -5,8 +5,12 @@
 //!
 //! Each segment file is named by the LSN of its first record
 //! (`00000000000000000042.wal`), preallocated to the segment size, and holds
-//! the bytes of a ring-log segment of that size (format v1, `FORMAT.md`):
-//! a header with the segment's epoch, then frames. A `LOCK` file holds the
+//! the bytes of a ring-log segment of that size (`FORMAT.md`): a header
+//! with the segment's epoch, then frames. New segments are written in
+//! format version 2 ([`WalConfig::format`]; its header records the size
+//! and that the file was made at full size, so a file found shorter is
+//! reported as damage, never taken for a crash's torn tail); segments of
+//! version 1 are read side by side with them. A `LOCK` file holds the
 //! exclusive lock. The WAL's own names are `LOCK`, `*.wal` and the
 //! `*.wal.cut` copies an interrupted `truncate_after` may leave; every other
 //! name is not the WAL's and is left alone (`lost+found` on a WAL's own
@@ -16,7 +20,9 @@
 //! A segment file is created durably before any record goes into it (its
 //! header and a first mark of the durable point written and synced, the
 //! directory synced). Sealing a segment does not wait for the disk: the
-//! next sync syncs it. After each completed sync, the next frame written is
+//! next sync syncs it, then writes its seal (version 2: the segment's
+//! record count and a checksum of its frames' checksums, which recovery
+//! and [`verify`] check). After each completed sync, the next frame written is
 //! preceded by a mark saying how far the log was durable, and a clean close
 //! ends with one; recovery uses them to tell damage in the durable region
 //! from a tail in flight at a crash, in the newest segment or an older one.
@@ -47,8 +53,8 @@
 //! | `Clean` | the newest segment ends in never-written space (zeros of the preallocation, or the end of the file) | `Keep`: all, append in place | `Keep` | `Keep` | `Keep` |
 //! | `TornTail` | the newest segment ends in a torn frame; nothing valid after it | `CutTail`: cut it (`set_len`, sync) | `CutTail` | `CutTail` | `Refuse` |
 //! | `InFlight` | damage in the newest segment, valid frames after it, no mark says they were durable; or an older segment whose frames stop (damage, or zeros short of the next file's base) where no later mark says they were durable (it was sealed, not yet synced) | `CutTail`: from the damage, drop every later file (an empty log at its start if the cut falls below it) | `CutTail` | `CutTail` | `Refuse` |
-//! | `DurableDamage` | damage in the newest segment below a later mark's durable point | `Refuse` | `EndAtDamage`: cut, report | `Skip`: the damaged records, report | `Refuse` |
-//! | `DamagedSegment` | damage in an older segment below the durable point a later mark records | `Refuse` | `EndAtDamage`: drop every later file | `Skip`: the damaged records, report | `Refuse` |
+//! | `DurableDamage` | damage in the newest segment below a later mark's durable point; or a newest version 2 file made at full size (`PREALLOCATED`) and found shorter | `Refuse` | `EndAtDamage`: cut, report | `Skip`: the damaged records, report | `Refuse` |
+//! | `DamagedSegment` | damage in an older segment below the durable point a later mark records; an older version 2 file made at full size and found shorter; a seal that checks out but disagrees with its segment's frames (a torn seal: `Strict` only) | `Refuse` | `EndAtDamage`: drop every later file | `Skip`: the damaged records, report | `Refuse` |
 //! | `MissingSegment` | a gap in the LSNs between files below the durable point a later mark records, or a file whose header is damaged or out of epoch order | `Refuse` | `EndAtDamage`: cut before the gap | `Skip`: keep what follows, report | `Refuse` |
 //!
 //! Each cell names the [`Action`](nori_wal_core::ring::Action) that
