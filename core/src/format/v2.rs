@@ -688,7 +688,7 @@ impl FrameHeader {
             });
         }
         let hl = self.header_len();
-        let crc = crc32c_append(crc32c_append(key.crc, &lsn.to_le_bytes()), &frame[..hl - 4]);
+        let crc = prefix_crc(key.crc, lsn, &frame[..hl - 4]);
         let computed = crc32c_append(crc, &frame[hl..]);
         if computed != self.stored_crc {
             return Err(DecodeError::BadChecksum { stored: self.stored_crc, computed });
@@ -879,9 +879,18 @@ impl FramesCrc {
     }
 
     /// Adds several frames' CRCs at once: `crcs` holds them in order, each
-    /// as 4 little-endian bytes (one CRC pass instead of one per frame).
-    #[cfg(feature = "std")]
-    pub(crate) fn add_bytes(&mut self, crcs: &[u8]) {
+    /// as 4 little-endian bytes (one CRC pass instead of one per frame: a
+    /// writer may gather them and add them in runs).
+    ///
+    /// ```
+    /// # use nori_wal_core::format::v2::FramesCrc;
+    /// let (mut one, mut all) = (FramesCrc::default(), FramesCrc::default());
+    /// one.add(7);
+    /// one.add(9);
+    /// all.add_bytes(&[7, 0, 0, 0, 9, 0, 0, 0]);
+    /// assert_eq!(one, all);
+    /// ```
+    pub fn add_bytes(&mut self, crcs: &[u8]) {
         self.0 = crc32c_append(self.0, crcs);
     }
 
@@ -1142,7 +1151,7 @@ impl<'a> EncodedFrame<'a> {
     #[must_use]
     pub fn header(&self, key: &EpochKey, lsn: Lsn) -> ([u8; LONG_FRAME_HEADER_LEN], usize) {
         let (mut h, hl) = self.header_fields();
-        let mut crc = crc32c_append(crc32c_append(key.crc, &lsn.to_le_bytes()), &h[..hl - 4]);
+        let mut crc = prefix_crc(key.crc, lsn, &h[..hl - 4]);
         self.source.feed(self.payload_len, &mut |piece| crc = crc32c_append(crc, piece));
         h[hl - 4..hl].copy_from_slice(&crc.to_le_bytes());
         (h, hl)
@@ -1198,7 +1207,7 @@ impl<'a> EncodedFrame<'a> {
         out.reserve(self.len());
         out.extend_from_slice(&fields[..hl]);
         self.source.feed(self.payload_len, &mut |piece| out.extend_from_slice(piece));
-        let crc = crc32c_append(crc32c_append(key.crc, &lsn.to_le_bytes()), &fields[..hl - 4]);
+        let crc = prefix_crc(key.crc, lsn, &fields[..hl - 4]);
         let crc = crc32c_append(crc, &out[start + hl..]);
         out[start + hl - 4..start + hl].copy_from_slice(&crc.to_le_bytes());
     }
@@ -1227,7 +1236,7 @@ impl<'a> EncodedFrame<'a> {
         let (fields, hl) = self.header_fields();
         let (h, mut rest) = frame.split_at_mut(hl);
         h.copy_from_slice(&fields[..hl]);
-        let mut crc = crc32c_append(crc32c_append(key.crc, &lsn.to_le_bytes()), &h[..hl - 4]);
+        let mut crc = prefix_crc(key.crc, lsn, &h[..hl - 4]);
         self.source.feed(self.payload_len, &mut |piece| {
             let (dst, after) = core::mem::take(&mut rest).split_at_mut(piece.len());
             dst.copy_from_slice(piece);
@@ -1343,11 +1352,23 @@ pub fn solve_lsn(key: &EpochKey, frame: &[u8], range: core::ops::Range<Lsn>) -> 
     found
 }
 
+/// The CRC after the epoch's state `key_crc`, the bound `lsn` and `fields`,
+/// the header bytes before the CRC field (4, or 6 in the long form), in one
+/// pass over 12 or 14 bytes.
+#[inline]
+fn prefix_crc(key_crc: u32, lsn: Lsn, fields: &[u8]) -> u32 {
+    let mut prefix = [0u8; 8 + LONG_FRAME_HEADER_LEN - 4];
+    prefix[..8].copy_from_slice(&lsn.to_le_bytes());
+    let n = fields.len().min(LONG_FRAME_HEADER_LEN - 4);
+    prefix[8..8 + n].copy_from_slice(&fields[..n]);
+    crc32c_append(key_crc, &prefix[..8 + n])
+}
+
 /// A frame's CRC so far, after the epoch, the bound `lsn` and the header
 /// bytes before the CRC field (`header` holds at least those): a reader
 /// streaming a frame too long for its buffer continues it over the payload.
 pub(crate) fn crc_start(key: &EpochKey, lsn: Lsn, header: &FrameHeader, bytes: &[u8]) -> u32 {
-    crc32c_append(crc32c_append(key.crc, &lsn.to_le_bytes()), &bytes[..header.header_len() - 4])
+    prefix_crc(key.crc, lsn, &bytes[..header.header_len() - 4])
 }
 
 /// The epoch's CRC state, which every frame's CRC starts from (the bound

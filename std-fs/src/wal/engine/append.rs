@@ -30,7 +30,7 @@ pub(crate) struct Active<F> {
     pub(super) end: u64,
     /// The checksum of its frames' CRCs so far, for its seal (version 2);
     /// `None` when it is not known (a segment recovered past damage).
-    pub(super) frames_crc: Option<FramesCrc>,
+    pub(super) frames_crc: Option<SealSum>,
     /// Offset of the next frame (buffered bytes included).
     pub(super) pos: u64,
     /// Offset at which the write buffer's bytes belong.
@@ -145,10 +145,13 @@ impl<S: Fs> Shared<S> {
         // Nothing was buffered: the WAL goes on after a record it refuses.
         let start = inner.buf.len();
         what.encode(&mut inner.buf, active.version, &active.key, active.base, lsn).map_err(Error::Encode)?;
-        if let Some(crc) = active.frames_crc.as_mut() {
-            crc.add(segment::stored_crc(active.version, &inner.buf[start..]));
+        let len = inner.buf.len() - start;
+        if let Some(frames) = active.frames_crc.as_mut() {
+            // A v2 frame's CRC is the last 4 bytes of its header.
+            let at = start + len - payload_len as usize - 4;
+            frames.add(&inner.buf[at..at + 4]);
         }
-        active.pos += (inner.buf.len() - start) as u64;
+        active.pos += len as u64;
         inner.next_lsn = end;
         if inner.buf.len() >= self.config.write_buffer {
             self.write_out(inner)?;
@@ -268,7 +271,7 @@ impl<S: Fs> Shared<S> {
             let crc =
                 segment::encode_mark(&mut inner.buf, active.version, &active.key, active.base, next, mark);
             if let Some(frames) = active.frames_crc.as_mut() {
-                frames.add(crc);
+                frames.add(&crc.to_le_bytes());
             }
             active.pos += segment::mark_frame_len(active.version);
             active.marked_durable = durable;
@@ -397,8 +400,12 @@ impl<S: Fs> Shared<S> {
             version,
             preallocated: header.preallocated,
         });
-        let mut frames_crc = FramesCrc::default();
-        frames_crc.add(mark_crc);
+        // A seal (version 2) covers the CRC of every frame, this mark's first.
+        let frames_crc = (version == Version::V2).then(|| {
+            let mut frames = SealSum::new(FramesCrc::default());
+            frames.add(&mark_crc.to_le_bytes());
+            frames
+        });
         inner.active = Some(Active {
             file: Arc::new(file),
             path,
@@ -406,7 +413,7 @@ impl<S: Fs> Shared<S> {
             base: new.base_lsn,
             version,
             end: segment::frames_end(version, size),
-            frames_crc: Some(frames_crc),
+            frames_crc,
             pos: opening,
             written: opening,
             marked_durable: durable,
@@ -507,11 +514,46 @@ fn seal_of<F>(active: &Active<F>, end: Lsn) -> Option<([u8; v2::SEAL_LEN], u64)>
     if active.version != Version::V2 {
         return None;
     }
-    let frames_crc = active.frames_crc?.value();
+    let frames_crc = active.frames_crc.as_ref()?.value();
     let records = u32::try_from(end - active.base).ok()?;
     let mut bytes = [0u8; v2::SEAL_LEN];
     v2::EncodedFrame::seal(Seal { records, frames_crc })
         .write_to(&mut bytes, &active.key, active.base)
         .ok()?;
     Some((bytes, active.end))
+}
+
+/// The checksum a version 2 seal records, kept as frames are appended:
+/// their CRCs gathered 16 at a time and added in one CRC pass (one pass
+/// per frame cost a one-record `Os` append about a tenth of its speed).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SealSum {
+    frames: FramesCrc,
+    pending: [u8; 64],
+    len: usize,
+}
+
+impl SealSum {
+    /// Goes on from `frames`, the checksum of the frames so far.
+    pub(super) const fn new(frames: FramesCrc) -> Self {
+        Self { frames, pending: [0; 64], len: 0 }
+    }
+
+    /// Adds the next frame's CRC, as its 4 stored bytes.
+    #[inline]
+    fn add(&mut self, crc: &[u8]) {
+        self.pending[self.len..self.len + 4].copy_from_slice(crc);
+        self.len += 4;
+        if self.len == self.pending.len() {
+            self.frames.add_bytes(&self.pending);
+            self.len = 0;
+        }
+    }
+
+    /// The checksum of every frame added.
+    fn value(&self) -> u32 {
+        let mut frames = self.frames;
+        frames.add_bytes(&self.pending[..self.len]);
+        frames.value()
+    }
 }

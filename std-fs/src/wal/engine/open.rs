@@ -58,7 +58,9 @@ impl<S: Fs> Wal<S> {
                 base: meta.base,
                 version: meta.version,
                 end: meta.frames_end(),
-                frames_crc,
+                frames_crc: frames_crc
+                    .filter(|_| meta.version == nori_wal_core::format::Version::V2)
+                    .map(super::append::SealSum::new),
                 pos,
                 written: pos,
                 marked_durable: recovered.next_lsn,
