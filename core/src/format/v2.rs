@@ -1355,13 +1355,19 @@ pub fn solve_lsn(key: &EpochKey, frame: &[u8], range: core::ops::Range<Lsn>) -> 
 /// The CRC after the epoch's state `key_crc`, the bound `lsn` and `fields`,
 /// the header bytes before the CRC field (4, or 6 in the long form), in one
 /// pass over 12 or 14 bytes.
+/// Without `std` (the table-driven CRC, no call to save), two passes: the
+/// smaller code on a firmware image.
 #[inline]
 fn prefix_crc(key_crc: u32, lsn: Lsn, fields: &[u8]) -> u32 {
-    let mut prefix = [0u8; 8 + LONG_FRAME_HEADER_LEN - 4];
-    prefix[..8].copy_from_slice(&lsn.to_le_bytes());
-    let n = fields.len().min(LONG_FRAME_HEADER_LEN - 4);
-    prefix[8..8 + n].copy_from_slice(&fields[..n]);
-    crc32c_append(key_crc, &prefix[..8 + n])
+    if cfg!(feature = "std") {
+        let mut prefix = [0u8; 8 + LONG_FRAME_HEADER_LEN - 4];
+        prefix[..8].copy_from_slice(&lsn.to_le_bytes());
+        let n = fields.len().min(LONG_FRAME_HEADER_LEN - 4);
+        prefix[8..8 + n].copy_from_slice(&fields[..n]);
+        crc32c_append(key_crc, &prefix[..8 + n])
+    } else {
+        crc32c_append(crc32c_append(key_crc, &lsn.to_le_bytes()), fields)
+    }
 }
 
 /// A frame's CRC so far, after the epoch, the bound `lsn` and the header

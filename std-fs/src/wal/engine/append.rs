@@ -525,7 +525,7 @@ fn seal_of<F>(active: &Active<F>, end: Lsn) -> Option<([u8; v2::SEAL_LEN], u64)>
 
 /// The checksum a version 2 seal records, kept as frames are appended:
 /// their CRCs gathered 16 at a time and added in one CRC pass (one pass
-/// per frame cost a one-record `Os` append about a tenth of its speed).
+/// per frame cost a one-record `Os` append up to a fifth of its speed).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct SealSum {
     frames: FramesCrc,
