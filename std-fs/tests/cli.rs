@@ -390,6 +390,42 @@ fn verify_checks_the_seals_of_a_v2_ring() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("4096-byte segments"), "{out:?}");
 }
 
+/// `verify` checks the seals of a WAL directory written in format v2 (as
+/// recovery does), and `info` names each segment's version.
+#[test]
+fn verify_checks_the_seals_of_a_v2_wal_directory() {
+    use nori_wal::format::{AnyHeader, Body, EpochKey, Seal, v2};
+    let scratch = Scratch::new("dir-seals");
+    let dir = scratch.0.join("wal");
+    {
+        let (wal, _) = Wal::open(WalConfig::new(&dir).segment_size(4096).fsync(FsyncPolicy::Os)).unwrap();
+        for i in 0..400u32 {
+            wal.append(&Record::raw(&i.to_le_bytes())).unwrap();
+        }
+        wal.close().unwrap();
+    }
+    let path = dir.to_str().unwrap();
+    let out = nori_wal(&["verify", path, "--mode", "strict"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let out = nori_wal(&["info", path]);
+    assert!(stdout(&out).contains("format v2"), "{}", stdout(&out));
+    // The first segment is sealed: its seal rewritten a record short, under
+    // a CRC that holds.
+    let first = &segment_files(&dir)[0];
+    let mut bytes = std::fs::read(first).unwrap();
+    let header = AnyHeader::decode(&bytes).unwrap();
+    let key = EpochKey::new(header.epoch);
+    let at = bytes.len() - v2::SEAL_LEN;
+    let frame = v2::decode_frame(&bytes[at..], &key, header.base_lsn).unwrap();
+    let Body::Seal(seal) = frame.body().unwrap() else { panic!("not a seal") };
+    let bad = Seal { records: seal.records - 1, ..seal };
+    v2::EncodedFrame::seal(bad).write_to(&mut bytes[at..], &key, header.base_lsn).unwrap();
+    std::fs::write(first, &bytes).unwrap();
+    let out = nori_wal(&["verify", path]);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert!(stdout(&out).contains("seal"), "{}", stdout(&out));
+}
+
 #[test]
 fn errors_are_one_line_and_every_command_has_help() {
     let out = nori_wal(&["info", "/nonexistent/nori-wal"]);

@@ -356,12 +356,13 @@ fn info(target: &Target) -> Result<u8, Failure> {
             println!("segments:        {} files, {bytes} bytes", segments.len());
             for s in &segments {
                 println!(
-                    "  {}  base LSN {:>12}  epoch {:>20}  size {:>10}  file {:>10}",
+                    "  {}  base LSN {:>12}  epoch {:>20}  size {:>10}  file {:>10}  format v{}",
                     s.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
                     s.base_lsn,
                     s.epoch,
                     s.segment_size,
-                    s.file_len
+                    s.file_len,
+                    s.version.number()
                 );
             }
             if let Some(c) = &info.corruption {

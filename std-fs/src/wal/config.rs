@@ -100,6 +100,14 @@ pub struct WalConfig {
     /// Reserve each segment's disk space when it is created (`fallocate`),
     /// so that a full disk is met at rotation, never in the middle of a
     /// segment. Default `true`.
+    ///
+    /// A format v2 segment says in its header that it was made at full
+    /// size before any record went into it; recovery then reports a file
+    /// found shorter as damage (its records past the cut were written, and
+    /// lost). Without preallocation a segment grows as it is written, so a
+    /// short file is what a crash leaves too: the records past its end
+    /// cannot be told lost from never written, and recovery takes the end
+    /// of the file for the end of the log.
     pub preallocate: bool,
     /// Appended bytes gathered before they are written to the file (a
     /// sync writes them at once). Default 1 MiB. Under

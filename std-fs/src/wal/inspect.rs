@@ -26,6 +26,8 @@ pub struct SegmentInfo {
     pub segment_size: u64,
     /// The file's length.
     pub file_len: u64,
+    /// The format version its header gives.
+    pub version: nori_wal_core::format::Version,
 }
 
 /// What recovery would find in a WAL directory and decide, computed without
@@ -171,6 +173,7 @@ impl<S: Fs> Inspection<S> {
                 epoch: s.epoch,
                 segment_size: s.size,
                 file_len,
+                version: s.version,
             })
             .collect()
     }
