@@ -4,9 +4,7 @@
 
 #[cfg(feature = "v1")]
 use super::frame;
-use super::{
-    Body, Compressed, Compression, DecodeError, EpochKey, FrameKind, MAX_PAYLOAD_LEN, Malformed, Version, v2,
-};
+use super::{Body, Compressed, Compression, DecodeError, EpochKey, FrameKind, Version, v2};
 use crate::Lsn;
 
 /// A checked frame of either version, borrowed from the bytes it was
@@ -266,17 +264,7 @@ impl<'a> AnyFrame<'a> {
     /// assert_eq!(decode_frame_in(Version::V2, &bytes, &key, 32, 40).unwrap().compressed(), Ok(None));
     /// ```
     pub fn compressed(&self) -> Result<Option<Compressed<'a>>, DecodeError> {
-        if self.compression == Compression::None {
-            return Ok(None);
-        }
-        let Some((len, data)) = self.payload().split_first_chunk::<4>() else {
-            return Err(DecodeError::MalformedBody { reason: Malformed::CompressedLengthCut });
-        };
-        let len = u32::from_le_bytes(*len);
-        if len > MAX_PAYLOAD_LEN {
-            return Err(DecodeError::MalformedBody { reason: Malformed::UncompressedTooLarge });
-        }
-        Ok(Some(Compressed { codec: self.compression, uncompressed_len: len, data }))
+        super::frame::split_compressed(self.compression, self.payload())
     }
 
     /// The body of a frame stored plain.
@@ -296,13 +284,6 @@ impl<'a> AnyFrame<'a> {
     /// assert_eq!(frame.body(), Ok(Body::Record(Record::raw(b"abc"))));
     /// ```
     pub fn body(&self) -> Result<Body<'a>, DecodeError> {
-        if self.compression != Compression::None {
-            return Err(DecodeError::Compressed { codec: self.compression });
-        }
-        match self.kind {
-            FrameKind::Hole => super::body::parse_hole(self.payload()).map(|count| Body::Hole { count }),
-            FrameKind::Seal => super::Seal::parse(self.payload()).map(Body::Seal),
-            kind => Body::parse(kind, self.payload()),
-        }
+        v2::body_of(self.kind, self.compression, self.payload())
     }
 }

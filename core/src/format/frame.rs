@@ -343,17 +343,7 @@ impl<'a> Frame<'a> {
     /// [`DecodeError::MalformedBody`] when the payload is too short to hold
     /// the uncompressed length, or the length exceeds the maximum.
     pub fn compressed(&self) -> Result<Option<Compressed<'a>>, DecodeError> {
-        if self.header.compression == Compression::None {
-            return Ok(None);
-        }
-        let Some((len, data)) = self.payload.split_first_chunk::<4>() else {
-            return Err(DecodeError::MalformedBody { reason: Malformed::CompressedLengthCut });
-        };
-        let len = u32::from_le_bytes(*len);
-        if len > MAX_PAYLOAD_LEN {
-            return Err(DecodeError::MalformedBody { reason: Malformed::UncompressedTooLarge });
-        }
-        Ok(Some(Compressed { codec: self.header.compression, uncompressed_len: len, data }))
+        split_compressed(self.header.compression, self.payload)
     }
 
     /// The decoded body of an uncompressed frame.
@@ -390,6 +380,26 @@ pub struct Compressed<'a> {
     pub uncompressed_len: u32,
     /// The compressed bytes.
     pub data: &'a [u8],
+}
+
+/// The parts of a payload stored in `codec` (`None` for one stored plain):
+/// the uncompressed length, checked against the maximum, then the bytes.
+/// The same layout in both format versions.
+pub(super) fn split_compressed(
+    codec: Compression,
+    payload: &[u8],
+) -> Result<Option<Compressed<'_>>, DecodeError> {
+    if codec == Compression::None {
+        return Ok(None);
+    }
+    let Some((len, data)) = payload.split_first_chunk::<4>() else {
+        return Err(DecodeError::MalformedBody { reason: Malformed::CompressedLengthCut });
+    };
+    let len = u32::from_le_bytes(*len);
+    if len > MAX_PAYLOAD_LEN {
+        return Err(DecodeError::MalformedBody { reason: Malformed::UncompressedTooLarge });
+    }
+    Ok(Some(Compressed { codec, uncompressed_len: len, data }))
 }
 
 /// Length of the frame that stores `record` alone.

@@ -819,14 +819,7 @@ impl<'a> Frame<'a> {
     /// assert_eq!(v2::decode_frame(&buf, &key, 5).unwrap().body(), Ok(Body::Record(Record::raw(b"abc"))));
     /// ```
     pub fn body(&self) -> Result<Body<'a>, DecodeError> {
-        if self.header.compression != Compression::None {
-            return Err(DecodeError::Compressed { codec: self.header.compression });
-        }
-        match self.header.kind {
-            FrameKind::Hole => body::parse_hole(self.payload()).map(|count| Body::Hole { count }),
-            FrameKind::Seal => Seal::parse(self.payload()).map(Body::Seal),
-            kind => Body::parse(kind, self.payload()),
-        }
+        body_of(self.header.kind, self.header.compression, self.payload())
     }
 
     /// The records of an uncompressed frame, in LSN order (none for
@@ -848,6 +841,23 @@ impl<'a> Frame<'a> {
     /// ```
     pub fn records(&self) -> Result<Records<'a>, DecodeError> {
         self.body().map(|b| b.records())
+    }
+}
+
+/// The body of a frame of `kind` whose payload, stored in `compression`,
+/// is `payload`: version 1's kinds, holes and seals.
+pub(super) fn body_of(
+    kind: FrameKind,
+    compression: Compression,
+    payload: &[u8],
+) -> Result<Body<'_>, DecodeError> {
+    if compression != Compression::None {
+        return Err(DecodeError::Compressed { codec: compression });
+    }
+    match kind {
+        FrameKind::Hole => body::parse_hole(payload).map(|count| Body::Hole { count }),
+        FrameKind::Seal => Seal::parse(payload).map(Body::Seal),
+        kind => Body::parse(kind, payload),
     }
 }
 

@@ -608,8 +608,9 @@ fn repair(path: &Path, mode: RecoveryMode, yes: bool, backup: &Backup) -> Result
     }
     let (wal, info) = Wal::open(WalConfig::new(path).recovery(mode))?;
     wal.close()?;
-    // Skipped damage stays in the files (format v1 has no way to mark it):
-    // say so when the default mode would still refuse the log.
+    // Skipped damage stays in the files (format v2's holes could mark it as
+    // lost; repair does not write them yet): say so when the default mode
+    // would still refuse the log.
     match Inspection::open(path, RecoveryMode::TolerateTornTail) {
         Err(Error::Corrupt(c)) => {
             println!("applied {mode:?}: {} records readable, {:?}", info.records, info.case);
