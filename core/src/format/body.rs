@@ -79,7 +79,7 @@ impl Seal {
 }
 
 /// Parses a hole's payload: its count, at least 1.
-pub(super) fn parse_hole(bytes: &[u8]) -> Result<u32, DecodeError> {
+pub(crate) fn parse_hole(bytes: &[u8]) -> Result<u32, DecodeError> {
     let Ok(bytes) = <[u8; HOLE_PAYLOAD_LEN]>::try_from(bytes) else {
         return Err(malformed(Malformed::HoleLength));
     };

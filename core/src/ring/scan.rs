@@ -578,7 +578,14 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
                 (payload.first_chunk::<4>().map_or(0, |c| u32::from_le_bytes(*c)), None)
             }
             (FrameKind::Batch | FrameKind::Mark | FrameKind::Hole, Compression::None, true) => {
-                match Body::parse(kind, payload) {
+                let body = match kind {
+                    // LSNs declared lost (format v2, a repaired log).
+                    FrameKind::Hole => {
+                        crate::format::body::parse_hole(payload).map(|count| Body::Hole { count })
+                    }
+                    _ => Body::parse(kind, payload),
+                };
+                match body {
                     Ok(Body::Mark(mark)) => (0, Some(mark)),
                     Ok(body) => (body.lsn_count(), None),
                     Err(e) => return Ok(Err(Damage::Frame(e))),

@@ -44,6 +44,10 @@ pub struct Stop {
     /// Format v2: the CRC of the CRCs of the frames walked over, as a seal
     /// holds it (from the walk's start).
     pub frames_crc: FramesCrc,
+    /// LSNs that the hole frames walked over declare lost (format v2: a
+    /// repaired log); they are among the LSNs below `lsn`, and no record
+    /// holds them.
+    pub holes: u64,
 }
 
 /// What lies after a [`Stop`].
@@ -136,7 +140,7 @@ pub(crate) fn scan_with<D: BlockDevice>(
     stop_at: Option<Lsn>,
     mut frames_crc: FramesCrc,
 ) -> Step<Stop> {
-    let (mut log_start, mut durable_end) = (0, 0);
+    let (mut log_start, mut durable_end, mut holes) = (0, 0, 0);
     let damage = loop {
         // With `std`, frames in place are walked three at a time first.
         #[cfg(feature = "std")]
@@ -161,13 +165,16 @@ pub(crate) fn scan_with<D: BlockDevice>(
             log_start = log_start.max(mark.log_start);
             durable_end = durable_end.max(mark.durable_end);
         }
+        if found.kind == FrameKind::Hole {
+            holes += u64::from(found.count);
+        }
         if crate::format::Version::V2.built() && found.header_len > 0 {
             frames_crc.add(found.crc);
         }
         lsn = end;
         pos += found.frame_len as u64;
     };
-    Ok(Stop { pos, lsn, damage, log_start, durable_end, frames_crc })
+    Ok(Stop { pos, lsn, damage, log_start, durable_end, frames_crc, holes })
 }
 
 /// Checks the seal of a format v2 segment that another follows (whose

@@ -607,10 +607,20 @@ fn repair(path: &Path, mode: RecoveryMode, yes: bool, backup: &Backup) -> Result
         }
     }
     let (wal, info) = Wal::open(WalConfig::new(path).recovery(mode))?;
+    // Skipped damage becomes holes (format v2), so that every mode opens
+    // the log; what stays (version 1 segments have no holes) is said below.
+    if mode == RecoveryMode::SkipDamaged {
+        let declared = wal.declare_lost()?;
+        if declared.segments_rewritten > 0 || declared.files_removed > 0 {
+            println!(
+                "declared lost: {} LSNs, as holes in {} rewritten segments; {} damaged files removed",
+                declared.holes, declared.segments_rewritten, declared.files_removed
+            );
+        }
+    }
     wal.close()?;
-    // Skipped damage stays in the files (format v2's holes could mark it as
-    // lost; repair does not write them yet): say so when the default mode
-    // would still refuse the log.
+    // Damage that stays in the files: say so when the default mode would
+    // still refuse the log.
     match Inspection::open(path, RecoveryMode::TolerateTornTail) {
         Err(Error::Corrupt(c)) => {
             println!("applied {mode:?}: {} records readable, {:?}", info.records, info.case);

@@ -11,6 +11,7 @@ mod wal_disk_full;
 mod wal_faults;
 mod wal_follow;
 mod wal_format;
+mod wal_holes;
 mod wal_hostile;
 mod wal_kill;
 mod wal_modes;

@@ -30,6 +30,7 @@ use crate::fs::{Fs, StdFs};
 mod append;
 mod behind;
 mod commit;
+mod holes;
 mod open;
 mod stats;
 mod timer;
@@ -39,6 +40,7 @@ pub(crate) use append::Inner;
 use append::{Payload, Wait};
 pub(crate) use commit::lock;
 pub(crate) use commit::{GroupCommit, Poisoned};
+pub use holes::Declared;
 pub use stats::{SYNC_LATENCY_BUCKETS, Stats, SyncLatency};
 
 type Result<T> = std::result::Result<T, Error>;
@@ -372,6 +374,40 @@ impl<S: Fs> Wal<S> {
     /// [`Error::Poisoned`]; an I/O error.
     pub fn truncate_before(&self, lsn: Lsn) -> Result<()> {
         self.shared.exclusive(|shared, inner| shared.truncate_before(inner, lsn))
+    }
+
+    /// Makes the damage that recovery skipped (under
+    /// [`RecoveryMode::SkipDamaged`](crate::RecoveryMode::SkipDamaged))
+    /// permanent, so that the log opens in every recovery mode: each
+    /// format v2 segment whose damage was skipped is rewritten with a hole
+    /// frame in place of each damaged span, declaring its LSNs lost (its
+    /// records are copied as they are, under a temporary name renamed over
+    /// the file), and files recovery skipped whole for a damaged header are
+    /// removed. Readers step over the holes;
+    /// [`RecoveryInfo::holes`](crate::RecoveryInfo::holes) counts their
+    /// LSNs at the next open. The damaged bytes are gone afterwards: keep a
+    /// copy of the directory first (`nori-wal repair` makes one).
+    /// Segments of format version 1 have no hole frame and keep their
+    /// damage ([`Declared::left_damaged`]).
+    ///
+    /// ```
+    /// use nori_wal::blocking::Wal;
+    /// use nori_wal::{Record, RecoveryMode, WalConfig};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-declare-doc-{}", std::process::id()));
+    /// let (wal, _) = Wal::open(WalConfig::new(&dir).recovery(RecoveryMode::SkipDamaged))?;
+    /// wal.append(&Record::raw(b"x"))?;
+    /// // Nothing was skipped: nothing to declare.
+    /// assert_eq!(wal.declare_lost()?.holes, 0);
+    /// # drop(wal); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`]; an I/O error (the segment being rewritten is
+    /// left as it was).
+    pub fn declare_lost(&self) -> Result<Declared> {
+        self.shared.exclusive(|shared, inner| shared.declare_lost(inner))
     }
 
     /// Drops every record after `lsn`, durably; the next append gets

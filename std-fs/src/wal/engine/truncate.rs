@@ -150,7 +150,7 @@ impl<S: Fs> Shared<S> {
     }
 
     /// Records the log's start in the lock file, durably; a failure poisons.
-    fn record_start(&self, log_start: Lsn) -> Result<()> {
+    pub(super) fn record_start(&self, log_start: Lsn) -> Result<()> {
         let seq = self.start_seq.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
         segment::write_start(&self.lock_file, seq, log_start).map_err(|e| {
             self.poison(Error::io("record the log start in", self.dir().join(segment::LOCK_FILE), e))

@@ -100,6 +100,7 @@ pub(crate) fn recover<S: Fs>(
     let info = RecoveryInfo {
         log: nori_wal_core::ring::RecoveryInfo::default(),
         segments_removed: 0,
+        holes: 0,
         bytes_scanned: 0,
         elapsed: Duration::ZERO,
         loose_permissions: Vec::new(),
@@ -283,6 +284,7 @@ impl<S: Fs> Recovery<'_, S> {
                 log_start: 0,
                 durable_end: 0,
                 frames_crc: FramesCrc::default(),
+                holes: 0,
             };
             let ahead = self.with_reader(f, header, |reader| reader.look_ahead(&stop))?;
             if ahead.furthest_end.is_some() {
@@ -373,6 +375,7 @@ impl<S: Fs> Recovery<'_, S> {
                     }
                     None => self.walk(&found[i], from, Some(next_base))?,
                 };
+                self.info.holes += stop.holes;
                 let Some(damage) = stop.damage else {
                     // At the next file's base: that file must start where
                     // this one's records end. Records running on past it
@@ -578,6 +581,7 @@ impl<S: Fs> Recovery<'_, S> {
         let mut from = None;
         loop {
             let stop = self.walk(&found[last], from, None)?;
+            self.info.holes += stop.holes;
             if stop.damage.is_some() && stop.lsn < log_start {
                 // Damage among reclaimed records is no loss (as above).
                 let ahead = self.with_reader(&found[last], header, |reader| reader.look_ahead(&stop))?;
@@ -735,7 +739,7 @@ impl<S: Fs> Recovery<'_, S> {
         let log_start = log_start.min(next_lsn);
         let held = next_lsn - log_start;
         let lost = if self.mode == RecoveryMode::SkipDamaged { self.info.records_lost } else { 0 };
-        self.info.records = held.saturating_sub(lost);
+        self.info.records = held.saturating_sub(lost).saturating_sub(self.info.holes);
         self.info.first_lsn = (held > 0).then_some(log_start);
         self.info.last_lsn = (held > 0).then(|| next_lsn - 1);
         self.info.segments = u32::try_from(segments.len()).unwrap_or(u32::MAX);

@@ -36,6 +36,11 @@ pub struct RecoveryInfo {
     /// crash interrupted (they held no record of the log), or files dropped
     /// by `PointInTime`.
     pub segments_removed: usize,
+    /// LSNs that hole frames declare lost (a log repaired by
+    /// [`Wal::declare_lost`](crate::blocking::Wal::declare_lost)): between
+    /// the first and the last LSN, held by no record, and not counted in
+    /// `records`. A reader steps over them.
+    pub holes: u64,
     /// Bytes of segment files read.
     pub bytes_scanned: u64,
     /// How long recovery took.
