@@ -61,6 +61,12 @@
 //! [`decide`](nori_wal_core::ring::decide) gives for its case and mode: the
 //! ring log's recovery and this one both take their decisions from it.
 //!
+//! Damage skipped under `SkipDamaged` stays in the files, and the next open
+//! in another mode meets it again, until [`Wal::declare_lost`] rewrites the
+//! format v2 segments that hold it with hole frames in its place: a hole
+//! declares LSNs lost, readers step over it, recovery counts its LSNs in
+//! [`RecoveryInfo::holes`], and the log then opens in every mode.
+//!
 //! Whatever the mode, a segment of a newer format version and a foreign file
 //! are errors, a read error is an error (never taken for the end of the
 //! log), and no record is returned that was not appended. After any cut
