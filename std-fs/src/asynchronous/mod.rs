@@ -371,6 +371,18 @@ impl<S: Fs> Wal<S> {
         blocking(move || wal.truncate_after(lsn)).await
     }
 
+    /// Declares the damage recovery skipped lost, as hole frames, so that
+    /// the log opens in every recovery mode; see
+    /// [`blocking::Wal::declare_lost`](crate::blocking::Wal::declare_lost).
+    ///
+    /// # Errors
+    ///
+    /// As the blocking call.
+    pub async fn declare_lost(&self) -> Result<crate::wal::Declared> {
+        let wal = Arc::clone(self.wal());
+        blocking(move || wal.declare_lost()).await
+    }
+
     /// Ends the active segment now; see
     /// [`blocking::Wal::rotate`](crate::blocking::Wal::rotate).
     ///

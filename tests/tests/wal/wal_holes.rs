@@ -144,3 +144,23 @@ fn segments_of_format_v1_keep_their_damage() {
     drop(wal);
     assert!(Wal::open(config(&dir)).is_err(), "the default mode still refuses the damage");
 }
+
+/// The async API declares skipped damage lost as the blocking one does.
+#[test]
+fn the_async_api_declares_damage_lost() {
+    let scratch = Scratch::new("holes-async");
+    let dir = scratch.wal();
+    write(&dir, 900);
+    flip_bit(&segment_files(&dir)[0], payload_of(0, 7), 4);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let declared = runtime.block_on(async {
+        let (wal, _) = nori_wal::Wal::open(config(&dir).recovery(RecoveryMode::SkipDamaged)).await.unwrap();
+        let declared = wal.declare_lost().await.unwrap();
+        wal.close().await.unwrap();
+        declared
+    });
+    assert_eq!((declared.holes, declared.segments_rewritten), (1, 1));
+    let (wal, info) = Wal::open(config(&dir).recovery(RecoveryMode::Strict)).unwrap();
+    assert_eq!((info.records, info.holes), (899, 1));
+    assert_eq!(read_all(&wal).len(), 899);
+}
