@@ -16,6 +16,8 @@
 //!   durable: vs 64 threads doing `append` + `wait_durable` with the
 //!   blocking API;
 //! - LZ4 and Zstd on a text-like and a random payload: ratio and speed;
+//! - `open` against the log's size (1 to 8 GiB) with every segment checked
+//!   and with sealed segments trusted by their seals (`OpenCheck`);
 //! - format version 2 against version 1, in alternating runs: one writer
 //!   under `FsyncPolicy::Os`, then reopening (recovery) and a replay of
 //!   what it wrote.
@@ -50,7 +52,7 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     // Names given on the command line pick sections: always, os, threads,
     // recovery, iterate, replay, async, async-iterate, compression, format,
-    // scaling.
+    // scaling, open-check.
     let picked: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let run = |name: &str| picked.is_empty() || picked.iter().any(|p| p == name);
     let root = std::env::var("NORI_WAL_BENCH_DIR").map_or_else(|_| std::env::temp_dir(), PathBuf::from);
@@ -88,6 +90,10 @@ fn main() {
     }
     if run("compression") {
         compression(settings);
+    }
+    // Not in the default run: it writes 8 GiB.
+    if picked.iter().any(|p| p == "open-check") {
+        open_check(if quick { &[64 << 20, 128 << 20] } else { &[1 << 30, 2 << 30, 4 << 30, 8 << 30] });
     }
     if run("format") {
         formats(if quick { 200_000 } else { 2_000_000 }, if quick { 2 } else { 5 });
@@ -968,4 +974,59 @@ fn formats(records: u64, rounds: usize) {
         let (one, two) = (rate(0), rate(1));
         println!("{step:<28} {:>12.0} {:>12.0} {:>11.2}x", one, two, two / one);
     }
+}
+
+/// `open` (the async API, as the seed uses it) of a log grown to each size
+/// in `sizes`, single 128-byte records, default configuration: every
+/// segment checked (the default) against sealed segments trusted by their
+/// seals with the newest two checked (`OpenCheck::Newest(2)`), and `read()`
+/// of the files for scale. Medians of 3, page cache warm.
+fn open_check(sizes: &[u64]) {
+    use nori_wal::wal::OpenCheck;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let dir = bench_dir("open-check");
+    let config = WalConfig::new(&dir);
+    let payload = [0x5Au8; RECORD];
+    let mut written = 0u64;
+    println!("\n### `open` against the log's size (single 128-byte records, default config; medians of 3)\n");
+    println!(
+        "| log | read() the files | open, every segment checked | open, `OpenCheck::Newest(2)` | trusted / every |"
+    );
+    println!("|---:|---:|---:|---:|---:|");
+    for &size in sizes {
+        {
+            let (wal, _) = Wal::open(config.clone().fsync(FsyncPolicy::Os)).unwrap();
+            let frame = (RECORD + 8) as u64;
+            while written < size / frame {
+                wal.append(&Record::raw(&payload)).unwrap();
+                written += 1;
+            }
+            wal.close().unwrap();
+        }
+        let (files, total) = segment_files(&dir);
+        let read_time = median(3, || read_files(&files));
+        let open = |check: OpenCheck| {
+            median(3, || {
+                let t = Instant::now();
+                let (wal, info) =
+                    runtime.block_on(nori_wal::Wal::open(config.clone().open_check(check))).unwrap();
+                let elapsed = t.elapsed().as_secs_f64();
+                assert_eq!(info.records, written);
+                drop(wal);
+                elapsed
+            })
+        };
+        let every = open(OpenCheck::Everything);
+        let newest = open(OpenCheck::Newest(2));
+        println!(
+            "| {:.1} GiB ({} files) | {:.3} s | {:.3} s | {:.3} s | {:.3}x |",
+            total as f64 / f64::from(1u32 << 30),
+            files.len(),
+            read_time,
+            every,
+            newest,
+            newest / every
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -66,6 +66,35 @@ pub enum Codec {
     },
 }
 
+/// How much of the log [`Wal::open`](super::Wal::open) checks before it
+/// returns.
+///
+/// ```
+/// use nori_wal::wal::OpenCheck;
+/// assert_eq!(OpenCheck::default(), OpenCheck::Everything);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OpenCheck {
+    /// Every frame of every segment, and every seal (the default): damage
+    /// anywhere is found, and decided on, at open.
+    #[default]
+    Everything,
+    /// Every frame of the newest `n` segments (at least the newest one).
+    /// An older segment of format v2 whose seal checks out and agrees with
+    /// the next segment's first LSN is trusted by its seal alone: its
+    /// frames are not read at open, so `open` takes time for the newest
+    /// segments only, whatever the log's size. Damage in a trusted segment
+    /// is found when its records are read (the iterator checks every frame
+    /// and reports it as [`Error::Corrupt`](super::Error::Corrupt)) and by
+    /// [`verify`](super::verify), which checks everything. Segments
+    /// without a seal (format v1, or a crash came before the seal) are
+    /// checked whole. [`RecoveryMode::Strict`] checks everything whatever
+    /// this says. [`RecoveryInfo::holes`](super::RecoveryInfo::holes)
+    /// counts the holes of the segments checked only.
+    Newest(usize),
+}
+
 /// The configuration of a [`Wal`](super::Wal).
 ///
 /// ```
@@ -144,6 +173,9 @@ pub struct WalConfig {
     /// the number of sealed segments). Every segment is checked either way:
     /// the figure only changes how long `open` takes.
     pub recovery_threads: usize,
+    /// How much of the log [`Wal::open`](super::Wal::open) checks. Default
+    /// [`OpenCheck::Everything`].
+    pub open_check: OpenCheck,
     /// The format version new segment files are written in. Default
     /// [`Version::V2`]; a log may hold segments of both versions, and every
     /// build reads both. [`Version::V1`] is for a deployment that may roll
@@ -178,6 +210,7 @@ impl WalConfig {
             dir_mode: 0o700,
             recovery_threads: 0,
             format: Version::V2,
+            open_check: OpenCheck::Everything,
         }
     }
 
@@ -250,6 +283,21 @@ impl WalConfig {
     #[must_use]
     pub const fn recovery_threads(mut self, threads: usize) -> Self {
         self.recovery_threads = threads;
+        self
+    }
+
+    /// Sets [`open_check`](Self::open_check).
+    ///
+    /// ```
+    /// use nori_wal::wal::OpenCheck;
+    /// use nori_wal::WalConfig;
+    /// // Check the newest two segments at open; trust older ones by their seals.
+    /// let config = WalConfig::new("wal").open_check(OpenCheck::Newest(2));
+    /// assert_eq!(config.open_check, OpenCheck::Newest(2));
+    /// ```
+    #[must_use]
+    pub const fn open_check(mut self, check: OpenCheck) -> Self {
+        self.open_check = check;
         self
     }
 

@@ -118,7 +118,7 @@ mod segment;
 pub(crate) mod sync;
 
 pub use check::{Verified, verify, verify_in};
-pub use config::{Codec, FsyncPolicy, RecoveryMode, Version, WalConfig};
+pub use config::{Codec, FsyncPolicy, OpenCheck, RecoveryMode, Version, WalConfig};
 pub use engine::Declared;
 pub(crate) use engine::{GroupCommit, Poisoned, lock};
 pub use engine::{SYNC_LATENCY_BUCKETS, Stats, SyncLatency, Wal};

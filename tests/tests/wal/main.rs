@@ -15,6 +15,7 @@ mod wal_holes;
 mod wal_hostile;
 mod wal_kill;
 mod wal_modes;
+mod wal_open_check;
 mod wal_readers;
 mod wal_recovery;
 mod wal_soak;

@@ -10,7 +10,7 @@ use nori_wal_core::format::{AnyHeader, DecodeError, SegmentHeader, Version};
 use nori_wal_core::ring::segment::{Classified, Damage, SegmentReader, Stop};
 use nori_wal_core::ring::{Action, RecoveryCase, decide};
 
-use super::config::{RecoveryMode, WalConfig};
+use super::config::{OpenCheck, RecoveryMode, WalConfig};
 use super::error::{Corruption, Error};
 use super::segment::{self, FileDevice, LOCK_FILE};
 use crate::fs::{File, Fs, Kind, OpenMode};
@@ -65,6 +65,8 @@ struct Recovery<'a, S: Fs> {
     dir_mode: u32,
     /// Threads that walk the sealed segments ahead of the decisions.
     threads: usize,
+    /// How much of the log is checked.
+    open_check: OpenCheck,
 }
 
 /// The read buffer of each thread that walks sealed segments.
@@ -121,6 +123,7 @@ pub(crate) fn recover<S: Fs>(
             0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8),
             n => n.min(MAX_RECOVERY_THREADS),
         },
+        open_check: config.open_check,
     };
     let mut recovered = recovery.run()?;
     recovered.info.elapsed = started.elapsed();
@@ -362,8 +365,12 @@ impl<S: Fs> Recovery<'_, S> {
         }
         let mut skips = Vec::new();
         let mut claims = None;
-        let mut prewalked = self.prewalk(&found);
+        let trusted = self.trusted(&found)?;
+        let mut prewalked = self.prewalk(&found, &trusted);
         for i in 0..last {
+            if trusted[i] {
+                continue;
+            }
             let next_base = found[i + 1].base;
             let mut from = None;
             loop {
@@ -493,7 +500,7 @@ impl<S: Fs> Recovery<'_, S> {
     /// walked them itself (`None` where it walks on its own: one thread,
     /// or a file without a header). Each thread reads through its own
     /// buffer, so memory stays bounded whatever the log's size.
-    fn prewalk(&self, found: &[Found<S::File>]) -> Vec<Option<Result<Stop>>> {
+    fn prewalk(&self, found: &[Found<S::File>], trusted: &[bool]) -> Vec<Option<Result<Stop>>> {
         let sealed = found.len().saturating_sub(1);
         let threads = self.threads.min(sealed);
         if threads <= 1 {
@@ -502,6 +509,9 @@ impl<S: Fs> Recovery<'_, S> {
         let next = std::sync::atomic::AtomicUsize::new(0);
         let mapped = self.effect != Effect::DryRun;
         let walk_one = |buffer: &mut Vec<u8>, i: usize| {
+            if trusted[i] {
+                return None;
+            }
             let f = &found[i];
             let header = f.header?;
             let stop_at = found[i + 1].base;
@@ -534,6 +544,22 @@ impl<S: Fs> Recovery<'_, S> {
             }
         });
         results
+    }
+
+    /// Which of `found` are trusted by their seals, unread
+    /// ([`OpenCheck::Newest`]; never under `Strict`): segments of format v2
+    /// older than the newest `n` whose seal checks out and records as many
+    /// LSNs as lie between their base and the next segment's.
+    fn trusted(&mut self, found: &[Found<S::File>]) -> Result<Vec<bool>> {
+        let mut trusted = vec![false; found.len()];
+        let n = match self.open_check {
+            OpenCheck::Newest(n) if self.mode != RecoveryMode::Strict => n.max(1),
+            _ => return Ok(trusted),
+        };
+        for i in 0..found.len().saturating_sub(n) {
+            trusted[i] = sealed_by(&found[i], found[i + 1].base)?;
+        }
+        Ok(trusted)
     }
 
     /// The highest durable point that the marks of `found[from..]` record
@@ -789,6 +815,24 @@ fn meta_of<F>(f: &Found<F>) -> SegMeta {
         version: h.version,
         preallocated: h.preallocated,
     }
+}
+
+/// Whether the seal of `f` (format v2, at full size) checks out and records
+/// the LSNs up to `end`, the next segment's first.
+fn sealed_by<F: File>(f: &Found<F>, end: Lsn) -> Result<bool> {
+    let Some(h) = f.header.filter(|h| h.version == Version::V2) else { return Ok(false) };
+    let size = segment::size_of(&h);
+    if f.len < size || end < h.base_lsn {
+        return Ok(false);
+    }
+    let mut slot = [0u8; v2::SEAL_LEN];
+    crate::fs::read_exact_at(&f.file, &mut slot, segment::frames_end(h.version, size))
+        .map_err(|e| Error::io("read", &f.path, e))?;
+    let key = nori_wal_core::format::EpochKey::new(h.epoch);
+    let Ok(frame) = v2::decode_frame(&slot, &key, h.base_lsn) else { return Ok(false) };
+    Ok(
+        matches!(frame.body(), Ok(nori_wal_core::format::Body::Seal(seal)) if u64::from(seal.records) == end - h.base_lsn),
+    )
 }
 
 /// The damage of a file `f` cut short ([`Found::cut_short`]), whose frames
