@@ -236,3 +236,26 @@ fn a_crash_at_every_operation_of_a_repair_leaves_the_log_before_or_after_it() {
     println!("repair crash sweep: {total} operations × 3 cuts: {before} before the repair, {after} after");
     assert!(before > 0 && after > 0);
 }
+
+/// A hole among reclaimed records is no longer the log's: after
+/// `truncate_before` past it, `holes` and `records` count only what the log
+/// holds.
+#[test]
+fn a_hole_below_the_start_is_not_counted() {
+    let scratch = Scratch::new("holes-reclaimed");
+    let dir = scratch.wal();
+    write(&dir, 900);
+    flip_bit(&segment_files(&dir)[0], payload_of(0, 5), 1);
+    let (wal, _) = Wal::open(config(&dir).recovery(RecoveryMode::SkipDamaged)).unwrap();
+    assert_eq!(wal.declare_lost().unwrap().holes, 1);
+    wal.truncate_before(50).unwrap();
+    drop(wal);
+    let (wal, info) = Wal::open(config(&dir)).unwrap();
+    assert_eq!(
+        segment_files(&dir)[0],
+        scratch.wal().join(format!("{:020}.wal", 0)),
+        "the hole's segment stays"
+    );
+    assert_eq!((info.records, info.holes, info.first_lsn), (850, 0, Some(50)), "{info:?}");
+    assert_eq!(read_all(&wal), (50..900).map(|l| (l, value(l))).collect::<Vec<_>>());
+}

@@ -188,7 +188,42 @@ impl<S: Fs> Recovery<'_, S> {
             }
         }
         let found = self.drop_damaged_headers(found)?;
-        self.settle(found, log_start)
+        // A hole (format v2) in the first segment may lie below the log's
+        // start (reclaimed since): the walks counted it, the log does not
+        // hold it.
+        let first = found
+            .first()
+            .filter(|f| f.base < log_start)
+            .and_then(|f| Some((f.path.clone(), f.len, f.header.filter(|h| h.version == Version::V2)?)));
+        let mut recovered = self.settle(found, log_start)?;
+        if recovered.info.holes > 0
+            && let Some((path, len, header)) = first
+        {
+            let below = self.holes_below(&path, len, header, recovered.log_start)?;
+            recovered.info.holes -= below.min(recovered.info.holes);
+            recovered.info.records =
+                self.records_between(recovered.log_start, recovered.next_lsn, &recovered.info);
+        }
+        Ok(recovered)
+    }
+
+    /// The LSNs that holes below `log_start` declare lost in the segment
+    /// file at `path` (0 when damage comes first).
+    fn holes_below(&mut self, path: &Path, len: u64, header: AnyHeader, log_start: Lsn) -> Result<u64> {
+        let file = self.fs.open(path, OpenMode::Read).map_err(|e| Error::io("open", path, e))?;
+        let stop = segment::read_segment(&file, path, len, header, &mut self.buffer, false, |reader| {
+            reader.walk(None, Some(log_start))
+        })?;
+        Ok(if stop.damage.is_none() { stop.holes } else { 0 })
+    }
+
+    /// The records a log from `log_start` to `next_lsn` holds: its LSNs,
+    /// less those lost to damage that `SkipDamaged` skipped and those that
+    /// holes declare lost.
+    fn records_between(&self, log_start: Lsn, next_lsn: Lsn, info: &RecoveryInfo) -> u64 {
+        let held = next_lsn.saturating_sub(log_start);
+        let lost = if self.mode == RecoveryMode::SkipDamaged { info.records_lost } else { 0 };
+        held.saturating_sub(lost).saturating_sub(info.holes)
     }
 
     /// Lists the directory: segment files by base LSN, with their headers.
@@ -764,8 +799,7 @@ impl<S: Fs> Recovery<'_, S> {
     ) -> Recovered<S::File> {
         let log_start = log_start.min(next_lsn);
         let held = next_lsn - log_start;
-        let lost = if self.mode == RecoveryMode::SkipDamaged { self.info.records_lost } else { 0 };
-        self.info.records = held.saturating_sub(lost).saturating_sub(self.info.holes);
+        self.info.records = self.records_between(log_start, next_lsn, &self.info);
         self.info.first_lsn = (held > 0).then_some(log_start);
         self.info.last_lsn = (held > 0).then(|| next_lsn - 1);
         self.info.segments = u32::try_from(segments.len()).unwrap_or(u32::MAX);
