@@ -259,3 +259,28 @@ fn a_hole_below_the_start_is_not_counted() {
     assert_eq!((info.records, info.holes, info.first_lsn), (850, 0, Some(50)), "{info:?}");
     assert_eq!(read_all(&wal), (50..900).map(|l| (l, value(l))).collect::<Vec<_>>());
 }
+
+/// The oldest segment's header damaged: its records are lost, and after
+/// the repair the log starts at the next segment, in every mode.
+#[test]
+fn an_oldest_segment_with_a_damaged_header_moves_the_start() {
+    let scratch = Scratch::new("holes-oldest");
+    let dir = scratch.wal();
+    write(&dir, 900);
+    let files = segment_files(&dir);
+    let second = base(&files[1]);
+    flip_bit(&files[0], 10, 0);
+    let (wal, _) = Wal::open(config(&dir).recovery(RecoveryMode::SkipDamaged)).unwrap();
+    let declared = wal.declare_lost().unwrap();
+    assert_eq!((declared.files_removed, declared.left_damaged), (1, 0), "{declared:?}");
+    drop(wal);
+    assert!(!files[0].exists());
+    for mode in MODES {
+        let (wal, info) = Wal::open(config(&dir).recovery(mode)).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        assert_eq!(
+            (info.case, info.first_lsn, info.records),
+            (RecoveryCase::Clean, Some(second), 900 - second)
+        );
+        assert_eq!(read_all(&wal), (second..900).map(|l| (l, value(l))).collect::<Vec<_>>(), "{mode:?}");
+    }
+}
