@@ -688,7 +688,7 @@ impl FrameHeader {
             });
         }
         let hl = self.header_len();
-        let crc = prefix_crc(key.crc, lsn, &frame[..hl - 4]);
+        let crc = prefix_crc(key.crc, lsn, frame, hl - 4);
         let computed = crc32c_append(crc, &frame[hl..]);
         if computed != self.stored_crc {
             return Err(DecodeError::BadChecksum { stored: self.stored_crc, computed });
@@ -948,6 +948,7 @@ fn checked_len(payload_len: u64) -> Result<u32, EncodeError> {
 }
 
 impl<'a> EncodedFrame<'a> {
+    #[cfg_attr(feature = "std", inline)]
     fn new(kind: FrameKind, compression: Compression, payload_len: u32, source: Source<'a>) -> Self {
         let long = payload_len > SHORT_MAX;
         Self { kind: kind_byte(kind, compression, long), payload_len, source }
@@ -966,6 +967,7 @@ impl<'a> EncodedFrame<'a> {
     /// let record = Record::put(b"k", b"v");
     /// assert_eq!(EncodedFrame::record(&record).unwrap().len(), 8 + 4 + 2);
     /// ```
+    #[cfg_attr(feature = "std", inline)]
     pub fn record(record: &'a Record<'a>) -> Result<Self, EncodeError> {
         let len = checked_len(body::record_body_len(record))?;
         Ok(Self::new(body::record_kind(record), Compression::None, len, Source::Record(record)))
@@ -1135,6 +1137,7 @@ impl<'a> EncodedFrame<'a> {
         self.header_len() + self.payload_len as usize
     }
 
+    #[cfg_attr(feature = "std", inline)]
     const fn header_len(&self) -> usize {
         if self.kind & LONG != 0 { LONG_FRAME_HEADER_LEN } else { FRAME_HEADER_LEN }
     }
@@ -1161,7 +1164,7 @@ impl<'a> EncodedFrame<'a> {
     #[must_use]
     pub fn header(&self, key: &EpochKey, lsn: Lsn) -> ([u8; LONG_FRAME_HEADER_LEN], usize) {
         let (mut h, hl) = self.header_fields();
-        let mut crc = prefix_crc(key.crc, lsn, &h[..hl - 4]);
+        let mut crc = prefix_crc(key.crc, lsn, &h, hl - 4);
         self.source.feed(self.payload_len, &mut |piece| crc = crc32c_append(crc, piece));
         h[hl - 4..hl].copy_from_slice(&crc.to_le_bytes());
         (h, hl)
@@ -1169,6 +1172,7 @@ impl<'a> EncodedFrame<'a> {
 
     /// The header's bytes before the CRC (kind, complement, length), in an
     /// array of the long form's length, and the header's length.
+    #[cfg_attr(feature = "std", inline)]
     fn header_fields(&self) -> ([u8; LONG_FRAME_HEADER_LEN], usize) {
         let hl = self.header_len();
         let mut h = [0u8; LONG_FRAME_HEADER_LEN];
@@ -1214,10 +1218,13 @@ impl<'a> EncodedFrame<'a> {
     pub fn append_to(&self, out: &mut std::vec::Vec<u8>, key: &EpochKey, lsn: Lsn) {
         let start = out.len();
         let (fields, hl) = self.header_fields();
-        out.reserve(self.len());
-        out.extend_from_slice(&fields[..hl]);
+        out.reserve(LONG_FRAME_HEADER_LEN + self.payload_len as usize);
+        // Ten bytes copied (no call for a copy of variable length), then
+        // cut to the header's length.
+        out.extend_from_slice(&fields);
+        out.truncate(start + hl);
         self.source.feed(self.payload_len, &mut |piece| out.extend_from_slice(piece));
-        let crc = prefix_crc(key.crc, lsn, &fields[..hl - 4]);
+        let crc = prefix_crc(key.crc, lsn, &fields, hl - 4);
         let crc = crc32c_append(crc, &out[start + hl..]);
         out[start + hl - 4..start + hl].copy_from_slice(&crc.to_le_bytes());
     }
@@ -1246,7 +1253,7 @@ impl<'a> EncodedFrame<'a> {
         let (fields, hl) = self.header_fields();
         let (h, mut rest) = frame.split_at_mut(hl);
         h.copy_from_slice(&fields[..hl]);
-        let mut crc = prefix_crc(key.crc, lsn, &h[..hl - 4]);
+        let mut crc = prefix_crc(key.crc, lsn, h, hl - 4);
         self.source.feed(self.payload_len, &mut |piece| {
             let (dst, after) = core::mem::take(&mut rest).split_at_mut(piece.len());
             dst.copy_from_slice(piece);
@@ -1367,16 +1374,21 @@ pub fn solve_lsn(key: &EpochKey, frame: &[u8], range: core::ops::Range<Lsn>) -> 
 /// pass over 12 or 14 bytes.
 /// Without `std` (the table-driven CRC, no call to save), two passes: the
 /// smaller code on a firmware image.
+/// `head` starts with the header, `n` its bytes before the CRC field.
 #[inline]
-fn prefix_crc(key_crc: u32, lsn: Lsn, fields: &[u8]) -> u32 {
+fn prefix_crc(key_crc: u32, lsn: Lsn, head: &[u8], n: usize) -> u32 {
     if cfg!(feature = "std") {
-        let mut prefix = [0u8; 8 + LONG_FRAME_HEADER_LEN - 4];
+        const MOST: usize = LONG_FRAME_HEADER_LEN - 4;
+        let mut prefix = [0u8; 8 + MOST];
         prefix[..8].copy_from_slice(&lsn.to_le_bytes());
-        let n = fields.len().min(LONG_FRAME_HEADER_LEN - 4);
-        prefix[8..8 + n].copy_from_slice(&fields[..n]);
-        crc32c_append(key_crc, &prefix[..8 + n])
+        // A fixed-size copy (no call) where the bytes are there.
+        match head.first_chunk::<MOST>() {
+            Some(first) => prefix[8..].copy_from_slice(first),
+            None => prefix[8..8 + n].copy_from_slice(&head[..n]),
+        }
+        crc32c_append(key_crc, &prefix[..8 + n.min(MOST)])
     } else {
-        crc32c_append(crc32c_append(key_crc, &lsn.to_le_bytes()), fields)
+        crc32c_append(crc32c_append(key_crc, &lsn.to_le_bytes()), &head[..n])
     }
 }
 
@@ -1384,7 +1396,7 @@ fn prefix_crc(key_crc: u32, lsn: Lsn, fields: &[u8]) -> u32 {
 /// bytes before the CRC field (`header` holds at least those): a reader
 /// streaming a frame too long for its buffer continues it over the payload.
 pub(crate) fn crc_start(key: &EpochKey, lsn: Lsn, header: &FrameHeader, bytes: &[u8]) -> u32 {
-    prefix_crc(key.crc, lsn, &bytes[..header.header_len() - 4])
+    prefix_crc(key.crc, lsn, bytes, header.header_len() - 4)
 }
 
 /// The epoch's CRC state, which every frame's CRC starts from (the bound
