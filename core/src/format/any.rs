@@ -287,3 +287,87 @@ impl<'a> AnyFrame<'a> {
         v2::body_of(self.kind, self.compression, self.payload())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Record;
+
+    /// A valid frame of `version` for `payload`, in a segment of epoch
+    /// `key` and base LSN 10, at LSN 12.
+    fn frame(version: Version, key: &EpochKey, payload: &[u8]) -> ([u8; 64], usize) {
+        let record = Record::raw(payload);
+        let mut bytes = [0u8; 64];
+        let n = match version {
+            #[cfg(feature = "v1")]
+            Version::V1 => crate::format::encode_record(&mut bytes, key.epoch(), 2, &record).unwrap(),
+            _ => v2::EncodedFrame::record(&record).unwrap().write_to(&mut bytes, key, 12).unwrap(),
+        };
+        (bytes, n)
+    }
+
+    fn versions() -> impl Iterator<Item = Version> {
+        [Version::V1, Version::V2].into_iter().filter(|v| v.built())
+    }
+
+    #[test]
+    fn runs_of_one_byte_and_garbage_never_decode() {
+        let key = EpochKey::new(7);
+        let mut garbage = [0u8; 256];
+        let mut x = 0x9E37_79B9_u32;
+        for b in &mut garbage {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = x as u8;
+        }
+        for version in versions() {
+            for fill in [0x00u8, 0xFF, 0xA5] {
+                let bytes = [fill; 64];
+                assert!(decode_frame_in(version, &bytes, &key, 10, 12).is_err(), "{version} {fill:#x}");
+                assert!(frame_len_in(version, &bytes, &key).is_err(), "{version} {fill:#x}");
+            }
+            for at in 0..garbage.len() {
+                // Whatever a length claims, nothing past the bytes is read.
+                let _ = frame_len_in(version, &garbage[at..], &key);
+                assert!(decode_frame_in(version, &garbage[at..], &key, 10, 12).is_err(), "{version} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_torn_frame_never_decodes_and_a_whole_one_only_where_it_belongs() {
+        let key = EpochKey::new(7);
+        for version in versions() {
+            let (bytes, n) = frame(version, &key, b"a record of some length");
+            let whole = decode_frame_in(version, &bytes[..n], &key, 10, 12).unwrap();
+            assert_eq!(
+                (whole.len(), whole.first_lsn(), whole.payload()),
+                (n, 12, &b"a record of some length"[..])
+            );
+            assert_eq!(frame_len_in(version, &bytes[..frame_header_len(version).min(n)], &key), Ok(n));
+            for cut in 0..n {
+                // Cut short, then nothing, zeros or 0xFF where the rest was.
+                assert!(
+                    decode_frame_in(version, &bytes[..cut], &key, 10, 12).is_err(),
+                    "{version} cut {cut}"
+                );
+                for fill in [0x00u8, 0xFF] {
+                    let mut torn = bytes;
+                    torn[cut..n].fill(fill);
+                    if torn[..n] != bytes[..n] {
+                        assert!(
+                            decode_frame_in(version, &torn[..n], &key, 10, 12).is_err(),
+                            "{version} {cut}"
+                        );
+                    }
+                }
+            }
+            // Another epoch, or (v2) another LSN: not this frame.
+            assert!(decode_frame_in(version, &bytes[..n], &EpochKey::new(8), 10, 12).is_err());
+            if version == Version::V2 {
+                assert!(decode_frame_in(version, &bytes[..n], &key, 10, 13).is_err());
+            }
+        }
+    }
+}

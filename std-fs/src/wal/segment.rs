@@ -234,17 +234,16 @@ pub(crate) struct NewSegment {
 }
 
 impl NewSegment {
-    /// The header's bytes and the opening mark `mark`, and the header.
-    fn encode(&self, mark: Mark) -> Result<(Vec<u8>, AnyHeader), nori_wal_core::EncodeError> {
-        let key = EpochKey::new(self.epoch);
-        match self.version {
+    /// The header's bytes followed by the opening mark `mark`, the header,
+    /// and the mark's CRC (the first a seal covers).
+    fn encode(&self, mark: Mark) -> Result<(Vec<u8>, AnyHeader, u32), nori_wal_core::EncodeError> {
+        let (mut bytes, header): (Vec<u8>, AnyHeader) = match self.version {
             Version::V1 => {
                 let header = SegmentHeader::new(self.epoch, self.base_lsn, self.size, 1)?
                     .with_log_start(self.log_start)?;
                 let mut bytes = vec![0u8; nori_wal_core::format::SEGMENT_HEADER_LEN];
                 header.encode(&mut bytes)?;
-                EncodedFrame::mark(key, 0, mark).append_to(&mut bytes);
-                Ok((bytes, header.into()))
+                (bytes, header.into())
             }
             Version::V2 => {
                 let header = v2::SegmentHeader::new(self.epoch, self.base_lsn, 1)?
@@ -252,10 +251,12 @@ impl NewSegment {
                     .preallocated(self.preallocate);
                 let mut bytes = vec![0u8; header.len()];
                 header.encode(&mut bytes)?;
-                v2::EncodedFrame::mark(mark).append_to(&mut bytes, &key, self.base_lsn);
-                Ok((bytes, header.into()))
+                (bytes, header.into())
             }
-        }
+        };
+        let key = EpochKey::new(self.epoch);
+        let crc = encode_mark(&mut bytes, self.version, &key, self.base_lsn, self.base_lsn, mark);
+        Ok((bytes, header, crc))
     }
 }
 
@@ -273,8 +274,7 @@ pub(crate) fn create<S: Fs>(
 ) -> Result<(S::File, PathBuf, AnyHeader, u32), Error> {
     let path = dir.join(file_name(new.base_lsn));
     // Encoded first: a header that does not encode creates no file.
-    let (bytes, header) = new.encode(first_mark).map_err(Error::Encode)?;
-    let mark_crc = stored_crc(new.version, &bytes[header.frames_offset as usize..]);
+    let (bytes, header, mark_crc) = new.encode(first_mark).map_err(Error::Encode)?;
     let file = fs.open(&path, OpenMode::CreateNew).map_err(|e| Error::io("create segment", &path, e))?;
     let written = (|| {
         file.set_mode(mode)?;
@@ -310,21 +310,24 @@ pub(crate) fn encode_mark(
 ) -> u32 {
     let start = out.len();
     match version {
-        Version::V1 => EncodedFrame::mark(*key, (next - base) as u32, mark).append_to(out),
-        Version::V2 => v2::EncodedFrame::mark(mark).append_to(out, key, next),
+        Version::V1 => {
+            EncodedFrame::mark(*key, (next - base) as u32, mark).append_to(out);
+            0
+        }
+        Version::V2 => {
+            v2::EncodedFrame::mark(mark).append_to(out, key, next);
+            crc_field(&out[start..], v2::FRAME_HEADER_LEN) // a mark is a short frame
+        }
     }
-    stored_crc(version, &out[start..])
 }
 
-/// The stored CRC of the frame at the start of `frame`, written by this
-/// process: what a format v2 seal's checksum covers (0 in version 1,
-/// whose segments have no seal).
+/// The stored CRC of a format v2 frame this process wrote at the start of
+/// `frame`, whose header is `header_len` bytes long: the header's last 4
+/// bytes, what a seal's checksum covers.
 #[inline]
-pub(crate) fn stored_crc(version: Version, frame: &[u8]) -> u32 {
-    match version {
-        Version::V1 => 0,
-        Version::V2 => v2::FrameHeader::decode(frame).map_or(0, |h| h.stored_crc()),
-    }
+pub(crate) fn crc_field(frame: &[u8], header_len: usize) -> u32 {
+    let crc = &frame[header_len - 4..header_len];
+    u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]])
 }
 
 /// Where the epochs of a log without segments start: a number from the

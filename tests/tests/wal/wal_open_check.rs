@@ -64,14 +64,25 @@ fn segments_without_a_seal_that_agrees_are_checked_whole() {
     let files = segment_files(&dir);
     flip_bit(&files[0], 56 + 32 + 10 * 20 + 17, 2);
     assert!(matches!(Wal::open(config(&dir).open_check(OpenCheck::Newest(1))), Err(Error::Corrupt(_))));
-    // A seal whose count disagrees with the next segment's base.
-    let scratch = Scratch::new("open-check-seal");
-    let dir = scratch.wal();
-    write(&dir, Version::V2, 2000);
-    let files = segment_files(&dir);
-    // The seal's count field (its payload's first byte, after the 8-byte
-    // header): the seal no longer checks out, so the segment is read.
-    flip_bit(&files[0], 4096 - 8, 0);
-    flip_bit(&files[0], 32 + 24 + 10 * 12 + 9, 2);
-    assert!(matches!(Wal::open(config(&dir).open_check(OpenCheck::Newest(1))), Err(Error::Corrupt(_))));
+    // A seal slot that does not hold a seal that checks out: the segment
+    // is read whole (a damaged record in it is then found at open).
+    type Spoil = fn(&Path);
+    let spoils: [(&str, Spoil); 5] = [
+        // Its count field (the payload's first byte, after the 8-byte header).
+        ("a flipped count", |f| flip_bit(f, 4096 - 8, 0)),
+        ("zeros", |f| nori_wal_tests::walkit::overwrite(f, 4096 - 16, &[0; 16])),
+        ("0xFF", |f| nori_wal_tests::walkit::overwrite(f, 4096 - 16, &[0xFF; 16])),
+        ("garbage", |f| nori_wal_tests::walkit::overwrite(f, 4096 - 16, b"\x17not a seal, no!")),
+        ("a torn seal", |f| nori_wal_tests::walkit::overwrite(f, 4096 - 5, &[0; 5])),
+    ];
+    for (what, spoil) in spoils {
+        let scratch = Scratch::new("open-check-seal");
+        let dir = scratch.wal();
+        write(&dir, Version::V2, 2000);
+        let files = segment_files(&dir);
+        spoil(&files[0]);
+        flip_bit(&files[0], 32 + 24 + 10 * 12 + 9, 2);
+        let opened = Wal::open(config(&dir).open_check(OpenCheck::Newest(1)));
+        assert!(matches!(opened, Err(Error::Corrupt(_))), "{what}: {opened:?}");
+    }
 }

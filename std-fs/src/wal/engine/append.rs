@@ -147,9 +147,7 @@ impl<S: Fs> Shared<S> {
         what.encode(&mut inner.buf, active.version, &active.key, active.base, lsn).map_err(Error::Encode)?;
         let len = inner.buf.len() - start;
         if let Some(frames) = active.frames_crc.as_mut() {
-            // A v2 frame's CRC is the last 4 bytes of its header.
-            let at = start + len - payload_len as usize - 4;
-            frames.add(&inner.buf[at..at + 4]);
+            frames.add(segment::crc_field(&inner.buf[start..], len - payload_len as usize));
         }
         active.pos += len as u64;
         inner.next_lsn = end;
@@ -271,7 +269,7 @@ impl<S: Fs> Shared<S> {
             let crc =
                 segment::encode_mark(&mut inner.buf, active.version, &active.key, active.base, next, mark);
             if let Some(frames) = active.frames_crc.as_mut() {
-                frames.add(&crc.to_le_bytes());
+                frames.add(crc);
             }
             active.pos += segment::mark_frame_len(active.version);
             active.marked_durable = durable;
@@ -403,7 +401,7 @@ impl<S: Fs> Shared<S> {
         // A seal (version 2) covers the CRC of every frame, this mark's first.
         let frames_crc = (version == Version::V2).then(|| {
             let mut frames = SealSum::new(FramesCrc::default());
-            frames.add(&mark_crc.to_le_bytes());
+            frames.add(mark_crc);
             frames
         });
         inner.active = Some(Active {
@@ -539,10 +537,10 @@ impl SealSum {
         Self { frames, pending: [0; 64], len: 0 }
     }
 
-    /// Adds the next frame's CRC, as its 4 stored bytes.
+    /// Adds the next frame's CRC.
     #[inline]
-    fn add(&mut self, crc: &[u8]) {
-        self.pending[self.len..self.len + 4].copy_from_slice(crc);
+    fn add(&mut self, crc: u32) {
+        self.pending[self.len..self.len + 4].copy_from_slice(&crc.to_le_bytes());
         self.len += 4;
         if self.len == self.pending.len() {
             self.frames.add_bytes(&self.pending);
