@@ -83,18 +83,24 @@ pub(crate) fn crc32c_append_3(crcs: [u32; 3], data: [&[u8]; 3]) -> [u32; 3] {
     [crc32c_append(crcs[0], data[0]), crc32c_append(crcs[1], data[1]), crc32c_append(crcs[2], data[2])]
 }
 
-/// [`crc32c_append_3`] over each stream's 12-byte `prefixes` entry and
-/// then its `data`, as if they were contiguous: for format v2 frames, whose
-/// CRC covers the bound LSN and the header's first bytes, then (past the
-/// CRC field) the payload.
+/// Three format v2 frame CRCs at once: each from `key_crc` (the epoch's
+/// state) over its bound LSN (8 bytes, little endian), its header's first 4
+/// bytes (`heads`, as read little endian) and its payload. The same results
+/// as [`crc32c_append_3_after`] with those 12 bytes as prefixes, without
+/// building them.
 #[cfg(feature = "std")]
 #[inline]
-pub(crate) fn crc32c_append_3_after(crcs: [u32; 3], prefixes: [[u8; 12]; 3], data: [&[u8]; 3]) -> [u32; 3] {
+pub(crate) fn crc32c_frames_3(key_crc: u32, lsns: [u64; 3], heads: [u32; 3], data: [&[u8]; 3]) -> [u32; 3] {
     #[cfg(target_arch = "x86_64")]
-    if let Some(three) = x86::append_3_after(crcs, prefixes, data) {
+    if let Some(three) = x86::frames_3(key_crc, lsns, heads, data) {
         return three;
     }
-    core::array::from_fn(|k| crc32c_append(crc32c_append(crcs[k], &prefixes[k]), data[k]))
+    core::array::from_fn(|k| {
+        let mut prefix = [0u8; 12];
+        prefix[..8].copy_from_slice(&lsns[k].to_le_bytes());
+        prefix[8..].copy_from_slice(&heads[k].to_le_bytes());
+        crc32c_append(crc32c_append(key_crc, &prefix), data[k])
+    })
 }
 
 /// Which implementation [`crc32c_append`] uses on this machine.
@@ -246,35 +252,32 @@ mod x86 {
         Some(unsafe { interleaved(crcs, data) })
     }
 
-    /// Three CRC32Cs at once, each over a 12-byte prefix and then its
-    /// data; `None` on a CPU without SSE4.2.
+    /// Three format v2 frame CRCs; `None` on a CPU without SSE4.2.
     #[inline]
-    pub(super) fn append_3_after(
-        crcs: [u32; 3],
-        prefixes: [[u8; 12]; 3],
+    pub(super) fn frames_3(
+        key_crc: u32,
+        lsns: [u64; 3],
+        heads: [u32; 3],
         data: [&[u8]; 3],
     ) -> Option<[u32; 3]> {
         if !std::is_x86_feature_detected!("sse4.2") {
             return None;
         }
-        // SAFETY: `interleaved_after` is compiled for SSE4.2, which the
+        // SAFETY: `interleaved_frames` is compiled for SSE4.2, which the
         // CPU was just found to have.
-        Some(unsafe { interleaved_after(crcs, prefixes, data) })
+        Some(unsafe { interleaved_frames(key_crc, lsns, heads, data) })
     }
 
-    /// [`interleaved`] after each stream's 12-byte prefix (one 8-byte and
-    /// one 4-byte step per stream), the state kept in registers between
-    /// the two.
+    /// [`interleaved`] after each frame's bound LSN and header word.
     #[target_feature(enable = "sse4.2")]
-    fn interleaved_after(crcs: [u32; 3], prefixes: [[u8; 12]; 3], data: [&[u8]; 3]) -> [u32; 3] {
-        let low = |p: &[u8; 12]| u64::from_le_bytes([p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]);
-        let high = |p: &[u8; 12]| u32::from_le_bytes([p[8], p[9], p[10], p[11]]);
-        let mut s0 = _mm_crc32_u64(u64::from(!crcs[0]), low(&prefixes[0]));
-        let mut s1 = _mm_crc32_u64(u64::from(!crcs[1]), low(&prefixes[1]));
-        let mut s2 = _mm_crc32_u64(u64::from(!crcs[2]), low(&prefixes[2]));
-        s0 = u64::from(_mm_crc32_u32(s0 as u32, high(&prefixes[0])));
-        s1 = u64::from(_mm_crc32_u32(s1 as u32, high(&prefixes[1])));
-        s2 = u64::from(_mm_crc32_u32(s2 as u32, high(&prefixes[2])));
+    fn interleaved_frames(key_crc: u32, lsns: [u64; 3], heads: [u32; 3], data: [&[u8]; 3]) -> [u32; 3] {
+        let key = u64::from(!key_crc);
+        let mut s0 = _mm_crc32_u64(key, lsns[0]);
+        let mut s1 = _mm_crc32_u64(key, lsns[1]);
+        let mut s2 = _mm_crc32_u64(key, lsns[2]);
+        s0 = u64::from(_mm_crc32_u32(s0 as u32, heads[0]));
+        s1 = u64::from(_mm_crc32_u32(s1 as u32, heads[1]));
+        s2 = u64::from(_mm_crc32_u32(s2 as u32, heads[2]));
         streams([s0, s1, s2], data)
     }
 
@@ -291,30 +294,32 @@ mod x86 {
     #[target_feature(enable = "sse4.2")]
     #[inline]
     fn streams(state: [u64; 3], data: [&[u8]; 3]) -> [u32; 3] {
-        let common = data.iter().map(|d| d.len() / 8).min().unwrap_or(0);
+        let [(w0, _), (w1, _), (w2, _)] = data.map(<[u8]>::as_chunks::<8>);
+        let common = w0.len().min(w1.len()).min(w2.len());
         let [mut s0, mut s1, mut s2] = state;
-        let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
-        let streams = data[0][..common * 8]
-            .chunks_exact(8)
-            .zip(data[1][..common * 8].chunks_exact(8))
-            .zip(data[2][..common * 8].chunks_exact(8));
-        for ((a, b), c) in streams {
-            s0 = _mm_crc32_u64(s0, word(a));
-            s1 = _mm_crc32_u64(s1, word(b));
-            s2 = _mm_crc32_u64(s2, word(c));
+        for ((a, b), c) in w0[..common].iter().zip(&w1[..common]).zip(&w2[..common]) {
+            s0 = _mm_crc32_u64(s0, u64::from_le_bytes(*a));
+            s1 = _mm_crc32_u64(s1, u64::from_le_bytes(*b));
+            s2 = _mm_crc32_u64(s2, u64::from_le_bytes(*c));
         }
-        let state = [s0, s1, s2];
-        core::array::from_fn(|k| {
-            let rest = &data[k][common * 8..];
-            let crc = !(state[k] as u32);
-            if rest.is_empty() {
-                crc
-            } else if rest.len() < super::hardware::SMALL {
-                words(crc, rest)
-            } else {
-                crc32c::crc32c_append(crc, rest)
-            }
-        })
+        let done = common * 8;
+        if data.iter().all(|d| d.len() == done) {
+            return [!(s0 as u32), !(s1 as u32), !(s2 as u32)];
+        }
+        [rest(s0, &data[0][done..]), rest(s1, &data[1][done..]), rest(s2, &data[2][done..])]
+    }
+
+    /// A stream of [`streams`] finished on its own over its `rest`.
+    #[target_feature(enable = "sse4.2")]
+    fn rest(state: u64, rest: &[u8]) -> u32 {
+        let crc = !(state as u32);
+        if rest.is_empty() {
+            crc
+        } else if rest.len() < super::hardware::SMALL {
+            words(crc, rest)
+        } else {
+            crc32c::crc32c_append(crc, rest)
+        }
     }
 
     /// Continues the CRC32C `crc` over `data`, eight bytes per instruction.
@@ -403,13 +408,17 @@ mod tests {
             let crcs = [0, 0xDEAD_BEEF, 42];
             let expected: [u32; 3] = core::array::from_fn(|k| portable::crc32c_append(crcs[k], bufs[k]));
             assert_eq!(crc32c_append_3(crcs, bufs), expected, "{a} {b} {c}");
-            // After 12-byte prefixes, as if each prefix and its data were one.
-            let prefixes: [[u8; 12]; 3] =
-                core::array::from_fn(|k| core::array::from_fn(|i| (k * 31 + i * 7) as u8));
+            // As v2 frames: from one state, after each bound LSN and header
+            // word, as if those 12 bytes and the data were one.
+            let lsns: [u64; 3] = [0, 1 << 40 | 77, u64::MAX];
+            let heads: [u32; 3] = [0, 0xFC03_0080, 0xFFFF_FFFF];
             let expected: [u32; 3] = core::array::from_fn(|k| {
-                portable::crc32c_append(portable::crc32c_append(crcs[k], &prefixes[k]), bufs[k])
+                let mut prefix = [0u8; 12];
+                prefix[..8].copy_from_slice(&lsns[k].to_le_bytes());
+                prefix[8..].copy_from_slice(&heads[k].to_le_bytes());
+                portable::crc32c_append(portable::crc32c_append(crcs[1], &prefix), bufs[k])
             });
-            assert_eq!(crc32c_append_3_after(crcs, prefixes, bufs), expected, "after a prefix: {a} {b} {c}");
+            assert_eq!(crc32c_frames_3(crcs[1], lsns, heads, bufs), expected, "as frames: {a} {b} {c}");
         }
     }
 

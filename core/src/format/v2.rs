@@ -748,6 +748,129 @@ pub fn decode_frame<'a>(bytes: &'a [u8], key: &EpochKey, lsn: Lsn) -> Result<Fra
     Ok(Frame { header, bytes: frame })
 }
 
+/// A frame [`check_run`] checked: short form, uncompressed, its CRC good
+/// under the LSN it was expected at.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, Copy)]
+pub struct RunFrame<'a> {
+    /// Where the frame starts in the bytes walked.
+    pub at: usize,
+    /// Its header.
+    pub header: FrameHeader,
+    /// The LSN it is bound to: its first record's, or the next record's
+    /// for a frame that holds none.
+    pub lsn: Lsn,
+    /// How many LSNs it takes: 1 for a record, 0 for padding and marks,
+    /// a batch's count as its payload states it (not yet checked against
+    /// its entries: see [`Body::parse`]).
+    pub count: u32,
+    /// Its payload.
+    pub payload: &'a [u8],
+}
+
+/// Checks the frames at the start of `bytes` (which end where the
+/// segment's frames end) while they are short (at most `max_len` bytes,
+/// header included), uncompressed and hold records, padding or a mark:
+/// three at a time, their CRCs computed interleaved where the CPU has a
+/// CRC32C instruction, so that a reader of many small frames does not wait
+/// for one frame's CRC chain after another. The first frame is expected at
+/// `lsn`; each next one at the LSN after the one before.
+///
+/// Hands each frame that checks out to `take`, in order, and stops before
+/// the first that does not (or is anything else, or runs past `bytes`), or
+/// when `take` returns `false` (the frame then counts as not taken). A
+/// reader goes on frame by frame from there, and reports what it finds.
+/// Returns where the frames taken end in `bytes`, and the LSN expected
+/// there.
+///
+/// ```
+/// use nori_wal_core::format::v2::{self, EncodedFrame};
+/// use nori_wal_core::format::EpochKey;
+/// use nori_wal_core::Record;
+/// let key = EpochKey::new(3);
+/// let mut bytes = [0u8; 64];
+/// let mut at = 0;
+/// for (i, payload) in [&b"ab"[..], b"cde", b"f", b"gh"].iter().enumerate() {
+///     at += EncodedFrame::record(&Record::raw(payload)).unwrap().write_to(&mut bytes[at..], &key, 10 + i as u64).unwrap();
+/// }
+/// bytes[at - 1] ^= 1; // the fourth frame damaged
+/// let mut seen = Vec::new();
+/// let (end, lsn) = v2::check_run(&bytes[..at], &key, 10, 512, |frame| {
+///     seen.push((frame.lsn, frame.payload.to_vec()));
+///     true
+/// });
+/// assert_eq!(seen, [(10, b"ab".to_vec()), (11, b"cde".to_vec()), (12, b"f".to_vec())]);
+/// assert_eq!((end, lsn), (at - 10, 13));
+/// ```
+#[cfg(feature = "std")]
+pub fn check_run<'a>(
+    bytes: &'a [u8],
+    key: &EpochKey,
+    lsn: Lsn,
+    max_len: usize,
+    mut take: impl FnMut(&RunFrame<'a>) -> bool,
+) -> (usize, Lsn) {
+    let (mut at, mut lsn) = (0usize, lsn);
+    loop {
+        // Up to three short frames whose headers are well formed, with the
+        // LSN each is expected at (from the counts of the ones before). The
+        // kind byte of such a frame holds its type alone (no codec, not
+        // long): the few values a run takes are matched whole.
+        let mut frames: [Option<RunFrame<'a>>; 3] = [None; 3];
+        let mut heads = [0u32; 3];
+        let (mut p, mut l) = (at, lsn);
+        for (slot, head) in frames.iter_mut().zip(&mut heads) {
+            let Some(h) = bytes.get(p..).and_then(<[u8]>::first_chunk::<FRAME_HEADER_LEN>) else { break };
+            let [code, check, len_lo, len_hi, c0, c1, c2, c3] = *h;
+            let len = FRAME_HEADER_LEN + usize::from(u16::from_le_bytes([len_lo, len_hi]));
+            if code != !check || len > max_len {
+                break;
+            }
+            let Some(payload) = bytes.get(p + FRAME_HEADER_LEN..p + len) else { break };
+            let (kind, count) = match code {
+                1 => (FrameKind::Put, 1),
+                2 => (FrameKind::Delete, 1),
+                3 => (FrameKind::Raw, 1),
+                4 => match payload.first_chunk::<4>() {
+                    Some(c) => (FrameKind::Batch, u32::from_le_bytes(*c)),
+                    None => break,
+                },
+                5 => (FrameKind::Padding, 0),
+                6 => (FrameKind::Mark, 0),
+                _ => break,
+            };
+            let header = FrameHeader {
+                kind,
+                compression: Compression::None,
+                long: false,
+                payload_len: (len - FRAME_HEADER_LEN) as u32,
+                stored_crc: u32::from_le_bytes([c0, c1, c2, c3]),
+            };
+            *slot = Some(RunFrame { at: p, header, lsn: l, count, payload });
+            *head = u32::from_le_bytes([code, check, len_lo, len_hi]);
+            p += len;
+            l = l.saturating_add(u64::from(count));
+        }
+        if frames[0].is_none() {
+            return (at, lsn);
+        }
+        // Each CRC over the bound LSN and the header's first 4 bytes (the
+        // CRC field follows them), then over the payload: three frames
+        // interleaved.
+        let lsns = frames.map(|f| f.map_or(0, |f| f.lsn));
+        let data = frames.map(|f| f.map_or(&[][..], |f| f.payload));
+        let computed = crate::crc::crc32c_frames_3(key.crc, lsns, heads, data);
+        for (frame, computed) in frames.iter().zip(computed) {
+            let Some(frame) = frame else { return (at, lsn) };
+            if computed != frame.header.stored_crc || !take(frame) {
+                return (at, lsn);
+            }
+            at = frame.at + frame.header.frame_len();
+            lsn = frame.lsn.saturating_add(u64::from(frame.count));
+        }
+    }
+}
+
 impl<'a> Frame<'a> {
     /// The frame's header.
     ///
@@ -1397,13 +1520,6 @@ fn prefix_crc(key_crc: u32, lsn: Lsn, head: &[u8], n: usize) -> u32 {
 /// streaming a frame too long for its buffer continues it over the payload.
 pub(crate) fn crc_start(key: &EpochKey, lsn: Lsn, header: &FrameHeader, bytes: &[u8]) -> u32 {
     prefix_crc(key.crc, lsn, bytes, header.header_len() - 4)
-}
-
-/// The epoch's CRC state, which every frame's CRC starts from (the bound
-/// LSN and the header bytes follow, see [`crc_start`]).
-#[cfg(feature = "std")]
-pub(crate) const fn key_crc(key: &EpochKey) -> u32 {
-    key.crc
 }
 
 /// The seal at the start of a segment's seal slot `slot`, checked under the

@@ -236,83 +236,38 @@ impl<'a, D: BlockDevice> Reader<'a, '_, '_, D> {
         }
         let device: &D = self.device;
         let Some(bytes) = device.bytes_in_place(seg.abs + pos, end - pos) else { return run };
-        let mut at = 0usize;
-        loop {
-            // Up to three short frames whose headers are well formed, with
-            // the LSN each is expected at and the LSNs it takes.
-            let mut frames: [(usize, Option<v2::FrameHeader>, Lsn, u32); 3] = [(0, None, 0, 0); 3];
-            let (mut p, mut l) = (at, run.lsn);
-            for slot in &mut frames {
-                let Some(h) = bytes.get(p..p + v2::FRAME_HEADER_LEN) else { break };
-                let Ok(header) = v2::FrameHeader::decode(h) else { break };
-                let (len, hl) = (header.frame_len(), header.header_len());
-                if len > RUN_FRAME_MAX || p + len > bytes.len() || header.compression() != Compression::None {
-                    break;
-                }
-                let count = match header.kind() {
-                    FrameKind::Put | FrameKind::Delete | FrameKind::Raw => 1,
-                    FrameKind::Padding | FrameKind::Mark => 0,
-                    FrameKind::Batch => match bytes.get(p + hl..p + hl + 4) {
-                        Some(c) => u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-                        None => break,
-                    },
-                    _ => break,
-                };
-                *slot = (p, Some(header), l, count);
-                p += len;
-                l = l.saturating_add(u64::from(count));
+        // The CRCs of the frames taken, for the seal's check, gathered.
+        let (mut crcs, mut gathered) = ([0u8; 64], 0);
+        let (at, _) = v2::check_run(bytes, &seg.key, lsn, RUN_FRAME_MAX, |frame| {
+            if stop_at == Some(frame.lsn) {
+                return false;
             }
-            if frames[0].1.is_none() {
-                return run;
-            }
-            // Each CRC over the bound LSN and the header's first 4 bytes
-            // (short frames only: the CRC field follows them), then over
-            // the payload: both passes three frames interleaved.
-            let prefixes = frames.map(|(p, h, l, _)| {
-                let mut prefix = [0u8; 12];
-                if h.is_some() {
-                    prefix[..8].copy_from_slice(&l.to_le_bytes());
-                    prefix[8..].copy_from_slice(&bytes[p..p + 4]);
-                }
-                prefix
-            });
-            let key = v2::key_crc(&seg.key);
-            let data = frames
-                .map(|(p, h, _, _)| h.map_or(&[][..], |h| &bytes[p + h.header_len()..p + h.frame_len()]));
-            let computed = crate::crc::crc32c_append_3_after([key; 3], prefixes, data);
-            // The CRCs of the frames that check out, for the seal's check.
-            let (mut crcs, mut checked) = ([0u8; 12], 0);
-            for (k, (p, header, first, count)) in frames.into_iter().enumerate() {
-                let Some(header) = header.filter(|h| h.header_len() == v2::FRAME_HEADER_LEN) else { break };
-                if computed[k] != header.stored_crc() || stop_at == Some(run.lsn) {
-                    break;
-                }
-                let payload = &bytes[p + header.header_len()..p + header.frame_len()];
-                if let kind @ (FrameKind::Batch | FrameKind::Mark) = header.kind() {
-                    match Body::parse(kind, payload) {
-                        Ok(Body::Mark(mark)) => {
-                            run.log_start = run.log_start.max(mark.log_start);
-                            run.durable_end = run.durable_end.max(mark.durable_end);
-                        }
-                        Ok(body) if body.record_count() == count && count > 0 => {}
-                        _ => break,
+            if let kind @ (FrameKind::Batch | FrameKind::Mark) = frame.header.kind() {
+                match Body::parse(kind, frame.payload) {
+                    Ok(Body::Mark(mark)) => {
+                        run.log_start = run.log_start.max(mark.log_start);
+                        run.durable_end = run.durable_end.max(mark.durable_end);
                     }
+                    Ok(body) if body.record_count() == frame.count && frame.count > 0 => {}
+                    _ => return false,
                 }
-                let next = first.saturating_add(u64::from(count));
-                if stop_at.is_some_and(|s| next > s) {
-                    break;
-                }
-                crcs[4 * checked..4 * checked + 4].copy_from_slice(&header.stored_crc().to_le_bytes());
-                checked += 1;
-                run.lsn = next;
-                run.pos = pos + (p + header.frame_len()) as u64;
-                at = p + header.frame_len();
             }
-            frames_crc.add_bytes(&crcs[..4 * checked]);
-            if checked < 3 {
-                return run;
+            let next = frame.lsn.saturating_add(u64::from(frame.count));
+            if stop_at.is_some_and(|s| next > s) {
+                return false;
             }
-        }
+            if gathered == crcs.len() {
+                frames_crc.add_bytes(&crcs);
+                gathered = 0;
+            }
+            crcs[gathered..gathered + 4].copy_from_slice(&frame.header.stored_crc().to_le_bytes());
+            gathered += 4;
+            run.lsn = next;
+            true
+        });
+        frames_crc.add_bytes(&crcs[..gathered]);
+        run.pos = pos + at as u64;
+        run
     }
 
     /// [`run_in_place`](Self::run_in_place) in a format v1 segment.

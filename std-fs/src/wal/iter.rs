@@ -1,8 +1,9 @@
 //! Reading the log from an LSN, across segment files.
 
+use nori_wal_core::format::v2::{self, check_run};
 use nori_wal_core::format::{
-    BATCH_ENTRIES_AT, Body, EpochKey, FrameKind, Malformed, decode_frame_in, frame_header_len, frame_len_in,
-    frame_len_of, record_at,
+    BATCH_ENTRIES_AT, Body, EpochKey, FrameKind, Malformed, Version, decode_frame_in, frame_header_len,
+    frame_len_in, frame_len_of, record_at,
 };
 use nori_wal_core::ring::Entry;
 use nori_wal_core::ring::segment::Damage;
@@ -48,7 +49,47 @@ struct Current {
     next: u32,
     /// For a batch, the payload offset of the next record's entry.
     entry_at: usize,
+    /// Where the frame ends in its segment (where damage in its payload is
+    /// reported).
+    end: u64,
 }
+
+/// A frame holding records that a run checked ahead in the map.
+#[derive(Debug, Clone, Copy)]
+struct Ahead {
+    /// Where its payload starts in the map.
+    start: usize,
+    /// LSN of its first record.
+    first: Lsn,
+    /// Payload length.
+    len: u32,
+    count: u32,
+    kind: FrameKind,
+}
+
+impl Ahead {
+    /// The frame as the one whose records are returned.
+    const fn current(self) -> Current {
+        let end = (self.start + self.len as usize) as u64;
+        Current {
+            kind: self.kind,
+            source: Source::Map(self.start),
+            len: self.len as usize,
+            first: self.first,
+            count: self.count,
+            next: 0,
+            entry_at: BATCH_ENTRIES_AT,
+            end,
+        }
+    }
+}
+
+/// Frames longer than this are checked one at a time: a long frame keeps
+/// the CPU's CRC unit busy on its own.
+const RUN_FRAME_MAX: usize = 4096;
+
+/// Frames checked ahead at most, per run.
+const AHEAD_MAX: usize = 64;
 
 /// ```
 /// use nori_wal::blocking::Wal;
@@ -96,6 +137,10 @@ pub struct Iter<S: Fs> {
     current: Option<Current>,
     /// The current segment's epoch, prepared for checking its frames.
     key: EpochKey,
+    /// Frames holding records that a run checked ahead in the map
+    /// (`pos` and `at` are past them), returned from `ahead_next` on.
+    ahead: Vec<Ahead>,
+    ahead_next: usize,
 }
 
 impl<S: Fs> std::fmt::Debug for Iter<S> {
@@ -143,6 +188,8 @@ impl<S: Fs> Iter<S> {
             plain: Vec::new(),
             current: None,
             key: EpochKey::new(0),
+            ahead: Vec::new(),
+            ahead_next: 0,
         })
     }
 
@@ -154,9 +201,62 @@ impl<S: Fs> Iter<S> {
     /// [`Error::Corrupt`] for damage met on the way; [`Error::Io`]. Segments
     /// reclaimed or truncated while the iterator lives stay readable to it:
     /// it sees the log as it was when it was made.
+    #[inline]
     pub fn try_next(&mut self) -> Result<Option<Entry<'_>>> {
-        // Find the next record to return: skip those below the LSN asked
-        // for, load frames as needed.
+        // The common case first: a frame of one record that a run checked
+        // ahead, holding the next LSN to return.
+        if let Some(&next) = self.ahead.get(self.ahead_next)
+            && next.count == 1
+            && next.first == self.lsn
+            && self.lsn < self.end
+            && self.current.is_none_or(|cur| cur.next >= cur.count)
+        {
+            self.ahead_next += 1;
+            let bytes = self.map.as_ref().map_or(&[][..], Map::bytes);
+            let payload = bytes.get(next.start..next.start + next.len as usize).unwrap_or_default();
+            return match record_at(next.kind, payload, BATCH_ENTRIES_AT) {
+                Ok((record, _)) => {
+                    self.current = None;
+                    self.lsn += 1;
+                    Ok(Some(Entry { lsn: next.first, record }))
+                }
+                Err(e) => {
+                    // Reported again by the next call, as below.
+                    let cur = next.current();
+                    self.current = Some(cur);
+                    Err(self.corrupt_in(&cur, cur.first, Damage::Frame(e)))
+                }
+            };
+        }
+        // The next record of a batch being returned.
+        if let Some(cur) = self.current.as_mut()
+            && cur.next < cur.count
+            && cur.first + u64::from(cur.next) == self.lsn
+            && self.lsn < self.end
+        {
+            let payload = payload_of(cur, self.map.as_ref(), &self.buf, &self.plain);
+            let lsn = self.lsn;
+            return match record_at(cur.kind, payload, cur.entry_at) {
+                Ok((record, entry_at)) => {
+                    cur.next += 1;
+                    cur.entry_at = entry_at;
+                    self.lsn += 1;
+                    Ok(Some(Entry { lsn, record }))
+                }
+                Err(e) => {
+                    let cur = *cur;
+                    Err(self.corrupt_in(&cur, lsn, Damage::Frame(e)))
+                }
+            };
+        }
+        self.next_slow()
+    }
+
+    /// [`try_next`](Self::try_next) past the common case: finds the next
+    /// record to return, skipping those below the LSN asked for, loading
+    /// frames as needed.
+    #[inline(never)]
+    fn next_slow(&mut self) -> Result<Option<Entry<'_>>> {
         loop {
             if self.lsn >= self.end {
                 return Ok(None);
@@ -166,7 +266,9 @@ impl<S: Fs> Iter<S> {
                     if cur.first + u64::from(cur.next) >= self.lsn {
                         break;
                     }
-                    let entry_at = self.entry(&cur)?.1;
+                    // A batch's entries are walked to the one asked for; a
+                    // frame of one record below it is stepped over unread.
+                    let entry_at = if cur.kind == FrameKind::Batch { self.entry(&cur)?.1 } else { cur.len };
                     self.current = Some(Current { next: cur.next + 1, entry_at, ..cur });
                 }
                 _ => {
@@ -180,7 +282,7 @@ impl<S: Fs> Iter<S> {
         let payload = payload_of(&cur, self.map.as_ref(), &self.buf, &self.plain);
         let (record, entry_at) = match record_at(cur.kind, payload, cur.entry_at) {
             Ok(entry) => entry,
-            Err(e) => return Err(self.corrupt_at(lsn, Damage::Frame(e))),
+            Err(e) => return Err(self.corrupt_in(&cur, lsn, Damage::Frame(e))),
         };
         self.current = Some(Current { next: cur.next + 1, entry_at, ..cur });
         self.lsn = lsn + 1;
@@ -191,7 +293,13 @@ impl<S: Fs> Iter<S> {
     fn entry(&self, cur: &Current) -> Result<(Record<'_>, usize)> {
         let payload = payload_of(cur, self.map.as_ref(), &self.buf, &self.plain);
         let lsn = cur.first + u64::from(cur.next);
-        record_at(cur.kind, payload, cur.entry_at).map_err(|e| self.corrupt_at(lsn, Damage::Frame(e)))
+        record_at(cur.kind, payload, cur.entry_at).map_err(|e| self.corrupt_in(cur, lsn, Damage::Frame(e)))
+    }
+
+    /// Damage in the payload of `cur`, where `lsn` was expected.
+    fn corrupt_in(&self, cur: &Current, lsn: Lsn, damage: Damage) -> Error {
+        let path = self.segments.get(self.index).map(|s| s.path.clone()).unwrap_or_default();
+        Error::Corrupt(Corruption { segment: path, offset: cur.end, lsn, damage })
     }
 
     fn corrupt(&self, damage: Damage) -> Error {
@@ -207,6 +315,11 @@ impl<S: Fs> Iter<S> {
     /// Loads the next frame holding records into the buffer.
     fn next_frame(&mut self) -> Result<()> {
         loop {
+            if let Some(&next) = self.ahead.get(self.ahead_next) {
+                self.ahead_next += 1;
+                self.current = Some(next.current());
+                return Ok(());
+            }
             let Some(seg) = self.segments.get(self.index) else {
                 return Err(self.corrupt(Damage::MissingSegment));
             };
@@ -243,6 +356,9 @@ impl<S: Fs> Iter<S> {
             if self.key.epoch() != seg.epoch {
                 self.key = EpochKey::new(seg.epoch);
             }
+            if self.run_ahead() {
+                continue;
+            }
             match self.load()? {
                 Ok(()) => return Ok(()),
                 Err(damage) => {
@@ -258,6 +374,53 @@ impl<S: Fs> Iter<S> {
                 }
             }
         }
+    }
+
+    /// Checks the frames at `pos` many at a time, where the segment is
+    /// mapped and in format v2 (see [`check_run`]): steps over padding,
+    /// marks and records below the LSN asked for, and queues the frames
+    /// holding the records after it in `ahead`. Stops before the first
+    /// frame it cannot take (long, compressed, a hole, damaged), which
+    /// [`load`](Self::load) then reads. Whether it took any frame.
+    fn run_ahead(&mut self) -> bool {
+        let seg = &self.segments[self.index];
+        let Some(map) = self.map.as_ref().filter(|_| seg.version == Version::V2) else { return false };
+        let end = seg.frames_end().min(self.file_end);
+        let Some(bytes) = usize::try_from(end).ok().and_then(|end| map.bytes().get(self.pos as usize..end))
+        else {
+            return false;
+        };
+        self.ahead.clear();
+        self.ahead_next = 0;
+        let (from, until, base) = (self.lsn, self.end, self.pos as usize);
+        let ahead = &mut self.ahead;
+        let (taken, at) = check_run(bytes, &self.key, self.at, RUN_FRAME_MAX, |frame| {
+            let (kind, count) = (frame.header.kind(), frame.count);
+            if ahead.len() == AHEAD_MAX || frame.lsn >= until {
+                return false;
+            }
+            match kind {
+                FrameKind::Put | FrameKind::Delete | FrameKind::Raw => {}
+                FrameKind::Padding => return true,
+                // A batch is checked whole before any of its records is
+                // returned, as `load` does.
+                FrameKind::Mark | FrameKind::Batch => match Body::parse(kind, frame.payload) {
+                    Ok(Body::Mark(_)) => return true,
+                    Ok(body) if body.record_count() == count && count > 0 => {}
+                    _ => return false,
+                },
+                _ => return false,
+            }
+            if frame.lsn.saturating_add(u64::from(count)) > from {
+                let start = base + frame.at + v2::FRAME_HEADER_LEN;
+                let len = frame.header.payload_len();
+                ahead.push(Ahead { start, first: frame.lsn, len, count, kind });
+            }
+            true
+        });
+        self.pos += taken as u64;
+        self.at = at;
+        taken > 0
     }
 
     /// Reads and checks the frame at `pos`; steps over padding and marks.
@@ -367,6 +530,7 @@ impl<S: Fs> Iter<S> {
                 count,
                 next: 0,
                 entry_at: BATCH_ENTRIES_AT,
+                end: self.pos,
             });
         }
         Ok(Ok(()))

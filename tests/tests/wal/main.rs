@@ -13,6 +13,7 @@ mod wal_follow;
 mod wal_format;
 mod wal_holes;
 mod wal_hostile;
+mod wal_iter_runs;
 mod wal_kill;
 mod wal_modes;
 mod wal_open_check;
