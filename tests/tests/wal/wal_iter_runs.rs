@@ -35,7 +35,7 @@ fn mixed_log(dir: &Path) -> Vec<(Lsn, Vec<u8>)> {
         let bytes = vec![(i % 251) as u8; [0, 1, 7, 100, 3000, 5000][i % 6]];
         let key = format!("key-{i}").into_bytes();
         match i % 7 {
-            0 | 1 | 2 => {
+            0..=2 => {
                 let record = Record::raw(&bytes);
                 note(wal.append(&record).unwrap(), &record);
             }
