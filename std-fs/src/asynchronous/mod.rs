@@ -428,7 +428,8 @@ impl<S: Fs> Drop for Wal<S> {
 /// From its first call until it ends or is dropped, the iterator keeps one
 /// thread of the blocking pool reading ahead: at most two batches ready and
 /// one being read beyond the one being returned (each up to 8 192 records
-/// or 2 MiB).
+/// or 2 MiB of copied bytes). Records in mapped segment files are lent from
+/// the maps, which a batch holds until it is spent, not copied.
 pub struct Iter<S: Fs = StdFs> {
     wal: Option<Arc<wal::Wal<S>>>,
     from: Option<Lsn>,
@@ -475,13 +476,19 @@ fn read_ahead<S: Fs>(
             return;
         }
     };
+    // The map the next record may lie in: records lying there are lent
+    // from it, held by the batch, rather than copied.
+    let mut map: Option<Arc<crate::fs::Map>> = None;
     loop {
         let mut into = spent.try_recv().unwrap_or_default();
         into.clear();
         let mut end = false;
         while into.items.len() < BATCH_RECORDS && into.len_bytes() < BATCH_BYTES {
+            if !map.as_ref().is_some_and(|held| reader.map().is_some_and(|m| Arc::ptr_eq(held, m))) {
+                map = reader.map().cloned();
+            }
             match reader.try_next() {
-                Ok(Some(entry)) => into.push(entry.lsn, &entry.record),
+                Ok(Some(entry)) => into.push_in(entry.lsn, &entry.record, map.as_ref()),
                 Ok(None) => {
                     end = true;
                     break;

@@ -12,6 +12,8 @@ use nori_wal_core::{DecodeError, Lsn, Record};
 use super::compress;
 use super::error::{Corruption, Error};
 use super::recovery::{SegMeta, Skip};
+use std::sync::Arc;
+
 use crate::fs::{File, Fs, Map, OpenMode, read_exact_at};
 
 /// Where the payload of the current frame is.
@@ -120,7 +122,7 @@ pub struct Iter<S: Fs> {
     index: usize,
     file: Option<S::File>,
     /// The map of the segment being read, where the file system maps.
-    map: Option<Map>,
+    map: Option<Arc<Map>>,
     /// How far the segment being read may be read: the file's end (a
     /// file cut short ends there), or the active segment's written end.
     file_end: u64,
@@ -152,6 +154,12 @@ impl<S: Fs> std::fmt::Debug for Iter<S> {
 type Result<T> = std::result::Result<T, Error>;
 
 impl<S: Fs> Iter<S> {
+    /// The map of the segment being read, if it is mapped: records the
+    /// iterator returns from it lie in it, and stay valid while it is held.
+    pub(crate) const fn map(&self) -> Option<&Arc<Map>> {
+        self.map.as_ref()
+    }
+
     /// An iterator from `lsn` over `segments`, opening the files of those
     /// that may hold it or what follows.
     pub(crate) fn new(
@@ -212,7 +220,7 @@ impl<S: Fs> Iter<S> {
             && self.current.is_none_or(|cur| cur.next >= cur.count)
         {
             self.ahead_next += 1;
-            let bytes = self.map.as_ref().map_or(&[][..], Map::bytes);
+            let bytes = self.map.as_ref().map_or(&[][..], |m| m.bytes());
             let payload = bytes.get(next.start..next.start + next.len as usize).unwrap_or_default();
             return match record_at(next.kind, payload, BATCH_ENTRIES_AT) {
                 Ok((record, _)) => {
@@ -234,7 +242,7 @@ impl<S: Fs> Iter<S> {
             && cur.first + u64::from(cur.next) == self.lsn
             && self.lsn < self.end
         {
-            let payload = payload_of(cur, self.map.as_ref(), &self.buf, &self.plain);
+            let payload = payload_of(cur, self.map.as_deref(), &self.buf, &self.plain);
             let lsn = self.lsn;
             return match record_at(cur.kind, payload, cur.entry_at) {
                 Ok((record, entry_at)) => {
@@ -279,7 +287,7 @@ impl<S: Fs> Iter<S> {
         }
         let Some(cur) = self.current else { return Ok(None) };
         let lsn = cur.first + u64::from(cur.next);
-        let payload = payload_of(&cur, self.map.as_ref(), &self.buf, &self.plain);
+        let payload = payload_of(&cur, self.map.as_deref(), &self.buf, &self.plain);
         let (record, entry_at) = match record_at(cur.kind, payload, cur.entry_at) {
             Ok(entry) => entry,
             Err(e) => return Err(self.corrupt_in(&cur, lsn, Damage::Frame(e))),
@@ -291,7 +299,7 @@ impl<S: Fs> Iter<S> {
 
     /// The record `cur` points at, and the offset of the entry after it.
     fn entry(&self, cur: &Current) -> Result<(Record<'_>, usize)> {
-        let payload = payload_of(cur, self.map.as_ref(), &self.buf, &self.plain);
+        let payload = payload_of(cur, self.map.as_deref(), &self.buf, &self.plain);
         let lsn = cur.first + u64::from(cur.next);
         record_at(cur.kind, payload, cur.entry_at).map_err(|e| self.corrupt_in(cur, lsn, Damage::Frame(e)))
     }
@@ -349,7 +357,7 @@ impl<S: Fs> Iter<S> {
                 // active segment, or the whole of a sealed one.
                 let limit = if last { self.active_end.unwrap_or(seg.size) } else { seg.size };
                 let len = file.size().map_err(|e| Error::io("size", &seg.path, e))?.min(limit);
-                self.map = file.map(len).map_err(|e| Error::io("map", &seg.path, e))?;
+                self.map = file.map(len).map_err(|e| Error::io("map", &seg.path, e))?.map(Arc::new);
                 self.file = Some(file);
                 self.file_end = len;
             }
