@@ -371,6 +371,28 @@ impl<S: Fs> Wal<S> {
         blocking(move || wal.truncate_after(lsn)).await
     }
 
+    /// Drops every record at and after `lsn`; see
+    /// [`blocking::Wal::truncate_from`](crate::blocking::Wal::truncate_from).
+    ///
+    /// # Errors
+    ///
+    /// As the blocking call.
+    pub async fn truncate_from(&self, lsn: Lsn) -> Result<()> {
+        let wal = Arc::clone(self.wal());
+        blocking(move || wal.truncate_from(lsn)).await
+    }
+
+    /// Drops every record and starts the log over at `lsn`; see
+    /// [`blocking::Wal::restart_at`](crate::blocking::Wal::restart_at).
+    ///
+    /// # Errors
+    ///
+    /// As the blocking call.
+    pub async fn restart_at(&self, lsn: Lsn) -> Result<()> {
+        let wal = Arc::clone(self.wal());
+        blocking(move || wal.restart_at(lsn)).await
+    }
+
     /// Declares the damage recovery skipped lost, as hole frames, so that
     /// the log opens in every recovery mode; see
     /// [`blocking::Wal::declare_lost`](crate::blocking::Wal::declare_lost).

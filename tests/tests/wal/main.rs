@@ -19,4 +19,5 @@ mod wal_modes;
 mod wal_open_check;
 mod wal_readers;
 mod wal_recovery;
+mod wal_restart;
 mod wal_soak;

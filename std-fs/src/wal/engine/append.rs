@@ -366,7 +366,7 @@ impl<S: Fs> Shared<S> {
 
     /// Creates the next segment file, starting at the next LSN, in the
     /// configured format version.
-    fn start_segment(&self, inner: &mut Inner<S::File>) -> Result<()> {
+    pub(super) fn start_segment(&self, inner: &mut Inner<S::File>) -> Result<()> {
         let version = self.config.format;
         let epoch = segment::next_epoch(inner.max_epoch, version).ok_or(Error::Exhausted)?;
         let size = self.config.segment_size;

@@ -8,7 +8,7 @@
 //! | `commit` | group commit: the durable point, turns, the poisoned state |
 //! | `behind` | write-behind of full buffers on a thread of their own |
 //! | `timer` | the batch window's sync and age rotation |
-//! | `truncate` | reclaim (`truncate_before`) and the suffix cut (`truncate_after`) |
+//! | `truncate` | reclaim (`truncate_before`), the suffix cut (`truncate_from`, `truncate_after`) and starting over (`restart_at`) |
 //! | `stats` | counters and the sync-latency histogram |
 
 use std::ops::Range;
@@ -419,7 +419,69 @@ impl<S: Fs> Wal<S> {
     /// `lsn` is not below the next LSN; [`Error::InsideBatch`] when `lsn`
     /// and `lsn + 1` are in one batch; [`Error::Poisoned`]; an I/O error.
     pub fn truncate_after(&self, lsn: Lsn) -> Result<()> {
-        self.shared.exclusive(|shared, inner| shared.truncate_after(inner, lsn))
+        self.shared.exclusive(|shared, inner| {
+            let (first, next) = (inner.log_start, inner.next_lsn);
+            match lsn.checked_add(1) {
+                Some(keep) if keep >= first && keep <= next => shared.truncate_from(inner, keep),
+                _ => Err(Error::LsnOutOfRange { lsn, first, next }),
+            }
+        })
+    }
+
+    /// Drops every record at and after `lsn`, durably; the next append
+    /// gets `lsn`. With `lsn` the first LSN, the log is left empty
+    /// (something [`truncate_after`](Self::truncate_after) cannot say when
+    /// the first LSN is 0). For a Raft log truncated from an index.
+    ///
+    /// ```
+    /// use nori_wal::blocking::Wal;
+    /// use nori_wal::{Record, WalConfig};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-truncate-from-doc-{}", std::process::id()));
+    /// let (wal, _) = Wal::open(WalConfig::new(&dir))?;
+    /// wal.append(&Record::raw(b"a"))?;
+    /// wal.append(&Record::raw(b"b"))?;
+    /// wal.truncate_from(0)?;
+    /// assert_eq!((wal.first_lsn(), wal.next_lsn()), (0, 0));
+    /// assert_eq!(wal.append(&Record::raw(b"c"))?, 0);
+    /// # drop(wal); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LsnOutOfRange`] when `lsn` is below the first LSN or above
+    /// the next; [`Error::InsideBatch`] when `lsn - 1` and `lsn` are in one
+    /// batch; [`Error::Poisoned`]; an I/O error.
+    pub fn truncate_from(&self, lsn: Lsn) -> Result<()> {
+        self.shared.exclusive(|shared, inner| shared.truncate_from(inner, lsn))
+    }
+
+    /// Drops every record, durably, and starts the log over at `lsn`: the
+    /// next append gets `lsn`, and the first LSN is `lsn`. For a Raft log
+    /// whose snapshot moved past its last entry (a purge past the log's
+    /// end). A crash during the call leaves the log as it was, or empty,
+    /// starting at the next LSN it had or at `lsn`.
+    ///
+    /// ```
+    /// use nori_wal::blocking::Wal;
+    /// use nori_wal::{Record, WalConfig};
+    /// # let dir = std::env::temp_dir().join(format!("nori-wal-restart-doc-{}", std::process::id()));
+    /// let (wal, _) = Wal::open(WalConfig::new(&dir))?;
+    /// wal.append(&Record::raw(b"a"))?;
+    /// wal.restart_at(100)?;
+    /// assert_eq!((wal.first_lsn(), wal.next_lsn()), (100, 100));
+    /// assert_eq!(wal.append(&Record::raw(b"b"))?, 100);
+    /// # drop(wal); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LsnOutOfRange`] when `lsn` is below the next LSN (LSNs are
+    /// never given twice; [`truncate_from`](Self::truncate_from) empties
+    /// the log from its first LSN); [`Error::Poisoned`]; an I/O error.
+    pub fn restart_at(&self, lsn: Lsn) -> Result<()> {
+        self.shared.exclusive(|shared, inner| shared.restart_at(inner, lsn))
     }
 
     /// Closes the WAL: writes out and syncs what is buffered, and stops the

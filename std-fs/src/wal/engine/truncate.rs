@@ -1,5 +1,6 @@
-//! Reclaim (`truncate_before`) and the suffix cut (`truncate_after`), each
-//! in an exclusive turn of the group commit.
+//! Reclaim (`truncate_before`), the suffix cut (`truncate_from`) and
+//! starting over (`restart_at`), each in an exclusive turn of the group
+//! commit.
 
 use std::sync::Arc;
 
@@ -66,11 +67,12 @@ impl<S: Fs> Shared<S> {
         Ok(())
     }
 
-    pub(super) fn truncate_after(&self, inner: &mut Inner<S::File>, lsn: Lsn) -> Result<()> {
+    /// Drops every record at and after `keep`.
+    pub(super) fn truncate_from(&self, inner: &mut Inner<S::File>, keep: Lsn) -> Result<()> {
         let (first, next) = (inner.log_start, inner.next_lsn);
-        let Some(keep) = lsn.checked_add(1).filter(|&k| k >= first && k <= next) else {
-            return Err(Error::LsnOutOfRange { lsn, first, next });
-        };
+        if keep < first || keep > next {
+            return Err(Error::LsnOutOfRange { lsn: keep, first, next });
+        }
         if keep == next {
             return Ok(());
         }
@@ -111,11 +113,53 @@ impl<S: Fs> Shared<S> {
         inner.skips.retain(|s| s.lsn < keep);
         // Files past the cut are gone and the cut file's copy was synced.
         inner.unsynced.retain(|s| s.end <= keep);
-        trace!(info, lsn, "truncated after");
+        trace!(info, keep, "truncated from");
         inner.next_lsn = keep;
         inner.buf.clear();
         self.commit.lower_to(keep);
         Ok(())
+    }
+
+    /// Drops every record and starts the log over at `lsn`, at or above
+    /// the next LSN. In this order, each step durable before the next, so
+    /// that a crash leaves the log as it was, or empty at the next LSN or
+    /// at `lsn`, never anything else: the records are made durable (as a
+    /// reclaim does: recovery never finds a log ending below its start);
+    /// the new start goes into the lock file; a new segment is created at
+    /// `lsn` (recovery finds the start there); the old files are removed,
+    /// oldest first.
+    pub(super) fn restart_at(&self, inner: &mut Inner<S::File>, lsn: Lsn) -> Result<()> {
+        let (first, next) = (inner.log_start, inner.next_lsn);
+        if lsn < next {
+            return Err(Error::LsnOutOfRange { lsn, first, next });
+        }
+        if lsn == next {
+            return self.truncate_before(inner, lsn);
+        }
+        if self.commit.durable_end() < next {
+            self.flush(inner)?;
+            let sealed = std::mem::take(&mut inner.unsynced);
+            self.sync_sealed(&sealed)?;
+            if let Some(active) = inner.active.as_ref() {
+                self.sync_file(&active.file, &active.path)?;
+            }
+            self.commit.advance(next)?;
+        }
+        self.flush(inner)?;
+        self.record_start(lsn)?;
+        let old = std::mem::take(&mut inner.segments);
+        inner.active = None;
+        inner.unsynced.clear();
+        inner.skips.clear();
+        inner.next_lsn = lsn;
+        inner.log_start = lsn;
+        self.start_segment(inner).map_err(|e| self.poison(e))?;
+        self.commit.advance(lsn)?;
+        trace!(info, lsn, "restarted");
+        for seg in &old {
+            self.fs.remove(&seg.path).map_err(|e| self.poison(Error::io("remove", &seg.path, e)))?;
+        }
+        self.fs.sync_dir(self.dir()).map_err(|e| self.poison(Error::io("sync", self.dir(), e)))
     }
 
     /// Replaces the segment file `seg` by a copy of its first `pos` bytes:
