@@ -26,6 +26,9 @@ pub mod wal;
 #[cfg(feature = "async")]
 mod asynchronous;
 
+#[cfg(feature = "openraft")]
+pub mod raft;
+
 #[cfg(feature = "async")]
 pub use asynchronous::{EntryBuf, Follower, Iter, RecordBuf, Wal};
 pub use wal::{

@@ -252,11 +252,30 @@ impl<S: Fs> Wal<S> {
         Ok(range)
     }
 
+    /// Appends `record` without waiting for it to be durable, whatever the
+    /// policy: on the task when that cannot block, else on the blocking
+    /// pool. The caller waits with [`settle_appended`](Self::settle_appended).
+    #[cfg(feature = "openraft")]
+    pub(crate) async fn append_unsettled(&self, record: &Record<'_>) -> Result<Lsn> {
+        if let Some(lsn) = self.wal().append_now(record)? {
+            return Ok(lsn);
+        }
+        let owned = RecordBuf::from(record);
+        let wal = Arc::clone(self.wal());
+        blocking(move || wal.append_pending(&owned.as_record())).await
+    }
+
+    /// The blocking WAL, shared, for work moved to the blocking pool.
+    #[cfg(feature = "openraft")]
+    pub(crate) fn shared_wal(&self) -> Arc<wal::Wal<S>> {
+        Arc::clone(self.wal())
+    }
+
     /// After an append made on the task: waits, as the policy says, until
     /// every LSN below `end` is durable, holding no thread (under `Always`
     /// the WAL's background thread leads the sync, in the same group commit
     /// as blocking callers).
-    async fn settle_appended(&self, end: Lsn) -> Result<()> {
+    pub(crate) async fn settle_appended(&self, end: Lsn) -> Result<()> {
         match self.wal().config().fsync {
             FsyncPolicy::Always => {
                 self.wal().request_sync(end);

@@ -52,6 +52,13 @@ fn truncate_from_the_first_lsn_empties_the_log() {
     drop(wal);
     let (wal, info) = Wal::open(config(&scratch.wal())).unwrap();
     assert_eq!((wal.first_lsn(), wal.next_lsn(), info.records), (250, 255, 5));
+    // Emptied from a first LSN above 0 and reopened: no segment file is
+    // left, and the lock file keeps where the log starts.
+    wal.truncate_from(250).unwrap();
+    drop(wal);
+    let (wal, info) = Wal::open(config(&scratch.wal())).unwrap();
+    assert_eq!((wal.first_lsn(), wal.next_lsn(), info.records), (250, 250, 0));
+    assert_eq!(wal.append(&Record::raw(b"x")).unwrap(), 250);
 }
 
 #[test]

@@ -169,6 +169,18 @@ impl<S: Fs> Wal<S> {
         Ok(lsn)
     }
 
+    /// Appends `record`, blocking if it must (a new segment, a full buffer),
+    /// but never waiting for it to be durable: the caller does, as it
+    /// chooses (under [`FsyncPolicy::Batch`] the timer is told).
+    #[cfg(feature = "openraft")]
+    pub(crate) fn append_pending(&self, record: &Record<'_>) -> Result<Lsn> {
+        let lsn = self.append_record(record, Wait::Block)?.ok_or_else(blocked)?;
+        if matches!(self.shared.config.fsync, FsyncPolicy::Batch(_)) {
+            self.shared.timer.mark_dirty();
+        }
+        Ok(lsn)
+    }
+
     /// [`append_now`](Self::append_now) for an atomic batch.
     #[cfg(feature = "async")]
     pub(crate) fn append_batch_now(&self, records: &[Record<'_>]) -> Result<Option<Range<Lsn>>> {

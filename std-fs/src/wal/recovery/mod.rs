@@ -149,7 +149,11 @@ impl<S: Fs> Recovery<'_, S> {
             if self.info.corruption.is_none() {
                 self.info.case = RecoveryCase::Empty;
             }
-            return Ok(self.finish(Vec::new(), None, 0, 0, Vec::new()));
+            // No segment left (a log emptied from its first LSN, or never
+            // written): the log starts, empty, where the lock file says, so
+            // that no LSN is given twice.
+            let start = self.known_start;
+            return Ok(self.finish(Vec::new(), None, start, start, Vec::new()));
         };
         // The log's start: the newest header's, or a later mark's.
         let head_stop = self.walk(newest, None, None)?;
