@@ -6,6 +6,7 @@
 //! use nori_wal::raft::LogStore;
 //! use nori_wal::WalConfig;
 //! use openraft::storage::RaftLogStorage;
+//! # use std::io::Cursor;
 //! # openraft::declare_raft_types!(pub Config: D = u64, R = ());
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,11 +31,19 @@
 //!   once; under [`FsyncPolicy::Batch`] the sync comes within the window.
 //!   [`FsyncPolicy::Os`] is refused: it would acknowledge entries no sync
 //!   made durable.
-//! - **The vote, the committed log id and the last purged log id** are
-//!   kept beside the entries, in the file `raft-state` of the WAL's
-//!   directory, written whole under a temporary name, synced, renamed over
-//!   the old one and the directory synced, before the call returns. A
-//!   crash at any point leaves the old file or the new one, never a mix.
+//! - **The vote and the last purged log id** are kept beside the entries,
+//!   in the file `raft-state` of the WAL's directory, written whole under a
+//!   temporary name, synced, renamed over the old one and the directory
+//!   synced, before the call returns. A crash at any point leaves the old
+//!   file or the new one, never a mix.
+//! - **The committed log id** (a hint: at start, openraft re-applies the
+//!   entries up to it) is written in place in the file `raft-committed`,
+//!   with a checksum and without a sync, each time it moves: a sync per
+//!   commit would double the cost of a write. openraft saves it only once
+//!   the entries up to it are durable in this log, so whatever a crash
+//!   leaves of it is at most what the log holds: the value written last,
+//!   an older one, or (torn, its checksum failing) none, which openraft
+//!   takes as nothing to re-apply.
 //! - **Truncation** (`truncate`) is the WAL's suffix cut
 //!   ([`truncate_from`](crate::Wal::truncate_from)): durable, and a crash
 //!   in it leaves a prefix of the entries.
@@ -63,17 +72,20 @@ use serde::de::DeserializeOwned;
 
 use crate::{FsyncPolicy, Lsn, Record, WalConfig};
 
-/// The file of the WAL's directory that keeps the vote, the committed log
-/// id and the last purged log id.
+/// The file of the WAL's directory that keeps the vote and the last
+/// purged log id.
 pub const STATE_FILE: &str = "raft-state";
 
-/// The state file's first bytes and its format version.
+/// The file of the WAL's directory that keeps the committed log id.
+pub const COMMITTED_FILE: &str = "raft-committed";
+
+/// The state files' first bytes and their format version.
 const STATE_MAGIC: [u8; 4] = *b"NWRS";
+const COMMITTED_MAGIC: [u8; 4] = *b"NWRC";
 const STATE_VERSION: u8 = 1;
 
-/// What the state file keeps: the vote, the committed log id, the last
-/// purged log id.
-type Saved<NID> = (Option<Vote<NID>>, Option<LogId<NID>>, Option<LogId<NID>>);
+/// What the state file keeps: the vote, the last purged log id.
+type Saved<NID> = (Option<Vote<NID>>, Option<LogId<NID>>);
 
 /// What went wrong in the log storage. Inside openraft's calls it becomes
 /// openraft's `StorageError`, with this as its source.
@@ -220,6 +232,7 @@ async fn blocking<T: Send + 'static>(
 /// ```
 /// use nori_wal::raft::LogStore;
 /// use nori_wal::{FsyncPolicy, WalConfig};
+/// # use std::io::Cursor;
 /// # openraft::declare_raft_types!(pub Config: D = u64, R = ());
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -251,8 +264,86 @@ struct Shared<C: RaftTypeConfig> {
     dir: PathBuf,
     file_mode: u32,
     state: Mutex<State<C::NodeId>>,
+    /// The newest entries appended, for readers: replication reads the
+    /// log's tail, which the WAL would find only by walking its segment.
+    tail: Mutex<Tail<C::Entry>>,
     /// Held while the state file is written: one writer at a time.
     writing: tokio::sync::Mutex<()>,
+    /// The committed file, open for writing in place (one writer at a
+    /// time).
+    committed: Arc<tokio::sync::Mutex<Option<std::fs::File>>>,
+}
+
+/// Entries kept in the tail cache at most, and their encoded bytes.
+const TAIL_ENTRIES: usize = 8192;
+const TAIL_BYTES: usize = 16 << 20;
+
+/// The newest entries appended, in order from index `first`, with their
+/// encoded sizes.
+struct Tail<E> {
+    first: Lsn,
+    entries: std::collections::VecDeque<(E, usize)>,
+    bytes: usize,
+}
+
+impl<E: Clone> Tail<E> {
+    /// Keeps `entry` (index `index`, `size` bytes encoded) after the
+    /// others; a gap before it (the log started over) empties the cache
+    /// first.
+    fn push(&mut self, index: Lsn, entry: E, size: usize) {
+        if self.first + self.entries.len() as u64 != index {
+            self.clear(index);
+        }
+        self.entries.push_back((entry, size));
+        self.bytes += size;
+        while self.entries.len() > TAIL_ENTRIES || self.bytes > TAIL_BYTES {
+            self.pop_front();
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if let Some((_, size)) = self.entries.pop_front() {
+            self.bytes -= size;
+            self.first += 1;
+        }
+    }
+
+    fn clear(&mut self, first: Lsn) {
+        (self.first, self.bytes) = (first, 0);
+        self.entries.clear();
+    }
+
+    /// Drops the entries at and after `index`.
+    fn truncate_from(&mut self, index: Lsn) {
+        if index <= self.first {
+            self.clear(index);
+            return;
+        }
+        while self.first + self.entries.len() as u64 > index {
+            if let Some((_, size)) = self.entries.pop_back() {
+                self.bytes -= size;
+            }
+        }
+    }
+
+    /// Drops the entries before `index`.
+    fn purge_to(&mut self, index: Lsn) {
+        while self.first < index && !self.entries.is_empty() {
+            self.pop_front();
+        }
+    }
+
+    /// The entries `start..end` when the cache holds them from `start` on,
+    /// and where the cached ones begin.
+    fn get(&self, start: Lsn, end: Lsn) -> (Lsn, Vec<E>) {
+        let from = start.max(self.first);
+        let to = end.min(self.first + self.entries.len() as u64);
+        if from >= to {
+            return (end, Vec::new());
+        }
+        let entries = self.entries.range((from - self.first) as usize..(to - self.first) as usize);
+        (from, entries.map(|(e, _)| e.clone()).collect())
+    }
 }
 
 /// The saved state, and the id of the last entry the WAL holds.
@@ -267,7 +358,7 @@ struct State<NID: openraft::NodeId> {
 impl<C> LogStore<C>
 where
     C: RaftTypeConfig,
-    C::Entry: Serialize + DeserializeOwned,
+    C::Entry: Clone + Serialize + DeserializeOwned,
 {
     /// Opens (creating if needed) the log storage in `config.dir`: the WAL
     /// and the state file beside its segments. Finishes a purge that a
@@ -276,6 +367,7 @@ where
     /// ```
     /// use nori_wal::raft::LogStore;
     /// use nori_wal::WalConfig;
+    /// # use std::io::Cursor;
     /// # openraft::declare_raft_types!(pub Config: D = u64, R = ());
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -302,8 +394,9 @@ where
         if info.holes > 0 {
             return Err(Error::Holes { lsns: info.holes });
         }
-        let path = dir.join(STATE_FILE);
-        let (vote, committed, purged) = blocking(move || read_state::<C::NodeId>(&path)).await?;
+        let (path, at) = (dir.join(STATE_FILE), dir.join(COMMITTED_FILE));
+        let (vote, purged) = blocking(move || read_state::<C::NodeId>(&path)).await?;
+        let committed = blocking(move || Ok(read_committed::<C::NodeId>(&at))).await?;
         // A purge recorded but not carried out (a crash in between).
         if let Some(keep) = purged.as_ref().map(|p| p.index + 1) {
             if keep > wal.next_lsn() {
@@ -319,7 +412,9 @@ where
                 dir,
                 file_mode,
                 state: Mutex::new(state),
+                tail: Mutex::new(Tail { first: 0, entries: std::collections::VecDeque::new(), bytes: 0 }),
                 writing: tokio::sync::Mutex::new(()),
+                committed: Arc::new(tokio::sync::Mutex::new(None)),
             }),
         };
         let last = store.last_in_wal().await?;
@@ -334,6 +429,7 @@ where
     /// ```
     /// # use nori_wal::raft::LogStore;
     /// # use nori_wal::WalConfig;
+    /// # use std::io::Cursor;
     /// # openraft::declare_raft_types!(pub Config: D = u64, R = ());
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -363,10 +459,34 @@ where
         Ok(entries.last().map(|e| e.get_log_id().clone()))
     }
 
-    /// The entries from `start` to `end` (within the log).
+    /// The entries from `start` to `end` (within the log): the newest from
+    /// the tail cache, the others from the WAL.
     async fn read(&self, start: Lsn, end: Lsn) -> Result<Vec<C::Entry>, Error> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let (cached_from, cached) = self.tail().get(start, end);
+        if cached_from == start && cached.len() as u64 == end - start {
+            return Ok(cached);
+        }
+        let wal = self.shared.wal.shared_wal();
+        let upto = if cached.is_empty() { end } else { cached_from };
+        let mut entries = blocking(move || read_entries::<C>(&wal, start, upto)).await?;
+        // The cache moved on meanwhile only if the log changed under the
+        // reader (openraft reads what it knows to be there): read it all.
+        if entries.len() as u64 == upto - start && !cached.is_empty() {
+            entries.extend(cached);
+            return Ok(entries);
+        }
+        if cached.is_empty() {
+            return Ok(entries);
+        }
         let wal = self.shared.wal.shared_wal();
         blocking(move || read_entries::<C>(&wal, start, end)).await
+    }
+
+    fn tail(&self) -> std::sync::MutexGuard<'_, Tail<C::Entry>> {
+        self.shared.tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Writes the state file with `change` made to the state, and keeps it.
@@ -374,12 +494,12 @@ where
         let _writing = self.shared.writing.lock().await;
         let mut state = self.lock().clone();
         change(&mut state);
-        let saved: Saved<C::NodeId> = (state.vote, state.committed, state.purged);
+        let saved: Saved<C::NodeId> = (state.vote, state.purged);
         let bytes = encode_state(&saved)?;
         let (dir, mode) = (self.shared.dir.clone(), self.shared.file_mode);
         blocking(move || write_state(&dir, &bytes, mode)).await?;
         let mut kept = self.lock();
-        (kept.vote, kept.committed, kept.purged) = saved;
+        (kept.vote, kept.purged) = saved;
         Ok(())
     }
 }
@@ -417,13 +537,19 @@ where
     Ok(out)
 }
 
-/// The state file's bytes: magic, version, length, postcard, CRC32C.
+/// The state file's bytes.
 fn encode_state<NID: openraft::NodeId>(saved: &Saved<NID>) -> Result<Vec<u8>, Error> {
-    let body = postcard::to_stdvec(saved).map_err(|e| Error::Codec { index: 0, reason: e.to_string() })?;
-    let len =
-        u32::try_from(body.len()).map_err(|_| Error::Codec { index: 0, reason: "state too large".into() })?;
+    encode_with(STATE_MAGIC, saved)
+}
+
+/// `value` framed as the state files are: magic, version, length,
+/// postcard, CRC32C.
+fn encode_with(magic: [u8; 4], value: &impl Serialize) -> Result<Vec<u8>, Error> {
+    let codec = |reason: String| Error::Codec { index: 0, reason };
+    let body = postcard::to_stdvec(value).map_err(|e| codec(e.to_string()))?;
+    let len = u32::try_from(body.len()).map_err(|_| codec("state too large".into()))?;
     let mut bytes = Vec::with_capacity(body.len() + 13);
-    bytes.extend_from_slice(&STATE_MAGIC);
+    bytes.extend_from_slice(&magic);
     bytes.push(STATE_VERSION);
     bytes.extend_from_slice(&len.to_le_bytes());
     bytes.extend_from_slice(&body);
@@ -437,25 +563,39 @@ fn encode_state<NID: openraft::NodeId>(saved: &Saved<NID>) -> Result<Vec<u8>, Er
 fn read_state<NID: openraft::NodeId>(path: &Path) -> Result<Saved<NID>, Error> {
     let bytes = match read_no_follow(path) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((None, None, None)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((None, None)),
         Err(source) => return Err(Error::State { op: "read", path: path.to_path_buf(), source }),
     };
-    let damaged = |reason: &str| Error::StateDamaged { path: path.to_path_buf(), reason: reason.into() };
-    if bytes.len() < 13 || bytes[..4] != STATE_MAGIC {
-        return Err(damaged("not a Raft state file"));
+    decode_with(STATE_MAGIC, &bytes, true)
+        .map_err(|reason| Error::StateDamaged { path: path.to_path_buf(), reason })
+}
+
+/// The committed log id in the file at `path`: none when it is missing,
+/// unreadable or torn (written in place without a sync, a crash may tear
+/// it; the checksum tells).
+fn read_committed<NID: openraft::NodeId>(path: &Path) -> Option<LogId<NID>> {
+    let bytes = read_no_follow(path).ok()?;
+    decode_with(COMMITTED_MAGIC, &bytes, false).ok().flatten()
+}
+
+/// The value framed by [`encode_with`] at the start of `bytes` (`whole`:
+/// and nothing after it), or what is wrong with it.
+fn decode_with<T: DeserializeOwned>(magic: [u8; 4], bytes: &[u8], whole: bool) -> Result<T, String> {
+    if bytes.len() < 13 || bytes[..4] != magic {
+        return Err("not a Raft state file of this kind".into());
     }
     if bytes[4] != STATE_VERSION {
-        return Err(damaged(&format!("format version {}, this build reads {STATE_VERSION}", bytes[4])));
+        return Err(format!("format version {}, this build reads {STATE_VERSION}", bytes[4]));
     }
     let len = u32::from_le_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) as usize;
-    if bytes.len() != 13 + len {
-        return Err(damaged("its length disagrees with the length it records"));
+    if bytes.len() < 13 + len || whole && bytes.len() != 13 + len {
+        return Err("its length disagrees with the length it records".into());
     }
-    let (covered, crc) = bytes.split_at(9 + len);
-    if nori_wal_core::crc::crc32c(covered) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
-        return Err(damaged("its checksum fails"));
+    let (covered, rest) = bytes.split_at(9 + len);
+    if nori_wal_core::crc::crc32c(covered) != u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) {
+        return Err("its checksum fails".into());
     }
-    postcard::from_bytes(&covered[9..]).map_err(|e| damaged(&e.to_string()))
+    postcard::from_bytes(&covered[9..]).map_err(|e| e.to_string())
 }
 
 /// Reads `path` whole, refusing a link in its place.
@@ -468,6 +608,32 @@ fn read_no_follow(path: &Path) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     options.open(path)?.read_to_end(&mut bytes)?;
     Ok(bytes)
+}
+
+/// Writes `bytes` at the start of the file at `path` (opened once, kept in
+/// `file`), without a sync.
+fn write_in_place(
+    file: &mut Option<std::fs::File>,
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<(), Error> {
+    let fail = |op: &'static str| move |source| Error::State { op, path: path.to_path_buf(), source };
+    if file.is_none() {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(mode).custom_flags(libc::O_NOFOLLOW);
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        *file = Some(options.open(path).map_err(fail("open"))?);
+    }
+    use std::io::{Seek, Write};
+    let Some(mut file) = file.as_ref() else { return Ok(()) };
+    file.seek(io::SeekFrom::Start(0)).and_then(|_| file.write_all(bytes)).map_err(fail("write"))
 }
 
 /// Replaces the state file of `dir` by `bytes`: written under a temporary
@@ -500,7 +666,7 @@ fn write_state(dir: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
 impl<C> RaftLogReader<C> for LogStore<C>
 where
     C: RaftTypeConfig,
-    C::Entry: Serialize + DeserializeOwned,
+    C::Entry: Clone + Serialize + DeserializeOwned,
 {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
@@ -526,7 +692,7 @@ where
 impl<C> RaftLogStorage<C> for LogStore<C>
 where
     C: RaftTypeConfig,
-    C::Entry: Serialize + DeserializeOwned,
+    C::Entry: Clone + Serialize + DeserializeOwned,
 {
     type LogReader = Self;
 
@@ -558,9 +724,14 @@ where
         if self.lock().committed == committed {
             return Ok(());
         }
-        self.save(|s| s.committed = committed)
-            .await
-            .map_err(|e| storage_error(ErrorSubject::Store, ErrorVerb::Write, &e))
+        let fail = |e: Error| storage_error(ErrorSubject::Store, ErrorVerb::Write, &e);
+        let bytes = encode_with(COMMITTED_MAGIC, &committed).map_err(fail)?;
+        let (file, path) = (Arc::clone(&self.shared.committed), self.shared.dir.join(COMMITTED_FILE));
+        let mode = self.shared.file_mode;
+        let mut file = file.lock_owned().await;
+        blocking(move || write_in_place(&mut file, &path, &bytes, mode)).await.map_err(fail)?;
+        self.lock().committed = committed;
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<C::NodeId>>, StorageError<C::NodeId>> {
@@ -610,6 +781,7 @@ where
             return Ok(());
         }
         self.wal().truncate_from(from).await.map_err(|e| fail(e.into()))?;
+        self.tail().truncate_from(from);
         let last = if from > first { self.last_in_wal().await.map_err(fail)? } else { None };
         self.lock().last = last;
         Ok(())
@@ -624,6 +796,7 @@ where
         // entries that `open` reclaims.
         let keep = log_id.index + 1;
         self.save(|s| s.purged = Some(log_id)).await.map_err(fail)?;
+        self.tail().purge_to(keep);
         if keep > self.wal().next_lsn() {
             self.wal().restart_at(keep).await.map_err(|e| fail(e.into()))?;
             self.lock().last = None;
@@ -640,7 +813,7 @@ where
 impl<C> LogStore<C>
 where
     C: RaftTypeConfig,
-    C::Entry: Serialize + DeserializeOwned,
+    C::Entry: Clone + Serialize + DeserializeOwned,
 {
     /// Appends one entry at the LSN of its index; starts an empty log over
     /// at it.
@@ -650,6 +823,7 @@ where
         if index != next {
             if first == next && index > next {
                 self.wal().restart_at(index).await?;
+                self.tail().clear(index);
             } else {
                 return Err(Error::NotContiguous { index, next });
             }
@@ -659,6 +833,7 @@ where
         if lsn != index {
             return Err(Error::Inconsistent { index, found: lsn });
         }
+        self.tail().push(index, entry.clone(), bytes.len());
         Ok(lsn)
     }
 }

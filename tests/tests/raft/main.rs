@@ -1,4 +1,5 @@
 //! nori-wal as openraft's log storage: openraft's own storage suite, and
 //! nodes on it (`raft::LogStore`, feature `openraft`).
 
+mod kill;
 mod suite;
