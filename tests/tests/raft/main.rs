@@ -2,4 +2,5 @@
 //! nodes on it (`raft::LogStore`, feature `openraft`).
 
 mod kill;
+mod store;
 mod suite;
