@@ -68,10 +68,15 @@ async fn run(storage: Storage, clients: usize, writes: usize) -> (f64, (f64, f64
     let t = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
-            let raft = raft.clone();
+            let (mut raft, router) = (raft.clone(), router.clone());
             tokio::spawn(async move {
                 for i in (c..writes).step_by(clients) {
-                    raft.client_write(set(i)).await.unwrap();
+                    // A new leader (an election on a loaded machine): the
+                    // write goes to it.
+                    while raft.client_write(set(i)).await.is_err() {
+                        let id = leader(&router, Duration::from_secs(20)).await.expect("a leader");
+                        raft = router.get(id).expect("the leader is up");
+                    }
                 }
             })
         })
