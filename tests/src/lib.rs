@@ -146,6 +146,45 @@ pub fn test_name(module: &str, name: &str) -> String {
     }
 }
 
+/// A child process running the test `name` of `module` of the current
+/// test binary again (the test sees `envs` and plays the child), its
+/// standard output read line by line on a thread of its own: the lines
+/// come through the receiver until the child exits or is killed (join the
+/// thread after the kill to have them all).
+///
+/// # Panics
+///
+/// When the child cannot be started.
+#[must_use]
+pub fn spawn_child(
+    module: &str,
+    name: &str,
+    envs: &[(&str, &std::ffi::OsStr)],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>, std::thread::JoinHandle<()>) {
+    use std::io::BufRead;
+    let mut command = std::process::Command::new(std::env::current_exe().expect("the test binary"));
+    command.args(["--exact", test_name(module, name).as_str(), "--nocapture", "--quiet"]);
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the child");
+    let stdout = child.stdout.take().expect("the child's output");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx, reader)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

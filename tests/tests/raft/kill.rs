@@ -8,8 +8,7 @@
 //!
 //! `NORI_WAL_RAFT_KILL_ROUNDS` sets the number of kills (default 8).
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -91,29 +90,18 @@ fn sigkill_of_a_node_loses_no_acknowledged_write_nor_its_vote() {
     let mut acked = 0u64;
     let mut last_vote: Option<Vote<u64>> = None;
     for round in 0..rounds {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                nori_wal_tests::test_name(
-                    module_path!(),
-                    "sigkill_of_a_node_loses_no_acknowledged_write_nor_its_vote",
-                )
-                .as_str(),
-                "--nocapture",
-                "--quiet",
-            ])
-            .env("NORI_WAL_RAFT_KILL_CHILD", scratch.wal())
-            .env("NORI_WAL_RAFT_ACKED", acked.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
+        let (mut child, lines, reader) = nori_wal_tests::spawn_child(
+            module_path!(),
+            "sigkill_of_a_node_loses_no_acknowledged_write_nor_its_vote",
+            &[
+                ("NORI_WAL_RAFT_KILL_CHILD", scratch.wal().as_os_str()),
+                ("NORI_WAL_RAFT_ACKED", std::ffi::OsStr::new(&acked.to_string())),
+            ],
+        );
+        // The child's own lines only (not the test harness's).
         let (tx, rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                // The child's own lines only (not the test harness's).
+        let own = std::thread::spawn(move || {
+            for line in lines {
                 if ["recovered ", "missing ", "ack "].iter().any(|p| line.starts_with(p)) {
                     let _ = tx.send(line);
                 }
@@ -136,6 +124,7 @@ fn sigkill_of_a_node_loses_no_acknowledged_write_nor_its_vote() {
         child.kill().unwrap();
         child.wait().unwrap();
         reader.join().unwrap();
+        own.join().unwrap();
         let mut lines = vec![first];
         lines.extend(rx.try_iter());
         let acks: Vec<u64> = lines.iter().filter_map(|l| l.strip_prefix("ack ")?.parse().ok()).collect();

@@ -6,9 +6,7 @@
 //!
 //! `NORI_WAL_KILL_ROUNDS` sets the number of kills (default 25).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -55,27 +53,14 @@ fn sigkill_at_random_moments_loses_no_acknowledged_append() {
     let mut acked_total = 0u64;
     let mut max_acked: Option<u64> = None;
     for round in 0..rounds {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                nori_wal_tests::test_name(
-                    module_path!(),
-                    "sigkill_at_random_moments_loses_no_acknowledged_append",
-                )
-                .as_str(),
-                "--nocapture",
-                "--quiet",
-            ])
-            .env("NORI_WAL_KILL_CHILD", scratch.wal())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
+        let (mut child, lines, reader) = nori_wal_tests::spawn_child(
+            module_path!(),
+            "sigkill_at_random_moments_loses_no_acknowledged_append",
+            &[("NORI_WAL_KILL_CHILD", scratch.wal().as_os_str())],
+        );
         let (tx, rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
+        let numbers = std::thread::spawn(move || {
+            for line in lines {
                 if let Ok(lsn) = line.trim().parse::<u64>() {
                     let _ = tx.send(lsn);
                 }
@@ -87,6 +72,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_append() {
         child.kill().unwrap();
         child.wait().unwrap();
         reader.join().unwrap();
+        numbers.join().unwrap();
         let mut acked = vec![first];
         acked.extend(rx.try_iter());
         let last_acked = *acked.last().unwrap();
