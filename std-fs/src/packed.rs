@@ -45,6 +45,7 @@ enum ItemKind {
 impl Packed {
     /// Lends `record` from `map` when its bytes lie there (held, not
     /// copied), else copies it as [`push`](Self::push) does.
+    #[cfg(feature = "async")]
     pub(crate) fn push_in(&mut self, lsn: Lsn, record: &Record<'_>, map: Option<&Arc<Map>>) {
         if let Some(map) = map
             && let Some((kind, start, first, second)) = lent_from(map.bytes(), record)
@@ -119,6 +120,7 @@ impl Packed {
 
 /// Where `record` lies in `bytes`, as an item's kind, start and lengths,
 /// when all of it does (a put's value right after its key).
+#[cfg(feature = "async")]
 fn lent_from(bytes: &[u8], record: &Record<'_>) -> Option<(ItemKind, usize, usize, usize)> {
     // Addresses compared, never dereferenced: a slice that starts inside
     // `bytes` and ends within it is that part of `bytes`.
@@ -138,7 +140,7 @@ fn lent_from(bytes: &[u8], record: &Record<'_>) -> Option<(ItemKind, usize, usiz
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "async"))]
 mod tests {
     use super::*;
 

@@ -750,6 +750,21 @@ pub fn decode_frame<'a>(bytes: &'a [u8], key: &EpochKey, lsn: Lsn) -> Result<Fra
 
 /// A frame [`check_run`] checked: short form, uncompressed, its CRC good
 /// under the LSN it was expected at.
+///
+/// ```
+/// use nori_wal_core::format::v2::{self, EncodedFrame};
+/// use nori_wal_core::format::{EpochKey, FrameKind};
+/// use nori_wal_core::Record;
+/// let key = EpochKey::new(1);
+/// let mut bytes = [0u8; 16];
+/// let n = EncodedFrame::record(&Record::raw(b"hello")).unwrap().write_to(&mut bytes, &key, 40).unwrap();
+/// let mut kinds = Vec::new();
+/// v2::check_run(&bytes[..n], &key, 40, 512, |frame: &v2::RunFrame<'_>| {
+///     kinds.push((frame.at, frame.header.kind(), frame.lsn, frame.count, frame.payload.to_vec()));
+///     true
+/// });
+/// assert_eq!(kinds, [(0, FrameKind::Raw, 40, 1, b"hello".to_vec())]);
+/// ```
 #[cfg(feature = "std")]
 #[derive(Debug, Clone, Copy)]
 pub struct RunFrame<'a> {

@@ -156,6 +156,7 @@ type Result<T> = std::result::Result<T, Error>;
 impl<S: Fs> Iter<S> {
     /// The map of the segment being read, if it is mapped: records the
     /// iterator returns from it lie in it, and stay valid while it is held.
+    #[cfg(feature = "async")]
     pub(crate) const fn map(&self) -> Option<&Arc<Map>> {
         self.map.as_ref()
     }
