@@ -93,6 +93,7 @@ fn tracing_events_tell_recovery_rotation_and_truncation() {
         }
         wal.truncate_before(100).unwrap();
         wal.truncate_after(250).unwrap();
+        wal.restart_at(1000).unwrap();
     });
     let seen = seen.lock().unwrap().clone();
     for expected in [
@@ -100,7 +101,8 @@ fn tracing_events_tell_recovery_rotation_and_truncation() {
         "DEBUG segment created",
         "DEBUG segment sealed",
         "INFO truncated before",
-        "INFO truncated after",
+        "INFO truncated from",
+        "INFO restarted",
     ] {
         assert!(seen.iter().any(|e| e == expected), "no `{expected}` in {seen:?}");
     }
