@@ -466,23 +466,19 @@ where
             return Ok(Vec::new());
         }
         let (cached_from, cached) = self.tail().get(start, end);
-        if cached_from == start && cached.len() as u64 == end - start {
-            return Ok(cached);
-        }
-        let wal = self.shared.wal.shared_wal();
-        let upto = if cached.is_empty() { end } else { cached_from };
-        let mut entries = blocking(move || read_entries::<C>(&wal, start, upto)).await?;
-        // The cache moved on meanwhile only if the log changed under the
-        // reader (openraft reads what it knows to be there): read it all.
-        if entries.len() as u64 == upto - start && !cached.is_empty() {
+        let older_end = if cached.is_empty() { end } else { cached_from };
+        let mut entries = if start < older_end {
+            let wal = self.shared.wal.shared_wal();
+            blocking(move || read_entries::<C>(&wal, start, older_end)).await?
+        } else {
+            Vec::new()
+        };
+        // The cached entries follow only a whole older part (a shorter one
+        // means the log changed under the reader: what it holds is kept).
+        if entries.len() as u64 == older_end - start {
             entries.extend(cached);
-            return Ok(entries);
         }
-        if cached.is_empty() {
-            return Ok(entries);
-        }
-        let wal = self.shared.wal.shared_wal();
-        blocking(move || read_entries::<C>(&wal, start, end)).await
+        Ok(entries)
     }
 
     fn tail(&self) -> std::sync::MutexGuard<'_, Tail<C::Entry>> {
@@ -835,5 +831,60 @@ where
         }
         self.tail().push(index, entry.clone(), bytes.len());
         Ok(lsn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_bytes_of_one_value_garbage_or_torn_never_decode() {
+        let saved: Saved<u64> = (Some(Vote::new(3, 1)), None);
+        let bytes = encode_state(&saved).unwrap();
+        assert_eq!(decode_with::<Saved<u64>>(STATE_MAGIC, &bytes, true).unwrap(), saved);
+        let garbage: Vec<u8> = (0..64u32).map(|i| (i.wrapping_mul(151) >> 2) as u8).collect();
+        for bad in [vec![0u8; 64], vec![0xFF; 64], garbage, Vec::new()] {
+            assert!(decode_with::<Saved<u64>>(STATE_MAGIC, &bad, true).is_err());
+        }
+        for cut in 0..bytes.len() {
+            assert!(decode_with::<Saved<u64>>(STATE_MAGIC, &bytes[..cut], true).is_err(), "cut at {cut}");
+        }
+        for at in 0..bytes.len() {
+            let mut flipped = bytes.clone();
+            flipped[at] ^= 0x10;
+            assert!(decode_with::<Saved<u64>>(STATE_MAGIC, &flipped, true).is_err(), "flip at {at}");
+        }
+        // The committed file is written in place: a longer old value may
+        // follow the new one, and is ignored; the other file's magic is not.
+        let committed = encode_with(COMMITTED_MAGIC, &Some(LogId::<u64>::default())).unwrap();
+        let mut longer = committed.clone();
+        longer.extend_from_slice(&[0xAB; 9]);
+        assert!(decode_with::<Option<LogId<u64>>>(COMMITTED_MAGIC, &longer, false).unwrap().is_some());
+        assert!(decode_with::<Option<LogId<u64>>>(STATE_MAGIC, &committed, false).is_err());
+    }
+
+    #[test]
+    fn the_tail_cache_follows_appends_cuts_and_purges() {
+        let mut tail = Tail { first: 0, entries: std::collections::VecDeque::new(), bytes: 0 };
+        for i in 5..15u64 {
+            tail.push(i, i, 10);
+        }
+        assert_eq!(tail.get(0, 100), (5, (5..15).collect::<Vec<_>>()));
+        assert_eq!(tail.get(7, 9), (7, vec![7, 8]));
+        assert_eq!(tail.get(0, 5), (5, vec![]));
+        tail.truncate_from(12);
+        tail.purge_to(8);
+        assert_eq!((tail.get(0, 100), tail.bytes), ((8, vec![8, 9, 10, 11]), 40));
+        // A gap (the log started over): only the new entry is kept.
+        tail.push(40, 40, 10);
+        assert_eq!((tail.get(0, 100), tail.bytes), ((40, vec![40]), 10));
+        // Bounded by bytes: the oldest go first.
+        for i in 41..41 + (TAIL_BYTES / (1 << 20)) as u64 + 2 {
+            tail.push(i, i, 1 << 20);
+        }
+        assert!(tail.bytes <= TAIL_BYTES && tail.first > 40);
+        tail.truncate_from(0);
+        assert_eq!((tail.get(0, u64::MAX), tail.bytes), ((u64::MAX, vec![]), 0));
     }
 }

@@ -1824,6 +1824,51 @@ mod decode_tests {
     use super::{EncodedFrame, SEAL_LEN, SegmentHeader, decode_seal};
     use crate::format::{AnyHeader, DecodeError, EpochKey, Seal, Version};
 
+    /// Untrusted bytes where frames should be: runs of one value, garbage,
+    /// and frames cut anywhere. A run takes no frame it was not given whole
+    /// and checked, and stops where the frame-by-frame walk must look.
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_run_takes_nothing_of_one_value_garbage_or_a_torn_frame() {
+        let key = EpochKey::new(5);
+        let garbage: Vec<u8> = (0..600u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let runs = [[0u8; 600].to_vec(), [0xFF; 600].to_vec(), [0x5A; 600].to_vec(), garbage];
+        for bytes in &runs {
+            let mut took = 0;
+            assert_eq!(
+                super::check_run(bytes, &key, 10, 512, |_| {
+                    took += 1;
+                    true
+                }),
+                (0, 10)
+            );
+            assert_eq!(took, 0);
+        }
+        let records =
+            [crate::Record::raw(b"first"), crate::Record::raw(b"second"), crate::Record::raw(b"third")];
+        let mut written = Vec::new();
+        for (i, record) in records.iter().enumerate() {
+            EncodedFrame::record(record).unwrap().append_to(&mut written, &key, 10 + i as u64);
+        }
+        let second_end = written.len() - (super::FRAME_HEADER_LEN + 5);
+        for cut in 0..=written.len() {
+            for fill in [0u8, 0xFF] {
+                let mut bytes = written[..cut].to_vec();
+                bytes.resize(written.len(), fill);
+                let (end, lsn) = super::check_run(&bytes, &key, 10, 512, |_| true);
+                let whole = if cut >= written.len() {
+                    3
+                } else if cut >= second_end {
+                    2
+                } else {
+                    usize::from(cut >= 13)
+                };
+                assert_eq!(lsn, 10 + whole as u64, "cut at {cut}, fill {fill:#x}");
+                assert!(end <= cut, "cut at {cut}: a run ends within what was written");
+            }
+        }
+    }
+
     /// Untrusted bytes where a seal or a bound header should be: runs of one
     /// value (zeros, 0xFF, any other), garbage, and each written one cut
     /// anywhere (the rest erased or zeroed) never decode as anything but
