@@ -26,6 +26,10 @@ const SEGMENT: u64 = 16 << 20;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // Words after `--` other than flags pick sections: `one`, `threads`,
+    // `stream`; none runs them all.
+    let picked: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let run = |section: &str| picked.is_empty() || picked.iter().any(|p| p == section);
     let rounds = if quick { 1 } else { 3 };
     let (device, scratch) = target();
     println!("nori-wal shared ring on {} ({} rounds)", device.display(), rounds);
@@ -34,31 +38,37 @@ fn main() {
     // The headline: the default configuration (`Always`), one writer, one
     // 128-byte record per append, each durable when it returns.
     let syncs = if quick { 200 } else { 2000 };
-    rows.push(compare(
-        rounds,
-        "**default config (`Always`), one writer, one record per append** (records/s)",
-        || direct_sync_loop(&device, syncs),
-        || durable_one(&device, syncs),
-    ));
+    if run("one") {
+        rows.push(compare(
+            rounds,
+            "**default config (`Always`), one writer, one record per append** (records/s)",
+            || direct_sync_loop(&device, syncs),
+            || durable_one(&device, syncs),
+        ));
+    }
     let per_thread = if quick { 20 } else { 100 };
-    rows.push(compare(
-        rounds,
-        "64 threads, each append durable (records/s)",
-        || file_wal_threads(&scratch, 64, per_thread),
-        || durable_threads(&device, 64, per_thread),
-    ));
-    rows.push(compare(
-        rounds,
-        "streaming 4 KiB records, `Os` (MB/s of payload)",
-        || dd(&device, stream_bytes),
-        || stream(&device, 4096, stream_bytes),
-    ));
-    rows.push(compare(
-        rounds,
-        "streaming 128-byte records, `Os` (MB/s of payload)",
-        || dd(&device, stream_bytes),
-        || stream(&device, 128, stream_bytes / 4),
-    ));
+    if run("threads") {
+        rows.push(compare(
+            rounds,
+            "64 threads, each append durable (records/s)",
+            || file_wal_threads(&scratch, 64, per_thread),
+            || durable_threads(&device, 64, per_thread),
+        ));
+    }
+    if run("stream") {
+        rows.push(compare(
+            rounds,
+            "streaming 4 KiB records, `Os` (MB/s of payload)",
+            || dd(&device, stream_bytes),
+            || stream(&device, 4096, stream_bytes),
+        ));
+        rows.push(compare(
+            rounds,
+            "streaming 128-byte records, `Os` (MB/s of payload)",
+            || dd(&device, stream_bytes),
+            || stream(&device, 128, stream_bytes / 4),
+        ));
+    }
     println!();
     println!("| workload | baseline | shared ring | ratio |");
     println!("|---|---:|---:|---:|");

@@ -102,6 +102,10 @@ pub(crate) struct Behind<D: BlockDevice> {
     state: Arc<State<D>>,
     geometry: Geometry,
     capacity: u64,
+    /// The device's [`BlockDevice::writes_persist_in_order`], asked once:
+    /// the ring asks it at every append, and asking the device would wait
+    /// for the write under way.
+    in_order: bool,
     writer: Option<JoinHandle<()>>,
 }
 
@@ -113,7 +117,8 @@ where
     /// Writes to `device` from a new thread, with at most `limit` bytes
     /// queued.
     pub(crate) fn new(device: D, limit: usize) -> std::io::Result<Self> {
-        let (geometry, capacity) = (device.geometry(), device.capacity());
+        let (geometry, capacity, in_order) =
+            (device.geometry(), device.capacity(), device.writes_persist_in_order());
         let state = Arc::new(State {
             queue: Mutex::new(Queue {
                 ops: VecDeque::new(),
@@ -133,7 +138,7 @@ where
         });
         let thread_state = Arc::clone(&state);
         let writer = crate::wal::sync::spawn("nori-wal-ring-write", move || thread_state.run())?;
-        Ok(Self { state, geometry, capacity, writer: Some(writer) })
+        Ok(Self { state, geometry, capacity, in_order, writer: Some(writer) })
     }
 
     /// A handle that waits for the queued writes, then syncs the device
@@ -311,7 +316,7 @@ impl<D: BlockDevice> BlockDevice for Behind<D> {
     }
 
     fn writes_persist_in_order(&self) -> bool {
-        lock(&self.state.device).writes_persist_in_order()
+        self.in_order
     }
 }
 

@@ -19,7 +19,6 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
 
 use nori_wal_core::ring::{self, Entry, RecoveryInfo, RingConfig, RingLog};
 use nori_wal_core::{BlockDevice, DeviceError, Lsn, Record, SplitSync, SyncHandle};
@@ -34,8 +33,8 @@ pub use asynchronous::{AsyncSharedIter, AsyncSharedRing};
 use behind::{Behind, BehindError, BehindSync};
 
 use crate::packed::Packed;
-use crate::wal::sync::{Condvar, JoinHandle, Mutex};
-use crate::wal::{FsyncPolicy, GroupCommit, Poisoned, lock};
+use crate::wal::sync::{JoinHandle, Mutex};
+use crate::wal::{Due, FsyncPolicy, GroupCommit, Poisoned, Timer, lock};
 
 /// An error of a [`SharedRing`] on a device whose errors are `E`.
 ///
@@ -200,15 +199,16 @@ impl SharedConfig {
 type Log<D> = RingLog<'static, Behind<D>, Vec<u8>>;
 
 /// The shared state: the log under its lock, the group commit, the sync
-/// handle.
+/// handle, and the orders of the background sync thread.
 struct Shared<D: SplitSync> {
     inner: Mutex<Log<D>>,
     commit: GroupCommit<Arc<Error<D::Error>>>,
     handle: BehindSync<D, D::Handle>,
     policy: FsyncPolicy,
-    /// Tells the batch timer to stop.
-    stop: Mutex<bool>,
-    stopped: Condvar,
+    /// The background thread's orders (the file WAL's timer): under
+    /// `Always`, syncs asked for by appends that find one under way; under
+    /// `Batch`, the window after the first record not yet durable.
+    timer: Timer,
 }
 
 /// A ring log on a block device, shared between threads; see the
@@ -302,18 +302,28 @@ where
             commit: GroupCommit::new(durable),
             handle,
             policy: config.fsync,
-            stop: Mutex::new(false),
-            stopped: Condvar::new(),
+            timer: Timer::default(),
         });
-        let timer = match config.fsync {
-            FsyncPolicy::Batch(window) => {
+        // The sync thread: under `Always` it runs the syncs that appends
+        // ask for while one is under way (they park until it covers them,
+        // woken once), so that many writers are gathered by a syncer that
+        // is always ready; under `Batch` it syncs within the window.
+        let window = match config.fsync {
+            FsyncPolicy::Always => Some(None),
+            FsyncPolicy::Batch(window) => Some(Some(window)),
+            FsyncPolicy::Os => None,
+        };
+        let timer = match window {
+            Some(window) => {
                 let shared = Arc::clone(&shared);
                 Some(
-                    crate::wal::sync::spawn("nori-wal-ring-sync", move || shared.run_timer(window))
-                        .map_err(Error::Thread)?,
+                    crate::wal::sync::spawn("nori-wal-ring-sync", move || {
+                        shared.timer.run(window, None, &*shared);
+                    })
+                    .map_err(Error::Thread)?,
                 )
             }
-            _ => None,
+            None => None,
         };
         Ok((Self { shared, timer }, info))
     }
@@ -365,9 +375,19 @@ where
 
     /// What an append waits for under its policy.
     fn settle(&self, end: Lsn) -> Result<(), D::Error> {
-        match self.shared.policy {
-            FsyncPolicy::Always => self.shared.sync_until(end),
-            FsyncPolicy::Batch(_) | FsyncPolicy::Os => Ok(()),
+        let shared = &*self.shared;
+        match shared.policy {
+            // Alone, the caller leads its sync itself (no hand-off); while
+            // a sync runs, it asks the sync thread for the next one and
+            // parks until a sync covers it.
+            FsyncPolicy::Always => {
+                shared.commit.sync_or_ask(end, || shared.lead(), Some(&|| shared.timer.request_sync()))
+            }
+            FsyncPolicy::Batch(_) => {
+                shared.timer.mark_dirty();
+                Ok(())
+            }
+            FsyncPolicy::Os => Ok(()),
         }
     }
 
@@ -527,8 +547,7 @@ where
 
     fn stop_timer(&mut self) {
         if let Some(timer) = self.timer.take() {
-            *lock(&self.shared.stop) = true;
-            self.shared.stopped.notify_all();
+            self.shared.timer.stop();
             let _ = timer.join();
         }
     }
@@ -577,22 +596,26 @@ where
     }
 
     /// Returns once every LSN below `end` is durable: leads a turn of the
-    /// group commit (flush under the lock, sync outside it) or shares one.
+    /// group commit or shares one.
     fn sync_until(&self, end: Lsn) -> Result<(), D::Error> {
-        self.commit.sync_until(end, || {
-            let flushed = lock(&self.inner).flush();
-            let flushed = match flushed {
-                Ok(end) => end,
-                Err(e) => return Err(self.poison(unwrap_behind(e, Some(&self.commit)))),
-            };
-            self.commit.cover(flushed);
-            if let Err(e) = self.handle.sync() {
-                lock(&self.inner).sync_failed();
-                return Err(self.poison(unwrap_behind(ring::Error::Device(e), Some(&self.commit))));
-            }
-            lock(&self.inner).synced(flushed);
-            Ok(flushed)
-        })
+        self.commit.sync_until(end, || self.lead())
+    }
+
+    /// A turn of the group commit: flushes under the lock, syncs outside
+    /// it, and returns the end made durable.
+    fn lead(&self) -> Result<Lsn, D::Error> {
+        let flushed = lock(&self.inner).flush();
+        let flushed = match flushed {
+            Ok(end) => end,
+            Err(e) => return Err(self.poison(unwrap_behind(e, Some(&self.commit)))),
+        };
+        self.commit.cover(flushed);
+        if let Err(e) = self.handle.sync() {
+            lock(&self.inner).sync_failed();
+            return Err(self.poison(unwrap_behind(ring::Error::Device(e), Some(&self.commit))));
+        }
+        lock(&self.inner).synced(flushed);
+        Ok(flushed)
     }
 
     /// Poisons the log with `e` (the first cause is kept) and returns the
@@ -605,26 +628,25 @@ where
         self.commit.poison(|| Arc::clone(&cause));
         Error::Poisoned { cause }
     }
+}
 
-    /// The batch timer: syncs what was appended, every `window`, until told
-    /// to stop.
-    fn run_timer(&self, window: Duration) {
-        let mut stop = lock(&self.stop);
-        loop {
-            stop = self.stopped.wait_timeout(stop, window).map_or_else(|e| e.into_inner().0, |(g, _)| g);
-            if *stop || self.commit.is_poisoned() {
-                return;
-            }
-            // Records appended and not yet durable: sync them.
-            let end = lock(&self.inner).next_lsn();
-            if end > self.commit.durable_end() {
-                drop(stop);
-                // A failure poisons the log; appends report it.
-                let _ = self.sync_until(end);
-                stop = lock(&self.stop);
-            }
-        }
+/// What the sync thread does when a sync is due; the shared ring has no
+/// segment age limit.
+impl<D: SplitSync> Due for Shared<D>
+where
+    D::Error: Send + Sync + 'static,
+{
+    fn active_created(&self) -> Option<std::time::Instant> {
+        None
     }
+
+    fn sync(&self) {
+        let end = lock(&self.inner).next_lsn();
+        // A failure poisons the log; appends and waiters report it.
+        let _ = self.sync_until(end);
+    }
+
+    fn rotate(&self) {}
 }
 
 /// The ring's error about the write-behind device as the shared ring's:

@@ -120,7 +120,7 @@ pub(crate) mod sync;
 pub use check::{Verified, verify, verify_in};
 pub use config::{Codec, FsyncPolicy, OpenCheck, RecoveryMode, Version, WalConfig};
 pub use engine::Declared;
-pub(crate) use engine::{GroupCommit, Poisoned, lock};
+pub(crate) use engine::{Due, GroupCommit, Poisoned, Timer, lock};
 pub use engine::{SYNC_LATENCY_BUCKETS, Stats, SyncLatency, Wal};
 pub use error::{ConfigError, Corruption, Error};
 pub use follow::{FollowConfig, Follower};

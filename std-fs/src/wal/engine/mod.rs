@@ -42,6 +42,7 @@ pub(crate) use commit::lock;
 pub(crate) use commit::{GroupCommit, Poisoned};
 pub use holes::Declared;
 pub use stats::{SYNC_LATENCY_BUCKETS, Stats, SyncLatency};
+pub(crate) use timer::{Due, Timer};
 
 type Result<T> = std::result::Result<T, Error>;
 
