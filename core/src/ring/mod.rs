@@ -451,6 +451,68 @@ impl<'b, D: BlockDevice, B: WriteBuffer> RingLog<'b, D, B> {
         Ok(lsn)
     }
 
+    /// Appends `record` when that writes nothing to the device: its frame
+    /// goes into the write buffer's free space, in the active segment.
+    /// Returns `Ok(None)` when the append would program the device (a full
+    /// buffer, a segment to seal or start); the log is then unchanged and
+    /// [`append`](Self::append) does the rest. A caller that must not block,
+    /// such as an async task, appends here and hands the rest to a thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`append`](Self::append) (never a device error).
+    ///
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// log.append(&Record::raw(b"a")).unwrap(); // starts the first segment
+    /// assert_eq!(log.append_buffered(&Record::raw(b"b")).unwrap(), Some(1));
+    /// assert_eq!(log.append_buffered(&Record::raw(&[0; 2000])).unwrap(), None); // beyond the buffer
+    /// assert_eq!(log.next_lsn(), 2);
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn append_buffered(&mut self, record: &Record<'_>) -> Result<Option<Lsn>, D::Error> {
+        let frame_len = writer::frame_len(self.layout.version, crate::format::body::record_body_len(record));
+        if self.state.next_lsn == Lsn::MAX || !self.fits_buffered(frame_len, 1) {
+            return if self.state.poisoned { self.append(record).map(Some) } else { Ok(None) };
+        }
+        self.append(record).map(Some)
+    }
+
+    /// [`append_batch`](Self::append_batch) when that writes nothing to the
+    /// device, as [`append_buffered`](Self::append_buffered); `Ok(None)`
+    /// otherwise, with the log unchanged.
+    ///
+    /// # Errors
+    ///
+    /// As [`append_batch`](Self::append_batch) (never a device error).
+    ///
+    /// ```
+    /// # use nori_wal_core::ring::{RingConfig, RingLog};
+    /// # use nori_wal_core::{Geometry, RamDevice, Record};
+    /// # let mut ram = RamDevice::new(vec![0u8; 4 * 4096], Geometry::block(512).unwrap()).unwrap();
+    /// # let mut buffer = [0u8; 1024];
+    /// let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(4096), &mut buffer).unwrap();
+    /// log.append(&Record::raw(b"a")).unwrap();
+    /// let lsns = log.append_batch_buffered(&[Record::raw(b"b"), Record::raw(b"c")]).unwrap();
+    /// assert_eq!(lsns, Some(1..3));
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn append_batch_buffered(&mut self, records: &[Record<'_>]) -> Result<Option<Range<Lsn>>, D::Error> {
+        let fits = u32::try_from(records.len()).is_ok_and(|count| {
+            let body_len = crate::format::body::batch_body_len(records);
+            self.state.next_lsn.checked_add(u64::from(count)).is_some()
+                && self.fits_buffered(writer::frame_len(self.layout.version, body_len), count)
+        });
+        if !fits && !self.state.poisoned && !records.is_empty() {
+            return Ok(None);
+        }
+        self.append_batch(records).map(Some)
+    }
+
     /// Appends `records` as one atomic batch: after a crash, all of them or
     /// none are recovered. Returns their LSNs.
     ///

@@ -148,6 +148,32 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
         }
     }
 
+    /// Whether a frame of `frame_len` bytes holding `count` LSNs (and the
+    /// mark due before it) goes into the write buffer's free space and the
+    /// active segment, so that appending it programs nothing: no segment to
+    /// start or seal, no full buffer to program. With `std` such a frame is
+    /// written in place ([`write_frame`](Self::write_frame)).
+    #[cfg(feature = "std")]
+    pub(super) fn fits_buffered(&self, frame_len: u64, count: u32) -> bool {
+        let Some(active) = &self.state.active else { return false };
+        let needs_mark =
+            !self.device.writes_persist_in_order() && active.marked_durable < self.state.durable_end;
+        let mark_len = if needs_mark { mark_frame_len(active.seg.version) } else { 0 };
+        let in_segment = active.pos + mark_len + frame_len + self.layout.tail_reserve()
+            <= active.seg.frames_end(self.layout.segment_size);
+        let offset_fits =
+            (self.state.next_lsn - active.seg.base_lsn + u64::from(count)) <= u64::from(u32::MAX);
+        // Each frame is written in place only when it leaves the buffer not
+        // full (`write_frame`).
+        let used = active.pos - active.buf_start;
+        let in_buffer = used + mark_len + frame_len < self.buffer.as_ref().len() as u64;
+        !self.state.poisoned
+            && in_segment
+            && offset_fits
+            && in_buffer
+            && frame_len <= self.layout.max_frame_len()
+    }
+
     /// Writes a mark of the current durable point and start.
     pub(super) fn write_mark(&mut self) -> Step<()> {
         let Some(active) = &self.state.active else { return Ok(()) };

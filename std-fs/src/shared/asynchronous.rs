@@ -7,8 +7,8 @@ use nori_wal_core::ring::{Entry, RecoveryInfo};
 use nori_wal_core::{DeviceError, Lsn, Record, SplitSync};
 
 use super::{Error, SharedConfig, SharedRing};
-use crate::RecordBuf;
 use crate::packed::Packed;
+use crate::{FsyncPolicy, RecordBuf};
 
 type Result<T, E> = std::result::Result<T, Error<E>>;
 
@@ -51,6 +51,32 @@ where
     }
 }
 
+/// Gives a ring opened with [`SharedRing::open`] its async face (its
+/// syncs stay shared with every caller).
+///
+/// ```
+/// use nori_wal::shared::{AsyncSharedRing, SharedConfig, SharedRing};
+/// use nori_wal::{Geometry, RamDevice, Record};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let device = RamDevice::new(vec![0u8; 8 << 20], Geometry::block(4096).unwrap()).unwrap();
+/// let (ring, _) = SharedRing::open(device, SharedConfig::new(1 << 20))?;
+/// let ring = AsyncSharedRing::from(ring);
+/// ring.append(&Record::raw(b"event")).await?;
+/// # Ok(())
+/// # }
+/// ```
+impl<D> From<SharedRing<D>> for AsyncSharedRing<D>
+where
+    D: SplitSync + Send + 'static,
+    D::Handle: Send + Sync + 'static,
+    D::Error: Send + Sync + 'static,
+{
+    fn from(ring: SharedRing<D>) -> Self {
+        Self { ring: Arc::new(ring) }
+    }
+}
+
 /// Runs `op` on tokio's blocking pool.
 async fn pool<T: Send + 'static, E: Send + Sync + 'static>(
     op: impl FnOnce() -> Result<T, E> + Send + 'static,
@@ -84,25 +110,55 @@ where
         &self.ring
     }
 
-    /// [`SharedRing::append`]: the record is copied once to cross to the
-    /// blocking pool. Cancelling the call after it started leaves the
-    /// record appended (with the LSN it would have returned) or not, as
-    /// the blocking call that runs to its end decides.
+    /// [`SharedRing::append`]. When the record fits the write buffer (the
+    /// common case) it is appended on the calling task, with no copy and
+    /// no trip to the blocking pool; under [`FsyncPolicy::Always`] the
+    /// task then asks the ring's sync thread for a sync and waits for it
+    /// holding no thread, in the same group commit as every other caller.
+    /// Work that can block (a full buffer to write, a segment to seal or
+    /// start) goes to the blocking pool.
+    ///
+    /// Cancellation: dropping the future never tears a record. The record
+    /// is either not appended, or appended with its LSN (later records
+    /// follow it) without this call saying so; it is then durable when the
+    /// next sync is.
     ///
     /// # Errors
     ///
     /// As [`SharedRing::append`].
+    ///
+    /// ```
+    /// # use nori_wal::shared::{AsyncSharedRing, SharedConfig};
+    /// # use nori_wal::{Geometry, RamDevice, Record};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let device = RamDevice::new(vec![0u8; 8 << 20], Geometry::block(4096).unwrap()).unwrap();
+    /// let (ring, _) = AsyncSharedRing::open(device, SharedConfig::new(1 << 20)).await?;
+    /// let lsn = ring.append(&Record::raw(b"event")).await?;
+    /// assert_eq!(ring.blocking().durable_lsn(), Some(lsn)); // durable under Always
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn append(&self, record: &Record<'_>) -> Result<Lsn, D::Error> {
+        if let Some(lsn) = self.ring.shared.write(|log| log.append_buffered(record))? {
+            self.settle_appended(lsn + 1).await?;
+            return Ok(lsn);
+        }
         let (ring, record) = (Arc::clone(&self.ring), RecordBuf::from(record));
         pool(move || ring.append(&record.as_record())).await
     }
 
-    /// [`SharedRing::append_batch`].
+    /// [`SharedRing::append_batch`], on the calling task when the batch
+    /// fits the write buffer, as [`append`](Self::append).
     ///
     /// # Errors
     ///
     /// As [`SharedRing::append_batch`].
     pub async fn append_batch(&self, records: &[Record<'_>]) -> Result<Range<Lsn>, D::Error> {
+        if let Some(lsns) = self.ring.shared.write(|log| log.append_batch_buffered(records))? {
+            self.settle_appended(lsns.end).await?;
+            return Ok(lsns);
+        }
         let ring = Arc::clone(&self.ring);
         let records: Vec<RecordBuf> = records.iter().map(RecordBuf::from).collect();
         pool(move || {
@@ -110,6 +166,25 @@ where
             ring.append_batch(&records)
         })
         .await
+    }
+
+    /// After an append made on the task: what the policy asks, holding no
+    /// thread (under `Always` the sync thread leads the sync).
+    async fn settle_appended(&self, end: Lsn) -> Result<(), D::Error> {
+        let shared = &*self.ring.shared;
+        match shared.policy {
+            FsyncPolicy::Always => {
+                if shared.commit.durable_end() < end {
+                    shared.timer.request_sync();
+                }
+                Ok(shared.commit.durable(end).await?)
+            }
+            FsyncPolicy::Batch(_) => {
+                shared.timer.mark_dirty();
+                Ok(())
+            }
+            FsyncPolicy::Os => Ok(()),
+        }
     }
 
     /// [`SharedRing::sync`].

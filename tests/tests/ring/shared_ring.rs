@@ -167,15 +167,78 @@ fn threads_share_syncs_and_every_acknowledged_record_reads_back() {
 fn a_power_cut_anywhere_keeps_every_acknowledged_record() {
     // 512-byte and 4 KiB sectors.
     for sector in [512, 4096] {
-        power_cuts_on(Geometry::block(sector).unwrap());
+        power_cuts_on(Geometry::block(sector).unwrap(), false);
     }
 }
 
-fn power_cuts_on(geometry: Geometry) {
+/// As above, through the async API: tasks append on themselves and wait
+/// for the sync thread's syncs, mixed with a blocking thread's appends.
+#[test]
+fn a_power_cut_anywhere_keeps_every_record_acknowledged_to_a_task() {
+    for sector in [512, 4096] {
+        power_cuts_on(Geometry::block(sector).unwrap(), true);
+    }
+}
+
+/// `tasks` async tasks append `per_task` records each under `Always`, and
+/// one blocking thread as many.
+fn durable_async_appends(
+    ring: SharedRing<SharedSim>,
+    device: &SharedSim,
+    tasks: usize,
+    per_task: usize,
+) -> Vec<Acked> {
+    use nori_wal::shared::AsyncSharedRing;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let ring = Arc::new(AsyncSharedRing::from(ring));
+        let blocking = Arc::clone(ring.blocking());
+        let thread_device = device.clone();
+        let thread = std::thread::spawn(move || {
+            (0..per_task)
+                .map(|i| {
+                    let payload = record(99, i);
+                    let lsn = blocking.append(&Record::raw(&payload)).unwrap();
+                    (lsn, payload, thread_device.with(|d| d.trace().len()))
+                })
+                .collect::<Vec<_>>()
+        });
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let (ring, device) = (Arc::clone(&ring), device.clone());
+                tokio::spawn(async move {
+                    let mut acked = Vec::new();
+                    for i in 0..per_task {
+                        let payload = record(t, i);
+                        let lsn = ring.append(&Record::raw(&payload)).await.unwrap();
+                        assert!(
+                            ring.blocking().durable_lsn() >= Some(lsn),
+                            "LSN {lsn} durable when acknowledged"
+                        );
+                        acked.push((lsn, payload, device.with(|d| d.trace().len())));
+                    }
+                    acked
+                })
+            })
+            .collect();
+        let mut acked = thread.join().unwrap();
+        for handle in handles {
+            acked.extend(handle.await.unwrap());
+        }
+        acked
+    })
+}
+
+fn power_cuts_on(geometry: Geometry, tasks: bool) {
     let device = SharedSim::new(SimDevice::blank(2 << 20, geometry)).slow_syncs(Duration::from_micros(100));
     let (ring, _) = SharedRing::open(device.clone(), SharedConfig::new(SEGMENT).buffer(8 << 10)).unwrap();
-    let acked = durable_appends(&ring, &device, 4, 60);
-    drop(ring);
+    let acked = if tasks {
+        durable_async_appends(ring, &device, 4, 60)
+    } else {
+        let acked = durable_appends(&ring, &device, 4, 60);
+        drop(ring);
+        acked
+    };
     let (base, trace) = device.with(|d| (d.base().to_vec(), d.trace().to_vec()));
     let crash = Crash::new(&base, geometry, &trace);
     let mut rng = nori_wal_tests::sim::rng(0x5a4e);
