@@ -3,10 +3,13 @@
 //!
 //! - streaming 4 KiB and 128-byte records (`Os`, one sync at the end)
 //!   against `dd` writing 1 MiB blocks with `oflag=direct conv=fdatasync`;
-//! - one writer, a sync after each record (`Always`) against a loop of
-//!   4 KiB `O_DIRECT` writes each followed by `fdatasync`;
-//! - 64 threads, each append durable (`Always`), against the file WAL's 64
-//!   threads on the same disk.
+//! - one writer, a sync after each record (`Always`, the default) against
+//!   a loop of 4 KiB `O_DIRECT` writes each followed by `fdatasync`: the
+//!   headline row, one task through the async API as the README's Quick
+//!   Example appends; then one thread through the blocking API;
+//! - 64 threads (blocking API) and 64 tasks (async API), each append
+//!   durable (`Always`), against the file WAL's 64 threads and 64 tasks
+//!   on the same disk.
 //!
 //! `NORI_WAL_BENCH_DEVICE=/dev/loopN` names a block device (`.ci/run` sets
 //! up a loop device with direct I/O over a file on the disk); without it,
@@ -18,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nori_wal::shared::{SharedConfig, SharedRing};
+use std::sync::Arc;
+
+use nori_wal::shared::{AsyncSharedRing, SharedConfig, SharedRing};
 use nori_wal::{FsyncPolicy, Record};
 use nori_wal_backends::raw::{RawDevice, RawOptions};
 
@@ -41,7 +46,13 @@ fn main() {
     if run("one") {
         rows.push(compare(
             rounds,
-            "**default config (`Always`), one writer, one record per append** (records/s)",
+            "**default config (`Always`), one task, async API, one record per append** (records/s)",
+            || direct_sync_loop(&device, syncs),
+            || durable_one_async(&device, syncs),
+        ));
+        rows.push(compare(
+            rounds,
+            "`Always`, one thread, blocking API (records/s)",
             || direct_sync_loop(&device, syncs),
             || durable_one(&device, syncs),
         ));
@@ -50,23 +61,35 @@ fn main() {
     if run("threads") {
         rows.push(compare(
             rounds,
-            "64 threads, each append durable (records/s)",
+            "64 threads, each append durable, blocking API (records/s; baseline: the file WAL's 64 threads)",
             || file_wal_threads(&scratch, 64, per_thread),
             || durable_threads(&device, 64, per_thread),
+        ));
+        rows.push(compare(
+            rounds,
+            "64 tasks, each append durable, async API (records/s; baseline: the file WAL's 64 tasks)",
+            || file_wal_tasks(&scratch, 64, per_thread),
+            || durable_tasks(&device, 64, per_thread),
         ));
     }
     if run("stream") {
         rows.push(compare(
             rounds,
-            "streaming 4 KiB records, `Os` (MB/s of payload)",
+            "streaming 4 KiB records, `Os`, blocking API (payload bytes/s)",
             || dd(&device, stream_bytes),
             || stream(&device, 4096, stream_bytes),
         ));
         rows.push(compare(
             rounds,
-            "streaming 128-byte records, `Os` (MB/s of payload)",
+            "streaming 128-byte records, `Os`, blocking API (payload bytes/s)",
             || dd(&device, stream_bytes),
             || stream(&device, 128, stream_bytes / 4),
+        ));
+        rows.push(compare(
+            rounds,
+            "streaming 128-byte records, `Os`, async API (payload bytes/s)",
+            || dd(&device, stream_bytes),
+            || stream_async(&device, 128, stream_bytes / 4),
         ));
     }
     println!();
@@ -186,6 +209,97 @@ fn durable_threads(device: &Path, threads: usize, per_thread: usize) -> f64 {
         ring.append(&Record::raw(p)).unwrap();
     });
     ring.close().unwrap();
+    rate
+}
+
+/// A runtime as `#[tokio::main]` makes one (multi-thread, a worker per
+/// CPU).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
+/// One task, each 128-byte append durable, through the async API:
+/// records per second.
+fn durable_one_async(device: &Path, n: u64) -> f64 {
+    let ring = AsyncSharedRing::from(open(device, FsyncPolicy::Always));
+    let rate = runtime().block_on(async {
+        let payload = [0x5Au8; 128];
+        let started = Instant::now();
+        for _ in 0..n {
+            ring.append(&Record::raw(&payload)).await.unwrap();
+        }
+        n as f64 / started.elapsed().as_secs_f64()
+    });
+    ring.blocking().sync().unwrap();
+    rate
+}
+
+/// One task appends `len`-byte records through the async API until
+/// `bytes` of payload, then syncs: payload bytes per second.
+fn stream_async(device: &Path, len: usize, bytes: u64) -> f64 {
+    let ring = AsyncSharedRing::from(open(device, FsyncPolicy::Os));
+    runtime().block_on(async {
+        let payload = vec![0x5Au8; len];
+        let n = bytes / len as u64;
+        let started = Instant::now();
+        for _ in 0..n {
+            ring.append(&Record::raw(&payload)).await.unwrap();
+        }
+        ring.sync().await.unwrap();
+        (n * len as u64) as f64 / started.elapsed().as_secs_f64()
+    })
+}
+
+/// `tasks` tasks, each 128-byte append durable, through the async API:
+/// records per second.
+fn durable_tasks(device: &Path, tasks: usize, per_task: usize) -> f64 {
+    let ring = Arc::new(AsyncSharedRing::from(open(device, FsyncPolicy::Always)));
+    runtime().block_on(async {
+        let started = Instant::now();
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let ring = Arc::clone(&ring);
+                tokio::spawn(async move {
+                    let payload = [0x5Au8; 128];
+                    for _ in 0..per_task {
+                        ring.append(&Record::raw(&payload)).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await.unwrap();
+        }
+        (tasks * per_task) as f64 / started.elapsed().as_secs_f64()
+    })
+}
+
+/// The file WAL's async API with `tasks` tasks, each append durable, in a
+/// directory on the same disk: records per second.
+fn file_wal_tasks(scratch: &Path, tasks: usize, per_task: usize) -> f64 {
+    let dir = scratch.join("wal");
+    let _ = std::fs::remove_dir_all(&dir);
+    let rate = runtime().block_on(async {
+        let (wal, _) = nori_wal::Wal::open(nori_wal::WalConfig::new(&dir)).await.unwrap();
+        let wal = Arc::new(wal);
+        let started = Instant::now();
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let wal = Arc::clone(&wal);
+                tokio::spawn(async move {
+                    let payload = [0x5Au8; 128];
+                    for _ in 0..per_task {
+                        wal.append(&Record::raw(&payload)).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await.unwrap();
+        }
+        (tasks * per_task) as f64 / started.elapsed().as_secs_f64()
+    });
+    std::thread::sleep(Duration::from_millis(10));
     rate
 }
 
