@@ -254,23 +254,14 @@ fn stream_async(device: &Path, len: usize, bytes: u64) -> f64 {
 /// records per second.
 fn durable_tasks(device: &Path, tasks: usize, per_task: usize) -> f64 {
     let ring = Arc::new(AsyncSharedRing::from(open(device, FsyncPolicy::Always)));
-    runtime().block_on(async {
-        let started = Instant::now();
-        let handles: Vec<_> = (0..tasks)
-            .map(|_| {
-                let ring = Arc::clone(&ring);
-                tokio::spawn(async move {
-                    let payload = [0x5Au8; 128];
-                    for _ in 0..per_task {
-                        ring.append(&Record::raw(&payload)).await.unwrap();
-                    }
-                })
-            })
-            .collect();
-        for handle in handles {
-            handle.await.unwrap();
+    tasked(&runtime(), tasks, per_task, || {
+        let ring = Arc::clone(&ring);
+        async move {
+            let payload = [0x5Au8; 128];
+            for _ in 0..per_task {
+                ring.append(&Record::raw(&payload)).await.unwrap();
+            }
         }
-        (tasks * per_task) as f64 / started.elapsed().as_secs_f64()
     })
 }
 
@@ -279,28 +270,36 @@ fn durable_tasks(device: &Path, tasks: usize, per_task: usize) -> f64 {
 fn file_wal_tasks(scratch: &Path, tasks: usize, per_task: usize) -> f64 {
     let dir = scratch.join("wal");
     let _ = std::fs::remove_dir_all(&dir);
-    let rate = runtime().block_on(async {
-        let (wal, _) = nori_wal::Wal::open(nori_wal::WalConfig::new(&dir)).await.unwrap();
-        let wal = Arc::new(wal);
+    let runtime = runtime();
+    let wal = Arc::new(runtime.block_on(nori_wal::Wal::open(nori_wal::WalConfig::new(&dir))).unwrap().0);
+    let rate = tasked(&runtime, tasks, per_task, || {
+        let wal = Arc::clone(&wal);
+        async move {
+            let payload = [0x5Au8; 128];
+            for _ in 0..per_task {
+                wal.append(&Record::raw(&payload)).await.unwrap();
+            }
+        }
+    });
+    drop(wal);
+    std::thread::sleep(Duration::from_millis(10));
+    rate
+}
+
+/// `tasks` tasks on `runtime`, each made by `task` and appending
+/// `per_task` records: records per second.
+fn tasked<F>(runtime: &tokio::runtime::Runtime, tasks: usize, per_task: usize, task: impl Fn() -> F) -> f64
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    runtime.block_on(async {
         let started = Instant::now();
-        let handles: Vec<_> = (0..tasks)
-            .map(|_| {
-                let wal = Arc::clone(&wal);
-                tokio::spawn(async move {
-                    let payload = [0x5Au8; 128];
-                    for _ in 0..per_task {
-                        wal.append(&Record::raw(&payload)).await.unwrap();
-                    }
-                })
-            })
-            .collect();
+        let handles: Vec<_> = (0..tasks).map(|_| tokio::spawn(task())).collect();
         for handle in handles {
             handle.await.unwrap();
         }
         (tasks * per_task) as f64 / started.elapsed().as_secs_f64()
-    });
-    std::thread::sleep(Duration::from_millis(10));
-    rate
+    })
 }
 
 /// `threads` threads each calling `append` `per_thread` times with a

@@ -126,16 +126,8 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
                 self.start_segment()?;
                 continue;
             };
-            // On a device that may reorder writes, the first frame after a
-            // completed sync is preceded by a mark of how far it got.
-            let needs_mark =
-                !self.device.writes_persist_in_order() && active.marked_durable < self.state.durable_end;
-            let mark_len = if needs_mark { mark_frame_len(active.seg.version) } else { 0 };
-            let fits = active.pos + mark_len + frame_len + self.layout.tail_reserve()
-                <= active.seg.frames_end(self.layout.segment_size);
-            let offset_fits =
-                (self.state.next_lsn - active.seg.base_lsn + u64::from(count)) <= u64::from(u32::MAX);
-            if fits && offset_fits {
+            let (mark_len, fits) = self.room(active, frame_len, count);
+            if fits {
                 if mark_len > 0 {
                     self.write_mark()?;
                 }
@@ -148,6 +140,21 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
         }
     }
 
+    /// The length of the mark due before the next frame in `active` (0 if
+    /// none), and whether a frame of `frame_len` bytes holding `count` LSNs
+    /// fits there after it. On a device that may reorder writes, the first
+    /// frame after a completed sync is preceded by a mark of how far it got.
+    fn room(&self, active: &super::Active, frame_len: u64, count: u32) -> (u64, bool) {
+        let needs_mark =
+            !self.device.writes_persist_in_order() && active.marked_durable < self.state.durable_end;
+        let mark_len = if needs_mark { mark_frame_len(active.seg.version) } else { 0 };
+        let fits = active.pos + mark_len + frame_len + self.layout.tail_reserve()
+            <= active.seg.frames_end(self.layout.segment_size);
+        let offset_fits =
+            (self.state.next_lsn - active.seg.base_lsn + u64::from(count)) <= u64::from(u32::MAX);
+        (mark_len, fits && offset_fits)
+    }
+
     /// Whether a frame of `frame_len` bytes holding `count` LSNs (and the
     /// mark due before it) goes into the write buffer's free space and the
     /// active segment, so that appending it programs nothing: no segment to
@@ -156,22 +163,12 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
     #[cfg(feature = "std")]
     pub(super) fn fits_buffered(&self, frame_len: u64, count: u32) -> bool {
         let Some(active) = &self.state.active else { return false };
-        let needs_mark =
-            !self.device.writes_persist_in_order() && active.marked_durable < self.state.durable_end;
-        let mark_len = if needs_mark { mark_frame_len(active.seg.version) } else { 0 };
-        let in_segment = active.pos + mark_len + frame_len + self.layout.tail_reserve()
-            <= active.seg.frames_end(self.layout.segment_size);
-        let offset_fits =
-            (self.state.next_lsn - active.seg.base_lsn + u64::from(count)) <= u64::from(u32::MAX);
+        let (mark_len, in_segment) = self.room(active, frame_len, count);
         // Each frame is written in place only when it leaves the buffer not
         // full (`write_frame`).
         let used = active.pos - active.buf_start;
         let in_buffer = used + mark_len + frame_len < self.buffer.as_ref().len() as u64;
-        !self.state.poisoned
-            && in_segment
-            && offset_fits
-            && in_buffer
-            && frame_len <= self.layout.max_frame_len()
+        !self.state.poisoned && in_segment && in_buffer && frame_len <= self.layout.max_frame_len()
     }
 
     /// Writes a mark of the current durable point and start.
