@@ -754,15 +754,26 @@ fn raw_bench(root: &Path, device: Option<PathBuf>) -> Result<(), Failure> {
         let (ring, _) = SharedRing::open(raw, config).map_err(|e| e.to_string())?;
         let payload = vec![0x5Au8; len];
         let started = Instant::now();
+        // The first failed append of any writer ends the run with its error.
+        let failed: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
         std::thread::scope(|s| {
             for _ in 0..threads {
                 s.spawn(|| {
                     for _ in 0..per_thread {
-                        let _ = ring.append(&Record::raw(&payload));
+                        if let Err(e) = ring.append(&Record::raw(&payload)) {
+                            failed
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .get_or_insert(e.to_string());
+                            return;
+                        }
                     }
                 });
             }
         });
+        if let Some(e) = failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            return Err(format!("append to {}: {e}", path.display()).into());
+        }
         ring.sync().map_err(|e| e.to_string())?;
         let rate = (threads * per_thread) as f64 / started.elapsed().as_secs_f64();
         ring.close().map_err(|e| e.to_string())?;
