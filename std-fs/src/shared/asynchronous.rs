@@ -12,10 +12,13 @@ use crate::{FsyncPolicy, RecordBuf};
 
 type Result<T, E> = std::result::Result<T, Error<E>>;
 
-/// A [`SharedRing`] with an async API, on tokio: every call that may block
-/// (a write, a sync, a wait for durability, a read) runs on tokio's blocking
-/// pool, so no executor thread waits for the device. Syncs are shared with
-/// every other caller, async or blocking, through the ring's group commit.
+/// A [`SharedRing`] with an async API, on tokio. An append that fits the
+/// write buffer runs on the calling task and waits for durability holding
+/// no thread (the ring's sync thread syncs); every other call that may
+/// block (a full buffer to write, a segment to seal, `sync`, a read) runs on
+/// tokio's blocking pool, so no executor thread waits for the device. Syncs
+/// are shared with every other caller, async or blocking, through the
+/// ring's group commit.
 ///
 /// ```
 /// use nori_wal::shared::{AsyncSharedRing, SharedConfig};

@@ -8,8 +8,10 @@
 //! syncs (group commit, the same type the file WAL uses): one thread
 //! flushes the ring's buffer under the lock, then syncs the device through
 //! its [`SplitSync`] handle *outside* the lock while the others go on
-//! appending, and every append the sync covers returns. Under
-//! [`FsyncPolicy::Batch`] a background thread syncs within the window;
+//! appending, and every append the sync covers returns. A lone writer
+//! leads its own sync; a writer that finds one under way asks the ring's
+//! sync thread for the next and parks until a sync covers it. Under
+//! [`FsyncPolicy::Batch`] the same thread syncs within the window;
 //! under [`FsyncPolicy::Os`] only [`SharedRing::sync`] and
 //! [`SharedRing::close`] do. A failed sync poisons the log (invariant I7):
 //! every waiter and every later call gets the error, with its cause.
