@@ -190,22 +190,47 @@ where
         }
     }
 
-    /// [`SharedRing::sync`].
+    /// [`SharedRing::sync`]. Under [`FsyncPolicy::Always`] and
+    /// [`FsyncPolicy::Batch`] the ring's sync thread syncs and the task
+    /// waits holding no thread; under [`FsyncPolicy::Os`] the sync runs on
+    /// the blocking pool.
     ///
     /// # Errors
     ///
     /// As [`SharedRing::sync`].
     pub async fn sync(&self) -> Result<(), D::Error> {
+        let end = self.ring.next_lsn();
+        if let Some(waited) = self.durable_from_sync_thread(end).await {
+            return waited;
+        }
         let ring = Arc::clone(&self.ring);
         pool(move || ring.sync()).await
     }
 
-    /// [`SharedRing::wait_durable`].
+    /// Under `Always` and `Batch`, where the ring's sync thread runs: asks
+    /// it for a sync covering every LSN below `end` and waits for that,
+    /// holding no thread. `None` under `Os` (no sync thread).
+    async fn durable_from_sync_thread(&self, end: Lsn) -> Option<Result<(), D::Error>> {
+        let shared = &*self.ring.shared;
+        if matches!(shared.policy, FsyncPolicy::Os) {
+            return None;
+        }
+        if shared.commit.durable_end() < end {
+            shared.timer.request_sync();
+        }
+        Some(shared.commit.durable(end).await.map_err(Error::from))
+    }
+
+    /// [`SharedRing::wait_durable`], waiting as [`sync`](Self::sync) does.
     ///
     /// # Errors
     ///
     /// As [`SharedRing::wait_durable`].
     pub async fn wait_durable(&self, lsn: Lsn) -> Result<(), D::Error> {
+        let end = lsn.saturating_add(1).min(self.ring.next_lsn());
+        if let Some(waited) = self.durable_from_sync_thread(end).await {
+            return waited;
+        }
         let ring = Arc::clone(&self.ring);
         pool(move || ring.wait_durable(lsn)).await
     }

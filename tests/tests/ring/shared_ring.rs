@@ -509,3 +509,36 @@ fn async_tasks_and_threads_share_the_ring() {
         assert_eq!(ring.blocking().durable_lsn(), Some(369));
     });
 }
+
+/// The async `sync` and `wait_durable`: under `Batch` with a window far
+/// longer than the test, the sync thread syncs at once when asked; under
+/// `Os` the sync runs on the blocking pool. Either way the records are
+/// durable when the call returns.
+#[test]
+fn async_sync_and_wait_durable_make_records_durable_at_once() {
+    use nori_wal::shared::AsyncSharedRing;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        for policy in [FsyncPolicy::Batch(Duration::from_secs(3600)), FsyncPolicy::Os] {
+            let device = sim(1 << 20);
+            let config = SharedConfig::new(SEGMENT).fsync(policy);
+            let (ring, _) = AsyncSharedRing::open(device.clone(), config).await.unwrap();
+            let syncs = || device.with(|d| d.trace().iter().filter(|op| matches!(op, TraceOp::Sync)).count());
+            let before = syncs();
+            let first = ring.append(&Record::raw(b"one")).await.unwrap();
+            assert_eq!(ring.blocking().durable_lsn(), None, "{policy:?}: not durable before a sync");
+            let started = std::time::Instant::now();
+            ring.wait_durable(first).await.unwrap();
+            assert_eq!(ring.blocking().durable_lsn(), Some(first), "{policy:?}");
+            let second = ring.append(&Record::raw(b"two")).await.unwrap();
+            ring.sync().await.unwrap();
+            assert_eq!(ring.blocking().durable_lsn(), Some(second), "{policy:?}");
+            assert!(started.elapsed() < Duration::from_secs(60), "{policy:?}: no wait for the window");
+            assert!(syncs() >= before + 2, "{policy:?}: each call synced the device");
+            // Nothing new: returns at once, with no sync.
+            let after = syncs();
+            ring.sync().await.unwrap();
+            assert_eq!(syncs(), after, "{policy:?}: nothing to sync");
+        }
+    });
+}
