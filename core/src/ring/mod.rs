@@ -476,9 +476,11 @@ impl<'b, D: BlockDevice, B: WriteBuffer> RingLog<'b, D, B> {
     #[cfg(feature = "std")]
     pub fn append_buffered(&mut self, record: &Record<'_>) -> Result<Option<Lsn>, D::Error> {
         let frame_len = writer::frame_len(self.layout.version, crate::format::body::record_body_len(record));
-        if self.state.next_lsn == Lsn::MAX || !self.fits_buffered(frame_len, 1) {
-            return if self.state.poisoned { self.append(record).map(Some) } else { Ok(None) };
+        let fits = self.state.next_lsn != Lsn::MAX && self.fits_buffered(frame_len, 1);
+        if !fits && !self.state.poisoned {
+            return Ok(None);
         }
+        // A poisoned log reports it as `append` does.
         self.append(record).map(Some)
     }
 
@@ -510,6 +512,8 @@ impl<'b, D: BlockDevice, B: WriteBuffer> RingLog<'b, D, B> {
         if !fits && !self.state.poisoned && !records.is_empty() {
             return Ok(None);
         }
+        // A poisoned log and an empty batch are reported as `append_batch`
+        // reports them.
         self.append_batch(records).map(Some)
     }
 

@@ -179,7 +179,7 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
         // full (`write_frame`).
         let used = active.pos - active.buf_start;
         let in_buffer = used + mark_len + frame_len < self.buffer.as_ref().len() as u64;
-        !self.state.poisoned && in_segment && in_buffer && frame_len <= self.layout.max_frame_len()
+        in_segment && in_buffer && frame_len <= self.layout.max_frame_len()
     }
 
     /// Writes a mark of the current durable point and start.
@@ -417,6 +417,33 @@ mod tests {
 
     use crate::ring::{RingConfig, RingLog};
     use crate::{Geometry, RamDevice, Record};
+
+    /// `append_buffered` appends only what programs nothing, leaves the
+    /// log unchanged otherwise, and reports a poisoned log and an empty
+    /// batch as `append` and `append_batch` do.
+    #[cfg(feature = "std")]
+    #[test]
+    fn buffered_appends_program_nothing_and_report_what_append_reports() {
+        let geometry = Geometry::block(512).unwrap();
+        let mut ram = RamDevice::new(vec![0u8; 16 * 4096], geometry).unwrap();
+        let mut buffer = [0u8; 1024];
+        let (mut log, _) = RingLog::open(&mut ram, RingConfig::new(16384), &mut buffer).unwrap();
+        assert_eq!(log.append_buffered(&Record::raw(b"a")).unwrap(), None, "no segment started yet");
+        assert_eq!(log.next_lsn(), 0);
+        log.append(&Record::raw(b"a")).unwrap();
+        let mut appended = 1;
+        // Fill the buffer with buffered appends until one would program it.
+        while let Some(lsn) = log.append_buffered(&Record::raw(&[7; 100])).unwrap() {
+            assert_eq!(lsn, appended);
+            appended += 1;
+        }
+        assert!(appended > 2, "some fit: {appended}");
+        assert_eq!(log.next_lsn(), appended, "the refused one was not appended");
+        assert!(log.append_batch_buffered(&[]).is_err(), "an empty batch is an error");
+        log.sync_failed();
+        assert!(log.append_buffered(&Record::raw(b"b")).is_err(), "poisoned");
+        assert!(log.append_batch_buffered(&[Record::raw(b"b")]).is_err(), "poisoned");
+    }
 
     /// Records of every size from 0 to 299 bytes through a 1 KiB write
     /// buffer, whose end many frames cross: with `std` the frames that fit

@@ -176,12 +176,7 @@ where
     async fn settle_appended(&self, end: Lsn) -> Result<(), D::Error> {
         let shared = &*self.ring.shared;
         match shared.policy {
-            FsyncPolicy::Always => {
-                if shared.commit.durable_end() < end {
-                    shared.timer.request_sync();
-                }
-                Ok(shared.commit.durable(end).await?)
-            }
+            FsyncPolicy::Always => self.wait_for_sync_thread(end).await,
             FsyncPolicy::Batch(_) => {
                 shared.timer.mark_dirty();
                 Ok(())
@@ -199,26 +194,26 @@ where
     ///
     /// As [`SharedRing::sync`].
     pub async fn sync(&self) -> Result<(), D::Error> {
-        let end = self.ring.next_lsn();
-        if let Some(waited) = self.durable_from_sync_thread(end).await {
-            return waited;
+        if self.has_sync_thread() {
+            return self.wait_for_sync_thread(self.ring.next_lsn()).await;
         }
         let ring = Arc::clone(&self.ring);
         pool(move || ring.sync()).await
     }
 
-    /// Under `Always` and `Batch`, where the ring's sync thread runs: asks
-    /// it for a sync covering every LSN below `end` and waits for that,
-    /// holding no thread. `None` under `Os` (no sync thread).
-    async fn durable_from_sync_thread(&self, end: Lsn) -> Option<Result<(), D::Error>> {
+    /// The ring's sync thread runs under `Always` and `Batch` (not `Os`).
+    fn has_sync_thread(&self) -> bool {
+        !matches!(self.ring.shared.policy, FsyncPolicy::Os)
+    }
+
+    /// Asks the ring's sync thread for a sync covering every LSN below
+    /// `end` (unless one already did) and waits for it, holding no thread.
+    async fn wait_for_sync_thread(&self, end: Lsn) -> Result<(), D::Error> {
         let shared = &*self.ring.shared;
-        if matches!(shared.policy, FsyncPolicy::Os) {
-            return None;
-        }
         if shared.commit.durable_end() < end {
             shared.timer.request_sync();
         }
-        Some(shared.commit.durable(end).await.map_err(Error::from))
+        Ok(shared.commit.durable(end).await?)
     }
 
     /// [`SharedRing::wait_durable`], waiting as [`sync`](Self::sync) does.
@@ -227,9 +222,8 @@ where
     ///
     /// As [`SharedRing::wait_durable`].
     pub async fn wait_durable(&self, lsn: Lsn) -> Result<(), D::Error> {
-        let end = lsn.saturating_add(1).min(self.ring.next_lsn());
-        if let Some(waited) = self.durable_from_sync_thread(end).await {
-            return waited;
+        if self.has_sync_thread() {
+            return self.wait_for_sync_thread(lsn.saturating_add(1).min(self.ring.next_lsn())).await;
         }
         let ring = Arc::clone(&self.ring);
         pool(move || ring.wait_durable(lsn)).await
