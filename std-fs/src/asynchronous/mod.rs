@@ -525,6 +525,11 @@ fn read_ahead<S: Fs>(
         into.clear();
         let mut end = false;
         while into.items.len() < BATCH_RECORDS && into.len_bytes() < BATCH_BYTES {
+            // Records the reader checked ahead in a map, many at a time.
+            let room = BATCH_RECORDS - into.items.len();
+            if reader.take_ahead(room, |map, lsn, record| into.push_in(lsn, record, Some(map))) > 0 {
+                continue;
+            }
             if !map.as_ref().is_some_and(|held| reader.map().is_some_and(|m| Arc::ptr_eq(held, m))) {
                 map = reader.map().cloned();
             }

@@ -261,6 +261,40 @@ impl<S: Fs> Iter<S> {
         self.next_slow()
     }
 
+    /// The records of single-record frames that a run checked ahead in the
+    /// map, handed to `push` in order with their LSNs while they hold the
+    /// next LSNs to return (at most `max`), as [`try_next`](Self::try_next)
+    /// would return them; with the map they lie in. Leaves everything else
+    /// (batches, frames outside a map, a record whose layout does not
+    /// parse, which `try_next` then reports) to `try_next`. How many were
+    /// handed over.
+    #[cfg(feature = "async")]
+    pub(crate) fn take_ahead(&mut self, max: usize, mut push: impl FnMut(&Arc<Map>, Lsn, &Record<'_>)) -> usize {
+        if self.current.is_some_and(|cur| cur.next < cur.count) {
+            return 0;
+        }
+        let Some(map) = self.map.as_ref() else { return 0 };
+        let bytes = map.bytes();
+        let mut taken = 0;
+        while taken < max
+            && let Some(&next) = self.ahead.get(self.ahead_next)
+            && next.count == 1
+            && next.first == self.lsn
+            && self.lsn < self.end
+            && let Some(payload) = bytes.get(next.start..next.start + next.len as usize)
+            && let Ok((record, _)) = record_at(next.kind, payload, BATCH_ENTRIES_AT)
+        {
+            push(map, next.first, &record);
+            self.ahead_next += 1;
+            self.lsn += 1;
+            taken += 1;
+        }
+        if taken > 0 {
+            self.current = None;
+        }
+        taken
+    }
+
     /// [`try_next`](Self::try_next) past the common case: finds the next
     /// record to return, skipping those below the LSN asked for, loading
     /// frames as needed.
