@@ -60,6 +60,52 @@ impl Packed {
         self.push(lsn, record);
     }
 
+    /// Holds `map` for the records [`push_lent`](Self::push_lent) lends
+    /// from it next; the source to name it by.
+    #[cfg(feature = "async")]
+    pub(crate) fn hold(&mut self, map: &Arc<Map>) -> usize {
+        if !self.maps.last().is_some_and(|last| Arc::ptr_eq(last, map)) {
+            self.maps.push(Arc::clone(map));
+        }
+        self.maps.len()
+    }
+
+    /// Lends `record`, which lies in `payload`, itself at `start` in the
+    /// map `source` (from [`hold`](Self::hold)).
+    #[cfg(feature = "async")]
+    #[inline]
+    pub(crate) fn push_lent(
+        &mut self,
+        lsn: Lsn,
+        record: &Record<'_>,
+        source: usize,
+        payload: &[u8],
+        start: usize,
+    ) {
+        // Addresses compared, never dereferenced: each part of a record
+        // parsed from `payload` lies in it.
+        let at = |part: &[u8]| start + (part.as_ptr() as usize).wrapping_sub(payload.as_ptr() as usize);
+        let item = match *record {
+            Record::Raw(bytes) => {
+                Item { lsn, kind: ItemKind::Raw, source, start: at(bytes), first: bytes.len(), second: 0 }
+            }
+            Record::Delete { key } => {
+                Item { lsn, kind: ItemKind::Delete, source, start: at(key), first: key.len(), second: 0 }
+            }
+            Record::Put { key, value } => Item {
+                lsn,
+                kind: ItemKind::Put,
+                source,
+                start: at(key),
+                first: key.len(),
+                second: value.len(),
+            },
+            // A kind this batch does not know how to lend: copied.
+            _ => return self.push(lsn, record),
+        };
+        self.items.push(item);
+    }
+
     pub(crate) fn push(&mut self, lsn: Lsn, record: &Record<'_>) {
         let start = self.bytes.len();
         let (kind, first, second) = match (record.raw_payload(), record.key(), record.value()) {

@@ -466,25 +466,55 @@ impl<S: Fs> Drop for Wal<S> {
 /// iterator until the next call, as the blocking iterator lends its own);
 /// [`EntryBuf::from`] makes an owned copy.
 ///
-/// From its first call until it ends or is dropped, the iterator keeps one
-/// thread of the blocking pool reading ahead: at most two batches ready and
-/// one being read beyond the one being returned (each up to 8 192 records
-/// or 2 MiB of copied bytes). Records in mapped segment files are lent from
-/// the maps, which a batch holds until it is spent, not copied.
+/// From its first call until it ends or is dropped, the iterator keeps up
+/// to two threads of the blocking pool reading ahead, each through its own
+/// segment (one segment checked while the one before is handed over), each
+/// with at most two batches ready and one being read (each up to 8 192
+/// records or 2 MiB of copied bytes). Records in mapped segment files are
+/// lent from the maps, which a batch holds until it is spent, not copied.
 pub struct Iter<S: Fs = StdFs> {
     wal: Option<Arc<wal::Wal<S>>>,
     from: Option<Lsn>,
-    /// Batches read ahead on the blocking pool, once reading has started.
-    ahead: Option<tokio::sync::mpsc::Receiver<Result<Fetched>>>,
-    /// Read batches go back to the reader, to read into again.
-    spent: Option<std::sync::mpsc::Sender<Packed>>,
+    /// The readers on the blocking pool, in LSN order: the front one's
+    /// batches are returned first.
+    lanes: std::collections::VecDeque<Lane<S>>,
+    /// The blocking iterator over the segments after the newest lane's,
+    /// not yet given to a reader.
+    rest: Option<wal::Iter<S>>,
+    started: bool,
+    spent: Spent,
     /// The batch being returned.
     batch: Packed,
     done: bool,
 }
 
-/// A batch read on the blocking pool, and whether the log ended with it.
-type Fetched = (Packed, bool);
+/// Readers started at most at once.
+const LANES: usize = 2;
+
+/// Batches a reader may have ready.
+const AHEAD: usize = 64;
+
+/// One reader on the blocking pool.
+struct Lane<S: Fs> {
+    /// What it has read, in order.
+    ahead: tokio::sync::mpsc::Receiver<Result<Fetched<S>>>,
+}
+
+/// Batches the task has returned, for the next reader that needs a batch
+/// to clear (on the blocking pool: dropping what a batch holds may unmap a
+/// segment) and read into again.
+type Spent = Arc<std::sync::Mutex<Vec<Packed>>>;
+
+/// Cleared batches a reader keeps to read into.
+const KEPT: usize = 4;
+
+/// What a reader sends.
+enum Fetched<S: Fs> {
+    /// First, when segments lie past its own: the iterator over them.
+    Rest(wal::Iter<S>),
+    /// A batch, and whether the reader's part of the log ended with it.
+    Batch(Packed, bool),
+}
 
 impl<S: Fs> std::fmt::Debug for Iter<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -497,18 +527,24 @@ impl<S: Fs> std::fmt::Debug for Iter<S> {
 const BATCH_RECORDS: usize = 8192;
 const BATCH_BYTES: usize = 2 << 20;
 
-/// Reads batches from `from` (or the start) into `ahead` until the log as
-/// it was at the first read ends, an error, or the iterator is dropped;
-/// on the blocking pool. Batches come back through `spent` to be reused.
-fn read_ahead<S: Fs>(
-    wal: &wal::Wal<S>,
-    from: Option<Lsn>,
-    ahead: &tokio::sync::mpsc::Sender<Result<Fetched>>,
-    spent: &std::sync::mpsc::Receiver<Packed>,
-) {
-    let reader = match from {
-        Some(lsn) => wal.iter_from(lsn),
-        None => wal.iter(),
+/// Where a reader starts: the WAL and the LSN asked for (the first reader
+/// makes the blocking iterator), or an iterator split off by the reader
+/// before it.
+enum Start<S: Fs> {
+    Wal(Arc<wal::Wal<S>>, Option<Lsn>),
+    Rest(wal::Iter<S>),
+}
+
+/// Reads one segment's records (from `from`, or the start, for the first
+/// reader) into `ahead` in batches, after sending the iterator over the
+/// segments past it; until its part of the log as it was at the first read
+/// ends, an error, or the iterator is dropped; on the blocking pool.
+/// Batches come back through `spent` to be reused.
+fn read_ahead<S: Fs>(start: Start<S>, ahead: &tokio::sync::mpsc::Sender<Result<Fetched<S>>>, spent: &Spent) {
+    let reader = match start {
+        Start::Wal(wal, Some(lsn)) => wal.iter_from(lsn),
+        Start::Wal(wal, None) => wal.iter(),
+        Start::Rest(reader) => Ok(reader),
     };
     let mut reader = match reader {
         Ok(reader) => reader,
@@ -517,17 +553,30 @@ fn read_ahead<S: Fs>(
             return;
         }
     };
+    // The segments past this one go to another reader, which checks them
+    // while this one's records are handed over.
+    if let Some(rest) = reader.split_rest()
+        && ahead.blocking_send(Ok(Fetched::Rest(rest))).is_err()
+    {
+        return;
+    }
     // The map the next record may lie in: records lying there are lent
     // from it, held by the batch, rather than copied.
     let mut map: Option<Arc<crate::fs::Map>> = None;
+    let mut kept: Vec<Packed> = Vec::new();
     loop {
-        let mut into = spent.try_recv().unwrap_or_default();
-        into.clear();
+        // Every returned batch cleared now, releasing the maps it holds.
+        if let Ok(mut returned) = spent.lock() {
+            kept.append(&mut returned);
+        }
+        kept.iter_mut().for_each(Packed::clear);
+        kept.truncate(KEPT);
+        let mut into = kept.pop().unwrap_or_default();
         let mut end = false;
         while into.items.len() < BATCH_RECORDS && into.len_bytes() < BATCH_BYTES {
             // Records the reader checked ahead in a map, many at a time.
             let room = BATCH_RECORDS - into.items.len();
-            if reader.take_ahead(room, |map, lsn, record| into.push_in(lsn, record, Some(map))) > 0 {
+            if reader.take_ahead(&mut into, room) > 0 {
                 continue;
             }
             if !map.as_ref().is_some_and(|held| reader.map().is_some_and(|m| Arc::ptr_eq(held, m))) {
@@ -541,7 +590,8 @@ fn read_ahead<S: Fs>(
                 }
                 Err(e) => {
                     // The records before the error first, then the error.
-                    if !into.items.is_empty() && ahead.blocking_send(Ok((into, false))).is_err() {
+                    if !into.items.is_empty() && ahead.blocking_send(Ok(Fetched::Batch(into, false))).is_err()
+                    {
                         return;
                     }
                     let _ = ahead.blocking_send(Err(e));
@@ -550,7 +600,7 @@ fn read_ahead<S: Fs>(
             }
         }
         // A send fails only once the iterator is dropped: stop reading.
-        if ahead.blocking_send(Ok((into, end))).is_err() || end {
+        if ahead.blocking_send(Ok(Fetched::Batch(into, end))).is_err() || end {
             return;
         }
     }
@@ -558,19 +608,25 @@ fn read_ahead<S: Fs>(
 
 impl<S: Fs> Iter<S> {
     fn new(wal: Arc<wal::Wal<S>>, from: Option<Lsn>) -> Self {
-        Self { wal: Some(wal), from, ahead: None, spent: None, batch: Packed::default(), done: false }
+        Self {
+            wal: Some(wal),
+            from,
+            lanes: std::collections::VecDeque::new(),
+            rest: None,
+            started: false,
+            spent: Spent::default(),
+            batch: Packed::default(),
+            done: false,
+        }
     }
 
-    /// Starts the reader on the blocking pool.
-    fn start(&mut self) {
-        let Some(wal) = self.wal.as_ref().map(Arc::clone) else { return };
-        let from = self.from;
+    /// Starts a reader on the blocking pool.
+    fn start(&mut self, start: Start<S>) {
         // Two batches wait while a third is read.
-        let (ahead_tx, ahead_rx) = tokio::sync::mpsc::channel(2);
-        let (spent_tx, spent_rx) = std::sync::mpsc::channel();
-        drop(tokio::task::spawn_blocking(move || read_ahead(&wal, from, &ahead_tx, &spent_rx)));
-        self.ahead = Some(ahead_rx);
-        self.spent = Some(spent_tx);
+        let (ahead_tx, ahead_rx) = tokio::sync::mpsc::channel(AHEAD);
+        let spent = Arc::clone(&self.spent);
+        drop(tokio::task::spawn_blocking(move || read_ahead(start, &ahead_tx, &spent)));
+        self.lanes.push_back(Lane { ahead: ahead_rx });
     }
 
     /// The next record, or `None` at the end of the log as it was when the
@@ -603,18 +659,39 @@ impl<S: Fs> Iter<S> {
     /// As [`blocking::Iter::try_next`](crate::blocking::Iter::try_next), and
     /// [`Error::LsnOutOfRange`] for an LSN outside the log.
     pub async fn try_next(&mut self) -> Result<Option<Entry<'_>>> {
-        if self.batch.next == self.batch.items.len() {
+        while self.batch.next == self.batch.items.len() {
             if self.done {
                 return Ok(None);
             }
-            if self.ahead.is_none() {
-                self.start();
+            if !self.started {
+                self.started = true;
+                let Some(wal) = self.wal.as_ref().map(Arc::clone) else { return Ok(None) };
+                self.start(Start::Wal(wal, self.from));
             }
-            let Some(ahead) = self.ahead.as_mut() else { return Ok(None) };
-            // Cancel-safe: a batch not yet received stays in the channel.
-            let fetched = ahead.recv().await;
-            let (batch, end) = match fetched {
-                Some(Ok(fetched)) => fetched,
+            if self.lanes.len() < LANES
+                && let Some(rest) = self.rest.take()
+            {
+                self.start(Start::Rest(rest));
+            }
+            let Some(lane) = self.lanes.front_mut() else {
+                self.finish();
+                return Ok(None);
+            };
+            // Cancel-safe: what was not yet received stays in the channel.
+            match lane.ahead.recv().await {
+                Some(Ok(Fetched::Rest(rest))) => self.rest = Some(rest),
+                Some(Ok(Fetched::Batch(batch, end))) => {
+                    let spent = std::mem::replace(&mut self.batch, batch);
+                    if let Ok(mut returned) = self.spent.lock() {
+                        returned.push(spent);
+                    }
+                    if end {
+                        self.lanes.pop_front();
+                        if self.lanes.is_empty() && self.rest.is_none() {
+                            self.finish();
+                        }
+                    }
+                }
                 Some(Err(e)) => {
                     self.finish();
                     return Err(e);
@@ -631,16 +708,6 @@ impl<S: Fs> Iter<S> {
                         ),
                     });
                 }
-            };
-            let spent = std::mem::replace(&mut self.batch, batch);
-            if let Some(back) = &self.spent {
-                let _ = back.send(spent);
-            }
-            if end {
-                self.finish();
-            }
-            if self.batch.items.is_empty() {
-                return Ok(None);
             }
         }
         let item = self.batch.items[self.batch.next];
@@ -648,11 +715,12 @@ impl<S: Fs> Iter<S> {
         Ok(Some(self.batch.entry(item)))
     }
 
-    /// Ends the iteration: later calls return `None`.
+    /// Ends the iteration: later calls return `None` (once the batch being
+    /// returned is spent).
     fn finish(&mut self) {
         self.done = true;
-        self.ahead = None;
-        self.spent = None;
+        self.lanes.clear();
+        self.rest = None;
     }
 }
 

@@ -261,21 +261,67 @@ impl<S: Fs> Iter<S> {
         self.next_slow()
     }
 
-    /// The records of single-record frames that a run checked ahead in the
-    /// map, handed to `push` in order with their LSNs while they hold the
-    /// next LSNs to return (at most `max`), as [`try_next`](Self::try_next)
-    /// would return them; with the map they lie in. Leaves everything else
+    /// Splits off the segments after the one this iterator starts in,
+    /// before its first read: this iterator then ends where the next
+    /// segment begins, and the one returned reads from there on to the end
+    /// this one had, with the files it opened (a segment reclaimed
+    /// meanwhile stays readable to it). `None` when nothing lies past this
+    /// segment, or once reading has started.
+    #[cfg(feature = "async")]
+    pub(crate) fn split_rest(&mut self) -> Option<Self> {
+        if self.file.is_some() || self.current.is_some() || self.ahead_next < self.ahead.len() {
+            return None;
+        }
+        let next = self.segments.get(self.index + 1)?;
+        let (base, pos) = (next.base, next.frames_offset());
+        if base >= self.end || self.files.len() < 2 {
+            return None;
+        }
+        let files = self.files.split_off(1);
+        // This iterator keeps its segment and the next one's base (where
+        // it ends); the rest keeps the whole list.
+        let mine = vec![self.segments[self.index].clone(), next.clone()];
+        let segments = std::mem::replace(&mut self.segments, mine);
+        let rest = Self {
+            files,
+            active_end: self.active_end,
+            skips: self.skips.clone(),
+            index: self.index + 1,
+            file: None,
+            map: None,
+            file_end: 0,
+            pos,
+            at: base,
+            lsn: self.lsn.max(base),
+            end: self.end,
+            buf: Vec::new(),
+            plain: Vec::new(),
+            current: None,
+            key: EpochKey::new(0),
+            ahead: Vec::new(),
+            ahead_next: 0,
+            segments,
+        };
+        self.index = 0;
+        self.end = base;
+        Some(rest)
+    }
+
+    /// Moves into `into` the records of single-record frames that a run
+    /// checked ahead in the map, in order while they hold the next LSNs to
+    /// return (at most `max`), as [`try_next`](Self::try_next) would return
+    /// them: lent from the map, which `into` holds. Leaves everything else
     /// (batches, frames outside a map, a record whose layout does not
     /// parse, which `try_next` then reports) to `try_next`. How many were
-    /// handed over.
+    /// moved.
     #[cfg(feature = "async")]
-    pub(crate) fn take_ahead(&mut self, max: usize, mut push: impl FnMut(&Arc<Map>, Lsn, &Record<'_>)) -> usize {
+    pub(crate) fn take_ahead(&mut self, into: &mut crate::packed::Packed, max: usize) -> usize {
         if self.current.is_some_and(|cur| cur.next < cur.count) {
             return 0;
         }
         let Some(map) = self.map.as_ref() else { return 0 };
         let bytes = map.bytes();
-        let mut taken = 0;
+        let (mut taken, mut source) = (0, None);
         while taken < max
             && let Some(&next) = self.ahead.get(self.ahead_next)
             && next.count == 1
@@ -284,7 +330,8 @@ impl<S: Fs> Iter<S> {
             && let Some(payload) = bytes.get(next.start..next.start + next.len as usize)
             && let Ok((record, _)) = record_at(next.kind, payload, BATCH_ENTRIES_AT)
         {
-            push(map, next.first, &record);
+            let source = *source.get_or_insert_with(|| into.hold(map));
+            into.push_lent(next.first, &record, source, payload, next.start);
             self.ahead_next += 1;
             self.lsn += 1;
             taken += 1;
@@ -382,6 +429,11 @@ impl<S: Fs> Iter<S> {
                 self.pos = self.segments[self.index].frames_offset();
                 self.at = self.segments[self.index].base;
                 self.lsn = self.lsn.max(self.at);
+                if self.lsn >= self.end {
+                    // Nothing more to return (an iterator split off at
+                    // this segment holds no file for it).
+                    return Ok(());
+                }
                 continue;
             }
             if self.file.is_none() {
