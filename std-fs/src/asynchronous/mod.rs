@@ -480,7 +480,7 @@ pub struct Iter<S: Fs = StdFs> {
     lanes: std::collections::VecDeque<Lane<S>>,
     /// The blocking iterator over the segments after the newest lane's,
     /// not yet given to a reader.
-    rest: Option<wal::Iter<S>>,
+    rest: Option<Box<wal::Iter<S>>>,
     started: bool,
     spent: Spent,
     /// The batch being returned.
@@ -511,7 +511,7 @@ const KEPT: usize = 4;
 /// What a reader sends.
 enum Fetched<S: Fs> {
     /// First, when segments lie past its own: the iterator over them.
-    Rest(wal::Iter<S>),
+    Rest(Box<wal::Iter<S>>),
     /// A batch, and whether the reader's part of the log ended with it.
     Batch(Packed, bool),
 }
@@ -532,7 +532,7 @@ const BATCH_BYTES: usize = 2 << 20;
 /// before it.
 enum Start<S: Fs> {
     Wal(Arc<wal::Wal<S>>, Option<Lsn>),
-    Rest(wal::Iter<S>),
+    Rest(Box<wal::Iter<S>>),
 }
 
 /// Reads one segment's records (from `from`, or the start, for the first
@@ -544,7 +544,7 @@ fn read_ahead<S: Fs>(start: Start<S>, ahead: &tokio::sync::mpsc::Sender<Result<F
     let reader = match start {
         Start::Wal(wal, Some(lsn)) => wal.iter_from(lsn),
         Start::Wal(wal, None) => wal.iter(),
-        Start::Rest(reader) => Ok(reader),
+        Start::Rest(reader) => Ok(*reader),
     };
     let mut reader = match reader {
         Ok(reader) => reader,
@@ -556,7 +556,7 @@ fn read_ahead<S: Fs>(start: Start<S>, ahead: &tokio::sync::mpsc::Sender<Result<F
     // The segments past this one go to another reader, which checks them
     // while this one's records are handed over.
     if let Some(rest) = reader.split_rest()
-        && ahead.blocking_send(Ok(Fetched::Rest(rest))).is_err()
+        && ahead.blocking_send(Ok(Fetched::Rest(Box::new(rest)))).is_err()
     {
         return;
     }
