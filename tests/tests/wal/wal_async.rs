@@ -327,3 +327,48 @@ async fn async_iteration_across_segments_reads_in_order_while_segments_are_recla
     drop(iter);
     wal.close().await.unwrap();
 }
+
+/// A log opened under `SkipDamaged` whose damage ends a segment: the
+/// blocking iterator steps over the lost record to the next segment, and
+/// the async one, whose readers each end where the next segment begins,
+/// returns the same records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_iteration_steps_over_damage_skipped_at_the_end_of_a_segment() {
+    let scratch = Scratch::new("async-iter-skip-tail");
+    let config = WalConfig::new(scratch.wal()).segment_size(64 << 10).fsync(FsyncPolicy::Os);
+    let record = |lsn: u64| format!("{lsn:>100}").into_bytes();
+    {
+        let (wal, _) = Wal::open(config.clone()).await.unwrap();
+        for lsn in 0..3_000u64 {
+            wal.append(&Record::raw(&record(lsn))).await.unwrap();
+        }
+        wal.close().await.unwrap();
+    }
+    let files = nori_wal_tests::walkit::segment_files(&scratch.wal());
+    assert!(files.len() > 3, "{} segments", files.len());
+    // The last record of the second segment damaged.
+    let base = |path: &std::path::Path| -> u64 { path.file_stem().unwrap().to_str().unwrap().parse().unwrap() };
+    let last = base(&files[2]) - 1;
+    let bytes = std::fs::read(&files[1]).unwrap();
+    let at = bytes.windows(100).position(|w| w == record(last).as_slice()).expect("the record is in its segment");
+    nori_wal_tests::walkit::flip_bit(&files[1], at as u64 + 50, 2);
+    let (wal, _) = Wal::open(config.recovery(nori_wal::RecoveryMode::SkipDamaged)).await.unwrap();
+    let blocking: Vec<u64> = {
+        let mut iter = wal.blocking().iter().unwrap();
+        let mut lsns = Vec::new();
+        while let Some(entry) = iter.try_next().unwrap() {
+            lsns.push(entry.lsn);
+        }
+        lsns
+    };
+    assert!(!blocking.contains(&last) && blocking.contains(&(last + 1)), "the damaged record alone is skipped");
+    let mut iter = wal.iter();
+    let mut lsns = Vec::new();
+    while let Some(entry) = iter.try_next().await.unwrap() {
+        assert_eq!(entry.record, Record::raw(&record(entry.lsn)));
+        lsns.push(entry.lsn);
+    }
+    assert_eq!(lsns, blocking);
+    drop(iter);
+    wal.close().await.unwrap();
+}
