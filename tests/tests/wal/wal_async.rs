@@ -347,10 +347,12 @@ async fn async_iteration_steps_over_damage_skipped_at_the_end_of_a_segment() {
     let files = nori_wal_tests::walkit::segment_files(&scratch.wal());
     assert!(files.len() > 3, "{} segments", files.len());
     // The last record of the second segment damaged.
-    let base = |path: &std::path::Path| -> u64 { path.file_stem().unwrap().to_str().unwrap().parse().unwrap() };
+    let base =
+        |path: &std::path::Path| -> u64 { path.file_stem().unwrap().to_str().unwrap().parse().unwrap() };
     let last = base(&files[2]) - 1;
     let bytes = std::fs::read(&files[1]).unwrap();
-    let at = bytes.windows(100).position(|w| w == record(last).as_slice()).expect("the record is in its segment");
+    let at =
+        bytes.windows(100).position(|w| w == record(last).as_slice()).expect("the record is in its segment");
     nori_wal_tests::walkit::flip_bit(&files[1], at as u64 + 50, 2);
     let (wal, _) = Wal::open(config.recovery(nori_wal::RecoveryMode::SkipDamaged)).await.unwrap();
     let blocking: Vec<u64> = {
@@ -361,7 +363,10 @@ async fn async_iteration_steps_over_damage_skipped_at_the_end_of_a_segment() {
         }
         lsns
     };
-    assert!(!blocking.contains(&last) && blocking.contains(&(last + 1)), "the damaged record alone is skipped");
+    assert!(
+        !blocking.contains(&last) && blocking.contains(&(last + 1)),
+        "the damaged record alone is skipped"
+    );
     let mut iter = wal.iter();
     let mut lsns = Vec::new();
     while let Some(entry) = iter.try_next().await.unwrap() {
