@@ -466,17 +466,16 @@ fn replay(bytes: u64, quick: bool) {
             wal.close().unwrap();
         }
         let (files, total) = segment_files(&dir);
-        let read_time = median(rounds, || read_files(&files));
         let mut held = 0;
-        let open_time = median(rounds, || {
+        let blocking_open = |held: &mut u64| {
             let t = Instant::now();
             let (wal, info) = Wal::open(config.clone()).unwrap();
-            held = info.records;
+            *held = info.records;
             let elapsed = t.elapsed().as_secs_f64();
             drop(wal);
             elapsed
-        });
-        let replay_time = median(rounds, || {
+        };
+        let blocking_replay = |held: u64| {
             let t = Instant::now();
             let (wal, _) = Wal::open(config.clone()).unwrap();
             let mut iter = wal.iter().unwrap();
@@ -493,15 +492,15 @@ fn replay(bytes: u64, quick: bool) {
             drop(iter);
             drop(wal);
             elapsed
-        });
-        let async_open_time = median(rounds, || {
+        };
+        let async_open = || {
             let t = Instant::now();
             let (wal, _) = runtime.block_on(nori_wal::Wal::open(config.clone())).unwrap();
             let elapsed = t.elapsed().as_secs_f64();
             drop(wal);
             elapsed
-        });
-        let async_replay_time = median(rounds, || {
+        };
+        let async_replay = |held: u64| {
             runtime.block_on(async {
                 let t = Instant::now();
                 let (wal, _) = nori_wal::Wal::open(config.clone()).await.unwrap();
@@ -520,31 +519,55 @@ fn replay(bytes: u64, quick: bool) {
                 drop(wal);
                 elapsed
             })
-        });
-        let row = |name: String, time: f64| Measurement {
-            name,
-            ops_per_sec: held as f64 / time,
-            bytes_per_sec: total as f64 / time,
         };
-        let baseline = row("read() the files".into(), read_time);
+        // One warm-up of each, then rounds in which `read()` of the files
+        // runs before each workload: each ratio is taken against the
+        // baseline measured just before it (this machine's speed drifts),
+        // and the median of the rounds' ratios is reported.
+        blocking_open(&mut held);
+        let _ = (read_files(&files), blocking_replay(held), async_open(), async_replay(held));
+        let mut rows: [(&str, Vec<f64>, Vec<f64>); 5] = [
+            ("read() the files", Vec::new(), Vec::new()),
+            ("**async: open, then iterate every record**", Vec::new(), Vec::new()),
+            ("async: open (every segment checked)", Vec::new(), Vec::new()),
+            ("blocking: open, then iterate every record", Vec::new(), Vec::new()),
+            ("blocking: open (every segment checked)", Vec::new(), Vec::new()),
+        ];
+        for _ in 0..rounds {
+            for k in 1..rows.len() {
+                let read = read_files(&files);
+                let time = match k {
+                    1 => async_replay(held),
+                    2 => async_open(),
+                    3 => blocking_replay(held),
+                    _ => blocking_open(&mut held),
+                };
+                rows[0].1.push(read);
+                rows[k].1.push(time);
+                rows[k].2.push(read / time);
+            }
+        }
         let frames = if batch == 1 {
             "one record per frame".to_string()
         } else {
             format!("frames of {batch} records")
         };
-        print_table(
-            &format!(
-                "Replay of a {} MiB log of {held} 128 B records, {frames} (default config, page cache warm; ops = records)",
-                total >> 20
-            ),
-            &baseline,
-            &[
-                row("**async: open, then iterate every record**".into(), async_replay_time),
-                row("async: open (every segment checked)".into(), async_open_time),
-                row("blocking: open, then iterate every record".into(), replay_time),
-                row("blocking: open (every segment checked)".into(), open_time),
-            ],
+        println!(
+            "\n### Replay of a {} MiB log of {held} 128 B records, {frames} (default config, page cache warm; ops = records; {rounds} rounds, `read()` before each workload in each round)\n",
+            total >> 20
         );
+        println!("| what | records/s (median) | GB/s (median) | vs read() just before (median, min–max) |");
+        println!("|---|---:|---:|---:|");
+        for (name, times, ratios) in &mut rows {
+            times.sort_by(f64::total_cmp);
+            ratios.sort_by(f64::total_cmp);
+            let time = times[times.len() / 2];
+            let ratio = match (ratios.first(), ratios.get(ratios.len() / 2), ratios.last()) {
+                (Some(lo), Some(mid), Some(hi)) => format!("{mid:.2}x ({lo:.2}–{hi:.2})"),
+                _ => "1.00x".to_string(),
+            };
+            println!("| {name} | {:.3e} | {:.2} | {ratio} |", held as f64 / time, total as f64 / time / 1e9);
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -236,11 +236,9 @@ impl<'a> BatchRecords<'a> {
         // Walk every entry once so that iteration cannot fail later. Each
         // entry takes at least ENTRY_HEADER_LEN bytes, so the loop is bounded
         // by the payload, whatever the count says.
-        let mut rest = entries;
-        let mut seen: u32 = 0;
-        while !rest.is_empty() {
-            let (_, after) = split_entry(rest)?;
-            rest = after;
+        let (mut at, mut seen) = (0usize, 0u32);
+        while at < entries.len() {
+            at = entry_end(entries, at)?;
             if seen == count {
                 return Err(malformed(Malformed::ExtraEntries));
             }
@@ -346,6 +344,37 @@ pub fn record_at(kind: FrameKind, payload: &[u8], at: usize) -> Result<(Record<'
 /// Where the first entry of a batch payload starts (after its count).
 pub const BATCH_ENTRIES_AT: usize = 4;
 
+/// Where the batch entry at `at` of `entries` ends, once it is found
+/// whole and well formed: what [`split_entry`] checks, with the same
+/// errors, without making the record.
+fn entry_end(entries: &[u8], at: usize) -> Result<usize, DecodeError> {
+    let Some(&[tag, l0, l1, l2, l3]) = entries.get(at..).and_then(<[u8]>::first_chunk::<ENTRY_HEADER_LEN>)
+    else {
+        return Err(malformed(Malformed::EntryHeaderCut));
+    };
+    let body = at + ENTRY_HEADER_LEN;
+    let len = usize::try_from(u32::from_le_bytes([l0, l1, l2, l3]))
+        .map_err(|_| malformed(Malformed::EntryTooLong))?;
+    if len > entries.len() - body {
+        return Err(malformed(Malformed::EntryTooLong));
+    }
+    match FrameKind::from_code(tag) {
+        Some(FrameKind::Put) => {
+            let Some(key_len) = entries.get(body..body + len).and_then(<[u8]>::first_chunk::<4>) else {
+                return Err(malformed(Malformed::PutKeyLengthCut));
+            };
+            let key_len = usize::try_from(u32::from_le_bytes(*key_len))
+                .map_err(|_| malformed(Malformed::PutKeyTooLong))?;
+            if key_len > len - 4 {
+                return Err(malformed(Malformed::PutKeyTooLong));
+            }
+        }
+        Some(FrameKind::Delete | FrameKind::Raw) => {}
+        _ => return Err(malformed(Malformed::EntryType)),
+    }
+    Ok(body + len)
+}
+
 /// Splits one batch entry off the front of `bytes`.
 pub(crate) fn split_entry(bytes: &[u8]) -> Result<(Record<'_>, &[u8]), DecodeError> {
     let (&tag, rest) = bytes.split_first().ok_or(malformed(Malformed::EntryHeaderCut))?;
@@ -427,5 +456,68 @@ pub(super) fn batch_pieces(records: &[Record<'_>], f: &mut dyn FnMut(&[u8])) {
         head[1..].copy_from_slice(&(record_body_len(record) as u32).to_le_bytes());
         f(&head);
         record_pieces(record, f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::vec::Vec;
+
+    use super::*;
+
+    /// The walk that checks a batch at parse time, entry by entry as
+    /// iteration splits them: what [`entry_end`] must agree with.
+    fn walk_by_split(entries: &[u8], count: u32) -> Result<(), DecodeError> {
+        let (mut rest, mut seen) = (entries, 0u32);
+        while !rest.is_empty() {
+            rest = split_entry(rest)?.1;
+            if seen == count {
+                return Err(malformed(Malformed::ExtraEntries));
+            }
+            seen += 1;
+        }
+        if seen == count { Ok(()) } else { Err(malformed(Malformed::MissingEntries)) }
+    }
+
+    /// Batches well formed, cut anywhere, with any byte changed to values
+    /// that matter (types, lengths), and garbage: the parse and the walk
+    /// by split agree on every one, error reason included.
+    #[test]
+    fn the_batch_check_agrees_with_splitting_every_entry() {
+        let mut batch: Vec<u8> = 3u32.to_le_bytes().to_vec();
+        batch.extend_from_slice(&[1, 9, 0, 0, 0, 2, 0, 0, 0, b'k', b'1', b'v', b'v', b'v']);
+        batch.extend_from_slice(&[2, 2, 0, 0, 0, b'k', b'2']);
+        batch.extend_from_slice(&[3, 3, 0, 0, 0, b'a', b'b', b'c']);
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for cut in 4..=batch.len() {
+            cases.push(batch[..cut].to_vec());
+        }
+        for at in 0..batch.len() {
+            for value in [0u8, 1, 2, 3, 4, 5, 7, 8, 9, 0x80, 0xFF] {
+                let mut case = batch.clone();
+                case[at] = value;
+                cases.push(case);
+            }
+        }
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = 4 + (x % 40) as usize;
+            let mut case: Vec<u8> = (0..len).map(|i| (x >> (i % 8 * 8)) as u8 % 12).collect();
+            case[..4].copy_from_slice(&((x >> 40) as u32 % 5).to_le_bytes());
+            cases.push(case);
+        }
+        for case in &cases {
+            let (count, entries) = split_u32(case).unwrap();
+            let expected = if count == 0 {
+                Err(malformed(Malformed::EmptyBatch))
+            } else {
+                walk_by_split(entries, count)
+            };
+            assert_eq!(BatchRecords::parse(case).map(|_| ()), expected, "{case:?}");
+        }
     }
 }
