@@ -127,6 +127,7 @@ impl Packed {
         self.items.push(Item { lsn, kind, source: 0, start, first, second });
     }
 
+    #[inline]
     pub(crate) fn entry(&self, item: Item) -> Entry<'_> {
         let bytes = match item.source.checked_sub(1) {
             None => &self.bytes[..],

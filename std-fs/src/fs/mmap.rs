@@ -75,6 +75,7 @@ impl Map {
 impl Map {
     /// The mapped bytes.
     #[must_use]
+    #[inline]
     pub fn bytes(&self) -> &[u8] {
         #[cfg(feature = "mmap")]
         return &self.0;
