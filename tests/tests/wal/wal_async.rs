@@ -308,6 +308,15 @@ async fn async_iteration_across_segments_reads_in_order_while_segments_are_recla
         }
         assert_eq!(next, total, "from {from}");
     }
+    // An LSN past the log: the first read reports it, then nothing.
+    let mut iter = wal.iter_from(total + 1);
+    assert!(matches!(iter.try_next().await, Err(Error::LsnOutOfRange { lsn, .. }) if lsn == total + 1));
+    assert!(iter.try_next().await.unwrap().is_none());
+    // Dropped part way, with both readers ahead of it: nothing is lost to
+    // the next iterator.
+    let mut iter = wal.iter();
+    assert_eq!(iter.try_next().await.unwrap().map(|e| e.lsn), Some(0));
+    drop(iter);
     // Reclaimed while the iterator is part way: it still reads them.
     let mut iter = wal.iter();
     let first = iter.try_next().await.unwrap().map(|e| e.lsn);
