@@ -307,21 +307,42 @@ impl<S: Fs> Iter<S> {
         Some(rest)
     }
 
-    /// Moves into `into` the records of single-record frames that a run
-    /// checked ahead in the map, in order while they hold the next LSNs to
-    /// return (at most `max`), as [`try_next`](Self::try_next) would return
-    /// them: lent from the map, which `into` holds. Leaves everything else
-    /// (batches, frames outside a map, a record whose layout does not
+    /// Moves into `into` the rest of a batch being returned from the map,
+    /// then the records of single-record frames that a run checked ahead
+    /// in the map, in order while they hold the next LSNs to return (at
+    /// most `max`), as [`try_next`](Self::try_next) would return them: lent
+    /// from the map, which `into` holds. Leaves everything else (frames
+    /// outside a map, the start of a batch, a record whose layout does not
     /// parse, which `try_next` then reports) to `try_next`. How many were
     /// moved.
     #[cfg(feature = "async")]
     pub(crate) fn take_ahead(&mut self, into: &mut crate::packed::Packed, max: usize) -> usize {
-        if self.current.is_some_and(|cur| cur.next < cur.count) {
-            return 0;
-        }
         let Some(map) = self.map.as_ref() else { return 0 };
         let bytes = map.bytes();
         let (mut taken, mut source) = (0, None);
+        // First the rest of a batch being returned from the map.
+        if let Some(cur) = self.current.as_mut()
+            && cur.next < cur.count
+        {
+            let Source::Map(start) = cur.source else { return 0 };
+            let Some(payload) = bytes.get(start..start + cur.len) else { return 0 };
+            while taken < max
+                && cur.next < cur.count
+                && cur.first + u64::from(cur.next) == self.lsn
+                && self.lsn < self.end
+                && let Ok((record, entry_at)) = record_at(cur.kind, payload, cur.entry_at)
+            {
+                let source = *source.get_or_insert_with(|| into.hold(map));
+                into.push_lent(self.lsn, &record, source, payload, start);
+                cur.next += 1;
+                cur.entry_at = entry_at;
+                self.lsn += 1;
+                taken += 1;
+            }
+            if cur.next < cur.count {
+                return taken;
+            }
+        }
         while taken < max
             && let Some(&next) = self.ahead.get(self.ahead_next)
             && next.count == 1
