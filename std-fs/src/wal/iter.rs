@@ -93,6 +93,19 @@ const RUN_FRAME_MAX: usize = 4096;
 /// Frames checked ahead at most, per run.
 const AHEAD_MAX: usize = 64;
 
+/// Where an iterator that has read nothing yet starts (see `Iter::at`).
+struct Start<S: Fs> {
+    files: std::collections::VecDeque<S::File>,
+    segments: Vec<SegMeta>,
+    active_end: Option<u64>,
+    skips: Vec<Skip>,
+    index: usize,
+    pos: u64,
+    at: Lsn,
+    lsn: Lsn,
+    end: Lsn,
+}
+
 /// ```
 /// use nori_wal::blocking::Wal;
 /// use nori_wal::{Record, WalConfig};
@@ -180,7 +193,15 @@ impl<S: Fs> Iter<S> {
             .map(|seg| fs.open(&seg.path, OpenMode::Read).map_err(|e| Error::io("open", &seg.path, e)))
             .collect::<Result<_>>()?;
         let pos = segments.get(index).map_or(0, SegMeta::frames_offset);
-        Ok(Self {
+        Ok(Self::at(Start { files, segments, active_end, skips, index, pos, at, lsn, end }))
+    }
+
+    /// An iterator that has read nothing yet, at `from.pos` in segment
+    /// `from.index` (expecting `from.at` there), returning `from.lsn` up
+    /// to `from.end`.
+    fn at(from: Start<S>) -> Self {
+        let Start { files, segments, active_end, skips, index, pos, at, lsn, end } = from;
+        Self {
             files,
             segments,
             active_end,
@@ -199,7 +220,7 @@ impl<S: Fs> Iter<S> {
             key: EpochKey::new(0),
             ahead: Vec::new(),
             ahead_next: 0,
-        })
+        }
     }
 
     /// The next record, or `None` at the end of the log as it was when the
@@ -282,26 +303,17 @@ impl<S: Fs> Iter<S> {
         // it ends); the rest keeps the whole list.
         let mine = vec![self.segments[self.index].clone(), next.clone()];
         let segments = std::mem::replace(&mut self.segments, mine);
-        let rest = Self {
+        let rest = Self::at(Start {
             files,
+            segments,
             active_end: self.active_end,
             skips: self.skips.clone(),
             index: self.index + 1,
-            file: None,
-            map: None,
-            file_end: 0,
             pos,
             at: base,
             lsn: self.lsn.max(base),
             end: self.end,
-            buf: Vec::new(),
-            plain: Vec::new(),
-            current: None,
-            key: EpochKey::new(0),
-            ahead: Vec::new(),
-            ahead_next: 0,
-            segments,
-        };
+        });
         self.index = 0;
         self.end = base;
         Some(rest)

@@ -260,14 +260,7 @@ async fn async_iteration_reports_damage_after_the_records_before_it() {
     assert!(segments.len() > 4, "{} segments", segments.len());
     // A byte in the middle of the third segment's frames.
     nori_wal_tests::walkit::flip_bit(&segments[2], 32 << 10, 3);
-    let blocking: Vec<u64> = {
-        let mut iter = wal.blocking().iter().unwrap();
-        let mut lsns = Vec::new();
-        while let Ok(Some(entry)) = iter.try_next() {
-            lsns.push(entry.lsn);
-        }
-        lsns
-    };
+    let blocking = blocking_lsns(&wal);
     let mut iter = wal.iter();
     let mut lsns = Vec::new();
     let error = loop {
@@ -364,14 +357,7 @@ async fn async_iteration_steps_over_damage_skipped_at_the_end_of_a_segment() {
         bytes.windows(100).position(|w| w == record(last).as_slice()).expect("the record is in its segment");
     nori_wal_tests::walkit::flip_bit(&files[1], at as u64 + 50, 2);
     let (wal, _) = Wal::open(config.recovery(nori_wal::RecoveryMode::SkipDamaged)).await.unwrap();
-    let blocking: Vec<u64> = {
-        let mut iter = wal.blocking().iter().unwrap();
-        let mut lsns = Vec::new();
-        while let Some(entry) = iter.try_next().unwrap() {
-            lsns.push(entry.lsn);
-        }
-        lsns
-    };
+    let blocking = blocking_lsns(&wal);
     assert!(
         !blocking.contains(&last) && blocking.contains(&(last + 1)),
         "the damaged record alone is skipped"
@@ -385,4 +371,14 @@ async fn async_iteration_steps_over_damage_skipped_at_the_end_of_a_segment() {
     assert_eq!(lsns, blocking);
     drop(iter);
     wal.close().await.unwrap();
+}
+
+/// The LSNs the blocking iterator returns, up to the first error.
+fn blocking_lsns(wal: &Wal) -> Vec<u64> {
+    let mut iter = wal.blocking().iter().unwrap();
+    let mut lsns = Vec::new();
+    while let Ok(Some(entry)) = iter.try_next() {
+        lsns.push(entry.lsn);
+    }
+    lsns
 }
