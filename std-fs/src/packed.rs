@@ -71,7 +71,10 @@ impl Packed {
     }
 
     /// Lends `record`, which lies in `payload`, itself at `start` in the
-    /// map `source` (from [`hold`](Self::hold)).
+    /// map `source` (from [`hold`](Self::hold)). What [`push_in`](Self::push_in)
+    /// does for a record known to lie in a held map, without asking per
+    /// record which map and whether it lies there: through `push_in`, an
+    /// async replay took 1.15x–1.18x the time.
     #[cfg(feature = "async")]
     #[inline]
     pub(crate) fn push_lent(

@@ -480,9 +480,11 @@ mod tests {
         if seen == count { Ok(()) } else { Err(malformed(Malformed::MissingEntries)) }
     }
 
-    /// Batches well formed, cut anywhere, with any byte changed to values
-    /// that matter (types, lengths), and garbage: the parse and the walk
-    /// by split agree on every one, error reason included.
+    /// Batches well formed, torn anywhere (the rest missing, zeros or
+    /// erased), with any byte changed to values that matter (types,
+    /// lengths), runs of zeros, 0xFF and another value, and garbage: the
+    /// parse and the walk by split agree on every one, error reason
+    /// included.
     #[test]
     fn the_batch_check_agrees_with_splitting_every_entry() {
         let mut batch: Vec<u8> = 3u32.to_le_bytes().to_vec();
@@ -491,8 +493,24 @@ mod tests {
         batch.extend_from_slice(&[3, 3, 0, 0, 0, b'a', b'b', b'c']);
         let mut x = 0x2545_F491_4F6C_DD1Du64;
         let mut cases: Vec<Vec<u8>> = Vec::new();
+        // Torn: the batch cut anywhere, the rest never written (nothing,
+        // zeros or erased bytes after the cut).
         for cut in 4..=batch.len() {
             cases.push(batch[..cut].to_vec());
+            for fill in [0u8, 0xFF] {
+                let mut torn = batch[..cut].to_vec();
+                torn.resize(batch.len(), fill);
+                cases.push(torn);
+            }
+        }
+        // Runs of one value, after a count that asks for entries.
+        for fill in [0u8, 0xFF, 0x5A] {
+            for len in [1, 4, 5, 9, 64] {
+                let mut run = 2u32.to_le_bytes().to_vec();
+                run.resize(4 + len, fill);
+                cases.push(run);
+                cases.push([fill].repeat(4 + len));
+            }
         }
         for at in 0..batch.len() {
             for value in [0u8, 1, 2, 3, 4, 5, 7, 8, 9, 0x80, 0xFF] {
