@@ -603,42 +603,71 @@ impl KeepTwo {
 
 /// The seed's path: the async API, one record per `append`, one task,
 /// under `policy` (`Always` is the default configuration, the headline);
-/// against the blocking API on one thread. Both reclaim all but their two
-/// newest segments, so that neither is throttled by the other's write-back.
+/// against the blocking API on one thread. The task runs as
+/// `#[tokio::main]` runs its body (`block_on` of a multi-thread runtime),
+/// and, in a further row, on a current-thread runtime. The three take turns
+/// for three rounds, each ratio against the blocking figure of its own
+/// round (this machine's speed drifts within a run). All reclaim all but
+/// their two newest segments, so that none is throttled by another's
+/// write-back.
 fn async_one_writer(settings: Settings, policy: FsyncPolicy) {
     // Appends per timed call: a durable append takes a sync.
     let per_call: u64 = if policy == FsyncPolicy::Always { 100 } else { 10_000 };
+    let rounds = if settings.samples < 5 { 1 } else { 3 };
     let payload = [0x5Au8; RECORD];
     let config = |dir: &std::path::Path| WalConfig::new(dir).fsync(policy);
     let dir = bench_dir("one-blocking");
     let (wal, _) = Wal::open(config(&dir)).unwrap();
     let mut keep = KeepTwo::new(&wal);
-    let baseline = measure("blocking, one thread", settings, per_call, per_call * RECORD as u64, || {
-        for _ in 0..per_call {
-            black_box(wal.append(&Record::raw(black_box(&payload))).unwrap());
-        }
-        keep.reclaim(&wal);
-    });
-    drop(wal);
-    let _ = std::fs::remove_dir_all(&dir);
-    let adir = bench_dir("one-async");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let wal = runtime.block_on(nori_wal::Wal::open(config(&adir))).unwrap().0;
-    let mut keep = KeepTwo::new(wal.blocking());
-    let ours = measure("async, one task", settings, per_call, per_call * RECORD as u64, || {
-        runtime.block_on(async {
-            for _ in 0..per_call {
-                black_box(wal.append(&Record::raw(black_box(&payload))).await.unwrap());
-            }
-        });
-        keep.reclaim(wal.blocking());
-    });
+    let runtimes = [
+        (
+            "async, one task (`#[tokio::main]`: multi-thread runtime)",
+            tokio::runtime::Builder::new_multi_thread(),
+        ),
+        ("async, one task, current-thread runtime", tokio::runtime::Builder::new_current_thread()),
+    ];
+    let mut asyncs: Vec<_> = runtimes
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, mut builder))| {
+            let runtime = builder.enable_all().build().unwrap();
+            let adir = bench_dir(&format!("one-async-{i}"));
+            let wal = runtime.block_on(nori_wal::Wal::open(config(&adir))).unwrap().0;
+            let keep = KeepTwo::new(wal.blocking());
+            (name, runtime, adir, wal, keep)
+        })
+        .collect();
     let title =
         format!("One writer under {policy:?}, async against blocking (128 B, default config otherwise)");
-    print_table(&title, &baseline, &[ours]);
+    for round in 1..=rounds {
+        let baseline = measure("blocking, one thread", settings, per_call, per_call * RECORD as u64, || {
+            for _ in 0..per_call {
+                black_box(wal.append(&Record::raw(black_box(&payload))).unwrap());
+            }
+            keep.reclaim(&wal);
+        });
+        let rows: Vec<_> = asyncs
+            .iter_mut()
+            .map(|(name, runtime, _, wal, keep)| {
+                measure(name, settings, per_call, per_call * RECORD as u64, || {
+                    runtime.block_on(async {
+                        for _ in 0..per_call {
+                            black_box(wal.append(&Record::raw(black_box(&payload))).await.unwrap());
+                        }
+                    });
+                    keep.reclaim(wal.blocking());
+                })
+            })
+            .collect();
+        print_table(&format!("{title}, round {round} of {rounds}"), &baseline, &rows);
+    }
     drop(wal);
-    drop(runtime);
-    let _ = std::fs::remove_dir_all(adir);
+    let _ = std::fs::remove_dir_all(&dir);
+    for (_, runtime, adir, wal, _) in asyncs {
+        drop(wal);
+        drop(runtime);
+        let _ = std::fs::remove_dir_all(adir);
+    }
 }
 
 /// Reading back `records` single 128-byte records: the async iterator (a

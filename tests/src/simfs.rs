@@ -73,6 +73,10 @@ struct State {
     ops: u64,
     /// Directory syncs done, for tests that count them.
     pub dir_syncs: u64,
+    /// How long each `sync_data` takes (a disk's flush), outside the lock.
+    sync_time: std::time::Duration,
+    /// The thread that made the last `sync_data`.
+    last_syncer: Option<std::thread::ThreadId>,
 }
 
 /// A simulated file system; clones share it.
@@ -114,6 +118,20 @@ impl SimFs {
         state.entries.insert(PathBuf::from("/"), Entry::Dir);
         state.durable_entries.insert(PathBuf::from("/"), Entry::Dir);
         Self { state: Arc::new(Mutex::new(state)) }
+    }
+
+    /// Each `sync_data` takes `sync_time` (a disk's flush), outside the
+    /// file system's lock.
+    #[must_use]
+    pub fn slow_syncs(self, sync_time: std::time::Duration) -> Self {
+        self.lock().sync_time = sync_time;
+        self
+    }
+
+    /// The thread that made the last `sync_data` of any file.
+    #[must_use]
+    pub fn last_syncer(&self) -> Option<std::thread::ThreadId> {
+        self.lock().last_syncer
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -441,7 +459,12 @@ impl File for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        let sync_time = self.lock().sync_time;
+        if !sync_time.is_zero() {
+            std::thread::sleep(sync_time);
+        }
         let mut state = self.lock();
+        state.last_syncer = Some(std::thread::current().id());
         state.tick()?;
         let n = state.syncs;
         state.syncs += 1;

@@ -106,6 +106,26 @@ async fn blocking<T: Send + 'static>(op: impl FnOnce() -> Result<T> + Send + 'st
     tokio::task::spawn_blocking(op).await.map_err(task_failed)?
 }
 
+/// Runs `op` on the calling task's own thread when the runtime lets a task
+/// block there, else returns `None` without running it.
+///
+/// Only tokio's multi-thread runtime does: `block_in_place` first hands
+/// the worker's other tasks to another thread, so they keep running while
+/// `op` blocks. A lone writer under [`FsyncPolicy::Always`] syncs this way,
+/// as a blocking caller does, instead of waking the sync thread and then
+/// being woken by it (two thread wake-ups per append). Under the
+/// current-thread runtime, or outside tokio, `None`: the caller awaits the
+/// sync thread instead.
+pub(crate) fn on_this_thread<T>(op: impl FnOnce() -> T) -> Option<T> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            Some(tokio::task::block_in_place(op))
+        }
+        _ => None,
+    }
+}
+
 /// A task on the blocking pool that panicked or was cancelled.
 #[cold]
 fn task_failed(e: tokio::task::JoinError) -> Error {
@@ -279,7 +299,18 @@ impl<S: Fs> Wal<S> {
     pub(crate) async fn settle_appended(&self, end: Lsn) -> Result<()> {
         match self.wal().config().fsync {
             FsyncPolicy::Always => {
-                self.wal().request_sync(end);
+                let wal = self.wal();
+                let commit = &wal.shared().commit;
+                if commit.durable_end() >= end {
+                    return Ok(());
+                }
+                // Alone, lead the sync here, as a blocking caller does.
+                if commit.would_lead()
+                    && let Some(synced) = on_this_thread(|| wal.shared().after_append(end))
+                {
+                    return synced;
+                }
+                wal.request_sync(end);
                 self.durable(end).await
             }
             FsyncPolicy::Batch(_) => self.durable(end).await,

@@ -210,9 +210,16 @@ where
     /// `end` (unless one already did) and waits for it, holding no thread.
     async fn wait_for_sync_thread(&self, end: Lsn) -> Result<(), D::Error> {
         let shared = &*self.ring.shared;
-        if shared.commit.durable_end() < end {
-            shared.timer.request_sync();
+        if shared.commit.durable_end() >= end {
+            return Ok(());
         }
+        // Alone, lead the sync here, as a blocking caller does.
+        if shared.commit.would_lead()
+            && let Some(synced) = crate::asynchronous::on_this_thread(|| shared.lead_or_ask(end))
+        {
+            return synced;
+        }
+        shared.timer.request_sync();
         Ok(shared.commit.durable(end).await?)
     }
 

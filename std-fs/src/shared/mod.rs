@@ -379,12 +379,7 @@ where
     fn settle(&self, end: Lsn) -> Result<(), D::Error> {
         let shared = &*self.shared;
         match shared.policy {
-            // Alone, the caller leads its sync itself (no hand-off); while
-            // a sync runs, it asks the sync thread for the next one and
-            // parks until a sync covers it.
-            FsyncPolicy::Always => {
-                shared.commit.sync_or_ask(end, || shared.lead(), Some(&|| shared.timer.request_sync()))
-            }
+            FsyncPolicy::Always => shared.lead_or_ask(end),
             FsyncPolicy::Batch(_) => {
                 shared.timer.mark_dirty();
                 Ok(())
@@ -595,6 +590,14 @@ where
                 Err(e)
             }
         }
+    }
+
+    /// Returns once every LSN below `end` is durable: a lone caller leads
+    /// its sync itself (no hand-off); while a sync runs,
+    /// it asks the sync thread for the next one and parks until a sync
+    /// covers it.
+    fn lead_or_ask(&self, end: Lsn) -> Result<(), D::Error> {
+        self.commit.sync_or_ask(end, || self.lead(), Some(&|| self.timer.request_sync()))
     }
 
     /// Returns once every LSN below `end` is durable: leads a turn of the

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use nori_wal::shared::{Error, SharedConfig, SharedRing};
@@ -16,13 +17,19 @@ use nori_wal_tests::sim::{Crash, Cut, Faults, SimDevice, SimError, TraceOp};
 
 /// A simulated device that its sync handle shares: the handle's syncs go
 /// into the same trace as the writes, in the order they happened. A sync
-/// takes `sync_time` (a disk's), outside the device's lock.
+/// takes `sync_time` (a disk's), outside the device's lock; the handle
+/// notes which thread made the last one.
 #[derive(Clone)]
-struct SharedSim(Arc<Mutex<SimDevice>>, Duration);
+struct SharedSim(Arc<Mutex<SimDevice>>, Duration, Arc<Mutex<Option<ThreadId>>>);
 
 impl SharedSim {
     fn new(device: SimDevice) -> Self {
-        Self(Arc::new(Mutex::new(device)), Duration::ZERO)
+        Self(Arc::new(Mutex::new(device)), Duration::ZERO, Arc::default())
+    }
+
+    /// The thread that made the last sync through the sync handle.
+    fn last_syncer(&self) -> Option<ThreadId> {
+        *self.2.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn slow_syncs(mut self, sync_time: Duration) -> Self {
@@ -63,13 +70,14 @@ impl BlockDevice for SharedSim {
     }
 }
 
-struct SimHandle(Arc<Mutex<SimDevice>>, Duration);
+struct SimHandle(Arc<Mutex<SimDevice>>, Duration, Arc<Mutex<Option<ThreadId>>>);
 
 impl SyncHandle for SimHandle {
     type Error = SimError;
 
     fn sync(&self) -> Result<(), SimError> {
         std::thread::sleep(self.1);
+        *self.2.lock().unwrap_or_else(PoisonError::into_inner) = Some(std::thread::current().id());
         self.0.lock().unwrap_or_else(PoisonError::into_inner).sync()
     }
 }
@@ -78,7 +86,7 @@ impl SplitSync for SharedSim {
     type Handle = SimHandle;
 
     fn sync_handle(&self) -> Result<SimHandle, SimError> {
-        Ok(SimHandle(Arc::clone(&self.0), self.1))
+        Ok(SimHandle(Arc::clone(&self.0), self.1, Arc::clone(&self.2)))
     }
 }
 
@@ -167,17 +175,30 @@ fn threads_share_syncs_and_every_acknowledged_record_reads_back() {
 fn a_power_cut_anywhere_keeps_every_acknowledged_record() {
     // 512-byte and 4 KiB sectors.
     for sector in [512, 4096] {
-        power_cuts_on(Geometry::block(sector).unwrap(), false);
+        power_cuts_on(Geometry::block(sector).unwrap(), Writers::Threads);
     }
 }
 
 /// As above, through the async API: tasks append on themselves and wait
 /// for the sync thread's syncs, mixed with a blocking thread's appends.
+/// Tasks on tokio's multi-thread runtime (a lone one leads its sync on its
+/// own thread, others ask the sync thread) and on the current-thread
+/// runtime (the sync thread leads every sync).
 #[test]
 fn a_power_cut_anywhere_keeps_every_record_acknowledged_to_a_task() {
     for sector in [512, 4096] {
-        power_cuts_on(Geometry::block(sector).unwrap(), true);
+        for writers in [Writers::TasksMultiThread, Writers::TasksCurrentThread] {
+            power_cuts_on(Geometry::block(sector).unwrap(), writers);
+        }
     }
+}
+
+/// Who appends in a crash sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writers {
+    Threads,
+    TasksMultiThread,
+    TasksCurrentThread,
 }
 
 /// `tasks` async tasks append `per_task` records each under `Always`, and
@@ -185,11 +206,15 @@ fn a_power_cut_anywhere_keeps_every_record_acknowledged_to_a_task() {
 fn durable_async_appends(
     ring: SharedRing<SharedSim>,
     device: &SharedSim,
-    tasks: usize,
-    per_task: usize,
+    (tasks, per_task): (usize, usize),
+    multi_thread: bool,
 ) -> Vec<Acked> {
     use nori_wal::shared::AsyncSharedRing;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    };
     runtime.block_on(async {
         let ring = Arc::new(AsyncSharedRing::from(ring));
         let blocking = Arc::clone(ring.blocking());
@@ -229,15 +254,15 @@ fn durable_async_appends(
     })
 }
 
-fn power_cuts_on(geometry: Geometry, tasks: bool) {
+fn power_cuts_on(geometry: Geometry, writers: Writers) {
     let device = SharedSim::new(SimDevice::blank(2 << 20, geometry)).slow_syncs(Duration::from_micros(100));
     let (ring, _) = SharedRing::open(device.clone(), SharedConfig::new(SEGMENT).buffer(8 << 10)).unwrap();
-    let acked = if tasks {
-        durable_async_appends(ring, &device, 4, 60)
-    } else {
+    let acked = if writers == Writers::Threads {
         let acked = durable_appends(&ring, &device, 4, 60);
         drop(ring);
         acked
+    } else {
+        durable_async_appends(ring, &device, (4, 60), writers == Writers::TasksMultiThread)
     };
     let (base, trace) = device.with(|d| (d.base().to_vec(), d.trace().to_vec()));
     let crash = Crash::new(&base, geometry, &trace);
@@ -278,7 +303,10 @@ fn power_cuts_on(geometry: Geometry, tasks: bool) {
             checked += 1;
         }
     }
-    println!("{checked} crash images checked over a trace of {} operations ({geometry:?})", trace.len());
+    println!(
+        "{checked} crash images checked over a trace of {} operations ({geometry:?}, {writers:?})",
+        trace.len()
+    );
 }
 
 /// A background write that fails (F12: half of it reached the device) is
@@ -508,6 +536,61 @@ fn async_tasks_and_threads_share_the_ring() {
         }
         assert_eq!(ring.blocking().durable_lsn(), Some(369));
     });
+}
+
+/// Under `Always`, on tokio's multi-thread runtime, a lone task's append
+/// syncs on the task's own thread, as a blocking caller would (no hand-off
+/// to the sync thread and back), while the runtime's other tasks go on; on
+/// the current-thread runtime the sync thread syncs. Either way the record
+/// is durable when the append returns.
+#[test]
+fn a_lone_async_append_under_always_syncs_on_its_own_thread_where_the_runtime_lets_it() {
+    use nori_wal::shared::AsyncSharedRing;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    for multi_thread in [true, false] {
+        let runtime = if multi_thread {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+        } else {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        };
+        let device = sim(1 << 20).slow_syncs(Duration::from_millis(20));
+        runtime.block_on(async {
+            let (ring, _) = AsyncSharedRing::open(device.clone(), SharedConfig::new(SEGMENT)).await.unwrap();
+            // The first append starts the first segment, on the blocking pool.
+            ring.append(&Record::raw(b"first")).await.unwrap();
+            let ticks = Arc::new(AtomicU64::new(0));
+            let ticker = {
+                let ticks = Arc::clone(&ticks);
+                tokio::spawn(async move {
+                    loop {
+                        ticks.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                })
+            };
+            while ticks.load(Ordering::Relaxed) == 0 {
+                tokio::task::yield_now().await;
+            }
+            let before = ticks.load(Ordering::Relaxed);
+            for i in 0..5usize {
+                let lsn = ring.append(&Record::raw(&record(0, i))).await.unwrap();
+                assert!(
+                    ring.blocking().durable_lsn() >= Some(lsn),
+                    "LSN {lsn} not durable when acknowledged"
+                );
+                let inline = device.last_syncer() == Some(std::thread::current().id());
+                assert_eq!(
+                    inline, multi_thread,
+                    "multi-thread runtime: {multi_thread}; append {i} synced here: {inline}"
+                );
+            }
+            let during = ticks.load(Ordering::Relaxed) - before;
+            ticker.abort();
+            // Five syncs of 20 ms: a ticker every millisecond runs tens of
+            // times unless the executor stood still.
+            assert!(during >= 10, "multi-thread runtime: {multi_thread}; the executor ran {during} times");
+        });
+    }
 }
 
 /// The async `sync` and `wait_durable`: under `Batch` with a window far

@@ -100,6 +100,85 @@ async fn the_executor_keeps_running_while_appends_wait_for_their_sync() {
     println!("the executor ran {during} times while an append waited for its batch sync");
 }
 
+/// Counts how often the executor runs other tasks while `op` runs.
+async fn ticks_during<T>(op: impl std::future::Future<Output = T>) -> (T, u64) {
+    let ticks = Arc::new(AtomicU64::new(0));
+    let ticker = {
+        let ticks = Arc::clone(&ticks);
+        tokio::spawn(async move {
+            loop {
+                ticks.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    // The ticker has started before `op` does.
+    while ticks.load(Ordering::Relaxed) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let before = ticks.load(Ordering::Relaxed);
+    let out = op.await;
+    let during = ticks.load(Ordering::Relaxed) - before;
+    ticker.abort();
+    (out, during)
+}
+
+/// Under `Always`, on tokio's multi-thread runtime (what `#[tokio::main]`
+/// builds), a lone task's append syncs on the task's own thread, as a
+/// blocking caller would, and not by handing the sync to the WAL's sync
+/// thread and waiting to be woken; the runtime's other tasks go on
+/// meanwhile, on one worker thread as on more. On the current-thread
+/// runtime, where no task may block, the sync thread syncs and the
+/// executor goes on too. Either way the record is durable when the append
+/// returns.
+#[test]
+fn a_lone_append_under_always_syncs_on_its_own_thread_where_the_runtime_lets_it() {
+    let sync_time = Duration::from_millis(20);
+    for (flavor, workers) in [("multi-thread", 1), ("multi-thread", 2), ("current-thread", 1)] {
+        let runtime = if flavor == "multi-thread" {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap()
+        } else {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        };
+        let fs = SimFs::new(FsFaults::default()).slow_syncs(sync_time);
+        let config = WalConfig::new("/wal").segment_size(64 << 10);
+        let wal = Arc::new(runtime.block_on(Wal::open_in(fs.clone(), config)).unwrap().0);
+        // The first append starts the first segment, on the blocking pool.
+        runtime.block_on(wal.append(&Record::raw(b"first"))).unwrap();
+        // In `block_on` (the body of `#[tokio::main]`) and in a spawned task.
+        for spawned in [false, true] {
+            let (wal, fs) = (Arc::clone(&wal), fs.clone());
+            let appends = async move {
+                ticks_during(async {
+                    for i in 0..5u32 {
+                        let lsn = wal.append(&Record::raw(&i.to_le_bytes())).await.unwrap();
+                        assert!(wal.durable_lsn() >= Some(lsn), "{flavor}: LSN {lsn} not durable when acknowledged");
+                        let here = std::thread::current().id();
+                        let inline = fs.last_syncer() == Some(here);
+                        assert_eq!(
+                            inline,
+                            flavor == "multi-thread",
+                            "{flavor} ({workers} workers, spawned: {spawned}), append {i}: synced on the task's thread: {inline}"
+                        );
+                    }
+                })
+                .await
+            };
+            let ((), ticks) = if spawned {
+                runtime.block_on(async { tokio::spawn(appends).await.unwrap() })
+            } else {
+                runtime.block_on(appends)
+            };
+            // Five syncs of 20 ms: a ticker every millisecond runs tens of
+            // times unless the executor stood still.
+            assert!(
+                ticks >= 10,
+                "{flavor} ({workers} workers, spawned: {spawned}): the executor ran {ticks} times"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_sync_reaches_every_waiting_task() {
     let mut poisoned = 0;

@@ -56,6 +56,18 @@ impl<F> Active<F> {
     }
 }
 
+/// Whether an append can go in without blocking
+/// ([`Shared::appends_now`]).
+enum Now {
+    /// It must wait (a segment to seal or start, a full buffer with no
+    /// spare one).
+    No,
+    /// As it is.
+    Yes,
+    /// After a mark of the durable point, which it has room for.
+    AfterMark,
+}
+
 /// A sealed segment not yet synced: the next sync syncs it first.
 pub(super) struct Sealed<F> {
     pub(super) file: Arc<F>,
@@ -135,8 +147,11 @@ impl<S: Fs> Shared<S> {
         let durable = self.commit.durable_end();
         match wait {
             Wait::Block => self.reserve(&mut inner, payload_len, end, durable)?,
-            Wait::Never if !self.appends_now(&inner, payload_len, end, durable) => return Ok(None),
-            Wait::Never => {}
+            Wait::Never => match self.appends_now(&inner, payload_len, end, durable) {
+                Now::No => return Ok(None),
+                Now::AfterMark => self.write_mark(&mut inner, durable),
+                Now::Yes => {}
+            },
         }
         let inner = &mut *inner;
         let Some(active) = inner.active.as_mut() else {
@@ -158,16 +173,25 @@ impl<S: Fs> Shared<S> {
     }
 
     /// Whether a frame whose payload is `payload` bytes long, ending at LSN
-    /// `end`, can be appended without blocking: it fits the active segment
-    /// with no mark due, and if it fills the write buffer, a spare one is
-    /// waiting (only appends, under this lock, take spares: the hand-off
-    /// will not wait).
-    fn appends_now(&self, inner: &Inner<S::File>, payload: u64, end: Lsn, durable: Lsn) -> bool {
-        let Some(active) = inner.active.as_ref() else { return false };
-        let fits = active.fits_now(payload, end, durable);
-        let len = frame_len_of(active.version, payload);
+    /// `end`, can be appended without blocking: it fits the active segment,
+    /// after the mark of the durable point `durable` if one is due, and if
+    /// it fills the write buffer, a spare one is waiting (only appends,
+    /// under this lock, take spares: the hand-off will not wait).
+    fn appends_now(&self, inner: &Inner<S::File>, payload: u64, end: Lsn, durable: Lsn) -> Now {
+        let Some(active) = inner.active.as_ref() else { return Now::No };
+        let needs_mark = active.marked_durable < durable;
+        let mark_len = if needs_mark { segment::mark_frame_len(active.version) } else { 0 };
+        let len = mark_len + frame_len_of(active.version, payload);
         let fills = inner.buf.len() as u64 + len >= self.config.write_buffer as u64;
-        fits && (!fills || self.behind.as_ref().is_some_and(|behind| behind.has_spare()))
+        if !active.takes(len, end)
+            || (fills && !self.behind.as_ref().is_some_and(|behind| behind.has_spare()))
+        {
+            Now::No
+        } else if needs_mark {
+            Now::AfterMark
+        } else {
+            Now::Yes
+        }
     }
 
     #[cold]
@@ -212,7 +236,7 @@ impl<S: Fs> Shared<S> {
     }
 
     /// What the policy asks after an append ending at `end`.
-    pub(super) fn after_append(&self, end: Lsn) -> Result<()> {
+    pub(crate) fn after_append(&self, end: Lsn) -> Result<()> {
         match self.config.fsync {
             // Alone, the caller leads its sync itself (no hand-off); while
             // a sync runs, it asks the sync thread (which runs under

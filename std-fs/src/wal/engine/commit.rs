@@ -105,6 +105,15 @@ impl<C: Clone> GroupCommit<C> {
         self.durable_end.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Whether no turn runs and none was asked of the sync thread: a
+    /// caller of [`sync_or_ask`](Self::sync_or_ask) arriving now would lead
+    /// the next turn itself.
+    #[cfg_attr(not(feature = "async"), allow(dead_code, reason = "only the async APIs ask"))]
+    pub(crate) fn would_lead(&self) -> bool {
+        let turns = lock(&self.turns);
+        !turns.busy && !turns.asked && turns.poisoned.is_none()
+    }
+
     /// Whether a failure poisoned the log.
     #[inline]
     pub(crate) fn is_poisoned(&self) -> bool {
