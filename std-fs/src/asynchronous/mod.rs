@@ -150,11 +150,15 @@ fn release<S: Fs>(wal: Arc<wal::Wal<S>>) {
 ///
 /// An append that cannot block is encoded on the calling task; every call
 /// that may block runs on tokio's blocking thread pool (`spawn_blocking`),
-/// so no executor thread waits for a read, a write or an `fdatasync`. A
-/// durable append awaits the WAL's sync thread, holding no thread: under
+/// so no other task waits for a read, a write or an `fdatasync`. A durable
+/// append awaits the WAL's sync thread, holding no thread: under
 /// [`FsyncPolicy::Always`] it syncs at once, shared with other tasks' and
 /// threads' appends (group commit); under [`FsyncPolicy::Batch`] at the
-/// end of the window. Records read back are lent by the iterator, as the blocking
+/// end of the window. One exception, for speed: under `Always`, a task
+/// that appends alone on tokio's multi-thread runtime (what
+/// `#[tokio::main]` builds) leads its sync on its own thread, in
+/// `tokio::task::block_in_place`, as a blocking caller does (tokio first
+/// moves the worker's other tasks to another thread). Records read back are lent by the iterator, as the blocking
 /// one lends them ([`EntryBuf`] is an owned copy). It needs a tokio
 /// runtime; [`blocking::Wal`](crate::blocking::Wal) has the same powers
 /// without one.
@@ -227,8 +231,12 @@ impl<S: Fs> Wal<S> {
     /// When the record fits the write buffer and the active segment (the
     /// common case), it is encoded there on the calling task, with no copy
     /// and no trip to the blocking pool; only work that can block (a new
-    /// segment, writing a full buffer with no spare one, a sync) goes to
-    /// the blocking pool.
+    /// segment, writing a full buffer with no spare one) goes to the
+    /// blocking pool. Under [`FsyncPolicy::Always`] the task then waits
+    /// for the WAL's sync thread holding no thread, or, when it appends
+    /// alone on tokio's multi-thread runtime, syncs on its own thread in
+    /// `tokio::task::block_in_place` (no hand-off to the sync thread and
+    /// back: as fast as the blocking API).
     ///
     /// Cancellation: dropping the future before it resolves never tears a
     /// record. The record is either not appended, or appended with its LSN
@@ -295,7 +303,8 @@ impl<S: Fs> Wal<S> {
     /// After an append made on the task: waits, as the policy says, until
     /// every LSN below `end` is durable, holding no thread (under `Always`
     /// the WAL's background thread leads the sync, in the same group commit
-    /// as blocking callers).
+    /// as blocking callers), unless a lone writer may lead it here
+    /// ([`on_this_thread`]).
     pub(crate) async fn settle_appended(&self, end: Lsn) -> Result<()> {
         match self.wal().config().fsync {
             FsyncPolicy::Always => {
@@ -304,8 +313,8 @@ impl<S: Fs> Wal<S> {
                 if commit.durable_end() >= end {
                     return Ok(());
                 }
-                // Alone, lead the sync here, as a blocking caller does.
-                if commit.would_lead()
+                // A lone writer leads its sync here, as a blocking caller does.
+                if commit.alone()
                     && let Some(synced) = on_this_thread(|| wal.shared().after_append(end))
                 {
                     return synced;

@@ -118,8 +118,12 @@ where
     /// no trip to the blocking pool; under [`FsyncPolicy::Always`] the
     /// task then asks the ring's sync thread for a sync and waits for it
     /// holding no thread, in the same group commit as every other caller.
-    /// Work that can block (a full buffer to write, a segment to seal or
-    /// start) goes to the blocking pool.
+    /// A task that appends alone on tokio's multi-thread runtime (what
+    /// `#[tokio::main]` builds) leads that sync on its own thread instead,
+    /// in `tokio::task::block_in_place`, as a blocking caller does (tokio
+    /// first moves the worker's other tasks to another thread). Work that
+    /// can block (a full buffer to write, a segment to seal or start) goes
+    /// to the blocking pool.
     ///
     /// Cancellation: dropping the future never tears a record. The record
     /// is either not appended, or appended with its LSN (later records
@@ -172,7 +176,8 @@ where
     }
 
     /// After an append made on the task: what the policy asks, holding no
-    /// thread (under `Always` the sync thread leads the sync).
+    /// thread (under `Always` the sync thread leads the sync, or a lone
+    /// writer on a multi-thread runtime leads it here).
     async fn settle_appended(&self, end: Lsn) -> Result<(), D::Error> {
         let shared = &*self.ring.shared;
         match shared.policy {
@@ -207,14 +212,16 @@ where
     }
 
     /// Asks the ring's sync thread for a sync covering every LSN below
-    /// `end` (unless one already did) and waits for it, holding no thread.
+    /// `end` (unless one already did) and waits for it, holding no thread;
+    /// a lone writer on tokio's multi-thread runtime leads the sync on its
+    /// own thread instead, as a blocking caller does.
     async fn wait_for_sync_thread(&self, end: Lsn) -> Result<(), D::Error> {
         let shared = &*self.ring.shared;
         if shared.commit.durable_end() >= end {
             return Ok(());
         }
-        // Alone, lead the sync here, as a blocking caller does.
-        if shared.commit.would_lead()
+        // A lone writer leads its sync here, as a blocking caller does.
+        if shared.commit.alone()
             && let Some(synced) = crate::asynchronous::on_this_thread(|| shared.lead_or_ask(end))
         {
             return synced;

@@ -80,6 +80,9 @@ pub(crate) struct GroupCommit<C> {
     /// Tasks woken because the durable point reached their end (or the log
     /// was poisoned).
     task_wakeups: AtomicU64,
+    /// Waiters (tasks and parked threads) the last turn woke: more than one
+    /// means several writers share the syncs.
+    last_woken: AtomicU64,
 }
 
 impl<C: Clone> GroupCommit<C> {
@@ -96,6 +99,7 @@ impl<C: Clone> GroupCommit<C> {
             relay: Mutex::new(Vec::new()),
             next_task: AtomicU64::new(0),
             task_wakeups: AtomicU64::new(0),
+            last_woken: AtomicU64::new(0),
         }
     }
 
@@ -105,13 +109,18 @@ impl<C: Clone> GroupCommit<C> {
         self.durable_end.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Whether no turn runs and none was asked of the sync thread: a
-    /// caller of [`sync_or_ask`](Self::sync_or_ask) arriving now would lead
-    /// the next turn itself.
+    /// Whether the caller looks like the only writer waiting for syncs: no
+    /// turn runs, none was asked of the sync thread, no thread waits for
+    /// the next turn, and the last turn woke at most one waiter. A caller
+    /// of [`sync_or_ask`](Self::sync_or_ask) arriving now would lead the
+    /// next turn itself; among many writers, the sync thread leads instead.
     #[cfg_attr(not(feature = "async"), allow(dead_code, reason = "only the async APIs ask"))]
-    pub(crate) fn would_lead(&self) -> bool {
+    pub(crate) fn alone(&self) -> bool {
+        if self.last_woken.load(std::sync::atomic::Ordering::Relaxed) > 1 {
+            return false;
+        }
         let turns = lock(&self.turns);
-        !turns.busy && !turns.asked && turns.poisoned.is_none()
+        !turns.busy && !turns.asked && turns.next_waiters == 0 && turns.poisoned.is_none()
     }
 
     /// Whether a failure poisoned the log.
@@ -341,6 +350,7 @@ impl<C: Clone> GroupCommit<C> {
         let ready = {
             let mut tasks = lock(&self.tasks);
             if tasks.is_empty() {
+                self.last_woken.store(0, std::sync::atomic::Ordering::Relaxed);
                 return;
             }
             let durable = self.durable_end();
@@ -352,6 +362,7 @@ impl<C: Clone> GroupCommit<C> {
             }
         };
         self.task_wakeups.fetch_add(ready.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.last_woken.store(ready.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let mut threads = Vec::new();
         for waiter in ready.into_values() {
             match waiter {
@@ -818,6 +829,40 @@ mod tests {
         assert_eq!(woken(&wakers[2]), 1);
         assert_eq!(poll(&mut futures[2], &wakers[2]), Poll::Ready(Err(Poisoned("gone"))));
         assert_eq!(commit.task_wakeups(), 3);
+    }
+
+    #[test]
+    fn a_writer_is_alone_only_while_no_turn_runs_and_the_last_woke_at_most_one_waiter() {
+        let commit = Commit::new(0);
+        assert!(commit.alone(), "a new log");
+        // During a turn: not alone.
+        commit
+            .sync_until(1, || -> Result<Lsn, TestError> {
+                assert!(!commit.alone(), "a turn runs");
+                Ok(1)
+            })
+            .unwrap();
+        assert!(commit.alone(), "the turn woke nobody");
+        // A turn that wakes two waiting tasks: writers share the syncs.
+        let wakers: Vec<Arc<Counting>> = (0..2).map(|_| Arc::new(Counting(StdU64::new(0)))).collect();
+        let mut futures: Vec<_> = (2..=3).map(|end| commit.durable(end)).collect();
+        for (f, w) in futures.iter_mut().zip(&wakers) {
+            assert!(poll(f, w).is_pending());
+        }
+        commit.sync_until(3, || -> Result<Lsn, TestError> { Ok(3) }).unwrap();
+        assert!(!commit.alone(), "the last turn woke two tasks");
+        // A turn that wakes one: alone again.
+        let mut one = commit.durable(4);
+        assert!(poll(&mut one, &wakers[0]).is_pending());
+        commit.sync_until(4, || -> Result<Lsn, TestError> { Ok(4) }).unwrap();
+        assert!(commit.alone(), "the last turn woke one task");
+        // A sync asked of the sync thread and not yet begun: not alone.
+        commit.sync_or_ask(5, || -> Result<Lsn, TestError> { Ok(5) }, None).unwrap();
+        lock(&commit.turns).asked = true;
+        assert!(!commit.alone(), "a sync was asked for");
+        lock(&commit.turns).asked = false;
+        commit.poison(|| "gone");
+        assert!(!commit.alone(), "a poisoned log leads nothing");
     }
 
     #[test]
