@@ -249,9 +249,17 @@ impl<S: Fs> Wal<S> {
     /// As [`blocking::Wal::append`](crate::blocking::Wal::append).
     pub async fn append(&self, record: &Record<'_>) -> Result<Lsn> {
         if let Some(lsn) = self.wal().append_now(record)? {
-            self.settle_appended(lsn + 1).await?;
+            if self.wal().config().fsync != FsyncPolicy::Os {
+                self.settle_appended(lsn + 1).await?;
+            }
             return Ok(lsn);
         }
+        // Boxed, so that the common path's future stays small.
+        Box::pin(self.append_on_pool(record)).await
+    }
+
+    /// [`append`](Self::append) when it may block: on the blocking pool.
+    async fn append_on_pool(&self, record: &Record<'_>) -> Result<Lsn> {
         let owned = RecordBuf::from(record);
         let wal = Arc::clone(self.wal());
         let lsn = blocking(move || wal.append(&owned.as_record())).await?;
@@ -267,9 +275,17 @@ impl<S: Fs> Wal<S> {
     /// As [`blocking::Wal::append_batch`](crate::blocking::Wal::append_batch).
     pub async fn append_batch(&self, records: &[Record<'_>]) -> Result<Range<Lsn>> {
         if let Some(range) = self.wal().append_batch_now(records)? {
-            self.settle_appended(range.end).await?;
+            if self.wal().config().fsync != FsyncPolicy::Os {
+                self.settle_appended(range.end).await?;
+            }
             return Ok(range);
         }
+        Box::pin(self.append_batch_on_pool(records)).await
+    }
+
+    /// [`append_batch`](Self::append_batch) when it may block: on the
+    /// blocking pool.
+    async fn append_batch_on_pool(&self, records: &[Record<'_>]) -> Result<Range<Lsn>> {
         let owned: Vec<RecordBuf> = records.iter().map(RecordBuf::from).collect();
         let wal = Arc::clone(self.wal());
         let range = blocking(move || {
