@@ -56,6 +56,14 @@ impl<F> Active<F> {
     }
 }
 
+/// The LSNs or epochs are spent. A function, so that the error is made only
+/// when it is returned (`ok_or(Error::Exhausted)` made and dropped one on
+/// every append).
+#[cold]
+fn exhausted() -> Error {
+    Error::Exhausted
+}
+
 /// Whether an append can go in without blocking
 /// ([`Shared::appends_now`]).
 enum Now {
@@ -143,7 +151,7 @@ impl<S: Fs> Shared<S> {
         };
         self.check_poison()?;
         let lsn = inner.next_lsn;
-        let end = lsn.checked_add(u64::from(count)).ok_or(Error::Exhausted)?;
+        let end = lsn.checked_add(u64::from(count)).ok_or_else(exhausted)?;
         let durable = self.commit.durable_end();
         match wait {
             Wait::Block => self.reserve(&mut inner, payload_len, end, durable)?,
@@ -392,7 +400,7 @@ impl<S: Fs> Shared<S> {
     /// configured format version.
     pub(super) fn start_segment(&self, inner: &mut Inner<S::File>) -> Result<()> {
         let version = self.config.format;
-        let epoch = segment::next_epoch(inner.max_epoch, version).ok_or(Error::Exhausted)?;
+        let epoch = segment::next_epoch(inner.max_epoch, version).ok_or_else(exhausted)?;
         let size = self.config.segment_size;
         let new = segment::NewSegment {
             version,
