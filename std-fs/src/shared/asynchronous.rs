@@ -148,11 +148,14 @@ where
     /// ```
     pub async fn append(&self, record: &Record<'_>) -> Result<Lsn, D::Error> {
         if let Some(lsn) = self.ring.shared.write(|log| log.append_buffered(record))? {
-            self.settle_appended(lsn + 1).await?;
+            if self.has_sync_thread() {
+                self.settle_appended(lsn + 1).await?;
+            }
             return Ok(lsn);
         }
+        // Boxed, so that the common path's future stays small.
         let (ring, record) = (Arc::clone(&self.ring), RecordBuf::from(record));
-        pool(move || ring.append(&record.as_record())).await
+        Box::pin(pool(move || ring.append(&record.as_record()))).await
     }
 
     /// [`SharedRing::append_batch`], on the calling task when the batch
@@ -163,15 +166,17 @@ where
     /// As [`SharedRing::append_batch`].
     pub async fn append_batch(&self, records: &[Record<'_>]) -> Result<Range<Lsn>, D::Error> {
         if let Some(lsns) = self.ring.shared.write(|log| log.append_batch_buffered(records))? {
-            self.settle_appended(lsns.end).await?;
+            if self.has_sync_thread() {
+                self.settle_appended(lsns.end).await?;
+            }
             return Ok(lsns);
         }
         let ring = Arc::clone(&self.ring);
         let records: Vec<RecordBuf> = records.iter().map(RecordBuf::from).collect();
-        pool(move || {
+        Box::pin(pool(move || {
             let records: Vec<Record<'_>> = records.iter().map(RecordBuf::as_record).collect();
             ring.append_batch(&records)
-        })
+        }))
         .await
     }
 
