@@ -179,6 +179,67 @@ fn a_lone_append_under_always_syncs_on_its_own_thread_where_the_runtime_lets_it(
     }
 }
 
+/// I1 for a lone writer that leads its syncs on its own thread: power
+/// cuts taken by another thread while one task appends under `Always` on
+/// the multi-thread runtime (small segments, so that segments are sealed
+/// and started and marks of the durable point written as it goes) keep
+/// every record acknowledged before the cut, and the log opens whole.
+#[test]
+fn power_cuts_while_a_lone_task_appends_keep_every_acknowledged_record() {
+    use rand::SeedableRng;
+    use std::sync::atomic::AtomicBool;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let fs = SimFs::new(FsFaults::default());
+    let config = WalConfig::new("/wal").segment_size(16 << 10);
+    let acked = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let cutter = {
+        let (fs, acked, done) = (fs.clone(), Arc::clone(&acked), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(0x10e);
+            let mut images = Vec::new();
+            while !done.load(Ordering::Acquire) {
+                // Every record acknowledged before the cut began.
+                let before = acked.load(Ordering::Acquire);
+                let cut = if images.len() % 2 == 0 {
+                    nori_wal_tests::simfs::FsCut::DropUnsynced
+                } else {
+                    nori_wal_tests::simfs::FsCut::RandomSubset
+                };
+                images.push((before, fs.crash(cut, &mut rng)));
+                std::thread::sleep(Duration::from_micros(20));
+            }
+            images
+        })
+    };
+    let value = |lsn: u64| format!("record {lsn} ").repeat(1 + (lsn % 7) as usize).into_bytes();
+    runtime.block_on(async {
+        let (wal, _) = Wal::open_in(fs.clone(), config.clone()).await.unwrap();
+        for lsn in 0..2000u64 {
+            assert_eq!(wal.append(&Record::raw(&value(lsn))).await.unwrap(), lsn);
+            acked.store(lsn + 1, Ordering::Release);
+        }
+        assert!(wal.blocking().segment_count() > 5, "the run crossed segments");
+    });
+    done.store(true, Ordering::Release);
+    let images = cutter.join().unwrap();
+    assert!(images.len() >= 5, "only {} cuts were taken", images.len());
+    for (before, image) in &images {
+        let (wal, info) = nori_wal::blocking::Wal::open_in(image.clone(), config.clone())
+            .unwrap_or_else(|e| panic!("a cut after {before} acknowledged appends: {e}"));
+        assert!(info.corruption.is_none(), "after {before} acknowledged: {:?}", info.corruption);
+        let mut iter = wal.iter().unwrap();
+        let mut next = 0u64;
+        while let Some(entry) = iter.try_next().unwrap() {
+            assert_eq!(entry.lsn, next, "LSNs in order from 0");
+            assert_eq!(entry.record.raw_payload(), Some(value(next).as_slice()), "LSN {next}");
+            next += 1;
+        }
+        assert!(next >= *before, "a cut after {before} acknowledged appends kept {next}");
+    }
+    println!("{} power cuts checked", images.len());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_sync_reaches_every_waiting_task() {
     let mut poisoned = 0;
