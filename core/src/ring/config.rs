@@ -65,6 +65,9 @@ pub struct RingConfig {
     /// [`Version::V2`], unless the build leaves it out); segments of every
     /// version the build holds are read.
     pub format: Version,
+    /// The epoch of a new ring's first segment, when the device holds no
+    /// ring (default 1): see [`first_epoch`](Self::first_epoch).
+    pub first_epoch: u64,
 }
 
 impl RingConfig {
@@ -77,7 +80,29 @@ impl RingConfig {
             recovery: RecoveryMode::TolerateTornTail,
             when_full: FullPolicy::Error,
             format: Version::newest_built(),
+            first_epoch: 1,
         }
+    }
+
+    /// Starts a new ring's epochs at `epoch` (default 1) when the device
+    /// holds no ring. On media that need no erase (disks, image files, SD
+    /// cards), an earlier ring's blocks stay where they were written; if
+    /// its segment headers alone were zeroed, its frames and seals would
+    /// check out under a new ring of the same epochs (invariant I6). An
+    /// epoch from a clock, above any an earlier ring took, keeps them apart:
+    /// `nori_wal::shared::SharedRing` takes one unless told otherwise. NOR
+    /// flash erases each segment before it is used again and needs none.
+    /// At least 1; at most `2^48 - 1` for format version 2
+    /// ([`ConfigError::FirstEpoch`]).
+    ///
+    /// ```
+    /// use nori_wal_core::ring::RingConfig;
+    /// assert_eq!(RingConfig::new(4096).first_epoch(1 << 40).first_epoch, 1 << 40);
+    /// ```
+    #[must_use]
+    pub const fn first_epoch(mut self, epoch: u64) -> Self {
+        self.first_epoch = epoch;
+        self
     }
 
     /// Writes new segments in format `version` (default [`Version::V2`]).
@@ -158,6 +183,14 @@ pub enum ConfigError {
         /// The version asked for.
         version: Version,
     },
+    /// [`RingConfig::first_epoch`] is 0 or above what the format version
+    /// holds.
+    FirstEpoch {
+        /// The epoch given.
+        epoch: u64,
+        /// The largest epoch the format version holds.
+        max: u64,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -191,6 +224,9 @@ impl fmt::Display for ConfigError {
                 "{version} is not in this build: enable nori-wal-core's feature `v{}` or write another version",
                 version.number()
             ),
+            Self::FirstEpoch { epoch, max } => {
+                write!(f, "first epoch {epoch}: it must be between 1 and {max} for this format version")
+            }
         }
     }
 }

@@ -71,6 +71,13 @@ impl Layout {
         if !version.built() {
             return Err(ConfigError::VersionNotBuilt { version });
         }
+        let max_epoch = match version {
+            Version::V2 => crate::format::v2::MAX_EPOCH,
+            _ => u64::MAX,
+        };
+        if config.first_epoch == 0 || config.first_epoch > max_epoch {
+            return Err(ConfigError::FirstEpoch { epoch: config.first_epoch, max: max_epoch });
+        }
         let frames_offset = align_up(header_len(version, geometry.erase_value()) as u64, pu);
         let layout = Self {
             segment_size,

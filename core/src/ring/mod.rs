@@ -273,7 +273,11 @@ impl<'b, D: BlockDevice, B: WriteBuffer> RingLog<'b, D, B> {
         let layout = Layout::new(device.geometry(), device.capacity(), &config, buffer.as_ref().len())?;
         let mut fault = Fault::new();
         let recovered = recovery::recover(&mut device, layout, config.recovery, buffer.as_mut(), &mut fault);
-        let (state, info) = fault.out(recovered)?;
+        let (mut state, info) = fault.out(recovered)?;
+        if state.oldest.is_none() {
+            // A new log: its first segment takes `first_epoch` at least.
+            state.max_epoch = state.max_epoch.max(config.first_epoch - 1);
+        }
         let mut log =
             Self { device, layout, config, buffer, state, fault, _buffer: core::marker::PhantomData };
         if let Some(active) = log.state.active {

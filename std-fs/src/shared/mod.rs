@@ -269,7 +269,11 @@ where
     D::Error: Send + Sync + 'static,
 {
     /// Opens the ring log on `device`, recovering what it holds as the
-    /// configuration's recovery mode says.
+    /// configuration's recovery mode says. On a device that holds no ring,
+    /// the new ring's epochs start from the clock (unless the configuration
+    /// names a first epoch other than 1: `RingConfig::first_epoch`), so
+    /// that an earlier ring's blocks left in the same place never check
+    /// out as the new ring's.
     ///
     /// # Errors
     ///
@@ -296,8 +300,14 @@ where
         // Two buffers' worth may wait for the device while a third fills.
         let behind = Behind::new(device, 2 * bytes).map_err(Error::Thread)?;
         let handle = behind.sync_handle(inner_handle);
+        let mut ring = config.ring;
+        if ring.first_epoch == 1 {
+            // A new ring's epochs start from the clock, above those of any
+            // earlier ring in the same place (I6; see `RingConfig::first_epoch`).
+            ring = ring.first_epoch(crate::wal::fresh_epochs());
+        }
         let (log, info) =
-            RingLog::open_owned(behind, config.ring, vec![0u8; bytes]).map_err(|e| unwrap_behind(e, None))?;
+            RingLog::open_owned(behind, ring, vec![0u8; bytes]).map_err(|e| unwrap_behind(e, None))?;
         let durable = log.durable_lsn().map_or(log.first_lsn(), |l| l + 1).max(log.first_lsn());
         let shared = Arc::new(Shared {
             inner: Mutex::new(log),

@@ -128,3 +128,4 @@ pub use inspect::{Inspection, SegmentInfo};
 pub use iter::Iter;
 pub use nori_wal_core::ring::Entry;
 pub use recovery::{LoosePermission, RecoveryInfo};
+pub(crate) use segment::fresh_epochs;

@@ -254,3 +254,47 @@ fn a_checkpoint_survives_rotations_without_opening_marks() {
     assert!(info.corruption.is_none());
     assert_eq!(lsns, (first..next).collect::<Vec<_>>());
 }
+
+/// `RingConfig::first_epoch`: a new log's first segment takes it, a log
+/// reopened keeps its own epochs, and an epoch the format cannot hold is
+/// refused.
+#[test]
+fn a_new_log_starts_at_the_first_epoch_it_is_given() {
+    let first = 1u64 << 40;
+    let mut device =
+        RamDevice::new(vec![0xFF; SLOTS * SEGMENT as usize], geometry()).unwrap().with_writes_in_order(true);
+    let mut buffer = [0u8; 512];
+    {
+        let (mut log, _) = RingLog::open(&mut device, config().first_epoch(first), &mut buffer).unwrap();
+        append(&mut log, 1);
+        log.sync().unwrap();
+    }
+    let epochs = |device: &RamDevice<Vec<u8>>| -> Vec<u64> {
+        segments(device.bytes()).into_iter().map(|(_, h)| h.epoch).collect()
+    };
+    assert_eq!(epochs(&device), [first], "the first segment takes the first epoch");
+    // Reopened with another first epoch: not a new log, its epochs go on.
+    {
+        let (mut log, info) =
+            RingLog::open(&mut device, config().first_epoch(first * 4), &mut buffer).unwrap();
+        assert_eq!(info.records, 1);
+        while segments_of(&log) < 2 {
+            append(&mut log, 1);
+        }
+        log.sync().unwrap();
+    }
+    assert_eq!(epochs(&device), [first, first + 1], "a log's epochs go on from its own");
+    for bad in [0, v2::MAX_EPOCH + 1] {
+        let mut fresh = RamDevice::new(vec![0xFF; SLOTS * SEGMENT as usize], geometry()).unwrap();
+        let err = RingLog::open(&mut fresh, config().first_epoch(bad), &mut buffer).unwrap_err();
+        assert!(
+            matches!(err, Error::Config(ConfigError::FirstEpoch { epoch, max: v2::MAX_EPOCH }) if epoch == bad),
+            "{bad}: {err}"
+        );
+    }
+    // Version 1 holds 64-bit epochs.
+    let mut fresh = RamDevice::new(vec![0xFF; SLOTS * SEGMENT as usize], geometry()).unwrap();
+    assert!(
+        RingLog::open(&mut fresh, config().format(Version::V1).first_epoch(1 << 60), &mut buffer).is_ok()
+    );
+}
