@@ -3,6 +3,9 @@
 //! faults, hostile images, a model check, flash sweeps and group commit
 //! built on its hooks.
 
+#[path = "../common/ticks.rs"]
+mod ticks;
+
 mod decision_tables;
 mod flash_sweep;
 mod group_commit;

@@ -598,7 +598,6 @@ fn async_tasks_and_threads_share_the_ring() {
 #[test]
 fn a_lone_async_append_under_always_syncs_on_its_own_thread_where_the_runtime_lets_it() {
     use nori_wal::shared::AsyncSharedRing;
-    use std::sync::atomic::{AtomicU64, Ordering};
     for multi_thread in [true, false] {
         let runtime = if multi_thread {
             tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
@@ -610,34 +609,21 @@ fn a_lone_async_append_under_always_syncs_on_its_own_thread_where_the_runtime_le
             let (ring, _) = AsyncSharedRing::open(device.clone(), SharedConfig::new(SEGMENT)).await.unwrap();
             // The first append starts the first segment, on the blocking pool.
             ring.append(&Record::raw(b"first")).await.unwrap();
-            let ticks = Arc::new(AtomicU64::new(0));
-            let ticker = {
-                let ticks = Arc::clone(&ticks);
-                tokio::spawn(async move {
-                    loop {
-                        ticks.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
-                })
-            };
-            while ticks.load(Ordering::Relaxed) == 0 {
-                tokio::task::yield_now().await;
-            }
-            let before = ticks.load(Ordering::Relaxed);
-            for i in 0..5usize {
-                let lsn = ring.append(&Record::raw(&record(0, i))).await.unwrap();
-                assert!(
-                    ring.blocking().durable_lsn() >= Some(lsn),
-                    "LSN {lsn} not durable when acknowledged"
-                );
-                let inline = device.last_syncer() == Some(std::thread::current().id());
-                assert_eq!(
-                    inline, multi_thread,
-                    "multi-thread runtime: {multi_thread}; append {i} synced here: {inline}"
-                );
-            }
-            let during = ticks.load(Ordering::Relaxed) - before;
-            ticker.abort();
+            let ((), during) = crate::ticks::ticks_during(async {
+                for i in 0..5usize {
+                    let lsn = ring.append(&Record::raw(&record(0, i))).await.unwrap();
+                    assert!(
+                        ring.blocking().durable_lsn() >= Some(lsn),
+                        "LSN {lsn} not durable when acknowledged"
+                    );
+                    let inline = device.last_syncer() == Some(std::thread::current().id());
+                    assert_eq!(
+                        inline, multi_thread,
+                        "multi-thread runtime: {multi_thread}; append {i} synced here: {inline}"
+                    );
+                }
+            })
+            .await;
             // Five syncs of 20 ms: a ticker every millisecond runs tens of
             // times unless the executor stood still.
             assert!(during >= 10, "multi-thread runtime: {multi_thread}; the executor ran {during} times");

@@ -2,6 +2,9 @@
 //! compression, crashes and kills, full disks, faults, hostile files,
 //! readers, recovery and a short soak.
 
+#[path = "../common/ticks.rs"]
+mod ticks;
+
 mod seed_quick_start;
 mod wal_api;
 mod wal_async;

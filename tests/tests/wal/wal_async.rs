@@ -100,29 +100,6 @@ async fn the_executor_keeps_running_while_appends_wait_for_their_sync() {
     println!("the executor ran {during} times while an append waited for its batch sync");
 }
 
-/// Counts how often the executor runs other tasks while `op` runs.
-async fn ticks_during<T>(op: impl std::future::Future<Output = T>) -> (T, u64) {
-    let ticks = Arc::new(AtomicU64::new(0));
-    let ticker = {
-        let ticks = Arc::clone(&ticks);
-        tokio::spawn(async move {
-            loop {
-                ticks.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        })
-    };
-    // The ticker has started before `op` does.
-    while ticks.load(Ordering::Relaxed) == 0 {
-        tokio::task::yield_now().await;
-    }
-    let before = ticks.load(Ordering::Relaxed);
-    let out = op.await;
-    let during = ticks.load(Ordering::Relaxed) - before;
-    ticker.abort();
-    (out, during)
-}
-
 /// Under `Always`, on tokio's multi-thread runtime (what `#[tokio::main]`
 /// builds), a lone task's append syncs on the task's own thread, as a
 /// blocking caller would, and not by handing the sync to the WAL's sync
@@ -149,7 +126,7 @@ fn a_lone_append_under_always_syncs_on_its_own_thread_where_the_runtime_lets_it(
         for spawned in [false, true] {
             let (wal, fs) = (Arc::clone(&wal), fs.clone());
             let appends = async move {
-                ticks_during(async {
+                crate::ticks::ticks_during(async {
                     for i in 0..5u32 {
                         let lsn = wal.append(&Record::raw(&i.to_le_bytes())).await.unwrap();
                         assert!(wal.durable_lsn() >= Some(lsn), "{flavor}: LSN {lsn} not durable when acknowledged");
