@@ -86,9 +86,9 @@ async fn the_executor_keeps_running_while_appends_wait_for_their_sync() {
     })
     .await;
     assert_eq!(wal.durable_lsn(), Some(lsn));
-    // A tick a millisecond over a 60 ms window: tens, unless the executor
-    // stood still.
-    assert!(during >= 20, "the executor ran only {during} times while an append waited {window:?}");
+    // A tick every millisecond or two over a 60 ms window: tens, unless the
+    // executor stood still (then none).
+    assert!(during >= 10, "the executor ran only {during} times while an append waited {window:?}");
     println!("the executor ran {during} times while an append waited for its batch sync");
 }
 
