@@ -158,10 +158,11 @@ fn release<S: Fs>(wal: Arc<wal::Wal<S>>) {
 /// that appends alone on tokio's multi-thread runtime (what
 /// `#[tokio::main]` builds) leads its sync on its own thread, in
 /// `tokio::task::block_in_place`, as a blocking caller does (tokio first
-/// moves the worker's other tasks to another thread). Records read back are lent by the iterator, as the blocking
-/// one lends them ([`EntryBuf`] is an owned copy). It needs a tokio
-/// runtime; [`blocking::Wal`](crate::blocking::Wal) has the same powers
-/// without one.
+/// moves the worker's other tasks to another thread). Records read back
+/// are lent by the iterator, as the blocking one lends them ([`EntryBuf`]
+/// is an owned copy). It needs a tokio runtime;
+/// [`blocking::Wal`](crate::blocking::Wal) has the same powers without
+/// one.
 ///
 /// ```
 /// use nori_wal::{Record, Wal, WalConfig};
