@@ -113,24 +113,27 @@ fn read_segments<S: Fs>(readers: &Readers<S>) {
             if chain.stopped || chain.ended {
                 return;
             }
-            let (rest, start) = (chain.rest.take(), chain.start.take());
-            if rest.is_none() && start.is_none() {
-                chain.ended = true;
-                readers.added.notify_one();
-                return;
-            }
+            // The segments split off by the reader before, or the WAL to
+            // make the iterator from.
+            let next = match (chain.rest.take(), chain.start.take()) {
+                (Some(reader), _) => Ok(reader),
+                (None, Some(start)) => Err(start),
+                (None, None) => {
+                    chain.ended = true;
+                    readers.added.notify_one();
+                    return;
+                }
+            };
             // The lane first: should this reader stop without a word (a
             // panic), the task finds its lane closed and reports it, rather
             // than going on to the segments after it.
             let (tx, rx) = mpsc::channel(AHEAD);
             chain.lanes.push_back(rx);
             readers.added.notify_one();
-            let reader = match (rest, start) {
-                (Some(reader), _) => Ok(reader),
-                (None, Some((wal, Some(lsn)))) => wal.iter_from(lsn),
-                (None, Some((wal, None))) => wal.iter(),
-                (None, None) => return,
-            };
+            let reader = next.or_else(|(wal, from)| match from {
+                Some(lsn) => wal.iter_from(lsn),
+                None => wal.iter(),
+            });
             match reader {
                 Ok(mut reader) => {
                     chain.rest = reader.split_rest();

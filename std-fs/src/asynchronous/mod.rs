@@ -30,7 +30,7 @@ use crate::fs::{Fs, StdFs};
 pub use follow::Follower;
 pub use iter::Iter;
 
-use crate::wal::{self, Error, FsyncPolicy, RecoveryInfo, Stats, WalConfig};
+use crate::wal::{self, Error, FsyncPolicy, GroupCommit, Poisoned, RecoveryInfo, Stats, WalConfig};
 
 type Result<T> = std::result::Result<T, Error>;
 
@@ -124,6 +124,30 @@ pub(crate) fn on_this_thread<T>(op: impl FnOnce() -> T) -> Option<T> {
         }
         _ => None,
     }
+}
+
+/// Under [`FsyncPolicy::Always`], after an append made on the task: returns
+/// once every LSN below `end` is durable. A lone writer leads the turn on
+/// its own thread where the runtime lets it (`lead`, which syncs as a
+/// blocking caller would: [`on_this_thread`]); otherwise the sync thread
+/// is asked (`ask`) and the task waits on the durable point, holding no
+/// thread. The file WAL's and the shared ring's async appends share it.
+pub(crate) async fn lead_or_wait<C: Clone, E: From<Poisoned<C>>>(
+    commit: &GroupCommit<C>,
+    end: Lsn,
+    lead: impl FnOnce() -> std::result::Result<(), E>,
+    ask: impl FnOnce(),
+) -> std::result::Result<(), E> {
+    if commit.durable_end() >= end {
+        return Ok(());
+    }
+    if commit.alone()
+        && let Some(synced) = on_this_thread(lead)
+    {
+        return synced;
+    }
+    ask();
+    Ok(commit.durable(end).await?)
 }
 
 /// A task on the blocking pool that panicked or was cancelled.
@@ -321,23 +345,13 @@ impl<S: Fs> Wal<S> {
     /// every LSN below `end` is durable, holding no thread (under `Always`
     /// the WAL's background thread leads the sync, in the same group commit
     /// as blocking callers), unless a lone writer may lead it here
-    /// ([`on_this_thread`]).
+    /// ([`lead_or_wait`]).
     pub(crate) async fn settle_appended(&self, end: Lsn) -> Result<()> {
         match self.wal().config().fsync {
             FsyncPolicy::Always => {
                 let wal = self.wal();
-                let commit = &wal.shared().commit;
-                if commit.durable_end() >= end {
-                    return Ok(());
-                }
-                // A lone writer leads its sync here, as a blocking caller does.
-                if commit.alone()
-                    && let Some(synced) = on_this_thread(|| wal.shared().after_append(end))
-                {
-                    return synced;
-                }
-                wal.request_sync(end);
-                self.durable(end).await
+                let (lead, ask) = (|| wal.shared().after_append(end), || wal.request_sync(end));
+                lead_or_wait(&wal.shared().commit, end, lead, ask).await
             }
             FsyncPolicy::Batch(_) => self.durable(end).await,
             _ => Ok(()),

@@ -222,17 +222,8 @@ where
     /// own thread instead, as a blocking caller does.
     async fn wait_for_sync_thread(&self, end: Lsn) -> Result<(), D::Error> {
         let shared = &*self.ring.shared;
-        if shared.commit.durable_end() >= end {
-            return Ok(());
-        }
-        // A lone writer leads its sync here, as a blocking caller does.
-        if shared.commit.alone()
-            && let Some(synced) = crate::asynchronous::on_this_thread(|| shared.lead_or_ask(end))
-        {
-            return synced;
-        }
-        shared.timer.request_sync();
-        Ok(shared.commit.durable(end).await?)
+        let (lead, ask) = (|| shared.lead_or_ask(end), || shared.timer.request_sync());
+        crate::asynchronous::lead_or_wait(&shared.commit, end, lead, ask).await
     }
 
     /// [`SharedRing::wait_durable`], waiting as [`sync`](Self::sync) does.

@@ -54,6 +54,15 @@ impl<F> Active<F> {
     fn fits_now(&self, payload: u64, end: Lsn, durable: Lsn) -> bool {
         self.marked_durable >= durable && self.takes(frame_len_of(self.version, payload), end)
     }
+
+    /// The bytes a frame whose payload is `payload` bytes long takes here,
+    /// with the mark of the durable point `durable` before it if one is
+    /// due; and whether one is.
+    fn len_with_mark(&self, payload: u64, durable: Lsn) -> (u64, bool) {
+        let needs_mark = self.marked_durable < durable;
+        let mark_len = if needs_mark { segment::mark_frame_len(self.version) } else { 0 };
+        (mark_len + frame_len_of(self.version, payload), needs_mark)
+    }
 }
 
 /// The LSNs or epochs are spent. A function, so that the error is made only
@@ -187,9 +196,7 @@ impl<S: Fs> Shared<S> {
     /// under this lock, take spares: the hand-off will not wait).
     fn appends_now(&self, inner: &Inner<S::File>, payload: u64, end: Lsn, durable: Lsn) -> Now {
         let Some(active) = inner.active.as_ref() else { return Now::No };
-        let needs_mark = active.marked_durable < durable;
-        let mark_len = if needs_mark { segment::mark_frame_len(active.version) } else { 0 };
-        let len = mark_len + frame_len_of(active.version, payload);
+        let (len, needs_mark) = active.len_with_mark(payload, durable);
         let fills = inner.buf.len() as u64 + len >= self.config.write_buffer as u64;
         if !active.takes(len, end)
             || (fills && !self.behind.as_ref().is_some_and(|behind| behind.has_spare()))
@@ -281,9 +288,8 @@ impl<S: Fs> Shared<S> {
                 self.start_segment(inner)?;
                 continue;
             };
-            let needs_mark = active.marked_durable < durable;
-            let mark_len = if needs_mark { segment::mark_frame_len(active.version) } else { 0 };
-            if active.takes(mark_len + frame_len_of(active.version, payload), end) {
+            let (len, needs_mark) = active.len_with_mark(payload, durable);
+            if active.takes(len, end) {
                 if needs_mark {
                     self.write_mark(inner, durable);
                 }
