@@ -1403,6 +1403,48 @@ impl<'a> EncodedFrame<'a> {
     }
 }
 
+/// Writes the short frame of `record` stored alone at the start of `out`,
+/// bound to `lsn` under `key`, and returns its length and its CRC; `None`
+/// (with `out` unchanged) when the payload takes the long form or `out` is
+/// too short. The bytes are those of [`EncodedFrame::record`] and
+/// [`EncodedFrame::write_to`], written in one pass without the general
+/// encoder's steps: the ring log's append takes it for each record that
+/// fits its write buffer.
+#[cfg(feature = "std")]
+#[inline]
+pub(crate) fn write_short_record(out: &mut [u8], record: &Record<'_>, key: &EpochKey, lsn: Lsn) -> Option<(usize, u32)> {
+    let body_len = body::record_body_len(record);
+    if body_len > u64::from(SHORT_MAX) {
+        return None;
+    }
+    let len = FRAME_HEADER_LEN + body_len as usize;
+    let (h, rest) = out.get_mut(..len)?.split_at_mut(FRAME_HEADER_LEN);
+    let kind = kind_byte(body::record_kind(record), Compression::None, false);
+    h[0] = kind;
+    h[1] = !kind;
+    h[2..4].copy_from_slice(&(body_len as u16).to_le_bytes());
+    let mut crc = prefix_crc(key.crc, lsn, h, FRAME_HEADER_LEN - 4);
+    match record {
+        Record::Raw(bytes) | Record::Delete { key: bytes } => {
+            rest.copy_from_slice(bytes);
+            crc = crc32c_append(crc, bytes);
+        }
+        Record::Put { key: k, value } => {
+            let (len_field, rest) = rest.split_at_mut(4);
+            let (key_part, value_part) = rest.split_at_mut(k.len());
+            // Fits: the whole body is at most SHORT_MAX bytes.
+            len_field.copy_from_slice(&(k.len() as u32).to_le_bytes());
+            key_part.copy_from_slice(k);
+            value_part.copy_from_slice(value);
+            crc = crc32c_append(crc, len_field);
+            crc = crc32c_append(crc, k);
+            crc = crc32c_append(crc, value);
+        }
+    }
+    h[4..].copy_from_slice(&crc.to_le_bytes());
+    Some((len, crc))
+}
+
 /// A linear map on 32-bit CRC registers over GF(2): column `i` is the image
 /// of bit `i`.
 type Matrix = [u32; 32];
@@ -1823,6 +1865,44 @@ mod decode_tests {
 
     use super::{EncodedFrame, SEAL_LEN, SegmentHeader, decode_seal};
     use crate::format::{AnyHeader, DecodeError, EpochKey, Seal, Version};
+
+    /// The one-pass writer of a short record frame writes the bytes the
+    /// general encoder writes, for every record kind and payload length up
+    /// to the short form's limit; it writes nothing for a long payload or a
+    /// buffer too short.
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_short_record_written_in_one_pass_is_the_encoders_frame() {
+        use crate::Record;
+        let key = EpochKey::new(0x1234_5678);
+        let bytes: Vec<u8> = (0..70_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+        let lens = [0usize, 1, 7, 8, 9, 127, 128, 129, 4096, 65_531, 65_535, 65_536, 69_999];
+        for (i, &len) in lens.iter().enumerate() {
+            let k = &bytes[..len.min(5)];
+            let put_value = &bytes[..len.saturating_sub(4 + k.len())];
+            let records = [Record::raw(&bytes[..len]), Record::delete(&bytes[..len]), Record::put(k, put_value)];
+            for record in &records {
+                let lsn = 1_000_000_007 * i as u64;
+                let encoder = EncodedFrame::record(record).unwrap();
+                let mut expected = Vec::new();
+                encoder.append_to(&mut expected, &key, lsn);
+                let mut out = std::vec![0xA5u8; expected.len() + 3];
+                let written = super::write_short_record(&mut out, record, &key, lsn);
+                if encoder.len() - super::FRAME_HEADER_LEN > super::SHORT_MAX as usize {
+                    assert_eq!(written, None, "a long payload of {len} bytes");
+                    assert!(out.iter().all(|&b| b == 0xA5), "nothing written for a long payload");
+                    continue;
+                }
+                let stored = u32::from_le_bytes(expected[4..8].try_into().unwrap());
+                assert_eq!(written, Some((expected.len(), stored)), "{record:?} of {len} bytes");
+                assert_eq!(&out[..expected.len()], &expected[..], "{len} bytes");
+                assert!(out[expected.len()..].iter().all(|&b| b == 0xA5), "nothing written after the frame");
+                let mut short = std::vec![0xA5u8; expected.len() - 1];
+                assert_eq!(super::write_short_record(&mut short, record, &key, lsn), None);
+                assert!(short.iter().all(|&b| b == 0xA5), "nothing written into a buffer too short");
+            }
+        }
+    }
 
     /// Untrusted bytes where frames should be: runs of one value, garbage,
     /// and frames cut anywhere. A run takes no frame it was not given whole

@@ -436,6 +436,10 @@ impl<'b, D: BlockDevice, B: WriteBuffer> RingLog<'b, D, B> {
     /// assert_eq!(log.durable_lsn(), Some(lsn));
     /// ```
     pub fn append(&mut self, record: &Record<'_>) -> Result<Lsn, D::Error> {
+        #[cfg(feature = "std")]
+        if let Some(lsn) = self.append_in_buffer(record) {
+            return Ok(lsn);
+        }
         let step = self.append_step(record);
         self.fault.out(step)
     }
@@ -479,6 +483,9 @@ impl<'b, D: BlockDevice, B: WriteBuffer> RingLog<'b, D, B> {
     /// ```
     #[cfg(feature = "std")]
     pub fn append_buffered(&mut self, record: &Record<'_>) -> Result<Option<Lsn>, D::Error> {
+        if let Some(lsn) = self.append_in_buffer(record) {
+            return Ok(Some(lsn));
+        }
         let frame_len = writer::frame_len(self.layout.version, crate::format::body::record_body_len(record));
         let fits = self.state.next_lsn != Lsn::MAX && self.fits_buffered(frame_len, 1);
         if !fits && !self.state.poisoned {

@@ -182,6 +182,41 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
         in_segment && in_buffer && frame_len <= self.layout.max_frame_len()
     }
 
+    /// Appends `record` in one step when its frame is a short format v2
+    /// frame that goes into the write buffer's free space, with no mark due
+    /// before it (what [`fits_buffered`](Self::fits_buffered) allows):
+    /// the frame is written in place and nothing is programmed. `None`
+    /// otherwise, with the log unchanged; the general path then appends it,
+    /// with the same bytes. Most appends of a stream take this path.
+    #[cfg(feature = "std")]
+    #[inline]
+    pub(super) fn append_in_buffer(&mut self, record: &Record<'_>) -> Option<Lsn> {
+        let lsn = self.state.next_lsn;
+        let active = self.state.active.as_ref()?;
+        if self.state.poisoned || lsn == Lsn::MAX || active.seg.version != Version::V2 || !Version::V2.built() {
+            return None;
+        }
+        let frame_len = frame_len(Version::V2, crate::format::body::record_body_len(record));
+        // As `fits_buffered`, with no mark due.
+        let (mark_len, in_segment) = self.room(active, frame_len, 1);
+        let at = (active.pos - active.buf_start) as usize;
+        if mark_len != 0 || !in_segment || frame_len > self.layout.max_frame_len() {
+            return None;
+        }
+        let key = active.seg.key;
+        // The frame must leave the buffer not full (a full one is programmed).
+        let free = self.buffer.as_mut().get_mut(at..)?;
+        if frame_len >= free.len() as u64 {
+            return None;
+        }
+        let (len, crc) = v2::write_short_record(free, record, &key, lsn)?;
+        let active = self.state.active.as_mut()?;
+        active.frames_crc.add(crc);
+        active.pos += len as u64;
+        self.state.next_lsn = lsn + 1;
+        Some(lsn)
+    }
+
     /// Writes a mark of the current durable point and start.
     pub(super) fn write_mark(&mut self) -> Step<()> {
         let Some(active) = &self.state.active else { return Ok(()) };
