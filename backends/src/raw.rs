@@ -2,8 +2,8 @@
 //! `O_DIRECT`.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::io::{self, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::string::{String, ToString};
 use std::vec::Vec;
@@ -155,9 +155,7 @@ impl RawDevice {
         if capacity == 0 || !capacity.is_multiple_of(u64::from(sector)) {
             return Err(err(RawErrorKind::BadSize { size: capacity, sector }));
         }
-        let align = (sector as usize).max(PAGE);
-        let bounce = std::vec![0u8; BOUNCE + align];
-        let bounce_at = bounce.as_ptr().align_offset(align);
+        let (bounce, bounce_at) = bounce_buffer(sector);
         let mut device = Self { file, path: path.clone(), geometry, capacity, bounce, bounce_at };
         if !options.force
             && let Some(found) = device.foreign_signature().map_err(|e| err(RawErrorKind::Io(e)))?
@@ -208,6 +206,39 @@ impl RawDevice {
         Ok(RawSyncHandle { file, path: self.path.clone() })
     }
 
+    /// Another handle on the device that writes on its own: a duplicate
+    /// of its file descriptor, with a buffer of its own for `O_DIRECT`. A
+    /// second thread may program through it while this one writes (the
+    /// shared ring's write-behind does, with two writes in flight); a sync
+    /// through any handle covers the writes of both.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's, when the descriptor cannot be duplicated.
+    ///
+    /// ```
+    /// # use nori_wal_backends::raw::{RawDevice, RawOptions};
+    /// # use nori_wal_core::BlockDevice;
+    /// # let image = std::env::temp_dir().join(format!("nori-wal-raw-writer-{}", std::process::id()));
+    /// # std::fs::File::create(&image)?.set_len(1 << 20)?;
+    /// let mut device = RawDevice::open(&image, RawOptions::default())?;
+    /// let mut second = device.write_handle()?;
+    /// let other = std::thread::spawn(move || second.program(4096, &[7; 4096]));
+    /// device.program(0, &[5; 4096])?;
+    /// other.join().unwrap()?;
+    /// device.sync()?;
+    /// let mut back = [0u8; 8192];
+    /// device.read(0, &mut back)?;
+    /// assert_eq!((back[0], back[4096]), (5, 7));
+    /// # std::fs::remove_file(&image)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write_handle(&self) -> Result<Self, RawError> {
+        let file = self.file.try_clone().map_err(|e| self.io(e))?;
+        let (bounce, bounce_at) = bounce_buffer(self.geometry.program_unit());
+        Ok(Self { file, path: self.path.clone(), geometry: self.geometry, capacity: self.capacity, bounce, bounce_at })
+    }
+
     fn bounce(&mut self, len: usize) -> &mut [u8] {
         &mut self.bounce[self.bounce_at..self.bounce_at + len]
     }
@@ -217,10 +248,8 @@ impl RawDevice {
         while done < out.len() {
             let n = (out.len() - done).min(BOUNCE);
             let at = offset + done as u64;
-            self.file.seek(SeekFrom::Start(at))?;
-            let mut file = &self.file;
             let buf = &mut self.bounce[self.bounce_at..self.bounce_at + n];
-            file.read_exact(buf)?;
+            self.file.read_exact_at(buf, at)?;
             out[done..done + n].copy_from_slice(buf);
             done += n;
         }
@@ -296,6 +325,18 @@ impl nori_wal_core::SplitSync for RawDevice {
     fn sync_handle(&self) -> Result<RawSyncHandle, RawError> {
         Self::sync_handle(self)
     }
+
+    fn write_handle(&self) -> Result<Option<Self>, RawError> {
+        Self::write_handle(self).map(Some)
+    }
+}
+
+/// A buffer for `O_DIRECT` calls, and where its aligned part starts.
+fn bounce_buffer(sector: u32) -> (Vec<u8>, usize) {
+    let align = (sector as usize).max(PAGE);
+    let bounce = std::vec![0u8; BOUNCE + align];
+    let at = bounce.as_ptr().align_offset(align);
+    (bounce, at)
 }
 
 /// Known signatures: (name, offset, bytes).
@@ -441,11 +482,9 @@ impl BlockDevice for RawDevice {
         while done < data.len() {
             let n = (data.len() - done).min(BOUNCE);
             self.bounce(n).copy_from_slice(&data[done..done + n]);
+            // Positional: a write handle shares the file's offset.
             let at = offset + done as u64;
-            let result = self.file.seek(SeekFrom::Start(at)).and_then(|_| {
-                let mut file = &self.file;
-                file.write_all(&self.bounce[self.bounce_at..self.bounce_at + n])
-            });
+            let result = self.file.write_all_at(&self.bounce[self.bounce_at..self.bounce_at + n], at);
             result.map_err(|e| self.io(e))?;
             done += n;
         }

@@ -305,6 +305,32 @@ pub trait SplitSync: BlockDevice {
     ///
     /// The device's, when no handle can be made.
     fn sync_handle(&self) -> Result<Self::Handle, Self::Error>;
+
+    /// Another handle that programs the same device on its own, for a
+    /// second thread to write through while a first writes through this
+    /// one (a device takes two writes at once better than one after the
+    /// other). Writes through the two may run at the same time and complete
+    /// in any order, so a device whose
+    /// [`writes_persist_in_order`](BlockDevice::writes_persist_in_order)
+    /// is `true` must not have one. A sync through any handle of the device
+    /// makes the writes that completed through either durable. `Ok(None)`,
+    /// the default: the device has no such handle.
+    ///
+    /// ```
+    /// use nori_wal_core::{Geometry, RamDevice, SplitSync};
+    /// let ram = RamDevice::new(vec![0u8; 4096], Geometry::block(512).unwrap()).unwrap();
+    /// assert!(ram.write_handle().unwrap().is_none()); // one buffer, one writer
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The device's, when a handle it has cannot be made.
+    fn write_handle(&self) -> Result<Option<Self>, Self::Error>
+    where
+        Self: Sized,
+    {
+        Ok(None)
+    }
 }
 
 /// Syncs a device from another thread than the one that writes to it:

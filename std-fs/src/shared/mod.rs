@@ -32,7 +32,7 @@ mod behind;
 #[cfg(feature = "async")]
 pub use asynchronous::{AsyncSharedIter, AsyncSharedRing};
 
-use behind::{Behind, BehindError, BehindSync};
+use behind::{Behind, BehindError, BehindSync, NewError};
 
 use crate::packed::Packed;
 use crate::wal::sync::{JoinHandle, Mutex};
@@ -297,8 +297,12 @@ where
         let unit = device.geometry().program_unit() as usize;
         let bytes = config.buffer.min(usize::try_from(config.ring.segment_size).unwrap_or(usize::MAX));
         let bytes = (bytes / unit.max(1)).max(1) * unit.max(1);
-        // Two buffers' worth may wait for the device while a third fills.
-        let behind = Behind::new(device, 2 * bytes).map_err(Error::Thread)?;
+        // A buffer for each writer thread and one more may wait for the
+        // device while the next fills.
+        let behind = Behind::new(device, bytes).map_err(|e| match e {
+            NewError::Device(e) => Error::Ring(ring::Error::Device(e)),
+            NewError::Thread(e) => Error::Thread(e),
+        })?;
         let handle = behind.sync_handle(inner_handle);
         let mut ring = config.ring;
         if ring.first_epoch == 1 {
