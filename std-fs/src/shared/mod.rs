@@ -630,8 +630,11 @@ where
         };
         self.commit.cover(flushed);
         if let Err(e) = self.handle.sync() {
+            // The failure becomes the cause first: an append that found the
+            // log poisoned before would make its own error the cause.
+            let e = self.poison(unwrap_behind(ring::Error::Device(e), Some(&self.commit)));
             lock(&self.inner).sync_failed();
-            return Err(self.poison(unwrap_behind(ring::Error::Device(e), Some(&self.commit))));
+            return Err(e);
         }
         lock(&self.inner).synced(flushed);
         Ok(flushed)
