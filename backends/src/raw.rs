@@ -236,7 +236,14 @@ impl RawDevice {
     pub fn write_handle(&self) -> Result<Self, RawError> {
         let file = self.file.try_clone().map_err(|e| self.io(e))?;
         let (bounce, bounce_at) = bounce_buffer(self.geometry.program_unit());
-        Ok(Self { file, path: self.path.clone(), geometry: self.geometry, capacity: self.capacity, bounce, bounce_at })
+        Ok(Self {
+            file,
+            path: self.path.clone(),
+            geometry: self.geometry,
+            capacity: self.capacity,
+            bounce,
+            bounce_at,
+        })
     }
 
     fn bounce(&mut self, len: usize) -> &mut [u8] {

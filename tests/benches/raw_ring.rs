@@ -3,6 +3,8 @@
 //!
 //! - streaming 4 KiB and 128-byte records (`Os`, one sync at the end)
 //!   against `dd` writing 1 MiB blocks with `oflag=direct conv=fdatasync`;
+//!   and 4 KiB records with the write-behind's two writer threads (the
+//!   default on a raw device) against one;
 //! - one writer, a sync after each record (`Always`, the default) against
 //!   a loop of 4 KiB `O_DIRECT` writes each followed by `fdatasync`: the
 //!   headline row, one task through the async API as the README's Quick
@@ -25,7 +27,8 @@ use std::sync::Arc;
 
 use nori_wal::shared::{AsyncSharedRing, SharedConfig, SharedRing};
 use nori_wal::{FsyncPolicy, Record};
-use nori_wal_backends::raw::{RawDevice, RawOptions};
+use nori_wal_backends::raw::{RawDevice, RawError, RawOptions, RawSyncHandle};
+use nori_wal_core::{BlockDevice, Geometry, SplitSync};
 
 const SEGMENT: u64 = 16 << 20;
 
@@ -77,6 +80,12 @@ fn main() {
             rounds,
             "streaming 4 KiB records, `Os`, blocking API (payload bytes/s)",
             || dd(&device, stream_bytes),
+            || stream(&device, 4096, stream_bytes),
+        ));
+        rows.push(compare(
+            rounds,
+            "streaming 4 KiB records as above, two writer threads (default; baseline: one, on a device without a write handle)",
+            || stream_one_writer(&device, 4096, stream_bytes),
             || stream(&device, 4096, stream_bytes),
         ));
         rows.push(compare(
@@ -187,6 +196,67 @@ fn stream(device: &Path, len: usize, bytes: u64) -> f64 {
     let rate = (n * len as u64) as f64 / started.elapsed().as_secs_f64();
     ring.close().unwrap();
     rate
+}
+
+/// [`stream`] through a device that hides the raw device's write handle,
+/// so that the write-behind has one writer thread.
+fn stream_one_writer(device: &Path, len: usize, bytes: u64) -> f64 {
+    wipe(device);
+    let raw = OneWriter(RawDevice::open(device, RawOptions::default().force(true)).unwrap());
+    let config = SharedConfig::new(SEGMENT).fsync(FsyncPolicy::Os).ring(
+        nori_wal_core::ring::RingConfig::new(SEGMENT)
+            .when_full(nori_wal_core::ring::FullPolicy::OverwriteOldest),
+    );
+    let ring = SharedRing::open(raw, config).unwrap().0;
+    let payload = vec![0x5Au8; len];
+    let n = bytes / len as u64;
+    let started = Instant::now();
+    for _ in 0..n {
+        ring.append(&Record::raw(&payload)).unwrap();
+    }
+    ring.sync().unwrap();
+    let rate = (n * len as u64) as f64 / started.elapsed().as_secs_f64();
+    ring.close().unwrap();
+    rate
+}
+
+/// A raw device without a write handle.
+struct OneWriter(RawDevice);
+
+impl BlockDevice for OneWriter {
+    type Error = RawError;
+
+    fn geometry(&self) -> Geometry {
+        self.0.geometry()
+    }
+
+    fn capacity(&self) -> u64 {
+        self.0.capacity()
+    }
+
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), RawError> {
+        self.0.read(offset, buf)
+    }
+
+    fn program(&mut self, offset: u64, data: &[u8]) -> Result<(), RawError> {
+        self.0.program(offset, data)
+    }
+
+    fn erase(&mut self, offset: u64, len: u64) -> Result<(), RawError> {
+        self.0.erase(offset, len)
+    }
+
+    fn sync(&mut self) -> Result<(), RawError> {
+        BlockDevice::sync(&mut self.0)
+    }
+}
+
+impl SplitSync for OneWriter {
+    type Handle = RawSyncHandle;
+
+    fn sync_handle(&self) -> Result<RawSyncHandle, RawError> {
+        self.0.sync_handle()
+    }
 }
 
 /// One writer, each 128-byte append durable: records per second.

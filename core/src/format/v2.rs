@@ -1412,7 +1412,12 @@ impl<'a> EncodedFrame<'a> {
 /// fits its write buffer.
 #[cfg(feature = "std")]
 #[inline]
-pub(crate) fn write_short_record(out: &mut [u8], record: &Record<'_>, key: &EpochKey, lsn: Lsn) -> Option<(usize, u32)> {
+pub(crate) fn write_short_record(
+    out: &mut [u8],
+    record: &Record<'_>,
+    key: &EpochKey,
+    lsn: Lsn,
+) -> Option<(usize, u32)> {
     let body_len = body::record_body_len(record);
     if body_len > u64::from(SHORT_MAX) {
         return None;
@@ -1880,7 +1885,8 @@ mod decode_tests {
         for (i, &len) in lens.iter().enumerate() {
             let k = &bytes[..len.min(5)];
             let put_value = &bytes[..len.saturating_sub(4 + k.len())];
-            let records = [Record::raw(&bytes[..len]), Record::delete(&bytes[..len]), Record::put(k, put_value)];
+            let records =
+                [Record::raw(&bytes[..len]), Record::delete(&bytes[..len]), Record::put(k, put_value)];
             for record in &records {
                 let lsn = 1_000_000_007 * i as u64;
                 let encoder = EncodedFrame::record(record).unwrap();

@@ -193,7 +193,8 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
     pub(super) fn append_in_buffer(&mut self, record: &Record<'_>) -> Option<Lsn> {
         let lsn = self.state.next_lsn;
         let active = self.state.active.as_ref()?;
-        if self.state.poisoned || lsn == Lsn::MAX || active.seg.version != Version::V2 || !Version::V2.built() {
+        if self.state.poisoned || lsn == Lsn::MAX || active.seg.version != Version::V2 || !Version::V2.built()
+        {
             return None;
         }
         let frame_len = frame_len(Version::V2, crate::format::body::record_body_len(record));

@@ -113,7 +113,8 @@ impl SyncHandle for SimHandle {
 
     fn sync(&self) -> Result<(), SimError> {
         std::thread::sleep(self.0.sync_time);
-        *self.0.last_syncer.lock().unwrap_or_else(PoisonError::into_inner) = Some(std::thread::current().id());
+        *self.0.last_syncer.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(std::thread::current().id());
         self.0.with(BlockDevice::sync)
     }
 }
@@ -363,7 +364,8 @@ fn keeps_every_acknowledged_record(device: &SharedSim, geometry: Geometry, acked
 fn a_power_cut_anywhere_keeps_every_synced_record_written_two_at_a_time() {
     for sector in [512, 4096] {
         let geometry = Geometry::block(sector).unwrap();
-        let device = SharedSim::new(SimDevice::blank(2 << 20, geometry)).two_writers(Duration::from_micros(300));
+        let device =
+            SharedSim::new(SimDevice::blank(2 << 20, geometry)).two_writers(Duration::from_micros(300));
         let config = SharedConfig::new(SEGMENT).buffer(8 << 10).fsync(FsyncPolicy::Os);
         let (ring, _) = SharedRing::open(device.clone(), config).unwrap();
         let mut acked = Vec::new();
