@@ -18,6 +18,11 @@
 //!
 //! Readers take the lock for one batch of records at a time, so appends
 //! go on between batches.
+//!
+//! A thread of the ring's own writes each full buffer while the next one
+//! fills; where the device has a second write handle
+//! ([`SplitSync::write_handle`], as a raw device has), a second thread
+//! writes beside it, so that two writes are in flight at once.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -180,7 +185,9 @@ impl SharedConfig {
 
     /// The write buffer's size: the largest write the log makes to the
     /// device (rounded down to the device's program unit; at most a
-    /// segment).
+    /// segment). Memory: one buffer fills while one per writer thread and
+    /// one more wait to be written (four in all on a device with a write
+    /// handle, three on another).
     ///
     /// ```
     /// # use nori_wal::shared::{SharedConfig, SharedRing};
