@@ -174,7 +174,14 @@ fn dd(device: &Path, bytes: u64) -> f64 {
 /// so that what a baseline or an earlier round left is not recovered).
 fn open(device: &Path, policy: FsyncPolicy) -> SharedRing<RawDevice> {
     wipe(device);
-    let raw = RawDevice::open(device, RawOptions::default().force(true)).unwrap();
+    ring_on(RawDevice::open(device, RawOptions::default().force(true)).unwrap(), policy)
+}
+
+/// A ring on `raw`, of the bench's segments, overwriting its oldest.
+fn ring_on<D: SplitSync<Error = RawError, Handle = RawSyncHandle> + Send + 'static>(
+    raw: D,
+    policy: FsyncPolicy,
+) -> SharedRing<D> {
     let config = SharedConfig::new(SEGMENT).fsync(policy).ring(
         nori_wal_core::ring::RingConfig::new(SEGMENT)
             .when_full(nori_wal_core::ring::FullPolicy::OverwriteOldest),
@@ -185,17 +192,7 @@ fn open(device: &Path, policy: FsyncPolicy) -> SharedRing<RawDevice> {
 /// One writer appends `len`-byte records until `bytes` of payload, then
 /// syncs: payload bytes per second.
 fn stream(device: &Path, len: usize, bytes: u64) -> f64 {
-    let ring = open(device, FsyncPolicy::Os);
-    let payload = vec![0x5Au8; len];
-    let n = bytes / len as u64;
-    let started = Instant::now();
-    for _ in 0..n {
-        ring.append(&Record::raw(&payload)).unwrap();
-    }
-    ring.sync().unwrap();
-    let rate = (n * len as u64) as f64 / started.elapsed().as_secs_f64();
-    ring.close().unwrap();
-    rate
+    stream_on(open(device, FsyncPolicy::Os), len, bytes)
 }
 
 /// [`stream`] through a device that hides the raw device's write handle,
@@ -203,11 +200,14 @@ fn stream(device: &Path, len: usize, bytes: u64) -> f64 {
 fn stream_one_writer(device: &Path, len: usize, bytes: u64) -> f64 {
     wipe(device);
     let raw = OneWriter(RawDevice::open(device, RawOptions::default().force(true)).unwrap());
-    let config = SharedConfig::new(SEGMENT).fsync(FsyncPolicy::Os).ring(
-        nori_wal_core::ring::RingConfig::new(SEGMENT)
-            .when_full(nori_wal_core::ring::FullPolicy::OverwriteOldest),
-    );
-    let ring = SharedRing::open(raw, config).unwrap().0;
+    stream_on(ring_on(raw, FsyncPolicy::Os), len, bytes)
+}
+
+fn stream_on<D: SplitSync<Error = RawError, Handle = RawSyncHandle> + Send + 'static>(
+    ring: SharedRing<D>,
+    len: usize,
+    bytes: u64,
+) -> f64 {
     let payload = vec![0x5Au8; len];
     let n = bytes / len as u64;
     let started = Instant::now();
