@@ -393,31 +393,35 @@ fn a_power_cut_anywhere_keeps_every_synced_record_written_two_at_a_time() {
 }
 
 /// A background write that fails (F12: half of it reached the device) is
-/// reported by the next call, and the log is poisoned from then on.
+/// reported by the next call, and the log is poisoned from then on; with
+/// one writer thread and with two.
 #[test]
 fn a_failed_background_write_poisons_the_log() {
-    let device = SharedSim::new(
-        SimDevice::blank(1 << 20, geometry())
-            .with_faults(Faults { fail_program: Some(3), ..Faults::default() }),
-    );
-    let (ring, _) =
-        SharedRing::open(device.clone(), SharedConfig::new(SEGMENT).fsync(FsyncPolicy::Os).buffer(4 << 10))
-            .unwrap();
-    let mut first_error = None;
-    let mut acked = Vec::new();
-    for i in 0..2000 {
-        match ring.append(&Record::raw(&record(0, i))) {
-            Ok(lsn) => acked.push(lsn),
-            Err(e) => {
+    for two_writers in [false, true] {
+        let mut device = SharedSim::new(
+            SimDevice::blank(1 << 20, geometry())
+                .with_faults(Faults { fail_program: Some(3), ..Faults::default() }),
+        );
+        if two_writers {
+            device = device.two_writers(Duration::from_micros(200));
+        }
+        let config = SharedConfig::new(SEGMENT).fsync(FsyncPolicy::Os).buffer(4 << 10);
+        let (ring, _) = SharedRing::open(device.clone(), config).unwrap();
+        let mut first_error = None;
+        for i in 0..2000 {
+            if let Err(e) = ring.append(&Record::raw(&record(0, i))) {
                 first_error = Some(e.to_string());
                 break;
             }
         }
+        let first = first_error.expect("the fourth program failed");
+        assert!(
+            first.contains("injected") || first.contains("program") || first.contains("poisoned"),
+            "{first}"
+        );
+        assert!(matches!(ring.append(&Record::raw(b"later")), Err(Error::Poisoned { .. })));
+        assert!(ring.sync().is_err(), "nothing more is made durable");
     }
-    let first = first_error.expect("the fourth program failed");
-    assert!(first.contains("injected") || first.contains("program") || first.contains("poisoned"), "{first}");
-    assert!(matches!(ring.append(&Record::raw(b"later")), Err(Error::Poisoned { .. })));
-    assert!(ring.sync().is_err(), "nothing more is made durable");
 }
 
 #[test]
