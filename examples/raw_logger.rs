@@ -17,13 +17,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             scratch.clone()
         }
     };
-    // A new ring's epochs from the clock (microseconds over 16, as the file
-    // WAL and `nori_wal::shared::SharedRing` take them): an earlier ring's
-    // blocks left on the partition never check out as this one's. A ring
-    // already there keeps its own.
-    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros();
-    let epoch = u64::try_from(micros / 16).unwrap_or(u64::MAX).clamp(1, (1 << 48) - 1);
-    let config = RingConfig::new(16 << 10).when_full(FullPolicy::OverwriteOldest).first_epoch(epoch);
+    // A new ring's epochs from the clock, as the file WAL and
+    // `nori_wal::shared::SharedRing` take them: an earlier ring's blocks
+    // left on the partition never check out as this one's. A ring already
+    // there keeps its own.
+    let config = RingConfig::new(16 << 10)
+        .when_full(FullPolicy::OverwriteOldest)
+        .first_epoch(nori_wal::shared::epoch_from_clock());
     let mut buffer = vec![0u8; 8192];
     let lines = 5000u64;
     {

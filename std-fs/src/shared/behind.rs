@@ -242,7 +242,8 @@ impl<D: BlockDevice> State<D> {
     ) -> MutexGuard<'q, Queue<D::Error>> {
         let Some((number, op)) = queue.ops.pop_front() else { return queue };
         if queue.failed {
-            // Nothing after a failed write reaches the device.
+            // Nothing queued after a write failed reaches the device (a
+            // write already in flight on the other thread may).
             queue.bytes -= op.len();
             self.done.notify_all();
             return queue;

@@ -111,6 +111,27 @@ impl<E: DeviceError + 'static> std::error::Error for Error<E> {
 
 type Result<T, E> = std::result::Result<T, Error<E>>;
 
+/// The first epoch for a new ring log on a medium that an earlier log may
+/// have used (a raw partition, an image file): a number from the clock
+/// (microseconds since 1970 over 16, as the file WAL's epochs start),
+/// above the epochs of any earlier log in the same place, so that none of
+/// its frames ever checks out as the new log's (invariant I6).
+/// [`SharedRing::open`] takes it for a new ring unless the configuration
+/// names a first epoch; a plain [`RingLog`] on such a medium takes it
+/// through [`RingConfig::first_epoch`]. A log already on the medium keeps
+/// its own epochs. Fits format version 2's 48-bit epochs.
+///
+/// ```
+/// use nori_wal::ring::RingConfig;
+/// use nori_wal::shared::epoch_from_clock;
+/// let config = RingConfig::new(16 << 10).first_epoch(epoch_from_clock());
+/// assert!(config.first_epoch > 1 << 40);
+/// ```
+#[must_use]
+pub fn epoch_from_clock() -> u64 {
+    crate::wal::fresh_epochs()
+}
+
 /// How a [`SharedRing`] is laid out and made durable.
 ///
 /// ```
@@ -315,7 +336,7 @@ where
         if ring.first_epoch == 1 {
             // A new ring's epochs start from the clock, above those of any
             // earlier ring in the same place (I6; see `RingConfig::first_epoch`).
-            ring = ring.first_epoch(crate::wal::fresh_epochs());
+            ring = ring.first_epoch(epoch_from_clock());
         }
         let (log, info) =
             RingLog::open_owned(behind, ring, vec![0u8; bytes]).map_err(|e| unwrap_behind(e, None))?;
