@@ -579,6 +579,43 @@ fn on_a_raw_image_every_acknowledged_record_survives_a_reopen() {
     }
 }
 
+/// On a raw image, where the write-behind writes through two handles of
+/// the device (two writes in flight): a stream of records of 1 to 3 KB
+/// under `Os`, in buffers of 128 KiB, then a sync, reads back whole after
+/// a reopen.
+#[test]
+fn on_a_raw_image_a_stream_written_two_at_a_time_reads_back_whole() {
+    use nori_wal_backends::raw::{RawDevice, RawOptions};
+    let image = nori_wal_tests::media::ImageFile::new(env!("CARGO_TARGET_TMPDIR"), "shared-ring-stream", 8 << 20);
+    let config = || SharedConfig::new(1 << 20).buffer(128 << 10).fsync(FsyncPolicy::Os);
+    let payload = |i: usize| {
+        let mut p = format!("record {i} ").into_bytes();
+        p.resize(1000 + i * 131 % 2000, (i % 251) as u8);
+        p
+    };
+    let lsns: Vec<Lsn> = {
+        let device = RawDevice::open(&image.path, RawOptions::default()).unwrap();
+        let (ring, _) = SharedRing::open(device, config()).unwrap();
+        let lsns = (0..2000).map(|i| ring.append(&Record::raw(&payload(i))).unwrap()).collect();
+        ring.sync().unwrap();
+        ring.close().unwrap();
+        lsns
+    };
+    let device = RawDevice::open(&image.path, RawOptions::default()).unwrap();
+    let (ring, info) = SharedRing::open(device, config()).unwrap();
+    assert!(info.corruption.is_none());
+    let mut iter = ring.iter_from(ring.first_lsn());
+    let mut read = Vec::new();
+    while let Some(e) = iter.try_next().unwrap() {
+        read.push((e.lsn, e.record.raw_payload().unwrap().to_vec()));
+    }
+    assert_eq!(read.len(), lsns.len(), "every record back");
+    for ((lsn, p), (i, expected)) in read.iter().zip(lsns.iter().enumerate()) {
+        assert_eq!(lsn, expected);
+        assert_eq!(p, &payload(i), "LSN {lsn}");
+    }
+}
+
 /// A ring made afresh where an earlier ring lay, the start of each segment
 /// zeroed (its header alone, or the first 4 KiB as a tool that wipes by the
 /// page does), the same records written again under `Always` (F5: stale
