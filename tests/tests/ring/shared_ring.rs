@@ -586,7 +586,8 @@ fn on_a_raw_image_every_acknowledged_record_survives_a_reopen() {
 #[test]
 fn on_a_raw_image_a_stream_written_two_at_a_time_reads_back_whole() {
     use nori_wal_backends::raw::{RawDevice, RawOptions};
-    let image = nori_wal_tests::media::ImageFile::new(env!("CARGO_TARGET_TMPDIR"), "shared-ring-stream", 8 << 20);
+    let image =
+        nori_wal_tests::media::ImageFile::new(env!("CARGO_TARGET_TMPDIR"), "shared-ring-stream", 8 << 20);
     let config = || SharedConfig::new(1 << 20).buffer(128 << 10).fsync(FsyncPolicy::Os);
     let payload = |i: usize| {
         let mut p = format!("record {i} ").into_bytes();
