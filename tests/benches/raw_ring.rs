@@ -173,8 +173,13 @@ fn dd(device: &Path, bytes: u64) -> f64 {
 /// A fresh ring on `device` (each segment's first sector zeroed first,
 /// so that what a baseline or an earlier round left is not recovered).
 fn open(device: &Path, policy: FsyncPolicy) -> SharedRing<RawDevice> {
+    ring_on(wiped(device), policy)
+}
+
+/// `device`, each segment's first sector zeroed, opened as a raw device.
+fn wiped(device: &Path) -> RawDevice {
     wipe(device);
-    ring_on(RawDevice::open(device, RawOptions::default().force(true)).unwrap(), policy)
+    RawDevice::open(device, RawOptions::default().force(true)).unwrap()
 }
 
 /// A ring on `raw`, of the bench's segments, overwriting its oldest.
@@ -198,9 +203,7 @@ fn stream(device: &Path, len: usize, bytes: u64) -> f64 {
 /// [`stream`] through a device that hides the raw device's write handle,
 /// so that the write-behind has one writer thread.
 fn stream_one_writer(device: &Path, len: usize, bytes: u64) -> f64 {
-    wipe(device);
-    let raw = OneWriter(RawDevice::open(device, RawOptions::default().force(true)).unwrap());
-    stream_on(ring_on(raw, FsyncPolicy::Os), len, bytes)
+    stream_on(ring_on(OneWriter(wiped(device)), FsyncPolicy::Os), len, bytes)
 }
 
 fn stream_on<D: SplitSync<Error = RawError, Handle = RawSyncHandle> + Send + 'static>(

@@ -1407,9 +1407,10 @@ impl<'a> EncodedFrame<'a> {
 /// bound to `lsn` under `key`, and returns its length and its CRC; `None`
 /// (with `out` unchanged) when the payload takes the long form or `out` is
 /// too short. The bytes are those of [`EncodedFrame::record`] and
-/// [`EncodedFrame::write_to`], written in one pass without the general
-/// encoder's steps: the ring log's append takes it for each record that
-/// fits its write buffer.
+/// [`EncodedFrame::write_to`]; a raw record or a delete (one piece) is
+/// written in one pass without the general encoder's steps, a put (three
+/// pieces) through them. The ring log's append takes it for each record
+/// that fits its write buffer.
 #[cfg(feature = "std")]
 #[inline]
 pub(crate) fn write_short_record(
@@ -1423,29 +1424,18 @@ pub(crate) fn write_short_record(
         return None;
     }
     let len = FRAME_HEADER_LEN + body_len as usize;
-    let (h, rest) = out.get_mut(..len)?.split_at_mut(FRAME_HEADER_LEN);
+    let frame = out.get_mut(..len)?;
+    let (Record::Raw(bytes) | Record::Delete { key: bytes }) = record else {
+        EncodedFrame::record(record).ok()?.write_to(frame, key, lsn).ok()?;
+        return Some((len, u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]])));
+    };
+    let (h, rest) = frame.split_at_mut(FRAME_HEADER_LEN);
     let kind = kind_byte(body::record_kind(record), Compression::None, false);
     h[0] = kind;
     h[1] = !kind;
     h[2..4].copy_from_slice(&(body_len as u16).to_le_bytes());
-    let mut crc = prefix_crc(key.crc, lsn, h, FRAME_HEADER_LEN - 4);
-    match record {
-        Record::Raw(bytes) | Record::Delete { key: bytes } => {
-            rest.copy_from_slice(bytes);
-            crc = crc32c_append(crc, bytes);
-        }
-        Record::Put { key: k, value } => {
-            let (len_field, rest) = rest.split_at_mut(4);
-            let (key_part, value_part) = rest.split_at_mut(k.len());
-            // Fits: the whole body is at most SHORT_MAX bytes.
-            len_field.copy_from_slice(&(k.len() as u32).to_le_bytes());
-            key_part.copy_from_slice(k);
-            value_part.copy_from_slice(value);
-            crc = crc32c_append(crc, len_field);
-            crc = crc32c_append(crc, k);
-            crc = crc32c_append(crc, value);
-        }
-    }
+    rest.copy_from_slice(bytes);
+    let crc = crc32c_append(prefix_crc(key.crc, lsn, h, FRAME_HEADER_LEN - 4), bytes);
     h[4..].copy_from_slice(&crc.to_le_bytes());
     Some((len, crc))
 }

@@ -173,45 +173,46 @@ impl<D: BlockDevice, B: WriteBuffer> RingLog<'_, D, B> {
     /// written in place ([`write_frame`](Self::write_frame)).
     #[cfg(feature = "std")]
     pub(super) fn fits_buffered(&self, frame_len: u64, count: u32) -> bool {
-        let Some(active) = &self.state.active else { return false };
+        self.buffered_mark(frame_len, count).is_some()
+    }
+
+    /// The length of the mark due before a frame of `frame_len` bytes
+    /// holding `count` LSNs (0 if none) when both go into the write
+    /// buffer's free space and the active segment; `None` when they do not
+    /// ([`fits_buffered`](Self::fits_buffered)).
+    #[cfg(feature = "std")]
+    fn buffered_mark(&self, frame_len: u64, count: u32) -> Option<u64> {
+        let active = self.state.active.as_ref()?;
         let (mark_len, in_segment) = self.room(active, frame_len, count);
         // Each frame is written in place only when it leaves the buffer not
         // full (`write_frame`).
         let used = active.pos - active.buf_start;
         let in_buffer = used + mark_len + frame_len < self.buffer.as_ref().len() as u64;
-        in_segment && in_buffer && frame_len <= self.layout.max_frame_len()
+        (in_segment && in_buffer && frame_len <= self.layout.max_frame_len()).then_some(mark_len)
     }
 
     /// Appends `record` in one step when its frame is a short format v2
-    /// frame that goes into the write buffer's free space, with no mark due
-    /// before it (what [`fits_buffered`](Self::fits_buffered) allows):
-    /// the frame is written in place and nothing is programmed. `None`
+    /// frame that goes into the write buffer's free space with no mark due
+    /// before it ([`buffered_mark`](Self::buffered_mark) is `Some(0)`): the
+    /// frame is written in place and nothing is programmed. `None`
     /// otherwise, with the log unchanged; the general path then appends it,
     /// with the same bytes. Most appends of a stream take this path.
     #[cfg(feature = "std")]
     #[inline]
     pub(super) fn append_in_buffer(&mut self, record: &Record<'_>) -> Option<Lsn> {
         let lsn = self.state.next_lsn;
-        let active = self.state.active.as_ref()?;
-        if self.state.poisoned || lsn == Lsn::MAX || active.seg.version != Version::V2 || !Version::V2.built()
-        {
+        let v2 = Version::V2.built() && self.state.active.as_ref()?.seg.version == Version::V2;
+        if self.state.poisoned || lsn == Lsn::MAX || !v2 {
             return None;
         }
         let frame_len = frame_len(Version::V2, crate::format::body::record_body_len(record));
-        // As `fits_buffered`, with no mark due.
-        let (mark_len, in_segment) = self.room(active, frame_len, 1);
-        let at = (active.pos - active.buf_start) as usize;
-        if mark_len != 0 || !in_segment || frame_len > self.layout.max_frame_len() {
+        if self.buffered_mark(frame_len, 1)? != 0 {
             return None;
         }
-        let key = active.seg.key;
-        // The frame must leave the buffer not full (a full one is programmed).
-        let free = self.buffer.as_mut().get_mut(at..)?;
-        if frame_len >= free.len() as u64 {
-            return None;
-        }
-        let (len, crc) = v2::write_short_record(free, record, &key, lsn)?;
         let active = self.state.active.as_mut()?;
+        let at = (active.pos - active.buf_start) as usize;
+        let (len, crc) =
+            v2::write_short_record(self.buffer.as_mut().get_mut(at..)?, record, &active.seg.key, lsn)?;
         active.frames_crc.add(crc);
         active.pos += len as u64;
         self.state.next_lsn = lsn + 1;
