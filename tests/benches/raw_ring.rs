@@ -13,6 +13,12 @@
 //!   durable (`Always`), against the file WAL's 64 threads and 64 tasks
 //!   on the same disk.
 //!
+//! With `NORI_WAL_BENCH_FS_DIR` naming a directory on a file system that
+//! lies on a loop device set up as the ring's, the 64-thread and 64-task
+//! rows run again against the file WAL there, so that both sides pay the
+//! loop driver's hop per request (the file WAL on the disk itself does
+//! not).
+//!
 //! `NORI_WAL_BENCH_DEVICE=/dev/loopN` names a block device (`.ci/run` sets
 //! up a loop device with direct I/O over a file on the disk); without it,
 //! an image file in the target directory stands in. `--quick` is a smoke
@@ -74,6 +80,32 @@ fn main() {
             || file_wal_tasks(&scratch, 64, per_thread),
             || durable_tasks(&device, 64, per_thread),
         ));
+        // What a durable write costs on the device the ring writes to,
+        // against a file on the disk the file WAL writes to: the stack's
+        // own cost, no log on either side.
+        rows.push(compare(
+            rounds,
+            "(the stack, no log) 4 KiB `O_DIRECT` write + `fdatasync`: on the ring's device (baseline: on a file on the disk)",
+            || direct_sync_loop(&written_file(&scratch), syncs),
+            || direct_sync_loop(&device, syncs),
+        ));
+        // The same file WAL on a file system on a loop device like the
+        // ring's, so that both pay the loop driver's hop per request.
+        if let Some(stacked) = stacked_dir() {
+            let _cleanup = RemoveOnDrop(stacked.clone());
+            rows.push(compare(
+                rounds,
+                "64 threads as above (baseline: the file WAL on ext4 on a loop device like the ring's)",
+                || file_wal_threads(&stacked, 64, per_thread),
+                || durable_threads(&device, 64, per_thread),
+            ));
+            rows.push(compare(
+                rounds,
+                "64 tasks as above (baseline: the file WAL on ext4 on a loop device like the ring's)",
+                || file_wal_tasks(&stacked, 64, per_thread),
+                || durable_tasks(&device, 64, per_thread),
+            ));
+        }
     }
     if run("stream") {
         rows.push(compare(
@@ -121,6 +153,25 @@ fn target() -> (PathBuf, PathBuf) {
     let image = scratch.join("image");
     std::fs::File::create(&image).unwrap().set_len(512 << 20).unwrap();
     (image, scratch)
+}
+
+/// A scratch directory under `NORI_WAL_BENCH_FS_DIR` (a file system on a
+/// loop device set up as the ring's is; `.ci/run` makes one with ext4),
+/// if that names one.
+fn stacked_dir() -> Option<PathBuf> {
+    let root = std::env::var_os("NORI_WAL_BENCH_FS_DIR").filter(|d| !d.is_empty())?;
+    let dir = PathBuf::from(root).join(format!("raw-ring-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Some(dir)
+}
+
+/// Removes a directory tree when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Runs baseline and ours `rounds` times each, alternating; returns the
@@ -432,6 +483,15 @@ fn direct_sync_loop(device: &Path, n: u64) -> f64 {
         file.sync_data().unwrap();
     }
     n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A 4 MiB file in `scratch`, every block written (so that a write over it
+/// allocates nothing).
+fn written_file(scratch: &Path) -> PathBuf {
+    let path = scratch.join("written");
+    std::fs::write(&path, vec![0u8; 4 << 20]).unwrap();
+    std::fs::File::open(&path).and_then(|f| f.sync_all()).unwrap();
+    path
 }
 
 /// The file WAL with `threads` threads, each append durable, in a
