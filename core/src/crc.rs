@@ -90,7 +90,12 @@ pub(crate) fn crc32c_append_3(crcs: [u32; 3], data: [&[u8]; 3]) -> [u32; 3] {
 /// building them.
 #[cfg(feature = "std")]
 #[inline]
-pub(crate) fn crc32c_frames_3(key_crc: u32, lsns: [u64; 3], heads: [u32; 3], data: [&[u8]; 3]) -> [u32; 3] {
+pub(crate) fn crc32c_frames_3(
+    key_crc: u32,
+    lsns: &[u64; 3],
+    heads: &[u32; 3],
+    data: &[&[u8]; 3],
+) -> [u32; 3] {
     #[cfg(target_arch = "x86_64")]
     if let Some(three) = x86::frames_3(key_crc, lsns, heads, data) {
         return three;
@@ -256,9 +261,9 @@ mod x86 {
     #[inline]
     pub(super) fn frames_3(
         key_crc: u32,
-        lsns: [u64; 3],
-        heads: [u32; 3],
-        data: [&[u8]; 3],
+        lsns: &[u64; 3],
+        heads: &[u32; 3],
+        data: &[&[u8]; 3],
     ) -> Option<[u32; 3]> {
         if !std::is_x86_feature_detected!("sse4.2") {
             return None;
@@ -270,7 +275,7 @@ mod x86 {
 
     /// [`interleaved`] after each frame's bound LSN and header word.
     #[target_feature(enable = "sse4.2")]
-    fn interleaved_frames(key_crc: u32, lsns: [u64; 3], heads: [u32; 3], data: [&[u8]; 3]) -> [u32; 3] {
+    fn interleaved_frames(key_crc: u32, lsns: &[u64; 3], heads: &[u32; 3], data: &[&[u8]; 3]) -> [u32; 3] {
         let key = u64::from(!key_crc);
         let mut s0 = _mm_crc32_u64(key, lsns[0]);
         let mut s1 = _mm_crc32_u64(key, lsns[1]);
@@ -278,7 +283,7 @@ mod x86 {
         s0 = u64::from(_mm_crc32_u32(s0 as u32, heads[0]));
         s1 = u64::from(_mm_crc32_u32(s1 as u32, heads[1]));
         s2 = u64::from(_mm_crc32_u32(s2 as u32, heads[2]));
-        streams([s0, s1, s2], data)
+        streams([s0, s1, s2], *data)
     }
 
     /// Three CRC32Cs interleaved (see [`streams`]).
@@ -418,7 +423,7 @@ mod tests {
                 prefix[8..].copy_from_slice(&heads[k].to_le_bytes());
                 portable::crc32c_append(portable::crc32c_append(crcs[1], &prefix), bufs[k])
             });
-            assert_eq!(crc32c_frames_3(crcs[1], lsns, heads, bufs), expected, "as frames: {a} {b} {c}");
+            assert_eq!(crc32c_frames_3(crcs[1], &lsns, &heads, &bufs), expected, "as frames: {a} {b} {c}");
         }
     }
 

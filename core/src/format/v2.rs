@@ -833,8 +833,10 @@ pub fn check_run<'a>(
         // long): the few values a run takes are matched whole.
         let mut frames: [Option<RunFrame<'a>>; 3] = [None; 3];
         let mut heads = [0u32; 3];
+        let mut lsns = [0u64; 3];
+        let mut data: [&[u8]; 3] = [&[]; 3];
         let (mut p, mut l) = (at, lsn);
-        for (slot, head) in frames.iter_mut().zip(&mut heads) {
+        for (((slot, head), bound), held) in frames.iter_mut().zip(&mut heads).zip(&mut lsns).zip(&mut data) {
             let Some(h) = bytes.get(p..).and_then(<[u8]>::first_chunk::<FRAME_HEADER_LEN>) else { break };
             let [code, check, len_lo, len_hi, c0, c1, c2, c3] = *h;
             let len = FRAME_HEADER_LEN + usize::from(u16::from_le_bytes([len_lo, len_hi]));
@@ -863,6 +865,8 @@ pub fn check_run<'a>(
             };
             *slot = Some(RunFrame { at: p, header, lsn: l, count, payload });
             *head = u32::from_le_bytes([code, check, len_lo, len_hi]);
+            *bound = l;
+            *held = payload;
             p += len;
             l = l.saturating_add(u64::from(count));
         }
@@ -872,9 +876,7 @@ pub fn check_run<'a>(
         // Each CRC over the bound LSN and the header's first 4 bytes (the
         // CRC field follows them), then over the payload: three frames
         // interleaved.
-        let lsns = frames.map(|f| f.map_or(0, |f| f.lsn));
-        let data = frames.map(|f| f.map_or(&[][..], |f| f.payload));
-        let computed = crate::crc::crc32c_frames_3(key.crc, lsns, heads, data);
+        let computed = crate::crc::crc32c_frames_3(key.crc, &lsns, &heads, &data);
         for (frame, computed) in frames.iter().zip(computed) {
             let Some(frame) = frame else { return (at, lsn) };
             if computed != frame.header.stored_crc || !take(frame) {
