@@ -500,7 +500,7 @@ fn replay(bytes: u64, quick: bool) {
             drop(wal);
             elapsed
         };
-        let async_replay = |held: u64| {
+        let async_replay_with = |config: &WalConfig, held: u64| {
             runtime.block_on(async {
                 let t = Instant::now();
                 let (wal, _) = nori_wal::Wal::open(config.clone()).await.unwrap();
@@ -520,18 +520,33 @@ fn replay(bytes: u64, quick: bool) {
                 elapsed
             })
         };
+        let async_replay = |held: u64| async_replay_with(&config, held);
+        // Sealed segments trusted by their seals at open, checked as they
+        // are iterated: each frame checked once.
+        let trusting = config.clone().open_check(nori_wal::wal::OpenCheck::Newest(1));
         // One warm-up of each, then rounds in which `read()` of the files
         // runs before each workload: each ratio is taken against the
         // baseline measured just before it (this machine's speed drifts),
         // and the median of the rounds' ratios is reported.
         blocking_open(&mut held);
-        let _ = (read_files(&files), blocking_replay(held), async_open(), async_replay(held));
-        let mut rows: [(&str, Vec<f64>, Vec<f64>); 5] = [
+        let _ = (
+            read_files(&files),
+            blocking_replay(held),
+            async_open(),
+            async_replay(held),
+            async_replay_with(&trusting, held),
+        );
+        let mut rows: [(&str, Vec<f64>, Vec<f64>); 6] = [
             ("read() the files", Vec::new(), Vec::new()),
             ("**async: open, then iterate every record**", Vec::new(), Vec::new()),
             ("async: open (every segment checked)", Vec::new(), Vec::new()),
             ("blocking: open, then iterate every record", Vec::new(), Vec::new()),
             ("blocking: open (every segment checked)", Vec::new(), Vec::new()),
+            (
+                "async: open trusting sealed segments by their seals (`OpenCheck::Newest(1)`), then iterate every record",
+                Vec::new(),
+                Vec::new(),
+            ),
         ];
         for _ in 0..rounds {
             for k in 1..rows.len() {
@@ -540,7 +555,8 @@ fn replay(bytes: u64, quick: bool) {
                     1 => async_replay(held),
                     2 => async_open(),
                     3 => blocking_replay(held),
-                    _ => blocking_open(&mut held),
+                    4 => blocking_open(&mut held),
+                    _ => async_replay_with(&trusting, held),
                 };
                 rows[0].1.push(read);
                 rows[k].1.push(time);
