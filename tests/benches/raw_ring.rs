@@ -68,18 +68,24 @@ fn main() {
     }
     let per_thread = if quick { 20 } else { 100 };
     if run("threads") {
-        rows.push(compare(
-            rounds,
-            "64 threads, each append durable, blocking API (records/s; baseline: the file WAL's 64 threads)",
-            || file_wal_threads(&scratch, 64, per_thread),
-            || durable_threads(&device, 64, per_thread),
-        ));
-        rows.push(compare(
-            rounds,
-            "64 tasks, each append durable, async API (records/s; baseline: the file WAL's 64 tasks)",
-            || file_wal_tasks(&scratch, 64, per_thread),
-            || durable_tasks(&device, 64, per_thread),
-        ));
+        // 64 threads and 64 tasks against the file WAL in `dir`.
+        let against_file_wal = |rows: &mut Vec<_>, dir: &Path, place: &str| {
+            rows.push(compare(
+                rounds,
+                &format!("64 threads, each append durable, blocking API (records/s; baseline: the file WAL's 64 threads{place})"),
+                || file_wal_threads(dir, 64, per_thread),
+                || durable_threads(&device, 64, per_thread),
+            ));
+            rows.push(compare(
+                rounds,
+                &format!(
+                    "64 tasks, each append durable, async API (records/s; baseline: the file WAL's 64 tasks{place})"
+                ),
+                || file_wal_tasks(dir, 64, per_thread),
+                || durable_tasks(&device, 64, per_thread),
+            ));
+        };
+        against_file_wal(&mut rows, &scratch, "");
         // What a durable write costs on the device the ring writes to,
         // against a file on the disk the file WAL writes to: the stack's
         // own cost, no log on either side.
@@ -93,18 +99,7 @@ fn main() {
         // ring's, so that both pay the loop driver's hop per request.
         if let Some(stacked) = stacked_dir() {
             let _cleanup = RemoveOnDrop(stacked.clone());
-            rows.push(compare(
-                rounds,
-                "64 threads as above (baseline: the file WAL on ext4 on a loop device like the ring's)",
-                || file_wal_threads(&stacked, 64, per_thread),
-                || durable_threads(&device, 64, per_thread),
-            ));
-            rows.push(compare(
-                rounds,
-                "64 tasks as above (baseline: the file WAL on ext4 on a loop device like the ring's)",
-                || file_wal_tasks(&stacked, 64, per_thread),
-                || durable_tasks(&device, 64, per_thread),
-            ));
+            against_file_wal(&mut rows, &stacked, " on ext4 on a loop device like the ring's");
         }
     }
     if run("stream") {
