@@ -833,6 +833,10 @@ pub fn check_run<'a>(
         // long): the few values a run takes are matched whole.
         let mut frames: [Option<RunFrame<'a>>; 3] = [None; 3];
         let mut heads = [0u32; 3];
+        // The CRC's inputs, filled as the headers are read and passed by
+        // reference: rebuilt from `frames` and passed by value, they were
+        // stored and reloaded at different widths, a stall on every three
+        // frames (BENCHMARKS.md).
         let mut lsns = [0u64; 3];
         let mut data: [&[u8]; 3] = [&[]; 3];
         let (mut p, mut l) = (at, lsn);
